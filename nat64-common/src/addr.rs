@@ -1,0 +1,264 @@
+//! Address mapping: RFC 6052 IPv4-embedded IPv6 addresses and RFC 7757 explicit address
+//! mappings (EAM).
+//!
+//! Every function is branch-light and uses constant indices only, so that it compiles to code
+//! the BPF verifier accepts without bounds-check panics.
+
+use crate::maps::{EamToV4, EamToV6};
+
+/// The Well-Known Prefix 64:ff9b::/96 (RFC 6052 section 2.1).
+pub const WELL_KNOWN_PREFIX: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+pub const WELL_KNOWN_PREFIX_LEN: u8 = 96;
+
+/// Prefix lengths allowed by RFC 6052 section 2.2.
+pub const RFC6052_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
+
+/// Index of the "u" octet, bits 64 to 71, which RFC 6052 section 2.2 reserves and sets to zero.
+pub const U_OCTET: usize = 8;
+
+/// Builds the IPv4-embedded IPv6 address of `v4` under `prefix`/`len` (RFC 6052 section 2.2).
+///
+/// `prefix` must be normalised: bits past `len`, and the u-octet, are zero (the daemon
+/// validates this), so the suffix and the u-octet of the result are zero as the RFC requires.
+/// Returns `None` for a length outside the RFC 6052 set.
+#[inline(always)]
+pub fn embed(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<[u8; 16]> {
+    let mut a = *prefix;
+    // The IPv4 address occupies the bits after the prefix, skipping the u-octet (byte 8).
+    match len {
+        32 => {
+            a[4] = v4[0];
+            a[5] = v4[1];
+            a[6] = v4[2];
+            a[7] = v4[3];
+        }
+        40 => {
+            a[5] = v4[0];
+            a[6] = v4[1];
+            a[7] = v4[2];
+            a[9] = v4[3];
+        }
+        48 => {
+            a[6] = v4[0];
+            a[7] = v4[1];
+            a[9] = v4[2];
+            a[10] = v4[3];
+        }
+        56 => {
+            a[7] = v4[0];
+            a[9] = v4[1];
+            a[10] = v4[2];
+            a[11] = v4[3];
+        }
+        64 => {
+            a[9] = v4[0];
+            a[10] = v4[1];
+            a[11] = v4[2];
+            a[12] = v4[3];
+        }
+        96 => {
+            a[12] = v4[0];
+            a[13] = v4[1];
+            a[14] = v4[2];
+            a[15] = v4[3];
+        }
+        _ => return None,
+    }
+    Some(a)
+}
+
+/// Extracts the IPv4 address embedded in `addr` for a prefix of length `len` (RFC 6052 section
+/// 2.2). The u-octet and the suffix are ignored, as section 2.2 says receivers should.
+/// The caller checks that `addr` matches the prefix first ([`prefix_matches`]).
+#[inline(always)]
+pub fn extract(addr: &[u8; 16], len: u8) -> Option<[u8; 4]> {
+    let a = addr;
+    Some(match len {
+        32 => [a[4], a[5], a[6], a[7]],
+        40 => [a[5], a[6], a[7], a[9]],
+        48 => [a[6], a[7], a[9], a[10]],
+        56 => [a[7], a[9], a[10], a[11]],
+        64 => [a[9], a[10], a[11], a[12]],
+        96 => [a[12], a[13], a[14], a[15]],
+        _ => return None,
+    })
+}
+
+/// Whether the first `len` bits of `addr` equal those of `prefix`. `len` is a multiple of 8 (all
+/// RFC 6052 lengths are); a `len` of 0 matches nothing, because it means "pool6 disabled".
+#[inline(always)]
+pub fn prefix_matches(addr: &[u8; 16], prefix: &[u8; 16], len: u8) -> bool {
+    if len == 0 {
+        return false;
+    }
+    let bytes = (len / 8) as usize;
+    let mut i = 0;
+    while i < 16 {
+        if i < bytes && addr[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A network mask of `len` leading one bits.
+#[inline(always)]
+pub const fn mask32(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else if len >= 32 {
+        u32::MAX
+    } else {
+        u32::MAX << (32 - len)
+    }
+}
+
+/// RFC 7757 section 3.2: the IPv4 address of `v6` under an EAM entry whose IPv6 prefix matched.
+/// Both prefixes have the same suffix length (32 - `v4_len`), so the suffix is the low bits of the
+/// IPv6 address copied under the IPv4 prefix.
+#[inline(always)]
+pub fn eam_to_v4(v6: &[u8; 16], e: &EamToV4) -> [u8; 4] {
+    let m = mask32(e.v4_len);
+    let low = u32::from_be_bytes([v6[12], v6[13], v6[14], v6[15]]);
+    let p = u32::from_be_bytes(e.v4);
+    ((p & m) | (low & !m)).to_be_bytes()
+}
+
+/// RFC 7757 section 3.2, the other way: the IPv6 address of `v4` under an EAM entry whose IPv4
+/// prefix matched.
+#[inline(always)]
+pub fn eam_to_v6(v4: [u8; 4], e: &EamToV6) -> [u8; 16] {
+    let m = mask32(e.v4_len);
+    let mut a = e.v6;
+    let low = u32::from_be_bytes([a[12], a[13], a[14], a[15]]);
+    let new = ((low & m) | (u32::from_be_bytes(v4) & !m)).to_be_bytes();
+    a[12] = new[0];
+    a[13] = new[1];
+    a[14] = new[2];
+    a[15] = new[3];
+    a
+}
+
+/// Whether an IPv4 address may appear in a translated packet. "This network" (0/8), loopback
+/// (127/8), multicast (224/4), class E (240/4) and the limited broadcast address never name a
+/// remote unicast host; translating them would let an IPv6 host reach the translator's own
+/// loopback or flood a link.
+#[inline(always)]
+pub const fn is_translatable_v4(a: [u8; 4]) -> bool {
+    !(a[0] == 0 || a[0] == 127 || a[0] >= 224)
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn v6(s: &str) -> [u8; 16] {
+        s.parse::<Ipv6Addr>().unwrap().octets()
+    }
+
+    /// The table of RFC 6052 section 2.4, verbatim.
+    const RFC6052_TABLE: [(&str, u8, &str); 7] = [
+        ("2001:db8::", 32, "2001:db8:c000:221::"),
+        ("2001:db8:100::", 40, "2001:db8:1c0:2:21::"),
+        ("2001:db8:122::", 48, "2001:db8:122:c000:2:2100::"),
+        ("2001:db8:122:300::", 56, "2001:db8:122:3c0:0:221::"),
+        ("2001:db8:122:344::", 64, "2001:db8:122:344:c0:2:2100::"),
+        ("2001:db8:122:344::", 96, "2001:db8:122:344::192.0.2.33"),
+        ("64:ff9b::", 96, "64:ff9b::192.0.2.33"),
+    ];
+
+    #[test]
+    fn rfc6052_section_2_4_examples() {
+        let v4 = Ipv4Addr::new(192, 0, 2, 33).octets();
+        for (prefix, len, expected) in RFC6052_TABLE {
+            let got = embed(&v6(prefix), len, v4).unwrap();
+            assert_eq!(Ipv6Addr::from(got), expected.parse::<Ipv6Addr>().unwrap(), "/{len}");
+            assert!(prefix_matches(&got, &v6(prefix), len));
+            assert_eq!(extract(&got, len), Some(v4), "/{len}");
+        }
+    }
+
+    #[test]
+    fn rejects_lengths_outside_rfc6052() {
+        for len in [0u8, 8, 16, 24, 33, 72, 80, 88, 104, 128] {
+            assert_eq!(embed(&WELL_KNOWN_PREFIX, len, [1, 2, 3, 4]), None, "/{len}");
+            assert_eq!(extract(&WELL_KNOWN_PREFIX, len), None, "/{len}");
+        }
+    }
+
+    #[test]
+    fn extraction_ignores_u_octet_and_suffix() {
+        // RFC 6052 2.2: receivers should ignore the u-octet and the suffix.
+        let mut a = embed(&v6("2001:db8:100::"), 40, [192, 0, 2, 33]).unwrap();
+        a[U_OCTET] = 0xff;
+        a[15] = 0xee;
+        assert_eq!(extract(&a, 40), Some([192, 0, 2, 33]));
+    }
+
+    #[test]
+    fn prefix_match_is_exact_on_prefix_bytes() {
+        let p = WELL_KNOWN_PREFIX;
+        assert!(prefix_matches(&v6("64:ff9b::1.2.3.4"), &p, 96));
+        assert!(!prefix_matches(&v6("64:ff9b:1::1.2.3.4"), &p, 96));
+        assert!(!prefix_matches(&v6("64:ff9b::1:0:1.2.3.4"), &p, 96));
+        assert!(!prefix_matches(&v6("64:ff9b::1.2.3.4"), &p, 0), "length 0 disables pool6");
+    }
+
+    #[test]
+    fn eam_maps_suffix_bits_both_ways() {
+        // 2001:db8:6::/120 <-> 198.51.100.0/24: 8 suffix bits on each side.
+        let to4 = EamToV4 { v4: [198, 51, 100, 0], v4_len: 24, _pad: [0; 3] };
+        let to6 = EamToV6 { v6: v6("2001:db8:6::"), v4_len: 24, _pad: [0; 3] };
+        assert_eq!(eam_to_v4(&v6("2001:db8:6::2a"), &to4), [198, 51, 100, 0x2a]);
+        assert_eq!(eam_to_v6([198, 51, 100, 0x2a], &to6), v6("2001:db8:6::2a"));
+        // A single-address entry (/128 <-> /32) maps exactly.
+        let h4 = EamToV4 { v4: [192, 0, 2, 7], v4_len: 32, _pad: [0; 3] };
+        assert_eq!(eam_to_v4(&v6("2001:db8::dead:beef"), &h4), [192, 0, 2, 7]);
+        let h6 = EamToV6 { v6: v6("2001:db8::dead:beef"), v4_len: 32, _pad: [0; 3] };
+        assert_eq!(eam_to_v6([192, 0, 2, 7], &h6), v6("2001:db8::dead:beef"));
+    }
+
+    #[test]
+    fn martians_are_not_translatable() {
+        for a in [[0, 1, 2, 3], [127, 0, 0, 1], [224, 0, 0, 1], [239, 1, 1, 1], [240, 0, 0, 1], [255; 4]] {
+            assert!(!is_translatable_v4(a), "{a:?}");
+        }
+        for a in [[192, 0, 2, 1], [198, 51, 100, 2], [203, 0, 113, 9], [1, 1, 1, 1], [223, 255, 255, 254]] {
+            assert!(is_translatable_v4(a), "{a:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn embed_extract_round_trip(idx in 0usize..6, prefix in any::<[u8; 16]>(), v4 in any::<[u8; 4]>()) {
+            let len = RFC6052_LENGTHS[idx];
+            // Normalise the prefix the way the daemon does: zero past the length and the u-octet.
+            let mut p = prefix;
+            for (i, b) in p.iter_mut().enumerate() {
+                if i >= (len / 8) as usize || i == U_OCTET { *b = 0; }
+            }
+            let a = embed(&p, len, v4).unwrap();
+            prop_assert!(prefix_matches(&a, &p, len));
+            prop_assert_eq!(a[U_OCTET], 0);
+            prop_assert_eq!(extract(&a, len), Some(v4));
+        }
+
+        #[test]
+        fn eam_round_trip(v4_len in 0u8..=32, p6 in any::<[u8; 16]>(), p4 in any::<[u8; 4]>(), host in any::<[u8; 4]>()) {
+            let to6 = EamToV6 { v6: p6, v4_len, _pad: [0; 3] };
+            let to4 = EamToV4 { v4: p4, v4_len, _pad: [0; 3] };
+            let a6 = eam_to_v6(host, &to6);
+            let back = eam_to_v4(&a6, &to4);
+            let m = mask32(v4_len);
+            // The suffix survives the round trip; the prefix part comes from the entry.
+            prop_assert_eq!(u32::from_be_bytes(back) & !m, u32::from_be_bytes(host) & !m);
+            prop_assert_eq!(u32::from_be_bytes(back) & m, u32::from_be_bytes(p4) & m);
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The dataplane's counters: one per-CPU `u64` slot per (direction, protocol) translated, per
+//! direction of bytes, and per (direction, drop reason). The daemon sums them over CPUs and
+//! exports them; the names here are the metric label values, so they are snake_case and stable.
+
+/// Direction of translation.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// IPv6 packet in, IPv4 packet out (NAT64 / SIIT 6-to-4).
+    V6ToV4 = 0,
+    /// IPv4 packet in, IPv6 packet out.
+    V4ToV6 = 1,
+}
+
+impl Dir {
+    pub const ALL: [Dir; 2] = [Dir::V6ToV4, Dir::V4ToV6];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Dir::V6ToV4 => "6to4",
+            Dir::V4ToV6 => "4to6",
+        }
+    }
+}
+
+/// Transport protocol of a translated packet, as counted.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L4Proto {
+    Tcp = 0,
+    Udp = 1,
+    Icmp = 2,
+    Other = 3,
+}
+
+impl L4Proto {
+    pub const COUNT: u32 = 4;
+    pub const ALL: [L4Proto; 4] = [L4Proto::Tcp, L4Proto::Udp, L4Proto::Icmp, L4Proto::Other];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            L4Proto::Tcp => "tcp",
+            L4Proto::Udp => "udp",
+            L4Proto::Icmp => "icmp",
+            L4Proto::Other => "other",
+        }
+    }
+}
+
+/// Why the dataplane dropped a packet that was addressed to the translator's prefixes.
+/// Packets that are not ours are passed to the kernel untouched and never counted as drops.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Hop limit or TTL would reach zero here (RFC 7915 4.1, 5.1). The ICMP Time Exceeded
+    /// reply is not generated yet (issue #3).
+    HopLimitExceeded = 0,
+    /// The frame is shorter than the headers it announces.
+    Truncated = 1,
+    /// An IP header field is inconsistent (IHL below 5, total length below the header).
+    BadHeader = 2,
+    /// The destination is ours but the source has no mapping (neither EAM nor pool6).
+    SourceUntranslatable = 3,
+    /// Destination or source maps to an IPv4 address that must never be translated
+    /// (0/8, 127/8, multicast, class E, limited broadcast).
+    MartianAddress = 4,
+    /// IPv6 extension headers are not translated yet (issue #3).
+    ExtensionHeader = 5,
+    /// IPv4 fragments are not translated yet (issue #3).
+    Fragment = 6,
+    /// IPv4 UDP without checksum: RFC 7915 4.5 allows dropping it; computing it is issue #3.
+    UdpZeroChecksum = 7,
+    /// ICMP type with no translation in this slice (errors are issue #3) or one the RFC says
+    /// to drop (RFC 7915 4.2, 5.2).
+    IcmpUntranslatable = 8,
+    /// IPv4 packet with an unexpired source route option (RFC 7915 4.1).
+    SourceRoute = 9,
+    /// `bpf_xdp_adjust_head` refused to move the packet start (not enough headroom).
+    HeadroomExhausted = 10,
+}
+
+impl DropReason {
+    pub const COUNT: u32 = 11;
+    pub const ALL: [DropReason; 11] = [
+        DropReason::HopLimitExceeded,
+        DropReason::Truncated,
+        DropReason::BadHeader,
+        DropReason::SourceUntranslatable,
+        DropReason::MartianAddress,
+        DropReason::ExtensionHeader,
+        DropReason::Fragment,
+        DropReason::UdpZeroChecksum,
+        DropReason::IcmpUntranslatable,
+        DropReason::SourceRoute,
+        DropReason::HeadroomExhausted,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::HopLimitExceeded => "hop_limit_exceeded",
+            DropReason::Truncated => "truncated",
+            DropReason::BadHeader => "bad_header",
+            DropReason::SourceUntranslatable => "source_untranslatable",
+            DropReason::MartianAddress => "martian_address",
+            DropReason::ExtensionHeader => "extension_header",
+            DropReason::Fragment => "fragment",
+            DropReason::UdpZeroChecksum => "udp_zero_checksum",
+            DropReason::IcmpUntranslatable => "icmp_untranslatable",
+            DropReason::SourceRoute => "source_route",
+            DropReason::HeadroomExhausted => "headroom_exhausted",
+        }
+    }
+}
+
+/// A slot of the `STATS` per-CPU array.
+///
+/// Layout: translated packets `[dir][proto]`, then translated bytes `[dir]`, then drops
+/// `[dir][reason]`. [`Counter::index`] is the only place that knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Packets(Dir, L4Proto),
+    Bytes(Dir),
+    Dropped(Dir, DropReason),
+}
+
+const PACKETS_BASE: u32 = 0;
+const BYTES_BASE: u32 = PACKETS_BASE + 2 * L4Proto::COUNT;
+const DROPPED_BASE: u32 = BYTES_BASE + 2;
+
+/// Number of slots in the `STATS` map.
+pub const STATS_LEN: u32 = DROPPED_BASE + 2 * DropReason::COUNT;
+
+impl Counter {
+    #[inline(always)]
+    pub const fn index(self) -> u32 {
+        match self {
+            Counter::Packets(d, p) => PACKETS_BASE + d as u32 * L4Proto::COUNT + p as u32,
+            Counter::Bytes(d) => BYTES_BASE + d as u32,
+            Counter::Dropped(d, r) => DROPPED_BASE + d as u32 * DropReason::COUNT + r as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::{collections::BTreeSet, vec::Vec};
+
+    use super::*;
+
+    fn all() -> Vec<Counter> {
+        let mut v = Vec::new();
+        for d in Dir::ALL {
+            for p in L4Proto::ALL {
+                v.push(Counter::Packets(d, p));
+            }
+            v.push(Counter::Bytes(d));
+            for r in DropReason::ALL {
+                v.push(Counter::Dropped(d, r));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn indices_are_dense_and_unique() {
+        let idx: BTreeSet<u32> = all().iter().map(|c| c.index()).collect();
+        assert_eq!(idx.len() as u32, STATS_LEN);
+        assert_eq!(*idx.iter().next_back().unwrap(), STATS_LEN - 1);
+    }
+
+    #[test]
+    fn reason_table_matches_discriminants() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.name());
+        }
+        let names: BTreeSet<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+    }
+}

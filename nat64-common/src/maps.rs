@@ -1,0 +1,77 @@
+//! Layout of the values stored in the dataplane's maps (see `nat64-ebpf/src/maps.rs` for the
+//! maps themselves). Versioned by [`LAYOUT_VERSION`] so that a future daemon can refuse pinned
+//! maps it would misread.
+
+/// Bumped whenever a type in this module changes size or meaning.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
+/// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
+/// keeping the trie small enough to preallocate.
+pub const EAM_MAX_ENTRIES: u32 = 4096;
+
+/// The translator's run-time configuration, in slot 0 of the `CONFIG` array map.
+///
+/// It lives in a map rather than a load-time global so that a reload can change it without
+/// reloading the programs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// RFC 6052 translation prefix (pool6); only the first `pool6_len / 8` bytes are used.
+    pub pool6: [u8; 16],
+    /// Prefix length in bits: one of 32, 40, 48, 56, 64, 96; 0 disables pool6.
+    pub pool6_len: u8,
+    /// Bit flags, see `CONFIG_F_*`.
+    pub flags: u8,
+    pub _pad: [u8; 6],
+}
+const _: () = assert!(core::mem::size_of::<Config>() == 24);
+
+/// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
+/// When clear, the translator writes zero instead ("reset traffic class" of Jool).
+pub const CONFIG_F_COPY_TOS: u8 = 1 << 0;
+
+impl Config {
+    pub const fn disabled() -> Self {
+        Self {
+            pool6: [0; 16],
+            pool6_len: 0,
+            flags: CONFIG_F_COPY_TOS,
+            _pad: [0; 6],
+        }
+    }
+}
+
+/// Value of the IPv6-keyed EAM trie: the IPv4 side of an RFC 7757 entry.
+/// The trie key is the IPv6 prefix; both prefixes have the same suffix length (32 - `v4_len`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EamToV4 {
+    /// IPv4 prefix, network byte order.
+    pub v4: [u8; 4],
+    /// IPv4 prefix length in bits.
+    pub v4_len: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<EamToV4>() == 8);
+
+/// Value of the IPv4-keyed EAM trie: the IPv6 side of an RFC 7757 entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EamToV6 {
+    /// IPv6 prefix, network byte order.
+    pub v6: [u8; 16],
+    /// IPv4 prefix length of the entry (the suffix length is 32 - `v4_len` on both sides).
+    pub v4_len: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<EamToV6>() == 20);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain `#[repr(C)]` structs of integers and byte arrays with explicit padding:
+    // every bit pattern is valid and there are no implicit padding bytes.
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::EamToV4 {}
+    unsafe impl aya::Pod for super::EamToV6 {}
+}

@@ -1,0 +1,443 @@
+//! The daemon's configuration: a TOML file (every key documented in
+//! `docs/configuration.md`), overridable from the command line, validated before anything on
+//! the system is touched. Errors name the field and the reason.
+
+use std::{collections::BTreeSet, fmt, net::Ipv6Addr, path::Path, str::FromStr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use nat64_common::{
+    addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
+    maps::{CONFIG_F_COPY_TOS, EAM_MAX_ENTRIES},
+};
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong type. The
+    /// message from the TOML parser names the line, the column and the key.
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    /// A value parsed but is not acceptable.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// How the XDP program is attached (`XdpMode` in aya).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// In the driver (fastest; veth and most physical NICs support it).
+    #[default]
+    Native,
+    /// On the generic skb path (any interface; slower).
+    Generic,
+}
+
+impl FromStr for XdpMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(Self::Native),
+            "generic" => Ok(Self::Generic),
+            other => Err(format!("unknown XDP mode {other:?} (expected native or generic)")),
+        }
+    }
+}
+
+impl fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+        })
+    }
+}
+
+/// An interface the dataplane attaches to.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub name: String,
+    #[serde(default)]
+    pub xdp_mode: XdpMode,
+}
+
+impl FromStr for Interface {
+    type Err = String;
+    /// `NAME` or `NAME:MODE`, as given on the command line.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, mode) = match s.split_once(':') {
+            Some((n, m)) => (n, m.parse()?),
+            None => (s, XdpMode::default()),
+        };
+        Ok(Self {
+            name: name.to_string(),
+            xdp_mode: mode,
+        })
+    }
+}
+
+/// An explicit address mapping (RFC 7757): an IPv6 prefix and an IPv4 prefix with the same
+/// number of suffix bits, mapped bit for bit.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Eam {
+    pub ipv6: Ipv6Net,
+    pub ipv4: Ipv4Net,
+}
+
+/// pool6: the RFC 6052 prefix, or "off" for an EAM-only translator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Pool6(pub Option<Ipv6Net>);
+
+impl Default for Pool6 {
+    fn default() -> Self {
+        Self(Some(
+            Ipv6Net::new(Ipv6Addr::from(WELL_KNOWN_PREFIX), 96).expect("well-known prefix"),
+        ))
+    }
+}
+
+impl TryFrom<String> for Pool6 {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl FromStr for Pool6 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(Self(None));
+        }
+        s.parse::<Ipv6Net>()
+            .map(|n| Self(Some(n)))
+            .map_err(|e| format!("{s:?} is not an IPv6 prefix or \"off\": {e}"))
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The whole configuration file. Unknown keys are errors.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// RFC 6052 prefix; default the Well-Known Prefix 64:ff9b::/96.
+    #[serde(default)]
+    pub pool6: Pool6,
+    /// RFC 7915 sections 4.1 and 5.1: copy TOS to traffic class and back (true), or write zero.
+    #[serde(default = "yes")]
+    pub copy_tos: bool,
+    /// Interfaces the dataplane attaches to.
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    /// Explicit address mappings.
+    #[serde(default)]
+    pub eam: Vec<Eam>,
+    /// Log format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Seconds between counter summaries in the log; 0 logs them only at shutdown.
+    #[serde(default)]
+    pub stats_interval_secs: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty config is valid")
+    }
+}
+
+impl Config {
+    /// Reads and parses a file, then validates it (without looking at the system).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses TOML text and validates it. `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks everything that can be checked without the system.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(p) = self.pool6.0 {
+            validate_pool6(&p)?;
+        }
+        let mut names = BTreeSet::new();
+        for (i, ifc) in self.interfaces.iter().enumerate() {
+            let field = format!("interfaces[{i}].name");
+            if ifc.name.is_empty() || ifc.name.len() > 15 || ifc.name.contains(['/', ' ', ':']) {
+                return Err(invalid(
+                    field,
+                    format!("{:?} is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)", ifc.name),
+                ));
+            }
+            if !names.insert(ifc.name.as_str()) {
+                return Err(invalid(field, format!("interface {:?} is listed twice", ifc.name)));
+            }
+        }
+        if self.eam.len() > EAM_MAX_ENTRIES as usize {
+            return Err(invalid(
+                "eam",
+                format!("{} entries; the dataplane holds at most {EAM_MAX_ENTRIES}", self.eam.len()),
+            ));
+        }
+        for (i, e) in self.eam.iter().enumerate() {
+            validate_eam(i, e)?;
+            if let Some(p) = self.pool6.0
+                && overlaps(IpNet::V6(e.ipv6), IpNet::V6(p))
+            {
+                return Err(invalid(
+                    format!("eam[{i}].ipv6"),
+                    format!("{} overlaps pool6 {p}: an address would have two translations", e.ipv6),
+                ));
+            }
+            for (j, other) in self.eam.iter().enumerate().take(i) {
+                if overlaps(IpNet::V6(e.ipv6), IpNet::V6(other.ipv6)) {
+                    return Err(invalid(
+                        format!("eam[{i}].ipv6"),
+                        format!("{} overlaps eam[{j}].ipv6 {}", e.ipv6, other.ipv6),
+                    ));
+                }
+                if overlaps(IpNet::V4(e.ipv4), IpNet::V4(other.ipv4)) {
+                    return Err(invalid(
+                        format!("eam[{i}].ipv4"),
+                        format!("{} overlaps eam[{j}].ipv4 {}", e.ipv4, other.ipv4),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every configured interface exists on this host.
+    pub fn check_interfaces_exist(&self) -> Result<(), ConfigError> {
+        for (i, ifc) in self.interfaces.iter().enumerate() {
+            if crate::sys::if_index(&ifc.name).is_none() {
+                return Err(invalid(
+                    format!("interfaces[{i}].name"),
+                    format!("no interface named {:?} on this host", ifc.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of the dataplane's `CONFIG` map.
+    pub fn dataplane(&self) -> nat64_common::maps::Config {
+        let mut c = nat64_common::maps::Config::disabled();
+        if let Some(p) = self.pool6.0 {
+            c.pool6 = p.network().octets();
+            c.pool6_len = p.prefix_len();
+        }
+        c.flags = if self.copy_tos { CONFIG_F_COPY_TOS } else { 0 };
+        c
+    }
+}
+
+fn validate_pool6(p: &Ipv6Net) -> Result<(), ConfigError> {
+    if !RFC6052_LENGTHS.contains(&p.prefix_len()) {
+        return Err(invalid(
+            "pool6",
+            format!(
+                "prefix length /{} is not one of /32, /40, /48, /56, /64, /96 (RFC 6052 section 2.2)",
+                p.prefix_len()
+            ),
+        ));
+    }
+    if p.addr() != p.network() {
+        return Err(invalid(
+            "pool6",
+            format!("{p} has bits set past the prefix length; did you mean {}?", p.trunc()),
+        ));
+    }
+    if p.addr().octets()[U_OCTET] != 0 {
+        return Err(invalid(
+            "pool6",
+            format!("{p}: bits 64 to 71 (the u-octet) must be zero (RFC 6052 section 2.2)"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_eam(i: usize, e: &Eam) -> Result<(), ConfigError> {
+    if e.ipv6.addr() != e.ipv6.network() {
+        return Err(invalid(
+            format!("eam[{i}].ipv6"),
+            format!("{} has bits set past the prefix length; did you mean {}?", e.ipv6, e.ipv6.trunc()),
+        ));
+    }
+    if e.ipv4.addr() != e.ipv4.network() {
+        return Err(invalid(
+            format!("eam[{i}].ipv4"),
+            format!("{} has bits set past the prefix length; did you mean {}?", e.ipv4, e.ipv4.trunc()),
+        ));
+    }
+    let s6 = 128 - e.ipv6.prefix_len();
+    let s4 = 32 - e.ipv4.prefix_len();
+    if s6 != s4 {
+        return Err(invalid(
+            format!("eam[{i}]"),
+            format!(
+                "{} has {s6} suffix bits but {} has {s4}; both sides of an explicit address mapping must have the same number (RFC 7757 section 3.2)",
+                e.ipv6, e.ipv4
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn overlaps(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn empty_config_means_well_known_prefix() {
+        let c = Config::parse("", "x").unwrap();
+        assert_eq!(c.pool6.0.unwrap().to_string(), "64:ff9b::/96");
+        assert!(c.copy_tos);
+        let d = c.dataplane();
+        assert_eq!(d.pool6, WELL_KNOWN_PREFIX);
+        assert_eq!(d.pool6_len, 96);
+        assert_eq!(d.flags, CONFIG_F_COPY_TOS);
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = Config::parse(
+            r#"
+            pool6 = "2001:db8:100::/40"
+            copy_tos = false
+            log_format = "json"
+            stats_interval_secs = 10
+            [[interfaces]]
+            name = "eth0"
+            [[interfaces]]
+            name = "eth1"
+            xdp_mode = "generic"
+            [[eam]]
+            ipv6 = "2001:db8:6::100/120"
+            ipv4 = "198.51.100.0/24"
+            "#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.interfaces[0].xdp_mode, XdpMode::Native);
+        assert_eq!(c.interfaces[1].xdp_mode, XdpMode::Generic);
+        assert_eq!(c.dataplane().pool6_len, 40);
+        assert_eq!(c.dataplane().flags, 0);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn pool6_off() {
+        let c = Config::parse("pool6 = \"off\"", "x").unwrap();
+        assert_eq!(c.dataplane().pool6_len, 0);
+    }
+
+    #[test]
+    fn rejects_bad_prefix_length_with_field_and_reason() {
+        let e = err("pool6 = \"64:ff9b::/80\"");
+        assert!(e.starts_with("pool6: prefix length /80"), "{e}");
+        assert!(e.contains("RFC 6052"), "{e}");
+    }
+
+    #[test]
+    fn rejects_host_bits_and_u_octet() {
+        assert!(err("pool6 = \"64:ff9b::1/96\"").contains("did you mean 64:ff9b::/96"));
+        let e = err("pool6 = \"2001:db8:0:0:ff00::/96\"");
+        assert!(e.contains("u-octet"), "{e}");
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_types() {
+        let e = err("pool7 = \"64:ff9b::/96\"");
+        assert!(e.contains("unknown field `pool7`"), "{e}");
+        let e = err("[[interfaces]]\nname = \"eth0\"\nxdp_mode = \"turbo\"");
+        assert!(e.contains("xdp_mode") || e.contains("turbo"), "{e}");
+        let e = err("pool6 = \"not-a-prefix\"");
+        assert!(e.contains("not an IPv6 prefix"), "{e}");
+    }
+
+    #[test]
+    fn rejects_mismatched_and_overlapping_eams() {
+        let e = err("[[eam]]\nipv6 = \"2001:db8::/120\"\nipv4 = \"192.0.2.0/23\"");
+        assert!(e.starts_with("eam[0]: "), "{e}");
+        assert!(e.contains("suffix bits"), "{e}");
+        let e = err(
+            "[[eam]]\nipv6 = \"2001:db8::/120\"\nipv4 = \"192.0.2.0/24\"\n\
+             [[eam]]\nipv6 = \"2001:db8::80/121\"\nipv4 = \"198.51.100.0/25\"",
+        );
+        assert!(e.starts_with("eam[1].ipv6: "), "{e}");
+        let e = err(
+            "[[eam]]\nipv6 = \"2001:db8::/120\"\nipv4 = \"192.0.2.0/24\"\n\
+             [[eam]]\nipv6 = \"2001:db8:1::/120\"\nipv4 = \"192.0.2.0/24\"",
+        );
+        assert!(e.starts_with("eam[1].ipv4: "), "{e}");
+        let e = err("[[eam]]\nipv6 = \"64:ff9b::c000:200/120\"\nipv4 = \"192.0.2.0/24\"");
+        assert!(e.contains("overlaps pool6"), "{e}");
+    }
+
+    #[test]
+    fn rejects_duplicate_and_bad_interface_names() {
+        let e = err("[[interfaces]]\nname = \"eth0\"\n[[interfaces]]\nname = \"eth0\"");
+        assert!(e.starts_with("interfaces[1].name"), "{e}");
+        let e = err("[[interfaces]]\nname = \"a-very-long-interface-name\"");
+        assert!(e.starts_with("interfaces[0].name"), "{e}");
+    }
+
+    #[test]
+    fn interface_flag_syntax() {
+        assert_eq!(
+            "xc:generic".parse::<Interface>().unwrap(),
+            Interface { name: "xc".into(), xdp_mode: XdpMode::Generic }
+        );
+        assert_eq!("xc".parse::<Interface>().unwrap().xdp_mode, XdpMode::Native);
+        assert!("xc:fast".parse::<Interface>().is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The eBPF dataplane as the daemon sees it: the embedded object, loading (with the verifier's
+//! log kept in errors), writing configuration into maps, attaching, and reading counters.
+
+use aya::{
+    Ebpf, EbpfError,
+    maps::{Array, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
+    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use nat64_common::{
+    counters::STATS_LEN,
+    maps::{EamToV4, EamToV6},
+};
+
+use crate::{
+    config::{self, Config},
+    stats::Stats,
+};
+
+/// The dataplane object built by build.rs from `nat64-ebpf` (never stale: a failed eBPF build
+/// fails the daemon's build).
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nat64"));
+
+/// Name of the XDP entry point in `nat64-ebpf/src/main.rs`.
+pub const XDP_PROGRAM: &str = "nat64_xdp";
+
+/// What can go wrong between the object and a running dataplane.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// The object could not be parsed or its maps created.
+    #[error("loading the eBPF object failed: {0}")]
+    Object(#[from] EbpfError),
+    /// The object lacks a program or map this daemon expects: daemon and object disagree.
+    #[error("the eBPF object has no {0}; the daemon and its dataplane are out of step")]
+    Missing(&'static str),
+    /// The kernel refused the program; the message carries the verifier log.
+    #[error("the kernel refused program {XDP_PROGRAM}: {0}")]
+    Program(#[source] ProgramError),
+    /// Attaching failed (interface gone, mode unsupported by the driver, another program).
+    #[error("attaching to {iface} in {mode} XDP mode failed: {source}")]
+    Attach {
+        iface: String,
+        mode: config::XdpMode,
+        #[source]
+        source: ProgramError,
+    },
+    /// A map operation failed.
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: MapError,
+    },
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map { map, source }
+}
+
+/// A loaded dataplane and the interfaces it is attached to. Dropping it detaches everything.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    links: Vec<(String, XdpLinkId)>,
+}
+
+impl Dataplane {
+    /// Loads the object, has the kernel verify the program and writes `cfg` into the maps.
+    /// Attaches nothing.
+    pub fn load(cfg: &Config) -> Result<Self, DataplaneError> {
+        let mut ebpf = Ebpf::load(EBPF_OBJECT)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut(XDP_PROGRAM)
+            .ok_or(DataplaneError::Missing("XDP program"))?
+            .try_into()
+            .map_err(DataplaneError::Program)?;
+        prog.load().map_err(DataplaneError::Program)?;
+        let mut dp = Self {
+            ebpf,
+            links: Vec::new(),
+        };
+        dp.apply(cfg)?;
+        Ok(dp)
+    }
+
+    /// Writes a validated configuration into the maps: EAM entries first, then the config slot.
+    pub fn apply(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
+        self.apply_eams(cfg)?;
+        let mut array: Array<_, nat64_common::maps::Config> = Array::try_from(
+            self.ebpf.map_mut("CONFIG").ok_or(DataplaneError::Missing("map CONFIG"))?,
+        )
+        .map_err(map_err("CONFIG"))?;
+        array.set(0, cfg.dataplane(), 0).map_err(map_err("CONFIG"))
+    }
+
+    fn apply_eams(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
+        {
+            let mut t6: LpmTrie<_, [u8; 16], EamToV4> =
+                LpmTrie::try_from(self.ebpf.map_mut("EAM6").ok_or(DataplaneError::Missing("map EAM6"))?)
+                    .map_err(map_err("EAM6"))?;
+            let stale: Vec<Key<[u8; 16]>> = t6.keys().filter_map(Result::ok).collect();
+            let wanted: Vec<Key<[u8; 16]>> = cfg
+                .eam
+                .iter()
+                .map(|e| Key::new(e.ipv6.prefix_len() as u32, e.ipv6.network().octets()))
+                .collect();
+            for (e, k) in cfg.eam.iter().zip(&wanted) {
+                let v = EamToV4 {
+                    v4: e.ipv4.network().octets(),
+                    v4_len: e.ipv4.prefix_len(),
+                    _pad: [0; 3],
+                };
+                t6.insert(k, v, 0).map_err(map_err("EAM6"))?;
+            }
+            for k in stale.iter().filter(|k| !wanted.iter().any(|w| same6(w, k))) {
+                t6.remove(k).map_err(map_err("EAM6"))?;
+            }
+        }
+        let mut t4: LpmTrie<_, [u8; 4], EamToV6> =
+            LpmTrie::try_from(self.ebpf.map_mut("EAM4").ok_or(DataplaneError::Missing("map EAM4"))?)
+                .map_err(map_err("EAM4"))?;
+        let stale: Vec<Key<[u8; 4]>> = t4.keys().filter_map(Result::ok).collect();
+        let wanted: Vec<Key<[u8; 4]>> = cfg
+            .eam
+            .iter()
+            .map(|e| Key::new(e.ipv4.prefix_len() as u32, e.ipv4.network().octets()))
+            .collect();
+        for (e, k) in cfg.eam.iter().zip(&wanted) {
+            let v = EamToV6 {
+                v6: e.ipv6.network().octets(),
+                v4_len: e.ipv4.prefix_len(),
+                _pad: [0; 3],
+            };
+            t4.insert(k, v, 0).map_err(map_err("EAM4"))?;
+        }
+        for k in stale.iter().filter(|k| !wanted.iter().any(|w| same4(w, k))) {
+            t4.remove(k).map_err(map_err("EAM4"))?;
+        }
+        Ok(())
+    }
+
+    /// Attaches the program to `iface`.
+    pub fn attach(&mut self, iface: &str, mode: config::XdpMode) -> Result<(), DataplaneError> {
+        let aya_mode = match mode {
+            config::XdpMode::Native => XdpMode::Driver,
+            config::XdpMode::Generic => XdpMode::Skb,
+        };
+        let id = self
+            .xdp_mut()?
+            .attach(iface, aya_mode)
+            .map_err(|source| DataplaneError::Attach {
+                iface: iface.to_string(),
+                mode,
+                source,
+            })?;
+        self.links.push((iface.to_string(), id));
+        Ok(())
+    }
+
+    /// Detaches from every interface, newest first.
+    pub fn detach_all(&mut self) -> Vec<(String, Result<(), ProgramError>)> {
+        let links = std::mem::take(&mut self.links);
+        let mut out = Vec::new();
+        for (iface, id) in links.into_iter().rev() {
+            let r = match self.xdp_mut() {
+                Ok(p) => p.detach(id),
+                Err(_) => Err(ProgramError::NotAttached),
+            };
+            out.push((iface, r));
+        }
+        out
+    }
+
+    /// The interfaces currently attached.
+    pub fn attached(&self) -> impl Iterator<Item = &str> {
+        self.links.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The loaded XDP program, for `BPF_PROG_TEST_RUN` in tests and benchmarks.
+    pub fn xdp(&self) -> Result<&Xdp, DataplaneError> {
+        self.ebpf
+            .program(XDP_PROGRAM)
+            .ok_or(DataplaneError::Missing("XDP program"))?
+            .try_into()
+            .map_err(DataplaneError::Program)
+    }
+
+    fn xdp_mut(&mut self) -> Result<&mut Xdp, DataplaneError> {
+        self.ebpf
+            .program_mut(XDP_PROGRAM)
+            .ok_or(DataplaneError::Missing("XDP program"))?
+            .try_into()
+            .map_err(DataplaneError::Program)
+    }
+
+    /// Sums every counter over all CPUs.
+    pub fn stats(&self) -> Result<Stats, DataplaneError> {
+        let arr: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map("STATS").ok_or(DataplaneError::Missing("map STATS"))?)
+                .map_err(map_err("STATS"))?;
+        let mut values = Vec::with_capacity(STATS_LEN as usize);
+        for i in 0..STATS_LEN {
+            let per_cpu = arr.get(&i, 0).map_err(map_err("STATS"))?;
+            values.push(per_cpu.iter().sum());
+        }
+        Ok(Stats::from_values(values))
+    }
+}
+
+fn same6(a: &Key<[u8; 16]>, b: &Key<[u8; 16]>) -> bool {
+    a.prefix_len() == b.prefix_len() && a.data() == b.data()
+}
+
+fn same4(a: &Key<[u8; 4]>, b: &Key<[u8; 4]>) -> bool {
+    a.prefix_len() == b.prefix_len() && a.data() == b.data()
+}

@@ -1,0 +1,11 @@
+//! The control daemon's library: configuration, the dataplane handle and counters. The
+//! `nat64d` binary wires them together; tests and the lab use them directly.
+
+pub mod config;
+pub mod dataplane;
+pub mod stats;
+pub mod sys;
+
+pub use config::Config;
+pub use dataplane::{Dataplane, DataplaneError};
+pub use stats::Stats;

@@ -1,0 +1,188 @@
+//! `nat64d`: loads and attaches the translator's dataplane and runs until told to stop.
+
+use std::{io::IsTerminal as _, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use nat64_daemon::{
+    Config, Dataplane,
+    config::{Interface, LogFormat, Pool6},
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(name = "nat64d", version, about = "NAT64/NAT46 translator daemon (eBPF dataplane)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the dataplane, attach it and translate until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// Validate a configuration file and exit; changes nothing on the system.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+        /// Do not check that the configured interfaces exist on this host (for checking a
+        /// file meant for another machine).
+        #[arg(long)]
+        skip_interface_check: bool,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML configuration file; without it the built-in defaults apply.
+    #[arg(short, long, env = "NAT64D_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override pool6: an RFC 6052 prefix, or "off".
+    #[arg(long, value_name = "PREFIX")]
+    pool6: Option<Pool6>,
+    /// Override the interfaces (repeat for several): NAME or NAME:native or NAME:generic.
+    #[arg(long = "interface", short = 'i', value_name = "NAME[:MODE]")]
+    interfaces: Vec<Interface>,
+    /// Override the log format.
+    #[arg(long, value_enum, env = "NAT64D_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Override the interval, in seconds, of counter summaries in the log (0: only at exit).
+    #[arg(long)]
+    stats_interval_secs: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig {
+            file,
+            skip_interface_check,
+        } => check_config(&file, skip_interface_check),
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nat64d: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path, skip_interface_check: bool) -> anyhow::Result<()> {
+    let cfg = Config::load(file)?;
+    if !skip_interface_check {
+        cfg.check_interfaces_exist()?;
+    }
+    println!("{}: OK", file.display());
+    Ok(())
+}
+
+fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(p) = args.pool6 {
+        cfg.pool6 = p;
+    }
+    if !args.interfaces.is_empty() {
+        cfg.interfaces = args.interfaces.clone();
+    }
+    if let Some(f) = args.log_format {
+        cfg.log_format = f;
+    }
+    if let Some(s) = args.stats_interval_secs {
+        cfg.stats_interval_secs = s;
+    }
+    // Overrides go through the same validation as the file.
+    cfg.validate().context("configuration after command-line overrides")?;
+    if cfg.interfaces.is_empty() {
+        anyhow::bail!("interfaces: no interface configured; give one with --interface or in the file");
+    }
+    cfg.check_interfaces_exist()?;
+    Ok(cfg)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NAT64D_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = effective_config(&args)?;
+    init_logging(cfg.log_format);
+
+    let mut dp = Dataplane::load(&cfg).context("loading the dataplane")?;
+    for ifc in &cfg.interfaces {
+        if let Err(e) = dp.attach(&ifc.name, ifc.xdp_mode) {
+            // Leave nothing half attached.
+            dp.detach_all();
+            return Err(e.into());
+        }
+        info!(interface = %ifc.name, mode = %ifc.xdp_mode, "attached");
+    }
+    info!(
+        pool6 = %cfg.pool6.0.map_or("off".to_string(), |p| p.to_string()),
+        eam_entries = cfg.eam.len(),
+        interfaces = cfg.interfaces.len(),
+        "nat64d ready"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(wait_for_shutdown(&dp, cfg.stats_interval_secs))?;
+
+    for (iface, r) in dp.detach_all() {
+        match r {
+            Ok(()) => info!(interface = %iface, "detached"),
+            Err(e) => warn!(interface = %iface, error = %e, "detach failed"),
+        }
+    }
+    match dp.stats() {
+        Ok(s) => {
+            // The final counters go to stdout, in the same series names as the metrics.
+            print!("{}", s.render());
+            info!("nat64d stopped");
+        }
+        Err(e) => error!(error = %e, "reading counters failed"),
+    }
+    Ok(())
+}
+
+async fn wait_for_shutdown(dp: &Dataplane, stats_interval_secs: u64) -> anyhow::Result<()> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let period = Duration::from_secs(stats_interval_secs.max(1));
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = tick.tick(), if stats_interval_secs > 0 => {
+                match dp.stats() {
+                    Ok(s) => info!(
+                        translated_6to4 = s.translated(nat64_common::Dir::V6ToV4),
+                        translated_4to6 = s.translated(nat64_common::Dir::V4ToV6),
+                        dropped_6to4 = s.dropped(nat64_common::Dir::V6ToV4),
+                        dropped_4to6 = s.dropped(nat64_common::Dir::V4ToV6),
+                        "counters"
+                    ),
+                    Err(e) => warn!(error = %e, "reading counters failed"),
+                }
+            }
+        }
+    }
+}

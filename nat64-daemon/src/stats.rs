@@ -1,0 +1,109 @@
+//! A snapshot of the dataplane's counters and its text form. The names and labels are those
+//! the Prometheus exporter will use, so the log and the metrics say the same thing.
+
+use std::fmt::Write as _;
+
+use nat64_common::{Counter, Dir, DropReason, L4Proto, counters::STATS_LEN};
+
+/// Counter values summed over CPUs, indexed by [`Counter::index`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    values: Vec<u64>,
+}
+
+impl Stats {
+    pub fn from_values(values: Vec<u64>) -> Self {
+        assert_eq!(values.len(), STATS_LEN as usize, "one value per counter slot");
+        Self { values }
+    }
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.values.get(c.index() as usize).copied().unwrap_or(0)
+    }
+
+    /// Packets translated in `dir`, all protocols.
+    pub fn translated(&self, dir: Dir) -> u64 {
+        L4Proto::ALL.iter().map(|p| self.get(Counter::Packets(dir, *p))).sum()
+    }
+
+    /// Packets dropped in `dir`, all reasons.
+    pub fn dropped(&self, dir: Dir) -> u64 {
+        DropReason::ALL.iter().map(|r| self.get(Counter::Dropped(dir, *r))).sum()
+    }
+
+    /// Every counter in exposition-style lines, `name{labels} value`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for c in all_counters() {
+            let _ = writeln!(out, "{} {}", series(c), self.get(c));
+        }
+        out
+    }
+
+    /// Only the non-zero counters, one per line (what a person wants to read).
+    pub fn render_nonzero(&self) -> String {
+        let mut out = String::new();
+        for c in all_counters().filter(|c| self.get(*c) != 0) {
+            let _ = writeln!(out, "{} {}", series(c), self.get(c));
+        }
+        out
+    }
+}
+
+/// Every counter, in a fixed order.
+pub fn all_counters() -> impl Iterator<Item = Counter> {
+    Dir::ALL.into_iter().flat_map(|d| {
+        L4Proto::ALL
+            .into_iter()
+            .map(move |p| Counter::Packets(d, p))
+            .chain(std::iter::once(Counter::Bytes(d)))
+            .chain(DropReason::ALL.into_iter().map(move |r| Counter::Dropped(d, r)))
+    })
+}
+
+/// The series name and labels of a counter, e.g.
+/// `nat64_translated_packets_total{direction="6to4",protocol="tcp"}`.
+pub fn series(c: Counter) -> String {
+    match c {
+        Counter::Packets(d, p) => format!(
+            "nat64_translated_packets_total{{direction=\"{}\",protocol=\"{}\"}}",
+            d.name(),
+            p.name()
+        ),
+        Counter::Bytes(d) => format!("nat64_translated_bytes_total{{direction=\"{}\"}}", d.name()),
+        Counter::Dropped(d, r) => format!(
+            "nat64_dropped_packets_total{{direction=\"{}\",reason=\"{}\"}}",
+            d.name(),
+            r.name()
+        ),
+    }
+}
+
+/// Reads the value of `c` back from text produced by [`Stats::render`] (used by tests and the
+/// lab, which see the daemon only through its output).
+pub fn parse_value(text: &str, c: Counter) -> Option<u64> {
+    let name = series(c);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name.as_str()).and_then(|v| v.trim().parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_and_parse_round_trip() {
+        let mut v = vec![0u64; STATS_LEN as usize];
+        v[Counter::Packets(Dir::V4ToV6, L4Proto::Udp).index() as usize] = 7;
+        v[Counter::Dropped(Dir::V6ToV4, DropReason::Fragment).index() as usize] = 3;
+        let s = Stats::from_values(v);
+        let text = s.render();
+        assert_eq!(text.lines().count(), STATS_LEN as usize);
+        assert_eq!(parse_value(&text, Counter::Packets(Dir::V4ToV6, L4Proto::Udp)), Some(7));
+        assert_eq!(parse_value(&text, Counter::Dropped(Dir::V6ToV4, DropReason::Fragment)), Some(3));
+        assert_eq!(parse_value(&text, Counter::Bytes(Dir::V6ToV4)), Some(0));
+        assert_eq!(s.render_nonzero().lines().count(), 2);
+        assert_eq!(s.translated(Dir::V4ToV6), 7);
+        assert_eq!(s.dropped(Dir::V6ToV4), 3);
+    }
+}

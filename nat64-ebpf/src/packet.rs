@@ -1,0 +1,131 @@
+//! Header layouts and the one bounds-checked accessor every parse goes through.
+//!
+//! Header structs are byte arrays only (alignment 1), so reading them at any packet offset is
+//! valid and multi-byte fields are converted with `from_be_bytes` where they are used.
+
+use core::mem::size_of;
+
+use aya_ebpf::programs::XdpContext;
+
+pub const ETH_LEN: usize = 14;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const IPV4_LEN: usize = 20;
+pub const IPV6_LEN: usize = 40;
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_ICMPV6: u8 = 58;
+
+/// Offset of the checksum field in each transport header.
+pub const TCP_CSUM_OFF: usize = 16;
+pub const UDP_CSUM_OFF: usize = 6;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EthHdr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub proto: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Ipv6Hdr {
+    /// Version (4 bits), traffic class (8 bits), flow label (20 bits).
+    pub vtcfl: [u8; 4],
+    pub payload_len: [u8; 2],
+    pub next_header: u8,
+    pub hop_limit: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Ipv4Hdr {
+    pub ver_ihl: u8,
+    pub tos: u8,
+    pub tot_len: [u8; 2],
+    pub id: [u8; 2],
+    pub frag: [u8; 2],
+    pub ttl: u8,
+    pub proto: u8,
+    pub check: [u8; 2],
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+}
+
+/// ICMP and ICMPv6 share the first four bytes: type, code, checksum.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IcmpHdr {
+    pub ty: u8,
+    pub code: u8,
+    pub check: [u8; 2],
+}
+
+const _: () = assert!(size_of::<EthHdr>() == ETH_LEN);
+const _: () = assert!(size_of::<Ipv6Hdr>() == IPV6_LEN);
+const _: () = assert!(size_of::<Ipv4Hdr>() == IPV4_LEN);
+
+/// A pointer to a `T` at `off` bytes into the frame, or `None` if the frame is shorter.
+#[inline(always)]
+pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + off + size_of::<T>() > end {
+        return None;
+    }
+    Some((start + off) as *mut T)
+}
+
+/// A copy of the `T` at `off`.
+#[inline(always)]
+pub fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+    // SAFETY: `ptr_at` checked the bounds and `T` has alignment 1 in every use here.
+    ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
+}
+
+#[inline(always)]
+pub fn frame_len(ctx: &XdpContext) -> usize {
+    ctx.data_end() - ctx.data()
+}
+
+#[inline(always)]
+pub fn ethertype(ctx: &XdpContext) -> Option<u16> {
+    read::<EthHdr>(ctx, 0).map(|e| u16::from_be_bytes(e.proto))
+}
+
+/// Moves the start of the frame by `delta` bytes (positive shrinks the headroom side) and
+/// writes a new Ethernet header with the saved MAC addresses and `proto`. Returns `false` when
+/// the driver has no headroom left to grow into.
+#[inline(always)]
+pub fn resize_head(ctx: &XdpContext, delta: i32, eth: &EthHdr, proto: u16) -> bool {
+    // SAFETY: plain helper call on the program's own context.
+    let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, delta) };
+    if rc != 0 {
+        return false;
+    }
+    let Some(p) = ptr_at::<EthHdr>(ctx, 0) else {
+        return false;
+    };
+    let new = EthHdr {
+        dst: eth.dst,
+        src: eth.src,
+        proto: proto.to_be_bytes(),
+    };
+    // SAFETY: bounds checked by `ptr_at` after the move.
+    unsafe { p.write_unaligned(new) };
+    true
+}
+
+/// Overwrites the 16-bit field at `off` (a checksum) in place.
+#[inline(always)]
+pub fn write_u16(ctx: &XdpContext, off: usize, v: u16) -> Option<()> {
+    let p = ptr_at::<[u8; 2]>(ctx, off)?;
+    // SAFETY: bounds checked by `ptr_at`.
+    unsafe { p.write_unaligned(v.to_be_bytes()) };
+    Some(())
+}

@@ -1,0 +1,216 @@
+//! IPv4 to IPv6 (RFC 7915 section 4).
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use nat64_common::{
+    Counter, Dir, DropReason, L4Proto,
+    addr::is_translatable_v4,
+    checksum::{self, sum4, sum16},
+    maps::{CONFIG_F_COPY_TOS, Config},
+};
+
+use crate::{
+    addrmap,
+    packet::{
+        ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF, frame_len,
+        ptr_at, read, resize_head, write_u16,
+    },
+    stats,
+};
+
+const IPV4_MF: u16 = 0x2000;
+const IPV4_OFFSET_MASK: u16 = 0x1fff;
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_ECHO_REPLY: u8 = 129;
+/// Longest IPv4 options area: IHL 15 words minus the fixed 5.
+const MAX_OPTIONS: usize = 40;
+const IPOPT_EOL: u8 = 0;
+const IPOPT_NOP: u8 = 1;
+const IPOPT_LSRR: u8 = 131;
+const IPOPT_SSRR: u8 = 137;
+
+#[inline(always)]
+pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+    let Some(ip4) = read::<Ipv4Hdr>(ctx, ETH_LEN) else {
+        return Ok(xdp_action::XDP_PASS);
+    };
+    if ip4.ver_ihl >> 4 != 4 {
+        return Ok(xdp_action::XDP_PASS);
+    }
+    // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst_to_v6`).
+    let Some(dst6) = addrmap::v4_dst_to_v6(ip4.dst) else {
+        return Ok(xdp_action::XDP_PASS);
+    };
+
+    let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
+    let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
+    if ihl < IPV4_LEN || tot_len < ihl {
+        return Err(DropReason::BadHeader);
+    }
+    if ETH_LEN + tot_len > frame_len(ctx) {
+        return Err(DropReason::Truncated);
+    }
+    // The kernel would drop a corrupt header in ip_rcv(); we run before it, so check here.
+    if !header_checksum_ok(ctx, ihl) {
+        return Err(DropReason::BadHeader);
+    }
+    let frag = u16::from_be_bytes(ip4.frag);
+    if frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 {
+        return Err(DropReason::Fragment);
+    }
+    // RFC 7915 section 4.1: the translated packet must leave with a hop limit of at least one;
+    // the kernel's forwarding of the translated packet does the decrement (see v6_to_v4).
+    if ip4.ttl <= 1 {
+        return Err(DropReason::HopLimitExceeded);
+    }
+    if ihl > IPV4_LEN {
+        check_options(ctx, ihl)?;
+    }
+    if !is_translatable_v4(ip4.src) || !is_translatable_v4(ip4.dst) {
+        return Err(DropReason::MartianAddress);
+    }
+    let src6 = addrmap::v4_src_to_v6(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
+
+    let payload_len = (tot_len - ihl) as u16;
+    let l4 = ETH_LEN + ihl;
+    let old_addrs = sum4(&ip4.src) + sum4(&ip4.dst);
+    let new_addrs = sum16(&src6) + sum16(&dst6);
+    let (nh, counted) = match ip4.proto {
+        IPPROTO_TCP => {
+            let off = l4 + TCP_CSUM_OFF;
+            let c = read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?;
+            let c = checksum::update(u16::from_be_bytes(c), old_addrs, new_addrs);
+            write_u16(ctx, off, c).ok_or(DropReason::Truncated)?;
+            (IPPROTO_TCP, L4Proto::Tcp)
+        }
+        IPPROTO_UDP => {
+            let off = l4 + UDP_CSUM_OFF;
+            let c = u16::from_be_bytes(read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?);
+            // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing the missing one is
+            // issue #3; dropping is the behaviour the RFC allows.
+            if c == 0 {
+                return Err(DropReason::UdpZeroChecksum);
+            }
+            let mut n = checksum::update(c, old_addrs, new_addrs);
+            if n == 0 {
+                n = 0xffff;
+            }
+            write_u16(ctx, off, n).ok_or(DropReason::Truncated)?;
+            (IPPROTO_UDP, L4Proto::Udp)
+        }
+        IPPROTO_ICMP => {
+            icmp4_to_icmp6(ctx, l4, &src6, &dst6, payload_len)?;
+            (IPPROTO_ICMPV6, L4Proto::Icmp)
+        }
+        // RFC 7915 section 4.1: any other protocol is copied as is.
+        other => (other, L4Proto::Other),
+    };
+
+    // RFC 7915 section 4.1, field by field: traffic class from TOS (or zero when configured),
+    // flow label zero, payload length from total length minus the IPv4 header and options,
+    // next header from protocol, hop limit from TTL. Options are not translated.
+    let tc = if cfg.flags & CONFIG_F_COPY_TOS != 0 { ip4.tos } else { 0 };
+    let hdr = Ipv6Hdr {
+        vtcfl: [0x60 | (tc >> 4), tc << 4, 0, 0],
+        payload_len: payload_len.to_be_bytes(),
+        next_header: nh,
+        hop_limit: ip4.ttl,
+        src: src6,
+        dst: dst6,
+    };
+
+    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
+    // Grow (or, with more than 20 bytes of options, shrink) the head so the transport header
+    // stays where it is.
+    if !resize_head(ctx, ihl as i32 - IPV6_LEN as i32, &eth, ETH_P_IPV6) {
+        return Err(DropReason::HeadroomExhausted);
+    }
+    let p = ptr_at::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    // SAFETY: bounds checked by `ptr_at`.
+    unsafe { p.write_unaligned(hdr) };
+
+    stats::add(Counter::Packets(Dir::V4ToV6, counted), 1);
+    stats::add(Counter::Bytes(Dir::V4ToV6), (payload_len as u64) + IPV6_LEN as u64);
+    Ok(xdp_action::XDP_PASS)
+}
+
+/// Verifies the IPv4 header checksum over `ihl` bytes (20 to 60).
+#[inline(always)]
+fn header_checksum_ok(ctx: &XdpContext, ihl: usize) -> bool {
+    let mut s = 0u32;
+    let mut i = 0;
+    while i < 60 {
+        if i >= ihl {
+            break;
+        }
+        match read::<[u8; 2]>(ctx, ETH_LEN + i) {
+            Some(w) => s += u16::from_be_bytes(w) as u32,
+            None => return false,
+        }
+        i += 2;
+    }
+    checksum::fold(s) == 0xffff
+}
+
+/// RFC 7915 section 4.1: options are ignored, except that an unexpired source route (LSRR or
+/// SSRR whose pointer has not run past its length) means the packet must be discarded.
+#[inline(always)]
+fn check_options(ctx: &XdpContext, ihl: usize) -> Result<(), DropReason> {
+    let end = ihl - IPV4_LEN;
+    let base = ETH_LEN + IPV4_LEN;
+    let mut i = 0usize;
+    // Each iteration consumes at least one byte, so MAX_OPTIONS iterations cover the area.
+    for _ in 0..MAX_OPTIONS {
+        if i >= end || i >= MAX_OPTIONS {
+            return Ok(());
+        }
+        let ty = read::<u8>(ctx, base + i).ok_or(DropReason::Truncated)?;
+        match ty {
+            IPOPT_EOL => return Ok(()),
+            IPOPT_NOP => i += 1,
+            _ => {
+                let [len, ptr] = read::<[u8; 2]>(ctx, base + i + 1).ok_or(DropReason::BadHeader)?;
+                if len < 2 {
+                    return Err(DropReason::BadHeader);
+                }
+                if (ty == IPOPT_LSRR || ty == IPOPT_SSRR) && ptr <= len {
+                    return Err(DropReason::SourceRoute);
+                }
+                i += len as usize;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ICMPv4 echo to ICMPv6 echo (RFC 7915 section 4.2): the type changes and the ICMPv6
+/// pseudo-header (RFC 8200 section 8.1) enters the checksum.
+#[inline(always)]
+fn icmp4_to_icmp6(
+    ctx: &XdpContext,
+    off: usize,
+    src6: &[u8; 16],
+    dst6: &[u8; 16],
+    payload_len: u16,
+) -> Result<(), DropReason> {
+    let p = ptr_at::<IcmpHdr>(ctx, off).ok_or(DropReason::Truncated)?;
+    // SAFETY: bounds checked by `ptr_at`.
+    let mut h = unsafe { p.read_unaligned() };
+    let ty6 = match h.ty {
+        ICMP_ECHO_REQUEST => ICMPV6_ECHO_REQUEST,
+        ICMP_ECHO_REPLY => ICMPV6_ECHO_REPLY,
+        // Errors are issue #3; the obsolete and single-hop types are dropped (section 4.2).
+        _ => return Err(DropReason::IcmpUntranslatable),
+    };
+    let pseudo = sum16(src6) + sum16(dst6) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
+    let old_word = u16::from_be_bytes([h.ty, h.code]) as u32;
+    let new_word = u16::from_be_bytes([ty6, h.code]) as u32;
+    let c = checksum::update(u16::from_be_bytes(h.check), old_word, pseudo + new_word);
+    h.ty = ty6;
+    h.check = c.to_be_bytes();
+    // SAFETY: bounds checked by `ptr_at`.
+    unsafe { p.write_unaligned(h) };
+    Ok(())
+}
