@@ -10,6 +10,24 @@ pub const LAYOUT_VERSION: u32 = 1;
 /// keeping the trie small enough to preallocate.
 pub const EAM_MAX_ENTRIES: u32 = 4096;
 
+/// Maximum number of interfaces with per-interface settings (`IFACES` map).
+pub const IFACE_MAX_ENTRIES: u32 = 256;
+
+/// Per-interface settings, keyed by ifindex in the `IFACES` hash map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IfaceConfig {
+    /// Bit flags, see `IFACE_F_*`.
+    pub flags: u32,
+}
+const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 4);
+
+/// Packets on this interface may carry partial transport checksums (`CHECKSUM_PARTIAL`:
+/// locally generated packets on veth and other virtual links), so the dataplane recognises
+/// them and updates them in their partial form. Off on physical NICs, whose received packets
+/// always carry full checksums.
+pub const IFACE_F_PARTIAL_CSUM: u32 = 1 << 0;
+
 /// The translator's run-time configuration, in slot 0 of the `CONFIG` array map.
 ///
 /// It lives in a map rather than a load-time global so that a reload can change it without
@@ -74,4 +92,5 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EamToV4 {}
     unsafe impl aya::Pod for super::EamToV6 {}
+    unsafe impl aya::Pod for super::IfaceConfig {}
 }

@@ -67,6 +67,24 @@ impl fmt::Display for XdpMode {
     }
 }
 
+/// Whether the dataplane should recognise partial transport checksums on an interface.
+///
+/// Locally generated packets on virtual links (veth between pods and the host, for example)
+/// carry `CHECKSUM_PARTIAL`: the checksum field holds only the pseudo-header sum, and it must be
+/// updated differently. XDP cannot see the kernel's flag, so the dataplane recognises such a
+/// field by its value, which a full checksum matches by chance once in 65536 packets. So it is
+/// only done where partial checksums can arrive.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PartialChecksums {
+    /// On for virtual links (no bus, e.g. veth) and for generic XDP; off for physical NICs in
+    /// native mode, whose received packets always carry full checksums.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
 /// An interface the dataplane attaches to.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +92,8 @@ pub struct Interface {
     pub name: String,
     #[serde(default)]
     pub xdp_mode: XdpMode,
+    #[serde(default)]
+    pub partial_checksums: PartialChecksums,
 }
 
 impl FromStr for Interface {
@@ -87,6 +107,7 @@ impl FromStr for Interface {
         Ok(Self {
             name: name.to_string(),
             xdp_mode: mode,
+            partial_checksums: PartialChecksums::default(),
         })
     }
 }
@@ -435,7 +456,11 @@ mod tests {
     fn interface_flag_syntax() {
         assert_eq!(
             "xc:generic".parse::<Interface>().unwrap(),
-            Interface { name: "xc".into(), xdp_mode: XdpMode::Generic }
+            Interface {
+                name: "xc".into(),
+                xdp_mode: XdpMode::Generic,
+                partial_checksums: PartialChecksums::Auto
+            }
         );
         assert_eq!("xc".parse::<Interface>().unwrap().xdp_mode, XdpMode::Native);
         assert!("xc:fast".parse::<Interface>().is_err());

@@ -3,12 +3,12 @@
 
 use aya::{
     Ebpf, EbpfError,
-    maps::{Array, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
+    maps::{Array, HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
     programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use nat64_common::{
     counters::STATS_LEN,
-    maps::{EamToV4, EamToV6},
+    maps::{EamToV4, EamToV6, IFACE_F_PARTIAL_CSUM, IfaceConfig},
 };
 
 use crate::{
@@ -59,7 +59,14 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
 /// A loaded dataplane and the interfaces it is attached to. Dropping it detaches everything.
 pub struct Dataplane {
     ebpf: Ebpf,
-    links: Vec<(String, XdpLinkId)>,
+    links: Vec<Link>,
+}
+
+/// An attachment: interface, its index and the kernel link.
+struct Link {
+    iface: String,
+    ifindex: u32,
+    id: XdpLinkId,
 }
 
 impl Dataplane {
@@ -137,41 +144,68 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Attaches the program to `iface`.
-    pub fn attach(&mut self, iface: &str, mode: config::XdpMode) -> Result<(), DataplaneError> {
+    /// Attaches the program to `iface` and records its per-interface settings.
+    /// `partial_checksums` says whether partial transport checksums can arrive there (see
+    /// `config::PartialChecksums`).
+    pub fn attach(
+        &mut self,
+        iface: &str,
+        mode: config::XdpMode,
+        partial_checksums: bool,
+    ) -> Result<(), DataplaneError> {
+        let attach_err = |source| DataplaneError::Attach {
+            iface: iface.to_string(),
+            mode,
+            source,
+        };
+        let ifindex = crate::sys::if_index(iface).ok_or_else(|| {
+            attach_err(ProgramError::UnknownInterface {
+                name: iface.to_string(),
+            })
+        })?;
+        let flags = if partial_checksums { IFACE_F_PARTIAL_CSUM } else { 0 };
+        // Settings first, so the first packet the program sees is handled right.
+        self.ifaces()?
+            .insert(ifindex, IfaceConfig { flags }, 0)
+            .map_err(map_err("IFACES"))?;
         let aya_mode = match mode {
             config::XdpMode::Native => XdpMode::Driver,
             config::XdpMode::Generic => XdpMode::Skb,
         };
-        let id = self
-            .xdp_mut()?
-            .attach(iface, aya_mode)
-            .map_err(|source| DataplaneError::Attach {
-                iface: iface.to_string(),
-                mode,
-                source,
-            })?;
-        self.links.push((iface.to_string(), id));
+        let id = self.xdp_mut()?.attach_to_if_index(ifindex, aya_mode).map_err(attach_err)?;
+        self.links.push(Link {
+            iface: iface.to_string(),
+            ifindex,
+            id,
+        });
         Ok(())
+    }
+
+    fn ifaces(&mut self) -> Result<HashMap<&mut aya::maps::MapData, u32, IfaceConfig>, DataplaneError> {
+        HashMap::try_from(self.ebpf.map_mut("IFACES").ok_or(DataplaneError::Missing("map IFACES"))?)
+            .map_err(map_err("IFACES"))
     }
 
     /// Detaches from every interface, newest first.
     pub fn detach_all(&mut self) -> Vec<(String, Result<(), ProgramError>)> {
         let links = std::mem::take(&mut self.links);
         let mut out = Vec::new();
-        for (iface, id) in links.into_iter().rev() {
+        for link in links.into_iter().rev() {
             let r = match self.xdp_mut() {
-                Ok(p) => p.detach(id),
+                Ok(p) => p.detach(link.id),
                 Err(_) => Err(ProgramError::NotAttached),
             };
-            out.push((iface, r));
+            if let Ok(mut m) = self.ifaces() {
+                let _ = m.remove(&link.ifindex);
+            }
+            out.push((link.iface, r));
         }
         out
     }
 
     /// The interfaces currently attached.
     pub fn attached(&self) -> impl Iterator<Item = &str> {
-        self.links.iter().map(|(n, _)| n.as_str())
+        self.links.iter().map(|l| l.iface.as_str())
     }
 
     /// The loaded XDP program, for `BPF_PROG_TEST_RUN` in tests and benchmarks.

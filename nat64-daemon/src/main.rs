@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use nat64_daemon::{
     Config, Dataplane,
-    config::{Interface, LogFormat, Pool6},
+    config::{Interface, LogFormat, PartialChecksums, Pool6, XdpMode},
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -105,6 +105,26 @@ fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+/// Resolves `partial_checksums = "auto"` for an interface (see `config::PartialChecksums`).
+fn partial_checksums(ifc: &Interface) -> bool {
+    match ifc.partial_checksums {
+        PartialChecksums::On => true,
+        PartialChecksums::Off => false,
+        PartialChecksums::Auto => {
+            if ifc.xdp_mode == XdpMode::Generic {
+                return true;
+            }
+            match nat64_daemon::sys::driver_info(&ifc.name) {
+                Ok(d) => d.bus_info.is_empty(),
+                Err(e) => {
+                    warn!(interface = %ifc.name, error = %e, "cannot query the driver; assuming a virtual link");
+                    true
+                }
+            }
+        }
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NAT64D_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -124,12 +144,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let mut dp = Dataplane::load(&cfg).context("loading the dataplane")?;
     for ifc in &cfg.interfaces {
-        if let Err(e) = dp.attach(&ifc.name, ifc.xdp_mode) {
+        let partial = partial_checksums(ifc);
+        if let Err(e) = dp.attach(&ifc.name, ifc.xdp_mode, partial) {
             // Leave nothing half attached.
             dp.detach_all();
             return Err(e.into());
         }
-        info!(interface = %ifc.name, mode = %ifc.xdp_mode, "attached");
+        info!(interface = %ifc.name, mode = %ifc.xdp_mode, partial_checksums = partial, "attached");
     }
     info!(
         pool6 = %cfg.pool6.0.map_or("off".to_string(), |p| p.to_string()),

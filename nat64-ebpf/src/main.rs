@@ -8,6 +8,7 @@
 #![no_main]
 
 mod addrmap;
+mod l4;
 mod maps;
 mod packet;
 mod stats;

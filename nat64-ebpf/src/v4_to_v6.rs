@@ -9,11 +9,10 @@ use nat64_common::{
 };
 
 use crate::{
-    addrmap,
+    addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF, frame_len,
-        ptr_at, read, resize_head, write_u16,
+        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, frame_len, ptr_at, read, resize_head,
     },
     stats,
 };
@@ -74,34 +73,22 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let src6 = addrmap::v4_src_to_v6(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
 
     let payload_len = (tot_len - ihl) as u16;
-    let l4 = ETH_LEN + ihl;
-    let old_addrs = sum4(&ip4.src) + sum4(&ip4.dst);
-    let new_addrs = sum16(&src6) + sum16(&dst6);
+    let l4_off = ETH_LEN + ihl;
+    let delta = l4::PseudoDelta {
+        old_addrs: sum4(&ip4.src) + sum4(&ip4.dst),
+        new_addrs: sum16(&src6) + sum16(&dst6),
+        len_proto: payload_len as u32 + ip4.proto as u32,
+    };
     let (nh, counted) = match ip4.proto {
-        IPPROTO_TCP => {
-            let off = l4 + TCP_CSUM_OFF;
-            let c = read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?;
-            let c = checksum::update(u16::from_be_bytes(c), old_addrs, new_addrs);
-            write_u16(ctx, off, c).ok_or(DropReason::Truncated)?;
-            (IPPROTO_TCP, L4Proto::Tcp)
-        }
-        IPPROTO_UDP => {
-            let off = l4 + UDP_CSUM_OFF;
-            let c = u16::from_be_bytes(read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?);
-            // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing the missing one is
+        IPPROTO_TCP | IPPROTO_UDP => {
+            // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing a missing one is
             // issue #3; dropping is the behaviour the RFC allows.
-            if c == 0 {
-                return Err(DropReason::UdpZeroChecksum);
-            }
-            let mut n = checksum::update(c, old_addrs, new_addrs);
-            if n == 0 {
-                n = 0xffff;
-            }
-            write_u16(ctx, off, n).ok_or(DropReason::Truncated)?;
-            (IPPROTO_UDP, L4Proto::Udp)
+            let zero_udp = Err(DropReason::UdpZeroChecksum);
+            l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, l4::partial_allowed(ctx), zero_udp)?;
+            (ip4.proto, if ip4.proto == IPPROTO_TCP { L4Proto::Tcp } else { L4Proto::Udp })
         }
         IPPROTO_ICMP => {
-            icmp4_to_icmp6(ctx, l4, &src6, &dst6, payload_len)?;
+            icmp4_to_icmp6(ctx, l4_off, &src6, &dst6, payload_len)?;
             (IPPROTO_ICMPV6, L4Proto::Icmp)
         }
         // RFC 7915 section 4.1: any other protocol is copied as is.

@@ -9,11 +9,10 @@ use nat64_common::{
 };
 
 use crate::{
-    addrmap,
+    addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF, frame_len,
-        ptr_at, read, resize_head, write_u16,
+        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, frame_len, ptr_at, read, resize_head,
     },
     stats,
 };
@@ -75,36 +74,21 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         return Err(DropReason::BadHeader);
     };
 
-    // Transport checksums. TCP and UDP keep their pseudo-header length and protocol, so only
-    // the address words change (RFC 7915 section 5.5: update for the new pseudo-header).
-    let l4 = ETH_LEN + IPV6_LEN;
-    let old_addrs = sum16(&ip6.src) + sum16(&ip6.dst);
-    let new_addrs = sum4(&src4) + sum4(&dst4);
+    let l4_off = ETH_LEN + IPV6_LEN;
+    let delta = l4::PseudoDelta {
+        old_addrs: sum16(&ip6.src) + sum16(&ip6.dst),
+        new_addrs: sum4(&src4) + sum4(&dst4),
+        len_proto: payload_len as u32 + nh as u32,
+    };
     let (proto4, counted) = match nh {
-        IPPROTO_TCP => {
-            let off = l4 + TCP_CSUM_OFF;
-            let c = read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?;
-            let c = checksum::update(u16::from_be_bytes(c), old_addrs, new_addrs);
-            write_u16(ctx, off, c).ok_or(DropReason::Truncated)?;
-            (IPPROTO_TCP, L4Proto::Tcp)
-        }
-        IPPROTO_UDP => {
-            let off = l4 + UDP_CSUM_OFF;
-            let c = u16::from_be_bytes(read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?);
-            // A zero UDP checksum is illegal in IPv6 (RFC 8200 section 8.1) but means "none" in
-            // IPv4; keep it rather than invent one. A computed zero is sent as all ones
-            // (RFC 768).
-            if c != 0 {
-                let mut n = checksum::update(c, old_addrs, new_addrs);
-                if n == 0 {
-                    n = 0xffff;
-                }
-                write_u16(ctx, off, n).ok_or(DropReason::Truncated)?;
-            }
-            (IPPROTO_UDP, L4Proto::Udp)
+        IPPROTO_TCP | IPPROTO_UDP => {
+            // A zero UDP checksum is illegal in IPv6 (RFC 8200 section 8.1) but means "none"
+            // in IPv4: keep it rather than invent one.
+            l4::fix_checksum(ctx, nh, l4_off, &delta, l4::partial_allowed(ctx), Ok(()))?;
+            (nh, if nh == IPPROTO_TCP { L4Proto::Tcp } else { L4Proto::Udp })
         }
         IPPROTO_ICMPV6 => {
-            icmp6_to_icmp4(ctx, l4, &ip6, payload_len)?;
+            icmp6_to_icmp4(ctx, l4_off, &ip6, payload_len)?;
             (IPPROTO_ICMP, L4Proto::Icmp)
         }
         // RFC 7915 section 5.1: any other protocol is copied as is.

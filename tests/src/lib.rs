@@ -1,0 +1,44 @@
+//! Test support shared by the end-to-end tests and the lab: network namespaces that clean up
+//! after themselves, the lab topology with the real daemon, and traffic peers that run inside
+//! namespaces.
+//!
+//! Everything here follows the project's network rules: every host is a namespace this process
+//! created, addresses come from documentation ranges only, every wait is bounded, and the root
+//! namespace's routes, addresses and sysctls are never touched.
+
+pub mod lab;
+pub mod netns;
+pub mod peers;
+
+/// Panics with a clear message unless running as root: the tests load BPF programs and create
+/// namespaces, and must fail loudly rather than pass vacuously without those rights.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for namespaces); run it as root, e.g. `cargo xtask test`"
+    );
+}
+
+/// Path of the `nat64d` binary built in the same target directory as the running test or lab.
+///
+/// `NAT64D_BIN` overrides it. Panics with the fix when it is missing.
+pub fn nat64d_path() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("NAT64D_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash> or target/<profile>/<bin>
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let p = dir.join("nat64d");
+    assert!(
+        p.exists(),
+        "{} not found: build it first with `cargo build -p nat64-daemon` (cargo xtask test does)",
+        p.display()
+    );
+    p
+}

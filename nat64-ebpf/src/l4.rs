@@ -1,0 +1,70 @@
+//! Transport checksum fix-ups shared by both directions. TCP and UDP keep their pseudo-header
+//! length and protocol across the translation, so only the address words change (RFC 7915
+//! sections 4.5 and 5.5: the checksum is updated for the new pseudo-header).
+
+use aya_ebpf::programs::XdpContext;
+use nat64_common::{
+    DropReason,
+    checksum::{is_partial, update, update_partial},
+    maps::IFACE_F_PARTIAL_CSUM,
+};
+
+use crate::{
+    maps::IFACES,
+    packet::{IPPROTO_TCP, IPPROTO_UDP, TCP_CSUM_OFF, UDP_CSUM_OFF, read, write_u16},
+};
+
+/// The address part of the pseudo-header before and after translation, and what stays.
+pub struct PseudoDelta {
+    /// Sum of the old source and destination address words.
+    pub old_addrs: u32,
+    /// Sum of the new source and destination address words.
+    pub new_addrs: u32,
+    /// Transport length plus protocol number: identical in both pseudo-headers.
+    pub len_proto: u32,
+}
+
+/// Whether partial checksums may arrive on the ingress interface (see `IFACE_F_PARTIAL_CSUM`).
+#[inline(always)]
+pub fn partial_allowed(ctx: &XdpContext) -> bool {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: read-only lookup of a plain value.
+    match unsafe { IFACES.get(&ifindex) } {
+        Some(c) => c.flags & IFACE_F_PARTIAL_CSUM != 0,
+        None => false,
+    }
+}
+
+/// Rewrites the checksum of a TCP or UDP header at `l4` for the new pseudo-header.
+/// `zero_udp` says what a zero UDP checksum means for the input family: `Ok(())` to keep it
+/// (IPv6 to IPv4: "no checksum" is legal in IPv4), or the drop reason (IPv4 to IPv6: IPv6
+/// requires one, RFC 7915 section 4.5).
+#[inline(always)]
+pub fn fix_checksum(
+    ctx: &XdpContext,
+    proto: u8,
+    l4: usize,
+    d: &PseudoDelta,
+    partial_ok: bool,
+    zero_udp: Result<(), DropReason>,
+) -> Result<(), DropReason> {
+    let off = match proto {
+        IPPROTO_TCP => l4 + TCP_CSUM_OFF,
+        IPPROTO_UDP => l4 + UDP_CSUM_OFF,
+        _ => return Ok(()),
+    };
+    let c = u16::from_be_bytes(read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?);
+    if proto == IPPROTO_UDP && c == 0 {
+        return zero_udp;
+    }
+    let mut n = if partial_ok && is_partial(c, d.old_addrs + d.len_proto) {
+        update_partial(c, d.old_addrs, d.new_addrs)
+    } else {
+        update(c, d.old_addrs, d.new_addrs)
+    };
+    // RFC 768: a computed UDP checksum of zero is transmitted as all ones.
+    if proto == IPPROTO_UDP && n == 0 {
+        n = 0xffff;
+    }
+    write_u16(ctx, off, n).ok_or(DropReason::Truncated)
+}

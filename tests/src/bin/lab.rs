@@ -1,0 +1,160 @@
+//! The lab: stands up an IPv6-only client, the translator running the real daemon and an
+//! IPv4-only server in network namespaces, shows live translated traffic both ways, prints the
+//! daemon's counters and tears everything down (also on Ctrl-C).
+//!
+//! Run it with `cargo xtask lab` (which installs the toolchain and builds the daemon first).
+
+use std::{
+    net::{SocketAddr, TcpListener, UdpSocket},
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use nat64_common::Dir;
+use nat64_tests::{
+    lab::{CLIENT6, CLIENT6_AS_V4, EAM_V4, EAM_V6, Lab, LabOptions, SERVER4, SERVER4_AS_V6, ping},
+    peers,
+};
+
+fn main() -> ExitCode {
+    nat64_tests::require_root();
+    let mode = std::env::args()
+        .skip_while(|a| a != "--xdp-mode")
+        .nth(1)
+        .unwrap_or_else(|| "native".into());
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // Ctrl-C: remember it; the current step finishes (all are bounded) and `Lab`'s drop
+        // removes the namespaces.
+        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).expect("Ctrl-C handler");
+    }
+    let ok = demo(&mode, &interrupted);
+    if interrupted.load(Ordering::SeqCst) {
+        println!("\ninterrupted: lab torn down");
+        return ExitCode::from(130);
+    }
+    if ok {
+        println!("\nlab: all steps succeeded; namespaces removed");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nlab: some steps FAILED (see above); namespaces removed");
+        ExitCode::FAILURE
+    }
+}
+
+fn step(title: &str) {
+    println!("\n=== {title}");
+}
+
+fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
+    let stop = || interrupted.load(Ordering::SeqCst);
+    let mut all_ok = true;
+    let mut check = |ok: bool, what: &str| {
+        println!("    {} {what}", if ok { "ok  " } else { "FAIL" });
+        all_ok &= ok;
+    };
+
+    step("building the lab: three network namespaces joined by veth pairs");
+    let mut lab = Lab::new(LabOptions {
+        xdp_mode: mode.to_string(),
+        ..LabOptions::default()
+    });
+    println!("    client6  {} (IPv6 only)    -> {}", lab.client6.name(), CLIENT6);
+    println!("    xlat     {} (nat64d, XDP {mode} on xc and xs)", lab.xlat.name());
+    println!("    server4  {} (IPv4 only)    -> {}", lab.server4.name(), SERVER4);
+    println!("    the IPv4 server is {SERVER4_AS_V6} to IPv6 hosts (pool6 64:ff9b::/96, RFC 6052)");
+    println!("    the IPv6 client is {CLIENT6_AS_V4} to IPv4 hosts (EAM {EAM_V6} <-> {EAM_V4}, RFC 7757)");
+
+    step("starting nat64d in the translator namespace");
+    println!("{}", indent(&lab.config_toml()));
+    lab.start_daemon();
+    println!("{}", indent(lab.daemon_log().trim_end()));
+    if stop() {
+        return false;
+    }
+
+    step("IPv6 client fetches a page from the IPv4 server (HTTP over TCP, 6 -> 4)");
+    let http4 = lab
+        .server4
+        .run(|| TcpListener::bind((SERVER4, 8080)))
+        .expect("bind HTTP on server4");
+    let srv = std::thread::spawn(move || peers::http_serve(http4, 1, Duration::from_secs(10)));
+    let url = format!("http://[{SERVER4_AS_V6}]:8080/");
+    let out = lab.client6.output("curl", &["-sS", "-m", "5", &url]);
+    println!("    $ curl {url}");
+    println!("{}", indent(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim_end().to_string()));
+    check(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&CLIENT6_AS_V4.to_string()),
+        "page received; the server saw the client as its EAM address",
+    );
+    let _ = srv.join();
+    if stop() {
+        return false;
+    }
+
+    step("UDP exchange, 6 -> 4 (client6 sends to the IPv4 server's echo port)");
+    let echo4 = lab.server4.run(|| UdpSocket::bind((SERVER4, 7007))).expect("bind UDP");
+    let srv = std::thread::spawn(move || peers::udp_echo(echo4, 3));
+    let sock = lab.client6.run(|| UdpSocket::bind("[::]:0")).expect("bind client UDP");
+    let n = peers::udp_exchange(&sock, SocketAddr::from((SERVER4_AS_V6, 7007)), &[64, 512, 1400], 1);
+    let seen = srv.join().unwrap_or_default();
+    println!("    3 datagrams sent to [{SERVER4_AS_V6}]:7007, {n} echoed back intact; server saw {:?}", seen.first());
+    check(n == 3, "all datagrams echoed");
+
+    step("ping, 6 -> 4");
+    let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 3);
+    println!("{}", indent(summary(&text)));
+    check(ok, "ICMPv6 echo translated to ICMP echo and back");
+    if stop() {
+        return false;
+    }
+
+    step("the reverse direction: the IPv4 server reaches the IPv6 client (4 -> 6)");
+    let http6 = lab.client6.run(|| TcpListener::bind("[::]:8080")).expect("bind HTTP on client6");
+    let srv = std::thread::spawn(move || peers::http_serve(http6, 1, Duration::from_secs(10)));
+    let url = format!("http://{CLIENT6_AS_V4}:8080/");
+    let out = lab.server4.output("curl", &["-sS", "-m", "5", &url]);
+    println!("    $ curl {url}");
+    println!("{}", indent(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim_end().to_string()));
+    check(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&SERVER4_AS_V6.to_string()),
+        "page received; the IPv6 host saw the IPv4 server as 64:ff9b::c000:202",
+    );
+    let _ = srv.join();
+    let (ok, text) = ping(&lab.server4, &CLIENT6_AS_V4.to_string(), 3);
+    println!("{}", indent(summary(&text)));
+    check(ok, "ICMP echo translated to ICMPv6 echo and back");
+
+    step("stopping nat64d (SIGTERM): it detaches and prints its counters");
+    let exit = lab.stop_daemon();
+    let stats = exit.stdout;
+    for line in stats.lines().filter(|l| !l.ends_with(" 0")) {
+        println!("    {line}");
+    }
+    let sum = |dir: Dir| -> u64 {
+        nat64_daemon::stats::all_counters()
+            .filter(|c| matches!(c, nat64_common::Counter::Packets(d, _) if *d == dir))
+            .filter_map(|c| nat64_daemon::stats::parse_value(&stats, c))
+            .sum()
+    };
+    check(exit.status.success(), "nat64d exited cleanly");
+    check(sum(Dir::V6ToV4) > 0 && sum(Dir::V4ToV6) > 0, "packets translated in both directions");
+    check(!lab.xlat_link("xc").contains("xdp"), "XDP detached from xc");
+    all_ok
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+fn summary(ping_output: &str) -> &str {
+    ping_output
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or(ping_output)
+}

@@ -1,0 +1,287 @@
+//! The lab topology: an IPv6-only client, the translator running the real `nat64d`, and an
+//! IPv4-only server, each in its own namespace, joined by veth pairs.
+//!
+//! ```text
+//!  client6 (IPv6 only)           xlat (nat64d, XDP on xc and xs)          server4 (IPv4 only)
+//!  c0 2001:db8:6::102/64 ---- xc 2001:db8:6::1/64   xs 192.0.2.1/24 ---- s0 192.0.2.2/24
+//!  route 64:ff9b::/96 via xlat                                     route 198.51.100.0/24 via xlat
+//! ```
+//!
+//! The IPv4 server is reached from the IPv6 side at 64:ff9b::192.0.2.2 (RFC 6052 Well-Known
+//! Prefix); the IPv6 client appears on the IPv4 side as 198.51.100.2 through the explicit
+//! address mapping 2001:db8:6::100/120 <-> 198.51.100.0/24 (RFC 7757).
+
+use std::{
+    fs,
+    io::Read as _,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::netns::Netns;
+
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x102);
+pub const XLAT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 1);
+pub const XLAT4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+/// How the IPv6 client appears to IPv4 hosts (EAM).
+pub const CLIENT6_AS_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// How the IPv4 server appears to IPv6 hosts (64:ff9b::192.0.2.2).
+pub const SERVER4_AS_V6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc000, 0x0202);
+pub const EAM_V6: &str = "2001:db8:6::100/120";
+pub const EAM_V4: &str = "198.51.100.0/24";
+
+/// How the lab is built.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// "native" or "generic".
+    pub xdp_mode: String,
+    /// Turn off transmit checksum offload on the translator's own interfaces, so that any
+    /// packet still carrying a partial checksum is completed in software when the translator
+    /// forwards it, and the receiving host verifies every checksum for real. The endpoints keep
+    /// their offloads, so the translator does receive CHECKSUM_PARTIAL packets.
+    pub verify_checksums: bool,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            xdp_mode: "native".into(),
+            verify_checksums: true,
+        }
+    }
+}
+
+/// A running daemon inside the lab.
+struct Daemon {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// What the daemon left behind when it stopped.
+#[derive(Debug)]
+pub struct DaemonExit {
+    pub status: ExitStatus,
+    /// The final counters, in `nat64_daemon::stats::Stats::render` form.
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The three namespaces, the daemon's working directory and the daemon itself. Dropping it
+/// stops the daemon and removes everything.
+pub struct Lab {
+    daemon: Option<Daemon>,
+    pub opts: LabOptions,
+    dir: PathBuf,
+    pub client6: Netns,
+    pub xlat: Netns,
+    pub server4: Netns,
+}
+
+impl Lab {
+    pub fn new(opts: LabOptions) -> Self {
+        let client6 = Netns::new("client6");
+        let xlat = Netns::new("xlat");
+        let server4 = Netns::new("server4");
+        let dir = std::env::temp_dir().join(format!("{}-run", xlat.name()));
+        fs::create_dir_all(&dir).expect("lab directory");
+        let lab = Self {
+            daemon: None,
+            opts,
+            dir,
+            client6,
+            xlat,
+            server4,
+        };
+        lab.build();
+        lab
+    }
+
+    fn build(&self) {
+        let (c, x, s) = (&self.client6, &self.xlat, &self.server4);
+        // Links are created directly inside the namespaces: nothing appears in the root one.
+        c.ip(&["link", "add", "name", "c0", "type", "veth", "peer", "name", "xc", "netns", x.name()]);
+        s.ip(&["link", "add", "name", "s0", "type", "veth", "peer", "name", "xs", "netns", x.name()]);
+
+        // client6: IPv6 only.
+        c.ip(&["addr", "add", &format!("{CLIENT6}/64"), "dev", "c0", "nodad"]);
+        c.ip(&["link", "set", "c0", "up"]);
+        c.ip(&["route", "add", "64:ff9b::/96", "via", &XLAT6.to_string()]);
+
+        // server4: IPv4 only (IPv6 switched off entirely).
+        s.sysctl("net.ipv6.conf.all.disable_ipv6", "1");
+        s.ip(&["addr", "add", &format!("{SERVER4}/24"), "dev", "s0"]);
+        s.ip(&["link", "set", "s0", "up"]);
+        s.ip(&["route", "add", EAM_V4, "via", &XLAT4.to_string()]);
+
+        // xlat: a router for both families. Translated IPv4 packets arrive on xc, whose IPv4
+        // side has no address or route back, so reverse-path filtering must be off there.
+        x.ip(&["addr", "add", &format!("{XLAT6}/64"), "dev", "xc", "nodad"]);
+        x.ip(&["addr", "add", &format!("{XLAT4}/24"), "dev", "xs"]);
+        x.sysctl("net.ipv4.ip_forward", "1");
+        x.sysctl("net.ipv6.conf.all.forwarding", "1");
+        for i in ["all", "default", "xc", "xs"] {
+            x.sysctl(&format!("net.ipv4.conf.{i}.rp_filter"), "0");
+        }
+        x.ip(&["link", "set", "xc", "up"]);
+        x.ip(&["link", "set", "xs", "up"]);
+        if self.opts.verify_checksums {
+            for dev in ["xc", "xs"] {
+                crate::netns::run_ok(x.command("ethtool").args(["-K", dev, "tx", "off"]));
+            }
+        }
+    }
+
+    /// The daemon's configuration for this lab.
+    pub fn config_toml(&self) -> String {
+        format!(
+            r#"# Written by the lab: see tests/src/lab.rs for the topology.
+pool6 = "64:ff9b::/96"
+
+[[interfaces]]
+name = "xc"
+xdp_mode = "{mode}"
+
+[[interfaces]]
+name = "xs"
+xdp_mode = "{mode}"
+
+[[eam]]
+ipv6 = "{EAM_V6}"
+ipv4 = "{EAM_V4}"
+"#,
+            mode = self.opts.xdp_mode
+        )
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("nat64d.toml")
+    }
+
+    /// Starts `nat64d run` in the translator namespace and waits (at most 15 s) until it says
+    /// it is ready.
+    pub fn start_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        fs::write(self.config_path(), self.config_toml()).expect("write config");
+        let stdout = self.dir.join("nat64d.stdout");
+        let stderr = self.dir.join("nat64d.stderr");
+        let child = self
+            .xlat
+            .command(crate::nat64d_path().to_str().expect("utf-8 path"))
+            .args(["run", "--config"])
+            .arg(self.config_path())
+            .env("NAT64D_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn nat64d");
+        self.daemon = Some(Daemon {
+            child,
+            stdout,
+            stderr,
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let d = self.daemon.as_mut().expect("daemon");
+            let log = fs::read_to_string(&d.stderr).unwrap_or_default();
+            if log.contains("nat64d ready") {
+                return;
+            }
+            if let Some(status) = d.child.try_wait().expect("try_wait") {
+                panic!("nat64d exited during start-up ({status}):\n{log}");
+            }
+            assert!(Instant::now() < deadline, "nat64d not ready after 15 s:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
+    pub fn stop_daemon(&mut self) -> DaemonExit {
+        let mut d = self.daemon.take().expect("daemon not running");
+        // `ip netns exec` execs the program, so the child's pid is nat64d's.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = d.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = d.child.kill();
+                panic!("nat64d did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let _ = fs::File::open(&d.stdout).and_then(|mut f| f.read_to_string(&mut stdout));
+        let _ = fs::File::open(&d.stderr).and_then(|mut f| f.read_to_string(&mut stderr));
+        DaemonExit {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn daemon_log(&self) -> String {
+        self.daemon
+            .as_ref()
+            .map(|d| fs::read_to_string(&d.stderr).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// `ip link show` of a translator interface (to see whether XDP is attached).
+    pub fn xlat_link(&self, dev: &str) -> String {
+        let out = self.xlat.output("ip", &["link", "show", "dev", dev]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = d.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = d.child.kill();
+            let _ = d.child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        // The namespaces are dropped after this, taking their links with them.
+    }
+}
+
+/// Runs `ping` in `ns` and returns whether all `count` echoes were answered.
+pub fn ping(ns: &Netns, target: &str, count: u32) -> (bool, String) {
+    let out = ns.output(
+        "ping",
+        &["-n", "-c", &count.to_string(), "-i", "0.2", "-W", "2", target],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A command line for log output, e.g. in the lab's narration.
+pub fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}

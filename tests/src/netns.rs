@@ -1,0 +1,122 @@
+//! Network namespaces owned by a test: created with `ip netns add`, removed on drop, entered by
+//! threads with setns(2).
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd as _,
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace that is deleted (with everything in it) when dropped.
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `n64-<role>-<pid>-<seq>`: unique per process and call, so tests can run in
+    /// parallel and a leftover is traceable to its test run.
+    pub fn new(role: &str) -> Self {
+        let name = format!(
+            "n64-{role}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Self { name };
+        // Loopback up: many tools expect it.
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n <ns> ARGS`, panicking with its stderr on failure.
+    pub fn ip(&self, args: &[&str]) {
+        run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args));
+    }
+
+    /// Sets a sysctl inside the namespace (never in the root namespace).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        run_ok(self.command("sysctl").args(["-q", "-w", &format!("{key}={value}")]));
+    }
+
+    /// A command that will run inside the namespace (`ip netns exec`).
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// Runs a command inside the namespace and returns its output, whatever its status.
+    pub fn output(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {program} in {}: {e}", self.name))
+    }
+
+    /// Runs `f` on a thread that has entered this namespace; sockets it creates live there.
+    pub fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                enter(&path);
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// Like [`Netns::run`] but returns at once with a handle; the thread lives in the namespace.
+    pub fn spawn<F, R>(&self, f: F) -> std::thread::JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            enter(&path);
+            f()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace removes its veth ends (and so their peers) too.
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+fn enter(path: &str) {
+    let f = File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: a valid namespace fd; setns only affects the calling thread.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns({path}): {}", std::io::Error::last_os_error());
+}
+
+/// Runs a command and panics with its output unless it succeeds.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

@@ -1,0 +1,150 @@
+//! Traffic peers: TCP bulk transfer with content check, UDP echo, and a tiny HTTP responder.
+//! Every socket has a timeout and every loop a bound, so a broken translator fails a test
+//! instead of hanging it.
+
+use std::{
+    io::{Read, Write},
+    net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    time::Duration,
+};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Deterministic pseudo-random bytes (xorshift64*), so both ends know what to expect.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// What the server side of a TCP transfer saw.
+#[derive(Debug)]
+pub struct TcpServerReport {
+    /// The client's address as the server saw it (the translated source).
+    pub peer: SocketAddr,
+    /// Whether the uploaded bytes matched the pattern exactly.
+    pub upload_intact: bool,
+    pub uploaded: usize,
+}
+
+/// Serves one connection: reads `up` bytes (to EOF) and checks them against `pattern(up,
+/// seed)`, then sends `pattern(down, seed + 1)` and closes.
+pub fn tcp_serve_once(listener: TcpListener, up: usize, down: usize, seed: u64) -> TcpServerReport {
+    let (mut s, peer) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let mut got = Vec::with_capacity(up);
+    s.read_to_end(&mut got).expect("read upload");
+    let upload_intact = got == pattern(up, seed);
+    s.write_all(&pattern(down, seed + 1)).expect("write download");
+    s.shutdown(Shutdown::Write).expect("shutdown");
+    TcpServerReport {
+        peer,
+        upload_intact,
+        uploaded: got.len(),
+    }
+}
+
+/// The client side: sends `pattern(up, seed)`, half-closes, reads to EOF and returns whether
+/// the download matched `pattern(down, seed + 1)` and its length.
+pub fn tcp_transfer(stream: TcpStream, up: usize, down: usize, seed: u64) -> (bool, usize) {
+    let mut s = stream;
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    s.write_all(&pattern(up, seed)).expect("write upload");
+    s.shutdown(Shutdown::Write).expect("half-close");
+    let mut got = Vec::with_capacity(down);
+    s.read_to_end(&mut got).expect("read download");
+    (got == pattern(down, seed + 1), got.len())
+}
+
+/// Connects with a bounded timeout (run it inside the client's namespace).
+pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// Echoes `count` datagrams back to their senders; returns the sender addresses seen.
+pub fn udp_echo(sock: UdpSocket, count: usize) -> Vec<SocketAddr> {
+    sock.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    let mut buf = vec![0u8; 65536];
+    let mut peers = Vec::new();
+    for _ in 0..count {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            break;
+        };
+        sock.send_to(&buf[..n], from).expect("echo");
+        peers.push(from);
+    }
+    peers
+}
+
+/// Sends one datagram per size in `sizes` to `to` and waits for each echo (retrying twice on a
+/// timeout: the first packet may wait for neighbour resolution). Returns how many came back
+/// byte-identical.
+pub fn udp_exchange(sock: &UdpSocket, to: SocketAddr, sizes: &[usize], seed: u64) -> usize {
+    sock.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    let mut ok = 0;
+    let mut buf = vec![0u8; 65536];
+    for (i, &len) in sizes.iter().enumerate() {
+        let msg = pattern(len, seed + i as u64);
+        for _attempt in 0..3 {
+            sock.send_to(&msg, to).expect("send");
+            match sock.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    if buf[..n] == msg[..] {
+                        ok += 1;
+                    }
+                    break;
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+    ok
+}
+
+/// Answers up to `max` HTTP requests with a plain-text page naming both ends of the connection,
+/// then returns. Stops early when `accept` times out (non-blocking poll for at most `idle`).
+pub fn http_serve(listener: TcpListener, max: usize, idle: Duration) {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let mut served = 0;
+    let mut waited = Duration::ZERO;
+    let step = Duration::from_millis(20);
+    while served < max && waited < idle {
+        match listener.accept() {
+            Ok((mut s, peer)) => {
+                waited = Duration::ZERO;
+                served += 1;
+                let _ = s.set_nonblocking(false);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16384 {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let local = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let body = format!("hello from {local}; you are {peer}\n");
+                let _ = write!(
+                    s,
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            Err(_) => {
+                std::thread::sleep(step);
+                waited += step;
+            }
+        }
+    }
+}
