@@ -178,7 +178,11 @@ mod tests {
         let v4 = Ipv4Addr::new(192, 0, 2, 33).octets();
         for (prefix, len, expected) in RFC6052_TABLE {
             let got = embed(&v6(prefix), len, v4).unwrap();
-            assert_eq!(Ipv6Addr::from(got), expected.parse::<Ipv6Addr>().unwrap(), "/{len}");
+            assert_eq!(
+                Ipv6Addr::from(got),
+                expected.parse::<Ipv6Addr>().unwrap(),
+                "/{len}"
+            );
             assert!(prefix_matches(&got, &v6(prefix), len));
             assert_eq!(extract(&got, len), Some(v4), "/{len}");
         }
@@ -207,29 +211,61 @@ mod tests {
         assert!(prefix_matches(&v6("64:ff9b::1.2.3.4"), &p, 96));
         assert!(!prefix_matches(&v6("64:ff9b:1::1.2.3.4"), &p, 96));
         assert!(!prefix_matches(&v6("64:ff9b::1:0:1.2.3.4"), &p, 96));
-        assert!(!prefix_matches(&v6("64:ff9b::1.2.3.4"), &p, 0), "length 0 disables pool6");
+        assert!(
+            !prefix_matches(&v6("64:ff9b::1.2.3.4"), &p, 0),
+            "length 0 disables pool6"
+        );
     }
 
     #[test]
     fn eam_maps_suffix_bits_both_ways() {
         // 2001:db8:6::/120 <-> 198.51.100.0/24: 8 suffix bits on each side.
-        let to4 = EamToV4 { v4: [198, 51, 100, 0], v4_len: 24, _pad: [0; 3] };
-        let to6 = EamToV6 { v6: v6("2001:db8:6::"), v4_len: 24, _pad: [0; 3] };
+        let to4 = EamToV4 {
+            v4: [198, 51, 100, 0],
+            v4_len: 24,
+            _pad: [0; 3],
+        };
+        let to6 = EamToV6 {
+            v6: v6("2001:db8:6::"),
+            v4_len: 24,
+            _pad: [0; 3],
+        };
         assert_eq!(eam_to_v4(&v6("2001:db8:6::2a"), &to4), [198, 51, 100, 0x2a]);
         assert_eq!(eam_to_v6([198, 51, 100, 0x2a], &to6), v6("2001:db8:6::2a"));
         // A single-address entry (/128 <-> /32) maps exactly.
-        let h4 = EamToV4 { v4: [192, 0, 2, 7], v4_len: 32, _pad: [0; 3] };
+        let h4 = EamToV4 {
+            v4: [192, 0, 2, 7],
+            v4_len: 32,
+            _pad: [0; 3],
+        };
         assert_eq!(eam_to_v4(&v6("2001:db8::dead:beef"), &h4), [192, 0, 2, 7]);
-        let h6 = EamToV6 { v6: v6("2001:db8::dead:beef"), v4_len: 32, _pad: [0; 3] };
+        let h6 = EamToV6 {
+            v6: v6("2001:db8::dead:beef"),
+            v4_len: 32,
+            _pad: [0; 3],
+        };
         assert_eq!(eam_to_v6([192, 0, 2, 7], &h6), v6("2001:db8::dead:beef"));
     }
 
     #[test]
     fn martians_are_not_translatable() {
-        for a in [[0, 1, 2, 3], [127, 0, 0, 1], [224, 0, 0, 1], [239, 1, 1, 1], [240, 0, 0, 1], [255; 4]] {
+        for a in [
+            [0, 1, 2, 3],
+            [127, 0, 0, 1],
+            [224, 0, 0, 1],
+            [239, 1, 1, 1],
+            [240, 0, 0, 1],
+            [255; 4],
+        ] {
             assert!(!is_translatable_v4(a), "{a:?}");
         }
-        for a in [[192, 0, 2, 1], [198, 51, 100, 2], [203, 0, 113, 9], [1, 1, 1, 1], [223, 255, 255, 254]] {
+        for a in [
+            [192, 0, 2, 1],
+            [198, 51, 100, 2],
+            [203, 0, 113, 9],
+            [1, 1, 1, 1],
+            [223, 255, 255, 254],
+        ] {
             assert!(is_translatable_v4(a), "{a:?}");
         }
     }

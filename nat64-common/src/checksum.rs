@@ -109,8 +109,8 @@ mod tests {
     fn ipv4_header_known_value() {
         // A header from a capture: checksum b861.
         let h = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00,
-            0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
         ];
         assert_eq!(ipv4_header(&h), 0xb861);
     }
@@ -126,8 +126,9 @@ mod tests {
     /// completed over the data equals the full checksum computed for the new addresses.
     #[test]
     fn partial_update_then_completion_is_correct() {
-        let old_addrs = sum16(&[0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02])
-            + sum16(&crate::addr::WELL_KNOWN_PREFIX);
+        let old_addrs = sum16(&[
+            0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02,
+        ]) + sum16(&crate::addr::WELL_KNOWN_PREFIX);
         let new_addrs = sum4(&[198, 51, 100, 2]) + sum4(&[0, 0, 0, 0]);
         let len_proto = 24u32 + 6;
         let data: [u8; 24] = core::array::from_fn(|i| (i * 7 + 3) as u8);

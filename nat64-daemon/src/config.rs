@@ -53,7 +53,9 @@ impl FromStr for XdpMode {
         match s {
             "native" => Ok(Self::Native),
             "generic" => Ok(Self::Generic),
-            other => Err(format!("unknown XDP mode {other:?} (expected native or generic)")),
+            other => Err(format!(
+                "unknown XDP mode {other:?} (expected native or generic)"
+            )),
         }
     }
 }
@@ -227,17 +229,26 @@ impl Config {
             if ifc.name.is_empty() || ifc.name.len() > 15 || ifc.name.contains(['/', ' ', ':']) {
                 return Err(invalid(
                     field,
-                    format!("{:?} is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)", ifc.name),
+                    format!(
+                        "{:?} is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)",
+                        ifc.name
+                    ),
                 ));
             }
             if !names.insert(ifc.name.as_str()) {
-                return Err(invalid(field, format!("interface {:?} is listed twice", ifc.name)));
+                return Err(invalid(
+                    field,
+                    format!("interface {:?} is listed twice", ifc.name),
+                ));
             }
         }
         if self.eam.len() > EAM_MAX_ENTRIES as usize {
             return Err(invalid(
                 "eam",
-                format!("{} entries; the dataplane holds at most {EAM_MAX_ENTRIES}", self.eam.len()),
+                format!(
+                    "{} entries; the dataplane holds at most {EAM_MAX_ENTRIES}",
+                    self.eam.len()
+                ),
             ));
         }
         for (i, e) in self.eam.iter().enumerate() {
@@ -247,7 +258,10 @@ impl Config {
             {
                 return Err(invalid(
                     format!("eam[{i}].ipv6"),
-                    format!("{} overlaps pool6 {p}: an address would have two translations", e.ipv6),
+                    format!(
+                        "{} overlaps pool6 {p}: an address would have two translations",
+                        e.ipv6
+                    ),
                 ));
             }
             for (j, other) in self.eam.iter().enumerate().take(i) {
@@ -306,7 +320,10 @@ fn validate_pool6(p: &Ipv6Net) -> Result<(), ConfigError> {
     if p.addr() != p.network() {
         return Err(invalid(
             "pool6",
-            format!("{p} has bits set past the prefix length; did you mean {}?", p.trunc()),
+            format!(
+                "{p} has bits set past the prefix length; did you mean {}?",
+                p.trunc()
+            ),
         ));
     }
     if p.addr().octets()[U_OCTET] != 0 {
@@ -322,13 +339,21 @@ fn validate_eam(i: usize, e: &Eam) -> Result<(), ConfigError> {
     if e.ipv6.addr() != e.ipv6.network() {
         return Err(invalid(
             format!("eam[{i}].ipv6"),
-            format!("{} has bits set past the prefix length; did you mean {}?", e.ipv6, e.ipv6.trunc()),
+            format!(
+                "{} has bits set past the prefix length; did you mean {}?",
+                e.ipv6,
+                e.ipv6.trunc()
+            ),
         ));
     }
     if e.ipv4.addr() != e.ipv4.network() {
         return Err(invalid(
             format!("eam[{i}].ipv4"),
-            format!("{} has bits set past the prefix length; did you mean {}?", e.ipv4, e.ipv4.trunc()),
+            format!(
+                "{} has bits set past the prefix length; did you mean {}?",
+                e.ipv4,
+                e.ipv4.trunc()
+            ),
         ));
     }
     let s6 = 128 - e.ipv6.prefix_len();

@@ -92,7 +92,9 @@ impl Dataplane {
     pub fn apply(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
         self.apply_eams(cfg)?;
         let mut array: Array<_, nat64_common::maps::Config> = Array::try_from(
-            self.ebpf.map_mut("CONFIG").ok_or(DataplaneError::Missing("map CONFIG"))?,
+            self.ebpf
+                .map_mut("CONFIG")
+                .ok_or(DataplaneError::Missing("map CONFIG"))?,
         )
         .map_err(map_err("CONFIG"))?;
         array.set(0, cfg.dataplane(), 0).map_err(map_err("CONFIG"))
@@ -100,9 +102,12 @@ impl Dataplane {
 
     fn apply_eams(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
         {
-            let mut t6: LpmTrie<_, [u8; 16], EamToV4> =
-                LpmTrie::try_from(self.ebpf.map_mut("EAM6").ok_or(DataplaneError::Missing("map EAM6"))?)
-                    .map_err(map_err("EAM6"))?;
+            let mut t6: LpmTrie<_, [u8; 16], EamToV4> = LpmTrie::try_from(
+                self.ebpf
+                    .map_mut("EAM6")
+                    .ok_or(DataplaneError::Missing("map EAM6"))?,
+            )
+            .map_err(map_err("EAM6"))?;
             let stale: Vec<Key<[u8; 16]>> = t6.keys().filter_map(Result::ok).collect();
             let wanted: Vec<Key<[u8; 16]>> = cfg
                 .eam
@@ -121,9 +126,12 @@ impl Dataplane {
                 t6.remove(k).map_err(map_err("EAM6"))?;
             }
         }
-        let mut t4: LpmTrie<_, [u8; 4], EamToV6> =
-            LpmTrie::try_from(self.ebpf.map_mut("EAM4").ok_or(DataplaneError::Missing("map EAM4"))?)
-                .map_err(map_err("EAM4"))?;
+        let mut t4: LpmTrie<_, [u8; 4], EamToV6> = LpmTrie::try_from(
+            self.ebpf
+                .map_mut("EAM4")
+                .ok_or(DataplaneError::Missing("map EAM4"))?,
+        )
+        .map_err(map_err("EAM4"))?;
         let stale: Vec<Key<[u8; 4]>> = t4.keys().filter_map(Result::ok).collect();
         let wanted: Vec<Key<[u8; 4]>> = cfg
             .eam
@@ -163,16 +171,16 @@ impl Dataplane {
                 name: iface.to_string(),
             })
         })?;
-        let flags = if partial_checksums { IFACE_F_PARTIAL_CSUM } else { 0 };
         // Settings first, so the first packet the program sees is handled right.
-        self.ifaces()?
-            .insert(ifindex, IfaceConfig { flags }, 0)
-            .map_err(map_err("IFACES"))?;
+        self.set_interface(ifindex, partial_checksums)?;
         let aya_mode = match mode {
             config::XdpMode::Native => XdpMode::Driver,
             config::XdpMode::Generic => XdpMode::Skb,
         };
-        let id = self.xdp_mut()?.attach_to_if_index(ifindex, aya_mode).map_err(attach_err)?;
+        let id = self
+            .xdp_mut()?
+            .attach_to_if_index(ifindex, aya_mode)
+            .map_err(attach_err)?;
         self.links.push(Link {
             iface: iface.to_string(),
             ifindex,
@@ -181,9 +189,32 @@ impl Dataplane {
         Ok(())
     }
 
-    fn ifaces(&mut self) -> Result<HashMap<&mut aya::maps::MapData, u32, IfaceConfig>, DataplaneError> {
-        HashMap::try_from(self.ebpf.map_mut("IFACES").ok_or(DataplaneError::Missing("map IFACES"))?)
+    /// Records the per-interface settings of `ifindex` (done by [`Dataplane::attach`]; public
+    /// for tests that run the program with `BPF_PROG_TEST_RUN`, whose ingress is loopback).
+    pub fn set_interface(
+        &mut self,
+        ifindex: u32,
+        partial_checksums: bool,
+    ) -> Result<(), DataplaneError> {
+        let flags = if partial_checksums {
+            IFACE_F_PARTIAL_CSUM
+        } else {
+            0
+        };
+        self.ifaces()?
+            .insert(ifindex, IfaceConfig { flags }, 0)
             .map_err(map_err("IFACES"))
+    }
+
+    fn ifaces(
+        &mut self,
+    ) -> Result<HashMap<&mut aya::maps::MapData, u32, IfaceConfig>, DataplaneError> {
+        HashMap::try_from(
+            self.ebpf
+                .map_mut("IFACES")
+                .ok_or(DataplaneError::Missing("map IFACES"))?,
+        )
+        .map_err(map_err("IFACES"))
     }
 
     /// Detaches from every interface, newest first.
@@ -227,9 +258,12 @@ impl Dataplane {
 
     /// Sums every counter over all CPUs.
     pub fn stats(&self) -> Result<Stats, DataplaneError> {
-        let arr: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map("STATS").ok_or(DataplaneError::Missing("map STATS"))?)
-                .map_err(map_err("STATS"))?;
+        let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map("STATS")
+                .ok_or(DataplaneError::Missing("map STATS"))?,
+        )
+        .map_err(map_err("STATS"))?;
         let mut values = Vec::with_capacity(STATS_LEN as usize);
         for i in 0..STATS_LEN {
             let per_cpu = arr.get(&i, 0).map_err(map_err("STATS"))?;

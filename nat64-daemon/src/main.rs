@@ -12,7 +12,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
-#[command(name = "nat64d", version, about = "NAT64/NAT46 translator daemon (eBPF dataplane)")]
+#[command(
+    name = "nat64d",
+    version,
+    about = "NAT64/NAT46 translator daemon (eBPF dataplane)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,9 +101,12 @@ fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
         cfg.stats_interval_secs = s;
     }
     // Overrides go through the same validation as the file.
-    cfg.validate().context("configuration after command-line overrides")?;
+    cfg.validate()
+        .context("configuration after command-line overrides")?;
     if cfg.interfaces.is_empty() {
-        anyhow::bail!("interfaces: no interface configured; give one with --interface or in the file");
+        anyhow::bail!(
+            "interfaces: no interface configured; give one with --interface or in the file"
+        );
     }
     cfg.check_interfaces_exist()?;
     Ok(cfg)

@@ -13,7 +13,11 @@ pub struct Stats {
 
 impl Stats {
     pub fn from_values(values: Vec<u64>) -> Self {
-        assert_eq!(values.len(), STATS_LEN as usize, "one value per counter slot");
+        assert_eq!(
+            values.len(),
+            STATS_LEN as usize,
+            "one value per counter slot"
+        );
         Self { values }
     }
 
@@ -23,12 +27,18 @@ impl Stats {
 
     /// Packets translated in `dir`, all protocols.
     pub fn translated(&self, dir: Dir) -> u64 {
-        L4Proto::ALL.iter().map(|p| self.get(Counter::Packets(dir, *p))).sum()
+        L4Proto::ALL
+            .iter()
+            .map(|p| self.get(Counter::Packets(dir, *p)))
+            .sum()
     }
 
     /// Packets dropped in `dir`, all reasons.
     pub fn dropped(&self, dir: Dir) -> u64 {
-        DropReason::ALL.iter().map(|r| self.get(Counter::Dropped(dir, *r))).sum()
+        DropReason::ALL
+            .iter()
+            .map(|r| self.get(Counter::Dropped(dir, *r)))
+            .sum()
     }
 
     /// Every counter in exposition-style lines, `name{labels} value`.
@@ -57,7 +67,11 @@ pub fn all_counters() -> impl Iterator<Item = Counter> {
             .into_iter()
             .map(move |p| Counter::Packets(d, p))
             .chain(std::iter::once(Counter::Bytes(d)))
-            .chain(DropReason::ALL.into_iter().map(move |r| Counter::Dropped(d, r)))
+            .chain(
+                DropReason::ALL
+                    .into_iter()
+                    .map(move |r| Counter::Dropped(d, r)),
+            )
     })
 }
 
@@ -83,8 +97,10 @@ pub fn series(c: Counter) -> String {
 /// lab, which see the daemon only through its output).
 pub fn parse_value(text: &str, c: Counter) -> Option<u64> {
     let name = series(c);
-    text.lines()
-        .find_map(|l| l.strip_prefix(name.as_str()).and_then(|v| v.trim().parse().ok()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(name.as_str())
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 #[cfg(test)]
@@ -99,8 +115,14 @@ mod tests {
         let s = Stats::from_values(v);
         let text = s.render();
         assert_eq!(text.lines().count(), STATS_LEN as usize);
-        assert_eq!(parse_value(&text, Counter::Packets(Dir::V4ToV6, L4Proto::Udp)), Some(7));
-        assert_eq!(parse_value(&text, Counter::Dropped(Dir::V6ToV4, DropReason::Fragment)), Some(3));
+        assert_eq!(
+            parse_value(&text, Counter::Packets(Dir::V4ToV6, L4Proto::Udp)),
+            Some(7)
+        );
+        assert_eq!(
+            parse_value(&text, Counter::Dropped(Dir::V6ToV4, DropReason::Fragment)),
+            Some(3)
+        );
         assert_eq!(parse_value(&text, Counter::Bytes(Dir::V6ToV4)), Some(0));
         assert_eq!(s.render_nonzero().lines().count(), 2);
         assert_eq!(s.translated(Dir::V4ToV6), 7);

@@ -84,8 +84,22 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
             // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing a missing one is
             // issue #3; dropping is the behaviour the RFC allows.
             let zero_udp = Err(DropReason::UdpZeroChecksum);
-            l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, l4::partial_allowed(ctx), zero_udp)?;
-            (ip4.proto, if ip4.proto == IPPROTO_TCP { L4Proto::Tcp } else { L4Proto::Udp })
+            l4::fix_checksum(
+                ctx,
+                ip4.proto,
+                l4_off,
+                &delta,
+                l4::partial_allowed(ctx),
+                zero_udp,
+            )?;
+            (
+                ip4.proto,
+                if ip4.proto == IPPROTO_TCP {
+                    L4Proto::Tcp
+                } else {
+                    L4Proto::Udp
+                },
+            )
         }
         IPPROTO_ICMP => {
             icmp4_to_icmp6(ctx, l4_off, &src6, &dst6, payload_len)?;
@@ -98,7 +112,11 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     // RFC 7915 section 4.1, field by field: traffic class from TOS (or zero when configured),
     // flow label zero, payload length from total length minus the IPv4 header and options,
     // next header from protocol, hop limit from TTL. Options are not translated.
-    let tc = if cfg.flags & CONFIG_F_COPY_TOS != 0 { ip4.tos } else { 0 };
+    let tc = if cfg.flags & CONFIG_F_COPY_TOS != 0 {
+        ip4.tos
+    } else {
+        0
+    };
     let hdr = Ipv6Hdr {
         vtcfl: [0x60 | (tc >> 4), tc << 4, 0, 0],
         payload_len: payload_len.to_be_bytes(),
@@ -119,7 +137,10 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     unsafe { p.write_unaligned(hdr) };
 
     stats::add(Counter::Packets(Dir::V4ToV6, counted), 1);
-    stats::add(Counter::Bytes(Dir::V4ToV6), (payload_len as u64) + IPV6_LEN as u64);
+    stats::add(
+        Counter::Bytes(Dir::V4ToV6),
+        (payload_len as u64) + IPV6_LEN as u64,
+    );
     Ok(xdp_action::XDP_PASS)
 }
 

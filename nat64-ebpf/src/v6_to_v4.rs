@@ -1,6 +1,8 @@
 //! IPv6 to IPv4 (RFC 7915 section 5).
 
-use aya_ebpf::{bindings::xdp_action, helpers::generated::bpf_get_prandom_u32, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action, helpers::generated::bpf_get_prandom_u32, programs::XdpContext,
+};
 use nat64_common::{
     Counter, Dir, DropReason, L4Proto,
     addr::is_translatable_v4,
@@ -85,7 +87,14 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
             // A zero UDP checksum is illegal in IPv6 (RFC 8200 section 8.1) but means "none"
             // in IPv4: keep it rather than invent one.
             l4::fix_checksum(ctx, nh, l4_off, &delta, l4::partial_allowed(ctx), Ok(()))?;
-            (nh, if nh == IPPROTO_TCP { L4Proto::Tcp } else { L4Proto::Udp })
+            (
+                nh,
+                if nh == IPPROTO_TCP {
+                    L4Proto::Tcp
+                } else {
+                    L4Proto::Udp
+                },
+            )
         }
         IPPROTO_ICMPV6 => {
             icmp6_to_icmp4(ctx, l4_off, &ip6, payload_len)?;

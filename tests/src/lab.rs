@@ -103,11 +103,42 @@ impl Lab {
     fn build(&self) {
         let (c, x, s) = (&self.client6, &self.xlat, &self.server4);
         // Links are created directly inside the namespaces: nothing appears in the root one.
-        c.ip(&["link", "add", "name", "c0", "type", "veth", "peer", "name", "xc", "netns", x.name()]);
-        s.ip(&["link", "add", "name", "s0", "type", "veth", "peer", "name", "xs", "netns", x.name()]);
+        c.ip(&[
+            "link",
+            "add",
+            "name",
+            "c0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "xc",
+            "netns",
+            x.name(),
+        ]);
+        s.ip(&[
+            "link",
+            "add",
+            "name",
+            "s0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "xs",
+            "netns",
+            x.name(),
+        ]);
 
         // client6: IPv6 only.
-        c.ip(&["addr", "add", &format!("{CLIENT6}/64"), "dev", "c0", "nodad"]);
+        c.ip(&[
+            "addr",
+            "add",
+            &format!("{CLIENT6}/64"),
+            "dev",
+            "c0",
+            "nodad",
+        ]);
         c.ip(&["link", "set", "c0", "up"]);
         c.ip(&["route", "add", "64:ff9b::/96", "via", &XLAT6.to_string()]);
 
@@ -194,7 +225,10 @@ ipv4 = "{EAM_V4}"
             if let Some(status) = d.child.try_wait().expect("try_wait") {
                 panic!("nat64d exited during start-up ({status}):\n{log}");
             }
-            assert!(Instant::now() < deadline, "nat64d not ready after 15 s:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "nat64d not ready after 15 s:\n{log}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -266,7 +300,16 @@ impl Drop for Lab {
 pub fn ping(ns: &Netns, target: &str, count: u32) -> (bool, String) {
     let out = ns.output(
         "ping",
-        &["-n", "-c", &count.to_string(), "-i", "0.2", "-W", "2", target],
+        &[
+            "-n",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            target,
+        ],
     );
     let text = format!(
         "{}{}",

@@ -42,7 +42,10 @@ impl Netns {
 
     /// Sets a sysctl inside the namespace (never in the root namespace).
     pub fn sysctl(&self, key: &str, value: &str) {
-        run_ok(self.command("sysctl").args(["-q", "-w", &format!("{key}={value}")]));
+        run_ok(
+            self.command("sysctl")
+                .args(["-q", "-w", &format!("{key}={value}")]),
+        );
     }
 
     /// A command that will run inside the namespace (`ip netns exec`).
@@ -94,7 +97,9 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Deleting the namespace removes its veth ends (and so their peers) too.
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 

@@ -43,7 +43,8 @@ pub fn tcp_serve_once(listener: TcpListener, up: usize, down: usize, seed: u64) 
     let mut got = Vec::with_capacity(up);
     s.read_to_end(&mut got).expect("read upload");
     let upload_intact = got == pattern(up, seed);
-    s.write_all(&pattern(down, seed + 1)).expect("write download");
+    s.write_all(&pattern(down, seed + 1))
+        .expect("write download");
     s.shutdown(Shutdown::Write).expect("shutdown");
     TcpServerReport {
         peer,
@@ -90,7 +91,8 @@ pub fn udp_echo(sock: UdpSocket, count: usize) -> Vec<SocketAddr> {
 /// timeout: the first packet may wait for neighbour resolution). Returns how many came back
 /// byte-identical.
 pub fn udp_exchange(sock: &UdpSocket, to: SocketAddr, sizes: &[usize], seed: u64) -> usize {
-    sock.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let mut ok = 0;
     let mut buf = vec![0u8; 65536];
     for (i, &len) in sizes.iter().enumerate() {

@@ -64,11 +64,24 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
         xdp_mode: mode.to_string(),
         ..LabOptions::default()
     });
-    println!("    client6  {} (IPv6 only)    -> {}", lab.client6.name(), CLIENT6);
-    println!("    xlat     {} (nat64d, XDP {mode} on xc and xs)", lab.xlat.name());
-    println!("    server4  {} (IPv4 only)    -> {}", lab.server4.name(), SERVER4);
+    println!(
+        "    client6  {} (IPv6 only)    -> {}",
+        lab.client6.name(),
+        CLIENT6
+    );
+    println!(
+        "    xlat     {} (nat64d, XDP {mode} on xc and xs)",
+        lab.xlat.name()
+    );
+    println!(
+        "    server4  {} (IPv4 only)    -> {}",
+        lab.server4.name(),
+        SERVER4
+    );
     println!("    the IPv4 server is {SERVER4_AS_V6} to IPv6 hosts (pool6 64:ff9b::/96, RFC 6052)");
-    println!("    the IPv6 client is {CLIENT6_AS_V4} to IPv4 hosts (EAM {EAM_V6} <-> {EAM_V4}, RFC 7757)");
+    println!(
+        "    the IPv6 client is {CLIENT6_AS_V4} to IPv4 hosts (EAM {EAM_V6} <-> {EAM_V4}, RFC 7757)"
+    );
 
     step("starting nat64d in the translator namespace");
     println!("{}", indent(&lab.config_toml()));
@@ -87,9 +100,21 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     let url = format!("http://[{SERVER4_AS_V6}]:8080/");
     let out = lab.client6.output("curl", &["-sS", "-m", "5", &url]);
     println!("    $ curl {url}");
-    println!("{}", indent(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim_end().to_string()));
+    println!(
+        "{}",
+        indent(
+            &format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .trim_end()
+            .to_string()
+        )
+    );
     check(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&CLIENT6_AS_V4.to_string()),
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains(&CLIENT6_AS_V4.to_string()),
         "page received; the server saw the client as its EAM address",
     );
     let _ = srv.join();
@@ -98,12 +123,26 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     }
 
     step("UDP exchange, 6 -> 4 (client6 sends to the IPv4 server's echo port)");
-    let echo4 = lab.server4.run(|| UdpSocket::bind((SERVER4, 7007))).expect("bind UDP");
+    let echo4 = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 7007)))
+        .expect("bind UDP");
     let srv = std::thread::spawn(move || peers::udp_echo(echo4, 3));
-    let sock = lab.client6.run(|| UdpSocket::bind("[::]:0")).expect("bind client UDP");
-    let n = peers::udp_exchange(&sock, SocketAddr::from((SERVER4_AS_V6, 7007)), &[64, 512, 1400], 1);
+    let sock = lab
+        .client6
+        .run(|| UdpSocket::bind("[::]:0"))
+        .expect("bind client UDP");
+    let n = peers::udp_exchange(
+        &sock,
+        SocketAddr::from((SERVER4_AS_V6, 7007)),
+        &[64, 512, 1400],
+        1,
+    );
     let seen = srv.join().unwrap_or_default();
-    println!("    3 datagrams sent to [{SERVER4_AS_V6}]:7007, {n} echoed back intact; server saw {:?}", seen.first());
+    println!(
+        "    3 datagrams sent to [{SERVER4_AS_V6}]:7007, {n} echoed back intact; server saw {:?}",
+        seen.first()
+    );
     check(n == 3, "all datagrams echoed");
 
     step("ping, 6 -> 4");
@@ -115,14 +154,29 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     }
 
     step("the reverse direction: the IPv4 server reaches the IPv6 client (4 -> 6)");
-    let http6 = lab.client6.run(|| TcpListener::bind("[::]:8080")).expect("bind HTTP on client6");
+    let http6 = lab
+        .client6
+        .run(|| TcpListener::bind("[::]:8080"))
+        .expect("bind HTTP on client6");
     let srv = std::thread::spawn(move || peers::http_serve(http6, 1, Duration::from_secs(10)));
     let url = format!("http://{CLIENT6_AS_V4}:8080/");
     let out = lab.server4.output("curl", &["-sS", "-m", "5", &url]);
     println!("    $ curl {url}");
-    println!("{}", indent(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim_end().to_string()));
+    println!(
+        "{}",
+        indent(
+            &format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .trim_end()
+            .to_string()
+        )
+    );
     check(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&SERVER4_AS_V6.to_string()),
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains(&SERVER4_AS_V6.to_string()),
         "page received; the IPv6 host saw the IPv4 server as 64:ff9b::c000:202",
     );
     let _ = srv.join();
@@ -143,13 +197,19 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
             .sum()
     };
     check(exit.status.success(), "nat64d exited cleanly");
-    check(sum(Dir::V6ToV4) > 0 && sum(Dir::V4ToV6) > 0, "packets translated in both directions");
+    check(
+        sum(Dir::V6ToV4) > 0 && sum(Dir::V4ToV6) > 0,
+        "packets translated in both directions",
+    );
     check(!lab.xlat_link("xc").contains("xdp"), "XDP detached from xc");
     all_ok
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn summary(ping_output: &str) -> &str {
