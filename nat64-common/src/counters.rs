@@ -77,11 +77,15 @@ pub enum DropReason {
     SourceRoute = 9,
     /// `bpf_xdp_adjust_head` refused to move the packet start (not enough headroom).
     HeadroomExhausted = 10,
+    /// Longer than the ingress interface's MTU: a GRO/GSO aggregate. Only generic XDP sees
+    /// these (native XDP on veth turns the peer's segmentation offload off), and XDP cannot
+    /// translate them: the kernel would still segment the result as the old family.
+    Oversize = 11,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 11;
-    pub const ALL: [DropReason; 11] = [
+    pub const COUNT: u32 = 12;
+    pub const ALL: [DropReason; 12] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -93,6 +97,7 @@ impl DropReason {
         DropReason::IcmpUntranslatable,
         DropReason::SourceRoute,
         DropReason::HeadroomExhausted,
+        DropReason::Oversize,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -108,6 +113,7 @@ impl DropReason {
             DropReason::IcmpUntranslatable => "icmp_untranslatable",
             DropReason::SourceRoute => "source_route",
             DropReason::HeadroomExhausted => "headroom_exhausted",
+            DropReason::Oversize => "oversize",
         }
     }
 }

@@ -93,6 +93,31 @@ pub fn frame_len(ctx: &XdpContext) -> usize {
     ctx.data_end() - ctx.data()
 }
 
+/// Frames up to the IPv6 minimum MTU (RFC 8200 section 5) plus the Ethernet header fit every
+/// IPv6 link, so only longer ones need the MTU helper (a helper call per packet is not free).
+const ALWAYS_FITS: usize = 1280 + ETH_LEN;
+
+/// Whether the frame is longer than the ingress interface's MTU allows, which only a GRO/GSO
+/// aggregate can be (see `DropReason::Oversize`).
+#[inline(always)]
+pub fn exceeds_mtu(ctx: &XdpContext) -> bool {
+    if frame_len(ctx) <= ALWAYS_FITS {
+        return false;
+    }
+    let mut mtu: u32 = 0;
+    // SAFETY: helper call on the program's own context; ifindex 0 means the ingress device.
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_check_mtu(
+            ctx.ctx as *mut core::ffi::c_void,
+            0,
+            &mut mtu,
+            0,
+            0,
+        )
+    };
+    rc == aya_ebpf::bindings::bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED as i64
+}
+
 #[inline(always)]
 pub fn ethertype(ctx: &XdpContext) -> Option<u16> {
     read::<EthHdr>(ctx, 0).map(|e| u16::from_be_bytes(e.proto))

@@ -12,7 +12,8 @@ use crate::{
     addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, frame_len, ptr_at, read, resize_head,
+        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len, ptr_at, read,
+        resize_head,
     },
     stats,
 };
@@ -43,6 +44,9 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         return Ok(xdp_action::XDP_PASS);
     };
 
+    if exceeds_mtu(ctx) {
+        return Err(DropReason::Oversize);
+    }
     let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
     let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
     if ihl < IPV4_LEN || tot_len < ihl {

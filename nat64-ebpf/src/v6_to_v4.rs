@@ -14,7 +14,8 @@ use crate::{
     addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, frame_len, ptr_at, read, resize_head,
+        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len, ptr_at, read,
+        resize_head,
     },
     stats,
 };
@@ -53,6 +54,9 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         return Ok(xdp_action::XDP_PASS);
     };
 
+    if exceeds_mtu(ctx) {
+        return Err(DropReason::Oversize);
+    }
     // RFC 7915 section 5.1: the packet must leave with a hop limit of at least one. The kernel
     // decrements the TTL when it forwards the translated packet (XDP_PASS), so the node costs
     // exactly one hop; here we only refuse packets that would expire on this hop.

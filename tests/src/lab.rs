@@ -43,6 +43,11 @@ pub struct LabOptions {
     /// forwards it, and the receiving host verifies every checksum for real. The endpoints keep
     /// their offloads, so the translator does receive CHECKSUM_PARTIAL packets.
     pub verify_checksums: bool,
+    /// Leave TSO/GSO on at the endpoints. Native XDP on veth turns the peer's segmentation
+    /// offload off by itself; generic XDP does not, and then receives GSO aggregates that it
+    /// cannot translate (`DropReason::Oversize`). Generic-mode tests of bulk traffic turn it
+    /// off, as an operator running generic XDP on veth must.
+    pub sender_gso: bool,
 }
 
 impl Default for LabOptions {
@@ -50,6 +55,7 @@ impl Default for LabOptions {
         Self {
             xdp_mode: "native".into(),
             verify_checksums: true,
+            sender_gso: true,
         }
     }
 }
@@ -159,6 +165,16 @@ impl Lab {
         }
         x.ip(&["link", "set", "xc", "up"]);
         x.ip(&["link", "set", "xs", "up"]);
+        if !self.opts.sender_gso {
+            crate::netns::run_ok(
+                c.command("ethtool")
+                    .args(["-K", "c0", "tso", "off", "gso", "off"]),
+            );
+            crate::netns::run_ok(
+                s.command("ethtool")
+                    .args(["-K", "s0", "tso", "off", "gso", "off"]),
+            );
+        }
         if self.opts.verify_checksums {
             for dev in ["xc", "xs"] {
                 crate::netns::run_ok(x.command("ethtool").args(["-K", dev, "tx", "off"]));

@@ -100,18 +100,7 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     let url = format!("http://[{SERVER4_AS_V6}]:8080/");
     let out = lab.client6.output("curl", &["-sS", "-m", "5", &url]);
     println!("    $ curl {url}");
-    println!(
-        "{}",
-        indent(
-            &format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .trim_end()
-            .to_string()
-        )
-    );
+    println!("{}", indent(&combined(&out)));
     check(
         out.status.success()
             && String::from_utf8_lossy(&out.stdout).contains(&CLIENT6_AS_V4.to_string()),
@@ -162,18 +151,7 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     let url = format!("http://{CLIENT6_AS_V4}:8080/");
     let out = lab.server4.output("curl", &["-sS", "-m", "5", &url]);
     println!("    $ curl {url}");
-    println!(
-        "{}",
-        indent(
-            &format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .trim_end()
-            .to_string()
-        )
-    );
+    println!("{}", indent(&combined(&out)));
     check(
         out.status.success()
             && String::from_utf8_lossy(&out.stdout).contains(&SERVER4_AS_V6.to_string()),
@@ -203,6 +181,13 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     );
     check(!lab.xlat_link("xc").contains("xdp"), "XDP detached from xc");
     all_ok
+}
+
+/// A command's stdout and stderr together, without the trailing newline.
+fn combined(out: &std::process::Output) -> String {
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    s.trim_end().to_string()
 }
 
 fn indent(s: &str) -> String {

@@ -1,0 +1,143 @@
+//! `cargo xtask`: the project's automation.
+//!
+//! - `setup`: installs what building and testing need (rust-src, bpf-linker built against
+//!   rustc's own LLVM, Debian packages). Idempotent, prints what it does, quick when all is there.
+//! - `lab`: setup, build, then the self-contained lab (README's first command).
+//! - `test`: setup, build, then every test (README's second command).
+
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the toolchain pieces and Debian packages the build and the tests need.
+    Setup,
+    /// Build the daemon (with its embedded eBPF object) and the lab.
+    Build,
+    /// Run the lab: IPv6-only and IPv4-only hosts in namespaces, translated by the real daemon.
+    Lab {
+        /// XDP attach mode: native or generic.
+        #[arg(long, default_value = "native")]
+        xdp_mode: String,
+    },
+    /// Run every test: unit, property, packet-level (BPF_PROG_TEST_RUN) and end-to-end.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Setup => setup::all(),
+        Cmd::Build => {
+            setup::all()?;
+            build()
+        }
+        Cmd::Lab { xdp_mode } => {
+            require_root("the lab creates network namespaces and loads BPF programs")?;
+            setup::all()?;
+            build()?;
+            run(Command::new(target_dir()?.join("debug/nat64-lab")).args(["--xdp-mode", &xdp_mode]))
+        }
+        Cmd::Test { args } => {
+            require_root(
+                "the packet and end-to-end tests load BPF programs and create network namespaces",
+            )?;
+            setup::all()?;
+            build()?;
+            run(cargo().args(["test", "--workspace"]).args(args))
+        }
+    }
+}
+
+/// Builds every default member in the dev profile: the daemon binary the tests and the lab
+/// run, the lab binary, and (through the daemon's build.rs) the eBPF object.
+fn build() -> anyhow::Result<()> {
+    step("building the workspace (the daemon's build script compiles the eBPF dataplane)");
+    run(cargo().args(["build", "--workspace", "--bins"]))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn target_dir() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Ok(d.into());
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?;
+    Ok(root.join("target"))
+}
+
+fn require_root(why: &str) -> anyhow::Result<()> {
+    // Read from /proc to keep xtask free of libc.
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    if euid != "0" {
+        bail!("this needs root: {why}. Run it as root (for example with sudo -E).");
+    }
+    Ok(())
+}
+
+/// Prints a step header.
+pub fn step(what: &str) {
+    eprintln!("xtask: {what}");
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: $ {}", describe(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("spawning {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", describe(cmd));
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its stdout, failing if it fails.
+pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("spawning {}", describe(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}): {}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}

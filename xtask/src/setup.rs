@@ -1,0 +1,165 @@
+//! Installs what the build and the tests need, following `../shared/docs/toolchain.md`:
+//! rust-src (for `-Z build-std=core`), bpf-linker linked against rustc's own LLVM, and the
+//! Debian packages the tests call. Every check is cheap, so a second run does nothing.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, bail};
+
+use crate::{output, run, step};
+
+/// Debian packages the tests and the lab run: `ip` and `sysctl` to build namespaces, `ping`
+/// and `curl` for traffic, `ethtool` to switch checksum offload.
+const PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("procps", "sysctl"),
+    ("iputils-ping", "ping"),
+    ("curl", "curl"),
+    ("ethtool", "ethtool"),
+];
+
+pub fn all() -> anyhow::Result<()> {
+    rust_src()?;
+    bpf_linker()?;
+    debian_packages()?;
+    step("setup complete");
+    Ok(())
+}
+
+fn rustc_vv() -> anyhow::Result<(String, String)> {
+    let vv = output(Command::new("rustc").arg("-vV"))?;
+    let field = |k: &str| {
+        vv.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .with_context(|| format!("`rustc -vV` has no {k}"))
+    };
+    Ok((field("release:")?, field("LLVM version:")?))
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let sysroot = PathBuf::from(output(Command::new("rustc").args(["--print", "sysroot"]))?.trim());
+    let src = sysroot.join("lib/rustlib/src/rust/library/core");
+    if src.exists() {
+        step("rust-src: present");
+        return Ok(());
+    }
+    step("rust-src: missing, installing (needed by -Z build-std=core for the eBPF target)");
+    run(Command::new("rustup").args(["component", "add", "rust-src"]))
+}
+
+/// The toolchain's own libLLVM shared object, e.g. `libLLVM.so.22.1-rust-1.95.0-stable`.
+fn toolchain_llvm() -> anyhow::Result<(PathBuf, String)> {
+    let sysroot = PathBuf::from(output(Command::new("rustc").args(["--print", "sysroot"]))?.trim());
+    let lib = sysroot.join("lib");
+    for entry in std::fs::read_dir(&lib).with_context(|| format!("reading {}", lib.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("libLLVM.so.") {
+            return Ok((lib.join(&name), name));
+        }
+    }
+    bail!(
+        "no libLLVM.so.* in {}: this rustc does not ship a shared LLVM",
+        lib.display()
+    )
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    let (llvm_path, llvm_name) = toolchain_llvm()?;
+    let (rustc_release, llvm_version) = rustc_vv()?;
+    let major = llvm_version
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+
+    // Installed and linked against this very LLVM? Then nothing to do (unless forced).
+    let forced = std::env::var_os("XTASK_REINSTALL_BPF_LINKER").is_some();
+    if forced {
+        step("bpf-linker: XTASK_REINSTALL_BPF_LINKER is set, reinstalling");
+    } else if let Ok(path) = which("bpf-linker") {
+        let ldd = Command::new("ldd").arg(&path).output();
+        let linked = ldd
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let runs = Command::new(&path)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if runs && linked.contains(&llvm_name) && !linked.contains("not found") {
+            step(&format!("bpf-linker: present, linked against {llvm_name}"));
+            return Ok(());
+        }
+        step(&format!(
+            "bpf-linker: {} is not linked against rustc's LLVM ({llvm_name}); reinstalling",
+            path.display()
+        ));
+    } else {
+        step("bpf-linker: missing, installing");
+    }
+
+    // bpf-linker must use the LLVM that rustc itself uses (toolchain.md): an LLVM_PREFIX whose
+    // lib/ holds that library under both names bpf-linker's build looks for. The prefix stays:
+    // the installed linker finds libLLVM through a RUNPATH into it.
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let prefix = cargo_home.join(format!(
+        "bpf-linker-llvm/rust-{rustc_release}-llvm-{llvm_version}"
+    ));
+    let lib = prefix.join("lib");
+    std::fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
+    for name in ["libLLVM.so", llvm_name.as_str()] {
+        let link = lib.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&llvm_path, &link)
+            .with_context(|| format!("linking {} -> {}", link.display(), llvm_path.display()))?;
+    }
+    step(&format!(
+        "building bpf-linker against LLVM {llvm_version} of rustc {rustc_release} (about a minute)"
+    ));
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "--force",
+            "bpf-linker",
+            "--no-default-features",
+            "--features",
+        ])
+        .arg(format!("llvm-{major}"))
+        .env("LLVM_PREFIX", &prefix))
+}
+
+fn which(program: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").context("PATH is not set")?;
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(program);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("{program} not found in PATH")
+}
+
+fn debian_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, bin)| which(bin).is_err() && !PathBuf::from("/usr/sbin").join(bin).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        step("Debian packages: present");
+        return Ok(());
+    }
+    step(&format!(
+        "Debian packages: installing {}",
+        missing.join(" ")
+    ));
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
