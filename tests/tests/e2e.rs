@@ -6,12 +6,13 @@
 //! wrong checksum update fails these tests instead of hiding behind veth's trust in
 //! CHECKSUM_PARTIAL.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 
 use nat64_common::{Counter, Dir, DropReason, L4Proto};
 use nat64_daemon::stats::parse_value;
 use nat64_tests::{
     lab::{CLIENT6, CLIENT6_AS_V4, Lab, LabOptions, SERVER4, SERVER4_AS_V6, XLAT6, ping},
+    netns::Netns,
     peers,
 };
 
@@ -33,96 +34,45 @@ fn exchange_everything(mode: &str) {
         lab.xlat_link("xc")
     );
 
-    // TCP 6 -> 4: 8 MiB up and 8 MiB down, content checked on both ends; the server must see
-    // the client's EAM address.
-    let listener = lab
-        .server4
-        .run(|| TcpListener::bind((SERVER4, 5001)))
-        .expect("bind");
-    let server = std::thread::spawn(move || peers::tcp_serve_once(listener, BULK, BULK, 11));
-    let stream = lab
-        .client6
-        .run(|| peers::tcp_connect(SocketAddr::from((SERVER4_AS_V6, 5001))));
-    let (down_ok, down_len) = peers::tcp_transfer(stream, BULK, BULK, 11);
-    let report = server.join().expect("server thread");
-    assert!(
-        report.upload_intact,
-        "6->4 upload corrupted ({} of {BULK} bytes)",
-        report.uploaded
+    // TCP, 8 MiB each way with content checks; each side must see the other's translated
+    // address: the IPv6 client as its EAM address, the IPv4 server under pool6.
+    tcp_round_trip(
+        &lab.server4,
+        (SERVER4, 5001).into(),
+        &lab.client6,
+        (SERVER4_AS_V6, 5001).into(),
+        CLIENT6_AS_V4.into(),
+        11,
     );
-    assert!(
-        down_ok,
-        "6->4 download corrupted ({down_len} of {BULK} bytes)"
-    );
-    assert_eq!(
-        report.peer.ip(),
-        std::net::IpAddr::V4(CLIENT6_AS_V4),
-        "server saw the wrong source"
+    tcp_round_trip(
+        &lab.client6,
+        (CLIENT6, 5002).into(),
+        &lab.server4,
+        (CLIENT6_AS_V4, 5002).into(),
+        SERVER4_AS_V6.into(),
+        22,
     );
 
-    // TCP 4 -> 6: the IPv4 host connects to the IPv6 host's IPv4 alias; the IPv6 host sees the
-    // IPv4 host under pool6.
-    let listener = lab
-        .client6
-        .run(|| TcpListener::bind((CLIENT6, 5002)))
-        .expect("bind");
-    let server = std::thread::spawn(move || peers::tcp_serve_once(listener, BULK, BULK, 22));
-    let stream = lab
-        .server4
-        .run(|| peers::tcp_connect(SocketAddr::from((CLIENT6_AS_V4, 5002))));
-    let (down_ok, down_len) = peers::tcp_transfer(stream, BULK, BULK, 22);
-    let report = server.join().expect("server thread");
-    assert!(
-        report.upload_intact,
-        "4->6 upload corrupted ({} of {BULK} bytes)",
-        report.uploaded
+    // UDP both ways, sizes from tiny to a full 1500-byte packet on the IPv6 side.
+    const SIZES6: [usize; 8] = [1, 8, 100, 512, 1000, 1200, 1400, 1452];
+    udp_round_trip(
+        &lab.server4,
+        (SERVER4, 7001).into(),
+        &lab.client6,
+        "[::]:0",
+        (SERVER4_AS_V6, 7001).into(),
+        CLIENT6_AS_V4.into(),
+        &SIZES6,
     );
-    assert!(
-        down_ok,
-        "4->6 download corrupted ({down_len} of {BULK} bytes)"
-    );
-    assert_eq!(
-        report.peer.ip(),
-        std::net::IpAddr::V6(SERVER4_AS_V6),
-        "IPv6 host saw the wrong source"
-    );
-
-    // UDP both ways, sizes from tiny to a full 1500-byte IPv6 packet (1452 bytes of payload).
-    let sizes = [1usize, 8, 100, 512, 1000, 1200, 1400, 1452];
-    let echo = lab
-        .server4
-        .run(|| UdpSocket::bind((SERVER4, 7001)))
-        .expect("bind");
-    let server = std::thread::spawn(move || peers::udp_echo(echo, sizes.len()));
-    let sock = lab.client6.run(|| UdpSocket::bind("[::]:0")).expect("bind");
-    let ok = peers::udp_exchange(&sock, SocketAddr::from((SERVER4_AS_V6, 7001)), &sizes, 100);
-    let peers_seen = server.join().expect("echo thread");
-    assert_eq!(ok, sizes.len(), "6->4 UDP echoes intact");
-    assert!(
-        peers_seen
-            .iter()
-            .all(|p| p.ip() == std::net::IpAddr::V4(CLIENT6_AS_V4)),
-        "{peers_seen:?}"
-    );
-
-    let sizes4 = [1usize, 64, 700, 1400, 1432];
-    let echo = lab
-        .client6
-        .run(|| UdpSocket::bind((CLIENT6, 7002)))
-        .expect("bind");
-    let server = std::thread::spawn(move || peers::udp_echo(echo, sizes4.len()));
-    let sock = lab
-        .server4
-        .run(|| UdpSocket::bind("0.0.0.0:0"))
-        .expect("bind");
-    let ok = peers::udp_exchange(&sock, SocketAddr::from((CLIENT6_AS_V4, 7002)), &sizes4, 200);
-    let peers_seen = server.join().expect("echo thread");
-    assert_eq!(ok, sizes4.len(), "4->6 UDP echoes intact");
-    assert!(
-        peers_seen
-            .iter()
-            .all(|p| p.ip() == std::net::IpAddr::V6(SERVER4_AS_V6)),
-        "{peers_seen:?}"
+    const SIZES4: [usize; 5] = [1, 64, 700, 1400, 1432];
+    udp_round_trip(
+        &lab.client6,
+        (CLIENT6, 7002).into(),
+        &lab.server4,
+        "0.0.0.0:0",
+        (CLIENT6_AS_V4, 7002).into(),
+        SERVER4_AS_V6.into(),
+        &SIZES4,
     );
 
     // ICMP echo both ways.
@@ -187,6 +137,60 @@ fn exchange_everything(mode: &str) {
             lab.xlat_link(dev)
         );
     }
+}
+
+/// One TCP connection from `client` to `target` (served in `server` at `bind`): `BULK` bytes
+/// each way, content-checked on both ends, and the server must see the client as `peer`.
+fn tcp_round_trip(
+    server: &Netns,
+    bind: SocketAddr,
+    client: &Netns,
+    target: SocketAddr,
+    peer: IpAddr,
+    seed: u64,
+) {
+    let listener = server.run(|| TcpListener::bind(bind)).expect("bind");
+    let srv = std::thread::spawn(move || peers::tcp_serve_once(listener, BULK, BULK, seed));
+    let stream = client.run(|| peers::tcp_connect(target));
+    let (down_ok, down_len) = peers::tcp_transfer(stream, BULK, BULK, seed);
+    let report = srv.join().expect("server thread");
+    assert!(
+        report.upload_intact,
+        "to {target}: upload corrupted ({} of {BULK} bytes)",
+        report.uploaded
+    );
+    assert!(
+        down_ok,
+        "to {target}: download corrupted ({down_len} of {BULK} bytes)"
+    );
+    assert_eq!(
+        report.peer.ip(),
+        peer,
+        "to {target}: the server saw the wrong source"
+    );
+}
+
+/// Datagrams of each size from `client` (bound at `local`) to `target`, echoed by `server`
+/// at `bind`; all must come back intact and the server must see the client as `peer`.
+fn udp_round_trip(
+    server: &Netns,
+    bind: SocketAddr,
+    client: &Netns,
+    local: &'static str,
+    target: SocketAddr,
+    peer: IpAddr,
+    sizes: &'static [usize],
+) {
+    let echo = server.run(|| UdpSocket::bind(bind)).expect("bind");
+    let srv = std::thread::spawn(move || peers::udp_echo(echo, sizes.len()));
+    let sock = client.run(|| UdpSocket::bind(local)).expect("bind");
+    let ok = peers::udp_exchange(&sock, target, sizes, bind.port() as u64);
+    let seen = srv.join().expect("echo thread");
+    assert_eq!(ok, sizes.len(), "to {target}: UDP echoes intact");
+    assert!(
+        seen.iter().all(|p| p.ip() == peer),
+        "to {target}: sources seen {seen:?}"
+    );
 }
 
 #[test]

@@ -17,6 +17,7 @@ use std::{
 use nat64_common::Dir;
 use nat64_tests::{
     lab::{CLIENT6, CLIENT6_AS_V4, EAM_V4, EAM_V6, Lab, LabOptions, SERVER4, SERVER4_AS_V6, ping},
+    netns::Netns,
     peers,
 };
 
@@ -92,21 +93,18 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     }
 
     step("IPv6 client fetches a page from the IPv4 server (HTTP over TCP, 6 -> 4)");
-    let http4 = lab
-        .server4
-        .run(|| TcpListener::bind((SERVER4, 8080)))
-        .expect("bind HTTP on server4");
-    let srv = std::thread::spawn(move || peers::http_serve(http4, 1, Duration::from_secs(10)));
     let url = format!("http://[{SERVER4_AS_V6}]:8080/");
-    let out = lab.client6.output("curl", &["-sS", "-m", "5", &url]);
-    println!("    $ curl {url}");
-    println!("{}", indent(&combined(&out)));
+    let ok = http_fetch(
+        &lab.server4,
+        (SERVER4, 8080).into(),
+        &lab.client6,
+        &url,
+        &CLIENT6_AS_V4.to_string(),
+    );
     check(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).contains(&CLIENT6_AS_V4.to_string()),
+        ok,
         "page received; the server saw the client as its EAM address",
     );
-    let _ = srv.join();
     if stop() {
         return false;
     }
@@ -143,21 +141,19 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     }
 
     step("the reverse direction: the IPv4 server reaches the IPv6 client (4 -> 6)");
-    let http6 = lab
-        .client6
-        .run(|| TcpListener::bind("[::]:8080"))
-        .expect("bind HTTP on client6");
-    let srv = std::thread::spawn(move || peers::http_serve(http6, 1, Duration::from_secs(10)));
     let url = format!("http://{CLIENT6_AS_V4}:8080/");
-    let out = lab.server4.output("curl", &["-sS", "-m", "5", &url]);
-    println!("    $ curl {url}");
-    println!("{}", indent(&combined(&out)));
+    let any6: SocketAddr = "[::]:8080".parse().expect("address");
+    let ok = http_fetch(
+        &lab.client6,
+        any6,
+        &lab.server4,
+        &url,
+        &SERVER4_AS_V6.to_string(),
+    );
     check(
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout).contains(&SERVER4_AS_V6.to_string()),
+        ok,
         "page received; the IPv6 host saw the IPv4 server as 64:ff9b::c000:202",
     );
-    let _ = srv.join();
     let (ok, text) = ping(&lab.server4, &CLIENT6_AS_V4.to_string(), 3);
     println!("{}", indent(summary(&text)));
     check(ok, "ICMP echo translated to ICMPv6 echo and back");
@@ -181,6 +177,24 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     );
     check(!lab.xlat_link("xc").contains("xdp"), "XDP detached from xc");
     all_ok
+}
+
+/// Serves one page in `server` at `bind`, fetches `url` with curl from `client`, shows both,
+/// and says whether the page names `expect_peer` (the address the server saw).
+fn http_fetch(
+    server: &Netns,
+    bind: SocketAddr,
+    client: &Netns,
+    url: &str,
+    expect_peer: &str,
+) -> bool {
+    let listener = server.run(|| TcpListener::bind(bind)).expect("bind HTTP");
+    let srv = std::thread::spawn(move || peers::http_serve(listener, 1, Duration::from_secs(10)));
+    let out = client.output("curl", &["-sS", "-m", "5", url]);
+    println!("    $ curl {url}");
+    println!("{}", indent(&combined(&out)));
+    let _ = srv.join();
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(expect_peer)
 }
 
 /// A command's stdout and stderr together, without the trailing newline.
