@@ -1,0 +1,2036 @@
+//! Packet-level tests of the XDP dataplane, run in the kernel with `BPF_PROG_TEST_RUN`.
+//!
+//! Every input frame and every expected output frame is built here with etherparse, with the
+//! checksums computed from scratch for the family the frame belongs to. An expected frame is
+//! never derived from the program's output, with one exception: the IPv4 Identification of a
+//! DF=0 packet, which the translator picks at random by design. It is copied from the output
+//! into the expected header before etherparse computes the expected header checksum, and the
+//! expected header has DF=0, so the comparison still checks the flag.
+//!
+//! Each case then
+//! - compares the output frame with the expected one byte for byte (a mismatch prints every
+//!   differing offset, the header field it belongs to, and both frames in hex),
+//! - parses the output with etherparse and recomputes its checksums (IPv4 header, TCP, UDP,
+//!   ICMP, ICMPv6),
+//! - checks the counters: a translated packet moves exactly `Packets(dir, proto)` by one and
+//!   `Bytes(dir)` by the IP length of the result, a drop moves exactly `Dropped(dir, reason)` by
+//!   one, a packet that is not ours moves nothing.
+//!
+//! Every test function loads its own dataplane (the real embedded eBPF object) from a TOML
+//! configuration, so the tests can run in parallel. The ingress interface of `BPF_PROG_TEST_RUN`
+//! is loopback (ifindex 1), which is where per-interface settings go.
+//!
+//! Addresses come from documentation ranges only: the IPv6 client 2001:db8:6::102 is
+//! 198.51.100.2 in IPv4 through the explicit address mapping 2001:db8:6::100/120 <->
+//! 198.51.100.0/24 (RFC 7757), and the IPv4 server 192.0.2.2 is 64:ff9b::c000:202 in IPv6
+//! through the Well-Known Prefix (RFC 6052). The drop tests add 2001:db8:e::/120 <->
+//! 233.252.0.0/24 (MCAST-TEST-NET, RFC 5771) to make a multicast destination mappable; the RFC
+//! 6052 /32 case uses 3fff::/20 (RFC 9637) for its client, see `rfc6052_prefix_lengths`.
+
+use std::{
+    fmt::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+};
+
+use aya::programs::{TestRun, TestRunOptions};
+use etherparse::{
+    EtherType, Ethernet2Header, IcmpEchoHeader, Icmpv4Header, Icmpv4Type, Icmpv6Header, Icmpv6Type,
+    IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4Options, Ipv6FlowLabel, Ipv6Header,
+    NetSlice, SlicedPacket, TcpHeader, TcpOptionElement, TransportSlice, UdpHeader,
+};
+use nat64_common::{Counter, Dir, DropReason, L4Proto};
+use nat64_daemon::{
+    Config, Dataplane, Stats,
+    stats::{all_counters, series},
+};
+use nat64_tests::require_root;
+
+// ---------------------------------------------------------------------------------------------
+// Addresses and configurations
+// ---------------------------------------------------------------------------------------------
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// Locally administered MAC addresses; the translator must keep both.
+const MAC_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const MAC_SRC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_8021Q: u16 = 0x8100;
+
+/// The IPv6-only client, and how IPv4 hosts see it (EAM).
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x102);
+const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The IPv4-only server, and how IPv6 hosts see it (64:ff9b::192.0.2.2).
+const SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const SERVER6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc000, 0x0202);
+
+fn a6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn a4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+const EAM_CLIENT: &str = r#"
+[[eam]]
+ipv6 = "2001:db8:6::100/120"
+ipv4 = "198.51.100.0/24"
+"#;
+
+/// The lab's translator: Well-Known Prefix plus the client's EAM entry.
+fn base_config() -> String {
+    format!("pool6 = \"64:ff9b::/96\"\n{EAM_CLIENT}")
+}
+
+/// `base_config` plus an EAM entry for MCAST-TEST-NET, so that a multicast address can be a
+/// mapped destination (otherwise no IPv4 destination outside the EAM table is ours at all).
+fn drop_config() -> String {
+    format!(
+        "{}\n[[eam]]\nipv6 = \"2001:db8:e::/120\"\nipv4 = \"233.252.0.0/24\"\n",
+        base_config()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building packets with etherparse
+// ---------------------------------------------------------------------------------------------
+
+/// The transport part of a packet, independent of the IP family: the same value builds the
+/// IPv6 input and the expected IPv4 output (or the other way round), each with the checksums of
+/// its own family computed from scratch.
+#[derive(Clone, Debug)]
+enum L4 {
+    Tcp(TcpHeader),
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    /// ICMP echo (types 8/0) in IPv4, ICMPv6 echo (128/129) in IPv6.
+    Echo {
+        reply: bool,
+        id: u16,
+        seq: u16,
+    },
+    /// An ICMP (IPv4) or ICMPv6 (IPv6) message with this raw type and code.
+    Icmp {
+        ty: u8,
+        code: u8,
+    },
+    /// Any protocol number; `Pkt::payload` is the whole IP payload.
+    Raw(u8),
+}
+
+/// What the TCP or UDP checksum field holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Csum {
+    /// The correct checksum, computed by etherparse.
+    Full,
+    /// Zero ("no checksum", legal for UDP over IPv4 only).
+    Zero,
+    /// The CHECKSUM_PARTIAL form: the folded, uncomplemented pseudo-header sum.
+    Partial,
+    /// A given value.
+    Value(u16),
+}
+
+/// The addresses of a pseudo-header.
+#[derive(Clone, Copy, Debug)]
+enum Pseudo {
+    V4 { src: [u8; 4], dst: [u8; 4] },
+    V6 { src: [u8; 16], dst: [u8; 16] },
+}
+
+impl Pseudo {
+    fn addr_bytes(&self) -> Vec<u8> {
+        match self {
+            Pseudo::V4 { src, dst } => [&src[..], &dst[..]].concat(),
+            Pseudo::V6 { src, dst } => [&src[..], &dst[..]].concat(),
+        }
+    }
+}
+
+/// One's complement sum of big-endian 16-bit words, unfolded (written here rather than taken
+/// from `nat64_common::checksum`, so that the expectations do not share code with the
+/// dataplane).
+fn word_sum(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(2)
+        .map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+fn fold(mut s: u64) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// The CHECKSUM_PARTIAL value of a TCP or UDP header: the pseudo-header sum (addresses, upper
+/// layer length, protocol), folded and not complemented.
+fn partial_csum(ps: &Pseudo, len: usize, proto: u8) -> u16 {
+    fold(word_sum(&ps.addr_bytes()) + len as u64 + u64::from(proto))
+}
+
+/// What an RFC 1624 update leaves in a checksum field that did not hold the true checksum:
+/// the output is off from the true new checksum by exactly what the input was off from the
+/// true old one. In one's complement sums (`S = !checksum`): `S_out = S_in + S_new - S_old`.
+fn carried_error(field_in: u16, true_old: u16, true_new: u16) -> u16 {
+    !fold(u64::from(!field_in) + u64::from(!true_new) + u64::from(true_old))
+}
+
+/// A packet, family-neutral: `v6()` and `v4()` build it as an Ethernet frame of either family.
+#[derive(Clone, Debug)]
+struct Pkt {
+    l4: L4,
+    csum: Csum,
+    payload: Vec<u8>,
+    /// IPv6 traffic class, or IPv4 TOS.
+    tos: u8,
+    /// Hop limit, or TTL.
+    hop: u8,
+    /// IPv6 only.
+    flow: u32,
+    /// IPv4 only.
+    id: u16,
+    df: bool,
+    mf: bool,
+    frag_off: u16,
+    options: Vec<u8>,
+    /// Bytes after the IP packet (Ethernet padding).
+    trailer: Vec<u8>,
+}
+
+impl Pkt {
+    fn new(l4: L4, payload: Vec<u8>) -> Self {
+        Self {
+            l4,
+            csum: Csum::Full,
+            payload,
+            tos: 0,
+            hop: 64,
+            flow: 0,
+            id: 0,
+            df: false,
+            mf: false,
+            frag_off: 0,
+            options: Vec::new(),
+            trailer: Vec::new(),
+        }
+    }
+
+    /// Length of the transport header plus payload (the IPv6 payload length, the IPv4 total
+    /// length minus the IPv4 header).
+    fn l4_len(&self) -> usize {
+        let hdr = match &self.l4 {
+            L4::Tcp(h) => h.header_len(),
+            L4::Udp { .. } | L4::Echo { .. } | L4::Icmp { .. } => 8,
+            L4::Raw(_) => 0,
+        };
+        hdr + self.payload.len()
+    }
+
+    /// The counter the translator files this packet under.
+    fn counted_as(&self) -> L4Proto {
+        match self.l4 {
+            L4::Tcp(_) => L4Proto::Tcp,
+            L4::Udp { .. } => L4Proto::Udp,
+            L4::Echo { .. } | L4::Icmp { .. } => L4Proto::Icmp,
+            L4::Raw(_) => L4Proto::Other,
+        }
+    }
+
+    /// Whether the output's transport checksum must verify as a full checksum.
+    fn full_checksums(&self) -> bool {
+        matches!(self.csum, Csum::Full | Csum::Zero)
+    }
+
+    /// Transport header and payload for the pseudo-header `ps`: (IP protocol, bytes).
+    fn transport(&self, ps: &Pseudo) -> (u8, Vec<u8>) {
+        let payload = &self.payload;
+        let pick = |full: u16, partial: u16| match self.csum {
+            Csum::Full => full,
+            Csum::Zero => 0,
+            Csum::Partial => partial,
+            Csum::Value(v) => v,
+        };
+        match &self.l4 {
+            L4::Tcp(h) => {
+                let mut h = h.clone();
+                h.checksum = 0;
+                let full = match *ps {
+                    Pseudo::V4 { src, dst } => h.calc_checksum_ipv4_raw(src, dst, payload),
+                    Pseudo::V6 { src, dst } => h.calc_checksum_ipv6_raw(src, dst, payload),
+                }
+                .expect("TCP checksum");
+                h.checksum = pick(full, partial_csum(ps, self.l4_len(), 6));
+                (6, [&h.to_bytes()[..], payload].concat())
+            }
+            L4::Udp { sport, dport } => {
+                let mut h = UdpHeader {
+                    source_port: *sport,
+                    destination_port: *dport,
+                    length: (8 + payload.len()) as u16,
+                    checksum: 0,
+                };
+                let full = match *ps {
+                    Pseudo::V4 { src, dst } => h.calc_checksum_ipv4_raw(src, dst, payload),
+                    Pseudo::V6 { src, dst } => h.calc_checksum_ipv6_raw(src, dst, payload),
+                }
+                .expect("UDP checksum");
+                h.checksum = pick(full, partial_csum(ps, self.l4_len(), 17));
+                (17, [&h.to_bytes()[..], payload].concat())
+            }
+            L4::Echo { reply, id, seq } => {
+                let echo = IcmpEchoHeader { id: *id, seq: *seq };
+                match *ps {
+                    Pseudo::V4 { .. } => {
+                        let ty = if *reply {
+                            Icmpv4Type::EchoReply(echo)
+                        } else {
+                            Icmpv4Type::EchoRequest(echo)
+                        };
+                        let h = Icmpv4Header::with_checksum(ty, payload);
+                        (1, [&h.to_bytes()[..], payload].concat())
+                    }
+                    Pseudo::V6 { src, dst } => {
+                        let ty = if *reply {
+                            Icmpv6Type::EchoReply(echo)
+                        } else {
+                            Icmpv6Type::EchoRequest(echo)
+                        };
+                        let h = Icmpv6Header::with_checksum(ty, src, dst, payload)
+                            .expect("ICMPv6 checksum");
+                        (58, [&h.to_bytes()[..], payload].concat())
+                    }
+                }
+            }
+            L4::Icmp { ty, code } => match *ps {
+                Pseudo::V4 { .. } => {
+                    let t = Icmpv4Type::Unknown {
+                        type_u8: *ty,
+                        code_u8: *code,
+                        bytes5to8: [0; 4],
+                    };
+                    let h = Icmpv4Header::with_checksum(t, payload);
+                    (1, [&h.to_bytes()[..], payload].concat())
+                }
+                Pseudo::V6 { src, dst } => {
+                    let t = Icmpv6Type::Unknown {
+                        type_u8: *ty,
+                        code_u8: *code,
+                        bytes5to8: [0; 4],
+                    };
+                    let h =
+                        Icmpv6Header::with_checksum(t, src, dst, payload).expect("ICMPv6 checksum");
+                    (58, [&h.to_bytes()[..], payload].concat())
+                }
+            },
+            L4::Raw(p) => (*p, payload.clone()),
+        }
+    }
+
+    /// The true (full) TCP or UDP checksum of this packet under `ps`.
+    fn true_checksum(&self, ps: &Pseudo) -> u16 {
+        let full = Pkt {
+            csum: Csum::Full,
+            ..self.clone()
+        };
+        let (proto, bytes) = full.transport(ps);
+        let off = match proto {
+            6 => 16,
+            17 => 6,
+            p => panic!("no TCP/UDP checksum in protocol {p}"),
+        };
+        u16::from_be_bytes([bytes[off], bytes[off + 1]])
+    }
+
+    /// This packet as an Ethernet frame carrying IPv6.
+    fn v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+        let (nh, l4) = self.transport(&Pseudo::V6 {
+            src: src.octets(),
+            dst: dst.octets(),
+        });
+        let ip = Ipv6Header {
+            traffic_class: self.tos,
+            flow_label: Ipv6FlowLabel::try_new(self.flow).expect("flow label"),
+            payload_length: l4.len() as u16,
+            next_header: IpNumber(nh),
+            hop_limit: self.hop,
+            source: src.octets(),
+            destination: dst.octets(),
+        };
+        let mut f = eth(ETH_P_IPV6);
+        f.extend_from_slice(&ip.to_bytes());
+        f.extend_from_slice(&l4);
+        f.extend_from_slice(&self.trailer);
+        f
+    }
+
+    /// This packet as an Ethernet frame carrying IPv4, with a correct header checksum.
+    fn v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        let (proto, l4) = self.transport(&Pseudo::V4 {
+            src: src.octets(),
+            dst: dst.octets(),
+        });
+        let mut ip = Ipv4Header {
+            dscp: Ipv4Dscp::try_new(self.tos >> 2).expect("dscp"),
+            ecn: Ipv4Ecn::try_new(self.tos & 3).expect("ecn"),
+            total_len: (20 + self.options.len() + l4.len()) as u16,
+            identification: self.id,
+            dont_fragment: self.df,
+            more_fragments: self.mf,
+            fragment_offset: IpFragOffset::try_new(self.frag_off).expect("fragment offset"),
+            time_to_live: self.hop,
+            protocol: IpNumber(proto),
+            header_checksum: 0,
+            source: src.octets(),
+            destination: dst.octets(),
+            options: Ipv4Options::try_from(&self.options[..]).expect("IPv4 options"),
+        };
+        ip.header_checksum = ip.calc_header_checksum();
+        let mut f = eth(ETH_P_IP);
+        f.extend_from_slice(&ip.to_bytes());
+        f.extend_from_slice(&l4);
+        f.extend_from_slice(&self.trailer);
+        f
+    }
+}
+
+fn eth(ether_type: u16) -> Vec<u8> {
+    Ethernet2Header {
+        source: MAC_SRC,
+        destination: MAC_DST,
+        ether_type: EtherType(ether_type),
+    }
+    .to_bytes()
+    .to_vec()
+}
+
+/// Deterministic payload bytes.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn tcp_header(sport: u16, dport: u16, seq: u32, window: u16) -> TcpHeader {
+    TcpHeader::new(sport, dport, seq, window)
+}
+
+/// A Linux-style SYN: MSS, SACK permitted, timestamps, NOP, window scale (20 option bytes).
+fn syn() -> Pkt {
+    let mut h = tcp_header(40000, 80, 0x1a2b_3c4d, 64800);
+    h.syn = true;
+    h.set_options(&[
+        TcpOptionElement::MaximumSegmentSize(1440),
+        TcpOptionElement::SelectiveAcknowledgementPermitted,
+        TcpOptionElement::Timestamp(0x0102_0304, 0),
+        TcpOptionElement::Noop,
+        TcpOptionElement::WindowScale(7),
+    ])
+    .expect("SYN options");
+    Pkt::new(L4::Tcp(h), Vec::new())
+}
+
+fn syn_ack() -> Pkt {
+    let mut h = tcp_header(80, 40000, 0x5566_7788, 65160);
+    h.syn = true;
+    h.ack = true;
+    h.acknowledgment_number = 0x1a2b_3c4e;
+    h.set_options(&[
+        TcpOptionElement::MaximumSegmentSize(1460),
+        TcpOptionElement::SelectiveAcknowledgementPermitted,
+        TcpOptionElement::Timestamp(0x0a0b_0c0d, 0x0102_0304),
+        TcpOptionElement::Noop,
+        TcpOptionElement::WindowScale(7),
+    ])
+    .expect("SYN-ACK options");
+    Pkt::new(L4::Tcp(h), Vec::new())
+}
+
+/// An established-connection segment with timestamps and `n` bytes of data.
+fn tcp_data(sport: u16, dport: u16, n: usize) -> Pkt {
+    let mut h = tcp_header(sport, dport, 0x1a2b_3c4e, 507);
+    h.ack = true;
+    h.psh = true;
+    h.acknowledgment_number = 0x5566_7789;
+    h.set_options(&[
+        TcpOptionElement::Noop,
+        TcpOptionElement::Noop,
+        TcpOptionElement::Timestamp(0x0102_0400, 0x0a0b_0c0d),
+    ])
+    .expect("data options");
+    Pkt::new(L4::Tcp(h), pattern(n, 7))
+}
+
+fn udp(sport: u16, dport: u16, n: usize) -> Pkt {
+    Pkt::new(L4::Udp { sport, dport }, pattern(n, 3))
+}
+
+fn echo(reply: bool, n: usize) -> Pkt {
+    Pkt::new(
+        L4::Echo {
+            reply,
+            id: 0x4d2,
+            seq: 7,
+        },
+        pattern(n, 11),
+    )
+}
+
+fn icmp(ty: u8, code: u8) -> Pkt {
+    Pkt::new(L4::Icmp { ty, code }, pattern(40, 5))
+}
+
+fn raw(proto: u8, payload: Vec<u8>) -> Pkt {
+    Pkt::new(L4::Raw(proto), payload)
+}
+
+/// An IPv4 packet as Linux sends it: DF set, some identification.
+fn linux4(mut p: Pkt) -> Pkt {
+    p.df = true;
+    p.id = 0x1c46;
+    p
+}
+
+/// The IPv4 packet RFC 7915 section 5.1 makes of the IPv6 packet `p`: TOS from the traffic
+/// class (or zero), TTL equal to the hop limit (the kernel decrements it when it forwards),
+/// DF=1 and ID 0 above 1260 bytes, DF=0 otherwise (the ID is then taken from the output), no
+/// options, the transport part unchanged apart from its checksum.
+fn as_v4(p: &Pkt, copy_tos: bool) -> Pkt {
+    Pkt {
+        tos: if copy_tos { p.tos } else { 0 },
+        flow: 0,
+        id: 0,
+        df: 20 + p.l4_len() > 1260,
+        mf: false,
+        frag_off: 0,
+        options: Vec::new(),
+        ..p.clone()
+    }
+}
+
+/// The IPv6 packet RFC 7915 section 4.1 makes of the IPv4 packet `p`: traffic class from the
+/// TOS (or zero), flow label zero, hop limit equal to the TTL, options gone.
+fn as_v6(p: &Pkt, copy_tos: bool) -> Pkt {
+    Pkt {
+        tos: if copy_tos { p.tos } else { 0 },
+        flow: 0,
+        options: Vec::new(),
+        ..p.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases and how they are checked
+// ---------------------------------------------------------------------------------------------
+
+enum Want {
+    /// Translated to IPv4; the expected frame is `pkt.v4(src, dst)`, with the output's
+    /// identification when `pkt.df` is clear.
+    V4 {
+        pkt: Pkt,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    },
+    /// Translated to IPv6; the expected frame is `pkt.v6(src, dst)`.
+    V6 {
+        pkt: Pkt,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+    },
+    /// XDP_PASS with the frame untouched, no counter moved.
+    Unchanged,
+    /// XDP_DROP, exactly this counter moved by one.
+    Drop(Dir, DropReason),
+}
+
+struct Case {
+    name: String,
+    input: Vec<u8>,
+    want: Want,
+}
+
+/// An IPv6 packet in, the IPv4 packet RFC 7915 makes of it out.
+fn case_6to4(
+    name: &str,
+    p: &Pkt,
+    (src6, dst6): (Ipv6Addr, Ipv6Addr),
+    (src4, dst4): (Ipv4Addr, Ipv4Addr),
+    copy_tos: bool,
+) -> Case {
+    Case {
+        name: name.to_string(),
+        input: p.v6(src6, dst6),
+        want: Want::V4 {
+            pkt: as_v4(p, copy_tos),
+            src: src4,
+            dst: dst4,
+        },
+    }
+}
+
+/// An IPv4 packet in, the IPv6 packet RFC 7915 makes of it out.
+fn case_4to6(
+    name: &str,
+    p: &Pkt,
+    (src4, dst4): (Ipv4Addr, Ipv4Addr),
+    (src6, dst6): (Ipv6Addr, Ipv6Addr),
+    copy_tos: bool,
+) -> Case {
+    Case {
+        name: name.to_string(),
+        input: p.v4(src4, dst4),
+        want: Want::V6 {
+            pkt: as_v6(p, copy_tos),
+            src: src6,
+            dst: dst6,
+        },
+    }
+}
+
+fn case_drop(name: &str, input: Vec<u8>, dir: Dir, reason: DropReason) -> Case {
+    Case {
+        name: name.to_string(),
+        input,
+        want: Want::Drop(dir, reason),
+    }
+}
+
+fn case_pass(name: &str, input: Vec<u8>) -> Case {
+    Case {
+        name: name.to_string(),
+        input,
+        want: Want::Unchanged,
+    }
+}
+
+/// A loaded dataplane under test.
+struct Xlat {
+    dp: Dataplane,
+    label: String,
+}
+
+impl Xlat {
+    fn load(label: &str, toml: &str) -> Self {
+        let cfg = Config::parse(toml, label)
+            .unwrap_or_else(|e| panic!("{label}: configuration refused: {e}\n{toml}"));
+        let dp = Dataplane::load(&cfg)
+            .unwrap_or_else(|e| panic!("{label}: loading the dataplane failed: {e:?}"));
+        Self {
+            dp,
+            label: label.to_string(),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        self.dp
+            .stats()
+            .unwrap_or_else(|e| panic!("{}: reading counters: {e:?}", self.label))
+    }
+
+    /// Runs the program once on `input`: (XDP action, output frame).
+    fn run(&self, input: &[u8]) -> (u32, Vec<u8>) {
+        let prog = self
+            .dp
+            .xdp()
+            .unwrap_or_else(|e| panic!("{}: no XDP program: {e:?}", self.label));
+        let mut out = vec![0u8; input.len() + 256];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{}: BPF_PROG_TEST_RUN failed: {e:?}", self.label));
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    /// Runs one case; `Err` describes everything that differs.
+    fn check(&self, case: &Case) -> Result<(), String> {
+        let before = self.stats();
+        let (action, out) = self.run(&case.input);
+        let after = self.stats();
+        let moved = counter_delta(&before, &after);
+        let mut errors = Vec::new();
+
+        let expect_action = |want: u32, errors: &mut Vec<String>| {
+            if action != want {
+                errors.push(format!(
+                    "action {} (expected {}); counters moved: {}",
+                    action_name(action),
+                    action_name(want),
+                    render_moved(&moved)
+                ));
+            }
+        };
+
+        match &case.want {
+            Want::Unchanged => {
+                expect_action(XDP_PASS, &mut errors);
+                if action == XDP_PASS && out != case.input {
+                    errors.push(format!(
+                        "the frame was modified\n{}",
+                        diff(&case.input, &out)
+                    ));
+                }
+                check_counters(&moved, &[], &mut errors);
+            }
+            Want::Drop(dir, reason) => {
+                expect_action(XDP_DROP, &mut errors);
+                check_counters(&moved, &[(Counter::Dropped(*dir, *reason), 1)], &mut errors);
+            }
+            Want::V4 { pkt, src, dst } => {
+                expect_action(XDP_PASS, &mut errors);
+                let mut pkt = pkt.clone();
+                if !pkt.df && out.len() >= 14 + 20 {
+                    // Random by design when DF=0; everything else,
+                    // including DF=0 itself and the header checksum over this ID, is checked.
+                    pkt.id = u16::from_be_bytes([out[18], out[19]]);
+                }
+                let expected = pkt.v4(*src, *dst);
+                compare_frames(&expected, &out, &mut errors);
+                if pkt.full_checksums()
+                    && let Err(e) = verify_checksums(&out)
+                {
+                    errors.push(e);
+                }
+                check_counters(
+                    &moved,
+                    &[
+                        (Counter::Packets(Dir::V6ToV4, pkt.counted_as()), 1),
+                        (Counter::Bytes(Dir::V6ToV4), (20 + pkt.l4_len()) as u64),
+                    ],
+                    &mut errors,
+                );
+            }
+            Want::V6 { pkt, src, dst } => {
+                expect_action(XDP_PASS, &mut errors);
+                let expected = pkt.v6(*src, *dst);
+                compare_frames(&expected, &out, &mut errors);
+                if pkt.full_checksums()
+                    && let Err(e) = verify_checksums(&out)
+                {
+                    errors.push(e);
+                }
+                check_counters(
+                    &moved,
+                    &[
+                        (Counter::Packets(Dir::V4ToV6, pkt.counted_as()), 1),
+                        (Counter::Bytes(Dir::V4ToV6), (40 + pkt.l4_len()) as u64),
+                    ],
+                    &mut errors,
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    /// Runs every case and returns the failures, each naming its case.
+    fn check_all(&self, cases: &[Case]) -> Vec<String> {
+        let mut failures = Vec::new();
+        for case in cases {
+            match self.check(case) {
+                Ok(()) => println!("ok   [{}] {}", self.label, case.name),
+                Err(e) => {
+                    println!("FAIL [{}] {}", self.label, case.name);
+                    failures.push(format!("[{}] {}:\n{e}", self.label, case.name));
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// Panics listing every failed case, after all of them ran.
+fn finish(total: usize, failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn run_table(label: &str, toml: &str, cases: &[Case]) {
+    let x = Xlat::load(label, toml);
+    finish(cases.len(), x.check_all(cases));
+}
+
+fn action_name(a: u32) -> String {
+    match a {
+        0 => "XDP_ABORTED".into(),
+        XDP_DROP => "XDP_DROP".into(),
+        XDP_PASS => "XDP_PASS".into(),
+        3 => "XDP_TX".into(),
+        4 => "XDP_REDIRECT".into(),
+        n => format!("action {n}"),
+    }
+}
+
+/// Counters whose value changed, with the amount.
+fn counter_delta(before: &Stats, after: &Stats) -> Vec<(Counter, u64)> {
+    all_counters()
+        .filter_map(|c| {
+            let d = after.get(c).wrapping_sub(before.get(c));
+            (d != 0).then_some((c, d))
+        })
+        .collect()
+}
+
+fn render_moved(moved: &[(Counter, u64)]) -> String {
+    if moved.is_empty() {
+        return "none".into();
+    }
+    moved
+        .iter()
+        .map(|(c, d)| format!("{} +{d}", series(*c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Exactly `want` moved, by exactly those amounts; nothing else.
+fn check_counters(moved: &[(Counter, u64)], want: &[(Counter, u64)], errors: &mut Vec<String>) {
+    let mut ok = moved.len() == want.len();
+    for (c, d) in want {
+        ok &= moved.iter().any(|(m, md)| m == c && md == d);
+    }
+    if !ok {
+        errors.push(format!(
+            "counters: expected {}; moved {}",
+            render_moved(want),
+            render_moved(moved)
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing and verifying frames
+// ---------------------------------------------------------------------------------------------
+
+fn compare_frames(expected: &[u8], got: &[u8], errors: &mut Vec<String>) {
+    if expected != got {
+        errors.push(format!(
+            "output differs from the expected frame\n{}",
+            diff(expected, got)
+        ));
+    }
+}
+
+/// Every differing byte with its offset and header field (named after the expected frame's
+/// layout), then both frames in hex.
+fn diff(expected: &[u8], got: &[u8]) -> String {
+    let mut s = String::new();
+    if expected.len() != got.len() {
+        let _ = writeln!(
+            s,
+            "  length: expected {} bytes, got {}",
+            expected.len(),
+            got.len()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {:>6}  {:<36} {:>8}  {:>8}",
+        "offset", "field", "expected", "got"
+    );
+    let mut shown = 0;
+    for i in 0..expected.len().max(got.len()) {
+        let (e, g) = (expected.get(i), got.get(i));
+        if e == g {
+            continue;
+        }
+        shown += 1;
+        if shown > 40 {
+            let _ = writeln!(s, "  ... (more differences)");
+            break;
+        }
+        let hex = |b: Option<&u8>| b.map_or("-".to_string(), |b| format!("0x{b:02x}"));
+        let _ = writeln!(
+            s,
+            "  {i:>6}  {:<36} {:>8}  {:>8}",
+            field_name(expected, i),
+            hex(e),
+            hex(g)
+        );
+    }
+    let _ = writeln!(s, "  expected:\n{}", hexdump(expected, got));
+    let _ = write!(s, "  got:\n{}", hexdump(got, expected));
+    s
+}
+
+/// `b` in hex, 16 bytes a line: the headers (first 96 bytes) and every line that differs from
+/// `other`; runs of identical payload lines are elided.
+fn hexdump(b: &[u8], other: &[u8]) -> String {
+    let mut s = String::new();
+    let mut elided = 0;
+    for (n, line) in b.chunks(16).enumerate() {
+        let off = n * 16;
+        if off >= 96 && other.get(off..off + line.len()) == Some(line) {
+            elided += 1;
+            continue;
+        }
+        if elided > 0 {
+            let _ = writeln!(s, "    ....  ({elided} identical lines)");
+            elided = 0;
+        }
+        let words: Vec<String> = line.iter().map(|x| format!("{x:02x}")).collect();
+        let _ = writeln!(s, "    {off:04x}  {}", words.join(" "));
+    }
+    if elided > 0 {
+        let _ = writeln!(s, "    ....  ({elided} identical lines)");
+    }
+    s
+}
+
+/// Which header field byte `off` of `frame` belongs to.
+fn field_name(frame: &[u8], off: usize) -> String {
+    match off {
+        0..=5 => return "Ethernet destination".into(),
+        6..=11 => return "Ethernet source".into(),
+        12..=13 => return "EtherType".into(),
+        _ => {}
+    }
+    if frame.len() < 14 {
+        return "beyond the expected frame".into();
+    }
+    let o = off - 14;
+    match u16::from_be_bytes([frame[12], frame[13]]) {
+        ETH_P_IP if frame.len() >= 34 => {
+            let ihl = usize::from(frame[14] & 0x0f) * 4;
+            let tot = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+            let name = match o {
+                0 => "IPv4 version/IHL",
+                1 => "IPv4 TOS",
+                2..=3 => "IPv4 total length",
+                4..=5 => "IPv4 identification",
+                6..=7 => "IPv4 flags/fragment offset",
+                8 => "IPv4 TTL",
+                9 => "IPv4 protocol",
+                10..=11 => "IPv4 header checksum",
+                12..=15 => "IPv4 source",
+                16..=19 => "IPv4 destination",
+                _ if o < ihl => "IPv4 options",
+                _ if o >= tot => "after the IPv4 packet",
+                _ => return transport_field(frame[23], o - ihl),
+            };
+            name.into()
+        }
+        ETH_P_IPV6 if frame.len() >= 54 => {
+            let plen = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
+            let name = match o {
+                0 => "IPv6 version/traffic class",
+                1 => "IPv6 traffic class/flow label",
+                2..=3 => "IPv6 flow label",
+                4..=5 => "IPv6 payload length",
+                6 => "IPv6 next header",
+                7 => "IPv6 hop limit",
+                8..=23 => "IPv6 source",
+                24..=39 => "IPv6 destination",
+                _ if o >= 40 + plen => "after the IPv6 packet",
+                _ => return transport_field(frame[20], o - 40),
+            };
+            name.into()
+        }
+        _ => format!("byte {o} after the Ethernet header"),
+    }
+}
+
+fn transport_field(proto: u8, o: usize) -> String {
+    let name = match (proto, o) {
+        (6, 0..=1) => "TCP source port",
+        (6, 2..=3) => "TCP destination port",
+        (6, 4..=7) => "TCP sequence number",
+        (6, 8..=11) => "TCP acknowledgment number",
+        (6, 12) => "TCP data offset",
+        (6, 13) => "TCP flags",
+        (6, 14..=15) => "TCP window",
+        (6, 16..=17) => "TCP checksum",
+        (6, 18..=19) => "TCP urgent pointer",
+        (6, _) => return format!("TCP options or data (+{})", o - 20),
+        (17, 0..=1) => "UDP source port",
+        (17, 2..=3) => "UDP destination port",
+        (17, 4..=5) => "UDP length",
+        (17, 6..=7) => "UDP checksum",
+        (17, _) => return format!("UDP data (+{})", o - 8),
+        (1 | 58, 0) => "ICMP type",
+        (1 | 58, 1) => "ICMP code",
+        (1 | 58, 2..=3) => "ICMP checksum",
+        (1 | 58, 4..=7) => "ICMP identifier/sequence",
+        (1 | 58, _) => return format!("ICMP data (+{})", o - 8),
+        _ => return format!("protocol {proto} payload (+{o})"),
+    };
+    name.into()
+}
+
+/// Parses `frame` with etherparse and recomputes every checksum it carries.
+fn verify_checksums(frame: &[u8]) -> Result<(), String> {
+    let p = SlicedPacket::from_ethernet(frame)
+        .map_err(|e| format!("etherparse cannot parse the output: {e:?}"))?;
+    let ps = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            let recomputed = h.to_header().calc_header_checksum();
+            if recomputed != h.header_checksum() {
+                return Err(format!(
+                    "IPv4 header checksum {:#06x}, recomputed {recomputed:#06x}",
+                    h.header_checksum()
+                ));
+            }
+            Pseudo::V4 {
+                src: h.source(),
+                dst: h.destination(),
+            }
+        }
+        Some(NetSlice::Ipv6(ip)) => Pseudo::V6 {
+            src: ip.header().source(),
+            dst: ip.header().destination(),
+        },
+        None => return Err("etherparse finds no IP header in the output".into()),
+    };
+    let mismatch = |what: &str, field: u16, recomputed: u16| {
+        if field == recomputed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} checksum {field:#06x}, recomputed {recomputed:#06x}"
+            ))
+        }
+    };
+    match (&p.transport, ps) {
+        (Some(TransportSlice::Tcp(t)), Pseudo::V4 { src, dst }) => {
+            mismatch("TCP", t.checksum(), t.calc_checksum_ipv4(src, dst).unwrap())
+        }
+        (Some(TransportSlice::Tcp(t)), Pseudo::V6 { src, dst }) => {
+            mismatch("TCP", t.checksum(), t.calc_checksum_ipv6(src, dst).unwrap())
+        }
+        // Zero means "no checksum" in IPv4 (RFC 768).
+        (Some(TransportSlice::Udp(u)), Pseudo::V4 { .. }) if u.checksum() == 0 => Ok(()),
+        (Some(TransportSlice::Udp(u)), Pseudo::V4 { src, dst }) => mismatch(
+            "UDP",
+            u.checksum(),
+            u.to_header()
+                .calc_checksum_ipv4_raw(src, dst, u.payload())
+                .unwrap(),
+        ),
+        (Some(TransportSlice::Udp(u)), Pseudo::V6 { src, dst }) => mismatch(
+            "UDP",
+            u.checksum(),
+            u.to_header()
+                .calc_checksum_ipv6_raw(src, dst, u.payload())
+                .unwrap(),
+        ),
+        (Some(TransportSlice::Icmpv4(i)), _) => mismatch(
+            "ICMP",
+            i.checksum(),
+            i.icmp_type().calc_checksum(i.payload()),
+        ),
+        (Some(TransportSlice::Icmpv6(i)), Pseudo::V6 { src, dst }) => {
+            if i.is_checksum_valid(src, dst) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ICMPv6 checksum {:#06x} does not verify",
+                    i.checksum()
+                ))
+            }
+        }
+        (Some(TransportSlice::Icmpv6(_)), Pseudo::V4 { .. }) => {
+            Err("ICMPv6 inside IPv4 in the output".into())
+        }
+        // Another protocol: nothing of ours to verify.
+        (None, _) => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Translation, IPv6 to IPv4 (RFC 7915 section 5)
+// ---------------------------------------------------------------------------------------------
+
+/// Client to server through the lab translator (copy_tos on).
+fn c2s(name: &str, p: &Pkt) -> Case {
+    case_6to4(name, p, (CLIENT6, SERVER6), (CLIENT4, SERVER4), true)
+}
+
+/// Server to client through the lab translator (copy_tos on).
+fn s2c(name: &str, p: &Pkt) -> Case {
+    case_4to6(name, p, (SERVER4, CLIENT4), (SERVER6, CLIENT6), true)
+}
+
+#[test]
+fn translates_6to4() {
+    require_root();
+    let tc = Pkt {
+        tos: 0xb9, // DSCP EF, ECN ECT(1)
+        flow: 0x5_a5a5,
+        ..tcp_data(40000, 80, 100)
+    };
+    let cases = vec![
+        c2s("TCP SYN with options", &syn()),
+        c2s("TCP data segment, 512 bytes", &tcp_data(40000, 80, 512)),
+        c2s("TCP data, odd length (33 bytes)", &tcp_data(40000, 80, 33)),
+        c2s("UDP, 100 bytes", &udp(5353, 53, 100)),
+        // RFC 8200 forbids it, but IPv4 reads zero as "no checksum": kept, not invented.
+        c2s(
+            "UDP with zero checksum stays zero",
+            &Pkt {
+                csum: Csum::Zero,
+                ..udp(5353, 53, 64)
+            },
+        ),
+        c2s("ICMPv6 echo request -> ICMP echo request", &echo(false, 56)),
+        c2s("ICMPv6 echo reply -> ICMP echo reply", &echo(true, 56)),
+        c2s("traffic class copied to TOS, flow label dropped", &tc),
+        c2s(
+            "hop limit 2 -> TTL 2 (not decremented here)",
+            &Pkt {
+                hop: 2,
+                ..udp(5353, 53, 20)
+            },
+        ),
+        // RFC 7915 section 5.1: the protocol is copied and the payload forwarded as is.
+        c2s(
+            "other protocol (GRE) copied as is",
+            &raw(47, pattern(36, 1)),
+        ),
+        case_6to4(
+            "source through pool6 (64:ff9b::203.0.113.7)",
+            &udp(4000, 53, 30),
+            (a6("64:ff9b::cb00:7107"), SERVER6),
+            (a4("203.0.113.7"), SERVER4),
+            true,
+        ),
+        case_6to4(
+            "destination through EAM (2001:db8:6::1a0 -> 198.51.100.160)",
+            &echo(false, 16),
+            (CLIENT6, a6("2001:db8:6::1a0")),
+            (CLIENT4, a4("198.51.100.160")),
+            true,
+        ),
+    ];
+    run_table("6to4", &base_config(), &cases);
+}
+
+/// RFC 7915 section 5.1: DF=0 up to 1260 bytes of IPv4 (so IPv4 routers may fragment it down
+/// to a path MTU under 1280), DF=1 above. The ID of an atomic (DF=1) packet means nothing
+/// (RFC 6864) and the translator writes zero; with DF=0 it is random.
+#[test]
+fn df_and_identification_6to4() {
+    require_root();
+    // UDP: 20 (IPv4) + 8 (UDP) + n bytes.
+    let at = udp(5353, 53, 1232);
+    let over = udp(5353, 53, 1233);
+    assert_eq!(20 + at.l4_len(), 1260);
+    assert_eq!(20 + over.l4_len(), 1261);
+    let literal = |p: &Pkt, df: bool| Pkt {
+        df,
+        ..as_v4(p, true)
+    };
+    let big = tcp_data(40000, 80, 1428); // 20 + 32 + 1428 = 1480
+    let cases = vec![
+        Case {
+            name: "total length 1260 -> DF=0, random ID".into(),
+            input: at.v6(CLIENT6, SERVER6),
+            want: Want::V4 {
+                pkt: literal(&at, false),
+                src: CLIENT4,
+                dst: SERVER4,
+            },
+        },
+        Case {
+            name: "total length 1261 -> DF=1, ID 0".into(),
+            input: over.v6(CLIENT6, SERVER6),
+            want: Want::V4 {
+                pkt: literal(&over, true),
+                src: CLIENT4,
+                dst: SERVER4,
+            },
+        },
+        Case {
+            name: "TCP, total length 1480 -> DF=1, ID 0".into(),
+            input: big.v6(CLIENT6, SERVER6),
+            want: Want::V4 {
+                pkt: literal(&big, true),
+                src: CLIENT4,
+                dst: SERVER4,
+            },
+        },
+        Case {
+            name: "ICMP echo, 84 bytes -> DF=0".into(),
+            input: echo(false, 56).v6(CLIENT6, SERVER6),
+            want: Want::V4 {
+                pkt: literal(&echo(false, 56), false),
+                src: CLIENT4,
+                dst: SERVER4,
+            },
+        },
+    ];
+    let x = Xlat::load("df", &base_config());
+    let mut failures = x.check_all(&cases);
+
+    // One more case: the DF=0 identification is not a constant. Sixteen runs of one packet
+    // give sixteen equal IDs with probability 2^-240 if they are random.
+    let input = udp(5353, 53, 40).v6(CLIENT6, SERVER6);
+    let mut ids = Vec::new();
+    for _ in 0..16 {
+        let (action, out) = x.run(&input);
+        if action != XDP_PASS || out.len() < 34 {
+            failures.push(format!(
+                "[df] random ID: {} with {} bytes out",
+                action_name(action),
+                out.len()
+            ));
+            break;
+        }
+        if out[20] & 0x40 != 0 {
+            failures.push("[df] random ID: DF set on a 68-byte packet".into());
+        }
+        ids.push(u16::from_be_bytes([out[18], out[19]]));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() < 2 {
+        failures.push(format!(
+            "[df] random ID: 16 translations of one packet all got ID {ids:04x?}"
+        ));
+    }
+    finish(cases.len() + 1, failures);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Translation, IPv4 to IPv6 (RFC 7915 section 4)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn translates_4to6() {
+    require_root();
+    let opts = |opts: &[u8], p: Pkt| Pkt {
+        options: opts.to_vec(),
+        ..linux4(p)
+    };
+    // RFC 791 options. Record route: type 7, length, pointer, slots.
+    let nop_rr = [1, 7, 7, 4, 0, 0, 0, 0];
+    let timestamp = [68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut max_rr = vec![7, 39, 4];
+    max_rr.extend([0; 36]);
+    max_rr.push(0); // end of options list: 40 bytes, IHL 15
+    // A source route whose pointer ran past its length has been used up: no longer a route to
+    // honour, so the packet is translated (RFC 7915 section 4.1 discards unexpired ones only).
+    let lsrr_expired = [131, 7, 8, 192, 0, 2, 9, 0];
+    let ssrr_expired = [137, 7, 8, 192, 0, 2, 9, 0];
+    let small_echo = Pkt {
+        trailer: vec![0; 18], // 14 + 20 + 8 = 42 bytes, padded to the 60-byte Ethernet minimum
+        ..linux4(echo(false, 0))
+    };
+    let cases = vec![
+        s2c("TCP SYN-ACK with options", &linux4(syn_ack())),
+        s2c(
+            "TCP data segment, 1000 bytes",
+            &linux4(tcp_data(80, 40000, 1000)),
+        ),
+        s2c("UDP, 100 bytes", &linux4(udp(53, 5353, 100))),
+        s2c(
+            "ICMP echo request -> ICMPv6 echo request",
+            &linux4(echo(false, 56)),
+        ),
+        s2c(
+            "ICMP echo reply -> ICMPv6 echo reply",
+            &linux4(echo(true, 56)),
+        ),
+        s2c(
+            "TOS copied to traffic class",
+            &Pkt {
+                tos: 0x2a,
+                ..linux4(udp(53, 5353, 10))
+            }, // DSCP AF11, ECN ECT(0)
+        ),
+        s2c(
+            "TTL 2 -> hop limit 2 (not decremented here)",
+            &Pkt {
+                hop: 2,
+                ..linux4(udp(53, 5353, 10))
+            },
+        ),
+        s2c(
+            "other protocol (GRE) copied as is",
+            &linux4(raw(47, pattern(36, 2))),
+        ),
+        // RFC 7915 section 4: no Fragment Header for an unfragmented packet, DF or not.
+        s2c(
+            "DF=0 unfragmented: no Fragment Header",
+            &Pkt {
+                df: false,
+                id: 0xbeef,
+                ..udp(53, 5353, 200)
+            },
+        ),
+        s2c(
+            "options NOP + record route are removed",
+            &opts(&nop_rr, udp(53, 5353, 50)),
+        ),
+        s2c(
+            "timestamp option is removed",
+            &opts(&timestamp, tcp_data(80, 40000, 20)),
+        ),
+        s2c(
+            "40 bytes of options (IHL 15) are removed",
+            &opts(&max_rr, echo(false, 24)),
+        ),
+        s2c(
+            "expired loose source route: translated",
+            &opts(&lsrr_expired, udp(53, 5353, 10)),
+        ),
+        s2c(
+            "expired strict source route: translated",
+            &opts(&ssrr_expired, udp(53, 5353, 10)),
+        ),
+        // RFC 7757 section 3.3: the EAM table wins over pool6 for a source it covers.
+        case_4to6(
+            "source through EAM (198.51.100.5 -> 2001:db8:6::105)",
+            &linux4(udp(53, 5353, 10)),
+            (a4("198.51.100.5"), CLIENT4),
+            (a6("2001:db8:6::105"), CLIENT6),
+            true,
+        ),
+        case_4to6(
+            "source embedded in pool6 (203.0.113.7 -> 64:ff9b::cb00:7107)",
+            &linux4(tcp_data(443, 40000, 64)),
+            (a4("203.0.113.7"), CLIENT4),
+            (a6("64:ff9b::cb00:7107"), CLIENT6),
+            true,
+        ),
+        // The kernel trims an IPv6 packet to its payload length, so padding may stay.
+        s2c(
+            "Ethernet padding after a short packet is carried along",
+            &small_echo,
+        ),
+    ];
+    run_table("4to6", &base_config(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// copy_tos = false (RFC 7915 sections 4.1 and 5.1: the configurable "ignore TOS" option)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn copy_tos_off_writes_zero() {
+    require_root();
+    let cfg = format!("copy_tos = false\n{}", base_config());
+    let cases = vec![
+        case_6to4(
+            "6to4: traffic class 0xb9 -> TOS 0",
+            &Pkt {
+                tos: 0xb9,
+                ..tcp_data(40000, 80, 10)
+            },
+            (CLIENT6, SERVER6),
+            (CLIENT4, SERVER4),
+            false,
+        ),
+        case_4to6(
+            "4to6: TOS 0x2a -> traffic class 0",
+            &Pkt {
+                tos: 0x2a,
+                ..linux4(udp(53, 5353, 10))
+            },
+            (SERVER4, CLIENT4),
+            (SERVER6, CLIENT6),
+            false,
+        ),
+    ];
+    run_table("copy_tos=false", &cfg, &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every RFC 6052 prefix length, with the examples of RFC 6052 section 2.4
+// ---------------------------------------------------------------------------------------------
+
+/// RFC 6052 section 2.4: 192.0.2.33 embedded under each prefix, verbatim.
+const RFC6052_EXAMPLES: [(&str, u8, &str); 7] = [
+    ("2001:db8::", 32, "2001:db8:c000:221::"),
+    ("2001:db8:100::", 40, "2001:db8:1c0:2:21::"),
+    ("2001:db8:122::", 48, "2001:db8:122:c000:2:2100::"),
+    ("2001:db8:122:300::", 56, "2001:db8:122:3c0:0:221::"),
+    ("2001:db8:122:344::", 64, "2001:db8:122:344:c0:2:2100::"),
+    ("2001:db8:122:344::", 96, "2001:db8:122:344::192.0.2.33"),
+    ("64:ff9b::", 96, "64:ff9b::192.0.2.33"),
+];
+
+/// For each row, a translator with that pool6 and an EAM entry for the client: a packet to the
+/// example address reaches 192.0.2.33, and the reply from 192.0.2.33 comes back from exactly
+/// the example address. Each configuration gets its own dataplane.
+#[test]
+fn rfc6052_prefix_lengths() {
+    require_root();
+    let far4 = a4("192.0.2.33");
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for (prefix, len, example) in RFC6052_EXAMPLES {
+        let example6 = a6(example);
+        // The configuration refuses an EAM entry inside pool6, and 2001:db8::/32 covers the
+        // lab client 2001:db8:6::/120; under that prefix the client lives in 3fff::/20, the
+        // other documentation prefix (RFC 9637).
+        let (client6, eam6) = if len == 32 {
+            (a6("3fff:6::102"), "3fff:6::100/120")
+        } else {
+            (CLIENT6, "2001:db8:6::100/120")
+        };
+        let cfg = format!(
+            "pool6 = \"{prefix}/{len}\"\n[[eam]]\nipv6 = \"{eam6}\"\nipv4 = \"198.51.100.0/24\"\n"
+        );
+        let mut cases = vec![
+            case_6to4(
+                &format!("/{len}: to {example} -> 192.0.2.33"),
+                &udp(40001, 53, 32),
+                (client6, example6),
+                (CLIENT4, far4),
+                true,
+            ),
+            case_4to6(
+                &format!("/{len}: reply from 192.0.2.33 comes from {example}"),
+                &linux4(udp(53, 40001, 48)),
+                (far4, CLIENT4),
+                (example6, client6),
+                true,
+            ),
+        ];
+        if len == 40 {
+            // The u-octet (bits 64-71) and the suffix are ignored on extraction: addr.rs
+            // follows the reading of RFC 6052 section 2.2 that receivers ignore them.
+            cases.push(case_6to4(
+                "/40: u-octet and suffix set are ignored (2001:db8:1c0:2:ff21::1)",
+                &tcp_data(40000, 80, 8),
+                (client6, a6("2001:db8:1c0:2:ff21::1")),
+                (CLIENT4, far4),
+                true,
+            ));
+        }
+        total += cases.len();
+        let x = Xlat::load(&format!("pool6 {prefix}/{len}"), &cfg);
+        failures.extend(x.check_all(&cases));
+    }
+    finish(total, failures);
+}
+
+// ---------------------------------------------------------------------------------------------
+// EAM only (pool6 = "off")
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn eam_only() {
+    require_root();
+    // The server gets an EAM entry too: 2001:db8:4::200/120 <-> 192.0.2.0/24.
+    let cfg = format!(
+        "pool6 = \"off\"\n{EAM_CLIENT}\n[[eam]]\nipv6 = \"2001:db8:4::200/120\"\nipv4 = \"192.0.2.0/24\"\n"
+    );
+    let server6 = a6("2001:db8:4::202");
+    let cases = vec![
+        case_6to4(
+            "6to4 between two EAM entries",
+            &tcp_data(40000, 80, 100),
+            (CLIENT6, server6),
+            (CLIENT4, SERVER4),
+            true,
+        ),
+        case_4to6(
+            "4to6 between two EAM entries",
+            &linux4(tcp_data(80, 40000, 100)),
+            (SERVER4, CLIENT4),
+            (server6, CLIENT6),
+            true,
+        ),
+        case_pass(
+            "6to4 to 64:ff9b::192.0.2.2 is not ours without pool6",
+            udp(5353, 53, 10).v6(CLIENT6, SERVER6),
+        ),
+        case_drop(
+            "4to6 from an unmapped source (203.0.113.9): nothing to embed it in",
+            linux4(udp(53, 5353, 10)).v4(a4("203.0.113.9"), CLIENT4),
+            Dir::V4ToV6,
+            DropReason::SourceUntranslatable,
+        ),
+        case_drop(
+            "6to4 from a pool6-style source (64:ff9b::203.0.113.9)",
+            udp(5353, 53, 10).v6(a6("64:ff9b::cb00:7109"), server6),
+            Dir::V6ToV4,
+            DropReason::SourceUntranslatable,
+        ),
+    ];
+    run_table("eam-only", &cfg, &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drops, IPv6 to IPv4
+// ---------------------------------------------------------------------------------------------
+
+// DropReason::HeadroomExhausted is not tested in either direction: it needs
+// bpf_xdp_adjust_head() to fail, and BPF_PROG_TEST_RUN always gives the frame
+// XDP_PACKET_HEADROOM (256 bytes) in front, while the program moves the head by at most 20
+// bytes (IPv4 without options to IPv6). No crafted frame can reach it. Nor can the 6to4
+// BadHeader (an IPv6 payload length whose IPv4 total length would pass 65535): the frame must
+// hold the whole payload first, and BPF_PROG_TEST_RUN takes frames of about a page.
+
+#[test]
+fn drops_6to4() {
+    require_root();
+    let d = |name: &str, input: Vec<u8>, r: DropReason| case_drop(name, input, Dir::V6ToV4, r);
+    let u = || udp(5353, 53, 20);
+    let mut cases = vec![
+        d(
+            "hop limit 1",
+            Pkt { hop: 1, ..u() }.v6(CLIENT6, SERVER6),
+            DropReason::HopLimitExceeded,
+        ),
+        d(
+            "hop limit 0",
+            Pkt { hop: 0, ..u() }.v6(CLIENT6, SERVER6),
+            DropReason::HopLimitExceeded,
+        ),
+        d(
+            "source maps to nothing (2001:db8:99::1)",
+            u().v6(a6("2001:db8:99::1"), SERVER6),
+            DropReason::SourceUntranslatable,
+        ),
+        d(
+            "destination 127.0.0.1 (loopback)",
+            u().v6(CLIENT6, a6("64:ff9b::7f00:1")),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "destination 0.0.0.1 (this network)",
+            u().v6(CLIENT6, a6("64:ff9b::1")),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "destination 240.0.0.1 (class E)",
+            u().v6(CLIENT6, a6("64:ff9b::f000:1")),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "destination 255.255.255.255 (limited broadcast)",
+            u().v6(CLIENT6, a6("64:ff9b::ffff:ffff")),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "destination 233.252.0.1 (multicast, through EAM)",
+            u().v6(CLIENT6, a6("2001:db8:e::1")),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "source 127.0.0.1 (through pool6)",
+            u().v6(a6("64:ff9b::7f00:1"), SERVER6),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "payload length beyond the frame",
+            {
+                let mut f = udp(5353, 53, 40).v6(CLIENT6, SERVER6);
+                f.truncate(f.len() - 4);
+                f
+            },
+            DropReason::Truncated,
+        ),
+        d(
+            "TCP header cut short (10 bytes)",
+            raw(6, pattern(10, 0)).v6(CLIENT6, SERVER6),
+            DropReason::Truncated,
+        ),
+        d(
+            "ICMPv6 header cut short (2 bytes)",
+            raw(58, vec![128, 0]).v6(CLIENT6, SERVER6),
+            DropReason::Truncated,
+        ),
+        // RFC 7915 section 5.2: ND and MLD are single-hop, never translated.
+        d(
+            "ICMPv6 neighbour solicitation (135)",
+            icmp(135, 0).v6(CLIENT6, SERVER6),
+            DropReason::IcmpUntranslatable,
+        ),
+        d(
+            "ICMPv6 multicast listener query (130)",
+            icmp(130, 0).v6(CLIENT6, SERVER6),
+            DropReason::IcmpUntranslatable,
+        ),
+        // Errors are not translated yet (issue #3); RFC 7915 section 5.2 wants them translated.
+        d(
+            "ICMPv6 destination unreachable (1), an error",
+            icmp(1, 4).v6(CLIENT6, SERVER6),
+            DropReason::IcmpUntranslatable,
+        ),
+    ];
+    // Every extension header number the dataplane knows: hop-by-hop, routing, fragment, AH,
+    // destination options, mobility, HIP, shim6, and the two experimental values. The header
+    // itself is 8 bytes announcing UDP next.
+    for nh in [0u8, 43, 44, 51, 60, 135, 139, 140, 253, 254] {
+        let mut ext = vec![17, 0, 0, 0, 0, 0, 0, 0];
+        ext.extend(pattern(16, nh));
+        cases.push(d(
+            &format!("extension header {nh}"),
+            raw(nh, ext).v6(CLIENT6, SERVER6),
+            DropReason::ExtensionHeader,
+        ));
+    }
+    run_table("drops 6to4", &drop_config(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drops, IPv4 to IPv6
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn drops_4to6() {
+    require_root();
+    let d = |name: &str, input: Vec<u8>, r: DropReason| case_drop(name, input, Dir::V4ToV6, r);
+    let u = || linux4(udp(53, 5353, 20));
+    let good = || u().v4(SERVER4, CLIENT4);
+    let patched = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut frame = good();
+        f(&mut frame);
+        frame
+    };
+    let with_options = |opts: &[u8]| {
+        Pkt {
+            options: opts.to_vec(),
+            ..u()
+        }
+        .v4(SERVER4, CLIENT4)
+    };
+    let cases = vec![
+        d("IHL 4", patched(&|f| f[14] = 0x44), DropReason::BadHeader),
+        d(
+            "total length 16, below the header",
+            patched(&|f| f[16..18].copy_from_slice(&16u16.to_be_bytes())),
+            DropReason::BadHeader,
+        ),
+        d(
+            "total length beyond the frame",
+            patched(&|f| {
+                f.truncate(f.len() - 4);
+            }),
+            DropReason::Truncated,
+        ),
+        d(
+            "wrong header checksum",
+            patched(&|f| f[24] ^= 0x5a),
+            DropReason::BadHeader,
+        ),
+        d(
+            "first fragment (MF)",
+            Pkt {
+                df: false,
+                mf: true,
+                ..u()
+            }
+            .v4(SERVER4, CLIENT4),
+            DropReason::Fragment,
+        ),
+        d(
+            "last fragment (offset 185)",
+            Pkt {
+                df: false,
+                frag_off: 185,
+                ..u()
+            }
+            .v4(SERVER4, CLIENT4),
+            DropReason::Fragment,
+        ),
+        d(
+            "TTL 1",
+            Pkt { hop: 1, ..u() }.v4(SERVER4, CLIENT4),
+            DropReason::HopLimitExceeded,
+        ),
+        d(
+            "TTL 0",
+            Pkt { hop: 0, ..u() }.v4(SERVER4, CLIENT4),
+            DropReason::HopLimitExceeded,
+        ),
+        // RFC 7915 section 4.1: an unexpired source route means discard.
+        d(
+            "unexpired loose source route",
+            with_options(&[131, 7, 4, 192, 0, 2, 9, 0]),
+            DropReason::SourceRoute,
+        ),
+        d(
+            "unexpired strict source route after a NOP",
+            with_options(&[1, 137, 7, 4, 192, 0, 2, 9]),
+            DropReason::SourceRoute,
+        ),
+        d(
+            "option with length 1",
+            with_options(&[7, 1, 0, 0]),
+            DropReason::BadHeader,
+        ),
+        d(
+            "source 127.0.0.1",
+            u().v4(a4("127.0.0.1"), CLIENT4),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "source 0.1.2.3",
+            u().v4(a4("0.1.2.3"), CLIENT4),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "source 224.0.0.5 (multicast)",
+            u().v4(a4("224.0.0.5"), CLIENT4),
+            DropReason::MartianAddress,
+        ),
+        d(
+            "destination 233.252.0.1 (multicast, through EAM)",
+            u().v4(SERVER4, a4("233.252.0.1")),
+            DropReason::MartianAddress,
+        ),
+        // RFC 7915 section 4.5 lets the translator drop these (or compute the checksum).
+        d(
+            "UDP without checksum",
+            Pkt {
+                csum: Csum::Zero,
+                ..u()
+            }
+            .v4(SERVER4, CLIENT4),
+            DropReason::UdpZeroChecksum,
+        ),
+        d(
+            "TCP header cut short (10 bytes)",
+            linux4(raw(6, pattern(10, 0))).v4(SERVER4, CLIENT4),
+            DropReason::Truncated,
+        ),
+        d(
+            "ICMP header cut short (2 bytes)",
+            linux4(raw(1, vec![8, 0])).v4(SERVER4, CLIENT4),
+            DropReason::Truncated,
+        ),
+        // Errors are not translated yet (issue #3); RFC 7915 section 4.2 wants them
+        // translated. Timestamp is one of the types section 4.2 says to drop.
+        d(
+            "ICMP destination unreachable (3), an error",
+            linux4(icmp(3, 1)).v4(SERVER4, CLIENT4),
+            DropReason::IcmpUntranslatable,
+        ),
+        d(
+            "ICMP timestamp request (13)",
+            linux4(icmp(13, 0)).v4(SERVER4, CLIENT4),
+            DropReason::IcmpUntranslatable,
+        ),
+    ];
+    run_table("drops 4to6", &drop_config(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traffic that is not ours passes untouched and uncounted
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn passes_what_is_not_ours() {
+    require_root();
+    let arp = {
+        let mut f = eth(ETH_P_ARP);
+        // Request: Ethernet/IPv4, who has 192.0.2.1, tell 192.0.2.2.
+        f.extend([0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend(MAC_SRC);
+        f.extend(SERVER4.octets());
+        f.extend([0; 6]);
+        f.extend([192, 0, 2, 1]);
+        f
+    };
+    let vlan = {
+        // An 802.1Q tag in front of an IPv6 packet that would be ours untagged.
+        let inner = udp(5353, 53, 20).v6(CLIENT6, SERVER6);
+        let mut f = eth(ETH_P_8021Q);
+        f.extend([0x00, 0x64]); // VLAN 100
+        f.extend(ETH_P_IPV6.to_be_bytes());
+        f.extend_from_slice(&inner[14..]);
+        f
+    };
+    let short = |ether_type: u16, n: usize| {
+        let mut f = eth(ether_type);
+        f.extend(pattern(n, if ether_type == ETH_P_IP { 0x45 } else { 0x60 }));
+        if let Some(b) = f.get_mut(14) {
+            *b = if ether_type == ETH_P_IP { 0x45 } else { 0x60 };
+        }
+        f
+    };
+    let cases = vec![
+        case_pass(
+            "IPv6 to an unmapped address (2001:db8:1::1)",
+            udp(5353, 53, 20).v6(CLIENT6, a6("2001:db8:1::1")),
+        ),
+        case_pass(
+            "IPv6 to the client's /64 outside the EAM entry (2001:db8:6::1)",
+            echo(false, 16).v6(a6("2001:db8:6::2"), a6("2001:db8:6::1")),
+        ),
+        case_pass(
+            "IPv6 to 64:ff9b:1::192.0.2.2 (RFC 8215 local-use prefix, not pool6)",
+            udp(5353, 53, 20).v6(CLIENT6, a6("64:ff9b:1::c000:202")),
+        ),
+        case_pass(
+            "ICMPv6 neighbour solicitation to a solicited-node address",
+            Pkt {
+                hop: 255,
+                ..icmp(135, 0)
+            }
+            .v6(CLIENT6, a6("ff02::1:ff00:1")),
+        ),
+        case_pass(
+            "IPv6 hop limit 1 to an unmapped address (not ours, so not a drop)",
+            Pkt {
+                hop: 1,
+                ..udp(5353, 53, 20)
+            }
+            .v6(CLIENT6, a6("2001:db8:1::1")),
+        ),
+        case_pass(
+            "IPv4 to the server (192.0.2.2), not an EAM destination",
+            linux4(udp(5353, 53, 20)).v4(CLIENT4, SERVER4),
+        ),
+        case_pass(
+            "IPv4 to 203.0.113.7 (pool6 never makes an IPv4 destination ours)",
+            linux4(tcp_data(40000, 443, 20)).v4(SERVER4, a4("203.0.113.7")),
+        ),
+        case_pass("ARP request", arp),
+        case_pass("802.1Q-tagged IPv6 to a mapped destination", vlan),
+        case_pass(
+            "IPv6 EtherType, 20 bytes: too short for an IPv6 header",
+            short(ETH_P_IPV6, 20),
+        ),
+        case_pass(
+            "IPv4 EtherType, 10 bytes: too short for an IPv4 header",
+            short(ETH_P_IP, 10),
+        ),
+        case_pass("IPv6 EtherType, Ethernet header only", eth(ETH_P_IPV6)),
+        case_pass(
+            "IPv6 EtherType carrying an IPv4 packet to an EAM address",
+            {
+                let mut f = linux4(udp(53, 5353, 20)).v4(SERVER4, CLIENT4);
+                f[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+                f
+            },
+        ),
+    ];
+    run_table("pass", &base_config(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte counters, with literal numbers
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn byte_counters_count_ip_lengths() {
+    require_root();
+    let x = Xlat::load("bytes", &base_config());
+    // 6to4: UDP with 100 bytes of data is a 128-byte IPv4 packet.
+    let (a, _) = x.run(&udp(5353, 53, 100).v6(CLIENT6, SERVER6));
+    assert_eq!(a, XDP_PASS, "6to4 UDP");
+    // 4to6: UDP with 100 bytes of data and 8 bytes of IPv4 options is a 148-byte IPv6 packet
+    // (the options are gone).
+    let p = Pkt {
+        options: vec![1, 7, 7, 4, 0, 0, 0, 0],
+        ..linux4(udp(53, 5353, 100))
+    };
+    let (a, _) = x.run(&p.v4(SERVER4, CLIENT4));
+    assert_eq!(a, XDP_PASS, "4to6 UDP");
+    // And one of each that is not counted: a pass and a drop.
+    x.run(&udp(5353, 53, 100).v6(CLIENT6, a6("2001:db8:1::1")));
+    x.run(
+        &Pkt {
+            hop: 1,
+            ..udp(5353, 53, 100)
+        }
+        .v6(CLIENT6, SERVER6),
+    );
+    let s = x.stats();
+    let got: Vec<(Counter, u64)> = all_counters()
+        .filter(|c| s.get(*c) != 0)
+        .map(|c| (c, s.get(c)))
+        .collect();
+    let want = vec![
+        (Counter::Packets(Dir::V6ToV4, L4Proto::Udp), 1),
+        (Counter::Bytes(Dir::V6ToV4), 128),
+        (
+            Counter::Dropped(Dir::V6ToV4, DropReason::HopLimitExceeded),
+            1,
+        ),
+        (Counter::Packets(Dir::V4ToV6, L4Proto::Udp), 1),
+        (Counter::Bytes(Dir::V4ToV6), 148),
+    ];
+    let mut errors = Vec::new();
+    check_counters(&got, &want, &mut errors);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert_eq!(s.translated(Dir::V6ToV4), 1);
+    assert_eq!(s.translated(Dir::V4ToV6), 1);
+    assert_eq!(s.dropped(Dir::V6ToV4), 1);
+    assert_eq!(s.dropped(Dir::V4ToV6), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partial (CHECKSUM_PARTIAL) transport checksums
+// ---------------------------------------------------------------------------------------------
+
+/// A 6to4 case whose input carries `csum` and whose expected output carries `out`.
+fn partial_6to4(name: &str, p: Pkt, csum: Csum, out: Csum) -> Case {
+    let input = Pkt { csum, ..p.clone() };
+    Case {
+        name: name.into(),
+        input: input.v6(CLIENT6, SERVER6),
+        want: Want::V4 {
+            pkt: Pkt {
+                csum: out,
+                ..as_v4(&p, true)
+            },
+            src: CLIENT4,
+            dst: SERVER4,
+        },
+    }
+}
+
+fn partial_4to6(name: &str, p: Pkt, csum: Csum, out: Csum) -> Case {
+    let input = Pkt { csum, ..p.clone() };
+    Case {
+        name: name.into(),
+        input: input.v4(SERVER4, CLIENT4),
+        want: Want::V6 {
+            pkt: Pkt {
+                csum: out,
+                ..as_v6(&p, true)
+            },
+            src: SERVER6,
+            dst: CLIENT6,
+        },
+    }
+}
+
+/// On an interface flagged for partial checksums, a field holding the pseudo-header sum is a
+/// partial checksum and must leave as the pseudo-header sum of the new addresses; a full
+/// checksum on the same interface is still updated as a full one.
+#[test]
+fn partial_checksums_with_flag() {
+    require_root();
+    let mut x = Xlat::load("partial on", &base_config());
+    x.dp.set_interface(1, true)
+        .unwrap_or_else(|e| panic!("set_interface(1, true): {e:?}"));
+    let cases = vec![
+        partial_6to4(
+            "6to4 TCP, partial stays partial",
+            tcp_data(40000, 80, 300),
+            Csum::Partial,
+            Csum::Partial,
+        ),
+        partial_6to4(
+            "6to4 UDP, partial stays partial",
+            udp(5353, 53, 77),
+            Csum::Partial,
+            Csum::Partial,
+        ),
+        partial_4to6(
+            "4to6 TCP, partial stays partial",
+            linux4(tcp_data(80, 40000, 300)),
+            Csum::Partial,
+            Csum::Partial,
+        ),
+        partial_4to6(
+            "4to6 UDP, partial stays partial",
+            linux4(udp(53, 5353, 77)),
+            Csum::Partial,
+            Csum::Partial,
+        ),
+        partial_6to4(
+            "6to4 TCP, full checksum stays full",
+            tcp_data(40000, 80, 300),
+            Csum::Full,
+            Csum::Full,
+        ),
+        partial_4to6(
+            "4to6 UDP, full checksum stays full",
+            linux4(udp(53, 5353, 77)),
+            Csum::Full,
+            Csum::Full,
+        ),
+    ];
+    finish(cases.len(), x.check_all(&cases));
+}
+
+/// Without the flag, the very same partial field is taken for a (wrong) full checksum and
+/// updated as one (RFC 1624): the output is exactly as wrong as the input was.
+#[test]
+fn partial_checksums_without_flag() {
+    require_root();
+    let x = Xlat::load("partial off", &base_config());
+    let v6 = Pseudo::V6 {
+        src: CLIENT6.octets(),
+        dst: SERVER6.octets(),
+    };
+    let v4 = Pseudo::V4 {
+        src: CLIENT4.octets(),
+        dst: SERVER4.octets(),
+    };
+    let (s6, s4) = (
+        Pseudo::V6 {
+            src: SERVER6.octets(),
+            dst: CLIENT6.octets(),
+        },
+        Pseudo::V4 {
+            src: SERVER4.octets(),
+            dst: CLIENT4.octets(),
+        },
+    );
+    // The input field is the partial sum of the input pseudo-header `from`; the output is what
+    // an RFC 1624 update of it for `to` gives, computed from the true checksums.
+    let carried = |p: &Pkt, from: &Pseudo, to: &Pseudo, proto: u8| {
+        let field = partial_csum(from, p.l4_len(), proto);
+        let mut v = carried_error(field, p.true_checksum(from), p.true_checksum(to));
+        if proto == 17 && v == 0 {
+            v = 0xffff; // RFC 768: a computed zero is sent as all ones
+        }
+        Csum::Value(v)
+    };
+    let t64 = tcp_data(40000, 80, 300);
+    let udp64 = udp(5353, 53, 77);
+    let t46 = linux4(tcp_data(80, 40000, 300));
+    let cases = vec![
+        partial_6to4(
+            "6to4 TCP, partial field updated as a full checksum",
+            t64.clone(),
+            Csum::Partial,
+            carried(&t64, &v6, &v4, 6),
+        ),
+        partial_6to4(
+            "6to4 UDP, partial field updated as a full checksum",
+            udp64.clone(),
+            Csum::Partial,
+            carried(&udp64, &v6, &v4, 17),
+        ),
+        partial_4to6(
+            "4to6 TCP, partial field updated as a full checksum",
+            t46.clone(),
+            Csum::Partial,
+            carried(&t46, &s4, &s6, 6),
+        ),
+    ];
+    // The expected outputs must differ from the flagged behaviour, or the cases prove nothing.
+    for (p, from, to, proto) in [
+        (&t64, &v6, &v4, 6u8),
+        (&udp64, &v6, &v4, 17),
+        (&t46, &s4, &s6, 6),
+    ] {
+        let Csum::Value(v) = carried(p, from, to, proto) else {
+            unreachable!()
+        };
+        assert_ne!(
+            v,
+            partial_csum(to, p.l4_len(), proto),
+            "test setup: both readings give the same field"
+        );
+    }
+    finish(cases.len(), x.check_all(&cases));
+}
