@@ -70,8 +70,9 @@ pub enum DropReason {
     Fragment = 6,
     /// IPv4 UDP without checksum: RFC 7915 4.5 allows dropping it; computing it is issue #3.
     UdpZeroChecksum = 7,
-    /// ICMP type with no translation in this slice (errors are issue #3) or one the RFC says
-    /// to drop (RFC 7915 4.2, 5.2).
+    /// ICMP type or code with no counterpart, or one RFC 7915 sections 4.2 and 5.2 say to
+    /// drop silently (MLD, neighbour discovery, obsolete ICMPv4 types, untranslatable
+    /// Parameter Problem pointers).
     IcmpUntranslatable = 8,
     /// IPv4 packet with an unexpired source route option (RFC 7915 4.1).
     SourceRoute = 9,
@@ -81,11 +82,15 @@ pub enum DropReason {
     /// these (native XDP on veth turns the peer's segmentation offload off), and XDP cannot
     /// translate them: the kernel would still segment the result as the old family.
     Oversize = 11,
+    /// The packet quoted inside an ICMP error cannot be translated: its header is cut short,
+    /// an address has no mapping, it carries extension headers, or it is itself an ICMP error
+    /// (RFC 7915 sections 4.3 and 5.3).
+    InnerUntranslatable = 12,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 12;
-    pub const ALL: [DropReason; 12] = [
+    pub const COUNT: u32 = 13;
+    pub const ALL: [DropReason; 13] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -98,6 +103,7 @@ impl DropReason {
         DropReason::SourceRoute,
         DropReason::HeadroomExhausted,
         DropReason::Oversize,
+        DropReason::InnerUntranslatable,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -114,6 +120,7 @@ impl DropReason {
             DropReason::SourceRoute => "source_route",
             DropReason::HeadroomExhausted => "headroom_exhausted",
             DropReason::Oversize => "oversize",
+            DropReason::InnerUntranslatable => "inner_untranslatable",
         }
     }
 }

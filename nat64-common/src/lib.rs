@@ -9,6 +9,7 @@
 pub mod addr;
 pub mod checksum;
 pub mod counters;
+pub mod icmp;
 pub mod maps;
 
 pub use counters::{Counter, Dir, DropReason, L4Proto};

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -19,8 +19,11 @@ pub const IFACE_MAX_ENTRIES: u32 = 256;
 pub struct IfaceConfig {
     /// Bit flags, see `IFACE_F_*`.
     pub flags: u32,
+    /// The interface's MTU, for the MTU arithmetic of translated Packet Too Big and
+    /// Fragmentation Needed messages (RFC 7915 sections 4.2 and 5.2); 0 if unknown.
+    pub mtu: u32,
 }
-const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 4);
+const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 8);
 
 /// Packets on this interface may carry partial transport checksums (`CHECKSUM_PARTIAL`:
 /// locally generated packets on veth and other virtual links), so the dataplane recognises
@@ -41,13 +44,18 @@ pub struct Config {
     pub pool6_len: u8,
     /// Bit flags, see `CONFIG_F_*`.
     pub flags: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 2],
+    /// RFC 6791: the IPv4 source for translated ICMPv6 errors whose source (a router) has no
+    /// IPv4 mapping; valid when `CONFIG_F_POOL6791` is set.
+    pub pool6791: [u8; 4],
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 24);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
 /// When clear, the translator writes zero instead ("reset traffic class" of Jool).
 pub const CONFIG_F_COPY_TOS: u8 = 1 << 0;
+/// `Config::pool6791` holds an address.
+pub const CONFIG_F_POOL6791: u8 = 1 << 1;
 
 impl Config {
     pub const fn disabled() -> Self {
@@ -55,7 +63,8 @@ impl Config {
             pool6: [0; 16],
             pool6_len: 0,
             flags: CONFIG_F_COPY_TOS,
-            _pad: [0; 6],
+            _pad: [0; 2],
+            pool6791: [0; 4],
         }
     }
 }

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, fmt, net::Ipv6Addr, path::Path, str::FromStr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nat64_common::{
     addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
-    maps::{CONFIG_F_COPY_TOS, EAM_MAX_ENTRIES},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_POOL6791, EAM_MAX_ENTRIES},
 };
 use serde::Deserialize;
 
@@ -174,6 +174,11 @@ pub struct Config {
     /// RFC 7915 sections 4.1 and 5.1: copy TOS to traffic class and back (true), or write zero.
     #[serde(default = "yes")]
     pub copy_tos: bool,
+    /// RFC 6791: IPv4 source address of translated ICMPv6 errors whose source (typically an
+    /// IPv6 router) has no IPv4 mapping. Without it such errors are dropped and counted.
+    /// Takes effect with ICMP error translation (issue #3, in progress).
+    #[serde(default)]
+    pub pool6791: Option<std::net::Ipv4Addr>,
     /// Interfaces the dataplane attaches to.
     #[serde(default)]
     pub interfaces: Vec<Interface>,
@@ -222,6 +227,14 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(p) = self.pool6.0 {
             validate_pool6(&p)?;
+        }
+        if let Some(a) = self.pool6791
+            && !nat64_common::addr::is_translatable_v4(a.octets())
+        {
+            return Err(invalid(
+                "pool6791",
+                format!("{a} is not a unicast address a translated packet may come from"),
+            ));
         }
         let mut names = BTreeSet::new();
         for (i, ifc) in self.interfaces.iter().enumerate() {
@@ -303,6 +316,10 @@ impl Config {
             c.pool6_len = p.prefix_len();
         }
         c.flags = if self.copy_tos { CONFIG_F_COPY_TOS } else { 0 };
+        if let Some(a) = self.pool6791 {
+            c.pool6791 = a.octets();
+            c.flags |= CONFIG_F_POOL6791;
+        }
         c
     }
 }
@@ -401,6 +418,7 @@ mod tests {
             copy_tos = false
             log_format = "json"
             stats_interval_secs = 10
+            pool6791 = "192.0.2.1"
             [[interfaces]]
             name = "eth0"
             [[interfaces]]
@@ -416,8 +434,10 @@ mod tests {
         assert_eq!(c.interfaces[0].xdp_mode, XdpMode::Native);
         assert_eq!(c.interfaces[1].xdp_mode, XdpMode::Generic);
         assert_eq!(c.dataplane().pool6_len, 40);
-        assert_eq!(c.dataplane().flags, 0);
+        assert_eq!(c.dataplane().flags & CONFIG_F_COPY_TOS, 0);
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.dataplane().pool6791, [192, 0, 2, 1]);
+        assert_eq!(c.dataplane().flags, CONFIG_F_POOL6791);
     }
 
     #[test]

@@ -172,7 +172,8 @@ impl Dataplane {
             })
         })?;
         // Settings first, so the first packet the program sees is handled right.
-        self.set_interface(ifindex, partial_checksums)?;
+        let mtu = crate::sys::mtu(iface).unwrap_or(0);
+        self.set_interface(ifindex, partial_checksums, mtu)?;
         let aya_mode = match mode {
             config::XdpMode::Native => XdpMode::Driver,
             config::XdpMode::Generic => XdpMode::Skb,
@@ -191,10 +192,12 @@ impl Dataplane {
 
     /// Records the per-interface settings of `ifindex` (done by [`Dataplane::attach`]; public
     /// for tests that run the program with `BPF_PROG_TEST_RUN`, whose ingress is loopback).
+    /// `mtu` 0 means unknown.
     pub fn set_interface(
         &mut self,
         ifindex: u32,
         partial_checksums: bool,
+        mtu: u32,
     ) -> Result<(), DataplaneError> {
         let flags = if partial_checksums {
             IFACE_F_PARTIAL_CSUM
@@ -202,7 +205,7 @@ impl Dataplane {
             0
         };
         self.ifaces()?
-            .insert(ifindex, IfaceConfig { flags }, 0)
+            .insert(ifindex, IfaceConfig { flags, mtu }, 0)
             .map_err(map_err("IFACES"))
     }
 

@@ -10,6 +10,45 @@ pub fn if_index(name: &str) -> Option<u32> {
     (idx != 0).then_some(idx)
 }
 
+/// The MTU of interface `name` (SIOCGIFMTU).
+pub fn mtu(name: &str) -> std::io::Result<u32> {
+    #[repr(C)]
+    struct IfReqMtu {
+        name: [u8; libc::IFNAMSIZ],
+        mtu: libc::c_int,
+        _pad: [u8; 20],
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    let mut req = IfReqMtu {
+        name: [0; libc::IFNAMSIZ],
+        mtu: 0,
+        _pad: [0; 20],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    ioctl_on_dgram_socket(
+        libc::SIOCGIFMTU,
+        &mut req as *mut IfReqMtu as *mut libc::c_void,
+    )?;
+    Ok(req.mtu as u32)
+}
+
+/// Runs one interface ioctl on a throwaway datagram socket.
+fn ioctl_on_dgram_socket(request: libc::c_ulong, arg: *mut libc::c_void) -> std::io::Result<()> {
+    // SAFETY: a datagram socket only used for the ioctl, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the caller passes a pointer to the ifreq layout `request` expects.
+    let rc = unsafe { libc::ioctl(fd, request as _, arg) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: closing the socket opened above.
+    unsafe { libc::close(fd) };
+    if rc < 0 { Err(err) } else { Ok(()) }
+}
+
 /// What `ethtool -i` reports: the driver and the bus the device sits on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriverInfo {
@@ -56,19 +95,8 @@ pub fn driver_info(name: &str) -> std::io::Result<DriverInfo> {
         _pad: [0; 16],
     };
     req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: a datagram socket only used for the ioctl, closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `req` points at a live ethtool_drvinfo for the duration of the call.
-    let rc = unsafe { libc::ioctl(fd, SIOCETHTOOL as _, &mut req) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: closing the socket opened above.
-    unsafe { libc::close(fd) };
-    if rc < 0 {
-        return Err(err);
-    }
+    // `req.data` points at `info`, which outlives the call.
+    ioctl_on_dgram_socket(SIOCETHTOOL, &mut req as *mut IfReq as *mut libc::c_void)?;
     let cstr = |b: &[u8]| {
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         String::from_utf8_lossy(&b[..end]).into_owned()

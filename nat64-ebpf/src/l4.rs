@@ -6,13 +6,9 @@ use aya_ebpf::programs::XdpContext;
 use nat64_common::{
     DropReason,
     checksum::{is_partial, update, update_partial},
-    maps::IFACE_F_PARTIAL_CSUM,
 };
 
-use crate::{
-    maps::IFACES,
-    packet::{IPPROTO_TCP, IPPROTO_UDP, TCP_CSUM_OFF, UDP_CSUM_OFF, read, write_u16},
-};
+use crate::packet::{IPPROTO_TCP, IPPROTO_UDP, TCP_CSUM_OFF, UDP_CSUM_OFF, read, write_u16};
 
 /// The address part of the pseudo-header before and after translation, and what stays.
 pub struct PseudoDelta {
@@ -22,17 +18,6 @@ pub struct PseudoDelta {
     pub new_addrs: u32,
     /// Transport length plus protocol number: identical in both pseudo-headers.
     pub len_proto: u32,
-}
-
-/// Whether partial checksums may arrive on the ingress interface (see `IFACE_F_PARTIAL_CSUM`).
-#[inline(always)]
-pub fn partial_allowed(ctx: &XdpContext) -> bool {
-    let ifindex = ctx.ingress_ifindex() as u32;
-    // SAFETY: read-only lookup of a plain value.
-    match unsafe { IFACES.get(&ifindex) } {
-        Some(c) => c.flags & IFACE_F_PARTIAL_CSUM != 0,
-        None => false,
-    }
 }
 
 /// Rewrites the checksum of a TCP or UDP header at `l4` for the new pseudo-header.

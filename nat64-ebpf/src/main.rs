@@ -12,6 +12,8 @@
 #[cfg(target_arch = "bpf")]
 mod addrmap;
 #[cfg(target_arch = "bpf")]
+mod iface;
+#[cfg(target_arch = "bpf")]
 mod l4;
 #[cfg(target_arch = "bpf")]
 mod maps;

@@ -57,13 +57,66 @@ pub struct Ipv4Hdr {
     pub dst: [u8; 4],
 }
 
-/// ICMP and ICMPv6 share the first four bytes: type, code, checksum.
+/// The whole 8-byte ICMP / ICMPv6 header: the second word is the identifier and sequence of an
+/// echo, or the unused / pointer / MTU word of an error.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct IcmpHdr {
+pub struct IcmpFull {
     pub ty: u8,
     pub code: u8,
     pub check: [u8; 2],
+    pub rest: [u8; 4],
+}
+
+/// Next-header values that are IPv6 extension headers (RFC 8200 section 4 and the IANA
+/// registry): hop-by-hop, routing, fragment, AH, destination options, mobility, HIP, shim6,
+/// and the two experimental values.
+#[inline(always)]
+pub fn is_extension_header(nh: u8) -> bool {
+    matches!(nh, 0 | 43 | 44 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
+}
+
+/// Sum of the 16-bit words of `len` bytes at `off` (`len` even, at most 60: IPv4 headers with
+/// options), or `None` if the frame is shorter.
+///
+/// Words are loaded as native integers (no per-iteration temporaries on the small BPF stack)
+/// and summed in host order; a one's complement sum is byte-order independent (RFC 1071
+/// section 2(B)), so swapping the folded result gives the network-order sum.
+#[inline(always)]
+pub fn sum_words(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
+    let mut s = 0u32;
+    let mut i = 0;
+    while i < 60 {
+        if i >= len {
+            break;
+        }
+        let p = ptr_at::<u16>(ctx, off + i)?;
+        // SAFETY: bounds checked by `ptr_at`; unaligned loads are fine on BPF.
+        s += unsafe { p.read_unaligned() } as u32;
+        i += 2;
+    }
+    Some(nat64_common::checksum::fold(s).swap_bytes() as u32)
+}
+
+/// The bytes of an IPv4 header without options.
+#[inline(always)]
+pub fn ipv4_bytes(h: &Ipv4Hdr) -> [u8; IPV4_LEN] {
+    // SAFETY: `Ipv4Hdr` is 20 plain bytes.
+    unsafe { core::mem::transmute(*h) }
+}
+
+/// An IPv4 header (no options) with its checksum filled in.
+#[inline(always)]
+pub fn with_checksum(mut h: Ipv4Hdr) -> Ipv4Hdr {
+    h.check = [0; 2];
+    h.check = nat64_common::checksum::ipv4_header(&ipv4_bytes(&h)).to_be_bytes();
+    h
+}
+
+/// Two bytes as a 16-bit word for checksum sums.
+#[inline(always)]
+pub fn word(a: u8, b: u8) -> u32 {
+    u16::from_be_bytes([a, b]) as u32
 }
 
 const _: () = assert!(size_of::<EthHdr>() == ETH_LEN);

@@ -5,6 +5,7 @@ use nat64_common::{
     Counter, Dir, DropReason, L4Proto,
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
+    icmp::{Translation, icmp4_to_icmp6},
     maps::{CONFIG_F_COPY_TOS, Config},
 };
 
@@ -12,18 +13,14 @@ use crate::{
     addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpHdr, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len, ptr_at, read,
-        resize_head,
+        IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len, ptr_at, read,
+        resize_head, sum_words, word,
     },
     stats,
 };
 
 const IPV4_MF: u16 = 0x2000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
-const ICMP_ECHO_REPLY: u8 = 0;
-const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMPV6_ECHO_REQUEST: u8 = 128;
-const ICMPV6_ECHO_REPLY: u8 = 129;
 /// Longest IPv4 options area: IHL 15 words minus the fixed 5.
 const MAX_OPTIONS: usize = 40;
 const IPOPT_EOL: u8 = 0;
@@ -31,7 +28,21 @@ const IPOPT_NOP: u8 = 1;
 const IPOPT_LSRR: u8 = 131;
 const IPOPT_SSRR: u8 = 137;
 
+/// RFC 7915 section 4.1: the first IPv6 header word: version 6, traffic class from the TOS
+/// (or zero when so configured), flow label zero.
 #[inline(always)]
+pub fn first_word(cfg: &Config, tos: u8) -> [u8; 4] {
+    let tc = if cfg.flags & CONFIG_F_COPY_TOS != 0 {
+        tos
+    } else {
+        0
+    };
+    [0x60 | (tc >> 4), tc << 4, 0, 0]
+}
+
+/// Not inlined: each direction gets its own stack frame, so the BPF stack (512 bytes over the
+/// whole call chain) holds only the path a packet takes.
+#[inline(never)]
 pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let Some(ip4) = read::<Ipv4Hdr>(ctx, ETH_LEN) else {
         return Ok(xdp_action::XDP_PASS);
@@ -43,10 +54,10 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let Some(dst6) = addrmap::v4_dst_to_v6(ip4.dst) else {
         return Ok(xdp_action::XDP_PASS);
     };
-
     if exceeds_mtu(ctx) {
         return Err(DropReason::Oversize);
     }
+
     let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
     let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
     if ihl < IPV4_LEN || tot_len < ihl {
@@ -56,8 +67,9 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         return Err(DropReason::Truncated);
     }
     // The kernel would drop a corrupt header in ip_rcv(); we run before it, so check here.
-    if !header_checksum_ok(ctx, ihl) {
-        return Err(DropReason::BadHeader);
+    match sum_words(ctx, ETH_LEN, ihl) {
+        Some(s) if checksum::fold(s) == 0xffff => {}
+        _ => return Err(DropReason::BadHeader),
     }
     let frag = u16::from_be_bytes(ip4.frag);
     if frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 {
@@ -78,24 +90,29 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
 
     let payload_len = (tot_len - ihl) as u16;
     let l4_off = ETH_LEN + ihl;
+    let icmp = if ip4.proto == IPPROTO_ICMP {
+        let h = read::<IcmpFull>(ctx, l4_off).ok_or(DropReason::Truncated)?;
+        Some((h, icmp4_to_icmp6(h.ty, h.code, h.rest)?))
+    } else {
+        None
+    };
+    // Errors and the packet they quote (RFC 7915 section 4.3) are not translated yet.
+    if icmp.is_some_and(|(_, t)| t.is_error()) {
+        return Err(DropReason::IcmpUntranslatable);
+    }
+
     let delta = l4::PseudoDelta {
         old_addrs: sum4(&ip4.src) + sum4(&ip4.dst),
         new_addrs: sum16(&src6) + sum16(&dst6),
         len_proto: payload_len as u32 + ip4.proto as u32,
     };
-    let (nh, counted) = match ip4.proto {
-        IPPROTO_TCP | IPPROTO_UDP => {
+    let (nh, counted) = match (ip4.proto, icmp) {
+        (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing a missing one is
             // issue #3; dropping is the behaviour the RFC allows.
             let zero_udp = Err(DropReason::UdpZeroChecksum);
-            l4::fix_checksum(
-                ctx,
-                ip4.proto,
-                l4_off,
-                &delta,
-                l4::partial_allowed(ctx),
-                zero_udp,
-            )?;
+            let partial = crate::iface::partial_checksums(ctx);
+            l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, partial, zero_udp)?;
             (
                 ip4.proto,
                 if ip4.proto == IPPROTO_TCP {
@@ -105,24 +122,19 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
                 },
             )
         }
-        IPPROTO_ICMP => {
-            icmp4_to_icmp6(ctx, l4_off, &src6, &dst6, payload_len)?;
+        (_, Some((h, Translation::Info { ty }))) => {
+            echo4_to_echo6(ctx, l4_off, &src6, &dst6, payload_len, &h, ty)?;
             (IPPROTO_ICMPV6, L4Proto::Icmp)
         }
         // RFC 7915 section 4.1: any other protocol is copied as is.
-        other => (other, L4Proto::Other),
+        (other, _) => (other, L4Proto::Other),
     };
 
-    // RFC 7915 section 4.1, field by field: traffic class from TOS (or zero when configured),
-    // flow label zero, payload length from total length minus the IPv4 header and options,
-    // next header from protocol, hop limit from TTL. Options are not translated.
-    let tc = if cfg.flags & CONFIG_F_COPY_TOS != 0 {
-        ip4.tos
-    } else {
-        0
-    };
+    // RFC 7915 section 4.1, field by field: traffic class from TOS, flow label zero, payload
+    // length from total length minus the IPv4 header and options, next header from protocol,
+    // hop limit from TTL. Options are not translated.
     let hdr = Ipv6Hdr {
-        vtcfl: [0x60 | (tc >> 4), tc << 4, 0, 0],
+        vtcfl: first_word(cfg, ip4.tos),
         payload_len: payload_len.to_be_bytes(),
         next_header: nh,
         hop_limit: ip4.ttl,
@@ -146,24 +158,6 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         (payload_len as u64) + IPV6_LEN as u64,
     );
     Ok(xdp_action::XDP_PASS)
-}
-
-/// Verifies the IPv4 header checksum over `ihl` bytes (20 to 60).
-#[inline(always)]
-fn header_checksum_ok(ctx: &XdpContext, ihl: usize) -> bool {
-    let mut s = 0u32;
-    let mut i = 0;
-    while i < 60 {
-        if i >= ihl {
-            break;
-        }
-        match read::<[u8; 2]>(ctx, ETH_LEN + i) {
-            Some(w) => s += u16::from_be_bytes(w) as u32,
-            None => return false,
-        }
-        i += 2;
-    }
-    checksum::fold(s) == 0xffff
 }
 
 /// RFC 7915 section 4.1: options are ignored, except that an unexpired source route (LSRR or
@@ -200,29 +194,24 @@ fn check_options(ctx: &XdpContext, ihl: usize) -> Result<(), DropReason> {
 /// ICMPv4 echo to ICMPv6 echo (RFC 7915 section 4.2): the type changes and the ICMPv6
 /// pseudo-header (RFC 8200 section 8.1) enters the checksum.
 #[inline(always)]
-fn icmp4_to_icmp6(
+fn echo4_to_echo6(
     ctx: &XdpContext,
     off: usize,
     src6: &[u8; 16],
     dst6: &[u8; 16],
     payload_len: u16,
+    h: &IcmpFull,
+    ty6: u8,
 ) -> Result<(), DropReason> {
-    let p = ptr_at::<IcmpHdr>(ctx, off).ok_or(DropReason::Truncated)?;
-    // SAFETY: bounds checked by `ptr_at`.
-    let mut h = unsafe { p.read_unaligned() };
-    let ty6 = match h.ty {
-        ICMP_ECHO_REQUEST => ICMPV6_ECHO_REQUEST,
-        ICMP_ECHO_REPLY => ICMPV6_ECHO_REPLY,
-        // Errors are issue #3; the obsolete and single-hop types are dropped (section 4.2).
-        _ => return Err(DropReason::IcmpUntranslatable),
-    };
     let pseudo = sum16(src6) + sum16(dst6) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
-    let old_word = u16::from_be_bytes([h.ty, h.code]) as u32;
-    let new_word = u16::from_be_bytes([ty6, h.code]) as u32;
-    let c = checksum::update(u16::from_be_bytes(h.check), old_word, pseudo + new_word);
-    h.ty = ty6;
-    h.check = c.to_be_bytes();
+    let c = checksum::update(
+        u16::from_be_bytes(h.check),
+        word(h.ty, h.code),
+        pseudo + word(ty6, h.code),
+    );
+    let p = ptr_at::<[u8; 4]>(ctx, off).ok_or(DropReason::Truncated)?;
+    let [cb0, cb1] = c.to_be_bytes();
     // SAFETY: bounds checked by `ptr_at`.
-    unsafe { p.write_unaligned(h) };
+    unsafe { p.write_unaligned([ty6, h.code, cb0, cb1]) };
     Ok(())
 }

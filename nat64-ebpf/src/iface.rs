@@ -1,0 +1,19 @@
+//! Per-interface settings of the ingress interface (`IFACES` map, written by the daemon).
+
+use aya_ebpf::programs::XdpContext;
+use nat64_common::maps::{IFACE_F_PARTIAL_CSUM, IfaceConfig};
+
+use crate::maps::IFACES;
+
+#[inline(always)]
+fn settings(ctx: &XdpContext) -> Option<IfaceConfig> {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: read-only lookup of a plain value, copied out.
+    unsafe { IFACES.get(&ifindex) }.copied()
+}
+
+/// Whether partial checksums may arrive on the ingress interface (see `IFACE_F_PARTIAL_CSUM`).
+#[inline(always)]
+pub fn partial_checksums(ctx: &XdpContext) -> bool {
+    settings(ctx).is_some_and(|c| c.flags & IFACE_F_PARTIAL_CSUM != 0)
+}
