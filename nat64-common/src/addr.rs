@@ -16,6 +16,45 @@ pub const RFC6052_LENGTHS: [u8; 6] = [32, 40, 48, 56, 64, 96];
 /// Index of the "u" octet, bits 64 to 71, which RFC 6052 section 2.2 reserves and sets to zero.
 pub const U_OCTET: usize = 8;
 
+/// The two 64-bit halves of an IPv6 address, bytes 0-7 and 8-15, as big-endian numbers.
+///
+/// Address arithmetic is done on these: two registers in BPF, where placing sixteen bytes one
+/// by one (per prefix length) costs a stack slot per byte and the BPF stack is 512 bytes; and
+/// BPF has no 128-bit shifts.
+#[inline(always)]
+fn halves(a: &[u8; 16]) -> (u64, u64) {
+    let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
+    let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
+    (hi, lo)
+}
+
+#[inline(always)]
+fn join(hi: u64, lo: u64) -> [u8; 16] {
+    let h = hi.to_be_bytes();
+    let l = lo.to_be_bytes();
+    [
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], l[0], l[1], l[2], l[3], l[4], l[5], l[6],
+        l[7],
+    ]
+}
+
+/// How many bits of the IPv4 address come before the u-octet (bits 64 to 71) for a prefix of
+/// length `len` (RFC 6052 section 2.2), or `None` for a length outside the RFC 6052 set. The
+/// others come right after it, except for /96 where the address is the last 32 bits.
+#[inline(always)]
+const fn bits_before_u_octet(len: u8) -> Option<u32> {
+    match len {
+        32 | 40 | 48 | 56 => Some(64 - len as u32),
+        64 | 96 => Some(0),
+        _ => None,
+    }
+}
+
+#[inline(always)]
+const fn low_bits(n: u32) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
 /// Builds the IPv4-embedded IPv6 address of `v4` under `prefix`/`len` (RFC 6052 section 2.2).
 ///
 /// `prefix` must be normalised: bits past `len`, and the u-octet, are zero (the daemon
@@ -23,48 +62,18 @@ pub const U_OCTET: usize = 8;
 /// Returns `None` for a length outside the RFC 6052 set.
 #[inline(always)]
 pub fn embed(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<[u8; 16]> {
-    let mut a = *prefix;
-    // The IPv4 address occupies the bits after the prefix, skipping the u-octet (byte 8).
-    match len {
-        32 => {
-            a[4] = v4[0];
-            a[5] = v4[1];
-            a[6] = v4[2];
-            a[7] = v4[3];
-        }
-        40 => {
-            a[5] = v4[0];
-            a[6] = v4[1];
-            a[7] = v4[2];
-            a[9] = v4[3];
-        }
-        48 => {
-            a[6] = v4[0];
-            a[7] = v4[1];
-            a[9] = v4[2];
-            a[10] = v4[3];
-        }
-        56 => {
-            a[7] = v4[0];
-            a[9] = v4[1];
-            a[10] = v4[2];
-            a[11] = v4[3];
-        }
-        64 => {
-            a[9] = v4[0];
-            a[10] = v4[1];
-            a[11] = v4[2];
-            a[12] = v4[3];
-        }
-        96 => {
-            a[12] = v4[0];
-            a[13] = v4[1];
-            a[14] = v4[2];
-            a[15] = v4[3];
-        }
-        _ => return None,
+    let before = bits_before_u_octet(len)?;
+    let (mut hi, mut lo) = halves(prefix);
+    let v = u32::from_be_bytes(v4) as u64;
+    if len == 96 {
+        lo |= v;
+    } else {
+        // `before` bits end at bit 64, the other `after` bits start right after the u-octet.
+        let after = 32 - before;
+        hi |= v >> after;
+        lo |= (v & low_bits(after)) << (56 - after);
     }
-    Some(a)
+    Some(join(hi, lo))
 }
 
 /// Extracts the IPv4 address embedded in `addr` for a prefix of length `len` (RFC 6052 section
@@ -72,34 +81,36 @@ pub fn embed(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<[u8; 16]> {
 /// The caller checks that `addr` matches the prefix first ([`prefix_matches`]).
 #[inline(always)]
 pub fn extract(addr: &[u8; 16], len: u8) -> Option<[u8; 4]> {
-    let a = addr;
-    Some(match len {
-        32 => [a[4], a[5], a[6], a[7]],
-        40 => [a[5], a[6], a[7], a[9]],
-        48 => [a[6], a[7], a[9], a[10]],
-        56 => [a[7], a[9], a[10], a[11]],
-        64 => [a[9], a[10], a[11], a[12]],
-        96 => [a[12], a[13], a[14], a[15]],
-        _ => return None,
-    })
+    let before = bits_before_u_octet(len)?;
+    let (hi, lo) = halves(addr);
+    let v = if len == 96 {
+        lo & 0xffff_ffff
+    } else {
+        let after = 32 - before;
+        let high = hi & low_bits(before);
+        let low = (lo >> (56 - after)) & low_bits(after);
+        (high << after) | low
+    };
+    Some((v as u32).to_be_bytes())
 }
 
-/// Whether the first `len` bits of `addr` equal those of `prefix`. `len` is a multiple of 8 (all
-/// RFC 6052 lengths are); a `len` of 0 matches nothing, because it means "pool6 disabled".
+/// Whether the first `len` bits of `addr` equal those of `prefix`. A `len` of 0 matches
+/// nothing, because it means "pool6 disabled".
 #[inline(always)]
 pub fn prefix_matches(addr: &[u8; 16], prefix: &[u8; 16], len: u8) -> bool {
-    if len == 0 {
+    if len == 0 || len > 128 {
         return false;
     }
-    let bytes = (len / 8) as usize;
-    let mut i = 0;
-    while i < 16 {
-        if i < bytes && addr[i] != prefix[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    let (ah, al) = halves(addr);
+    let (ph, pl) = halves(prefix);
+    let len = len as u32;
+    let mask_hi = if len >= 64 {
+        u64::MAX
+    } else {
+        !low_bits(64 - len)
+    };
+    let mask_lo = if len <= 64 { 0 } else { !low_bits(128 - len) };
+    (ah ^ ph) & mask_hi == 0 && (al ^ pl) & mask_lo == 0
 }
 
 /// A network mask of `len` leading one bits.
@@ -129,15 +140,14 @@ pub fn eam_to_v4(v6: &[u8; 16], e: &EamToV4) -> [u8; 4] {
 /// prefix matched.
 #[inline(always)]
 pub fn eam_to_v6(v4: [u8; 4], e: &EamToV6) -> [u8; 16] {
-    let m = mask32(e.v4_len);
-    let mut a = e.v6;
-    let low = u32::from_be_bytes([a[12], a[13], a[14], a[15]]);
-    let new = ((low & m) | (u32::from_be_bytes(v4) & !m)).to_be_bytes();
-    a[12] = new[0];
-    a[13] = new[1];
-    a[14] = new[2];
-    a[15] = new[3];
-    a
+    // The IPv6 prefix keeps its bits; the IPv4 suffix replaces the low bits (both sides have
+    // 32 - v4_len suffix bits, all within the last 32 bits of the address).
+    let suffix = (!mask32(e.v4_len)) as u64;
+    let (hi, lo) = halves(&e.v6);
+    join(
+        hi,
+        (lo & !suffix) | (u32::from_be_bytes(v4) as u64 & suffix),
+    )
 }
 
 /// Whether an IPv4 address may appear in a translated packet. "This network" (0/8), loopback

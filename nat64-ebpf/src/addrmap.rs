@@ -3,8 +3,8 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
-    addr::{eam_to_v4, eam_to_v6, embed, extract, prefix_matches},
-    maps::Config,
+    addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches},
+    maps::{Config, EamToV6},
 };
 
 use crate::maps::{EAM4, EAM6};
@@ -23,22 +23,43 @@ pub fn v6_to_v4(cfg: &Config, a: &[u8; 16]) -> Option<[u8; 4]> {
     None
 }
 
+/// How an IPv4 address maps to IPv6: through an EAM entry (a pointer into map memory, valid
+/// for the whole program run) or by embedding under pool6.
+///
+/// The 16-byte result is only built where it is written or summed ([`to6`]): an IPv6 address
+/// kept live across helper calls is split into sixteen byte-sized values that each take a stack
+/// slot, and the BPF stack is 512 bytes.
+#[derive(Clone, Copy)]
+pub enum To6 {
+    Eam(&'static EamToV6),
+    Pool6,
+}
+
 /// The IPv6 host an IPv4 destination stands for. Only EAM entries make an IPv4 destination
 /// ours: an IPv4 address represents an IPv6 host only when the operator mapped it, so the
 /// node's own IPv4 traffic is never captured by pool6.
 #[inline(always)]
-pub fn v4_dst_to_v6(a: [u8; 4]) -> Option<[u8; 16]> {
-    EAM4.get(Key::new(32, a)).map(|e| eam_to_v6(a, e))
+pub fn v4_dst(a: [u8; 4]) -> Option<To6> {
+    EAM4.get(Key::new(32, a)).map(To6::Eam)
 }
 
 /// How an IPv4 source appears on the IPv6 side: its EAM entry, else embedded in pool6.
 #[inline(always)]
-pub fn v4_src_to_v6(cfg: &Config, a: [u8; 4]) -> Option<[u8; 16]> {
+pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
     if let Some(e) = EAM4.get(Key::new(32, a)) {
-        return Some(eam_to_v6(a, e));
+        return Some(To6::Eam(e));
     }
-    if cfg.pool6_len == 0 {
-        return None;
+    RFC6052_LENGTHS
+        .contains(&cfg.pool6_len)
+        .then_some(To6::Pool6)
+}
+
+/// The IPv6 address of `a` under mapping `m`.
+#[inline(always)]
+pub fn to6(cfg: &Config, m: To6, a: [u8; 4]) -> [u8; 16] {
+    match m {
+        To6::Eam(e) => eam_to_v6(a, e),
+        // `v4_src` only returns Pool6 for a valid length, so `embed` cannot fail here.
+        To6::Pool6 => embed(&cfg.pool6, cfg.pool6_len, a).unwrap_or([0; 16]),
     }
-    embed(&cfg.pool6, cfg.pool6_len, a)
 }

@@ -134,6 +134,15 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
     Some((start + off) as *mut T)
 }
 
+/// A reference to the `T` at `off`, in the packet itself. Reading fields through it instead of
+/// copying the header keeps the many small fields out of registers and off the small BPF
+/// stack. Valid until the packet is resized (`resize_head`).
+#[inline(always)]
+pub fn view<'a, T>(ctx: &'a XdpContext, off: usize) -> Option<&'a T> {
+    // SAFETY: `ptr_at` checked the bounds and every header type here has alignment 1.
+    ptr_at::<T>(ctx, off).map(|p| unsafe { &*p })
+}
+
 /// A copy of the `T` at `off`.
 #[inline(always)]
 pub fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
@@ -197,6 +206,19 @@ pub fn resize_head(ctx: &XdpContext, delta: i32, eth: &EthHdr, proto: u16) -> bo
     // SAFETY: bounds checked by `ptr_at` after the move.
     unsafe { p.write_unaligned(new) };
     true
+}
+
+/// Writes `N` bytes at `off`.
+#[inline(always)]
+pub fn write_bytes<const N: usize>(
+    ctx: &XdpContext,
+    off: usize,
+    b: [u8; N],
+) -> Result<(), nat64_common::DropReason> {
+    let p = ptr_at::<[u8; N]>(ctx, off).ok_or(nat64_common::DropReason::Truncated)?;
+    // SAFETY: bounds checked by `ptr_at`.
+    unsafe { p.write_unaligned(b) };
+    Ok(())
 }
 
 /// Overwrites the 16-bit field at `off` (a checksum) in place.

@@ -13,8 +13,8 @@ use crate::{
     addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len, ptr_at, read,
-        resize_head, sum_words, word,
+        IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, exceeds_mtu, frame_len, ptr_at, read, resize_head,
+        sum_words, view, word, write_bytes,
     },
     stats,
 };
@@ -44,14 +44,14 @@ pub fn first_word(cfg: &Config, tos: u8) -> [u8; 4] {
 /// whole call chain) holds only the path a packet takes.
 #[inline(never)]
 pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
-    let Some(ip4) = read::<Ipv4Hdr>(ctx, ETH_LEN) else {
+    let Some(ip4) = view::<Ipv4Hdr>(ctx, ETH_LEN) else {
         return Ok(xdp_action::XDP_PASS);
     };
     if ip4.ver_ihl >> 4 != 4 {
         return Ok(xdp_action::XDP_PASS);
     }
-    // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst_to_v6`).
-    let Some(dst6) = addrmap::v4_dst_to_v6(ip4.dst) else {
+    // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst`).
+    let Some(dst_map) = addrmap::v4_dst(ip4.dst) else {
         return Ok(xdp_action::XDP_PASS);
     };
     if exceeds_mtu(ctx) {
@@ -86,27 +86,30 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     if !is_translatable_v4(ip4.src) || !is_translatable_v4(ip4.dst) {
         return Err(DropReason::MartianAddress);
     }
-    let src6 = addrmap::v4_src_to_v6(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
+    let src_map = addrmap::v4_src(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
 
     let payload_len = (tot_len - ihl) as u16;
     let l4_off = ETH_LEN + ihl;
-    let icmp = if ip4.proto == IPPROTO_ICMP {
+    // ICMP by table (RFC 7915 section 4.2). Only the echo type travels on; errors and the
+    // packet they quote (section 4.3) are not translated yet.
+    let echo = if ip4.proto == IPPROTO_ICMP {
         let h = read::<IcmpFull>(ctx, l4_off).ok_or(DropReason::Truncated)?;
-        Some((h, icmp4_to_icmp6(h.ty, h.code, h.rest)?))
+        match icmp4_to_icmp6(h.ty, h.code, h.rest)? {
+            Translation::Info { ty } => Some((h, ty)),
+            _ => return Err(DropReason::IcmpUntranslatable),
+        }
     } else {
         None
     };
-    // Errors and the packet they quote (RFC 7915 section 4.3) are not translated yet.
-    if icmp.is_some_and(|(_, t)| t.is_error()) {
-        return Err(DropReason::IcmpUntranslatable);
-    }
-
+    let (v4src, v4dst) = (ip4.src, ip4.dst);
+    let new_addrs =
+        sum16(&addrmap::to6(cfg, src_map, v4src)) + sum16(&addrmap::to6(cfg, dst_map, v4dst));
     let delta = l4::PseudoDelta {
         old_addrs: sum4(&ip4.src) + sum4(&ip4.dst),
-        new_addrs: sum16(&src6) + sum16(&dst6),
+        new_addrs,
         len_proto: payload_len as u32 + ip4.proto as u32,
     };
-    let (nh, counted) = match (ip4.proto, icmp) {
+    let (nh, counted) = match (ip4.proto, echo) {
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing a missing one is
             // issue #3; dropping is the behaviour the RFC allows.
@@ -122,8 +125,8 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
                 },
             )
         }
-        (_, Some((h, Translation::Info { ty }))) => {
-            echo4_to_echo6(ctx, l4_off, &src6, &dst6, payload_len, &h, ty)?;
+        (_, Some((h, ty))) => {
+            echo4_to_echo6(ctx, l4_off, new_addrs, payload_len, &h, ty)?;
             (IPPROTO_ICMPV6, L4Proto::Icmp)
         }
         // RFC 7915 section 4.1: any other protocol is copied as is.
@@ -133,14 +136,9 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     // RFC 7915 section 4.1, field by field: traffic class from TOS, flow label zero, payload
     // length from total length minus the IPv4 header and options, next header from protocol,
     // hop limit from TTL. Options are not translated.
-    let hdr = Ipv6Hdr {
-        vtcfl: first_word(cfg, ip4.tos),
-        payload_len: payload_len.to_be_bytes(),
-        next_header: nh,
-        hop_limit: ip4.ttl,
-        src: src6,
-        dst: dst6,
-    };
+    let w0 = first_word(cfg, ip4.tos);
+    let [l0, l1] = payload_len.to_be_bytes();
+    let first8 = [w0[0], w0[1], w0[2], w0[3], l0, l1, nh, ip4.ttl];
 
     let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
     // Grow (or, with more than 20 bytes of options, shrink) the head so the transport header
@@ -148,9 +146,9 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     if !resize_head(ctx, ihl as i32 - IPV6_LEN as i32, &eth, ETH_P_IPV6) {
         return Err(DropReason::HeadroomExhausted);
     }
-    let p = ptr_at::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
-    // SAFETY: bounds checked by `ptr_at`.
-    unsafe { p.write_unaligned(hdr) };
+    write_bytes(ctx, ETH_LEN, first8)?;
+    write_bytes(ctx, ETH_LEN + 8, addrmap::to6(cfg, src_map, v4src))?;
+    write_bytes(ctx, ETH_LEN + 24, addrmap::to6(cfg, dst_map, v4dst))?;
 
     stats::add(Counter::Packets(Dir::V4ToV6, counted), 1);
     stats::add(
@@ -197,13 +195,12 @@ fn check_options(ctx: &XdpContext, ihl: usize) -> Result<(), DropReason> {
 fn echo4_to_echo6(
     ctx: &XdpContext,
     off: usize,
-    src6: &[u8; 16],
-    dst6: &[u8; 16],
+    addrs6: u32,
     payload_len: u16,
     h: &IcmpFull,
     ty6: u8,
 ) -> Result<(), DropReason> {
-    let pseudo = sum16(src6) + sum16(dst6) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
+    let pseudo = addrs6 + payload_len as u32 + IPPROTO_ICMPV6 as u32;
     let c = checksum::update(
         u16::from_be_bytes(h.check),
         word(h.ty, h.code),

@@ -16,7 +16,7 @@ use crate::{
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len,
-        is_extension_header, ptr_at, read, resize_head, with_checksum, word,
+        is_extension_header, ptr_at, read, resize_head, view, with_checksum, word,
     },
     stats,
 };
@@ -56,7 +56,7 @@ pub fn tos(cfg: &Config, ip6: &Ipv6Hdr) -> u8 {
 #[inline(never)]
 pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     // Too short to hold an IPv6 header: not a packet we can call ours; the kernel drops it.
-    let Some(ip6) = read::<Ipv6Hdr>(ctx, ETH_LEN) else {
+    let Some(ip6) = view::<Ipv6Hdr>(ctx, ETH_LEN) else {
         return Ok(xdp_action::XDP_PASS);
     };
     if ip6.vtcfl[0] >> 4 != 6 {
@@ -86,28 +86,28 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     }
     let l4_off = ETH_LEN + IPV6_LEN;
 
-    // ICMPv6 is translated by table (section 5.2); an error may come from a router whose
-    // address has no IPv4 mapping, which RFC 6791 covers with a configured address.
-    let icmp = if nh == IPPROTO_ICMPV6 {
+    // ICMPv6 is translated by table (section 5.2). Only what the fast path needs travels on:
+    // the echo type, or whether it is an error (which may come from a router whose address has
+    // no IPv4 mapping: RFC 6791 covers that with a configured address). Errors and the packet
+    // they quote (section 5.3) are not translated yet.
+    let (echo, is_error) = if nh == IPPROTO_ICMPV6 {
         let h = read::<IcmpFull>(ctx, l4_off).ok_or(DropReason::Truncated)?;
-        Some((h, icmp6_to_icmp4(h.ty, h.code, h.rest)?))
+        match icmp6_to_icmp4(h.ty, h.code, h.rest)? {
+            Translation::Info { ty } => (Some((h, ty)), false),
+            _ => (None, is_icmpv6_error(h.ty)),
+        }
     } else {
-        None
+        (None, false)
     };
     let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
         Some(a) => a,
-        None if cfg.flags & CONFIG_F_POOL6791 != 0
-            && icmp.is_some_and(|(h, _)| is_icmpv6_error(h.ty)) =>
-        {
-            cfg.pool6791
-        }
+        None if is_error && cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
         None => return Err(DropReason::SourceUntranslatable),
     };
     if !is_translatable_v4(dst4) || !is_translatable_v4(src4) {
         return Err(DropReason::MartianAddress);
     }
-    // Errors and the packet they quote (RFC 7915 section 5.3) are not translated yet.
-    if icmp.is_some_and(|(_, t)| t.is_error()) {
+    if is_error {
         return Err(DropReason::IcmpUntranslatable);
     }
     // An IPv4 total length is 16 bits; XDP frames never get close, but say so explicitly.
@@ -120,7 +120,7 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         new_addrs: sum4(&src4) + sum4(&dst4),
         len_proto: payload_len as u32 + nh as u32,
     };
-    let (proto4, counted) = match (nh, icmp) {
+    let (proto4, counted) = match (nh, echo) {
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // A zero UDP checksum is illegal in IPv6 (RFC 8200 section 8.1) but means "none"
             // in IPv4: keep it rather than invent one.
@@ -141,8 +141,8 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
                 },
             )
         }
-        (_, Some((h, Translation::Info { ty }))) => {
-            echo6_to_echo4(ctx, l4_off, &ip6, payload_len, &h, ty)?;
+        (_, Some((h, ty))) => {
+            echo6_to_echo4(ctx, l4_off, ip6, payload_len, &h, ty)?;
             (IPPROTO_ICMP, L4Proto::Icmp)
         }
         // RFC 7915 section 5.1: any other protocol is copied as is.
@@ -153,7 +153,7 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let (id, frag) = id_and_flags(tot_len);
     let hdr = with_checksum(Ipv4Hdr {
         ver_ihl: 0x45,
-        tos: tos(cfg, &ip6),
+        tos: tos(cfg, ip6),
         tot_len: tot_len.to_be_bytes(),
         id,
         frag,
