@@ -17,3 +17,9 @@ fn settings(ctx: &XdpContext) -> Option<IfaceConfig> {
 pub fn partial_checksums(ctx: &XdpContext) -> bool {
     settings(ctx).is_some_and(|c| c.flags & IFACE_F_PARTIAL_CSUM != 0)
 }
+
+/// The ingress interface's MTU, 0 if unknown.
+#[inline(always)]
+pub fn mtu(ctx: &XdpContext) -> u32 {
+    settings(ctx).map_or(0, |c| c.mtu)
+}

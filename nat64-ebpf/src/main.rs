@@ -12,6 +12,8 @@
 #[cfg(target_arch = "bpf")]
 mod addrmap;
 #[cfg(target_arch = "bpf")]
+mod icmp_error;
+#[cfg(target_arch = "bpf")]
 mod iface;
 #[cfg(target_arch = "bpf")]
 mod l4;
@@ -45,18 +47,76 @@ pub fn nat64_xdp(ctx: XdpContext) -> u32 {
     };
     let cfg = *cfg;
     match packet::ethertype(&ctx) {
-        Some(packet::ETH_P_IPV6) => verdict(Dir::V6ToV4, v6_to_v4::translate(&ctx, &cfg)),
-        Some(packet::ETH_P_IP) => verdict(Dir::V4ToV6, v4_to_v6::translate(&ctx, &cfg)),
+        Some(packet::ETH_P_IPV6) => match v6_to_v4::translate(&ctx, &cfg).unpack() {
+            // Called from here, not from `translate`, so that its frame replaces that one.
+            Ok(Step::IcmpError) => verdict(Dir::V6ToV4, icmp_error::v6_to_v4(&ctx, &cfg).unpack()),
+            r => verdict(Dir::V6ToV4, r),
+        },
+        Some(packet::ETH_P_IP) => match v4_to_v6::translate(&ctx, &cfg).unpack() {
+            Ok(Step::IcmpError) => verdict(Dir::V4ToV6, icmp_error::v4_to_v6(&ctx, &cfg).unpack()),
+            r => verdict(Dir::V4ToV6, r),
+        },
         _ => xdp_action::XDP_PASS,
+    }
+}
+
+/// What `translate` decided.
+#[cfg(target_arch = "bpf")]
+#[derive(Clone, Copy)]
+pub enum Step {
+    /// Finished: this XDP action.
+    Done(u32),
+    /// Ours, and an ICMP error: `icmp_error` takes it from here.
+    IcmpError,
+}
+
+/// The outcome of a non-inlined function, as one scalar: a result larger than a register is
+/// returned through a pointer to the caller's stack, which the verifier refuses ("cannot
+/// return stack pointer to the caller").
+#[cfg(target_arch = "bpf")]
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Packed(u32);
+
+#[cfg(target_arch = "bpf")]
+impl Packed {
+    /// XDP actions are 0 to 4; drop reasons and the ICMP-error marker sit above them.
+    const DROP: u32 = 0x100;
+    const ICMP_ERROR: u32 = 0x200;
+
+    #[inline(always)]
+    pub fn pack(r: Result<Step, DropReason>) -> Self {
+        match r {
+            Ok(Step::Done(a)) => Packed(a),
+            Ok(Step::IcmpError) => Packed(Self::ICMP_ERROR),
+            Err(reason) => Packed(Self::DROP + reason as u32),
+        }
+    }
+
+    #[inline(always)]
+    pub fn unpack(self) -> Result<Step, DropReason> {
+        match self.0 {
+            Self::ICMP_ERROR => Ok(Step::IcmpError),
+            v if v >= Self::DROP => Err(DropReason::ALL
+                .get((v - Self::DROP) as usize)
+                .copied()
+                .unwrap_or(DropReason::BadHeader)),
+            a => Ok(Step::Done(a)),
+        }
     }
 }
 
 /// Every refusal is counted under its reason; nothing is dropped silently.
 #[cfg(target_arch = "bpf")]
 #[inline(always)]
-fn verdict(dir: Dir, r: Result<u32, DropReason>) -> u32 {
+fn verdict(dir: Dir, r: Result<Step, DropReason>) -> u32 {
     match r {
-        Ok(action) => action,
+        Ok(Step::Done(action)) => action,
+        // `icmp_error` never hands an error on again.
+        Ok(Step::IcmpError) => {
+            stats::add(Counter::Dropped(dir, DropReason::IcmpUntranslatable), 1);
+            xdp_action::XDP_DROP
+        }
         Err(reason) => {
             stats::add(Counter::Dropped(dir, reason), 1);
             xdp_action::XDP_DROP

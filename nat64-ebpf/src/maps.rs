@@ -26,6 +26,36 @@ pub static EAM4: LpmTrie<[u8; 4], EamToV6> = LpmTrie::with_max_entries(EAM_MAX_E
 #[map]
 pub static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_MAX_ENTRIES, 0);
 
+/// Working state of the ICMP error paths (`icmp_error.rs`), one slot per CPU. Values kept here
+/// instead of in locals do not take BPF stack slots across helper calls (the stack is 512
+/// bytes). XDP runs to completion on its CPU, so the slot is private to the packet at hand.
+#[map]
+pub static SCRATCH: PerCpuArray<ErrorScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// See `SCRATCH`. Only the dataplane uses it.
+#[repr(C)]
+pub struct ErrorScratch {
+    /// Sums of the checksum words that leave and that come (RFC 1624 update at the end).
+    pub removed: u32,
+    pub added: u32,
+    /// 6 to 4: outer source, outer destination, inner source, inner destination.
+    pub addr4: [[u8; 4]; 4],
+    /// 4 to 6: the same four, in IPv6.
+    pub addr6: [[u8; 16]; 4],
+    /// The translated ICMP header; its checksum is filled in last.
+    pub icmp: [u8; 8],
+    pub check_in: u16,
+    pub tot_len: u16,
+    pub inner_tot: u16,
+    pub inner_plen: u16,
+    pub outer_tos: u8,
+    pub outer_ttl: u8,
+    pub inner_tos: u8,
+    pub inner_ttl: u8,
+    pub inner_proto: u8,
+    pub _pad: [u8; 3],
+}
+
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and
 /// summed by the daemon.
 #[map]

@@ -67,6 +67,7 @@ pub struct IcmpFull {
     pub check: [u8; 2],
     pub rest: [u8; 4],
 }
+pub const ICMP_LEN: usize = 8;
 
 /// Next-header values that are IPv6 extension headers (RFC 8200 section 4 and the IANA
 /// registry): hop-by-hop, routing, fragment, AH, destination options, mobility, HIP, shim6,
@@ -98,6 +99,17 @@ pub fn sum_words(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
     Some(nat64_common::checksum::fold(s).swap_bytes() as u32)
 }
 
+/// Sum of the 16-bit words of an IPv6 header.
+#[inline(always)]
+pub fn ipv6_header_sum(h: &Ipv6Hdr) -> u32 {
+    word(h.vtcfl[0], h.vtcfl[1])
+        + word(h.vtcfl[2], h.vtcfl[3])
+        + word(h.payload_len[0], h.payload_len[1])
+        + word(h.next_header, h.hop_limit)
+        + nat64_common::checksum::sum16(&h.src)
+        + nat64_common::checksum::sum16(&h.dst)
+}
+
 /// The bytes of an IPv4 header without options.
 #[inline(always)]
 pub fn ipv4_bytes(h: &Ipv4Hdr) -> [u8; IPV4_LEN] {
@@ -111,6 +123,44 @@ pub fn with_checksum(mut h: Ipv4Hdr) -> Ipv4Hdr {
     h.check = [0; 2];
     h.check = nat64_common::checksum::ipv4_header(&ipv4_bytes(&h)).to_be_bytes();
     h
+}
+
+/// An option-less IPv4 header built straight from its fields, checksum included (computed from
+/// the field words, without a pass over a byte buffer).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn ipv4_header(
+    tos: u8,
+    tot_len: u16,
+    id: [u8; 2],
+    frag: [u8; 2],
+    ttl: u8,
+    proto: u8,
+    src: [u8; 4],
+    dst: [u8; 4],
+) -> [u8; IPV4_LEN] {
+    let sum = word(0x45, tos)
+        + tot_len as u32
+        + word(id[0], id[1])
+        + word(frag[0], frag[1])
+        + word(ttl, proto)
+        + nat64_common::checksum::sum4(&src)
+        + nat64_common::checksum::sum4(&dst);
+    let [c0, c1] = (!nat64_common::checksum::fold(sum)).to_be_bytes();
+    let [l0, l1] = tot_len.to_be_bytes();
+    [
+        0x45, tos, l0, l1, id[0], id[1], frag[0], frag[1], ttl, proto, c0, c1, src[0], src[1],
+        src[2], src[3], dst[0], dst[1], dst[2], dst[3],
+    ]
+}
+
+/// Moves the start of the frame forward by `delta` bytes after the caller has already written
+/// the new headers (Ethernet included) at `delta` bytes in: nothing has to survive the helper
+/// call, which keeps values off the BPF stack.
+#[inline(always)]
+pub fn shrink_head(ctx: &XdpContext, delta: i32) -> bool {
+    // SAFETY: plain helper call on the program's own context.
+    unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, delta) == 0 }
 }
 
 /// Two bytes as a 16-bit word for checksum sums.

@@ -10,7 +10,7 @@ use nat64_common::{
 };
 
 use crate::{
-    addrmap, l4,
+    Packed, Step, addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, exceeds_mtu, frame_len, ptr_at, read, resize_head,
@@ -43,16 +43,21 @@ pub fn first_word(cfg: &Config, tos: u8) -> [u8; 4] {
 /// Not inlined: each direction gets its own stack frame, so the BPF stack (512 bytes over the
 /// whole call chain) holds only the path a packet takes.
 #[inline(never)]
-pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+pub fn translate(ctx: &XdpContext, cfg: &Config) -> Packed {
+    Packed::pack(translate_packet(ctx, cfg))
+}
+
+#[inline(always)]
+fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     let Some(ip4) = view::<Ipv4Hdr>(ctx, ETH_LEN) else {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     };
     if ip4.ver_ihl >> 4 != 4 {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     }
     // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst`).
     let Some(dst_map) = addrmap::v4_dst(ip4.dst) else {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     };
     if exceeds_mtu(ctx) {
         return Err(DropReason::Oversize);
@@ -91,12 +96,12 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let payload_len = (tot_len - ihl) as u16;
     let l4_off = ETH_LEN + ihl;
     // ICMP by table (RFC 7915 section 4.2). Only the echo type travels on; errors and the
-    // packet they quote (section 4.3) are not translated yet.
+    // packet they quote (section 4.3) go to `icmp_error`.
     let echo = if ip4.proto == IPPROTO_ICMP {
         let h = read::<IcmpFull>(ctx, l4_off).ok_or(DropReason::Truncated)?;
         match icmp4_to_icmp6(h.ty, h.code, h.rest)? {
             Translation::Info { ty } => Some((h, ty)),
-            _ => return Err(DropReason::IcmpUntranslatable),
+            _ => return Ok(Step::IcmpError),
         }
     } else {
         None
@@ -155,7 +160,7 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         Counter::Bytes(Dir::V4ToV6),
         (payload_len as u64) + IPV6_LEN as u64,
     );
-    Ok(xdp_action::XDP_PASS)
+    Ok(Step::Done(xdp_action::XDP_PASS))
 }
 
 /// RFC 7915 section 4.1: options are ignored, except that an unexpired source route (LSRR or

@@ -12,7 +12,7 @@ use nat64_common::{
 };
 
 use crate::{
-    addrmap, l4,
+    Packed, Step, addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len,
@@ -54,17 +54,22 @@ pub fn tos(cfg: &Config, ip6: &Ipv6Hdr) -> u8 {
 /// Not inlined: each direction gets its own stack frame, so the BPF stack (512 bytes over the
 /// whole call chain) holds only the path a packet takes.
 #[inline(never)]
-pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+pub fn translate(ctx: &XdpContext, cfg: &Config) -> Packed {
+    Packed::pack(translate_packet(ctx, cfg))
+}
+
+#[inline(always)]
+fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     // Too short to hold an IPv6 header: not a packet we can call ours; the kernel drops it.
     let Some(ip6) = view::<Ipv6Hdr>(ctx, ETH_LEN) else {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     };
     if ip6.vtcfl[0] >> 4 != 6 {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     }
     // The destination decides whether the packet is ours; everything else goes to the kernel.
     let Some(dst4) = addrmap::v6_to_v4(cfg, &ip6.dst) else {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     };
     if exceeds_mtu(ctx) {
         return Err(DropReason::Oversize);
@@ -89,7 +94,7 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     // ICMPv6 is translated by table (section 5.2). Only what the fast path needs travels on:
     // the echo type, or whether it is an error (which may come from a router whose address has
     // no IPv4 mapping: RFC 6791 covers that with a configured address). Errors and the packet
-    // they quote (section 5.3) are not translated yet.
+    // they quote (section 5.3) go to `icmp_error`.
     let (echo, is_error) = if nh == IPPROTO_ICMPV6 {
         let h = read::<IcmpFull>(ctx, l4_off).ok_or(DropReason::Truncated)?;
         match icmp6_to_icmp4(h.ty, h.code, h.rest)? {
@@ -108,7 +113,7 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         return Err(DropReason::MartianAddress);
     }
     if is_error {
-        return Err(DropReason::IcmpUntranslatable);
+        return Ok(Step::IcmpError);
     }
     // An IPv4 total length is 16 bits; XDP frames never get close, but say so explicitly.
     let Some(tot_len) = payload_len.checked_add(IPV4_LEN as u16) else {
@@ -176,7 +181,7 @@ pub fn translate(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
 
     stats::add(Counter::Packets(Dir::V6ToV4, counted), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), tot_len as u64);
-    Ok(xdp_action::XDP_PASS)
+    Ok(Step::Done(xdp_action::XDP_PASS))
 }
 
 /// ICMPv6 echo to ICMPv4 echo (RFC 7915 section 5.2): the type changes, and the ICMPv6

@@ -1562,11 +1562,12 @@ fn drops_6to4() {
             icmp(130, 0).v6(CLIENT6, SERVER6),
             DropReason::IcmpUntranslatable,
         ),
-        // Errors are not translated yet (issue #3); RFC 7915 section 5.2 wants them translated.
+        // An error must quote the packet it is about (RFC 7915 section 5.3); this one quotes
+        // nothing, so there is nothing to translate.
         d(
-            "ICMPv6 destination unreachable (1), an error",
+            "ICMPv6 destination unreachable (1) quoting no packet",
             icmp(1, 4).v6(CLIENT6, SERVER6),
-            DropReason::IcmpUntranslatable,
+            DropReason::InnerUntranslatable,
         ),
     ];
     // Every extension header number the dataplane knows: hop-by-hop, routing, fragment, AH,
@@ -1711,12 +1712,12 @@ fn drops_4to6() {
             linux4(raw(1, vec![8, 0])).v4(SERVER4, CLIENT4),
             DropReason::Truncated,
         ),
-        // Errors are not translated yet (issue #3); RFC 7915 section 4.2 wants them
-        // translated. Timestamp is one of the types section 4.2 says to drop.
+        // An error must quote the packet it is about (RFC 7915 section 4.3); this one quotes
+        // nothing. Timestamp is one of the types section 4.2 says to drop.
         d(
-            "ICMP destination unreachable (3), an error",
+            "ICMP destination unreachable (3) quoting no packet",
             linux4(icmp(3, 1)).v4(SERVER4, CLIENT4),
-            DropReason::IcmpUntranslatable,
+            DropReason::InnerUntranslatable,
         ),
         d(
             "ICMP timestamp request (13)",

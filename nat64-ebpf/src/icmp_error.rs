@@ -1,0 +1,416 @@
+//! ICMP error messages and the packet they quote (RFC 7915 sections 4.2-4.3 and 5.2-5.3).
+//!
+//! An error carries the offending packet as a router saw it, usually truncated. Its IP header
+//! is translated like an outer one, its addresses mapped the same way, its transport checksum
+//! updated where it was quoted, and the outer ICMP checksum, which covers all of it, updated
+//! incrementally: the words that left are subtracted and the ones that came are added. An error
+//! with a wrong checksum therefore stays wrong after translation; nothing corrupt is repaired.
+//!
+//! Layout, 6 to 4 (the frame shrinks by 40 bytes; the quoted data does not move):
+//! `eth | IPv6 40 | ICMPv6 8 | IPv6 40 | data` -> `eth | IPv4 20 | ICMP 8 | IPv4 20 | data`.
+//! 4 to 6 is the reverse; outer and inner IPv4 options are dropped.
+//!
+//! These functions run when `translate` has already decided the packet is ours and is an ICMP
+//! error. They are called from the entry point, not from `translate`, so their stack frame
+//! replaces it rather than adding to it (the BPF stack is 512 bytes over the call chain), and
+//! they re-read what they need from the packet.
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use nat64_common::{
+    Counter, Dir, DropReason, L4Proto,
+    checksum::{self, sum4, sum16},
+    icmp::{
+        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, IPV6_MIN_MTU,
+        Translation, icmp4_to_icmp6, icmp6_to_icmp4, mtu4_from_ptb, mtu6_from_frag_needed,
+    },
+    maps::{CONFIG_F_POOL6791, Config},
+};
+
+use crate::{
+    Packed, Step, addrmap, iface,
+    maps::{ErrorScratch, SCRATCH},
+    packet::{
+        ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
+        IPPROTO_UDP, IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF,
+        ipv4_header, ipv6_header_sum, is_extension_header, read, resize_head, shrink_head,
+        sum_words, view, word, write_bytes, write_u16,
+    },
+    stats, v4_to_v6, v6_to_v4,
+};
+
+/// What changed in the quoted transport header, as sums of the words removed and added.
+struct InnerL4 {
+    proto: u8,
+    removed: u32,
+    added: u32,
+}
+
+#[inline(always)]
+fn rest_sum(r: &[u8; 4]) -> u32 {
+    word(r[0], r[1]) + word(r[2], r[3])
+}
+
+/// Rewrites the quoted checksum at `off` (when it was quoted at all) for new pseudo-header
+/// addresses, and returns the (removed, added) words. A zero UDP checksum stays zero.
+#[inline(always)]
+fn quoted_checksum(
+    ctx: &XdpContext,
+    off: usize,
+    udp: bool,
+    old_addrs: u32,
+    new_addrs: u32,
+) -> (u32, u32) {
+    let Some(c) = read::<[u8; 2]>(ctx, off) else {
+        return (0, 0);
+    };
+    let c = u16::from_be_bytes(c);
+    if udp && c == 0 {
+        return (0, 0);
+    }
+    let mut n = checksum::update(c, old_addrs, new_addrs);
+    if udp && n == 0 {
+        n = 0xffff;
+    }
+    if write_u16(ctx, off, n).is_none() {
+        return (0, 0);
+    }
+    (c as u32, n as u32)
+}
+
+/// The quoted transport header: TCP and UDP checksums follow the inner addresses; an echo
+/// changes type and gains or loses the ICMPv6 pseudo-header (`pseudo6_add` / `pseudo6_remove`,
+/// one of them zero). An error inside an error is never translated.
+#[inline(always)]
+fn inner_l4(
+    ctx: &XdpContext,
+    off: usize,
+    proto: u8,
+    old_addrs: u32,
+    new_addrs: u32,
+    pseudo6: (u32, u32),
+) -> Result<InnerL4, DropReason> {
+    match proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            let csum_off = off
+                + if proto == IPPROTO_TCP {
+                    TCP_CSUM_OFF
+                } else {
+                    UDP_CSUM_OFF
+                };
+            let (removed, added) =
+                quoted_checksum(ctx, csum_off, proto == IPPROTO_UDP, old_addrs, new_addrs);
+            Ok(InnerL4 {
+                proto,
+                removed,
+                added,
+            })
+        }
+        IPPROTO_ICMPV6 | IPPROTO_ICMP => {
+            let h = read::<[u8; 4]>(ctx, off).ok_or(DropReason::InnerUntranslatable)?;
+            let (ty, out_proto) = match (proto, h[0]) {
+                (IPPROTO_ICMPV6, ICMPV6_ECHO_REQUEST) => (ICMP_ECHO_REQUEST, IPPROTO_ICMP),
+                (IPPROTO_ICMPV6, ICMPV6_ECHO_REPLY) => (ICMP_ECHO_REPLY, IPPROTO_ICMP),
+                (IPPROTO_ICMP, ICMP_ECHO_REQUEST) => (ICMPV6_ECHO_REQUEST, IPPROTO_ICMPV6),
+                (IPPROTO_ICMP, ICMP_ECHO_REPLY) => (ICMPV6_ECHO_REPLY, IPPROTO_ICMPV6),
+                _ => return Err(DropReason::InnerUntranslatable),
+            };
+            let old = u16::from_be_bytes([h[2], h[3]]);
+            let (sub, add) = pseudo6;
+            let new = checksum::update(old, sub + word(h[0], h[1]), add + word(ty, h[1]));
+            let [n0, n1] = new.to_be_bytes();
+            write_bytes(ctx, off, [ty, h[1], n0, n1])?;
+            Ok(InnerL4 {
+                proto: out_proto,
+                removed: word(h[0], h[1]) + old as u32,
+                added: word(ty, h[1]) + new as u32,
+            })
+        }
+        other => Ok(InnerL4 {
+            proto: other,
+            removed: 0,
+            added: 0,
+        }),
+    }
+}
+
+/// The per-CPU working state (see `maps::SCRATCH`).
+#[inline(always)]
+fn scratch() -> Result<&'static mut ErrorScratch, DropReason> {
+    let p = SCRATCH
+        .get_ptr_mut(0)
+        .ok_or(DropReason::HeadroomExhausted)?;
+    // SAFETY: this CPU's slot; nothing else runs on it until the program returns.
+    Ok(unsafe { &mut *p })
+}
+
+/// RFC 7915 section 5.2: an ICMPv6 error becomes an ICMPv4 error (section 5.3 for the packet
+/// inside).
+#[inline(never)]
+pub fn v6_to_v4(ctx: &XdpContext, cfg: &Config) -> Packed {
+    Packed::pack(error_6to4(ctx, cfg).map(Step::Done))
+}
+
+#[inline(always)]
+fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+    let s = scratch()?;
+    let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    let payload_len = u16::from_be_bytes(ip6.payload_len);
+    if (payload_len as usize) < ICMP_LEN + IPV6_LEN {
+        return Err(DropReason::InnerUntranslatable);
+    }
+    // The ICMPv6 checksum covers a pseudo-header that ICMPv4 lacks (RFC 8200 section 8.1).
+    s.removed = sum16(&ip6.src) + sum16(&ip6.dst) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
+    s.added = 0;
+    s.tot_len = payload_len; // 20 + 8 + 20 + data = 8 + 40 + data
+    s.outer_tos = v6_to_v4::tos(cfg, ip6);
+    s.outer_ttl = ip6.hop_limit;
+    // `translate` checked that both addresses map (the source possibly through RFC 6791).
+    s.addr4[1] = addrmap::v6_to_v4(cfg, &ip6.dst).ok_or(DropReason::BadHeader)?;
+    s.addr4[0] = match addrmap::v6_to_v4(cfg, &ip6.src) {
+        Some(a) => a,
+        None if cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
+        None => return Err(DropReason::SourceUntranslatable),
+    };
+
+    let icmp_off = ETH_LEN + IPV6_LEN;
+    let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
+    s.check_in = u16::from_be_bytes(icmp.check);
+    s.removed += word(icmp.ty, icmp.code) + rest_sum(&icmp.rest);
+    let (ty, code, rest) = match icmp6_to_icmp4(icmp.ty, icmp.code, icmp.rest)? {
+        Translation::Error { ty, code, rest } => (ty, code, rest),
+        Translation::TooBig { ty, code, mtu } => {
+            let m = mtu4_from_ptb(mtu, iface::mtu(ctx));
+            (ty, code, [0, 0, (m >> 8) as u8, m as u8])
+        }
+        Translation::Info { .. } => return Err(DropReason::IcmpUntranslatable),
+    };
+    s.added += word(ty, code) + rest_sum(&rest);
+    s.icmp = [ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
+
+    // Section 5.3: the quoted packet's addresses map like any others.
+    let inner_off = icmp_off + ICMP_LEN;
+    let inner = view::<Ipv6Hdr>(ctx, inner_off).ok_or(DropReason::InnerUntranslatable)?;
+    if inner.vtcfl[0] >> 4 != 6 || is_extension_header(inner.next_header) {
+        return Err(DropReason::InnerUntranslatable);
+    }
+    s.addr4[2] = addrmap::v6_to_v4(cfg, &inner.src).ok_or(DropReason::InnerUntranslatable)?;
+    s.addr4[3] = addrmap::v6_to_v4(cfg, &inner.dst).ok_or(DropReason::InnerUntranslatable)?;
+    s.inner_plen = u16::from_be_bytes(inner.payload_len);
+    s.inner_tot = s
+        .inner_plen
+        .checked_add(IPV4_LEN as u16)
+        .ok_or(DropReason::InnerUntranslatable)?;
+    s.inner_tos = v6_to_v4::tos(cfg, inner);
+    s.inner_ttl = inner.hop_limit;
+    // The new inner IPv4 header adds nothing: a header with a valid checksum sums to zero.
+    s.removed += ipv6_header_sum(inner);
+    let old_inner_addrs = sum16(&inner.src) + sum16(&inner.dst);
+    let l4 = inner_l4(
+        ctx,
+        inner_off + IPV6_LEN,
+        inner.next_header,
+        old_inner_addrs,
+        sum4(&s.addr4[2]) + sum4(&s.addr4[3]),
+        (
+            old_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32,
+            0,
+        ),
+    )?;
+    s.inner_proto = l4.proto;
+    s.removed += l4.removed;
+    s.added += l4.added;
+    let [c0, c1] = checksum::update(s.check_in, s.removed, s.added).to_be_bytes();
+    s.icmp[2] = c0;
+    s.icmp[3] = c1;
+
+    // Everything is read; the new headers go where the frame will start, 40 bytes in, and
+    // only then does the start move.
+    const NEW: usize = 2 * (IPV6_LEN - IPV4_LEN);
+    let (id, frag) = v6_to_v4::id_and_flags(s.tot_len);
+    let outer = ipv4_header(
+        s.outer_tos,
+        s.tot_len,
+        id,
+        frag,
+        s.outer_ttl,
+        IPPROTO_ICMP,
+        s.addr4[0],
+        s.addr4[1],
+    );
+    write_bytes(ctx, NEW + ETH_LEN, outer)?;
+    let (iid, ifrag) = v6_to_v4::id_and_flags(s.inner_tot);
+    let inner4 = ipv4_header(
+        s.inner_tos,
+        s.inner_tot,
+        iid,
+        ifrag,
+        s.inner_ttl,
+        s.inner_proto,
+        s.addr4[2],
+        s.addr4[3],
+    );
+    write_bytes(ctx, NEW + ETH_LEN + IPV4_LEN + ICMP_LEN, inner4)?;
+    write_bytes(ctx, NEW + ETH_LEN + IPV4_LEN, s.icmp)?;
+    // The MAC addresses, as two scalars (a byte-array copy becomes a memcpy call).
+    let mac_a = read::<u64>(ctx, 0).ok_or(DropReason::Truncated)?;
+    let mac_b = read::<u32>(ctx, 8).ok_or(DropReason::Truncated)?;
+    write_bytes(ctx, NEW, mac_a.to_ne_bytes())?;
+    write_bytes(ctx, NEW + 8, mac_b.to_ne_bytes())?;
+    write_bytes(ctx, NEW + 12, ETH_P_IP.to_be_bytes())?;
+    if !shrink_head(ctx, NEW as i32) {
+        return Err(DropReason::HeadroomExhausted);
+    }
+
+    stats::add(Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1);
+    stats::add(Counter::Bytes(Dir::V6ToV4), s.tot_len as u64);
+    Ok(xdp_action::XDP_PASS)
+}
+
+/// RFC 7915 section 4.2: an ICMPv4 error becomes an ICMPv6 error (section 4.3 for the packet
+/// inside).
+#[inline(never)]
+pub fn v4_to_v6(ctx: &XdpContext, cfg: &Config) -> Packed {
+    Packed::pack(error_4to6(ctx, cfg).map(Step::Done))
+}
+
+#[inline(always)]
+fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+    let s = scratch()?;
+    let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
+    let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
+    // `translate` checked both addresses map.
+    let dst_map = addrmap::v4_dst(ip4.dst).ok_or(DropReason::BadHeader)?;
+    s.addr6[1] = addrmap::to6(cfg, dst_map, ip4.dst);
+    let src_map = addrmap::v4_src(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
+    s.addr6[0] = addrmap::to6(cfg, src_map, ip4.src);
+    s.outer_tos = ip4.tos;
+    s.outer_ttl = ip4.ttl;
+
+    let icmp_off = ETH_LEN + ihl;
+    let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
+    s.check_in = u16::from_be_bytes(icmp.check);
+    s.removed = word(icmp.ty, icmp.code) + rest_sum(&icmp.rest);
+
+    let inner_off = icmp_off + ICMP_LEN;
+    let inner = view::<Ipv4Hdr>(ctx, inner_off).ok_or(DropReason::InnerUntranslatable)?;
+    let ihl_in = ((inner.ver_ihl & 0x0f) as usize) * 4;
+    if inner.ver_ihl >> 4 != 4 || ihl_in < IPV4_LEN || tot_len < ihl + ICMP_LEN + ihl_in {
+        return Err(DropReason::InnerUntranslatable);
+    }
+    // A quoted fragment other than the first has no transport header, and a first fragment
+    // would need a Fragment Header inside the error: not translated yet.
+    if u16::from_be_bytes(inner.frag) & 0x3fff != 0 {
+        return Err(DropReason::InnerUntranslatable);
+    }
+    s.removed += sum_words(ctx, inner_off, ihl_in).ok_or(DropReason::InnerUntranslatable)?;
+    let isrc_map = addrmap::v4_src(cfg, inner.src).ok_or(DropReason::InnerUntranslatable)?;
+    s.addr6[2] = addrmap::to6(cfg, isrc_map, inner.src);
+    let idst_map = addrmap::v4_src(cfg, inner.dst).ok_or(DropReason::InnerUntranslatable)?;
+    s.addr6[3] = addrmap::to6(cfg, idst_map, inner.dst);
+    s.inner_tot = u16::from_be_bytes(inner.tot_len);
+    s.inner_plen = s
+        .inner_tot
+        .checked_sub(ihl_in as u16)
+        .ok_or(DropReason::InnerUntranslatable)?;
+    s.inner_tos = inner.tos;
+    s.inner_ttl = inner.ttl;
+
+    // RFC 4443 section 2.4(c): an ICMPv6 error must fit the minimum MTU. Cutting a longer one
+    // is not implemented yet, so it is refused (IPv4 routers quote at most 576 bytes as a rule).
+    let icmp_len = (tot_len - ihl) - ihl_in + IPV6_LEN;
+    if IPV6_LEN + icmp_len > IPV6_MIN_MTU as usize {
+        return Err(DropReason::IcmpUntranslatable);
+    }
+    s.tot_len = icmp_len as u16;
+    let (ty, code, rest) = match icmp4_to_icmp6(icmp.ty, icmp.code, icmp.rest)? {
+        Translation::Error { ty, code, rest } => (ty, code, rest),
+        Translation::TooBig { ty, code, mtu } => (
+            ty,
+            code,
+            mtu6_from_frag_needed(mtu, s.inner_tot, iface::mtu(ctx)).to_be_bytes(),
+        ),
+        Translation::Info { .. } => return Err(DropReason::IcmpUntranslatable),
+    };
+    s.icmp = [ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
+    // The ICMPv6 checksum gains the pseudo-header (RFC 8200 section 8.1).
+    s.added = sum16(&s.addr6[0])
+        + sum16(&s.addr6[1])
+        + icmp_len as u32
+        + IPPROTO_ICMPV6 as u32
+        + word(ty, code)
+        + rest_sum(&rest);
+
+    let new_inner_addrs = sum16(&s.addr6[2]) + sum16(&s.addr6[3]);
+    let l4 = inner_l4(
+        ctx,
+        inner_off + ihl_in,
+        inner.proto,
+        sum4(&inner.src) + sum4(&inner.dst),
+        new_inner_addrs,
+        (
+            0,
+            new_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32,
+        ),
+    )?;
+    s.inner_proto = l4.proto;
+    s.removed += l4.removed;
+    let iw = v4_to_v6::first_word(cfg, s.inner_tos);
+    s.added += l4.added
+        + word(iw[0], iw[1])
+        + word(iw[2], iw[3])
+        + s.inner_plen as u32
+        + word(s.inner_proto, s.inner_ttl)
+        + new_inner_addrs;
+    let [c0, c1] = checksum::update(s.check_in, s.removed, s.added).to_be_bytes();
+    s.icmp[2] = c0;
+    s.icmp[3] = c1;
+
+    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
+    // Both headers grow to 40 bytes; options disappear.
+    let grow = (IPV6_LEN as i32 - ihl as i32) + (IPV6_LEN as i32 - ihl_in as i32);
+    if !resize_head(ctx, -grow, &eth, ETH_P_IPV6) {
+        return Err(DropReason::HeadroomExhausted);
+    }
+    let ow = v4_to_v6::first_word(cfg, s.outer_tos);
+    let [l0, l1] = s.tot_len.to_be_bytes();
+    write_bytes(
+        ctx,
+        ETH_LEN,
+        [
+            ow[0],
+            ow[1],
+            ow[2],
+            ow[3],
+            l0,
+            l1,
+            IPPROTO_ICMPV6,
+            s.outer_ttl,
+        ],
+    )?;
+    write_bytes(ctx, ETH_LEN + 8, s.addr6[0])?;
+    write_bytes(ctx, ETH_LEN + 24, s.addr6[1])?;
+    write_bytes(ctx, ETH_LEN + IPV6_LEN, s.icmp)?;
+    let at = ETH_LEN + IPV6_LEN + ICMP_LEN;
+    let [p0, p1] = s.inner_plen.to_be_bytes();
+    write_bytes(
+        ctx,
+        at,
+        [
+            iw[0],
+            iw[1],
+            iw[2],
+            iw[3],
+            p0,
+            p1,
+            s.inner_proto,
+            s.inner_ttl,
+        ],
+    )?;
+    write_bytes(ctx, at + 8, s.addr6[2])?;
+    write_bytes(ctx, at + 24, s.addr6[3])?;
+
+    stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
+    stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);
+    Ok(xdp_action::XDP_PASS)
+}
