@@ -10,6 +10,13 @@
 //! The IPv4 server is reached from the IPv6 side at 64:ff9b::192.0.2.2 (RFC 6052 Well-Known
 //! Prefix); the IPv6 client appears on the IPv4 side as 198.51.100.2 through the explicit
 //! address mapping 2001:db8:6::100/120 <-> 198.51.100.0/24 (RFC 7757).
+//!
+//! With `LabOptions::router4`, an IPv4 router stands between the translator and the server, so
+//! that ICMP errors come from a third party (Time Exceeded, Fragmentation Needed):
+//!
+//! ```text
+//!  xlat xs 203.0.113.1/24 ---- r0 203.0.113.254/24  router4  r1 192.0.2.1/24 ---- s0 192.0.2.2/24
+//! ```
 
 use std::{
     fs,
@@ -30,6 +37,9 @@ pub const SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const CLIENT6_AS_V4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 /// How the IPv4 server appears to IPv6 hosts (64:ff9b::192.0.2.2).
 pub const SERVER4_AS_V6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc000, 0x0202);
+/// The IPv4 router's address toward the translator (router mode), and how IPv6 hosts see it.
+pub const ROUTER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 254);
+pub const ROUTER4_AS_V6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xcb00, 0x71fe);
 pub const EAM_V6: &str = "2001:db8:6::100/120";
 pub const EAM_V4: &str = "198.51.100.0/24";
 
@@ -48,6 +58,10 @@ pub struct LabOptions {
     /// cannot translate (`DropReason::Oversize`). Generic-mode tests of bulk traffic turn it
     /// off, as an operator running generic XDP on veth must.
     pub sender_gso: bool,
+    /// Put an IPv4 router between the translator and the server, with this MTU on its
+    /// interface toward the server (a narrower link behind the translator for path MTU
+    /// discovery; 1500 for none).
+    pub router4: Option<u32>,
 }
 
 impl Default for LabOptions {
@@ -56,6 +70,7 @@ impl Default for LabOptions {
             xdp_mode: "native".into(),
             verify_checksums: true,
             sender_gso: true,
+            router4: None,
         }
     }
 }
@@ -85,6 +100,8 @@ pub struct Lab {
     pub client6: Netns,
     pub xlat: Netns,
     pub server4: Netns,
+    /// The IPv4 router, in router mode.
+    pub router4: Option<Netns>,
 }
 
 impl Lab {
@@ -92,6 +109,7 @@ impl Lab {
         let client6 = Netns::new("client6");
         let xlat = Netns::new("xlat");
         let server4 = Netns::new("server4");
+        let router4 = opts.router4.map(|_| Netns::new("router4"));
         let dir = std::env::temp_dir().join(format!("{}-run", xlat.name()));
         fs::create_dir_all(&dir).expect("lab directory");
         let lab = Self {
@@ -101,6 +119,7 @@ impl Lab {
             client6,
             xlat,
             server4,
+            router4,
         };
         lab.build();
         lab
@@ -108,33 +127,30 @@ impl Lab {
 
     fn build(&self) {
         let (c, x, s) = (&self.client6, &self.xlat, &self.server4);
+        let veth = |ns: &Netns, a: &str, b: &str, peer: &Netns| {
+            ns.ip(&[
+                "link",
+                "add",
+                "name",
+                a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                b,
+                "netns",
+                peer.name(),
+            ]);
+        };
         // Links are created directly inside the namespaces: nothing appears in the root one.
-        c.ip(&[
-            "link",
-            "add",
-            "name",
-            "c0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "xc",
-            "netns",
-            x.name(),
-        ]);
-        s.ip(&[
-            "link",
-            "add",
-            "name",
-            "s0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "xs",
-            "netns",
-            x.name(),
-        ]);
+        veth(c, "c0", "xc", x);
+        match &self.router4 {
+            None => veth(s, "s0", "xs", x),
+            Some(r) => {
+                veth(s, "s0", "r1", r);
+                veth(r, "r0", "xs", x);
+            }
+        }
 
         // client6: IPv6 only.
         c.ip(&[
@@ -148,7 +164,8 @@ impl Lab {
         c.ip(&["link", "set", "c0", "up"]);
         c.ip(&["route", "add", "64:ff9b::/96", "via", &XLAT6.to_string()]);
 
-        // server4: IPv4 only (IPv6 switched off entirely).
+        // server4: IPv4 only (IPv6 switched off entirely). Its gateway is 192.0.2.1: the
+        // translator, or the router in router mode.
         s.sysctl("net.ipv6.conf.all.disable_ipv6", "1");
         s.ip(&["addr", "add", &format!("{SERVER4}/24"), "dev", "s0"]);
         s.ip(&["link", "set", "s0", "up"]);
@@ -157,14 +174,31 @@ impl Lab {
         // xlat: a router for both families. Translated IPv4 packets arrive on xc, whose IPv4
         // side has no address or route back, so reverse-path filtering must be off there.
         x.ip(&["addr", "add", &format!("{XLAT6}/64"), "dev", "xc", "nodad"]);
-        x.ip(&["addr", "add", &format!("{XLAT4}/24"), "dev", "xs"]);
         x.sysctl("net.ipv4.ip_forward", "1");
         x.sysctl("net.ipv6.conf.all.forwarding", "1");
         for i in ["all", "default", "xc", "xs"] {
             x.sysctl(&format!("net.ipv4.conf.{i}.rp_filter"), "0");
         }
         x.ip(&["link", "set", "xc", "up"]);
-        x.ip(&["link", "set", "xs", "up"]);
+        match &self.router4 {
+            None => {
+                x.ip(&["addr", "add", &format!("{XLAT4}/24"), "dev", "xs"]);
+                x.ip(&["link", "set", "xs", "up"]);
+            }
+            Some(r) => {
+                x.ip(&["addr", "add", "203.0.113.1/24", "dev", "xs"]);
+                x.ip(&["link", "set", "xs", "up"]);
+                x.ip(&["route", "add", "192.0.2.0/24", "via", &ROUTER4.to_string()]);
+                r.sysctl("net.ipv4.ip_forward", "1");
+                r.ip(&["addr", "add", &format!("{ROUTER4}/24"), "dev", "r0"]);
+                r.ip(&["addr", "add", &format!("{XLAT4}/24"), "dev", "r1"]);
+                let mtu = self.opts.router4.unwrap_or(1500).to_string();
+                r.ip(&["link", "set", "r1", "mtu", &mtu]);
+                r.ip(&["link", "set", "r0", "up"]);
+                r.ip(&["link", "set", "r1", "up"]);
+                r.ip(&["route", "add", EAM_V4, "via", "203.0.113.1"]);
+            }
+        }
         if !self.opts.sender_gso {
             crate::netns::run_ok(
                 c.command("ethtool")
