@@ -52,8 +52,9 @@ impl L4Proto {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
-    /// Hop limit or TTL would reach zero here (RFC 7915 4.1, 5.1). The ICMP Time Exceeded
-    /// reply is not generated yet (issue #3).
+    /// Hop limit or TTL would reach zero here (RFC 7915 4.1, 5.1). The packet is not
+    /// translated but handed to the kernel untouched, whose forwarding answers ICMP Time
+    /// Exceeded (given a route for the destination); the kernel then drops it.
     HopLimitExceeded = 0,
     /// The frame is shorter than the headers it announces.
     Truncated = 1,

@@ -83,7 +83,15 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     // RFC 7915 section 4.1: the translated packet must leave with a hop limit of at least one;
     // the kernel's forwarding of the translated packet does the decrement (see v6_to_v4).
     if ip4.ttl <= 1 {
-        return Err(DropReason::HopLimitExceeded);
+        // Not translated: handed to the kernel as it came, whose forwarding path answers ICMP
+        // Time Exceeded from this node's own address, as RFC 7915 sections 4.1 and 5.1 want
+        // (it needs a route for the destination, which the daemon installs). So the translator
+        // shows up in a traceroute like any router.
+        stats::add(
+            Counter::Dropped(Dir::V4ToV6, DropReason::HopLimitExceeded),
+            1,
+        );
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     }
     if ihl > IPV4_LEN {
         check_options(ctx, ihl)?;

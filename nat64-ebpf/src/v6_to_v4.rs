@@ -79,7 +79,15 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     // decrements the TTL when it forwards the translated packet (XDP_PASS), so the node costs
     // exactly one hop; here we only refuse packets that would expire on this hop.
     if ip6.hop_limit <= 1 {
-        return Err(DropReason::HopLimitExceeded);
+        // Not translated: handed to the kernel as it came, whose forwarding path answers ICMP
+        // Time Exceeded from this node's own address, as RFC 7915 sections 4.1 and 5.1 want
+        // (it needs a route for the destination, which the daemon installs). So the translator
+        // shows up in a traceroute like any router.
+        stats::add(
+            Counter::Dropped(Dir::V6ToV4, DropReason::HopLimitExceeded),
+            1,
+        );
+        return Ok(Step::Done(xdp_action::XDP_PASS));
     }
     let nh = ip6.next_header;
     if is_extension_header(nh) {

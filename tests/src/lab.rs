@@ -180,6 +180,9 @@ impl Lab {
             x.sysctl(&format!("net.ipv4.conf.{i}.rp_filter"), "0");
         }
         x.ip(&["link", "set", "xc", "up"]);
+        // Routes for what the translator stands for, so that the kernel can answer for packets
+        // the dataplane leaves to it (an expired hop limit gets Time Exceeded from this node).
+        // The daemon will install these itself (issue #6).
         match &self.router4 {
             None => {
                 x.ip(&["addr", "add", &format!("{XLAT4}/24"), "dev", "xs"]);
@@ -199,6 +202,11 @@ impl Lab {
                 r.ip(&["route", "add", EAM_V4, "via", "203.0.113.1"]);
             }
         }
+        // Routes for what the translator stands for, so that the kernel can answer for packets
+        // the dataplane leaves to it (an expired hop limit gets Time Exceeded from this node).
+        // The daemon will install these itself (issue #6).
+        x.ip(&["-6", "route", "add", "64:ff9b::/96", "dev", "xs"]);
+        x.ip(&["route", "add", EAM_V4, "dev", "xc"]);
         if !self.opts.sender_gso {
             crate::netns::run_ok(
                 c.command("ethtool")

@@ -12,7 +12,7 @@ use std::{
 use nat64_common::{Counter, Dir, L4Proto};
 use nat64_daemon::stats::parse_value;
 use nat64_tests::{
-    lab::{CLIENT6_AS_V4, Lab, LabOptions, ROUTER4_AS_V6, SERVER4, SERVER4_AS_V6},
+    lab::{CLIENT6_AS_V4, Lab, LabOptions, ROUTER4_AS_V6, SERVER4, SERVER4_AS_V6, XLAT4, XLAT6},
     netns::Netns,
     peers,
 };
@@ -112,6 +112,38 @@ fn time_exceeded_from_an_ipv4_router_reaches_the_ipv6_host() {
         "{}",
         exit.stdout
     );
+}
+
+/// A packet whose hop limit expires at the translator is answered with Time Exceeded from the
+/// translator's own address on the side it came from, in both families, so the translator is a
+/// visible hop in a traceroute.
+#[test]
+fn the_translator_answers_time_exceeded_for_packets_expiring_on_it() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    lab.start_daemon();
+    let cases = [
+        (&lab.client6, SERVER4_AS_V6.to_string(), XLAT6.to_string()),
+        (&lab.server4, CLIENT6_AS_V4.to_string(), XLAT4.to_string()),
+    ];
+    for (ns, target, hop) in cases {
+        let out = ns.output("ping", &["-n", "-c", "1", "-W", "2", "-t", "1", &target]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains(&format!("From {hop}")) && text.to_lowercase().contains("exceeded"),
+            "ping -t 1 {target}: no Time Exceeded from {hop}:\n{text}"
+        );
+    }
+    let exit = lab.stop_daemon();
+    for dir in Dir::ALL {
+        let expired = Counter::Dropped(dir, nat64_common::DropReason::HopLimitExceeded);
+        assert_eq!(
+            counter(&exit.stdout, expired),
+            1,
+            "{dir:?}:\n{}",
+            exit.stdout
+        );
+    }
 }
 
 #[test]

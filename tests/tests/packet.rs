@@ -545,6 +545,10 @@ enum Want {
         src: Ipv6Addr,
         dst: Ipv6Addr,
     },
+    /// XDP_PASS with the frame untouched and exactly this counter moved by one: not
+    /// translated, left to the kernel (an expired hop limit, which the kernel answers with
+    /// Time Exceeded).
+    ToKernel(Dir, DropReason),
     /// XDP_PASS with the frame untouched, no counter moved.
     Unchanged,
     /// XDP_DROP, exactly this counter moved by one.
@@ -600,6 +604,15 @@ fn case_drop(name: &str, input: Vec<u8>, dir: Dir, reason: DropReason) -> Case {
         name: name.to_string(),
         input,
         want: Want::Drop(dir, reason),
+    }
+}
+
+/// Hop limit or TTL expiring here: left untouched to the kernel, counted.
+fn case_expired(name: &str, input: Vec<u8>, dir: Dir) -> Case {
+    Case {
+        name: name.to_string(),
+        input,
+        want: Want::ToKernel(dir, DropReason::HopLimitExceeded),
     }
 }
 
@@ -682,6 +695,16 @@ impl Xlat {
                     ));
                 }
                 check_counters(&moved, &[], &mut errors);
+            }
+            Want::ToKernel(dir, reason) => {
+                expect_action(XDP_PASS, &mut errors);
+                if action == XDP_PASS && out != case.input {
+                    errors.push(format!(
+                        "the frame was modified\n{}",
+                        diff(&case.input, &out)
+                    ));
+                }
+                check_counters(&moved, &[(Counter::Dropped(*dir, *reason), 1)], &mut errors);
             }
             Want::Drop(dir, reason) => {
                 expect_action(XDP_DROP, &mut errors);
@@ -1487,15 +1510,17 @@ fn drops_6to4() {
     let d = |name: &str, input: Vec<u8>, r: DropReason| case_drop(name, input, Dir::V6ToV4, r);
     let u = || udp(5353, 53, 20);
     let mut cases = vec![
-        d(
+        // RFC 7915 sections 4.1/5.1: the kernel answers Time Exceeded for it.
+        case_expired(
             "hop limit 1",
             Pkt { hop: 1, ..u() }.v6(CLIENT6, SERVER6),
-            DropReason::HopLimitExceeded,
+            Dir::V6ToV4,
         ),
-        d(
+        // RFC 7915 sections 4.1/5.1: the kernel answers Time Exceeded for it.
+        case_expired(
             "hop limit 0",
             Pkt { hop: 0, ..u() }.v6(CLIENT6, SERVER6),
-            DropReason::HopLimitExceeded,
+            Dir::V6ToV4,
         ),
         d(
             "source maps to nothing (2001:db8:99::1)",
@@ -1646,15 +1671,17 @@ fn drops_4to6() {
             .v4(SERVER4, CLIENT4),
             DropReason::Fragment,
         ),
-        d(
+        // RFC 7915 sections 4.1/5.1: the kernel answers Time Exceeded for it.
+        case_expired(
             "TTL 1",
             Pkt { hop: 1, ..u() }.v4(SERVER4, CLIENT4),
-            DropReason::HopLimitExceeded,
+            Dir::V4ToV6,
         ),
-        d(
+        // RFC 7915 sections 4.1/5.1: the kernel answers Time Exceeded for it.
+        case_expired(
             "TTL 0",
             Pkt { hop: 0, ..u() }.v4(SERVER4, CLIENT4),
-            DropReason::HopLimitExceeded,
+            Dir::V4ToV6,
         ),
         // RFC 7915 section 4.1: an unexpired source route means discard.
         d(
