@@ -176,7 +176,6 @@ pub struct Config {
     pub copy_tos: bool,
     /// RFC 6791: IPv4 source address of translated ICMPv6 errors whose source (typically an
     /// IPv6 router) has no IPv4 mapping. Without it such errors are dropped and counted.
-    /// Takes effect with ICMP error translation (issue #3, in progress).
     #[serde(default)]
     pub pool6791: Option<std::net::Ipv4Addr>,
     /// Interfaces the dataplane attaches to.
