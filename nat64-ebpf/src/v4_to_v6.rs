@@ -21,6 +21,8 @@ use crate::{
 
 const IPV4_MF: u16 = 0x2000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
+const IPPROTO_FRAGMENT: u8 = 44;
+const FRAG_LEN: usize = 8;
 /// Longest IPv4 options area: IHL 15 words minus the fixed 5.
 const MAX_OPTIONS: usize = 40;
 const IPOPT_EOL: u8 = 0;
@@ -76,10 +78,17 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         Some(s) if checksum::fold(s) == 0xffff => {}
         _ => return Err(DropReason::BadHeader),
     }
+    // RFC 7915 section 4.1: a fragment gets a Fragment header carrying its offset, MF flag and
+    // identification. Only the first fragment has the transport header.
     let frag = u16::from_be_bytes(ip4.frag);
-    if frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 {
+    let fragmented = frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0;
+    let first = frag & IPV4_OFFSET_MASK == 0;
+    // A fragmented ICMP message cannot be translated piecewise: the ICMPv6 checksum covers a
+    // pseudo-header with the reassembled length, which no single fragment knows.
+    if fragmented && ip4.proto == IPPROTO_ICMP {
         return Err(DropReason::Fragment);
     }
+    let frag_hdr_len = if fragmented { FRAG_LEN } else { 0 };
     // RFC 7915 section 4.1: the translated packet must leave with a hop limit of at least one;
     // the kernel's forwarding of the translated packet does the decrement (see v6_to_v4).
     if ip4.ttl <= 1 {
@@ -123,9 +132,18 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         len_proto: payload_len as u32 + ip4.proto as u32,
     };
     let (nh, counted) = match (ip4.proto, echo) {
+        // Not the first fragment: no transport header to fix.
+        (IPPROTO_TCP | IPPROTO_UDP, _) if !first => (
+            ip4.proto,
+            if ip4.proto == IPPROTO_TCP {
+                L4Proto::Tcp
+            } else {
+                L4Proto::Udp
+            },
+        ),
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing a missing one is
-            // issue #3; dropping is the behaviour the RFC allows.
+            // issue #3 (and impossible for a fragment); dropping is what the RFC allows.
             let zero_udp = Err(DropReason::UdpZeroChecksum);
             let partial = crate::iface::partial_checksums(ctx);
             l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, partial, zero_udp)?;
@@ -150,23 +168,32 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     // length from total length minus the IPv4 header and options, next header from protocol,
     // hop limit from TTL. Options are not translated.
     let w0 = first_word(cfg, ip4.tos);
-    let [l0, l1] = payload_len.to_be_bytes();
-    let first8 = [w0[0], w0[1], w0[2], w0[3], l0, l1, nh, ip4.ttl];
+    let [l0, l1] = (payload_len + frag_hdr_len as u16).to_be_bytes();
+    let next = if fragmented { IPPROTO_FRAGMENT } else { nh };
+    let first8 = [w0[0], w0[1], w0[2], w0[3], l0, l1, next, ip4.ttl];
+    // Fragment header: next header, reserved, offset (8-byte units) << 3 | M, identification
+    // (the IPv4 one, zero-extended to 32 bits).
+    let [o0, o1] = (((frag & IPV4_OFFSET_MASK) << 3) | ((frag & IPV4_MF) >> 13)).to_be_bytes();
+    let frag8 = [nh, 0, o0, o1, 0, 0, ip4.id[0], ip4.id[1]];
 
     let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
     // Grow (or, with more than 20 bytes of options, shrink) the head so the transport header
     // stays where it is.
-    if !resize_head(ctx, ihl as i32 - IPV6_LEN as i32, &eth, ETH_P_IPV6) {
+    let grow = (IPV6_LEN + frag_hdr_len) as i32 - ihl as i32;
+    if !resize_head(ctx, -grow, &eth, ETH_P_IPV6) {
         return Err(DropReason::HeadroomExhausted);
     }
     write_bytes(ctx, ETH_LEN, first8)?;
     write_bytes(ctx, ETH_LEN + 8, addrmap::to6(cfg, src_map, v4src))?;
     write_bytes(ctx, ETH_LEN + 24, addrmap::to6(cfg, dst_map, v4dst))?;
+    if fragmented {
+        write_bytes(ctx, ETH_LEN + IPV6_LEN, frag8)?;
+    }
 
     stats::add(Counter::Packets(Dir::V4ToV6, counted), 1);
     stats::add(
         Counter::Bytes(Dir::V4ToV6),
-        (payload_len as u64) + IPV6_LEN as u64,
+        (payload_len as u64) + (IPV6_LEN + frag_hdr_len) as u64,
     );
     Ok(Step::Done(xdp_action::XDP_PASS))
 }

@@ -25,6 +25,9 @@ use crate::{
 /// router can still fragment it for a path MTU below 1280), a larger one DF=1.
 const DF_THRESHOLD: u16 = 1260;
 const IPV4_DF: u16 = 0x4000;
+const IPV4_OFFSET_MASK: u16 = 0x1fff;
+const IPPROTO_FRAGMENT: u8 = 44;
+const FRAG_LEN: usize = 8;
 
 /// The Identification and flags words of a translated header of `tot_len` bytes (section 5.1).
 #[inline(always)]
@@ -89,15 +92,39 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         );
         return Ok(Step::Done(xdp_action::XDP_PASS));
     }
-    let nh = ip6.next_header;
-    if is_extension_header(nh) {
-        return Err(DropReason::ExtensionHeader);
-    }
     let payload_len = u16::from_be_bytes(ip6.payload_len);
     if ETH_LEN + IPV6_LEN + payload_len as usize > frame_len(ctx) {
         return Err(DropReason::Truncated);
     }
-    let l4_off = ETH_LEN + IPV6_LEN;
+    let mut nh = ip6.next_header;
+    let mut l4_off = ETH_LEN + IPV6_LEN;
+    // RFC 7915 section 5.1.1: a Fragment header gives the IPv4 fragment fields, MF and offset
+    // (same 8-byte units) and the low 16 bits of the identification. An atomic fragment
+    // (offset 0, M clear: RFC 8021) is translated as an unfragmented packet.
+    let mut frag: Option<([u8; 2], [u8; 2])> = None;
+    if nh == IPPROTO_FRAGMENT {
+        let f = read::<[u8; 8]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
+        nh = f[0];
+        l4_off += FRAG_LEN;
+        let off_m = u16::from_be_bytes([f[2], f[3]]);
+        let (offset, more) = (off_m >> 3, off_m & 1);
+        if offset != 0 || more != 0 {
+            frag = Some(([f[6], f[7]], ((more << 13) | offset).to_be_bytes()));
+        }
+    }
+    if is_extension_header(nh) {
+        return Err(DropReason::ExtensionHeader);
+    }
+    // Transport bytes in this packet: the payload minus the Fragment header, if any.
+    let l4_len = payload_len
+        .checked_sub((l4_off - ETH_LEN - IPV6_LEN) as u16)
+        .ok_or(DropReason::Truncated)?;
+    let first = frag.is_none_or(|(_, f)| u16::from_be_bytes(f) & IPV4_OFFSET_MASK == 0);
+    // A fragmented ICMPv6 message cannot be translated piecewise: its checksum covers a
+    // pseudo-header with the reassembled length, which no single fragment knows.
+    if frag.is_some() && nh == IPPROTO_ICMPV6 {
+        return Err(DropReason::Fragment);
+    }
 
     // ICMPv6 is translated by table (section 5.2). Only what the fast path needs travels on:
     // the echo type, or whether it is an error (which may come from a router whose address has
@@ -124,16 +151,26 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Ok(Step::IcmpError);
     }
     // An IPv4 total length is 16 bits; XDP frames never get close, but say so explicitly.
-    let Some(tot_len) = payload_len.checked_add(IPV4_LEN as u16) else {
+    let Some(tot_len) = l4_len.checked_add(IPV4_LEN as u16) else {
         return Err(DropReason::BadHeader);
     };
 
     let delta = l4::PseudoDelta {
         old_addrs: sum16(&ip6.src) + sum16(&ip6.dst),
         new_addrs: sum4(&src4) + sum4(&dst4),
-        len_proto: payload_len as u32 + nh as u32,
+        len_proto: l4_len as u32 + nh as u32,
     };
     let (proto4, counted) = match (nh, echo) {
+        // Only a first fragment carries the transport header; its checksum covers the whole
+        // datagram, of which only the pseudo-header addresses change.
+        (IPPROTO_TCP | IPPROTO_UDP, _) if !first => (
+            nh,
+            if nh == IPPROTO_TCP {
+                L4Proto::Tcp
+            } else {
+                L4Proto::Udp
+            },
+        ),
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // A zero UDP checksum is illegal in IPv6 (RFC 8200 section 8.1) but means "none"
             // in IPv4: keep it rather than invent one.
@@ -163,7 +200,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     };
 
     // RFC 7915 section 5.1, field by field.
-    let (id, frag) = id_and_flags(tot_len);
+    let (id, frag) = frag.unwrap_or_else(|| id_and_flags(tot_len));
     let hdr = with_checksum(Ipv4Hdr {
         ver_ihl: 0x45,
         tos: tos(cfg, ip6),
@@ -178,9 +215,9 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     });
 
     let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
-    // The IPv4 header is 20 bytes shorter: move the frame start forward so the transport header
-    // stays where it is.
-    if !resize_head(ctx, (IPV6_LEN - IPV4_LEN) as i32, &eth, ETH_P_IP) {
+    // The IPv4 header is 20 bytes shorter (28 with a Fragment header): move the frame start
+    // forward so the transport header stays where it is.
+    if !resize_head(ctx, (l4_off - ETH_LEN - IPV4_LEN) as i32, &eth, ETH_P_IP) {
         return Err(DropReason::HeadroomExhausted);
     }
     let p = ptr_at::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;

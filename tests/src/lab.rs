@@ -62,6 +62,10 @@ pub struct LabOptions {
     /// interface toward the server (a narrower link behind the translator for path MTU
     /// discovery; 1500 for none).
     pub router4: Option<u32>,
+    /// MTU of the IPv4 link to the server (both ends). IPv4 fragments grow by 28 bytes when
+    /// they gain a Fragment header, so full-size ones need a narrower IPv4 link to fit the IPv6
+    /// side (refragmenting is not implemented).
+    pub v4_link_mtu: u32,
 }
 
 impl Default for LabOptions {
@@ -71,6 +75,7 @@ impl Default for LabOptions {
             verify_checksums: true,
             sender_gso: true,
             router4: None,
+            v4_link_mtu: 1500,
         }
     }
 }
@@ -180,6 +185,15 @@ impl Lab {
             x.sysctl(&format!("net.ipv4.conf.{i}.rp_filter"), "0");
         }
         x.ip(&["link", "set", "xc", "up"]);
+        if self.opts.v4_link_mtu != 1500 {
+            let mtu = self.opts.v4_link_mtu.to_string();
+            s.ip(&["link", "set", "s0", "mtu", &mtu]);
+            let (peer, dev) = match &self.router4 {
+                Some(r) => (r, "r1"),
+                None => (x, "xs"),
+            };
+            peer.ip(&["link", "set", dev, "mtu", &mtu]);
+        }
         // Routes for what the translator stands for, so that the kernel can answer for packets
         // the dataplane leaves to it (an expired hop limit gets Time Exceeded from this node).
         // The daemon will install these itself (issue #6).

@@ -245,6 +245,54 @@ fn generic_xdp_counts_gso_aggregates_as_oversize() {
     drop(listener);
 }
 
+/// A UDP datagram larger than the MTU is fragmented by its sender and arrives whole on the
+/// other side: IPv6 fragments become IPv4 fragments and back (RFC 7915 sections 4.1, 5.1.1).
+/// The IPv4 link is 1400 bytes so that IPv4 fragments still fit the IPv6 side after growing
+/// by 28 bytes (see `LabOptions::v4_link_mtu`).
+#[test]
+fn datagrams_larger_than_the_mtu_cross_as_fragments_both_ways() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        v4_link_mtu: 1400,
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    const SIZES: [usize; 3] = [3000, 5000, 8000];
+    udp_round_trip(
+        &lab.server4,
+        (SERVER4, 7101).into(),
+        &lab.client6,
+        "[::]:0",
+        (SERVER4_AS_V6, 7101).into(),
+        CLIENT6_AS_V4.into(),
+        &SIZES,
+    );
+    udp_round_trip(
+        &lab.client6,
+        (CLIENT6, 7102).into(),
+        &lab.server4,
+        "0.0.0.0:0",
+        (CLIENT6_AS_V4, 7102).into(),
+        SERVER4_AS_V6.into(),
+        &SIZES,
+    );
+    let exit = lab.stop_daemon();
+    for dir in Dir::ALL {
+        assert_eq!(
+            parse_value(&exit.stdout, Counter::Dropped(dir, DropReason::Fragment)),
+            Some(0),
+            "{}",
+            exit.stdout
+        );
+        // Each datagram crossed twice in this direction (request and echo), in at least 3 pieces.
+        assert!(
+            parse_value(&exit.stdout, Counter::Packets(dir, L4Proto::Udp)).unwrap_or(0) >= 18,
+            "{dir:?}:\n{}",
+            exit.stdout
+        );
+    }
+}
+
 /// Without the daemon nothing is translated: the lab's v6 client cannot reach the v4 server.
 /// This guards the other tests against passing through some path that bypasses the translator.
 #[test]
