@@ -26,8 +26,15 @@ use crate::{
 const DF_THRESHOLD: u16 = 1260;
 const IPV4_DF: u16 = 0x4000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_DSTOPTS: u8 = 60;
 const FRAG_LEN: usize = 8;
+/// Extension headers walked before giving up; real traffic carries one or two.
+const MAX_EXTENSION_HEADERS: usize = 4;
+/// Furthest transport header offset accepted (Ethernet + IPv6 + extension headers).
+const MAX_HEADERS_LEN: usize = 512;
 
 /// The Identification and flags words of a translated header of `tot_len` bytes (section 5.1).
 #[inline(always)]
@@ -98,24 +105,43 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     }
     let mut nh = ip6.next_header;
     let mut l4_off = ETH_LEN + IPV6_LEN;
-    // RFC 7915 section 5.1.1: a Fragment header gives the IPv4 fragment fields, MF and offset
-    // (same 8-byte units) and the low 16 bits of the identification. An atomic fragment
-    // (offset 0, M clear: RFC 8021) is translated as an unfragmented packet.
+    // RFC 7915 section 5.1: extension headers have no IPv4 counterpart and are skipped, except
+    // that a Fragment header gives the IPv4 fragment fields (section 5.1.1: MF, offset in the
+    // same 8-byte units, the low 16 bits of the identification; an atomic fragment, offset 0
+    // and M clear, is translated as an unfragmented packet, RFC 8021) and a routing header
+    // with segments left means the packet is not for us to deliver (discarded and counted).
     let mut frag: Option<([u8; 2], [u8; 2])> = None;
-    if nh == IPPROTO_FRAGMENT {
-        let f = read::<[u8; 8]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
-        nh = f[0];
-        l4_off += FRAG_LEN;
-        let off_m = u16::from_be_bytes([f[2], f[3]]);
-        let (offset, more) = (off_m >> 3, off_m & 1);
-        if offset != 0 || more != 0 {
-            frag = Some(([f[6], f[7]], ((more << 13) | offset).to_be_bytes()));
+    for _ in 0..MAX_EXTENSION_HEADERS {
+        match nh {
+            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
+                let h = read::<[u8; 4]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
+                if nh == IPPROTO_ROUTING && h[3] != 0 {
+                    return Err(DropReason::SourceRoute);
+                }
+                nh = h[0];
+                l4_off += (h[1] as usize + 1) * 8;
+            }
+            IPPROTO_FRAGMENT => {
+                let f = read::<[u8; 8]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
+                nh = f[0];
+                l4_off += FRAG_LEN;
+                let off_m = u16::from_be_bytes([f[2], f[3]]);
+                let (offset, more) = (off_m >> 3, off_m & 1);
+                if offset != 0 || more != 0 {
+                    frag = Some(([f[6], f[7]], ((more << 13) | offset).to_be_bytes()));
+                }
+            }
+            _ => break,
+        }
+        // A bound the verifier can see for every later access at `l4_off`.
+        if l4_off > MAX_HEADERS_LEN {
+            return Err(DropReason::ExtensionHeader);
         }
     }
     if is_extension_header(nh) {
         return Err(DropReason::ExtensionHeader);
     }
-    // Transport bytes in this packet: the payload minus the Fragment header, if any.
+    // Transport bytes in this packet: the payload minus the extension headers.
     let l4_len = payload_len
         .checked_sub((l4_off - ETH_LEN - IPV6_LEN) as u16)
         .ok_or(DropReason::Truncated)?;
@@ -215,7 +241,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     });
 
     let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
-    // The IPv4 header is 20 bytes shorter (28 with a Fragment header): move the frame start
+    // The IPv4 header is 20 bytes shorter, and the extension headers go: move the frame start
     // forward so the transport header stays where it is.
     if !resize_head(ctx, (l4_off - ETH_LEN - IPV4_LEN) as i32, &eth, ETH_P_IP) {
         return Err(DropReason::HeadroomExhausted);

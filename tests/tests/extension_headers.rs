@@ -1,7 +1,9 @@
-//! Fragments through the loaded XDP program (BPF_PROG_TEST_RUN): IPv4 fragments and the IPv6
-//! Fragment header translate into each other (RFC 7915 sections 4.1 and 5.1.1), an atomic
-//! fragment is translated as an unfragmented packet (RFC 8021), and only a first fragment has
-//! its transport checksum updated, for the whole datagram's pseudo-header.
+//! IPv6 extension headers and fragments through the loaded XDP program (BPF_PROG_TEST_RUN):
+//! hop-by-hop, destination options and routing headers with no segments left are skipped (RFC
+//! 7915 section 5.1), a routing header with segments left is discarded, IPv4 fragments and the
+//! IPv6 Fragment header translate into each other (sections 4.1 and 5.1.1), an atomic fragment
+//! is translated as an unfragmented packet (RFC 8021), and only a first fragment has its
+//! transport checksum updated, for the whole datagram's pseudo-header.
 //!
 //! Expected frames are built here with etherparse: the datagram is built whole for each family
 //! (so etherparse computes each UDP checksum from scratch over all of it) and then cut into the
@@ -356,4 +358,118 @@ fn fragmented_icmp_is_refused_in_both_directions() {
         moved,
         vec![(Counter::Dropped(Dir::V6ToV4, DropReason::Fragment), 1)]
     );
+}
+
+/// An IPv6 packet whose payload is `exts` (each: header bytes with its next-header byte set)
+/// followed by `data`; `first` is the IPv6 Next Header.
+fn with_exts(first: u8, exts: &[Vec<u8>], data: &[u8]) -> Vec<u8> {
+    let body: Vec<u8> = exts
+        .iter()
+        .flatten()
+        .copied()
+        .chain(data.iter().copied())
+        .collect();
+    let ip = ipv6(CLIENT6, SERVER6, body.len() as u16, IpNumber(first), 64);
+    [ETH6.to_vec(), ip.to_bytes().to_vec(), body].concat()
+}
+
+/// An options header (hop-by-hop or destination options) of `len8` 8-byte units: next header,
+/// length, then PadN filling the rest.
+fn options(next: u8, len8: u8) -> Vec<u8> {
+    let total = (len8 as usize + 1) * 8;
+    let mut h = vec![next, len8, 1, (total - 4) as u8];
+    h.resize(total, 0);
+    h
+}
+
+/// A type 0-style routing header with `segments_left` and one address (24 bytes).
+fn routing(next: u8, segments_left: u8) -> Vec<u8> {
+    let mut h = vec![next, 2, 0, segments_left, 0, 0, 0, 0];
+    h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    h
+}
+
+#[test]
+fn skipped_extension_headers_leave_a_plain_ipv4_packet() {
+    let dp = dataplane();
+    let payload = pattern(200);
+    let datagram = udp6(CLIENT6, SERVER6, &payload);
+    let mut h =
+        Ipv4Header::new(datagram.len() as u16, 64, IpNumber::UDP, CLIENT4, SERVER4).unwrap();
+    h.dont_fragment = false;
+    let cases: [(&str, u8, Vec<Vec<u8>>); 4] = [
+        ("hop-by-hop", 0, vec![options(17, 0)]),
+        ("destination options (16 bytes)", 60, vec![options(17, 1)]),
+        ("routing, no segments left", 43, vec![routing(17, 0)]),
+        (
+            "hop-by-hop, destination options, routing",
+            0,
+            vec![options(60, 0), options(43, 0), routing(17, 0)],
+        ),
+    ];
+    for (name, first, exts) in cases {
+        let (action, out, moved) = run(&dp, &with_exts(first, &exts, &datagram));
+        assert_eq!(action, XDP_PASS, "{name}");
+        h.identification = u16::from_be_bytes([out[18], out[19]]);
+        h.header_checksum = h.calc_header_checksum();
+        let expected = [
+            ETH4.to_vec(),
+            h.to_bytes().to_vec(),
+            udp4(CLIENT4, SERVER4, &payload),
+        ]
+        .concat();
+        assert_frame(name, &out, &expected);
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Packets(Dir::V6ToV4, L4Proto::Udp), 1),
+                (Counter::Bytes(Dir::V6ToV4), (20 + datagram.len()) as u64)
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn extension_headers_that_cannot_be_skipped_are_refused() {
+    let dp = dataplane();
+    let datagram = udp6(CLIENT6, SERVER6, &pattern(40));
+    let cases: [(&str, u8, Vec<Vec<u8>>, DropReason); 3] = [
+        // RFC 7915 section 5.1: segments left means the packet is on a source route.
+        (
+            "routing header with segments left",
+            43,
+            vec![routing(17, 1)],
+            DropReason::SourceRoute,
+        ),
+        // Five headers: more than the dataplane walks.
+        (
+            "a chain of five",
+            0,
+            vec![
+                options(60, 0),
+                options(60, 0),
+                options(60, 0),
+                options(60, 0),
+                options(17, 0),
+            ],
+            DropReason::ExtensionHeader,
+        ),
+        // AH authenticates the addresses that translation changes.
+        (
+            "authentication header",
+            51,
+            vec![vec![17, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]],
+            DropReason::ExtensionHeader,
+        ),
+    ];
+    for (name, first, exts, reason) in cases {
+        let (action, _, moved) = run(&dp, &with_exts(first, &exts, &datagram));
+        assert_eq!(action, XDP_DROP, "{name}");
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V6ToV4, reason), 1)],
+            "{name}"
+        );
+    }
 }
