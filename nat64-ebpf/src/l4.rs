@@ -5,10 +5,12 @@
 use aya_ebpf::programs::XdpContext;
 use nat64_common::{
     DropReason,
-    checksum::{is_partial, update, update_partial},
+    checksum::{self, is_partial, update, update_partial},
 };
 
-use crate::packet::{IPPROTO_TCP, IPPROTO_UDP, TCP_CSUM_OFF, UDP_CSUM_OFF, read, write_u16};
+use crate::packet::{
+    IPPROTO_TCP, IPPROTO_UDP, TCP_CSUM_OFF, UDP_CSUM_OFF, read, sum_range, write_u16,
+};
 
 /// The address part of the pseudo-header before and after translation, and what stays.
 pub struct PseudoDelta {
@@ -20,10 +22,20 @@ pub struct PseudoDelta {
     pub len_proto: u32,
 }
 
-/// Rewrites the checksum of a TCP or UDP header at `l4` for the new pseudo-header.
-/// `zero_udp` says what a zero UDP checksum means for the input family: `Ok(())` to keep it
-/// (IPv6 to IPv4: "no checksum" is legal in IPv4), or the drop reason (IPv4 to IPv6: IPv6
-/// requires one, RFC 7915 section 4.5).
+/// What to do with a UDP datagram that has no checksum (zero).
+pub enum ZeroUdp {
+    /// Keep it: IPv6 to IPv4, where "no checksum" is legal.
+    Keep,
+    /// Compute it over the `len` bytes of the datagram: IPv4 to IPv6, unfragmented (IPv6
+    /// requires one; RFC 7915 section 4.5 says a stateless translator should compute it).
+    Compute { len: usize },
+    /// Drop it: IPv4 to IPv6, fragmented, where the rest of the datagram is out of reach
+    /// (section 4.5).
+    Drop,
+}
+
+/// Rewrites the checksum of a TCP or UDP header at `l4` for the new pseudo-header; `zero_udp`
+/// says what a zero UDP checksum becomes.
 #[inline(always)]
 pub fn fix_checksum(
     ctx: &XdpContext,
@@ -31,7 +43,7 @@ pub fn fix_checksum(
     l4: usize,
     d: &PseudoDelta,
     partial_ok: bool,
-    zero_udp: Result<(), DropReason>,
+    zero_udp: ZeroUdp,
 ) -> Result<(), DropReason> {
     let off = match proto {
         IPPROTO_TCP => l4 + TCP_CSUM_OFF,
@@ -40,7 +52,20 @@ pub fn fix_checksum(
     };
     let c = u16::from_be_bytes(read::<[u8; 2]>(ctx, off).ok_or(DropReason::Truncated)?);
     if proto == IPPROTO_UDP && c == 0 {
-        return zero_udp;
+        return match zero_udp {
+            ZeroUdp::Keep => Ok(()),
+            ZeroUdp::Drop => Err(DropReason::UdpZeroChecksum),
+            ZeroUdp::Compute { len } => {
+                // The datagram with its zero checksum field, plus the new pseudo-header
+                // (RFC 8200 section 8.1); a computed zero is sent as all ones (RFC 768).
+                let data = sum_range(ctx, l4, len).ok_or(DropReason::Truncated)?;
+                let mut n = !checksum::fold(data + d.new_addrs + d.len_proto);
+                if n == 0 {
+                    n = 0xffff;
+                }
+                write_u16(ctx, off, n).ok_or(DropReason::Truncated)
+            }
+        };
     }
     let mut n = if partial_ok && is_partial(c, d.old_addrs + d.len_proto) {
         update_partial(c, d.old_addrs, d.new_addrs)

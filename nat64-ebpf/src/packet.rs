@@ -99,6 +99,126 @@ pub fn sum_words(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
     Some(nat64_common::checksum::fold(s).swap_bytes() as u32)
 }
 
+/// `bpf_xdp_load_bytes` of a constant `n` bytes at `at` into `b`.
+///
+/// # Safety
+/// `n` must be at most 4.
+#[inline(always)]
+unsafe fn xdp_load(ctx: &XdpContext, at: u32, b: &mut [u8; 4], n: u32) -> i64 {
+    // SAFETY: the caller keeps `n` within `b`.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_xdp_load_bytes(
+            ctx.ctx,
+            at,
+            b.as_mut_ptr() as *mut core::ffi::c_void,
+            n,
+        )
+    }
+}
+
+/// Longest stretch [`sum_range`] covers: a full page, more than any XDP frame without
+/// multi-buffer support.
+pub const MAX_SUM_BYTES: usize = 4096;
+
+/// State of a [`sum_range`] loop, shared with its `bpf_loop` callback.
+#[repr(C)]
+struct SumLoop {
+    xdp: *mut aya_ebpf::bindings::xdp_md,
+    off: u32,
+    len: u32,
+    acc: u64,
+    failed: u32,
+}
+
+/// One 32-bit step of [`sum_range`]. Runs under `bpf_loop`, which the verifier checks once
+/// rather than once per iteration (an open-coded loop over a 1500-byte datagram, entered from
+/// every path of the translator, exceeds its million-instruction budget).
+extern "C" fn sum_step(i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `SumLoop` that `sum_range` passed to `bpf_loop`.
+    let c = unsafe { &mut *(c as *mut SumLoop) };
+    let pos = (i as u32) * 4;
+    if pos + 4 > c.len {
+        return 1;
+    }
+    let off = (c.off + pos) as usize;
+    // A bound the verifier can see before the offset meets a packet pointer.
+    if off > ETH_LEN + 60 + MAX_SUM_BYTES {
+        c.failed = 1;
+        return 1;
+    }
+    let ctx = XdpContext::new(c.xdp);
+    match ptr_at::<u32>(&ctx, off) {
+        Some(p) => {
+            // SAFETY: bounds checked by `ptr_at`; unaligned loads are fine on BPF.
+            c.acc += unsafe { p.read_unaligned() } as u64;
+            0
+        }
+        None => {
+            c.failed = 1;
+            1
+        }
+    }
+}
+
+/// Sum of the 16-bit words of `len` bytes at `off` (a trailing odd byte is padded with zero,
+/// RFC 1071), or `None` if the frame is shorter or `len` exceeds [`MAX_SUM_BYTES`].
+///
+/// Loads 32 bits at a time in host order into a 64-bit accumulator; the one's complement sum
+/// is byte-order independent (RFC 1071 section 2(B)), so swapping the folded result gives the
+/// network-order sum.
+#[inline(always)]
+pub fn sum_range(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
+    if len > MAX_SUM_BYTES {
+        return None;
+    }
+    let mut state = SumLoop {
+        xdp: ctx.ctx,
+        off: off as u32,
+        len: len as u32,
+        acc: 0,
+        failed: 0,
+    };
+    let words = (len / 4) as u32;
+    // SAFETY: `sum_step` only touches `state` and the packet through bounds-checked pointers.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            words,
+            sum_step as *mut core::ffi::c_void,
+            &mut state as *mut SumLoop as *mut core::ffi::c_void,
+            0,
+        )
+    };
+    if state.failed != 0 {
+        return None;
+    }
+    let mut acc = state.acc;
+    // The last one to three bytes, through a helper that checks the bounds itself (an
+    // open-coded check at a variable offset is rewritten by LLVM into a form the verifier
+    // cannot follow).
+    let tail = len & 3;
+    if tail != 0 {
+        let mut b = [0u8; 4];
+        let at = (off + (len & !3)) as u32;
+        // SAFETY: `b` is a live 4-byte buffer; the helper copies `tail` (1 to 3) bytes into it.
+        let rc = unsafe {
+            match tail {
+                1 => xdp_load(ctx, at, &mut b, 1),
+                2 => xdp_load(ctx, at, &mut b, 2),
+                _ => xdp_load(ctx, at, &mut b, 3),
+            }
+        };
+        if rc != 0 {
+            return None;
+        }
+        // Zero-padded bytes summed like the 32-bit steps: host order, swapped at the end.
+        acc += u32::from_ne_bytes(b) as u64;
+    }
+    // Fold 64 -> 32 -> 16 bits with end-around carries.
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    Some(nat64_common::checksum::fold(acc as u32).swap_bytes() as u32)
+}
+
 /// Sum of the 16-bit words of an IPv6 header.
 #[inline(always)]
 pub fn ipv6_header_sum(h: &Ipv6Hdr) -> u32 {

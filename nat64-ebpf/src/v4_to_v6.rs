@@ -142,9 +142,15 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
             },
         ),
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
-            // RFC 7915 section 4.5: IPv6 requires a UDP checksum. Computing a missing one is
-            // issue #3 (and impossible for a fragment); dropping is what the RFC allows.
-            let zero_udp = Err(DropReason::UdpZeroChecksum);
+            // RFC 7915 section 4.5: IPv6 requires a UDP checksum. A stateless translator
+            // computes a missing one for an unfragmented datagram and drops a fragmented one.
+            let zero_udp = if fragmented {
+                l4::ZeroUdp::Drop
+            } else {
+                l4::ZeroUdp::Compute {
+                    len: payload_len as usize,
+                }
+            };
             let partial = crate::iface::partial_checksums(ctx);
             l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, partial, zero_udp)?;
             (

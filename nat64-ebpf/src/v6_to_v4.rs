@@ -206,7 +206,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
                 l4_off,
                 &delta,
                 crate::iface::partial_checksums(ctx),
-                Ok(()),
+                l4::ZeroUdp::Keep,
             )?;
             (
                 nh,

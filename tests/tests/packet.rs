@@ -1238,6 +1238,22 @@ fn df_and_identification_6to4() {
 #[test]
 fn translates_4to6() {
     require_root();
+    // RFC 7915 section 4.5: an unfragmented UDP datagram without checksum gets one computed,
+    // since IPv6 requires it: the expected packet is the same datagram with its full IPv6
+    // checksum, computed by etherparse.
+    let zero_udp = {
+        let with = Pkt {
+            csum: Csum::Full,
+            ..linux4(udp(7007, 40000, 333))
+        };
+        let mut c = s2c("UDP without checksum gets one computed (odd length)", &with);
+        c.input = Pkt {
+            csum: Csum::Zero,
+            ..with.clone()
+        }
+        .v4(SERVER4, CLIENT4);
+        c
+    };
     let opts = |opts: &[u8], p: Pkt| Pkt {
         options: opts.to_vec(),
         ..linux4(p)
@@ -1257,6 +1273,7 @@ fn translates_4to6() {
         ..linux4(echo(false, 0))
     };
     let cases = vec![
+        zero_udp,
         s2c("TCP SYN-ACK with options", &linux4(syn_ack())),
         s2c(
             "TCP data segment, 1000 bytes",
@@ -1700,11 +1717,14 @@ fn drops_4to6() {
             u().v4(SERVER4, a4("233.252.0.1")),
             DropReason::MartianAddress,
         ),
-        // RFC 7915 section 4.5 lets the translator drop these (or compute the checksum).
+        // RFC 7915 section 4.5: a fragmented UDP datagram without checksum cannot have one
+        // computed (the rest is out of reach) and is dropped.
         d(
-            "UDP without checksum",
+            "UDP without checksum, first fragment",
             Pkt {
                 csum: Csum::Zero,
+                df: false,
+                mf: true,
                 ..u()
             }
             .v4(SERVER4, CLIENT4),
