@@ -29,6 +29,7 @@ use nat64_common::{
 use crate::{
     Packed, Step, addrmap, iface,
     maps::{ErrorScratch, SCRATCH},
+    packet::MAX_HEADERS_LEN,
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
         IPPROTO_UDP, IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF,
@@ -133,6 +134,13 @@ fn inner_l4(
     }
 }
 
+/// Records where `translate` found the ICMPv6 header of an error, for `v6_to_v4`.
+#[inline(always)]
+pub fn hand_over_6to4(l4_off: usize) -> Result<(), DropReason> {
+    scratch()?.l4_off = l4_off as u16;
+    Ok(())
+}
+
 /// The per-CPU working state (see `maps::SCRATCH`).
 #[inline(always)]
 fn scratch() -> Result<&'static mut ErrorScratch, DropReason> {
@@ -154,14 +162,27 @@ pub fn v6_to_v4(ctx: &XdpContext, cfg: &Config) -> Packed {
 fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let s = scratch()?;
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
-    let payload_len = u16::from_be_bytes(ip6.payload_len);
-    if (payload_len as usize) < ICMP_LEN + IPV6_LEN {
+    // The ICMPv6 header follows any extension headers `translate` walked past (RFC 7915
+    // section 5.1: they are skipped); they leave with the IPv6 header.
+    // The mask is the bound the verifier sees (a range check alone is rewritten by LLVM into
+    // a comparison on a temporary); `translate` never hands over more than MAX_HEADERS_LEN.
+    let icmp_off = s.l4_off as usize & 0x3ff;
+    if !(ETH_LEN + IPV6_LEN..=MAX_HEADERS_LEN).contains(&icmp_off) {
+        return Err(DropReason::ExtensionHeader);
+    }
+    // Masked too: without it LLVM folds `new` below into `icmp_off - 14`, a negative constant
+    // offset on a variable packet pointer, which the verifier refuses.
+    let ext_len = (icmp_off - ETH_LEN - IPV6_LEN) & 0x1ff;
+    let msg_len = u16::from_be_bytes(ip6.payload_len)
+        .checked_sub(ext_len as u16)
+        .ok_or(DropReason::Truncated)?;
+    if (msg_len as usize) < ICMP_LEN + IPV6_LEN {
         return Err(DropReason::InnerUntranslatable);
     }
     // The ICMPv6 checksum covers a pseudo-header that ICMPv4 lacks (RFC 8200 section 8.1).
-    s.removed = sum16(&ip6.src) + sum16(&ip6.dst) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
+    s.removed = sum16(&ip6.src) + sum16(&ip6.dst) + msg_len as u32 + IPPROTO_ICMPV6 as u32;
     s.added = 0;
-    s.tot_len = payload_len; // 20 + 8 + 20 + data = 8 + 40 + data
+    s.tot_len = msg_len; // 20 + 8 + 20 + data = 8 + 40 + data
     s.outer_tos = v6_to_v4::tos(cfg, ip6);
     s.outer_ttl = ip6.hop_limit;
     // `translate` checked that both addresses map (the source possibly through RFC 6791).
@@ -172,7 +193,6 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         None => return Err(DropReason::SourceUntranslatable),
     };
 
-    let icmp_off = ETH_LEN + IPV6_LEN;
     let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
     s.check_in = u16::from_be_bytes(icmp.check);
     s.removed += word(icmp.ty, icmp.code) + rest_sum(&icmp.rest);
@@ -223,9 +243,9 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     s.icmp[2] = c0;
     s.icmp[3] = c1;
 
-    // Everything is read; the new headers go where the frame will start, 40 bytes in, and
-    // only then does the start move.
-    const NEW: usize = 2 * (IPV6_LEN - IPV4_LEN);
+    // Everything is read; the new headers go where the frame will start (40 bytes in, plus
+    // the extension headers), and only then does the start move.
+    let new = 2 * (IPV6_LEN - IPV4_LEN) + ext_len;
     let (id, frag) = v6_to_v4::id_and_flags(s.tot_len);
     let outer = ipv4_header(
         s.outer_tos,
@@ -237,7 +257,7 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         s.addr4[0],
         s.addr4[1],
     );
-    write_bytes(ctx, NEW + ETH_LEN, outer)?;
+    write_bytes(ctx, new + ETH_LEN, outer)?;
     let (iid, ifrag) = v6_to_v4::id_and_flags(s.inner_tot);
     let inner4 = ipv4_header(
         s.inner_tos,
@@ -249,15 +269,15 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         s.addr4[2],
         s.addr4[3],
     );
-    write_bytes(ctx, NEW + ETH_LEN + IPV4_LEN + ICMP_LEN, inner4)?;
-    write_bytes(ctx, NEW + ETH_LEN + IPV4_LEN, s.icmp)?;
+    write_bytes(ctx, new + ETH_LEN + IPV4_LEN + ICMP_LEN, inner4)?;
+    write_bytes(ctx, new + ETH_LEN + IPV4_LEN, s.icmp)?;
     // The MAC addresses, as two scalars (a byte-array copy becomes a memcpy call).
     let mac_a = read::<u64>(ctx, 0).ok_or(DropReason::Truncated)?;
     let mac_b = read::<u32>(ctx, 8).ok_or(DropReason::Truncated)?;
-    write_bytes(ctx, NEW, mac_a.to_ne_bytes())?;
-    write_bytes(ctx, NEW + 8, mac_b.to_ne_bytes())?;
-    write_bytes(ctx, NEW + 12, ETH_P_IP.to_be_bytes())?;
-    if !shrink_head(ctx, NEW as i32) {
+    write_bytes(ctx, new, mac_a.to_ne_bytes())?;
+    write_bytes(ctx, new + 8, mac_b.to_ne_bytes())?;
+    write_bytes(ctx, new + 12, ETH_P_IP.to_be_bytes())?;
+    if !shrink_head(ctx, new as i32) {
         return Err(DropReason::HeadroomExhausted);
     }
 

@@ -53,7 +53,10 @@ pub struct ErrorScratch {
     pub inner_tos: u8,
     pub inner_ttl: u8,
     pub inner_proto: u8,
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 1],
+    /// 6 to 4: where `translate` found the ICMPv6 header (after any extension headers); the
+    /// error path continues from there.
+    pub l4_off: u16,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

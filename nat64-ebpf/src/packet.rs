@@ -69,6 +69,10 @@ pub struct IcmpFull {
 }
 pub const ICMP_LEN: usize = 8;
 
+/// Furthest transport header offset accepted (Ethernet + IPv6 + extension headers): a bound
+/// the verifier can see for every access at that offset.
+pub const MAX_HEADERS_LEN: usize = 512;
+
 /// Next-header values that are IPv6 extension headers (RFC 8200 section 4 and the IANA
 /// registry): hop-by-hop, routing, fragment, AH, destination options, mobility, HIP, shim6,
 /// and the two experimental values.

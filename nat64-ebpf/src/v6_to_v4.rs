@@ -15,7 +15,7 @@ use crate::{
     Packed, Step, addrmap, l4,
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, exceeds_mtu, frame_len,
+        IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, MAX_HEADERS_LEN, exceeds_mtu, frame_len,
         is_extension_header, ptr_at, read, resize_head, view, with_checksum, word,
     },
     stats,
@@ -33,8 +33,6 @@ const IPPROTO_DSTOPTS: u8 = 60;
 const FRAG_LEN: usize = 8;
 /// Extension headers walked before giving up; real traffic carries one or two.
 const MAX_EXTENSION_HEADERS: usize = 4;
-/// Furthest transport header offset accepted (Ethernet + IPv6 + extension headers).
-const MAX_HEADERS_LEN: usize = 512;
 
 /// The Identification and flags words of a translated header of `tot_len` bytes (section 5.1).
 #[inline(always)]
@@ -174,6 +172,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Err(DropReason::MartianAddress);
     }
     if is_error {
+        crate::icmp_error::hand_over_6to4(l4_off)?;
         return Ok(Step::IcmpError);
     }
     // An IPv4 total length is 16 bits; XDP frames never get close, but say so explicitly.

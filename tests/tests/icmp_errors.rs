@@ -1,0 +1,2425 @@
+//! Packet-level tests of ICMP error translation (RFC 7915 sections 4.2-4.3 and 5.2-5.3), run in
+//! the kernel with `BPF_PROG_TEST_RUN`, in the style of `packet.rs`.
+//!
+//! Every case describes an error once, family-neutrally (`Report`): the outer addresses in both
+//! families, the packet in error (`Pkt`) and its addresses in both families, and how much of it
+//! the error quotes. From that description the test builds, with etherparse and independently of
+//! the dataplane,
+//! - the input: the quoted packet built whole in the input family (transport checksum computed
+//!   from scratch by etherparse), cut to the quoted length, then the ICMP header with its
+//!   checksum computed from scratch over the message (ICMPv6: pseudo-header included), then the
+//!   outer IP header;
+//! - the expected output: the same quoted packet built whole in the *other* family (so its
+//!   transport checksum is computed from scratch for the new addresses), cut to the length the
+//!   translation gives, then the expected ICMP header (type, code, pointer or MTU from the RFC
+//!   tables, written literally in each case) with its checksum computed from scratch, then the
+//!   expected outer header.
+//!
+//! The only values taken from the output are the IPv4 Identifications the translator picks at
+//! random when DF=0 (the outer header of a 6to4 error, and its quoted header when that is at
+//! most 1260 bytes long). They are copied into an expected header that has DF=0, so the flag is
+//! still checked, and every checksum covering them is computed from scratch.
+//!
+//! Each case then compares the output byte for byte (a mismatch names the header field of every
+//! differing byte, quoted fields included), re-parses the output with etherparse and verifies
+//! its checksums (outer IPv4 header, outer ICMP/ICMPv6, quoted IPv4 header, and the quoted
+//! transport checksum when the whole packet is quoted), and checks the counters: a translated
+//! error moves exactly `Packets(dir, Icmp)` by one and `Bytes(dir)` by the IP length of the
+//! result; a drop moves exactly `Dropped(dir, reason)` by one.
+//!
+//! Addresses come from documentation ranges only: the IPv6 client 2001:db8:6::102 is
+//! 198.51.100.2 through the EAM entry 2001:db8:6::100/120 <-> 198.51.100.0/24 (RFC 7757), the
+//! IPv4 server 192.0.2.2 is 64:ff9b::c000:202 and the IPv4 router 203.0.113.1 is
+//! 64:ff9b::cb00:7101 through the Well-Known Prefix (RFC 6052). The IPv6 router 2001:db8:ff::1
+//! has no IPv4 mapping; its errors leave from the RFC 6791 address 192.0.2.1 when one is
+//! configured. 2001:db8:6::101 (198.51.100.1) is an IPv6 router inside the EAM range, and
+//! 2001:db8:6::1a0 (198.51.100.160) an IPv6 host that is down.
+
+use std::{
+    fmt::Write as _,
+    net::{Ipv4Addr, Ipv6Addr},
+};
+
+use aya::programs::{TestRun, TestRunOptions};
+use etherparse::{
+    EtherType, Ethernet2Header, IcmpEchoHeader, Icmpv4Header, Icmpv4Type, Icmpv6Header, Icmpv6Type,
+    IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4HeaderSlice, Ipv4Options,
+    Ipv6FlowLabel, Ipv6Header, Ipv6HeaderSlice, NetSlice, SlicedPacket, TcpHeader,
+    TcpOptionElement, TransportSlice, UdpHeader,
+};
+use nat64_common::{Counter, Dir, DropReason, L4Proto};
+use nat64_daemon::{
+    Config, Dataplane, Stats,
+    stats::{all_counters, series},
+};
+use nat64_tests::require_root;
+
+// ---------------------------------------------------------------------------------------------
+// Addresses and configurations
+// ---------------------------------------------------------------------------------------------
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+const MAC_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const MAC_SRC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+
+/// The IPv6-only client, and how IPv4 hosts see it (EAM).
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x102);
+const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// Another IPv6 host behind the EAM entry, unreachable in the "no route" cases.
+const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x1a0);
+const OTHER4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 160);
+/// An IPv6 router inside the EAM range: it has an IPv4 mapping of its own.
+const ROUTER6_EAM: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x101);
+const ROUTER6_EAM4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// An IPv6 router without IPv4 mapping, and the RFC 6791 address its errors leave from.
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
+const POOL6791: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The IPv4-only server, and how IPv6 hosts see it (64:ff9b::192.0.2.2).
+const SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const SERVER6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc000, 0x0202);
+/// An IPv4 router, and how IPv6 hosts see it (64:ff9b::203.0.113.1).
+const ROUTER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+const ROUTER4_6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xcb00, 0x7101);
+
+fn a6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn a4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+const EAM_CLIENT: &str = r#"
+[[eam]]
+ipv6 = "2001:db8:6::100/120"
+ipv4 = "198.51.100.0/24"
+"#;
+
+/// The lab translator: Well-Known Prefix plus the client's EAM entry, no RFC 6791 address.
+fn base_config() -> String {
+    format!("pool6 = \"64:ff9b::/96\"\n{EAM_CLIENT}")
+}
+
+/// `base_config` with the RFC 6791 address 192.0.2.1.
+fn config_6791() -> String {
+    format!("pool6791 = \"192.0.2.1\"\n{}", base_config())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packets (the packet in error), family-neutral; a trimmed copy of packet.rs
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum L4 {
+    Tcp(TcpHeader),
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    /// ICMP echo (types 8/0) in IPv4, ICMPv6 echo (128/129) in IPv6.
+    Echo {
+        reply: bool,
+        id: u16,
+        seq: u16,
+    },
+    /// An ICMP (IPv4) or ICMPv6 (IPv6) message with this raw type and code.
+    Icmp {
+        ty: u8,
+        code: u8,
+    },
+    /// Any protocol number; `Pkt::payload` is the whole IP payload.
+    Raw(u8),
+}
+
+/// What the TCP or UDP checksum field holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Csum {
+    /// The correct checksum, computed by etherparse.
+    Full,
+    /// Zero ("no checksum" for UDP).
+    Zero,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Pseudo {
+    V4 { src: [u8; 4], dst: [u8; 4] },
+    V6 { src: [u8; 16], dst: [u8; 16] },
+}
+
+/// A packet, family-neutral: `ip6()` and `ip4()` build it as an IP packet of either family
+/// (no Ethernet header).
+#[derive(Clone, Debug)]
+struct Pkt {
+    l4: L4,
+    csum: Csum,
+    payload: Vec<u8>,
+    /// IPv6 traffic class, or IPv4 TOS.
+    tos: u8,
+    /// Hop limit, or TTL.
+    hop: u8,
+    /// IPv6 only.
+    flow: u32,
+    /// IPv4 only.
+    id: u16,
+    df: bool,
+    mf: bool,
+    frag_off: u16,
+    options: Vec<u8>,
+}
+
+impl Pkt {
+    fn new(l4: L4, payload: Vec<u8>) -> Self {
+        Self {
+            l4,
+            csum: Csum::Full,
+            payload,
+            tos: 0,
+            hop: 64,
+            flow: 0,
+            id: 0,
+            df: false,
+            mf: false,
+            frag_off: 0,
+            options: Vec::new(),
+        }
+    }
+
+    /// Transport header plus payload.
+    fn l4_len(&self) -> usize {
+        let hdr = match &self.l4 {
+            L4::Tcp(h) => h.header_len(),
+            L4::Udp { .. } | L4::Echo { .. } | L4::Icmp { .. } => 8,
+            L4::Raw(_) => 0,
+        };
+        hdr + self.payload.len()
+    }
+
+    /// Transport header and payload for the pseudo-header `ps`: (IP protocol, bytes).
+    fn transport(&self, ps: &Pseudo) -> (u8, Vec<u8>) {
+        let payload = &self.payload;
+        let pick = |full: u16| match self.csum {
+            Csum::Full => full,
+            Csum::Zero => 0,
+        };
+        match &self.l4 {
+            L4::Tcp(h) => {
+                let mut h = h.clone();
+                h.checksum = 0;
+                let full = match *ps {
+                    Pseudo::V4 { src, dst } => h.calc_checksum_ipv4_raw(src, dst, payload),
+                    Pseudo::V6 { src, dst } => h.calc_checksum_ipv6_raw(src, dst, payload),
+                }
+                .expect("TCP checksum");
+                h.checksum = pick(full);
+                (6, [&h.to_bytes()[..], payload].concat())
+            }
+            L4::Udp { sport, dport } => {
+                let mut h = UdpHeader {
+                    source_port: *sport,
+                    destination_port: *dport,
+                    length: (8 + payload.len()) as u16,
+                    checksum: 0,
+                };
+                let full = match *ps {
+                    Pseudo::V4 { src, dst } => h.calc_checksum_ipv4_raw(src, dst, payload),
+                    Pseudo::V6 { src, dst } => h.calc_checksum_ipv6_raw(src, dst, payload),
+                }
+                .expect("UDP checksum");
+                h.checksum = pick(full);
+                (17, [&h.to_bytes()[..], payload].concat())
+            }
+            L4::Echo { reply, id, seq } => {
+                let echo = IcmpEchoHeader { id: *id, seq: *seq };
+                match *ps {
+                    Pseudo::V4 { .. } => {
+                        let ty = if *reply {
+                            Icmpv4Type::EchoReply(echo)
+                        } else {
+                            Icmpv4Type::EchoRequest(echo)
+                        };
+                        let h = Icmpv4Header::with_checksum(ty, payload);
+                        (1, [&h.to_bytes()[..], payload].concat())
+                    }
+                    Pseudo::V6 { src, dst } => {
+                        let ty = if *reply {
+                            Icmpv6Type::EchoReply(echo)
+                        } else {
+                            Icmpv6Type::EchoRequest(echo)
+                        };
+                        let h = Icmpv6Header::with_checksum(ty, src, dst, payload)
+                            .expect("ICMPv6 checksum");
+                        (58, [&h.to_bytes()[..], payload].concat())
+                    }
+                }
+            }
+            L4::Icmp { ty, code } => match *ps {
+                Pseudo::V4 { .. } => (1, icmp4_message(msg(*ty, *code), payload)),
+                Pseudo::V6 { src, dst } => (
+                    58,
+                    icmp6_message(msg(*ty, *code), src.into(), dst.into(), payload),
+                ),
+            },
+            L4::Raw(p) => (*p, payload.clone()),
+        }
+    }
+
+    /// This packet as an IPv6 packet.
+    fn ip6(&self, (src, dst): (Ipv6Addr, Ipv6Addr)) -> Vec<u8> {
+        let (nh, l4) = self.transport(&Pseudo::V6 {
+            src: src.octets(),
+            dst: dst.octets(),
+        });
+        let ip = Ipv6Header {
+            traffic_class: self.tos,
+            flow_label: Ipv6FlowLabel::try_new(self.flow).expect("flow label"),
+            payload_length: l4.len() as u16,
+            next_header: IpNumber(nh),
+            hop_limit: self.hop,
+            source: src.octets(),
+            destination: dst.octets(),
+        };
+        [&ip.to_bytes()[..], &l4].concat()
+    }
+
+    /// This packet as an IPv4 packet, with a correct header checksum.
+    fn ip4(&self, (src, dst): (Ipv4Addr, Ipv4Addr)) -> Vec<u8> {
+        let (proto, l4) = self.transport(&Pseudo::V4 {
+            src: src.octets(),
+            dst: dst.octets(),
+        });
+        let mut ip = Ipv4Header {
+            dscp: Ipv4Dscp::try_new(self.tos >> 2).expect("dscp"),
+            ecn: Ipv4Ecn::try_new(self.tos & 3).expect("ecn"),
+            total_len: (20 + self.options.len() + l4.len()) as u16,
+            identification: self.id,
+            dont_fragment: self.df,
+            more_fragments: self.mf,
+            fragment_offset: IpFragOffset::try_new(self.frag_off).expect("fragment offset"),
+            time_to_live: self.hop,
+            protocol: IpNumber(proto),
+            header_checksum: 0,
+            source: src.octets(),
+            destination: dst.octets(),
+            options: Ipv4Options::try_from(&self.options[..]).expect("IPv4 options"),
+        };
+        ip.header_checksum = ip.calc_header_checksum();
+        [&ip.to_bytes()[..], &l4].concat()
+    }
+}
+
+fn frame(ether_type: u16, ip: &[u8]) -> Vec<u8> {
+    let eth = Ethernet2Header {
+        source: MAC_SRC,
+        destination: MAC_DST,
+        ether_type: EtherType(ether_type),
+    };
+    [&eth.to_bytes()[..], ip].concat()
+}
+
+/// Deterministic payload bytes.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// A Linux-style SYN: MSS, SACK permitted, timestamps, NOP, window scale (40-byte header).
+fn syn(sport: u16, dport: u16) -> Pkt {
+    let mut h = TcpHeader::new(sport, dport, 0x1a2b_3c4d, 64800);
+    h.syn = true;
+    h.set_options(&[
+        TcpOptionElement::MaximumSegmentSize(1440),
+        TcpOptionElement::SelectiveAcknowledgementPermitted,
+        TcpOptionElement::Timestamp(0x0102_0304, 0),
+        TcpOptionElement::Noop,
+        TcpOptionElement::WindowScale(7),
+    ])
+    .expect("SYN options");
+    Pkt::new(L4::Tcp(h), Vec::new())
+}
+
+/// An established-connection segment with timestamps (32-byte header) and `n` bytes of data.
+fn tcp(sport: u16, dport: u16, n: usize) -> Pkt {
+    let mut h = TcpHeader::new(sport, dport, 0x1a2b_3c4e, 507);
+    h.ack = true;
+    h.psh = true;
+    h.acknowledgment_number = 0x5566_7789;
+    h.set_options(&[
+        TcpOptionElement::Noop,
+        TcpOptionElement::Noop,
+        TcpOptionElement::Timestamp(0x0102_0400, 0x0a0b_0c0d),
+    ])
+    .expect("data options");
+    Pkt::new(L4::Tcp(h), pattern(n, 7))
+}
+
+fn udp(sport: u16, dport: u16, n: usize) -> Pkt {
+    Pkt::new(L4::Udp { sport, dport }, pattern(n, 3))
+}
+
+fn echo(reply: bool, n: usize) -> Pkt {
+    Pkt::new(
+        L4::Echo {
+            reply,
+            id: 0x4d2,
+            seq: 7,
+        },
+        pattern(n, 11),
+    )
+}
+
+/// An ICMP or ICMPv6 message of this type and code, quoting 40 bytes of something.
+fn icmp_pkt(ty: u8, code: u8) -> Pkt {
+    Pkt::new(L4::Icmp { ty, code }, pattern(40, 5))
+}
+
+fn raw(proto: u8, payload: Vec<u8>) -> Pkt {
+    Pkt::new(L4::Raw(proto), payload)
+}
+
+/// What this translator made of an IPv6 packet of the client on its way out (RFC 7915 section
+/// 5.1), as an IPv4 router quotes it: DF=0 with some ID up to 1260 bytes, DF=1 and ID 0 above,
+/// TTL 63 (one router further).
+fn sent4(p: Pkt) -> Pkt {
+    let df = 20 + p.options.len() + p.l4_len() > 1260;
+    Pkt {
+        df,
+        id: if df { 0 } else { 0x9c1d },
+        hop: 63,
+        ..p
+    }
+}
+
+/// RFC 7915 section 5.1 (and 5.3 for a quoted packet): TOS from the traffic class (or zero),
+/// DF=1 and ID 0 above 1260 bytes, DF=0 otherwise (the ID is then taken from the output), no
+/// options, TTL equal to the hop limit, the transport part unchanged apart from its checksum.
+fn as_v4(p: &Pkt, copy_tos: bool) -> Pkt {
+    Pkt {
+        tos: if copy_tos { p.tos } else { 0 },
+        flow: 0,
+        id: 0,
+        df: 20 + p.l4_len() > 1260,
+        mf: false,
+        frag_off: 0,
+        options: Vec::new(),
+        ..p.clone()
+    }
+}
+
+/// RFC 7915 section 4.1 (and 4.3 for a quoted packet): traffic class from the TOS (or zero),
+/// flow label zero, hop limit equal to the TTL, options gone.
+fn as_v6(p: &Pkt, copy_tos: bool) -> Pkt {
+    Pkt {
+        tos: if copy_tos { p.tos } else { 0 },
+        flow: 0,
+        options: Vec::new(),
+        ..p.clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICMP headers
+// ---------------------------------------------------------------------------------------------
+
+/// An ICMP or ICMPv6 header without its checksum: type, code and the second 32-bit word
+/// (unused, pointer or MTU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Msg {
+    ty: u8,
+    code: u8,
+    rest: [u8; 4],
+}
+
+const fn msg(ty: u8, code: u8) -> Msg {
+    Msg {
+        ty,
+        code,
+        rest: [0; 4],
+    }
+}
+
+/// ICMPv6 Parameter Problem: the pointer is the whole 32-bit word (RFC 4443 section 3.4).
+const fn param6(code: u8, ptr: u32) -> Msg {
+    Msg {
+        ty: 4,
+        code,
+        rest: ptr.to_be_bytes(),
+    }
+}
+
+/// ICMPv4 Parameter Problem: the pointer is the first byte of the word (RFC 792).
+const fn param4(code: u8, ptr: u8) -> Msg {
+    Msg {
+        ty: 12,
+        code,
+        rest: [ptr, 0, 0, 0],
+    }
+}
+
+/// ICMPv6 Packet Too Big (RFC 4443 section 3.2).
+const fn too_big(mtu: u32) -> Msg {
+    Msg {
+        ty: 2,
+        code: 0,
+        rest: mtu.to_be_bytes(),
+    }
+}
+
+/// ICMPv4 Fragmentation Needed (RFC 1191 section 4: the next-hop MTU is the low 16 bits).
+const fn frag_needed(mtu: u16) -> Msg {
+    let [hi, lo] = mtu.to_be_bytes();
+    Msg {
+        ty: 3,
+        code: 4,
+        rest: [0, 0, hi, lo],
+    }
+}
+
+/// An ICMPv4 message: header, checksum computed by etherparse over header and `body`.
+fn icmp4_message(m: Msg, body: &[u8]) -> Vec<u8> {
+    let t = Icmpv4Type::Unknown {
+        type_u8: m.ty,
+        code_u8: m.code,
+        bytes5to8: m.rest,
+    };
+    let h = Icmpv4Header::with_checksum(t, body);
+    [&h.to_bytes()[..], body].concat()
+}
+
+/// An ICMPv6 message: header, checksum computed by etherparse with the pseudo-header.
+fn icmp6_message(m: Msg, src: Ipv6Addr, dst: Ipv6Addr, body: &[u8]) -> Vec<u8> {
+    let t = Icmpv6Type::Unknown {
+        type_u8: m.ty,
+        code_u8: m.code,
+        bytes5to8: m.rest,
+    };
+    let h =
+        Icmpv6Header::with_checksum(t, src.octets(), dst.octets(), body).expect("ICMPv6 checksum");
+    [&h.to_bytes()[..], body].concat()
+}
+
+// ---------------------------------------------------------------------------------------------
+// ICMP error reports, described once for both families
+// ---------------------------------------------------------------------------------------------
+
+/// How much of the packet in error the error carries.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// All of it.
+    All,
+    /// The IP header (options included) and this many bytes after it.
+    L4(usize),
+    /// This many bytes of the IP packet, header included (for the cut-short drop cases).
+    Ip(usize),
+}
+
+#[derive(Clone, Debug)]
+struct Report {
+    /// Outer source and destination as the input carries them (in its family) and as the
+    /// output must carry them.
+    from6: Ipv6Addr,
+    to6: Ipv6Addr,
+    from4: Ipv4Addr,
+    to4: Ipv4Addr,
+    /// Outer traffic class or TOS, hop limit or TTL.
+    tos: u8,
+    hop: u8,
+    /// IPv6 input only.
+    flow: u32,
+    /// IPv6 input only: extension headers before the ICMPv6 header, as (type of the first,
+    /// bytes of all); the first byte of the last one must be 58.
+    ext: Option<(u8, Vec<u8>)>,
+    /// IPv4 input only.
+    id: u16,
+    df: bool,
+    options: Vec<u8>,
+    /// The packet in error, in the family of the input.
+    quote: Pkt,
+    /// Its addresses in IPv6 and in IPv4.
+    q6: (Ipv6Addr, Ipv6Addr),
+    q4: (Ipv4Addr, Ipv4Addr),
+    cut: Cut,
+    /// Bytes of the input's quoted packet overwritten after it is built (corrupt quotes).
+    patch: Vec<(usize, u8)>,
+}
+
+/// 6to4: the IPv6 client itself reports on a packet the IPv4 server sent it (translated 4to6
+/// earlier, so it came from 64:ff9b::c000:202). The packet arrived with hop limit 63.
+fn client_reports(quote: Pkt) -> Report {
+    Report {
+        from6: CLIENT6,
+        to6: SERVER6,
+        from4: CLIENT4,
+        to4: SERVER4,
+        tos: 0,
+        hop: 64,
+        flow: 0,
+        ext: None,
+        id: 0,
+        df: false,
+        options: Vec::new(),
+        quote: Pkt { hop: 63, ..quote },
+        q6: (SERVER6, CLIENT6),
+        q4: (SERVER4, CLIENT4),
+        cut: Cut::All,
+        patch: Vec::new(),
+    }
+}
+
+/// 6to4: the IPv6 router 2001:db8:ff::1, which has no IPv4 address, reports on a packet from
+/// the server to the client; the error leaves from the RFC 6791 address.
+fn router6_reports(quote: Pkt) -> Report {
+    Report {
+        from6: ROUTER6,
+        from4: POOL6791,
+        ..client_reports(quote)
+    }
+}
+
+/// The same report with the quoted packet's hop limit or TTL at 1: it expired at the reporter.
+fn expired(mut r: Report) -> Report {
+    r.quote.hop = 1;
+    r
+}
+
+/// The same report about a packet to 2001:db8:6::1a0 instead of the client.
+fn to_other(r: Report) -> Report {
+    Report {
+        q6: (r.q6.0, OTHER6),
+        q4: (r.q4.0, OTHER4),
+        ..r
+    }
+}
+
+/// 4to6: the IPv4 router 203.0.113.1 reports on a packet the client sent to the server (as
+/// this translator sent it on, see `sent4`). Linux routers send errors with DF=0 and some ID;
+/// it arrives with TTL 62.
+fn router4_reports(quote: Pkt) -> Report {
+    Report {
+        from6: ROUTER4_6,
+        to6: CLIENT6,
+        from4: ROUTER4,
+        to4: CLIENT4,
+        tos: 0,
+        hop: 62,
+        flow: 0,
+        ext: None,
+        id: 0x3a5c,
+        df: false,
+        options: Vec::new(),
+        quote: sent4(quote),
+        q6: (CLIENT6, SERVER6),
+        q4: (CLIENT4, SERVER4),
+        cut: Cut::All,
+        patch: Vec::new(),
+    }
+}
+
+/// 4to6: the IPv4 server itself reports on a packet the client sent it.
+fn server_reports(quote: Pkt) -> Report {
+    Report {
+        from6: SERVER6,
+        from4: SERVER4,
+        ..router4_reports(quote)
+    }
+}
+
+impl Report {
+    fn cut(self, cut: Cut) -> Self {
+        Self { cut, ..self }
+    }
+
+    /// The quoted part of the input's packet `ip`, whose header is `hdr` bytes long.
+    fn cut_input(&self, mut ip: Vec<u8>, hdr: usize) -> Vec<u8> {
+        let n = match self.cut {
+            Cut::All => ip.len(),
+            Cut::L4(n) => hdr + n,
+            Cut::Ip(n) => n,
+        };
+        assert!(
+            n <= ip.len(),
+            "test setup: quoting {n} of {} bytes",
+            ip.len()
+        );
+        ip.truncate(n);
+        for &(i, b) in &self.patch {
+            ip[i] = b;
+        }
+        ip
+    }
+
+    /// The quoted part of the translated packet `ip`: the same transport bytes as in the input
+    /// (`in_hdr` and `out_hdr` are the header lengths of input and output).
+    fn cut_output(&self, mut ip: Vec<u8>, in_hdr: usize, out_hdr: usize) -> Vec<u8> {
+        let n = match self.cut {
+            Cut::All => ip.len(),
+            Cut::L4(n) => out_hdr + n,
+            Cut::Ip(n) => out_hdr + n.checked_sub(in_hdr).expect("test setup: cut in a header"),
+        };
+        ip.truncate(n);
+        ip
+    }
+
+    /// The input frame: this report as an ICMPv6 error (6to4) or an ICMPv4 error (4to6).
+    fn input(&self, dir: Dir, m: Msg) -> Vec<u8> {
+        match dir {
+            Dir::V6ToV4 => {
+                let q = self.cut_input(self.quote.ip6(self.q6), 40);
+                let icmp = icmp6_message(m, self.from6, self.to6, &q);
+                let (nh, l4) = match &self.ext {
+                    None => (58, icmp),
+                    Some((nh, ext)) => (*nh, [&ext[..], &icmp].concat()),
+                };
+                let outer = Pkt {
+                    tos: self.tos,
+                    hop: self.hop,
+                    flow: self.flow,
+                    ..raw(nh, l4)
+                };
+                frame(ETH_P_IPV6, &outer.ip6((self.from6, self.to6)))
+            }
+            Dir::V4ToV6 => {
+                let hdr = 20 + self.quote.options.len();
+                let q = self.cut_input(self.quote.ip4(self.q4), hdr);
+                let outer = Pkt {
+                    tos: self.tos,
+                    hop: self.hop,
+                    id: self.id,
+                    df: self.df,
+                    options: self.options.clone(),
+                    ..raw(1, icmp4_message(m, &q))
+                };
+                frame(ETH_P_IP, &outer.ip4((self.from4, self.to4)))
+            }
+        }
+    }
+
+    /// The ICMPv4 error RFC 7915 sections 5.2 and 5.3 make of `input(V6ToV4, _)`, with header
+    /// `m`. `ids` are the outer and quoted IPv4 Identifications of the output, used where the
+    /// expected header has DF=0.
+    fn expected4(&self, m: Msg, copy_tos: bool, ids: (u16, u16)) -> Vec<u8> {
+        let mut inner = as_v4(&self.quote, copy_tos);
+        if !inner.df {
+            inner.id = ids.1;
+        }
+        let q = self.cut_output(inner.ip4(self.q4), 40, 20);
+        let mut outer = as_v4(
+            &Pkt {
+                tos: self.tos,
+                hop: self.hop,
+                ..raw(1, icmp4_message(m, &q))
+            },
+            copy_tos,
+        );
+        if !outer.df {
+            outer.id = ids.0;
+        }
+        frame(ETH_P_IP, &outer.ip4((self.from4, self.to4)))
+    }
+
+    /// The ICMPv6 error RFC 7915 sections 4.2 and 4.3 make of `input(V4ToV6, _)`, with header
+    /// `m`.
+    fn expected6(&self, m: Msg, copy_tos: bool) -> Vec<u8> {
+        let inner = as_v6(&self.quote, copy_tos);
+        let q = self.cut_output(inner.ip6(self.q6), 20 + self.quote.options.len(), 40);
+        let outer = as_v6(
+            &Pkt {
+                tos: self.tos,
+                hop: self.hop,
+                ..raw(58, icmp6_message(m, self.from6, self.to6, &q))
+            },
+            copy_tos,
+        );
+        frame(ETH_P_IPV6, &outer.ip6((self.from6, self.to6)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases and how they are checked
+// ---------------------------------------------------------------------------------------------
+
+enum Want {
+    /// Translated into an error with this header.
+    Msg(Msg),
+    /// XDP_DROP, exactly this counter moved by one.
+    Drop(DropReason),
+}
+
+struct Case {
+    name: String,
+    dir: Dir,
+    report: Report,
+    input: Msg,
+    want: Want,
+}
+
+/// An ICMPv6 error `input` in, the ICMPv4 error `out` out.
+fn t64(name: &str, report: Report, input: Msg, out: Msg) -> Case {
+    Case {
+        name: name.into(),
+        dir: Dir::V6ToV4,
+        report,
+        input,
+        want: Want::Msg(out),
+    }
+}
+
+/// An ICMPv4 error `input` in, the ICMPv6 error `out` out.
+fn t46(name: &str, report: Report, input: Msg, out: Msg) -> Case {
+    Case {
+        name: name.into(),
+        dir: Dir::V4ToV6,
+        report,
+        input,
+        want: Want::Msg(out),
+    }
+}
+
+fn d64(name: &str, report: Report, input: Msg, reason: DropReason) -> Case {
+    Case {
+        name: name.into(),
+        dir: Dir::V6ToV4,
+        report,
+        input,
+        want: Want::Drop(reason),
+    }
+}
+
+fn d46(name: &str, report: Report, input: Msg, reason: DropReason) -> Case {
+    Case {
+        name: name.into(),
+        dir: Dir::V4ToV6,
+        report,
+        input,
+        want: Want::Drop(reason),
+    }
+}
+
+/// Output offsets of the IPv4 Identifications of a translated 6to4 error: outer header, then
+/// the quoted header after the 8-byte ICMP header.
+const OUTER_ID: usize = 14 + 4;
+const INNER_ID: usize = 14 + 20 + 8 + 4;
+
+fn be16(b: &[u8], off: usize) -> u16 {
+    b.get(off..off + 2)
+        .map_or(0, |w| u16::from_be_bytes([w[0], w[1]]))
+}
+
+/// A loaded dataplane under test.
+struct Xlat {
+    dp: Dataplane,
+    label: String,
+    copy_tos: bool,
+}
+
+impl Xlat {
+    fn load(label: &str, toml: &str) -> Self {
+        let cfg = Config::parse(toml, label)
+            .unwrap_or_else(|e| panic!("{label}: configuration refused: {e}\n{toml}"));
+        let dp = Dataplane::load(&cfg)
+            .unwrap_or_else(|e| panic!("{label}: loading the dataplane failed: {e:?}"));
+        Self {
+            dp,
+            label: label.to_string(),
+            copy_tos: cfg.copy_tos,
+        }
+    }
+
+    /// The same, with the ingress interface (loopback under `BPF_PROG_TEST_RUN`) given `mtu`.
+    fn with_mtu(label: &str, toml: &str, mtu: u32) -> Self {
+        let mut x = Self::load(label, toml);
+        x.dp.set_interface(1, false, mtu)
+            .unwrap_or_else(|e| panic!("{label}: set_interface(1, false, {mtu}): {e:?}"));
+        x
+    }
+
+    fn stats(&self) -> Stats {
+        self.dp
+            .stats()
+            .unwrap_or_else(|e| panic!("{}: reading counters: {e:?}", self.label))
+    }
+
+    /// Runs the program once on `input`: (XDP action, output frame).
+    fn run(&self, input: &[u8]) -> (u32, Vec<u8>) {
+        let prog = self
+            .dp
+            .xdp()
+            .unwrap_or_else(|e| panic!("{}: no XDP program: {e:?}", self.label));
+        let mut out = vec![0u8; input.len() + 256];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{}: BPF_PROG_TEST_RUN failed: {e:?}", self.label));
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    /// Runs one case; `Err` describes everything that differs.
+    fn check(&self, case: &Case) -> Result<(), String> {
+        let input = case.report.input(case.dir, case.input);
+        let before = self.stats();
+        let (action, out) = self.run(&input);
+        let moved = counter_delta(&before, &self.stats());
+        let mut errors = Vec::new();
+        let want_action = if matches!(case.want, Want::Drop(_)) {
+            XDP_DROP
+        } else {
+            XDP_PASS
+        };
+        if action != want_action {
+            errors.push(format!(
+                "action {} (expected {}); counters moved: {}",
+                action_name(action),
+                action_name(want_action),
+                render_moved(&moved)
+            ));
+        }
+        match &case.want {
+            Want::Drop(reason) => check_counters(
+                &moved,
+                &[(Counter::Dropped(case.dir, *reason), 1)],
+                &mut errors,
+            ),
+            Want::Msg(m) => {
+                let expected = match case.dir {
+                    Dir::V6ToV4 => case.report.expected4(
+                        *m,
+                        self.copy_tos,
+                        (be16(&out, OUTER_ID), be16(&out, INNER_ID)),
+                    ),
+                    Dir::V4ToV6 => case.report.expected6(*m, self.copy_tos),
+                };
+                if action == XDP_PASS {
+                    if expected != out {
+                        errors.push(format!(
+                            "output differs from the expected frame\n{}",
+                            diff(&expected, &out)
+                        ));
+                    }
+                    if let Err(e) = verify_checksums(&out) {
+                        errors.push(e);
+                    }
+                }
+                check_counters(
+                    &moved,
+                    &[
+                        (Counter::Packets(case.dir, L4Proto::Icmp), 1),
+                        (Counter::Bytes(case.dir), (expected.len() - 14) as u64),
+                    ],
+                    &mut errors,
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    /// Runs every case and returns the failures, each naming its case.
+    fn check_all(&self, cases: &[Case]) -> Vec<String> {
+        let mut failures = Vec::new();
+        for case in cases {
+            match self.check(case) {
+                Ok(()) => println!("ok   [{}] {}", self.label, case.name),
+                Err(e) => {
+                    println!("FAIL [{}] {}", self.label, case.name);
+                    failures.push(format!("[{}] {}:\n{e}", self.label, case.name));
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// Panics listing every failed case, after all of them ran.
+fn finish(total: usize, failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn run_table(label: &str, toml: &str, cases: &[Case]) {
+    let x = Xlat::load(label, toml);
+    finish(cases.len(), x.check_all(cases));
+}
+
+fn action_name(a: u32) -> String {
+    match a {
+        0 => "XDP_ABORTED".into(),
+        XDP_DROP => "XDP_DROP".into(),
+        XDP_PASS => "XDP_PASS".into(),
+        3 => "XDP_TX".into(),
+        4 => "XDP_REDIRECT".into(),
+        n => format!("action {n}"),
+    }
+}
+
+fn counter_delta(before: &Stats, after: &Stats) -> Vec<(Counter, u64)> {
+    all_counters()
+        .filter_map(|c| {
+            let d = after.get(c).wrapping_sub(before.get(c));
+            (d != 0).then_some((c, d))
+        })
+        .collect()
+}
+
+fn render_moved(moved: &[(Counter, u64)]) -> String {
+    if moved.is_empty() {
+        return "none".into();
+    }
+    moved
+        .iter()
+        .map(|(c, d)| format!("{} +{d}", series(*c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Exactly `want` moved, by exactly those amounts; nothing else.
+fn check_counters(moved: &[(Counter, u64)], want: &[(Counter, u64)], errors: &mut Vec<String>) {
+    let mut ok = moved.len() == want.len();
+    for (c, d) in want {
+        ok &= moved.iter().any(|(m, md)| m == c && md == d);
+    }
+    if !ok {
+        errors.push(format!(
+            "counters: expected {}; moved {}",
+            render_moved(want),
+            render_moved(moved)
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing and verifying frames
+// ---------------------------------------------------------------------------------------------
+
+/// Every differing byte with its offset and header field (named after the expected frame's
+/// layout, quoted packet included), then both frames in hex.
+fn diff(expected: &[u8], got: &[u8]) -> String {
+    let mut s = String::new();
+    if expected.len() != got.len() {
+        let _ = writeln!(
+            s,
+            "  length: expected {} bytes, got {}",
+            expected.len(),
+            got.len()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  {:>6}  {:<44} {:>8}  {:>8}",
+        "offset", "field", "expected", "got"
+    );
+    let mut shown = 0;
+    for i in 0..expected.len().max(got.len()) {
+        let (e, g) = (expected.get(i), got.get(i));
+        if e == g {
+            continue;
+        }
+        shown += 1;
+        if shown > 40 {
+            let _ = writeln!(s, "  ... (more differences)");
+            break;
+        }
+        let hex = |b: Option<&u8>| b.map_or("-".to_string(), |b| format!("0x{b:02x}"));
+        let _ = writeln!(
+            s,
+            "  {i:>6}  {:<44} {:>8}  {:>8}",
+            field_name(expected, i),
+            hex(e),
+            hex(g)
+        );
+    }
+    let _ = writeln!(s, "  expected:\n{}", hexdump(expected, got));
+    let _ = write!(s, "  got:\n{}", hexdump(got, expected));
+    s
+}
+
+/// `b` in hex, 16 bytes a line: the headers (first 128 bytes: outer header, ICMP header,
+/// quoted headers) and every line that differs from `other`; identical lines after that are
+/// elided.
+fn hexdump(b: &[u8], other: &[u8]) -> String {
+    let mut s = String::new();
+    let mut elided = 0;
+    for (n, line) in b.chunks(16).enumerate() {
+        let off = n * 16;
+        if off >= 128 && other.get(off..off + line.len()) == Some(line) {
+            elided += 1;
+            continue;
+        }
+        if elided > 0 {
+            let _ = writeln!(s, "    ....  ({elided} identical lines)");
+            elided = 0;
+        }
+        let words: Vec<String> = line.iter().map(|x| format!("{x:02x}")).collect();
+        let _ = writeln!(s, "    {off:04x}  {}", words.join(" "));
+    }
+    if elided > 0 {
+        let _ = writeln!(s, "    ....  ({elided} identical lines)");
+    }
+    s
+}
+
+/// Which field byte `off` of `frame` belongs to: Ethernet, outer IP, ICMP header, then the
+/// quoted IP header and transport header ("quoted ...").
+fn field_name(frame: &[u8], off: usize) -> String {
+    match off {
+        0..=5 => return "Ethernet destination".into(),
+        6..=11 => return "Ethernet source".into(),
+        12..=13 => return "EtherType".into(),
+        _ => {}
+    }
+    let Some(ip) = frame.get(14..) else {
+        return "beyond the expected frame".into();
+    };
+    let o = off - 14;
+    match ip_field(ip, o, true) {
+        Ok(name) => name,
+        Err((1 | 58, l)) if l >= 8 => {
+            let quoted = &ip[o - l + 8..];
+            match ip_field(quoted, l - 8, false) {
+                Ok(name) => format!("quoted {name}"),
+                Err((p, l)) => format!("quoted {}", transport_field(p, l)),
+            }
+        }
+        Err((p, l)) => transport_field(p, l),
+    }
+}
+
+/// The IP header field of byte `o` of `ip`, or `Err((protocol, offset after the IP header))`.
+/// Only an outer packet has an end (a quoted one is usually cut short).
+fn ip_field(ip: &[u8], o: usize, outer: bool) -> Result<String, (u8, usize)> {
+    let name = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let tot = usize::from(be16(ip, 2));
+            match o {
+                0 => "IPv4 version/IHL",
+                1 => "IPv4 TOS",
+                2..=3 => "IPv4 total length",
+                4..=5 => "IPv4 identification",
+                6..=7 => "IPv4 flags/fragment offset",
+                8 => "IPv4 TTL",
+                9 => "IPv4 protocol",
+                10..=11 => "IPv4 header checksum",
+                12..=15 => "IPv4 source",
+                16..=19 => "IPv4 destination",
+                _ if o < ihl => "IPv4 options",
+                _ if outer && o >= tot => "after the IPv4 packet",
+                _ => return Err((ip[9], o - ihl)),
+            }
+        }
+        Some(6) if ip.len() >= 40 => {
+            let plen = usize::from(be16(ip, 4));
+            match o {
+                0 => "IPv6 version/traffic class",
+                1 => "IPv6 traffic class/flow label",
+                2..=3 => "IPv6 flow label",
+                4..=5 => "IPv6 payload length",
+                6 => "IPv6 next header",
+                7 => "IPv6 hop limit",
+                8..=23 => "IPv6 source",
+                24..=39 => "IPv6 destination",
+                _ if outer && o >= 40 + plen => "after the IPv6 packet",
+                _ => return Err((ip[6], o - 40)),
+            }
+        }
+        _ => {
+            return Ok(format!(
+                "byte {o} of a packet that is neither IPv4 nor IPv6"
+            ));
+        }
+    };
+    Ok(name.into())
+}
+
+fn transport_field(proto: u8, o: usize) -> String {
+    let name = match (proto, o) {
+        (6, 0..=1) => "TCP source port",
+        (6, 2..=3) => "TCP destination port",
+        (6, 4..=7) => "TCP sequence number",
+        (6, 8..=11) => "TCP acknowledgment number",
+        (6, 12) => "TCP data offset",
+        (6, 13) => "TCP flags",
+        (6, 14..=15) => "TCP window",
+        (6, 16..=17) => "TCP checksum",
+        (6, 18..=19) => "TCP urgent pointer",
+        (6, _) => return format!("TCP options or data (+{})", o - 20),
+        (17, 0..=1) => "UDP source port",
+        (17, 2..=3) => "UDP destination port",
+        (17, 4..=5) => "UDP length",
+        (17, 6..=7) => "UDP checksum",
+        (17, _) => return format!("UDP data (+{})", o - 8),
+        (1 | 58, 0) => "ICMP type",
+        (1 | 58, 1) => "ICMP code",
+        (1 | 58, 2..=3) => "ICMP checksum",
+        (1 | 58, 4..=7) => "ICMP 2nd word (pointer/MTU/id+seq)",
+        (1 | 58, _) => return format!("ICMP data (+{})", o - 8),
+        _ => return format!("protocol {proto} payload (+{o})"),
+    };
+    name.into()
+}
+
+/// Parses the output frame with etherparse and recomputes its checksums: the outer IPv4
+/// header and ICMP or ICMPv6 checksum over the whole message, the quoted IPv4 header, and the
+/// quoted transport checksum when the whole quoted packet is there.
+fn verify_checksums(frame: &[u8]) -> Result<(), String> {
+    let ip = frame.get(14..).ok_or("no IP packet in the output")?;
+    verify_ip(ip).map_err(|e| format!("outer packet: {e}"))?;
+    let hdr = match ip[0] >> 4 {
+        4 => usize::from(ip[0] & 0x0f) * 4,
+        _ => 40,
+    };
+    let quoted = ip.get(hdr + 8..).ok_or("no quoted packet in the output")?;
+    let complete = match quoted.first().map(|b| b >> 4) {
+        Some(4) => {
+            let h = Ipv4HeaderSlice::from_slice(quoted)
+                .map_err(|e| format!("quoted IPv4 header does not parse: {e:?}"))?;
+            let recomputed = h.to_header().calc_header_checksum();
+            if recomputed != h.header_checksum() {
+                return Err(format!(
+                    "quoted IPv4 header checksum {:#06x}, recomputed {recomputed:#06x}",
+                    h.header_checksum()
+                ));
+            }
+            usize::from(h.total_len()) == quoted.len()
+        }
+        Some(6) => {
+            let h = Ipv6HeaderSlice::from_slice(quoted)
+                .map_err(|e| format!("quoted IPv6 header does not parse: {e:?}"))?;
+            40 + usize::from(h.payload_length()) == quoted.len()
+        }
+        _ => return Err("the quoted packet is neither IPv4 nor IPv6".into()),
+    };
+    if complete {
+        verify_ip(quoted).map_err(|e| format!("quoted packet: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Recomputes the checksums of a whole IP packet with etherparse.
+fn verify_ip(ip: &[u8]) -> Result<(), String> {
+    let p = SlicedPacket::from_ip(ip).map_err(|e| format!("etherparse cannot parse it: {e:?}"))?;
+    let (src4, dst4, src6, dst6) = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            let recomputed = h.to_header().calc_header_checksum();
+            if recomputed != h.header_checksum() {
+                return Err(format!(
+                    "IPv4 header checksum {:#06x}, recomputed {recomputed:#06x}",
+                    h.header_checksum()
+                ));
+            }
+            (h.source(), h.destination(), [0; 16], [0; 16])
+        }
+        Some(NetSlice::Ipv6(ip)) => (
+            [0; 4],
+            [0; 4],
+            ip.header().source(),
+            ip.header().destination(),
+        ),
+        None => return Err("no IP header".into()),
+    };
+    let v4 = matches!(p.net, Some(NetSlice::Ipv4(_)));
+    let mismatch = |what: &str, field: u16, recomputed: u16| {
+        if field == recomputed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} checksum {field:#06x}, recomputed {recomputed:#06x}"
+            ))
+        }
+    };
+    match &p.transport {
+        Some(TransportSlice::Tcp(t)) if v4 => mismatch(
+            "TCP",
+            t.checksum(),
+            t.calc_checksum_ipv4(src4, dst4).unwrap(),
+        ),
+        Some(TransportSlice::Tcp(t)) => mismatch(
+            "TCP",
+            t.checksum(),
+            t.calc_checksum_ipv6(src6, dst6).unwrap(),
+        ),
+        // Zero is "no checksum"; the byte comparison says whether zero was expected.
+        Some(TransportSlice::Udp(u)) if u.checksum() == 0 => Ok(()),
+        Some(TransportSlice::Udp(u)) if v4 => mismatch(
+            "UDP",
+            u.checksum(),
+            u.to_header()
+                .calc_checksum_ipv4_raw(src4, dst4, u.payload())
+                .unwrap(),
+        ),
+        Some(TransportSlice::Udp(u)) => mismatch(
+            "UDP",
+            u.checksum(),
+            u.to_header()
+                .calc_checksum_ipv6_raw(src6, dst6, u.payload())
+                .unwrap(),
+        ),
+        Some(TransportSlice::Icmpv4(i)) if v4 => mismatch(
+            "ICMP",
+            i.checksum(),
+            i.icmp_type().calc_checksum(i.payload()),
+        ),
+        Some(TransportSlice::Icmpv6(i)) if !v4 => {
+            if i.is_checksum_valid(src6, dst6) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ICMPv6 checksum {:#06x} does not verify",
+                    i.checksum()
+                ))
+            }
+        }
+        Some(TransportSlice::Icmpv4(_)) => Err("ICMP inside IPv6".into()),
+        Some(TransportSlice::Icmpv6(_)) => Err("ICMPv6 inside IPv4".into()),
+        // Another protocol: nothing to verify.
+        None => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 to IPv4: types and codes (RFC 7915 section 5.2)
+// ---------------------------------------------------------------------------------------------
+
+/// A 1520-byte IPv6 TCP segment from the server (a 1500-byte IPv4 packet before this
+/// translator), as quoted by the largest legal ICMPv6 error: 1192 bytes after the IPv6 header,
+/// 1280 bytes in all.
+fn big6() -> Pkt {
+    tcp(443, 40000, 1448)
+}
+
+#[test]
+fn errors_6to4_types_and_codes() {
+    require_root();
+    let port = || client_reports(udp(40001, 9999, 100));
+    let route = || to_other(router6_reports(udp(40001, 9999, 100)));
+    let tcp_syn = || client_reports(syn(40000, 22));
+    let traceroute = || expired(router6_reports(udp(40001, 33434, 32)));
+    let big = || router6_reports(big6()).cut(Cut::L4(1192));
+    let ui = DropReason::IcmpUntranslatable;
+    let mut cases = vec![
+        // Destination Unreachable (type 1), every code.
+        t64("DU code 0 (no route) -> 3/1", route(), msg(1, 0), msg(3, 1)),
+        t64(
+            "DU code 1 (administratively prohibited) -> 3/10",
+            tcp_syn(),
+            msg(1, 1),
+            msg(3, 10),
+        ),
+        t64(
+            "DU code 2 (beyond scope) -> 3/1",
+            route(),
+            msg(1, 2),
+            msg(3, 1),
+        ),
+        t64(
+            "DU code 3 (address unreachable) -> 3/1",
+            route(),
+            msg(1, 3),
+            msg(3, 1),
+        ),
+        t64(
+            "DU code 4 (port unreachable) -> 3/3",
+            port(),
+            msg(1, 4),
+            msg(3, 3),
+        ),
+        d64(
+            "DU code 5 (source address failed policy): dropped",
+            route(),
+            msg(1, 5),
+            ui,
+        ),
+        d64("DU code 6 (reject route): dropped", route(), msg(1, 6), ui),
+        d64(
+            "DU code 7 (source routing header): dropped",
+            route(),
+            msg(1, 7),
+            ui,
+        ),
+        d64(
+            "DU code 8 (headers too long): dropped",
+            route(),
+            msg(1, 8),
+            ui,
+        ),
+        // Time Exceeded (type 3), code kept.
+        t64(
+            "TE code 0 (hop limit) -> 11/0",
+            traceroute(),
+            msg(3, 0),
+            msg(11, 0),
+        ),
+        t64(
+            "TE code 1 (reassembly) -> 11/1",
+            port(),
+            msg(3, 1),
+            msg(11, 1),
+        ),
+        // Parameter Problem (type 4): code 1 is protocol unreachable, code 0 keeps its pointer
+        // through Figure 6.
+        t64(
+            "PP code 1 (unrecognised next header) -> 3/2 protocol unreachable",
+            client_reports(raw(132, pattern(48, 9))),
+            param6(1, 6),
+            msg(3, 2),
+        ),
+        d64(
+            "PP code 2 (unrecognised option): dropped",
+            port(),
+            param6(2, 40),
+            ui,
+        ),
+        d64(
+            "PP code 3 (incomplete header chain): dropped",
+            port(),
+            param6(3, 0),
+            ui,
+        ),
+        // Packet Too Big (type 2): no ingress MTU known, so MTU - 20.
+        t64(
+            "PTB 1400 -> 3/4 MTU 1380",
+            big(),
+            too_big(1400),
+            frag_needed(1380),
+        ),
+        t64(
+            "PTB 1500 -> 3/4 MTU 1480",
+            big(),
+            too_big(1500),
+            frag_needed(1480),
+        ),
+        t64(
+            "PTB 1280 -> 3/4 MTU 1260",
+            big(),
+            too_big(1280),
+            frag_needed(1260),
+        ),
+        // Error types without counterpart: RFC 4443 private experimentation and reserved.
+        d64(
+            "type 100 (private experimentation): dropped",
+            port(),
+            msg(100, 0),
+            ui,
+        ),
+        d64(
+            "type 127 (reserved error type): dropped",
+            port(),
+            msg(127, 0),
+            ui,
+        ),
+    ];
+    // Figure 6: IPv6 header offset -> IPv4 header offset.
+    for (p6, p4) in [
+        (0u32, 0u8),
+        (1, 1),
+        (4, 2),
+        (5, 2),
+        (6, 9),
+        (7, 8),
+        (8, 12),
+        (23, 12),
+        (24, 16),
+        (39, 16),
+    ] {
+        cases.push(t64(
+            &format!("PP code 0 pointer {p6} -> 12/0 pointer {p4}"),
+            port(),
+            param6(0, p6),
+            param4(0, p4),
+        ));
+    }
+    for p6 in [2u32, 3, 40, 0x0100_0007] {
+        cases.push(d64(
+            &format!("PP code 0 pointer {p6:#x}: no IPv4 field, dropped"),
+            port(),
+            param6(0, p6),
+            ui,
+        ));
+    }
+    run_table("6to4 types", &config_6791(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 to IPv4: the quoted packet (RFC 7915 section 5.3), RFC 6791
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn errors_6to4_quoted_packets() {
+    require_root();
+    let port = msg(1, 4);
+    let port4 = msg(3, 3);
+    let prohibited = msg(1, 1);
+    let prohibited4 = msg(3, 10);
+    let te = msg(3, 0);
+    let te4 = msg(11, 0);
+    let cases = vec![
+        // The scenario of the brief: the client's kernel has nothing on UDP port 9999.
+        t64(
+            "port unreachable quoting UDP (100 bytes), whole",
+            client_reports(udp(40001, 9999, 100)),
+            port,
+            port4,
+        ),
+        t64(
+            "port unreachable quoting UDP cut to its 8-byte header",
+            client_reports(udp(40001, 9999, 100)).cut(Cut::L4(8)),
+            port,
+            port4,
+        ),
+        // RFC 8200 forbids it, but 4to6 might have let it through: zero stays zero.
+        t64(
+            "quoted UDP with zero checksum stays zero",
+            client_reports(Pkt {
+                csum: Csum::Zero,
+                ..udp(40001, 9999, 60)
+            }),
+            port,
+            port4,
+        ),
+        t64(
+            "quoted TCP SYN, whole header with options",
+            client_reports(syn(40000, 22)),
+            prohibited,
+            prohibited4,
+        ),
+        t64(
+            "quoted TCP segment, header and 100 of 500 data bytes",
+            client_reports(tcp(443, 40000, 500)).cut(Cut::L4(132)),
+            prohibited,
+            prohibited4,
+        ),
+        // The checksum (bytes 16-17) is not quoted, so there is nothing to update.
+        t64(
+            "quoted TCP cut to 8 bytes, before its checksum",
+            client_reports(tcp(443, 40000, 500)).cut(Cut::L4(8)),
+            prohibited,
+            prohibited4,
+        ),
+        t64(
+            "quoted echo request -> echo request (128 -> 8)",
+            client_reports(echo(false, 56)),
+            prohibited,
+            prohibited4,
+        ),
+        t64(
+            "quoted echo request cut to its 8-byte header",
+            client_reports(echo(false, 56)).cut(Cut::L4(8)),
+            prohibited,
+            prohibited4,
+        ),
+        t64(
+            "quoted echo reply -> echo reply (129 -> 0)",
+            expired(router6_reports(echo(true, 56))),
+            te,
+            te4,
+        ),
+        t64(
+            "quoted IPv6 header alone -> IPv4 header, total length from it",
+            client_reports(udp(40001, 9999, 100)).cut(Cut::L4(0)),
+            port,
+            port4,
+        ),
+        t64(
+            "quoted other protocol (GRE) copied",
+            client_reports(raw(47, pattern(36, 1))),
+            msg(4, 1),
+            msg(3, 2),
+        ),
+        t64(
+            "outer traffic class 0xc0 -> TOS 0xc0, quoted 0xb9 -> 0xb9, flow labels dropped",
+            Report {
+                tos: 0xc0,
+                flow: 0x1_2345,
+                quote: Pkt {
+                    tos: 0xb9,
+                    flow: 0x5_a5a5,
+                    ..udp(40001, 9999, 20)
+                },
+                ..client_reports(udp(0, 0, 0))
+            },
+            port,
+            port4,
+        ),
+        t64(
+            "outer hop limit 2 -> TTL 2",
+            Report {
+                hop: 2,
+                ..client_reports(udp(40001, 9999, 20))
+            },
+            port,
+            port4,
+        ),
+        // 8 + 1232 = 1240 bytes of ICMPv4: DF=0, random ID, even though the quoted packet
+        // (1500 bytes) gets DF=1 and ID 0.
+        t64(
+            "largest ICMPv6 error (1280 bytes) quoting a 1500-byte packet",
+            router6_reports(big6()).cut(Cut::L4(1192)),
+            te,
+            te4,
+        ),
+        // The quoted total length comes from the quoted header, not from the quote.
+        t64(
+            "quoted packet of 1260 bytes as IPv4: DF=0, random ID",
+            client_reports(udp(40001, 9999, 1232)).cut(Cut::L4(1192)),
+            port,
+            port4,
+        ),
+        t64(
+            "quoted packet of 1261 bytes as IPv4: DF=1, ID 0",
+            client_reports(udp(40001, 9999, 1233)).cut(Cut::L4(1192)),
+            port,
+            port4,
+        ),
+        // RFC 7915 section 5.1 skips extension headers (the fast path does so since d7e2be4);
+        // the error is translated as if they were not there.
+        t64(
+            "outer destination options header (PadN) skipped",
+            Report {
+                ext: Some((60, vec![58, 0, 1, 4, 0, 0, 0, 0])),
+                ..client_reports(udp(40001, 9999, 100))
+            },
+            port,
+            port4,
+        ),
+        t64(
+            "outer hop-by-hop and destination options headers skipped",
+            Report {
+                ext: Some((0, vec![60, 0, 1, 4, 0, 0, 0, 0, 58, 0, 1, 4, 0, 0, 0, 0])),
+                ..expired(router6_reports(udp(40001, 33434, 32)))
+            },
+            te,
+            te4,
+        ),
+        // RFC 6791.
+        t64(
+            "router without IPv4 mapping -> source 192.0.2.1 (pool6791)",
+            expired(router6_reports(tcp(443, 40000, 100))),
+            te,
+            te4,
+        ),
+        t64(
+            "router with an EAM mapping keeps it (198.51.100.1), pool6791 notwithstanding",
+            Report {
+                from6: ROUTER6_EAM,
+                from4: ROUTER6_EAM4,
+                ..expired(router6_reports(tcp(443, 40000, 100)))
+            },
+            te,
+            te4,
+        ),
+        // The message is an echo request here, not an error: RFC 6791 does not apply.
+        d64(
+            "echo request from the unmapped router: no RFC 6791 for non-errors",
+            router6_reports(udp(40001, 9999, 20)),
+            msg(128, 0),
+            DropReason::SourceUntranslatable,
+        ),
+    ];
+    let x = Xlat::load("6to4 quoted", &config_6791());
+    let mut failures = x.check_all(&cases);
+
+    // One more case: the two DF=0 IDs are random, not constants. Sixteen runs of one error
+    // give sixteen equal IDs with probability 2^-240 if they are random.
+    let input = client_reports(udp(40001, 9999, 40)).input(Dir::V6ToV4, port);
+    let (mut outer, mut inner) = (Vec::new(), Vec::new());
+    for _ in 0..16 {
+        let (action, out) = x.run(&input);
+        if action != XDP_PASS {
+            failures.push(format!("[6to4 quoted] random IDs: {}", action_name(action)));
+            break;
+        }
+        outer.push(be16(&out, OUTER_ID));
+        inner.push(be16(&out, INNER_ID));
+    }
+    for (what, mut ids) in [("outer", outer), ("quoted", inner)] {
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < 2 {
+            failures.push(format!(
+                "[6to4 quoted] random IDs: 16 translations of one error all got {what} ID {ids:04x?}"
+            ));
+        }
+    }
+    finish(cases.len() + 1, failures);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 to IPv4: quoted packets that cannot be translated
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn errors_6to4_inner_untranslatable() {
+    require_root();
+    let iu = DropReason::InnerUntranslatable;
+    let port = msg(1, 4);
+    let u = || udp(40001, 9999, 100);
+    // The header itself is 8 bytes announcing UDP next.
+    let ext = |nh: u8| {
+        let mut e = vec![17, 0, 0, 0, 0, 0, 0, 0];
+        e.extend(pattern(16, nh));
+        client_reports(raw(nh, e))
+    };
+    let cases = vec![
+        d64(
+            "quote of 39 bytes, short of an IPv6 header",
+            client_reports(u()).cut(Cut::Ip(39)),
+            port,
+            iu,
+        ),
+        d64(
+            "ICMPv6 header alone, nothing quoted",
+            client_reports(u()).cut(Cut::Ip(0)),
+            port,
+            iu,
+        ),
+        d64(
+            "quoted packet with version 4",
+            Report {
+                patch: vec![(0, 0x45)],
+                ..client_reports(u())
+            },
+            port,
+            iu,
+        ),
+        d64(
+            "quoted source without mapping (2001:db8:99::1)",
+            Report {
+                q6: (a6("2001:db8:99::1"), CLIENT6),
+                ..client_reports(u())
+            },
+            port,
+            iu,
+        ),
+        d64(
+            "quoted destination without mapping (2001:db8:1::1)",
+            Report {
+                q6: (SERVER6, a6("2001:db8:1::1")),
+                ..client_reports(u())
+            },
+            port,
+            iu,
+        ),
+        d64("quoted hop-by-hop options header", ext(0), port, iu),
+        d64("quoted routing header", ext(43), port, iu),
+        d64("quoted fragment header", ext(44), msg(3, 1), iu),
+        d64("quoted destination options header", ext(60), port, iu),
+        d64(
+            "quoted ICMPv6 error (port unreachable inside time exceeded)",
+            router6_reports(icmp_pkt(1, 4)),
+            msg(3, 0),
+            iu,
+        ),
+        d64(
+            "quoted ICMPv6 packet too big",
+            router6_reports(icmp_pkt(2, 0)),
+            msg(1, 0),
+            iu,
+        ),
+        // 65535 + 20 does not fit the quoted IPv4 total length.
+        d64(
+            "quoted payload length 65535 (IPv4 total length would overflow)",
+            Report {
+                patch: vec![(4, 0xff), (5, 0xff)],
+                ..client_reports(u())
+            },
+            port,
+            iu,
+        ),
+    ];
+    run_table("6to4 inner", &config_6791(), &cases);
+}
+
+/// Without a pool6791 address, an error from an IPv6 router without IPv4 mapping cannot be
+/// given a source: dropped and counted (RFC 6791 section 4 leaves the choice to the operator).
+#[test]
+fn errors_6to4_without_pool6791() {
+    require_root();
+    let su = DropReason::SourceUntranslatable;
+    let cases = vec![
+        d64(
+            "time exceeded from 2001:db8:ff::1",
+            expired(router6_reports(udp(40001, 33434, 32))),
+            msg(3, 0),
+            su,
+        ),
+        d64(
+            "packet too big from 2001:db8:ff::1",
+            router6_reports(big6()).cut(Cut::L4(1192)),
+            too_big(1400),
+            su,
+        ),
+        t64(
+            "port unreachable from the client (mapped) is still translated",
+            client_reports(udp(40001, 9999, 100)),
+            msg(1, 4),
+            msg(3, 3),
+        ),
+    ];
+    run_table("6to4 no pool6791", &base_config(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv4 to IPv6: types and codes (RFC 7915 section 4.2)
+// ---------------------------------------------------------------------------------------------
+
+/// An IPv4 TCP packet of the client of `total` bytes (32-byte TCP header with timestamps).
+fn tcp4_total(total: usize) -> Pkt {
+    tcp(40000, 443, total - 52)
+}
+
+#[test]
+fn errors_4to6_types_and_codes() {
+    require_root();
+    let route = || router4_reports(udp(40001, 53, 40));
+    let port = || server_reports(udp(40001, 9999, 100));
+    let traceroute = || expired(router4_reports(udp(40001, 33434, 32)));
+    // A Linux router quotes up to 576 bytes of ICMP (RFC 1812 section 4.3.2.3).
+    let big = |total: usize| router4_reports(tcp4_total(total)).cut(Cut::L4(528));
+    let ui = DropReason::IcmpUntranslatable;
+    let no_route = msg(1, 0);
+    let prohibited = msg(1, 1);
+    let mut cases = vec![
+        t46(
+            "DU code 2 (protocol unreachable) -> PP code 1 pointer 6",
+            server_reports(raw(132, pattern(48, 9))),
+            msg(3, 2),
+            param6(1, 6),
+        ),
+        t46(
+            "DU code 3 (port unreachable) -> 1/4",
+            port(),
+            msg(3, 3),
+            msg(1, 4),
+        ),
+        d46(
+            "DU code 14 (host precedence violation): dropped",
+            route(),
+            msg(3, 14),
+            ui,
+        ),
+        d46("DU code 16 (undefined): dropped", route(), msg(3, 16), ui),
+        t46(
+            "TE code 0 (TTL exceeded) -> 3/0",
+            traceroute(),
+            msg(11, 0),
+            msg(3, 0),
+        ),
+        t46(
+            "TE code 1 (reassembly) -> 3/1",
+            port(),
+            msg(11, 1),
+            msg(3, 1),
+        ),
+        // Parameter Problem code 2 (bad length) is translated like code 0, code 1 (missing
+        // option) and anything else dropped.
+        t46(
+            "PP code 2 (bad length) pointer 2 -> 4/0 pointer 4",
+            port(),
+            param4(2, 2),
+            param6(0, 4),
+        ),
+        d46("PP code 2 pointer 10: dropped", port(), param4(2, 10), ui),
+        d46(
+            "PP code 1 (missing option): dropped",
+            port(),
+            param4(1, 0),
+            ui,
+        ),
+        d46("PP code 3 (undefined): dropped", port(), param4(3, 0), ui),
+        // Types RFC 7915 section 4.2 drops.
+        d46("source quench (4): dropped", route(), msg(4, 0), ui),
+        d46("redirect (5): dropped", route(), msg(5, 1), ui),
+        d46("type 40 (Photuris): dropped", route(), msg(40, 0), ui),
+        // Fragmentation Needed -> Packet Too Big, no ingress MTU known: max(1280, MTU + 20).
+        t46(
+            "FN MTU 1400 -> PTB 1420",
+            big(1500),
+            frag_needed(1400),
+            too_big(1420),
+        ),
+        t46(
+            "FN MTU 1480 -> PTB 1500",
+            big(1500),
+            frag_needed(1480),
+            too_big(1500),
+        ),
+        t46(
+            "FN MTU 1260 -> PTB 1280",
+            big(1500),
+            frag_needed(1260),
+            too_big(1280),
+        ),
+        t46(
+            "FN MTU 576 -> PTB 1280 (never below the IPv6 minimum)",
+            big(1500),
+            frag_needed(576),
+            too_big(1280),
+        ),
+        // A router that reports MTU 0 (pre-RFC 1191): the greatest plateau below the quoted
+        // total length, plus 20.
+        t46(
+            "FN MTU 0, quoted 1500 -> plateau 1492 -> PTB 1512",
+            big(1500),
+            frag_needed(0),
+            too_big(1512),
+        ),
+        t46(
+            "FN MTU 0, quoted 1493 -> plateau 1492 -> PTB 1512",
+            big(1493),
+            frag_needed(0),
+            too_big(1512),
+        ),
+        t46(
+            "FN MTU 0, quoted 1492 -> plateau 1006 -> PTB 1280",
+            big(1492),
+            frag_needed(0),
+            too_big(1280),
+        ),
+        t46(
+            "FN MTU 0, quoted 4000 -> plateau 2002 -> PTB 2022",
+            big(4000),
+            frag_needed(0),
+            too_big(2022),
+        ),
+        t46(
+            "FN MTU 0, quoted 9000 -> plateau 8166 -> PTB 8186",
+            big(9000),
+            frag_needed(0),
+            too_big(8186),
+        ),
+    ];
+    for code in [0u8, 1, 5, 6, 7, 8, 11, 12] {
+        cases.push(t46(
+            &format!("DU code {code} -> 1/0 (no route)"),
+            route(),
+            msg(3, code),
+            no_route,
+        ));
+    }
+    for code in [9u8, 10, 13, 15] {
+        cases.push(t46(
+            &format!("DU code {code} -> 1/1 (administratively prohibited)"),
+            route(),
+            msg(3, code),
+            prohibited,
+        ));
+    }
+    // Figure 3: IPv4 header offset -> IPv6 header offset.
+    for (p4, p6) in [
+        (0u8, 0u32),
+        (1, 1),
+        (2, 4),
+        (3, 4),
+        (8, 7),
+        (9, 6),
+        (12, 8),
+        (15, 8),
+        (16, 24),
+        (19, 24),
+    ] {
+        cases.push(t46(
+            &format!("PP code 0 pointer {p4} -> 4/0 pointer {p6}"),
+            port(),
+            param4(0, p4),
+            param6(0, p6),
+        ));
+    }
+    for p4 in [4u8, 5, 6, 7, 10, 11, 20, 255] {
+        cases.push(d46(
+            &format!("PP code 0 pointer {p4}: no IPv6 field, dropped"),
+            port(),
+            param4(0, p4),
+            ui,
+        ));
+    }
+    run_table("4to6 types", &base_config(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv4 to IPv6: the quoted packet (RFC 7915 section 4.3) and the size limit
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn errors_4to6_quoted_packets() {
+    require_root();
+    let te = msg(11, 0);
+    let te6 = msg(3, 0);
+    let port = msg(3, 3);
+    let port6 = msg(1, 4);
+    let net = msg(3, 0);
+    let net6 = msg(1, 0);
+    let at_router = |p: Pkt| expired(router4_reports(p));
+    let rr = vec![1, 7, 7, 4, 0, 0, 0, 0]; // NOP, record route with one empty slot
+    let mut max_rr = vec![7, 39, 4];
+    max_rr.extend([0; 36]);
+    max_rr.push(0); // end of options list: 40 bytes, IHL 15
+    let router_alert = vec![148, 4, 0, 0];
+    let cases = vec![
+        // The scenario of the brief: traceroute from the client through an IPv4 router.
+        t46(
+            "time exceeded quoting UDP (32 bytes), whole",
+            at_router(udp(40001, 33434, 32)),
+            te,
+            te6,
+        ),
+        t46(
+            "port unreachable from the server quoting UDP (100 bytes), whole",
+            server_reports(udp(40001, 9999, 100)),
+            port,
+            port6,
+        ),
+        t46(
+            "quoted UDP cut to 8 bytes (RFC 792 minimum)",
+            server_reports(udp(40001, 9999, 100)).cut(Cut::L4(8)),
+            port,
+            port6,
+        ),
+        // Section 4.3 does not ask for a checksum in a quoted packet; the zero the client's
+        // packet went out with (see 6to4) comes back.
+        t46(
+            "quoted UDP with zero checksum stays zero",
+            server_reports(Pkt {
+                csum: Csum::Zero,
+                ..udp(40001, 9999, 60)
+            }),
+            port,
+            port6,
+        ),
+        t46(
+            "quoted TCP SYN, whole header with options",
+            router4_reports(syn(40000, 443)),
+            net,
+            net6,
+        ),
+        t46(
+            "quoted TCP cut to 8 bytes (RFC 792 minimum), before its checksum",
+            router4_reports(tcp(40000, 443, 500)).cut(Cut::L4(8)),
+            net,
+            net6,
+        ),
+        t46(
+            "quoted TCP segment, 576-byte error of a Linux router",
+            router4_reports(tcp(40000, 443, 900)).cut(Cut::L4(528)),
+            net,
+            net6,
+        ),
+        t46(
+            "quoted echo request -> echo request (8 -> 128)",
+            at_router(echo(false, 56)),
+            te,
+            te6,
+        ),
+        t46(
+            "quoted echo request cut to 8 bytes",
+            at_router(echo(false, 56)).cut(Cut::L4(8)),
+            te,
+            te6,
+        ),
+        t46(
+            "quoted echo reply -> echo reply (0 -> 129)",
+            at_router(echo(true, 56)),
+            te,
+            te6,
+        ),
+        t46(
+            "quoted IPv4 header alone",
+            server_reports(udp(40001, 9999, 100)).cut(Cut::L4(0)),
+            port,
+            port6,
+        ),
+        t46(
+            "quoted other protocol (GRE) copied",
+            router4_reports(raw(47, pattern(36, 2))),
+            net,
+            net6,
+        ),
+        t46(
+            "quoted IPv4 options (NOP, record route) removed",
+            server_reports(Pkt {
+                options: rr.clone(),
+                ..udp(40001, 9999, 100)
+            }),
+            port,
+            port6,
+        ),
+        t46(
+            "quoted IPv4 options removed, quote cut to 8 bytes after them",
+            server_reports(Pkt {
+                options: rr.clone(),
+                ..tcp(40000, 443, 100)
+            })
+            .cut(Cut::L4(8)),
+            port,
+            port6,
+        ),
+        t46(
+            "outer IPv4 options (router alert) removed",
+            Report {
+                options: router_alert.clone(),
+                ..at_router(udp(40001, 33434, 32))
+            },
+            te,
+            te6,
+        ),
+        t46(
+            "outer and quoted options (40 bytes, IHL 15) removed",
+            Report {
+                options: router_alert.clone(),
+                ..router4_reports(Pkt {
+                    options: max_rr.clone(),
+                    ..echo(false, 24)
+                })
+            },
+            net,
+            net6,
+        ),
+        t46(
+            "outer TOS 0xc0 -> traffic class 0xc0, quoted TOS 0xb9 -> 0xb9",
+            Report {
+                tos: 0xc0,
+                ..router4_reports(Pkt {
+                    tos: 0xb9,
+                    ..udp(40001, 53, 40)
+                })
+            },
+            net,
+            net6,
+        ),
+        t46(
+            "outer TTL 2 -> hop limit 2, outer DF=1 and ID gone",
+            Report {
+                hop: 2,
+                df: true,
+                id: 0,
+                ..server_reports(udp(40001, 9999, 20))
+            },
+            port,
+            port6,
+        ),
+        // 40 + 8 + 40 + 1192 = 1280 bytes of IPv6: the limit of RFC 4443 section 2.4(c).
+        t46(
+            "1280 bytes exactly: translated",
+            at_router(udp(40001, 33434, 1272)).cut(Cut::L4(1192)),
+            te,
+            te6,
+        ),
+        t46(
+            "1280 bytes exactly, quoted with 4 option bytes that go away",
+            Report {
+                quote: Pkt {
+                    options: router_alert.clone(),
+                    ..at_router(udp(40001, 33434, 1272)).quote
+                },
+                ..at_router(udp(0, 0, 0))
+            }
+            .cut(Cut::L4(1192)),
+            te,
+            te6,
+        ),
+        t46(
+            "1280 bytes exactly, outer options do not count",
+            Report {
+                options: router_alert.clone(),
+                ..at_router(udp(40001, 33434, 1272))
+            }
+            .cut(Cut::L4(1192)),
+            te,
+            te6,
+        ),
+        // Cutting it down is not implemented: refused.
+        d46(
+            "1281 bytes: refused",
+            at_router(udp(40001, 33434, 1272)).cut(Cut::L4(1193)),
+            te,
+            DropReason::IcmpUntranslatable,
+        ),
+        d46(
+            "1281 bytes with quoted options: refused",
+            Report {
+                quote: Pkt {
+                    options: router_alert.clone(),
+                    ..at_router(udp(40001, 33434, 1272)).quote
+                },
+                ..at_router(udp(0, 0, 0))
+            }
+            .cut(Cut::L4(1193)),
+            te,
+            DropReason::IcmpUntranslatable,
+        ),
+    ];
+    run_table("4to6 quoted", &base_config(), &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IPv4 to IPv6: quoted packets that cannot be translated
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn errors_4to6_inner_untranslatable() {
+    require_root();
+    let iu = DropReason::InnerUntranslatable;
+    let port = msg(3, 3);
+    let u = || udp(40001, 9999, 100);
+    let cases = vec![
+        d46(
+            "quote of 16 bytes, short of an IPv4 header",
+            server_reports(u()).cut(Cut::Ip(16)),
+            port,
+            iu,
+        ),
+        d46(
+            "quote of 20 bytes of a 24-byte header (IHL 6)",
+            server_reports(Pkt {
+                options: vec![148, 4, 0, 0],
+                ..u()
+            })
+            .cut(Cut::Ip(20)),
+            port,
+            iu,
+        ),
+        d46(
+            "quoted IHL 4",
+            Report {
+                patch: vec![(0, 0x44)],
+                ..server_reports(u())
+            },
+            port,
+            iu,
+        ),
+        d46(
+            "quoted packet with version 6",
+            Report {
+                patch: vec![(0, 0x65)],
+                ..server_reports(u())
+            },
+            port,
+            iu,
+        ),
+        d46(
+            "quoted first fragment (MF)",
+            server_reports(Pkt { mf: true, ..u() }),
+            port,
+            iu,
+        ),
+        d46(
+            "quoted later fragment (offset 185)",
+            server_reports(Pkt {
+                frag_off: 185,
+                ..u()
+            }),
+            msg(11, 1),
+            iu,
+        ),
+        d46(
+            "quoted ICMP error (port unreachable inside time exceeded)",
+            router4_reports(icmp_pkt(3, 3)),
+            msg(11, 0),
+            iu,
+        ),
+        d46(
+            "quoted total length 10, below its own header",
+            Report {
+                patch: vec![(2, 0), (3, 10)],
+                ..server_reports(u())
+            },
+            port,
+            iu,
+        ),
+    ];
+    let mut failures = Xlat::load("4to6 inner", &base_config()).check_all(&cases);
+    let mut total = cases.len();
+
+    // With pool6 every IPv4 address maps; without it only EAM entries do. The server gets one
+    // (2001:db8:4::200/120 <-> 192.0.2.0/24), 203.0.113.9 none.
+    let cfg = format!(
+        "pool6 = \"off\"\n{EAM_CLIENT}\n[[eam]]\nipv6 = \"2001:db8:4::200/120\"\nipv4 = \"192.0.2.0/24\"\n"
+    );
+    let eam = |q4: (Ipv4Addr, Ipv4Addr), q6: (Ipv6Addr, Ipv6Addr)| Report {
+        from6: a6("2001:db8:4::202"),
+        q4,
+        q6,
+        ..server_reports(u())
+    };
+    let far = a4("203.0.113.9");
+    let unused6 = a6("2001:db8:ffff::1"); // never built: the case is a drop
+    let cases = vec![
+        t46(
+            "EAM only: quoted addresses both mapped",
+            eam((CLIENT4, SERVER4), (CLIENT6, a6("2001:db8:4::202"))),
+            port,
+            msg(1, 4),
+        ),
+        d46(
+            "EAM only: quoted destination without mapping (203.0.113.9)",
+            eam((CLIENT4, far), (CLIENT6, unused6)),
+            port,
+            iu,
+        ),
+        d46(
+            "EAM only: quoted source without mapping (203.0.113.9)",
+            eam((far, SERVER4), (unused6, a6("2001:db8:4::202"))),
+            port,
+            iu,
+        ),
+    ];
+    total += cases.len();
+    failures.extend(Xlat::load("4to6 inner eam-only", &cfg).check_all(&cases));
+    finish(total, failures);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packet Too Big / Fragmentation Needed with a known ingress MTU
+// ---------------------------------------------------------------------------------------------
+
+/// RFC 7915 section 5.2: min(MTU - 20, ingress MTU - 20); section 4.2: max(1280, min(MTU + 20,
+/// ingress MTU + 20)). Both directions enter through loopback here, with MTU 1400.
+#[test]
+fn packet_too_big_with_ingress_mtu() {
+    require_root();
+    let big6 = || router6_reports(big6()).cut(Cut::L4(1192));
+    let big4 = |total: usize| router4_reports(tcp4_total(total)).cut(Cut::L4(528));
+    let cases = vec![
+        t64(
+            "6to4 PTB 1500, ingress 1400 -> FN 1380",
+            big6(),
+            too_big(1500),
+            frag_needed(1380),
+        ),
+        t64(
+            "6to4 PTB 1300, ingress 1400 -> FN 1280",
+            big6(),
+            too_big(1300),
+            frag_needed(1280),
+        ),
+        t64(
+            "6to4 PTB 1280, ingress 1400 -> FN 1260",
+            big6(),
+            too_big(1280),
+            frag_needed(1260),
+        ),
+        t46(
+            "4to6 FN 1500, ingress 1400 -> PTB 1420",
+            big4(1500),
+            frag_needed(1500),
+            too_big(1420),
+        ),
+        t46(
+            "4to6 FN 1300, ingress 1400 -> PTB 1320",
+            big4(1500),
+            frag_needed(1300),
+            too_big(1320),
+        ),
+        t46(
+            "4to6 FN 0, quoted 4000, ingress 1400 -> PTB 1420",
+            big4(4000),
+            frag_needed(0),
+            too_big(1420),
+        ),
+        t46(
+            "4to6 FN 1000, ingress 1400 -> PTB 1280",
+            big4(1500),
+            frag_needed(1000),
+            too_big(1280),
+        ),
+    ];
+    let x = Xlat::with_mtu("ingress mtu 1400", &config_6791(), 1400);
+    finish(cases.len(), x.check_all(&cases));
+}
+
+// ---------------------------------------------------------------------------------------------
+// copy_tos = false
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn copy_tos_off_in_errors() {
+    require_root();
+    let cfg = format!("copy_tos = false\n{}", config_6791());
+    let cases = vec![
+        t64(
+            "6to4: traffic classes 0xc0 and 0xb9 -> TOS 0 outside and inside",
+            Report {
+                tos: 0xc0,
+                quote: Pkt {
+                    tos: 0xb9,
+                    ..udp(40001, 9999, 20)
+                },
+                ..client_reports(udp(0, 0, 0))
+            },
+            msg(1, 4),
+            msg(3, 3),
+        ),
+        t46(
+            "4to6: TOS 0xc0 and 0xb9 -> traffic class 0 outside and inside",
+            Report {
+                tos: 0xc0,
+                ..router4_reports(Pkt {
+                    tos: 0xb9,
+                    ..udp(40001, 53, 40)
+                })
+            },
+            msg(3, 1),
+            msg(1, 0),
+        ),
+    ];
+    run_table("copy_tos=false", &cfg, &cases);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters, with literal numbers
+// ---------------------------------------------------------------------------------------------
+
+/// The two scenarios of the brief, with the byte counts written out: each translated error
+/// counts as one ICMP packet and the IP length of the result.
+#[test]
+fn byte_counters_of_errors() {
+    require_root();
+    let x = Xlat::load("bytes", &config_6791());
+    // 6to4: ICMPv6 port unreachable quoting 40 + 8 + 100 bytes; as IPv4: 20 + 8 + 20 + 108.
+    let (a, _) = x.run(&client_reports(udp(40001, 9999, 100)).input(Dir::V6ToV4, msg(1, 4)));
+    assert_eq!(a, XDP_PASS, "6to4 port unreachable");
+    // 4to6: ICMPv4 time exceeded quoting 20 + 8 + 32 bytes and carrying 8 bytes of options
+    // itself; as IPv6: 40 + 8 + 40 + 40.
+    let r = Report {
+        options: vec![1, 7, 7, 4, 0, 0, 0, 0],
+        ..expired(router4_reports(udp(40001, 33434, 32)))
+    };
+    let (a, _) = x.run(&r.input(Dir::V4ToV6, msg(11, 0)));
+    assert_eq!(a, XDP_PASS, "4to6 time exceeded");
+    // Not counted as translated: a refused 4to6 error (DU code 14).
+    let (a, _) = x.run(&r.input(Dir::V4ToV6, msg(3, 14)));
+    assert_eq!(a, XDP_DROP, "4to6 host precedence violation");
+    let s = x.stats();
+    let got: Vec<(Counter, u64)> = all_counters()
+        .filter(|c| s.get(*c) != 0)
+        .map(|c| (c, s.get(c)))
+        .collect();
+    let want = vec![
+        (Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1),
+        (Counter::Bytes(Dir::V6ToV4), 156),
+        (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+        (Counter::Bytes(Dir::V4ToV6), 128),
+        (
+            Counter::Dropped(Dir::V4ToV6, DropReason::IcmpUntranslatable),
+            1,
+        ),
+    ];
+    let mut errors = Vec::new();
+    check_counters(&got, &want, &mut errors);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
