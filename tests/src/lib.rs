@@ -6,9 +6,11 @@
 //! created, addresses come from documentation ranges only, every wait is bounded, and the root
 //! namespace's routes, addresses and sysctls are never touched.
 
+pub mod frames;
 pub mod lab;
 pub mod netns;
 pub mod peers;
+pub mod xdp;
 
 /// Panics with a clear message unless running as root: the tests load BPF programs and create
 /// namespaces, and must fail loudly rather than pass vacuously without those rights.

@@ -9,13 +9,10 @@
 //! (so etherparse computes each UDP checksum from scratch over all of it) and then cut into the
 //! fragment under test.
 
-use aya::programs::{TestRun, TestRunOptions};
 use etherparse::{IpFragOffset, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, UdpHeader};
 use nat64_common::{Counter, Dir, DropReason, L4Proto};
-use nat64_daemon::{Config, Dataplane, stats::all_counters};
+use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS};
 
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
 const CLIENT6: [u8; 16] = [
     0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02,
 ];
@@ -25,36 +22,16 @@ const SERVER4: [u8; 4] = [192, 0, 2, 2];
 const ETH6: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
 const ETH4: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
 
-fn dataplane() -> Dataplane {
-    nat64_tests::require_root();
-    let cfg = Config::parse(
+fn dataplane() -> Loaded {
+    Loaded::load(
+        "extension headers",
         "pool6 = \"64:ff9b::/96\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
-        "fragments",
     )
-    .expect("config");
-    Dataplane::load(&cfg).expect("load the dataplane")
 }
 
 /// Runs one frame; returns the action, the output frame and the counters that moved.
-fn run(dp: &Dataplane, frame: &[u8]) -> (u32, Vec<u8>, Vec<(Counter, u64)>) {
-    let before = dp.stats().expect("stats");
-    let mut out = vec![0u8; frame.len() + 256];
-    let r = dp
-        .xdp()
-        .expect("program")
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..Default::default()
-        })
-        .expect("BPF_PROG_TEST_RUN");
-    out.truncate(r.data_size_out as usize);
-    let after = dp.stats().expect("stats");
-    let moved = all_counters()
-        .filter(|c| after.get(*c) != before.get(*c))
-        .map(|c| (c, after.get(c) - before.get(c)))
-        .collect();
-    (r.return_value, out, moved)
+fn run(x: &Loaded, frame: &[u8]) -> (u32, Vec<u8>, Vec<(Counter, u64)>) {
+    x.run_counted(frame)
 }
 
 /// An IPv6 Fragment header, laid out by hand from RFC 8200 section 4.5: next header,

@@ -27,30 +27,27 @@
 //! 233.252.0.0/24 (MCAST-TEST-NET, RFC 5771) to make a multicast destination mappable; the RFC
 //! 6052 /32 case uses 3fff::/20 (RFC 9637) for its client, see `rfc6052_prefix_lengths`.
 
-use std::{
-    fmt::Write as _,
-    net::{Ipv4Addr, Ipv6Addr},
-};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use aya::programs::{TestRun, TestRunOptions};
 use etherparse::{
     EtherType, Ethernet2Header, IcmpEchoHeader, Icmpv4Header, Icmpv4Type, Icmpv6Header, Icmpv6Type,
     IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4Options, Ipv6FlowLabel, Ipv6Header,
     NetSlice, SlicedPacket, TcpHeader, TcpOptionElement, TransportSlice, UdpHeader,
 };
 use nat64_common::{Counter, Dir, DropReason, L4Proto};
-use nat64_daemon::{
-    Config, Dataplane, Stats,
-    stats::{all_counters, series},
+use nat64_daemon::stats::all_counters;
+use nat64_tests::{
+    frames::diff,
+    require_root,
+    xdp::{
+        Loaded, XDP_DROP, XDP_PASS, action_name, check_counters, counter_delta, finish,
+        render_moved,
+    },
 };
-use nat64_tests::require_root;
 
 // ---------------------------------------------------------------------------------------------
 // Addresses and configurations
 // ---------------------------------------------------------------------------------------------
-
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
 
 /// Locally administered MAC addresses; the translator must keep both.
 const MAC_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -625,45 +622,25 @@ fn case_pass(name: &str, input: Vec<u8>) -> Case {
 }
 
 /// A loaded dataplane under test.
-struct Xlat {
-    dp: Dataplane,
-    label: String,
+/// The loaded dataplane (see `nat64_tests::xdp::Loaded`), with this file's case checks.
+struct Xlat(Loaded);
+
+impl std::ops::Deref for Xlat {
+    type Target = Loaded;
+    fn deref(&self) -> &Loaded {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Xlat {
+    fn deref_mut(&mut self) -> &mut Loaded {
+        &mut self.0
+    }
 }
 
 impl Xlat {
     fn load(label: &str, toml: &str) -> Self {
-        let cfg = Config::parse(toml, label)
-            .unwrap_or_else(|e| panic!("{label}: configuration refused: {e}\n{toml}"));
-        let dp = Dataplane::load(&cfg)
-            .unwrap_or_else(|e| panic!("{label}: loading the dataplane failed: {e:?}"));
-        Self {
-            dp,
-            label: label.to_string(),
-        }
-    }
-
-    fn stats(&self) -> Stats {
-        self.dp
-            .stats()
-            .unwrap_or_else(|e| panic!("{}: reading counters: {e:?}", self.label))
-    }
-
-    /// Runs the program once on `input`: (XDP action, output frame).
-    fn run(&self, input: &[u8]) -> (u32, Vec<u8>) {
-        let prog = self
-            .dp
-            .xdp()
-            .unwrap_or_else(|e| panic!("{}: no XDP program: {e:?}", self.label));
-        let mut out = vec![0u8; input.len() + 256];
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(input),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .unwrap_or_else(|e| panic!("{}: BPF_PROG_TEST_RUN failed: {e:?}", self.label));
-        out.truncate(r.data_size_out as usize);
-        (r.return_value, out)
+        Self(Loaded::load(label, toml))
     }
 
     /// Runs one case; `Err` describes everything that differs.
@@ -776,66 +753,9 @@ impl Xlat {
     }
 }
 
-/// Panics listing every failed case, after all of them ran.
-fn finish(total: usize, failures: Vec<String>) {
-    assert!(
-        failures.is_empty(),
-        "{} of {total} cases failed:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
-}
-
 fn run_table(label: &str, toml: &str, cases: &[Case]) {
     let x = Xlat::load(label, toml);
     finish(cases.len(), x.check_all(cases));
-}
-
-fn action_name(a: u32) -> String {
-    match a {
-        0 => "XDP_ABORTED".into(),
-        XDP_DROP => "XDP_DROP".into(),
-        XDP_PASS => "XDP_PASS".into(),
-        3 => "XDP_TX".into(),
-        4 => "XDP_REDIRECT".into(),
-        n => format!("action {n}"),
-    }
-}
-
-/// Counters whose value changed, with the amount.
-fn counter_delta(before: &Stats, after: &Stats) -> Vec<(Counter, u64)> {
-    all_counters()
-        .filter_map(|c| {
-            let d = after.get(c).wrapping_sub(before.get(c));
-            (d != 0).then_some((c, d))
-        })
-        .collect()
-}
-
-fn render_moved(moved: &[(Counter, u64)]) -> String {
-    if moved.is_empty() {
-        return "none".into();
-    }
-    moved
-        .iter()
-        .map(|(c, d)| format!("{} +{d}", series(*c)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Exactly `want` moved, by exactly those amounts; nothing else.
-fn check_counters(moved: &[(Counter, u64)], want: &[(Counter, u64)], errors: &mut Vec<String>) {
-    let mut ok = moved.len() == want.len();
-    for (c, d) in want {
-        ok &= moved.iter().any(|(m, md)| m == c && md == d);
-    }
-    if !ok {
-        errors.push(format!(
-            "counters: expected {}; moved {}",
-            render_moved(want),
-            render_moved(moved)
-        ));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -848,232 +768,6 @@ fn compare_frames(expected: &[u8], got: &[u8], errors: &mut Vec<String>) {
             "output differs from the expected frame\n{}",
             diff(expected, got)
         ));
-    }
-}
-
-/// Every differing byte with its offset and header field (named after the expected frame's
-/// layout), then both frames in hex.
-fn diff(expected: &[u8], got: &[u8]) -> String {
-    let mut s = String::new();
-    if expected.len() != got.len() {
-        let _ = writeln!(
-            s,
-            "  length: expected {} bytes, got {}",
-            expected.len(),
-            got.len()
-        );
-    }
-    let _ = writeln!(
-        s,
-        "  {:>6}  {:<36} {:>8}  {:>8}",
-        "offset", "field", "expected", "got"
-    );
-    let mut shown = 0;
-    for i in 0..expected.len().max(got.len()) {
-        let (e, g) = (expected.get(i), got.get(i));
-        if e == g {
-            continue;
-        }
-        shown += 1;
-        if shown > 40 {
-            let _ = writeln!(s, "  ... (more differences)");
-            break;
-        }
-        let hex = |b: Option<&u8>| b.map_or("-".to_string(), |b| format!("0x{b:02x}"));
-        let _ = writeln!(
-            s,
-            "  {i:>6}  {:<36} {:>8}  {:>8}",
-            field_name(expected, i),
-            hex(e),
-            hex(g)
-        );
-    }
-    let _ = writeln!(s, "  expected:\n{}", hexdump(expected, got));
-    let _ = write!(s, "  got:\n{}", hexdump(got, expected));
-    s
-}
-
-/// `b` in hex, 16 bytes a line: the headers (first 96 bytes) and every line that differs from
-/// `other`; runs of identical payload lines are elided.
-fn hexdump(b: &[u8], other: &[u8]) -> String {
-    let mut s = String::new();
-    let mut elided = 0;
-    for (n, line) in b.chunks(16).enumerate() {
-        let off = n * 16;
-        if off >= 96 && other.get(off..off + line.len()) == Some(line) {
-            elided += 1;
-            continue;
-        }
-        if elided > 0 {
-            let _ = writeln!(s, "    ....  ({elided} identical lines)");
-            elided = 0;
-        }
-        let words: Vec<String> = line.iter().map(|x| format!("{x:02x}")).collect();
-        let _ = writeln!(s, "    {off:04x}  {}", words.join(" "));
-    }
-    if elided > 0 {
-        let _ = writeln!(s, "    ....  ({elided} identical lines)");
-    }
-    s
-}
-
-/// Which header field byte `off` of `frame` belongs to.
-fn field_name(frame: &[u8], off: usize) -> String {
-    match off {
-        0..=5 => return "Ethernet destination".into(),
-        6..=11 => return "Ethernet source".into(),
-        12..=13 => return "EtherType".into(),
-        _ => {}
-    }
-    if frame.len() < 14 {
-        return "beyond the expected frame".into();
-    }
-    let o = off - 14;
-    match u16::from_be_bytes([frame[12], frame[13]]) {
-        ETH_P_IP if frame.len() >= 34 => {
-            let ihl = usize::from(frame[14] & 0x0f) * 4;
-            let tot = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
-            let name = match o {
-                0 => "IPv4 version/IHL",
-                1 => "IPv4 TOS",
-                2..=3 => "IPv4 total length",
-                4..=5 => "IPv4 identification",
-                6..=7 => "IPv4 flags/fragment offset",
-                8 => "IPv4 TTL",
-                9 => "IPv4 protocol",
-                10..=11 => "IPv4 header checksum",
-                12..=15 => "IPv4 source",
-                16..=19 => "IPv4 destination",
-                _ if o < ihl => "IPv4 options",
-                _ if o >= tot => "after the IPv4 packet",
-                _ => return transport_field(frame[23], o - ihl),
-            };
-            name.into()
-        }
-        ETH_P_IPV6 if frame.len() >= 54 => {
-            let plen = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
-            let name = match o {
-                0 => "IPv6 version/traffic class",
-                1 => "IPv6 traffic class/flow label",
-                2..=3 => "IPv6 flow label",
-                4..=5 => "IPv6 payload length",
-                6 => "IPv6 next header",
-                7 => "IPv6 hop limit",
-                8..=23 => "IPv6 source",
-                24..=39 => "IPv6 destination",
-                _ if o >= 40 + plen => "after the IPv6 packet",
-                _ => return transport_field(frame[20], o - 40),
-            };
-            name.into()
-        }
-        _ => format!("byte {o} after the Ethernet header"),
-    }
-}
-
-fn transport_field(proto: u8, o: usize) -> String {
-    let name = match (proto, o) {
-        (6, 0..=1) => "TCP source port",
-        (6, 2..=3) => "TCP destination port",
-        (6, 4..=7) => "TCP sequence number",
-        (6, 8..=11) => "TCP acknowledgment number",
-        (6, 12) => "TCP data offset",
-        (6, 13) => "TCP flags",
-        (6, 14..=15) => "TCP window",
-        (6, 16..=17) => "TCP checksum",
-        (6, 18..=19) => "TCP urgent pointer",
-        (6, _) => return format!("TCP options or data (+{})", o - 20),
-        (17, 0..=1) => "UDP source port",
-        (17, 2..=3) => "UDP destination port",
-        (17, 4..=5) => "UDP length",
-        (17, 6..=7) => "UDP checksum",
-        (17, _) => return format!("UDP data (+{})", o - 8),
-        (1 | 58, 0) => "ICMP type",
-        (1 | 58, 1) => "ICMP code",
-        (1 | 58, 2..=3) => "ICMP checksum",
-        (1 | 58, 4..=7) => "ICMP identifier/sequence",
-        (1 | 58, _) => return format!("ICMP data (+{})", o - 8),
-        _ => return format!("protocol {proto} payload (+{o})"),
-    };
-    name.into()
-}
-
-/// Parses `frame` with etherparse and recomputes every checksum it carries.
-fn verify_checksums(frame: &[u8]) -> Result<(), String> {
-    let p = SlicedPacket::from_ethernet(frame)
-        .map_err(|e| format!("etherparse cannot parse the output: {e:?}"))?;
-    let ps = match &p.net {
-        Some(NetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            let recomputed = h.to_header().calc_header_checksum();
-            if recomputed != h.header_checksum() {
-                return Err(format!(
-                    "IPv4 header checksum {:#06x}, recomputed {recomputed:#06x}",
-                    h.header_checksum()
-                ));
-            }
-            Pseudo::V4 {
-                src: h.source(),
-                dst: h.destination(),
-            }
-        }
-        Some(NetSlice::Ipv6(ip)) => Pseudo::V6 {
-            src: ip.header().source(),
-            dst: ip.header().destination(),
-        },
-        None => return Err("etherparse finds no IP header in the output".into()),
-    };
-    let mismatch = |what: &str, field: u16, recomputed: u16| {
-        if field == recomputed {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} checksum {field:#06x}, recomputed {recomputed:#06x}"
-            ))
-        }
-    };
-    match (&p.transport, ps) {
-        (Some(TransportSlice::Tcp(t)), Pseudo::V4 { src, dst }) => {
-            mismatch("TCP", t.checksum(), t.calc_checksum_ipv4(src, dst).unwrap())
-        }
-        (Some(TransportSlice::Tcp(t)), Pseudo::V6 { src, dst }) => {
-            mismatch("TCP", t.checksum(), t.calc_checksum_ipv6(src, dst).unwrap())
-        }
-        // Zero means "no checksum" in IPv4 (RFC 768).
-        (Some(TransportSlice::Udp(u)), Pseudo::V4 { .. }) if u.checksum() == 0 => Ok(()),
-        (Some(TransportSlice::Udp(u)), Pseudo::V4 { src, dst }) => mismatch(
-            "UDP",
-            u.checksum(),
-            u.to_header()
-                .calc_checksum_ipv4_raw(src, dst, u.payload())
-                .unwrap(),
-        ),
-        (Some(TransportSlice::Udp(u)), Pseudo::V6 { src, dst }) => mismatch(
-            "UDP",
-            u.checksum(),
-            u.to_header()
-                .calc_checksum_ipv6_raw(src, dst, u.payload())
-                .unwrap(),
-        ),
-        (Some(TransportSlice::Icmpv4(i)), _) => mismatch(
-            "ICMP",
-            i.checksum(),
-            i.icmp_type().calc_checksum(i.payload()),
-        ),
-        (Some(TransportSlice::Icmpv6(i)), Pseudo::V6 { src, dst }) => {
-            if i.is_checksum_valid(src, dst) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "ICMPv6 checksum {:#06x} does not verify",
-                    i.checksum()
-                ))
-            }
-        }
-        (Some(TransportSlice::Icmpv6(_)), Pseudo::V4 { .. }) => {
-            Err("ICMPv6 inside IPv4 in the output".into())
-        }
-        // Another protocol: nothing of ours to verify.
-        (None, _) => Ok(()),
     }
 }
 
@@ -2062,4 +1756,84 @@ fn partial_checksums_without_flag() {
         );
     }
     finish(cases.len(), x.check_all(&cases));
+}
+
+/// Parses `frame` with etherparse and recomputes every checksum it carries.
+fn verify_checksums(frame: &[u8]) -> Result<(), String> {
+    let p = SlicedPacket::from_ethernet(frame)
+        .map_err(|e| format!("etherparse cannot parse the output: {e:?}"))?;
+    let ps = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            let recomputed = h.to_header().calc_header_checksum();
+            if recomputed != h.header_checksum() {
+                return Err(format!(
+                    "IPv4 header checksum {:#06x}, recomputed {recomputed:#06x}",
+                    h.header_checksum()
+                ));
+            }
+            Pseudo::V4 {
+                src: h.source(),
+                dst: h.destination(),
+            }
+        }
+        Some(NetSlice::Ipv6(ip)) => Pseudo::V6 {
+            src: ip.header().source(),
+            dst: ip.header().destination(),
+        },
+        None => return Err("etherparse finds no IP header in the output".into()),
+    };
+    let mismatch = |what: &str, field: u16, recomputed: u16| {
+        if field == recomputed {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} checksum {field:#06x}, recomputed {recomputed:#06x}"
+            ))
+        }
+    };
+    match (&p.transport, ps) {
+        (Some(TransportSlice::Tcp(t)), Pseudo::V4 { src, dst }) => {
+            mismatch("TCP", t.checksum(), t.calc_checksum_ipv4(src, dst).unwrap())
+        }
+        (Some(TransportSlice::Tcp(t)), Pseudo::V6 { src, dst }) => {
+            mismatch("TCP", t.checksum(), t.calc_checksum_ipv6(src, dst).unwrap())
+        }
+        // Zero means "no checksum" in IPv4 (RFC 768).
+        (Some(TransportSlice::Udp(u)), Pseudo::V4 { .. }) if u.checksum() == 0 => Ok(()),
+        (Some(TransportSlice::Udp(u)), Pseudo::V4 { src, dst }) => mismatch(
+            "UDP",
+            u.checksum(),
+            u.to_header()
+                .calc_checksum_ipv4_raw(src, dst, u.payload())
+                .unwrap(),
+        ),
+        (Some(TransportSlice::Udp(u)), Pseudo::V6 { src, dst }) => mismatch(
+            "UDP",
+            u.checksum(),
+            u.to_header()
+                .calc_checksum_ipv6_raw(src, dst, u.payload())
+                .unwrap(),
+        ),
+        (Some(TransportSlice::Icmpv4(i)), _) => mismatch(
+            "ICMP",
+            i.checksum(),
+            i.icmp_type().calc_checksum(i.payload()),
+        ),
+        (Some(TransportSlice::Icmpv6(i)), Pseudo::V6 { src, dst }) => {
+            if i.is_checksum_valid(src, dst) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ICMPv6 checksum {:#06x} does not verify",
+                    i.checksum()
+                ))
+            }
+        }
+        (Some(TransportSlice::Icmpv6(_)), Pseudo::V4 { .. }) => {
+            Err("ICMPv6 inside IPv4 in the output".into())
+        }
+        // Another protocol: nothing of ours to verify.
+        (None, _) => Ok(()),
+    }
 }

@@ -1,0 +1,139 @@
+//! Running the real dataplane under `BPF_PROG_TEST_RUN`: the loader and the counter
+//! bookkeeping the packet-level tests share (each test file keeps its own case tables and
+//! frame builders).
+
+use aya::programs::{TestRun, TestRunOptions};
+use nat64_common::Counter;
+use nat64_daemon::{
+    Config, Dataplane, Stats,
+    stats::{all_counters, series},
+};
+
+pub const XDP_ABORTED: u32 = 0;
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+pub const XDP_REDIRECT: u32 = 4;
+
+/// The embedded dataplane, loaded (verified by the kernel) with a configuration, not attached.
+pub struct Loaded {
+    pub dp: Dataplane,
+    pub cfg: Config,
+    /// Names the configuration in failure messages.
+    pub label: String,
+}
+
+impl Loaded {
+    /// Loads the program with the TOML configuration `toml`; panics with the reason if either
+    /// is refused.
+    pub fn load(label: &str, toml: &str) -> Self {
+        crate::require_root();
+        let cfg = Config::parse(toml, label)
+            .unwrap_or_else(|e| panic!("{label}: configuration refused: {e}\n{toml}"));
+        let dp = Dataplane::load(&cfg)
+            .unwrap_or_else(|e| panic!("{label}: loading the dataplane failed: {e:?}"));
+        Self {
+            dp,
+            cfg,
+            label: label.to_string(),
+        }
+    }
+
+    /// The same, with the ingress interface (loopback under `BPF_PROG_TEST_RUN`, ifindex 1)
+    /// given `mtu`.
+    pub fn with_mtu(label: &str, toml: &str, mtu: u32) -> Self {
+        let mut x = Self::load(label, toml);
+        x.dp.set_interface(1, false, mtu)
+            .unwrap_or_else(|e| panic!("{label}: set_interface(1, false, {mtu}): {e:?}"));
+        x
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.dp
+            .stats()
+            .unwrap_or_else(|e| panic!("{}: reading counters: {e:?}", self.label))
+    }
+
+    /// Runs the program once on `input`: (XDP action, output frame).
+    pub fn run(&self, input: &[u8]) -> (u32, Vec<u8>) {
+        let prog = self
+            .dp
+            .xdp()
+            .unwrap_or_else(|e| panic!("{}: no XDP program: {e:?}", self.label));
+        let mut out = vec![0u8; input.len() + 256];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{}: BPF_PROG_TEST_RUN failed: {e:?}", self.label));
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    /// Runs once and also returns the counters that moved.
+    pub fn run_counted(&self, input: &[u8]) -> (u32, Vec<u8>, Vec<(Counter, u64)>) {
+        let before = self.stats();
+        let (action, out) = self.run(input);
+        (action, out, counter_delta(&before, &self.stats()))
+    }
+}
+
+/// The counters that differ between two snapshots, and by how much.
+pub fn counter_delta(before: &Stats, after: &Stats) -> Vec<(Counter, u64)> {
+    all_counters()
+        .filter_map(|c| {
+            let d = after.get(c).wrapping_sub(before.get(c));
+            (d != 0).then_some((c, d))
+        })
+        .collect()
+}
+
+/// `name{labels} +n, ...`, or "none".
+pub fn render_moved(moved: &[(Counter, u64)]) -> String {
+    if moved.is_empty() {
+        return "none".into();
+    }
+    moved
+        .iter()
+        .map(|(c, d)| format!("{} +{d}", series(*c)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Records an error unless exactly the `want` counters moved, by exactly those amounts.
+pub fn check_counters(moved: &[(Counter, u64)], want: &[(Counter, u64)], errors: &mut Vec<String>) {
+    let mut ok = moved.len() == want.len();
+    for (c, d) in want {
+        ok &= moved.iter().any(|(m, md)| m == c && md == d);
+    }
+    if !ok {
+        errors.push(format!(
+            "counters: expected {}; moved {}",
+            render_moved(want),
+            render_moved(moved)
+        ));
+    }
+}
+
+pub fn action_name(a: u32) -> String {
+    match a {
+        XDP_ABORTED => "XDP_ABORTED".into(),
+        XDP_DROP => "XDP_DROP".into(),
+        XDP_PASS => "XDP_PASS".into(),
+        XDP_TX => "XDP_TX".into(),
+        XDP_REDIRECT => "XDP_REDIRECT".into(),
+        n => format!("action {n}"),
+    }
+}
+
+/// Panics listing every failed case, after all of them ran.
+pub fn finish(total: usize, failures: Vec<String>) {
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
