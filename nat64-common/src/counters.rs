@@ -87,11 +87,16 @@ pub enum DropReason {
     /// an address has no mapping, it carries extension headers, or it is itself an ICMP error
     /// (RFC 7915 sections 4.3 and 5.3).
     InnerUntranslatable = 12,
+    /// IPv4 to IPv6: the translated packet would exceed the configured IPv6 MTU. With DF set
+    /// the dataplane answers ICMP Fragmentation Needed itself (RFC 7915 section 4.1 and the
+    /// RFC 1191 PMTUD the sender runs); with DF clear it would have to fragment, which it
+    /// cannot do yet.
+    PacketTooBig = 13,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 13;
-    pub const ALL: [DropReason; 13] = [
+    pub const COUNT: u32 = 14;
+    pub const ALL: [DropReason; 14] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -105,6 +110,7 @@ impl DropReason {
         DropReason::HeadroomExhausted,
         DropReason::Oversize,
         DropReason::InnerUntranslatable,
+        DropReason::PacketTooBig,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -122,6 +128,7 @@ impl DropReason {
             DropReason::HeadroomExhausted => "headroom_exhausted",
             DropReason::Oversize => "oversize",
             DropReason::InnerUntranslatable => "inner_untranslatable",
+            DropReason::PacketTooBig => "packet_too_big",
         }
     }
 }

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -22,8 +22,12 @@ pub struct IfaceConfig {
     /// The interface's MTU, for the MTU arithmetic of translated Packet Too Big and
     /// Fragmentation Needed messages (RFC 7915 sections 4.2 and 5.2); 0 if unknown.
     pub mtu: u32,
+    /// The interface's IPv4 address, the source of the Fragmentation Needed errors the
+    /// dataplane answers itself; all zero if it has none.
+    pub addr4: [u8; 4],
+    pub _pad: [u8; 4],
 }
-const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 8);
+const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 16);
 
 /// Packets on this interface may carry partial transport checksums (`CHECKSUM_PARTIAL`:
 /// locally generated packets on veth and other virtual links), so the dataplane recognises
@@ -44,7 +48,10 @@ pub struct Config {
     pub pool6_len: u8,
     /// Bit flags, see `CONFIG_F_*`.
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// The IPv6 MTU that translated packets must fit (host order); 0 means no limit. An IPv4
+    /// packet that would grow past it is answered with Fragmentation Needed (DF set) or
+    /// dropped (DF clear).
+    pub ipv6_mtu: u16,
     /// RFC 6791: the IPv4 source for translated ICMPv6 errors whose source (a router) has no
     /// IPv4 mapping; valid when `CONFIG_F_POOL6791` is set.
     pub pool6791: [u8; 4],
@@ -63,7 +70,7 @@ impl Config {
             pool6: [0; 16],
             pool6_len: 0,
             flags: CONFIG_F_COPY_TOS,
-            _pad: [0; 2],
+            ipv6_mtu: 0,
             pool6791: [0; 4],
         }
     }

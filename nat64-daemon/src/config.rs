@@ -178,6 +178,10 @@ pub struct Config {
     /// IPv6 router) has no IPv4 mapping. Without it such errors are dropped and counted.
     #[serde(default)]
     pub pool6791: Option<std::net::Ipv4Addr>,
+    /// The IPv6 MTU translated packets must fit; an IPv4 packet that would grow past it gets
+    /// ICMP Fragmentation Needed (DF set) or is dropped (DF clear). 0 disables the check.
+    #[serde(default = "default_ipv6_mtu")]
+    pub ipv6_mtu: u16,
     /// Interfaces the dataplane attaches to.
     #[serde(default)]
     pub interfaces: Vec<Interface>,
@@ -194,6 +198,10 @@ pub struct Config {
 
 fn yes() -> bool {
     true
+}
+
+fn default_ipv6_mtu() -> u16 {
+    1500
 }
 
 impl Default for Config {
@@ -226,6 +234,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(p) = self.pool6.0 {
             validate_pool6(&p)?;
+        }
+        if self.ipv6_mtu != 0 && self.ipv6_mtu < 1280 {
+            return Err(invalid(
+                "ipv6_mtu",
+                format!(
+                    "{} is below 1280, the minimum IPv6 link MTU (RFC 8200 section 5); 0 disables the check",
+                    self.ipv6_mtu
+                ),
+            ));
         }
         if let Some(a) = self.pool6791
             && !nat64_common::addr::is_translatable_v4(a.octets())
@@ -315,6 +332,7 @@ impl Config {
             c.pool6_len = p.prefix_len();
         }
         c.flags = if self.copy_tos { CONFIG_F_COPY_TOS } else { 0 };
+        c.ipv6_mtu = self.ipv6_mtu;
         if let Some(a) = self.pool6791 {
             c.pool6791 = a.octets();
             c.flags |= CONFIG_F_POOL6791;
@@ -437,6 +455,27 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.dataplane().pool6791, [192, 0, 2, 1]);
         assert_eq!(c.dataplane().flags, CONFIG_F_POOL6791);
+    }
+
+    #[test]
+    fn ipv6_mtu_default_and_limits() {
+        assert_eq!(Config::parse("", "x").unwrap().dataplane().ipv6_mtu, 1500);
+        assert_eq!(
+            Config::parse("ipv6_mtu = 0", "x")
+                .unwrap()
+                .dataplane()
+                .ipv6_mtu,
+            0
+        );
+        assert_eq!(
+            Config::parse("ipv6_mtu = 9000", "x")
+                .unwrap()
+                .dataplane()
+                .ipv6_mtu,
+            9000
+        );
+        let e = err("ipv6_mtu = 1000");
+        assert!(e.starts_with("ipv6_mtu: 1000 is below 1280"), "{e}");
     }
 
     #[test]

@@ -56,6 +56,17 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
     move |source| DataplaneError::Map { map, source }
 }
 
+/// What the dataplane needs to know about an interface (the `IFACES` map).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InterfaceSettings {
+    /// Partial transport checksums can arrive here (see `config::PartialChecksums`).
+    pub partial_checksums: bool,
+    /// The MTU, for translated Packet Too Big arithmetic; 0 if unknown.
+    pub mtu: u32,
+    /// The IPv4 address the dataplane's own Fragmentation Needed errors come from.
+    pub addr4: Option<std::net::Ipv4Addr>,
+}
+
 /// A loaded dataplane and the interfaces it is attached to. Dropping it detaches everything.
 pub struct Dataplane {
     ebpf: Ebpf,
@@ -172,8 +183,12 @@ impl Dataplane {
             })
         })?;
         // Settings first, so the first packet the program sees is handled right.
-        let mtu = crate::sys::mtu(iface).unwrap_or(0);
-        self.set_interface(ifindex, partial_checksums, mtu)?;
+        let settings = InterfaceSettings {
+            partial_checksums,
+            mtu: crate::sys::mtu(iface).unwrap_or(0),
+            addr4: crate::sys::ipv4_addr(iface),
+        };
+        self.set_interface(ifindex, &settings)?;
         let aya_mode = match mode {
             config::XdpMode::Native => XdpMode::Driver,
             config::XdpMode::Generic => XdpMode::Skb,
@@ -192,20 +207,24 @@ impl Dataplane {
 
     /// Records the per-interface settings of `ifindex` (done by [`Dataplane::attach`]; public
     /// for tests that run the program with `BPF_PROG_TEST_RUN`, whose ingress is loopback).
-    /// `mtu` 0 means unknown.
     pub fn set_interface(
         &mut self,
         ifindex: u32,
-        partial_checksums: bool,
-        mtu: u32,
+        s: &InterfaceSettings,
     ) -> Result<(), DataplaneError> {
-        let flags = if partial_checksums {
+        let flags = if s.partial_checksums {
             IFACE_F_PARTIAL_CSUM
         } else {
             0
         };
+        let value = IfaceConfig {
+            flags,
+            mtu: s.mtu,
+            addr4: s.addr4.map_or([0; 4], |a| a.octets()),
+            _pad: [0; 4],
+        };
         self.ifaces()?
-            .insert(ifindex, IfaceConfig { flags, mtu }, 0)
+            .insert(ifindex, value, 0)
             .map_err(map_err("IFACES"))
     }
 

@@ -7,5 +7,5 @@ pub mod stats;
 pub mod sys;
 
 pub use config::Config;
-pub use dataplane::{Dataplane, DataplaneError};
+pub use dataplane::{Dataplane, DataplaneError, InterfaceSettings};
 pub use stats::Stats;

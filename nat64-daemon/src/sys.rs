@@ -106,3 +106,34 @@ pub fn driver_info(name: &str) -> std::io::Result<DriverInfo> {
         bus_info: cstr(&info.bus_info),
     })
 }
+
+/// The first IPv4 address of interface `name`, if it has one.
+pub fn ipv4_addr(name: &str) -> Option<std::net::Ipv4Addr> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list that freeifaddrs releases below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let ifname = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        if found.is_none()
+            && ifname.to_bytes() == name.as_bytes()
+            && !ifa.ifa_addr.is_null()
+            // SAFETY: ifa_addr points at a sockaddr of the family it declares.
+            && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET
+        {
+            // SAFETY: the family is AF_INET, so this is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            found = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: releases the list from getifaddrs exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    found
+}

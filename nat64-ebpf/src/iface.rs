@@ -23,3 +23,9 @@ pub fn partial_checksums(ctx: &XdpContext) -> bool {
 pub fn mtu(ctx: &XdpContext) -> u32 {
     settings(ctx).map_or(0, |c| c.mtu)
 }
+
+/// The ingress interface's IPv4 address, if the daemon recorded one.
+#[inline(always)]
+pub fn addr4(ctx: &XdpContext) -> Option<[u8; 4]> {
+    settings(ctx).map(|c| c.addr4).filter(|a| *a != [0; 4])
+}

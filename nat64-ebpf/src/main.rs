@@ -24,6 +24,8 @@ mod packet;
 #[cfg(target_arch = "bpf")]
 mod stats;
 #[cfg(target_arch = "bpf")]
+mod too_big;
+#[cfg(target_arch = "bpf")]
 mod v4_to_v6;
 #[cfg(target_arch = "bpf")]
 mod v6_to_v4;
@@ -54,6 +56,7 @@ pub fn nat64_xdp(ctx: XdpContext) -> u32 {
         },
         Some(packet::ETH_P_IP) => match v4_to_v6::translate(&ctx, &cfg).unpack() {
             Ok(Step::IcmpError) => verdict(Dir::V4ToV6, icmp_error::v4_to_v6(&ctx, &cfg).unpack()),
+            Ok(Step::FragNeeded) => verdict(Dir::V4ToV6, too_big::frag_needed(&ctx, &cfg).unpack()),
             r => verdict(Dir::V4ToV6, r),
         },
         _ => xdp_action::XDP_PASS,
@@ -68,6 +71,8 @@ pub enum Step {
     Done(u32),
     /// Ours, and an ICMP error: `icmp_error` takes it from here.
     IcmpError,
+    /// IPv4 with DF, too big for the IPv6 MTU once translated: `too_big` answers it.
+    FragNeeded,
 }
 
 /// The outcome of a non-inlined function, as one scalar: a result larger than a register is
@@ -83,12 +88,14 @@ impl Packed {
     /// XDP actions are 0 to 4; drop reasons and the ICMP-error marker sit above them.
     const DROP: u32 = 0x100;
     const ICMP_ERROR: u32 = 0x200;
+    const FRAG_NEEDED: u32 = 0x201;
 
     #[inline(always)]
     pub fn pack(r: Result<Step, DropReason>) -> Self {
         match r {
             Ok(Step::Done(a)) => Packed(a),
             Ok(Step::IcmpError) => Packed(Self::ICMP_ERROR),
+            Ok(Step::FragNeeded) => Packed(Self::FRAG_NEEDED),
             Err(reason) => Packed(Self::DROP + reason as u32),
         }
     }
@@ -97,6 +104,7 @@ impl Packed {
     pub fn unpack(self) -> Result<Step, DropReason> {
         match self.0 {
             Self::ICMP_ERROR => Ok(Step::IcmpError),
+            Self::FRAG_NEEDED => Ok(Step::FragNeeded),
             v if v >= Self::DROP => Err(DropReason::ALL
                 .get((v - Self::DROP) as usize)
                 .copied()
@@ -112,8 +120,8 @@ impl Packed {
 fn verdict(dir: Dir, r: Result<Step, DropReason>) -> u32 {
     match r {
         Ok(Step::Done(action)) => action,
-        // `icmp_error` never hands an error on again.
-        Ok(Step::IcmpError) => {
+        // Neither `icmp_error` nor `too_big` hands a packet on again.
+        Ok(Step::IcmpError | Step::FragNeeded) => {
             stats::add(Counter::Dropped(dir, DropReason::IcmpUntranslatable), 1);
             xdp_action::XDP_DROP
         }

@@ -19,6 +19,7 @@ use crate::{
     stats,
 };
 
+const IPV4_DF: u16 = 0x4000;
 const IPV4_MF: u16 = 0x2000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
 const IPPROTO_FRAGMENT: u8 = 44;
@@ -123,6 +124,17 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     } else {
         None
     };
+    // The translated packet must fit the IPv6 MTU. Too big with DF set: the sender runs path
+    // MTU discovery (RFC 1191), so it gets Fragmentation Needed from here (`too_big`). Too big
+    // without DF: it would have to be fragmented (RFC 7915 section 4.1), which is not
+    // implemented; dropped and counted.
+    let v6_len = payload_len as usize + IPV6_LEN + frag_hdr_len;
+    if cfg.ipv6_mtu != 0 && v6_len > cfg.ipv6_mtu as usize {
+        if frag & IPV4_DF != 0 {
+            return Ok(Step::FragNeeded);
+        }
+        return Err(DropReason::PacketTooBig);
+    }
     let (v4src, v4dst) = (ip4.src, ip4.dst);
     let new_addrs =
         sum16(&addrmap::to6(cfg, src_map, v4src)) + sum16(&addrmap::to6(cfg, dst_map, v4dst));

@@ -221,6 +221,14 @@ impl Lab {
         // The daemon will install these itself (issue #6).
         x.ip(&["-6", "route", "add", "64:ff9b::/96", "dev", "xs"]);
         x.ip(&["route", "add", EAM_V4, "dev", "xc"]);
+        // The translator answers some packets itself with XDP_TX (Fragmentation Needed). On veth
+        // a natively attached program's XDP_TX goes through the peer's NAPI, which exists only
+        // with GRO (or a program) on the peer; physical NICs need nothing of the kind.
+        crate::netns::run_ok(c.command("ethtool").args(["-K", "c0", "gro", "on"]));
+        match &self.router4 {
+            None => crate::netns::run_ok(s.command("ethtool").args(["-K", "s0", "gro", "on"])),
+            Some(r) => crate::netns::run_ok(r.command("ethtool").args(["-K", "r0", "gro", "on"])),
+        };
         if !self.opts.sender_gso {
             crate::netns::run_ok(
                 c.command("ethtool")

@@ -43,8 +43,12 @@ impl Loaded {
     /// given `mtu`.
     pub fn with_mtu(label: &str, toml: &str, mtu: u32) -> Self {
         let mut x = Self::load(label, toml);
-        x.dp.set_interface(1, false, mtu)
-            .unwrap_or_else(|e| panic!("{label}: set_interface(1, false, {mtu}): {e:?}"));
+        let settings = nat64_daemon::InterfaceSettings {
+            mtu,
+            ..Default::default()
+        };
+        x.dp.set_interface(1, &settings)
+            .unwrap_or_else(|e| panic!("{label}: set_interface(1, mtu {mtu}): {e:?}"));
         x
     }
 

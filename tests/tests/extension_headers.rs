@@ -144,7 +144,8 @@ fn ipv4_fragments_gain_a_fragment_header() {
     let payload = pattern(2000);
     let whole4 = udp4(SERVER4, CLIENT4, &payload);
     let whole6 = udp6(SERVER6, CLIENT6, &payload);
-    // First fragment: 1480 bytes of the datagram (UDP header included), MF set.
+    // First fragment: 1280 bytes of the datagram (UDP header included), MF set. (A 1480-byte
+    // fragment would not fit the default IPv6 MTU of 1500 after gaining 48 bytes.)
     let (action, out, moved) = run(
         &dp,
         &frag4(
@@ -154,14 +155,14 @@ fn ipv4_fragments_gain_a_fragment_header() {
             0,
             true,
             IpNumber::UDP,
-            &whole4[..1480],
+            &whole4[..1280],
         ),
     );
     let f = frag_header(IpNumber::UDP, 0, true, 0x1234);
     let ip = ipv6(
         SERVER6,
         CLIENT6,
-        8 + 1480,
+        8 + 1280,
         IpNumber::IPV6_FRAGMENTATION_HEADER,
         64,
     );
@@ -170,7 +171,7 @@ fn ipv4_fragments_gain_a_fragment_header() {
         ETH6.to_vec(),
         ip.to_bytes().to_vec(),
         f.to_vec(),
-        whole6[..1480].to_vec(),
+        whole6[..1280].to_vec(),
     ]
     .concat();
     assert_eq!(action, XDP_PASS);
@@ -179,17 +180,17 @@ fn ipv4_fragments_gain_a_fragment_header() {
         moved,
         vec![
             (Counter::Packets(Dir::V4ToV6, L4Proto::Udp), 1),
-            (Counter::Bytes(Dir::V4ToV6), 40 + 8 + 1480)
+            (Counter::Bytes(Dir::V4ToV6), 40 + 8 + 1280)
         ]
     );
 
-    // Last fragment: offset 185 (1480 bytes), no transport header, MF clear.
-    let rest = &whole4[1480..];
+    // Last fragment: offset 160 (1280 bytes), no transport header, MF clear.
+    let rest = &whole4[1280..];
     let (action, out, moved) = run(
         &dp,
-        &frag4(SERVER4, CLIENT4, 0x1234, 185, false, IpNumber::UDP, rest),
+        &frag4(SERVER4, CLIENT4, 0x1234, 160, false, IpNumber::UDP, rest),
     );
-    let f = frag_header(IpNumber::UDP, 185, false, 0x1234);
+    let f = frag_header(IpNumber::UDP, 160, false, 0x1234);
     let ip = ipv6(
         SERVER6,
         CLIENT6,

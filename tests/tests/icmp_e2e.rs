@@ -146,6 +146,66 @@ fn the_translator_answers_time_exceeded_for_packets_expiring_on_it() {
     }
 }
 
+/// An IPv4 host sending with DF a packet that would outgrow the IPv6 MTU once translated is
+/// told Fragmentation Needed by the translator (from its own address) and adapts.
+#[test]
+fn an_ipv4_sender_learns_the_mtu_that_fits_after_translation() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    lab.start_daemon();
+    // 1472 bytes of ICMP payload: a 1500-byte IPv4 packet, 1520 bytes once translated.
+    let out = lab.server4.output(
+        "ping",
+        &[
+            "-n",
+            "-c",
+            "2",
+            "-i",
+            "0.3",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            "1472",
+            &CLIENT6_AS_V4.to_string(),
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("1480"),
+        "no Fragmentation Needed with MTU 1480:\n{text}"
+    );
+    // The largest that fits: 1480 bytes of IPv4, 1500 of IPv6.
+    let out = lab.server4.output(
+        "ping",
+        &[
+            "-n",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1452",
+            &CLIENT6_AS_V4.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "1480-byte ping failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let exit = lab.stop_daemon();
+    let too_big = Counter::Dropped(Dir::V4ToV6, nat64_common::DropReason::PacketTooBig);
+    assert!(counter(&exit.stdout, too_big) >= 1, "{}", exit.stdout);
+}
+
 #[test]
 fn path_mtu_discovery_works_across_the_translator() {
     nat64_tests::require_root();

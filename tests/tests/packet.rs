@@ -1640,8 +1640,12 @@ fn partial_4to6(name: &str, p: Pkt, csum: Csum, out: Csum) -> Case {
 fn partial_checksums_with_flag() {
     require_root();
     let mut x = Xlat::load("partial on", &base_config());
-    x.dp.set_interface(1, true, 0)
-        .unwrap_or_else(|e| panic!("set_interface(1, true, 0): {e:?}"));
+    let settings = nat64_daemon::InterfaceSettings {
+        partial_checksums: true,
+        ..Default::default()
+    };
+    x.dp.set_interface(1, &settings)
+        .unwrap_or_else(|e| panic!("set_interface(1, partial): {e:?}"));
     let cases = vec![
         partial_6to4(
             "6to4 TCP, partial stays partial",

@@ -1,0 +1,137 @@
+//! IPv4 packets that would outgrow the IPv6 MTU once translated (RFC 7915 section 4.1), through
+//! the loaded program: with DF set the dataplane answers ICMP Fragmentation Needed itself, sent
+//! back out of the interface the packet came in on (RFC 792, RFC 1191); without DF it drops and
+//! counts them (refragmenting is not implemented). The expected error is built here with
+//! etherparse, its checksum computed from scratch.
+
+use etherparse::{
+    IcmpEchoHeader, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, icmpv4::DestUnreachableHeader,
+};
+use nat64_common::{Counter, Dir, DropReason, L4Proto};
+use nat64_daemon::InterfaceSettings;
+use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX};
+
+const SERVER4: [u8; 4] = [192, 0, 2, 2];
+const CLIENT4: [u8; 4] = [198, 51, 100, 2];
+const XLAT4: [u8; 4] = [192, 0, 2, 1];
+const MAC_X: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const MAC_S: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn load(ipv6_mtu: u16, pool6791: bool, addr4: bool) -> Loaded {
+    let mut toml = format!(
+        "ipv6_mtu = {ipv6_mtu}\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n"
+    );
+    if pool6791 {
+        toml = format!("pool6791 = \"203.0.113.9\"\n{toml}");
+    }
+    let mut x = Loaded::load("mtu", &toml);
+    let settings = InterfaceSettings {
+        addr4: addr4.then(|| XLAT4.into()),
+        ..Default::default()
+    };
+    x.dp.set_interface(1, &settings)
+        .expect("interface settings");
+    x
+}
+
+/// An IPv4 echo request of `total` bytes from the server to the client's alias, arriving from
+/// the server's MAC.
+fn echo4(total: usize, df: bool) -> Vec<u8> {
+    let payload: Vec<u8> = (0..total - 28).map(|i| i as u8).collect();
+    let icmp = Icmpv4Header::with_checksum(
+        Icmpv4Type::EchoRequest(IcmpEchoHeader { id: 7, seq: 1 }),
+        &payload,
+    );
+    let mut ip = Ipv4Header::new(
+        (8 + payload.len()) as u16,
+        64,
+        IpNumber::ICMP,
+        SERVER4,
+        CLIENT4,
+    )
+    .unwrap();
+    ip.dont_fragment = df;
+    ip.identification = 0x4242;
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut f = [MAC_X, MAC_S].concat();
+    f.extend([0x08, 0x00]);
+    f.extend(ip.to_bytes());
+    f.extend(icmp.to_bytes());
+    f.extend(payload);
+    f
+}
+
+#[test]
+fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
+    let x = load(1300, false, true);
+    // 1290 bytes of IPv4 become 1310 of IPv6: 10 too many for 1300.
+    let input = echo4(1290, true);
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(
+        action, XDP_TX,
+        "the error goes back out of the ingress interface"
+    );
+    // RFC 792: the offending header and the first 64 bits of its data.
+    let quote = &input[14..14 + 20 + 8];
+    let icmp = Icmpv4Header::with_checksum(
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1280,
+        }),
+        quote,
+    );
+    let mut ip =
+        Ipv4Header::new((8 + quote.len()) as u16, 64, IpNumber::ICMP, XLAT4, SERVER4).unwrap();
+    ip.dont_fragment = false;
+    ip.identification = u16::from_be_bytes([out[18], out[19]]); // random by design (DF=0)
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut expected = [MAC_S, MAC_X].concat(); // back to the sender
+    expected.extend([0x08, 0x00]);
+    expected.extend(ip.to_bytes());
+    expected.extend(icmp.to_bytes());
+    expected.extend(quote);
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
+    );
+}
+
+#[test]
+fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
+    // Exactly 1300 bytes of IPv6: translated.
+    let x = load(1300, false, true);
+    let (action, out, moved) = x.run_counted(&echo4(1280, true));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V4ToV6), 1300)
+        ]
+    );
+    // Too big without DF: it would need fragmenting, which is not done; dropped and counted.
+    let (action, _, moved) = x.run_counted(&echo4(1290, false));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
+    );
+    // No address to send the error from: dropped and counted.
+    let x = load(1300, false, false);
+    let (action, _, moved) = x.run_counted(&echo4(1290, true));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
+    );
+    // ...unless there is an RFC 6791 address.
+    let x = load(1300, true, false);
+    let (action, out, _) = x.run_counted(&echo4(1290, true));
+    assert_eq!(action, XDP_TX);
+    assert_eq!(&out[26..30], &[203, 0, 113, 9]);
+    // ipv6_mtu = 0: no limit.
+    let x = load(0, false, true);
+    let (action, _, _) = x.run_counted(&echo4(1290, true));
+    assert_eq!(action, XDP_PASS);
+}
