@@ -63,6 +63,9 @@ const _: () = assert!(core::mem::size_of::<Config>() == 24);
 pub const CONFIG_F_COPY_TOS: u8 = 1 << 0;
 /// `Config::pool6791` holds an address.
 pub const CONFIG_F_POOL6791: u8 = 1 << 1;
+/// The EAM table has entries, so an IPv6 packet to pool6 may hairpin (RFC 7757 section 4):
+/// the dataplane only looks when this is set.
+pub const CONFIG_F_EAM: u8 = 1 << 2;
 
 impl Config {
     pub const fn disabled() -> Self {

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, fmt, net::Ipv6Addr, path::Path, str::FromStr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nat64_common::{
     addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_POOL6791, EAM_MAX_ENTRIES},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_POOL6791, EAM_MAX_ENTRIES},
 };
 use serde::Deserialize;
 
@@ -333,6 +333,9 @@ impl Config {
         }
         c.flags = if self.copy_tos { CONFIG_F_COPY_TOS } else { 0 };
         c.ipv6_mtu = self.ipv6_mtu;
+        if !self.eam.is_empty() {
+            c.flags |= CONFIG_F_EAM;
+        }
         if let Some(a) = self.pool6791 {
             c.pool6791 = a.octets();
             c.flags |= CONFIG_F_POOL6791;
@@ -454,7 +457,8 @@ mod tests {
         assert_eq!(c.dataplane().flags & CONFIG_F_COPY_TOS, 0);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.dataplane().pool6791, [192, 0, 2, 1]);
-        assert_eq!(c.dataplane().flags, CONFIG_F_POOL6791);
+        // pool6791 set, copy_tos off, and an EAM entry (hairpinning is looked for).
+        assert_eq!(c.dataplane().flags, CONFIG_F_POOL6791 | CONFIG_F_EAM);
     }
 
     #[test]

@@ -35,6 +35,18 @@ pub enum To6 {
     Pool6,
 }
 
+/// Like [`v6_to_v4`], and whether the address was found through pool6 rather than EAM.
+#[inline(always)]
+pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
+    if let Some(e) = EAM6.get(Key::new(128, *a)) {
+        return Some((eam_to_v4(a, e), false));
+    }
+    if prefix_matches(a, &cfg.pool6, cfg.pool6_len) {
+        return extract(a, cfg.pool6_len).map(|v| (v, true));
+    }
+    None
+}
+
 /// The IPv6 host an IPv4 destination stands for. Only EAM entries make an IPv4 destination
 /// ours: an IPv4 address represents an IPv6 host only when the operator mapped it, so the
 /// node's own IPv4 traffic is never captured by pool6.

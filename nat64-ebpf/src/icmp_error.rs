@@ -134,16 +134,19 @@ fn inner_l4(
     }
 }
 
-/// Records where `translate` found the ICMPv6 header of an error, for `v6_to_v4`.
+/// Records where `translate` found the transport header and which protocol it is, for the
+/// paths that continue from there (ICMP errors, hairpinning).
 #[inline(always)]
-pub fn hand_over_6to4(l4_off: usize) -> Result<(), DropReason> {
-    scratch()?.l4_off = l4_off as u16;
+pub fn hand_over_6to4(l4_off: usize, proto: u8) -> Result<(), DropReason> {
+    let s = scratch()?;
+    s.l4_off = l4_off as u16;
+    s.l4_proto = proto;
     Ok(())
 }
 
 /// The per-CPU working state (see `maps::SCRATCH`).
 #[inline(always)]
-fn scratch() -> Result<&'static mut ErrorScratch, DropReason> {
+pub fn scratch() -> Result<&'static mut ErrorScratch, DropReason> {
     let p = SCRATCH
         .get_ptr_mut(0)
         .ok_or(DropReason::HeadroomExhausted)?;

@@ -12,6 +12,8 @@
 #[cfg(target_arch = "bpf")]
 mod addrmap;
 #[cfg(target_arch = "bpf")]
+mod hairpin;
+#[cfg(target_arch = "bpf")]
 mod icmp_error;
 #[cfg(target_arch = "bpf")]
 mod iface;
@@ -52,6 +54,7 @@ pub fn nat64_xdp(ctx: XdpContext) -> u32 {
         Some(packet::ETH_P_IPV6) => match v6_to_v4::translate(&ctx, &cfg).unpack() {
             // Called from here, not from `translate`, so that its frame replaces that one.
             Ok(Step::IcmpError) => verdict(Dir::V6ToV4, icmp_error::v6_to_v4(&ctx, &cfg).unpack()),
+            Ok(Step::Hairpin) => verdict(Dir::V6ToV4, hairpin::v6(&ctx, &cfg).unpack()),
             r => verdict(Dir::V6ToV4, r),
         },
         Some(packet::ETH_P_IP) => match v4_to_v6::translate(&ctx, &cfg).unpack() {
@@ -73,6 +76,8 @@ pub enum Step {
     IcmpError,
     /// IPv4 with DF, too big for the IPv6 MTU once translated: `too_big` answers it.
     FragNeeded,
+    /// IPv6 to an IPv4 alias of another IPv6 host: `hairpin` sends it back to IPv6.
+    Hairpin,
 }
 
 /// The outcome of a non-inlined function, as one scalar: a result larger than a register is
@@ -89,6 +94,7 @@ impl Packed {
     const DROP: u32 = 0x100;
     const ICMP_ERROR: u32 = 0x200;
     const FRAG_NEEDED: u32 = 0x201;
+    const HAIRPIN: u32 = 0x202;
 
     #[inline(always)]
     pub fn pack(r: Result<Step, DropReason>) -> Self {
@@ -96,6 +102,7 @@ impl Packed {
             Ok(Step::Done(a)) => Packed(a),
             Ok(Step::IcmpError) => Packed(Self::ICMP_ERROR),
             Ok(Step::FragNeeded) => Packed(Self::FRAG_NEEDED),
+            Ok(Step::Hairpin) => Packed(Self::HAIRPIN),
             Err(reason) => Packed(Self::DROP + reason as u32),
         }
     }
@@ -105,6 +112,7 @@ impl Packed {
         match self.0 {
             Self::ICMP_ERROR => Ok(Step::IcmpError),
             Self::FRAG_NEEDED => Ok(Step::FragNeeded),
+            Self::HAIRPIN => Ok(Step::Hairpin),
             v if v >= Self::DROP => Err(DropReason::ALL
                 .get((v - Self::DROP) as usize)
                 .copied()
@@ -120,8 +128,8 @@ impl Packed {
 fn verdict(dir: Dir, r: Result<Step, DropReason>) -> u32 {
     match r {
         Ok(Step::Done(action)) => action,
-        // Neither `icmp_error` nor `too_big` hands a packet on again.
-        Ok(Step::IcmpError | Step::FragNeeded) => {
+        // None of `icmp_error`, `too_big` and `hairpin` hands a packet on again.
+        Ok(Step::IcmpError | Step::FragNeeded | Step::Hairpin) => {
             stats::add(Counter::Dropped(dir, DropReason::IcmpUntranslatable), 1);
             xdp_action::XDP_DROP
         }

@@ -53,9 +53,10 @@ pub struct ErrorScratch {
     pub inner_tos: u8,
     pub inner_ttl: u8,
     pub inner_proto: u8,
-    pub _pad: [u8; 1],
-    /// 6 to 4: where `translate` found the ICMPv6 header (after any extension headers); the
-    /// error path continues from there.
+    /// 6 to 4: the transport protocol `translate` found after any extension headers.
+    pub l4_proto: u8,
+    /// 6 to 4: where `translate` found the transport header (after any extension headers);
+    /// the error and hairpin paths continue from there.
     pub l4_off: u16,
 }
 

@@ -8,7 +8,7 @@ use nat64_common::{
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{Translation, icmp6_to_icmp4, is_icmpv6_error},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_POOL6791, Config},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_POOL6791, Config},
 };
 
 use crate::{
@@ -76,7 +76,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Ok(Step::Done(xdp_action::XDP_PASS));
     }
     // The destination decides whether the packet is ours; everything else goes to the kernel.
-    let Some(dst4) = addrmap::v6_to_v4(cfg, &ip6.dst) else {
+    let Some((dst4, via_pool6)) = addrmap::v6_to_v4_via(cfg, &ip6.dst) else {
         return Ok(Step::Done(xdp_action::XDP_PASS));
     };
     if exceeds_mtu(ctx) {
@@ -171,8 +171,22 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     if !is_translatable_v4(dst4) || !is_translatable_v4(src4) {
         return Err(DropReason::MartianAddress);
     }
+    // RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6
+    // (as DNS64 would name it) is sent straight back to IPv6 (`hairpin`).
+    if via_pool6 && cfg.flags & CONFIG_F_EAM != 0 && addrmap::v4_dst(dst4).is_some() {
+        // Not yet for fragments (only the first has the transport header) and ICMP errors
+        // (their quoted packet would need the same treatment).
+        if frag.is_some() {
+            return Err(DropReason::Fragment);
+        }
+        if is_error {
+            return Err(DropReason::IcmpUntranslatable);
+        }
+        crate::icmp_error::hand_over_6to4(l4_off, nh)?;
+        return Ok(Step::Hairpin);
+    }
     if is_error {
-        crate::icmp_error::hand_over_6to4(l4_off)?;
+        crate::icmp_error::hand_over_6to4(l4_off, nh)?;
         return Ok(Step::IcmpError);
     }
     // An IPv4 total length is 16 bits; XDP frames never get close, but say so explicitly.

@@ -293,6 +293,50 @@ fn datagrams_larger_than_the_mtu_cross_as_fragments_both_ways() {
     }
 }
 
+/// Two IPv6 hosts reach each other through their IPv4 aliases under pool6, as DNS64 would
+/// name them (RFC 7757 section 4, hairpinning): each sees the other at the alias it wrote to.
+/// The client socket is connected, so a reply from any other address would not be accepted.
+#[test]
+fn ipv6_hosts_reach_each_other_through_their_ipv4_aliases() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    // A second IPv6 host on the client's link: 2001:db8:6::105, 198.51.100.5 in IPv4.
+    lab.client6
+        .ip(&["addr", "add", "2001:db8:6::105/64", "dev", "c0", "nodad"]);
+    lab.start_daemon();
+    let b: std::net::Ipv6Addr = "2001:db8:6::105".parse().unwrap();
+    let b_alias: std::net::Ipv6Addr = "64:ff9b::198.51.100.5".parse().unwrap();
+    let a_alias: std::net::Ipv6Addr = "64:ff9b::198.51.100.2".parse().unwrap();
+    let server = lab
+        .client6
+        .run(|| UdpSocket::bind((b, 7201)))
+        .expect("bind B");
+    let echo = std::thread::spawn(move || peers::udp_echo(server, 3));
+    let client = lab
+        .client6
+        .run(|| UdpSocket::bind((CLIENT6, 0)))
+        .expect("bind A");
+    client.connect((b_alias, 7201)).expect("connect");
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .expect("timeout");
+    let mut ok = 0;
+    let mut buf = [0u8; 64];
+    for i in 0..3u8 {
+        client.send(&[i; 32]).expect("send");
+        if let Ok(n) = client.recv(&mut buf) {
+            ok += usize::from(buf[..n] == [i; 32]);
+        }
+    }
+    let seen = echo.join().expect("echo");
+    assert_eq!(ok, 3, "echoes through the hairpin");
+    assert!(
+        seen.iter().all(|p| p.ip() == IpAddr::V6(a_alias)),
+        "B saw {seen:?}, not A's alias"
+    );
+    lab.stop_daemon();
+}
+
 /// Without the daemon nothing is translated: the lab's v6 client cannot reach the v4 server.
 /// This guards the other tests against passing through some path that bypasses the translator.
 #[test]

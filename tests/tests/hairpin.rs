@@ -1,0 +1,126 @@
+//! EAM hairpinning (RFC 7757 section 4) through the loaded program: an IPv6 host writing to
+//! another IPv6 host's IPv4 alias under pool6 is sent straight back to IPv6, to the real
+//! address, from its own IPv4 alias under pool6, so that the reply takes the same way and
+//! comes from the address the sender wrote to. Expected frames are built whole by etherparse
+//! for the new addresses, checksums computed from scratch.
+
+use etherparse::PacketBuilder;
+use nat64_common::{Counter, Dir, DropReason, L4Proto};
+use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS};
+
+const A: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02,
+];
+const B: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x05,
+];
+/// 64:ff9b::198.51.100.2 and 64:ff9b::198.51.100.5: A and B as IPv4 hosts under pool6.
+const A_ALIAS: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 198, 51, 100, 2];
+const B_ALIAS: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 198, 51, 100, 5];
+const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+
+fn load() -> Loaded {
+    Loaded::load(
+        "hairpin",
+        "pool6 = \"64:ff9b::/96\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
+    )
+}
+
+fn udp(src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(src, dst, 63)
+        .udp(40000, 7201);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn tcp(src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(src, dst, 63)
+        .tcp(40001, 443, 0x1000_0000, 64240)
+        .ack(7)
+        .psh();
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn echo(src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(src, dst, 63)
+        .icmpv6_echo_request(9, 1);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+#[test]
+fn a_conversation_through_ipv4_aliases_hairpins_both_ways() {
+    let x = load();
+    let payload: Vec<u8> = (0..61u8).collect();
+    type Build = fn([u8; 16], [u8; 16], &[u8]) -> Vec<u8>;
+    let cases: [(&str, Build, L4Proto); 3] = [
+        ("UDP", udp, L4Proto::Udp),
+        ("TCP", tcp, L4Proto::Tcp),
+        ("echo", echo, L4Proto::Icmp),
+    ];
+    for (name, build, proto) in cases {
+        // A writes to B's alias: B gets it from A's alias.
+        let (action, out, moved) = x.run_counted(&build(A, B_ALIAS, &payload));
+        assert_eq!(action, XDP_PASS, "{name}");
+        let expected = build(A_ALIAS, B, &payload);
+        assert_eq!(
+            out, expected,
+            "{name}: A -> B\n got {out:02x?}\nwant {expected:02x?}"
+        );
+        let len = (expected.len() - 14) as u64;
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Packets(Dir::V6ToV4, proto), 1),
+                (Counter::Bytes(Dir::V6ToV4), len)
+            ],
+            "{name}"
+        );
+        // B answers A's alias: A gets it from B's alias, the address it wrote to.
+        let (action, out, _) = x.run_counted(&build(B, A_ALIAS, &payload));
+        assert_eq!(action, XDP_PASS, "{name}");
+        assert_eq!(out, build(B_ALIAS, A, &payload), "{name}: B -> A");
+    }
+}
+
+#[test]
+fn hairpinned_fragments_and_errors_are_refused_for_now() {
+    let x = load();
+    // An ICMPv6 error to B's alias (its quoted packet would need hairpinning too).
+    let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, B_ALIAS, 63)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Port,
+        ));
+    let mut error = Vec::new();
+    b.write(&mut error, &udp(B_ALIAS, A, b"x")[14..]).unwrap();
+    let (action, _, moved) = x.run_counted(&error);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(
+            Counter::Dropped(Dir::V6ToV4, DropReason::IcmpUntranslatable),
+            1
+        )]
+    );
+    // A first fragment to B's alias.
+    let mut f = udp(A, B_ALIAS, &[0u8; 40]);
+    let frag = [17u8, 0, 0, 1, 0, 0, 0, 7]; // next header UDP, offset 0, M set, id 7
+    f.splice(54..54, frag);
+    f[20] = 44; // next header: Fragment
+    let plen = u16::from_be_bytes([f[18], f[19]]) + 8;
+    f[18..20].copy_from_slice(&plen.to_be_bytes());
+    let (action, _, moved) = x.run_counted(&f);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::Fragment), 1)]
+    );
+}
