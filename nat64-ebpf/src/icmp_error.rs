@@ -29,13 +29,13 @@ use nat64_common::{
 use crate::{
     Packed, Step, addrmap, iface,
     maps::{ErrorScratch, SCRATCH},
-    packet::MAX_HEADERS_LEN,
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
         IPPROTO_UDP, IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF,
         ipv4_header, ipv6_header_sum, is_extension_header, read, resize_head, shrink_head,
         sum_words, view, word, write_bytes, write_u16,
     },
+    packet::{MAX_HEADERS_LEN, sum_range},
     stats, v4_to_v6, v6_to_v4,
 };
 
@@ -339,11 +339,14 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     s.inner_tos = inner.tos;
     s.inner_ttl = inner.ttl;
 
-    // RFC 4443 section 2.4(c): an ICMPv6 error must fit the minimum MTU. Cutting a longer one
-    // is not implemented yet, so it is refused (IPv4 routers quote at most 576 bytes as a rule).
-    let icmp_len = (tot_len - ihl) - ihl_in + IPV6_LEN;
-    if IPV6_LEN + icmp_len > IPV6_MIN_MTU as usize {
-        return Err(DropReason::IcmpUntranslatable);
+    // RFC 4443 section 2.4(c): an ICMPv6 error must not exceed the minimum IPv6 MTU. A longer
+    // one loses the end of its quote; the bytes cut leave the checksum. (The cut starts at an
+    // even offset of the message: 1240 bytes are kept.)
+    let full_icmp_len = (tot_len - ihl) - ihl_in + IPV6_LEN;
+    let cut = (IPV6_LEN + full_icmp_len).saturating_sub(IPV6_MIN_MTU as usize);
+    let icmp_len = full_icmp_len - cut;
+    if cut > 0 {
+        s.removed += sum_range(ctx, ETH_LEN + tot_len - cut, cut).ok_or(DropReason::Truncated)?;
     }
     s.tot_len = icmp_len as u16;
     let (ty, code, rest) = match icmp4_to_icmp6(icmp.ty, icmp.code, icmp.rest)? {
@@ -433,6 +436,17 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     write_bytes(ctx, at + 8, s.addr6[2])?;
     write_bytes(ctx, at + 24, s.addr6[3])?;
 
+    if cut > 0 {
+        // Everything past the kept message goes (Ethernet padding included).
+        let have = ctx.data_end() - ctx.data();
+        let trim = have.saturating_sub(ETH_LEN + IPV6_LEN + icmp_len);
+        // SAFETY: plain helper call on the program's own context.
+        if unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_tail(ctx.ctx, -(trim as i32)) }
+            != 0
+        {
+            return Err(DropReason::HeadroomExhausted);
+        }
+    }
     stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);
     Ok(xdp_action::XDP_PASS)

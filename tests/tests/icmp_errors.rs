@@ -752,6 +752,9 @@ struct Case {
     report: Report,
     input: Msg,
     want: Want,
+    /// The report the expected frame is built from, when it differs from the input's (an
+    /// error cut down to the IPv6 minimum MTU comes out as one that quoted less).
+    expect_as: Option<Report>,
 }
 
 /// An ICMPv6 error `input` in, the ICMPv4 error `out` out.
@@ -762,6 +765,7 @@ fn t64(name: &str, report: Report, input: Msg, out: Msg) -> Case {
         report,
         input,
         want: Want::Msg(out),
+        expect_as: None,
     }
 }
 
@@ -773,6 +777,7 @@ fn t46(name: &str, report: Report, input: Msg, out: Msg) -> Case {
         report,
         input,
         want: Want::Msg(out),
+        expect_as: None,
     }
 }
 
@@ -783,6 +788,7 @@ fn d64(name: &str, report: Report, input: Msg, reason: DropReason) -> Case {
         report,
         input,
         want: Want::Drop(reason),
+        expect_as: None,
     }
 }
 
@@ -793,6 +799,7 @@ fn d46(name: &str, report: Report, input: Msg, reason: DropReason) -> Case {
         report,
         input,
         want: Want::Drop(reason),
+        expect_as: None,
     }
 }
 
@@ -859,13 +866,14 @@ impl Xlat {
                 &mut errors,
             ),
             Want::Msg(m) => {
+                let report = case.expect_as.as_ref().unwrap_or(&case.report);
                 let expected = match case.dir {
-                    Dir::V6ToV4 => case.report.expected4(
+                    Dir::V6ToV4 => report.expected4(
                         *m,
                         self.cfg.copy_tos,
                         (be16(&out, OUTER_ID), be16(&out, INNER_ID)),
                     ),
-                    Dir::V4ToV6 => case.report.expected6(*m, self.cfg.copy_tos),
+                    Dir::V4ToV6 => report.expected6(*m, self.cfg.copy_tos),
                 };
                 if action == XDP_PASS {
                     if expected != out {
@@ -1770,26 +1778,52 @@ fn errors_4to6_quoted_packets() {
             te,
             te6,
         ),
-        // Cutting it down is not implemented: refused.
-        d46(
-            "1281 bytes: refused",
-            at_router(udp(40001, 33434, 1272)).cut(Cut::L4(1193)),
-            te,
-            DropReason::IcmpUntranslatable,
-        ),
-        d46(
-            "1281 bytes with quoted options: refused",
-            Report {
-                quote: Pkt {
-                    options: router_alert.clone(),
-                    ..at_router(udp(40001, 33434, 1272)).quote
-                },
-                ..at_router(udp(0, 0, 0))
-            }
-            .cut(Cut::L4(1193)),
-            te,
-            DropReason::IcmpUntranslatable,
-        ),
+        // RFC 4443 section 2.4(c): longer is cut down to 1280 bytes, the end of the quote going;
+        // the result is the error that quoted 1192 bytes.
+        Case {
+            expect_as: Some(at_router(udp(40001, 33434, 1272)).cut(Cut::L4(1192))),
+            ..t46(
+                "1281 bytes: cut to 1280",
+                at_router(udp(40001, 33434, 1272)).cut(Cut::L4(1193)),
+                te,
+                te6,
+            )
+        },
+        Case {
+            expect_as: Some(
+                Report {
+                    quote: Pkt {
+                        options: router_alert.clone(),
+                        ..at_router(udp(40001, 33434, 1272)).quote
+                    },
+                    ..at_router(udp(0, 0, 0))
+                }
+                .cut(Cut::L4(1192)),
+            ),
+            ..t46(
+                "1281 bytes with quoted options: cut to 1280",
+                Report {
+                    quote: Pkt {
+                        options: router_alert.clone(),
+                        ..at_router(udp(40001, 33434, 1272)).quote
+                    },
+                    ..at_router(udp(0, 0, 0))
+                }
+                .cut(Cut::L4(1193)),
+                te,
+                te6,
+            )
+        },
+        // A whole 1500-byte packet quoted (RFC 4884-style routers): 1240 bytes of it kept.
+        Case {
+            expect_as: Some(at_router(udp(40001, 33434, 1472)).cut(Cut::L4(1192))),
+            ..t46(
+                "a whole 1500-byte packet quoted: cut to 1280",
+                at_router(udp(40001, 33434, 1472)),
+                te,
+                te6,
+            )
+        },
     ];
     run_table("4to6 quoted", &base_config(), &cases);
 }
