@@ -32,7 +32,7 @@ pub fn v6(ctx: &XdpContext, cfg: &Config) -> Packed {
 
 #[inline(always)]
 fn rewrite(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
-    let s = crate::icmp_error::scratch()?;
+    let s = crate::scratch::get()?;
     // A mask the verifier can see; `translate` never hands over more than MAX_HEADERS_LEN.
     let l4_off = s.l4_off as usize & 0x3ff;
     if !(ETH_LEN + IPV6_LEN..=MAX_HEADERS_LEN).contains(&l4_off) {

@@ -28,7 +28,6 @@ use nat64_common::{
 
 use crate::{
     Packed, Step, addrmap, iface,
-    maps::{ErrorScratch, SCRATCH},
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
         IPPROTO_UDP, IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF,
@@ -134,26 +133,6 @@ fn inner_l4(
     }
 }
 
-/// Records where `translate` found the transport header and which protocol it is, for the
-/// paths that continue from there (ICMP errors, hairpinning).
-#[inline(always)]
-pub fn hand_over_6to4(l4_off: usize, proto: u8) -> Result<(), DropReason> {
-    let s = scratch()?;
-    s.l4_off = l4_off as u16;
-    s.l4_proto = proto;
-    Ok(())
-}
-
-/// The per-CPU working state (see `maps::SCRATCH`).
-#[inline(always)]
-pub fn scratch() -> Result<&'static mut ErrorScratch, DropReason> {
-    let p = SCRATCH
-        .get_ptr_mut(0)
-        .ok_or(DropReason::HeadroomExhausted)?;
-    // SAFETY: this CPU's slot; nothing else runs on it until the program returns.
-    Ok(unsafe { &mut *p })
-}
-
 /// RFC 7915 section 5.2: an ICMPv6 error becomes an ICMPv4 error (section 5.3 for the packet
 /// inside).
 #[inline(never)]
@@ -163,7 +142,7 @@ pub fn v6_to_v4(ctx: &XdpContext, cfg: &Config) -> Packed {
 
 #[inline(always)]
 fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
-    let s = scratch()?;
+    let s = crate::scratch::get()?;
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     // The ICMPv6 header follows any extension headers `translate` walked past (RFC 7915
     // section 5.1: they are skipped); they leave with the IPv6 header.
@@ -298,7 +277,7 @@ pub fn v4_to_v6(ctx: &XdpContext, cfg: &Config) -> Packed {
 
 #[inline(always)]
 fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
-    let s = scratch()?;
+    let s = crate::scratch::get()?;
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
     let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;

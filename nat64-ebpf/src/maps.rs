@@ -26,15 +26,15 @@ pub static EAM4: LpmTrie<[u8; 4], EamToV6> = LpmTrie::with_max_entries(EAM_MAX_E
 #[map]
 pub static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_MAX_ENTRIES, 0);
 
-/// Working state of the ICMP error paths (`icmp_error.rs`), one slot per CPU. Values kept here
+/// Working state of the side paths (`scratch.rs`: ICMP errors, hairpinning), one slot per CPU. Values kept here
 /// instead of in locals do not take BPF stack slots across helper calls (the stack is 512
 /// bytes). XDP runs to completion on its CPU, so the slot is private to the packet at hand.
 #[map]
-pub static SCRATCH: PerCpuArray<ErrorScratch> = PerCpuArray::with_max_entries(1, 0);
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// See `SCRATCH`. Only the dataplane uses it.
 #[repr(C)]
-pub struct ErrorScratch {
+pub struct Scratch {
     /// Sums of the checksum words that leave and that come (RFC 1624 update at the end).
     pub removed: u32,
     pub added: u32,

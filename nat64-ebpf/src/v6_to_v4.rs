@@ -182,11 +182,11 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         if is_error {
             return Err(DropReason::IcmpUntranslatable);
         }
-        crate::icmp_error::hand_over_6to4(l4_off, nh)?;
+        crate::scratch::hand_over_6to4(l4_off, nh)?;
         return Ok(Step::Hairpin);
     }
     if is_error {
-        crate::icmp_error::hand_over_6to4(l4_off, nh)?;
+        crate::scratch::hand_over_6to4(l4_off, nh)?;
         return Ok(Step::IcmpError);
     }
     // An IPv4 total length is 16 bits; XDP frames never get close, but say so explicitly.
