@@ -38,6 +38,10 @@ use crate::{
     stats, v4_to_v6, v6_to_v4,
 };
 
+/// Extension headers walked in a quoted IPv6 packet, and the most bytes they may take.
+const MAX_QUOTED_EXTENSION_HEADERS: usize = 4;
+const MAX_QUOTED_EXTENSION_BYTES: usize = 256;
+
 /// What changed in the quoted transport header, as sums of the words removed and added.
 struct InnerL4 {
     proto: u8,
@@ -192,42 +196,104 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     // Section 5.3: the quoted packet's addresses map like any others.
     let inner_off = icmp_off + ICMP_LEN;
     let inner = view::<Ipv6Hdr>(ctx, inner_off).ok_or(DropReason::InnerUntranslatable)?;
-    if inner.vtcfl[0] >> 4 != 6 || is_extension_header(inner.next_header) {
+    if inner.vtcfl[0] >> 4 != 6 {
         return Err(DropReason::InnerUntranslatable);
     }
     s.addr4[2] = addrmap::v6_to_v4(cfg, &inner.src).ok_or(DropReason::InnerUntranslatable)?;
     s.addr4[3] = addrmap::v6_to_v4(cfg, &inner.dst).ok_or(DropReason::InnerUntranslatable)?;
-    s.inner_plen = u16::from_be_bytes(inner.payload_len);
-    s.inner_tot = s
-        .inner_plen
-        .checked_add(IPV4_LEN as u16)
-        .ok_or(DropReason::InnerUntranslatable)?;
     s.inner_tos = v6_to_v4::tos(cfg, inner);
     s.inner_ttl = inner.hop_limit;
     // The new inner IPv4 header adds nothing: a header with a valid checksum sums to zero.
     s.removed += ipv6_header_sum(inner);
     let old_inner_addrs = sum16(&inner.src) + sum16(&inner.dst);
-    let l4 = inner_l4(
-        ctx,
-        inner_off + IPV6_LEN,
-        inner.next_header,
-        old_inner_addrs,
-        sum4(&s.addr4[2]) + sum4(&s.addr4[3]),
-        (
-            old_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32,
-            0,
-        ),
-    )?;
+    let inner_plen = u16::from_be_bytes(inner.payload_len);
+
+    // The quoted packet's extension headers go with its IPv6 header (section 5.1 applied to
+    // the quoted packet, 5.3); a quoted Fragment header becomes its IPv4 fragment fields.
+    let mut nh = inner.next_header;
+    let mut at = inner_off + IPV6_LEN;
+    s.inner_fragmented = 0;
+    for _ in 0..MAX_QUOTED_EXTENSION_HEADERS {
+        match nh {
+            0 | 43 | 60 => {
+                let h = read::<[u8; 2]>(ctx, at).ok_or(DropReason::InnerUntranslatable)?;
+                nh = h[0];
+                at += (h[1] as usize + 1) * 8;
+            }
+            44 => {
+                let f = read::<[u8; 8]>(ctx, at).ok_or(DropReason::InnerUntranslatable)?;
+                nh = f[0];
+                at += 8;
+                let off_m = u16::from_be_bytes([f[2], f[3]]);
+                let (offset, more) = (off_m >> 3, off_m & 1);
+                if offset != 0 || more != 0 {
+                    s.inner_fragmented = 1;
+                    s.inner_id = [f[6], f[7]];
+                    s.inner_frag = ((more << 13) | offset).to_be_bytes();
+                }
+            }
+            _ => break,
+        }
+        if at > inner_off + IPV6_LEN + MAX_QUOTED_EXTENSION_BYTES {
+            return Err(DropReason::InnerUntranslatable);
+        }
+    }
+    if is_extension_header(nh) {
+        return Err(DropReason::InnerUntranslatable);
+    }
+    // Masked: a bound the verifier can see for the offsets computed from it.
+    let inner_ext = (at - inner_off - IPV6_LEN) & 0x1ff;
+    if inner_ext > 0 {
+        s.removed += sum_range(ctx, inner_off + IPV6_LEN, inner_ext)
+            .ok_or(DropReason::InnerUntranslatable)?;
+    }
+    // The quoted transport length (its pseudo-header length) and the quoted IPv4 total length.
+    s.inner_plen = inner_plen
+        .checked_sub(inner_ext as u16)
+        .ok_or(DropReason::InnerUntranslatable)?;
+    s.inner_tot = s
+        .inner_plen
+        .checked_add(IPV4_LEN as u16)
+        .ok_or(DropReason::InnerUntranslatable)?;
+    let first = s.inner_fragmented == 0 || u16::from_be_bytes(s.inner_frag) & 0x1fff == 0;
+    if s.inner_fragmented != 0 && nh == IPPROTO_ICMPV6 {
+        // Its checksum covers a pseudo-header with the reassembled length: not known here.
+        return Err(DropReason::InnerUntranslatable);
+    }
+    let l4 = if first {
+        inner_l4(
+            ctx,
+            (at & 0x3ff) as usize,
+            nh,
+            old_inner_addrs,
+            sum4(&s.addr4[2]) + sum4(&s.addr4[3]),
+            (
+                old_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32,
+                0,
+            ),
+        )?
+    } else {
+        InnerL4 {
+            proto: nh,
+            removed: 0,
+            added: 0,
+        }
+    };
     s.inner_proto = l4.proto;
     s.removed += l4.removed;
     s.added += l4.added;
+    // Both IP headers shrink by 20 bytes and the quoted extension headers go.
+    s.tot_len = s
+        .tot_len
+        .checked_sub(inner_ext as u16)
+        .ok_or(DropReason::InnerUntranslatable)?;
     let [c0, c1] = checksum::update(s.check_in, s.removed, s.added).to_be_bytes();
     s.icmp[2] = c0;
     s.icmp[3] = c1;
 
     // Everything is read; the new headers go where the frame will start (40 bytes in, plus
     // the extension headers), and only then does the start move.
-    let new = 2 * (IPV6_LEN - IPV4_LEN) + ext_len;
+    let new = 2 * (IPV6_LEN - IPV4_LEN) + ext_len + inner_ext;
     let (id, frag) = v6_to_v4::id_and_flags(s.tot_len);
     let outer = ipv4_header(
         s.outer_tos,
@@ -240,7 +306,11 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         s.addr4[1],
     );
     write_bytes(ctx, new + ETH_LEN, outer)?;
-    let (iid, ifrag) = v6_to_v4::id_and_flags(s.inner_tot);
+    let (iid, ifrag) = if s.inner_fragmented != 0 {
+        (s.inner_id, s.inner_frag)
+    } else {
+        v6_to_v4::id_and_flags(s.inner_tot)
+    };
     let inner4 = ipv4_header(
         s.inner_tos,
         s.inner_tot,

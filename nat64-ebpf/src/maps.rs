@@ -55,6 +55,11 @@ pub struct Scratch {
     pub inner_proto: u8,
     /// 6 to 4: the transport protocol `translate` found after any extension headers.
     pub l4_proto: u8,
+    /// 6 to 4: the quoted packet was a fragment (its Fragment header gives the IPv4 fields).
+    pub inner_fragmented: u8,
+    pub _pad2: [u8; 1],
+    pub inner_id: [u8; 2],
+    pub inner_frag: [u8; 2],
     /// 6 to 4: where `translate` found the transport header (after any extension headers);
     /// the error and hairpin paths continue from there.
     pub l4_off: u16,

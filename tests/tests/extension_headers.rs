@@ -451,3 +451,150 @@ fn extension_headers_that_cannot_be_skipped_are_refused() {
         );
     }
 }
+
+/// An ICMPv6 error (`ty`, `code`, `rest`) from `src` to `dst` quoting `quoted`, as a frame.
+fn icmp6_error(
+    src: [u8; 16],
+    dst: [u8; 16],
+    ty: u8,
+    code: u8,
+    rest: [u8; 4],
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut msg = vec![ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
+    msg.extend_from_slice(quoted);
+    let c = nat64_common::checksum::compute(
+        nat64_common::checksum::sum16(&src)
+            + nat64_common::checksum::sum16(&dst)
+            + 58
+            + msg.len() as u32,
+        &msg,
+    );
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    let ip = ipv6(src, dst, msg.len() as u16, IpNumber::IPV6_ICMP, 64);
+    [ETH6.to_vec(), ip.to_bytes().to_vec(), msg].concat()
+}
+
+/// The IPv4 server's DF=0 datagram, translated into IPv6 fragments, meets a narrower IPv6 link:
+/// the router's Packet Too Big quotes the IPv6 fragment, Fragment header and all. The IPv4
+/// server must get Fragmentation Needed quoting its own IPv4 fragment: identification, MF,
+/// offset and the UDP checksum (for the whole datagram) as it sent them (RFC 7915 section 5.3).
+#[test]
+fn an_error_quoting_a_fragment_quotes_the_ipv4_fragment() {
+    let x = Loaded::load(
+        "quoted fragment",
+        "pool6 = \"64:ff9b::/96\"\npool6791 = \"192.0.2.1\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
+    );
+    const ROUTER6: [u8; 16] = [
+        0x20, 0x01, 0x0d, 0xb8, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    ];
+    let payload = pattern(600);
+    let whole6 = udp6(SERVER6, CLIENT6, &payload);
+    let whole4 = udp4(SERVER4, CLIENT4, &payload);
+    // The first 200 bytes of the datagram, as the translator sent them: IPv6 + Fragment header.
+    let f = frag_header(IpNumber::UDP, 0, true, 0x5a5a);
+    let quoted_ip = ipv6(
+        SERVER6,
+        CLIENT6,
+        8 + 200,
+        IpNumber::IPV6_FRAGMENTATION_HEADER,
+        61,
+    );
+    let quoted = [
+        quoted_ip.to_bytes().to_vec(),
+        f.to_vec(),
+        whole6[..200].to_vec(),
+    ]
+    .concat();
+    let input = icmp6_error(ROUTER6, SERVER6, 2, 0, 1400u32.to_be_bytes(), &quoted);
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS);
+
+    // Expected: from the RFC 6791 address, Fragmentation Needed with MTU 1380, quoting the
+    // IPv4 fragment (ID 0x5a5a, MF, offset 0, the IPv4 checksum of the whole datagram).
+    let mut q4 = Ipv4Header::new(200, 61, IpNumber::UDP, SERVER4, CLIENT4).unwrap();
+    q4.identification = 0x5a5a;
+    q4.dont_fragment = false;
+    q4.more_fragments = true;
+    q4.header_checksum = q4.calc_header_checksum();
+    let quoted4 = [q4.to_bytes().to_vec(), whole4[..200].to_vec()].concat();
+    let icmp = etherparse::Icmpv4Header::with_checksum(
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1380 },
+        ),
+        &quoted4,
+    );
+    let mut o4 = Ipv4Header::new(
+        (8 + quoted4.len()) as u16,
+        64,
+        IpNumber::ICMP,
+        [192, 0, 2, 1],
+        SERVER4,
+    )
+    .unwrap();
+    o4.dont_fragment = false;
+    o4.identification = u16::from_be_bytes([out[18], out[19]]);
+    o4.header_checksum = o4.calc_header_checksum();
+    let expected = [
+        ETH4.to_vec(),
+        o4.to_bytes().to_vec(),
+        icmp.to_bytes().to_vec(),
+        quoted4,
+    ]
+    .concat();
+    assert_frame("error quoting a fragment", &out, &expected);
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V6ToV4), (expected.len() - 14) as u64)
+        ]
+    );
+
+    // The same error quoting a hop-by-hop header before an unfragmented datagram: the
+    // extension header goes, the quote is a plain IPv4 packet.
+    let small6 = udp6(SERVER6, CLIENT6, &payload[..100]);
+    let small4 = udp4(SERVER4, CLIENT4, &payload[..100]);
+    let hbh = options(17, 0);
+    let quoted_ip = ipv6(
+        SERVER6,
+        CLIENT6,
+        (hbh.len() + small6.len()) as u16,
+        IpNumber(0),
+        61,
+    );
+    let quoted = [quoted_ip.to_bytes().to_vec(), hbh, small6].concat();
+    let input = icmp6_error(ROUTER6, SERVER6, 1, 4, [0; 4], &quoted);
+    let (action, out, _) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS);
+    let mut q4 = Ipv4Header::new(small4.len() as u16, 61, IpNumber::UDP, SERVER4, CLIENT4).unwrap();
+    q4.dont_fragment = false;
+    q4.identification = u16::from_be_bytes([out[46], out[47]]);
+    q4.header_checksum = q4.calc_header_checksum();
+    let quoted4 = [q4.to_bytes().to_vec(), small4].concat();
+    let icmp = etherparse::Icmpv4Header::with_checksum(
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ),
+        &quoted4,
+    );
+    let mut o4 = Ipv4Header::new(
+        (8 + quoted4.len()) as u16,
+        64,
+        IpNumber::ICMP,
+        [192, 0, 2, 1],
+        SERVER4,
+    )
+    .unwrap();
+    o4.dont_fragment = false;
+    o4.identification = u16::from_be_bytes([out[18], out[19]]);
+    o4.header_checksum = o4.calc_header_checksum();
+    let expected = [
+        ETH4.to_vec(),
+        o4.to_bytes().to_vec(),
+        icmp.to_bytes().to_vec(),
+        quoted4,
+    ]
+    .concat();
+    assert_frame("error quoting a hop-by-hop header", &out, &expected);
+}
