@@ -14,13 +14,7 @@ use crate::maps::{EAM4, EAM6};
 /// 6-to-4 packets.
 #[inline(always)]
 pub fn v6_to_v4(cfg: &Config, a: &[u8; 16]) -> Option<[u8; 4]> {
-    if let Some(e) = EAM6.get(Key::new(128, *a)) {
-        return Some(eam_to_v4(a, e));
-    }
-    if prefix_matches(a, &cfg.pool6, cfg.pool6_len) {
-        return extract(a, cfg.pool6_len);
-    }
-    None
+    v6_to_v4_via(cfg, a).map(|(v4, _)| v4)
 }
 
 /// How an IPv4 address maps to IPv6: through an EAM entry (a pointer into map memory, valid

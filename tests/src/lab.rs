@@ -399,6 +399,20 @@ pub fn ping(ns: &Netns, target: &str, count: u32) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// One echo request with hop limit / TTL `hops` from `ns` to `target`; ping's output (where
+/// an ICMP error's "From <address> ... exceeded" line shows up).
+pub fn ping_hops(ns: &Netns, target: &str, hops: u32) -> String {
+    let out = ns.output(
+        "ping",
+        &["-n", "-c", "1", "-W", "2", "-t", &hops.to_string(), target],
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// A command line for log output, e.g. in the lab's narration.
 pub fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();

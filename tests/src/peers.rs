@@ -3,7 +3,7 @@
 //! instead of hanging it.
 
 use std::{
-    io::{Read, Write},
+    io::{ErrorKind, Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket},
     time::Duration,
 };
@@ -149,4 +149,24 @@ pub fn http_serve(listener: TcpListener, max: usize, idle: Duration) {
             }
         }
     }
+}
+
+/// Sends a datagram from a socket bound at `local` in `from`, connected to `to` (a port nobody
+/// listens on), and says whether the sender learned "connection refused": it only can from an
+/// ICMP Port Unreachable that found its way back. A few tries, each bounded (the first
+/// datagram may wait for neighbour resolution).
+pub fn udp_refused(from: &crate::netns::Netns, local: &'static str, to: SocketAddr) -> bool {
+    let sock = from.run(|| UdpSocket::bind(local)).expect("bind");
+    sock.connect(to).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    for _ in 0..3 {
+        let _ = sock.send(b"anyone there?");
+        match sock.recv(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return true,
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+    false
 }

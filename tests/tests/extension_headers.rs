@@ -475,6 +475,31 @@ fn icmp6_error(
     [ETH6.to_vec(), ip.to_bytes().to_vec(), msg].concat()
 }
 
+/// The expected frame of an ICMPv4 error of type `ty` from 192.0.2.1 (the RFC 6791 address) to
+/// the IPv4 server, quoting `quoted4`, with the outer identification taken from `out` (random
+/// by design, DF clear).
+fn expected_icmp4_error(ty: etherparse::Icmpv4Type, quoted4: &[u8], out: &[u8]) -> Vec<u8> {
+    let icmp = etherparse::Icmpv4Header::with_checksum(ty, quoted4);
+    let mut o4 = Ipv4Header::new(
+        (8 + quoted4.len()) as u16,
+        64,
+        IpNumber::ICMP,
+        [192, 0, 2, 1],
+        SERVER4,
+    )
+    .unwrap();
+    o4.dont_fragment = false;
+    o4.identification = u16::from_be_bytes([out[18], out[19]]);
+    o4.header_checksum = o4.calc_header_checksum();
+    [
+        ETH4.to_vec(),
+        o4.to_bytes().to_vec(),
+        icmp.to_bytes().to_vec(),
+        quoted4.to_vec(),
+    ]
+    .concat()
+}
+
 /// The IPv4 server's DF=0 datagram, translated into IPv6 fragments, meets a narrower IPv6 link:
 /// the router's Packet Too Big quotes the IPv6 fragment, Fragment header and all. The IPv4
 /// server must get Fragmentation Needed quoting its own IPv4 fragment: identification, MF,
@@ -518,30 +543,13 @@ fn an_error_quoting_a_fragment_quotes_the_ipv4_fragment() {
     q4.more_fragments = true;
     q4.header_checksum = q4.calc_header_checksum();
     let quoted4 = [q4.to_bytes().to_vec(), whole4[..200].to_vec()].concat();
-    let icmp = etherparse::Icmpv4Header::with_checksum(
+    let expected = expected_icmp4_error(
         etherparse::Icmpv4Type::DestinationUnreachable(
             etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1380 },
         ),
         &quoted4,
+        &out,
     );
-    let mut o4 = Ipv4Header::new(
-        (8 + quoted4.len()) as u16,
-        64,
-        IpNumber::ICMP,
-        [192, 0, 2, 1],
-        SERVER4,
-    )
-    .unwrap();
-    o4.dont_fragment = false;
-    o4.identification = u16::from_be_bytes([out[18], out[19]]);
-    o4.header_checksum = o4.calc_header_checksum();
-    let expected = [
-        ETH4.to_vec(),
-        o4.to_bytes().to_vec(),
-        icmp.to_bytes().to_vec(),
-        quoted4,
-    ]
-    .concat();
     assert_frame("error quoting a fragment", &out, &expected);
     assert_eq!(
         moved,
@@ -572,29 +580,12 @@ fn an_error_quoting_a_fragment_quotes_the_ipv4_fragment() {
     q4.identification = u16::from_be_bytes([out[46], out[47]]);
     q4.header_checksum = q4.calc_header_checksum();
     let quoted4 = [q4.to_bytes().to_vec(), small4].concat();
-    let icmp = etherparse::Icmpv4Header::with_checksum(
+    let expected = expected_icmp4_error(
         etherparse::Icmpv4Type::DestinationUnreachable(
             etherparse::icmpv4::DestUnreachableHeader::Port,
         ),
         &quoted4,
+        &out,
     );
-    let mut o4 = Ipv4Header::new(
-        (8 + quoted4.len()) as u16,
-        64,
-        IpNumber::ICMP,
-        [192, 0, 2, 1],
-        SERVER4,
-    )
-    .unwrap();
-    o4.dont_fragment = false;
-    o4.identification = u16::from_be_bytes([out[18], out[19]]);
-    o4.header_checksum = o4.calc_header_checksum();
-    let expected = [
-        ETH4.to_vec(),
-        o4.to_bytes().to_vec(),
-        icmp.to_bytes().to_vec(),
-        quoted4,
-    ]
-    .concat();
     assert_frame("error quoting a hop-by-hop header", &out, &expected);
 }

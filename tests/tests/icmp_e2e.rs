@@ -3,38 +3,14 @@
 //! other family, a router's Time Exceeded reaches the IPv6 host that caused it, and path MTU
 //! discovery works through the translator.
 
-use std::{
-    io::ErrorKind,
-    net::{SocketAddr, TcpListener, UdpSocket},
-    time::Duration,
-};
+use std::net::{SocketAddr, TcpListener};
 
 use nat64_common::{Counter, Dir, L4Proto};
 use nat64_daemon::stats::parse_value;
 use nat64_tests::{
     lab::{CLIENT6_AS_V4, Lab, LabOptions, ROUTER4_AS_V6, SERVER4, SERVER4_AS_V6, XLAT4, XLAT6},
-    netns::Netns,
     peers,
 };
-
-/// Sends a datagram to a port nobody listens on, from a connected socket, and reports whether
-/// the sender learned "connection refused" (which it only can from a translated ICMP error).
-fn refused(from: &Netns, local: &'static str, to: SocketAddr) -> bool {
-    let sock = from.run(|| UdpSocket::bind(local)).expect("bind");
-    sock.connect(to).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    let mut buf = [0u8; 64];
-    // The first datagram may wait for neighbour resolution; a few tries, each bounded.
-    for _ in 0..3 {
-        let _ = sock.send(b"anyone there?");
-        match sock.recv(&mut buf) {
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => return true,
-            _ => std::thread::sleep(Duration::from_millis(300)),
-        }
-    }
-    false
-}
 
 fn counter(stdout: &str, c: Counter) -> u64 {
     parse_value(stdout, c).unwrap_or_else(|| panic!("counter {c:?} missing from:\n{stdout}"))
@@ -48,12 +24,12 @@ fn port_unreachable_is_reported_across_the_translator_both_ways() {
     // IPv6 client -> IPv4 server's closed port: the IPv4 kernel's ICMP Port Unreachable comes
     // back as ICMPv6 Port Unreachable.
     assert!(
-        refused(&lab.client6, "[::]:0", SocketAddr::from((SERVER4_AS_V6, 9))),
+        peers::udp_refused(&lab.client6, "[::]:0", SocketAddr::from((SERVER4_AS_V6, 9))),
         "the IPv6 client was not told the port is closed"
     );
     // IPv4 server -> IPv6 client's closed port: the ICMPv6 error comes back as ICMPv4.
     assert!(
-        refused(
+        peers::udp_refused(
             &lab.server4,
             "0.0.0.0:0",
             SocketAddr::from((CLIENT6_AS_V4, 9))
@@ -86,25 +62,11 @@ fn time_exceeded_from_an_ipv4_router_reaches_the_ipv6_host() {
     assert!(ok, "ping through the router failed:\n{text}");
     // ...and with hop limit 2 the translator forwards it with TTL 1, the router drops it and
     // answers Time Exceeded, which reaches the client from the router's pool6 address.
-    let out = lab.client6.output(
-        "ping",
-        &[
-            "-n",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "-t",
-            "2",
-            &SERVER4_AS_V6.to_string(),
-        ],
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = nat64_tests::lab::ping_hops(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
     assert!(
         text.contains(&format!("From {ROUTER4_AS_V6}"))
             && text.to_lowercase().contains("time exceeded"),
-        "no translated Time Exceeded from the router:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+        "no translated Time Exceeded from the router:\n{text}"
     );
     let exit = lab.stop_daemon();
     assert!(
@@ -127,8 +89,7 @@ fn the_translator_answers_time_exceeded_for_packets_expiring_on_it() {
         (&lab.server4, CLIENT6_AS_V4.to_string(), XLAT4.to_string()),
     ];
     for (ns, target, hop) in cases {
-        let out = ns.output("ping", &["-n", "-c", "1", "-W", "2", "-t", "1", &target]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text = nat64_tests::lab::ping_hops(ns, &target, 1);
         assert!(
             text.contains(&format!("From {hop}")) && text.to_lowercase().contains("exceeded"),
             "ping -t 1 {target}: no Time Exceeded from {hop}:\n{text}"

@@ -159,20 +159,7 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
     check(ok, "ICMP echo translated to ICMPv6 echo and back");
 
     step("ICMP errors cross too: the translator is a traceroute hop, a closed port is reported");
-    let out = lab.client6.output(
-        "ping",
-        &[
-            "-n",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "-t",
-            "1",
-            &SERVER4_AS_V6.to_string(),
-        ],
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = nat64_tests::lab::ping_hops(&lab.client6, &SERVER4_AS_V6.to_string(), 1);
     let hop = text
         .lines()
         .find(|l| l.starts_with("From"))
@@ -183,18 +170,7 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
         hop.contains("2001:db8:6::1") && hop.to_lowercase().contains("exceeded"),
         "Time Exceeded from the translator",
     );
-    let refused = {
-        let sock = lab.client6.run(|| UdpSocket::bind("[::]:0")).expect("bind");
-        sock.connect(SocketAddr::from((SERVER4_AS_V6, 9)))
-            .expect("connect");
-        sock.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        let mut buf = [0u8; 16];
-        (0..3).any(|_| {
-            let _ = sock.send(b"hello?");
-            matches!(sock.recv(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
-        })
-    };
+    let refused = peers::udp_refused(&lab.client6, "[::]:0", SocketAddr::from((SERVER4_AS_V6, 9)));
     println!(
         "    UDP to [{SERVER4_AS_V6}]:9 (closed): {}",
         if refused {
