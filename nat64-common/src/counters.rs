@@ -81,7 +81,9 @@ pub enum DropReason {
     HeadroomExhausted = 10,
     /// Longer than the ingress interface's MTU: a GRO/GSO aggregate. Only generic XDP sees
     /// these (native XDP on veth turns the peer's segmentation offload off), and XDP cannot
-    /// translate them: the kernel would still segment the result as the old family.
+    /// translate them: the kernel would still segment the result as the old family. Counted
+    /// here only without a translator link; with one they are handed off
+    /// ([`Handoff::GsoAggregate`]).
     Oversize = 11,
     /// The packet quoted inside an ICMP error cannot be translated: its header is cut short,
     /// an address has no mapping, it carries extension headers, or it is itself an ICMP error
@@ -89,8 +91,9 @@ pub enum DropReason {
     InnerUntranslatable = 12,
     /// IPv4 to IPv6: the translated packet would exceed the configured IPv6 MTU. With DF set
     /// the dataplane answers ICMP Fragmentation Needed itself (RFC 7915 section 4.1 and the
-    /// RFC 1191 PMTUD the sender runs); with DF clear it would have to fragment, which it
-    /// cannot do yet.
+    /// RFC 1191 PMTUD the sender runs); with DF clear it must be fragmented, which the kernel
+    /// does on the translator link ([`Handoff::NeedsFragmentation`]), so this counts only
+    /// packets that find no link (or that outgrow the link itself).
     PacketTooBig = 13,
 }
 
@@ -133,23 +136,53 @@ impl DropReason {
     }
 }
 
+/// Why the XDP fast path handed a packet that is ours to the kernel untouched, for the
+/// kernel to route it through the translator link (see `maps::CONFIG_F_LINK`), where it is
+/// translated after the kernel has done what XDP cannot. Not a drop: the packet goes on.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handoff {
+    /// IPv4 without DF (or an IPv4 fragment) that would outgrow the IPv6 MTU once translated:
+    /// RFC 7915 section 4.1 wants it fragmented, and the kernel fragments it on its way into
+    /// the link (whose IPv4 routes carry an MTU 28 bytes below the IPv6 one).
+    NeedsFragmentation = 0,
+    /// A GRO/GSO aggregate larger than the interface MTU (generic XDP only): the kernel
+    /// segments it on its way into the link.
+    GsoAggregate = 1,
+}
+
+impl Handoff {
+    pub const COUNT: u32 = 2;
+    pub const ALL: [Handoff; 2] = [Handoff::NeedsFragmentation, Handoff::GsoAggregate];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Handoff::NeedsFragmentation => "needs_fragmentation",
+            Handoff::GsoAggregate => "gso_aggregate",
+        }
+    }
+}
+
 /// A slot of the `STATS` per-CPU array.
 ///
 /// Layout: translated packets `[dir][proto]`, then translated bytes `[dir]`, then drops
-/// `[dir][reason]`. [`Counter::index`] is the only place that knows it.
+/// `[dir][reason]`, then hand-offs `[dir][reason]`. [`Counter::index`] is the only place that
+/// knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
     Packets(Dir, L4Proto),
     Bytes(Dir),
     Dropped(Dir, DropReason),
+    Handoff(Dir, Handoff),
 }
 
 const PACKETS_BASE: u32 = 0;
 const BYTES_BASE: u32 = PACKETS_BASE + 2 * L4Proto::COUNT;
 const DROPPED_BASE: u32 = BYTES_BASE + 2;
+const HANDOFF_BASE: u32 = DROPPED_BASE + 2 * DropReason::COUNT;
 
 /// Number of slots in the `STATS` map.
-pub const STATS_LEN: u32 = DROPPED_BASE + 2 * DropReason::COUNT;
+pub const STATS_LEN: u32 = HANDOFF_BASE + 2 * Handoff::COUNT;
 
 impl Counter {
     #[inline(always)]
@@ -158,6 +191,7 @@ impl Counter {
             Counter::Packets(d, p) => PACKETS_BASE + d as u32 * L4Proto::COUNT + p as u32,
             Counter::Bytes(d) => BYTES_BASE + d as u32,
             Counter::Dropped(d, r) => DROPPED_BASE + d as u32 * DropReason::COUNT + r as u32,
+            Counter::Handoff(d, h) => HANDOFF_BASE + d as u32 * Handoff::COUNT + h as u32,
         }
     }
 }
@@ -179,6 +213,9 @@ mod tests {
             for r in DropReason::ALL {
                 v.push(Counter::Dropped(d, r));
             }
+            for h in Handoff::ALL {
+                v.push(Counter::Handoff(d, h));
+            }
         }
         v
     }
@@ -197,5 +234,8 @@ mod tests {
         }
         let names: BTreeSet<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names.len(), DropReason::ALL.len());
+        for (i, h) in Handoff::ALL.iter().enumerate() {
+            assert_eq!(*h as usize, i, "{}", h.name());
+        }
     }
 }

@@ -12,4 +12,4 @@ pub mod counters;
 pub mod icmp;
 pub mod maps;
 
-pub use counters::{Counter, Dir, DropReason, L4Proto};
+pub use counters::{Counter, Dir, DropReason, Handoff, L4Proto};

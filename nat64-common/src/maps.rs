@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -66,6 +66,18 @@ pub const CONFIG_F_POOL6791: u8 = 1 << 1;
 /// The EAM table has entries, so an IPv6 packet to pool6 may hairpin (RFC 7757 section 4):
 /// the dataplane only looks when this is set.
 pub const CONFIG_F_EAM: u8 = 1 << 2;
+/// The daemon runs a translator link: a veth pair into which the kernel routes pool6 and the
+/// EAM IPv4 prefixes, with the dataplane's `nat64_link` program on its far end. Packets of
+/// ours that XDP cannot translate in place (IPv4 to fragment, GSO aggregates) are then handed
+/// to the kernel untouched instead of dropped: it fragments or segments them on their way into
+/// the link, where they are translated (see `counters::Handoff`).
+pub const CONFIG_F_LINK: u8 = 1 << 3;
+/// Never set in the map: the `nat64_link` entry point sets it in its own copy of the
+/// configuration, so the shared translation code knows it runs on the far end of the
+/// translator link. There a translated packet goes back into the link (`XDP_TX`) rather
+/// than up the stack, the hop limit is left alone (the kernel decremented it on the way in
+/// and checks it on the way out), and nothing is handed off again.
+pub const CONFIG_F_ON_LINK: u8 = 1 << 7;
 
 impl Config {
     pub const fn disabled() -> Self {

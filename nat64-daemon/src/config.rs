@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, fmt, net::Ipv6Addr, path::Path, str::FromStr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nat64_common::{
     addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_POOL6791, EAM_MAX_ENTRIES},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_LINK, CONFIG_F_POOL6791, EAM_MAX_ENTRIES},
 };
 use serde::Deserialize;
 
@@ -155,6 +155,61 @@ impl FromStr for Pool6 {
     }
 }
 
+/// The translator link: a veth pair the daemon creates and owns. The kernel routes pool6 and
+/// the EAM IPv4 prefixes into `name`; the dataplane runs on the far end, [`LinkName::peer`].
+/// What the XDP fast path cannot translate in place (IPv4 to fragment, GSO aggregates) and
+/// traffic this host originates take that way. "off": no link and no routes.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct LinkName(pub Option<String>);
+
+impl LinkName {
+    /// Longest accepted name: the far end's name adds [`LinkName::PEER_SUFFIX`] and must fit
+    /// the kernel's 15 characters.
+    pub const MAX_LEN: usize = 12;
+    pub const PEER_SUFFIX: &str = "-dp";
+
+    /// The far end's name, where the dataplane runs.
+    pub fn peer(&self) -> Option<String> {
+        self.0.as_ref().map(|n| format!("{n}{}", Self::PEER_SUFFIX))
+    }
+}
+
+impl Default for LinkName {
+    fn default() -> Self {
+        Self(Some("nat64".to_string()))
+    }
+}
+
+impl TryFrom<String> for LinkName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl FromStr for LinkName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            return Ok(Self(None));
+        }
+        if s.is_empty()
+            || s.len() > Self::MAX_LEN
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(format!(
+                "{s:?} is not a usable link name (1 to {} characters among letters, digits, '-', '_' and '.'; the far end adds {:?}), nor \"off\"",
+                Self::MAX_LEN,
+                Self::PEER_SUFFIX
+            ));
+        }
+        Ok(Self(Some(s.to_string())))
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -188,6 +243,9 @@ pub struct Config {
     /// Explicit address mappings.
     #[serde(default)]
     pub eam: Vec<Eam>,
+    /// The translator link's name, or "off" (see [`LinkName`]).
+    #[serde(default)]
+    pub translator_link: LinkName,
     /// Log format.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -271,6 +329,20 @@ impl Config {
                 ));
             }
         }
+        if let (Some(link), Some(peer)) = (&self.translator_link.0, self.translator_link.peer())
+            && let Some(i) = self
+                .interfaces
+                .iter()
+                .position(|ifc| ifc.name == *link || ifc.name == peer)
+        {
+            return Err(invalid(
+                "translator_link",
+                format!(
+                    "{link:?} (and its far end {peer:?}) belong to the daemon; interfaces[{i}] names {:?}",
+                    self.interfaces[i].name
+                ),
+            ));
+        }
         if self.eam.len() > EAM_MAX_ENTRIES as usize {
             return Err(invalid(
                 "eam",
@@ -340,7 +412,19 @@ impl Config {
             c.pool6791 = a.octets();
             c.flags |= CONFIG_F_POOL6791;
         }
+        if self.translator_link.0.is_some() {
+            c.flags |= CONFIG_F_LINK;
+        }
         c
+    }
+
+    /// The MTU of the translator link: the IPv6 MTU, at most 1500 (XDP on veth caps the MTU
+    /// near one page, and a larger link buys nothing: what takes it is the exception).
+    pub fn link_mtu(&self) -> u32 {
+        match self.ipv6_mtu {
+            0 => 1500,
+            m => u32::from(m).min(1500),
+        }
     }
 }
 
@@ -427,7 +511,31 @@ mod tests {
         let d = c.dataplane();
         assert_eq!(d.pool6, WELL_KNOWN_PREFIX);
         assert_eq!(d.pool6_len, 96);
-        assert_eq!(d.flags, CONFIG_F_COPY_TOS);
+        assert_eq!(d.flags, CONFIG_F_COPY_TOS | CONFIG_F_LINK);
+        assert_eq!(c.translator_link.0.as_deref(), Some("nat64"));
+        assert_eq!(c.translator_link.peer().as_deref(), Some("nat64-dp"));
+        assert_eq!(c.link_mtu(), 1500);
+    }
+
+    #[test]
+    fn translator_link_name_off_and_limits() {
+        let c = Config::parse("translator_link = \"off\"", "x").unwrap();
+        assert_eq!(c.translator_link.0, None);
+        assert_eq!(c.dataplane().flags & CONFIG_F_LINK, 0);
+        let c = Config::parse("translator_link = \"xl\"\nipv6_mtu = 1400", "x").unwrap();
+        assert_eq!(c.translator_link.peer().as_deref(), Some("xl-dp"));
+        assert_eq!(c.link_mtu(), 1400);
+        assert_eq!(
+            Config::parse("ipv6_mtu = 9000", "x").unwrap().link_mtu(),
+            1500
+        );
+        let e = err("translator_link = \"thirteen-char\"");
+        assert!(e.contains("not a usable link name"), "{e}");
+        let e = err("translator_link = \"a b\"");
+        assert!(e.contains("not a usable link name"), "{e}");
+        let e = err("translator_link = \"xl\"\n[[interfaces]]\nname = \"xl-dp\"");
+        assert!(e.starts_with("translator_link: "), "{e}");
+        assert!(e.contains("interfaces[0]"), "{e}");
     }
 
     #[test]
@@ -439,6 +547,7 @@ mod tests {
             log_format = "json"
             stats_interval_secs = 10
             pool6791 = "192.0.2.1"
+            translator_link = "off"
             [[interfaces]]
             name = "eth0"
             [[interfaces]]

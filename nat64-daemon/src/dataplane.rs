@@ -20,8 +20,13 @@ use crate::{
 /// fails the daemon's build).
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/nat64"));
 
-/// Name of the XDP entry point in `nat64-ebpf/src/main.rs`.
+/// Name of the XDP entry point in `nat64-ebpf/src/main.rs`: the fast path.
 pub const XDP_PROGRAM: &str = "nat64_xdp";
+/// The entry point for the far end of the translator link.
+pub const LINK_PROGRAM: &str = "nat64_link";
+/// The entry point for the kernel's end of the translator link (passes everything).
+pub const PASS_PROGRAM: &str = "nat64_pass";
+const PROGRAMS: [&str; 3] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM];
 
 /// What can go wrong between the object and a running dataplane.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +37,13 @@ pub enum DataplaneError {
     /// The object lacks a program or map this daemon expects: daemon and object disagree.
     #[error("the eBPF object has no {0}; the daemon and its dataplane are out of step")]
     Missing(&'static str),
-    /// The kernel refused the program; the message carries the verifier log.
-    #[error("the kernel refused program {XDP_PROGRAM}: {0}")]
-    Program(#[source] ProgramError),
+    /// The kernel refused a program; the message carries the verifier log.
+    #[error("the kernel refused program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
     /// Attaching failed (interface gone, mode unsupported by the driver, another program).
     #[error("attaching to {iface} in {mode} XDP mode failed: {source}")]
     Attach {
@@ -73,10 +82,11 @@ pub struct Dataplane {
     links: Vec<Link>,
 }
 
-/// An attachment: interface, its index and the kernel link.
+/// An attachment: interface, its index, the program and the kernel link.
 struct Link {
     iface: String,
     ifindex: u32,
+    program: &'static str,
     id: XdpLinkId,
 }
 
@@ -85,12 +95,15 @@ impl Dataplane {
     /// Attaches nothing.
     pub fn load(cfg: &Config) -> Result<Self, DataplaneError> {
         let mut ebpf = Ebpf::load(EBPF_OBJECT)?;
-        let prog: &mut Xdp = ebpf
-            .program_mut(XDP_PROGRAM)
-            .ok_or(DataplaneError::Missing("XDP program"))?
-            .try_into()
-            .map_err(DataplaneError::Program)?;
-        prog.load().map_err(DataplaneError::Program)?;
+        for name in PROGRAMS {
+            let prog: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(DataplaneError::Missing(name))?
+                .try_into()
+                .map_err(|source| DataplaneError::Program { name, source })?;
+            prog.load()
+                .map_err(|source| DataplaneError::Program { name, source })?;
+        }
         let mut dp = Self {
             ebpf,
             links: Vec::new(),
@@ -194,14 +207,52 @@ impl Dataplane {
             config::XdpMode::Generic => XdpMode::Skb,
         };
         let id = self
-            .xdp_mut()?
+            .program_mut(XDP_PROGRAM)?
             .attach_to_if_index(ifindex, aya_mode)
             .map_err(attach_err)?;
         self.links.push(Link {
             iface: iface.to_string(),
             ifindex,
+            program: XDP_PROGRAM,
             id,
         });
+        Ok(())
+    }
+
+    /// Attaches to the translator link (natively: it is a veth): the translating program on
+    /// its far end, the pass-through one on the kernel's end, which gives the far end's
+    /// `XDP_TX` the NAPI context it needs on veth.
+    pub fn attach_link(
+        &mut self,
+        link: &crate::link::TranslatorLink,
+    ) -> Result<(), DataplaneError> {
+        let settings = InterfaceSettings {
+            // The kernel side has transmit checksum offload off (see `link::create`): every
+            // checksum arrives complete.
+            partial_checksums: false,
+            mtu: crate::sys::mtu(&link.peer).unwrap_or(0),
+            addr4: None,
+        };
+        self.set_interface(link.peer_index, &settings)?;
+        for (iface, ifindex, program) in [
+            (&link.name, link.index, PASS_PROGRAM),
+            (&link.peer, link.peer_index, LINK_PROGRAM),
+        ] {
+            let id = self
+                .program_mut(program)?
+                .attach_to_if_index(ifindex, XdpMode::Driver)
+                .map_err(|source| DataplaneError::Attach {
+                    iface: iface.clone(),
+                    mode: config::XdpMode::Native,
+                    source,
+                })?;
+            self.links.push(Link {
+                iface: iface.clone(),
+                ifindex,
+                program,
+                id,
+            });
+        }
         Ok(())
     }
 
@@ -244,7 +295,7 @@ impl Dataplane {
         let links = std::mem::take(&mut self.links);
         let mut out = Vec::new();
         for link in links.into_iter().rev() {
-            let r = match self.xdp_mut() {
+            let r = match self.program_mut(link.program) {
                 Ok(p) => p.detach(link.id),
                 Err(_) => Err(ProgramError::NotAttached),
             };
@@ -261,21 +312,26 @@ impl Dataplane {
         self.links.iter().map(|l| l.iface.as_str())
     }
 
-    /// The loaded XDP program, for `BPF_PROG_TEST_RUN` in tests and benchmarks.
+    /// The loaded fast-path program, for `BPF_PROG_TEST_RUN` in tests and benchmarks.
     pub fn xdp(&self) -> Result<&Xdp, DataplaneError> {
-        self.ebpf
-            .program(XDP_PROGRAM)
-            .ok_or(DataplaneError::Missing("XDP program"))?
-            .try_into()
-            .map_err(DataplaneError::Program)
+        self.program(XDP_PROGRAM)
     }
 
-    fn xdp_mut(&mut self) -> Result<&mut Xdp, DataplaneError> {
+    /// A loaded program by name (one of the `*_PROGRAM` constants).
+    pub fn program(&self, name: &'static str) -> Result<&Xdp, DataplaneError> {
         self.ebpf
-            .program_mut(XDP_PROGRAM)
-            .ok_or(DataplaneError::Missing("XDP program"))?
+            .program(name)
+            .ok_or(DataplaneError::Missing(name))?
             .try_into()
-            .map_err(DataplaneError::Program)
+            .map_err(|source| DataplaneError::Program { name, source })
+    }
+
+    fn program_mut(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::Missing(name))?
+            .try_into()
+            .map_err(|source| DataplaneError::Program { name, source })
     }
 
     /// Sums every counter over all CPUs.

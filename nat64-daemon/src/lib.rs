@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod dataplane;
+pub mod link;
 pub mod stats;
 pub mod sys;
 

@@ -103,9 +103,9 @@ fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
     // Overrides go through the same validation as the file.
     cfg.validate()
         .context("configuration after command-line overrides")?;
-    if cfg.interfaces.is_empty() {
+    if cfg.interfaces.is_empty() && cfg.translator_link.0.is_none() {
         anyhow::bail!(
-            "interfaces: no interface configured; give one with --interface or in the file"
+            "interfaces: no interface configured and translator_link is off, so nothing would be translated; give an interface with --interface or in the file"
         );
     }
     cfg.check_interfaces_exist()?;
@@ -148,13 +148,29 @@ fn init_logging(format: LogFormat) {
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = effective_config(&args)?;
     init_logging(cfg.log_format);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(cfg))
+}
 
+/// Sets everything up, translates until told to stop, then takes everything down again.
+async fn serve(cfg: Config) -> anyhow::Result<()> {
     let mut dp = Dataplane::load(&cfg).context("loading the dataplane")?;
+    let nl = nat64_daemon::link::connect()?;
+    let link = match (&cfg.translator_link.0, cfg.translator_link.peer()) {
+        (Some(name), Some(peer)) => Some(set_up_link(&mut dp, &nl, &cfg, name, &peer).await?),
+        _ => None,
+    };
     for ifc in &cfg.interfaces {
         let partial = partial_checksums(ifc);
         if let Err(e) = dp.attach(&ifc.name, ifc.xdp_mode, partial) {
             // Leave nothing half attached.
             dp.detach_all();
+            if let Some(l) = &link {
+                let _ = nat64_daemon::link::remove(&nl, l.index).await;
+            }
             return Err(e.into());
         }
         info!(interface = %ifc.name, mode = %ifc.xdp_mode, partial_checksums = partial, "attached");
@@ -163,19 +179,22 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         pool6 = %cfg.pool6.0.map_or("off".to_string(), |p| p.to_string()),
         eam_entries = cfg.eam.len(),
         interfaces = cfg.interfaces.len(),
+        translator_link = link.as_ref().map_or("off", |l| l.name.as_str()),
         "nat64d ready"
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(wait_for_shutdown(&dp, cfg.stats_interval_secs))?;
+    let waited = wait_for_shutdown(&dp, cfg.stats_interval_secs).await;
 
     for (iface, r) in dp.detach_all() {
         match r {
             Ok(()) => info!(interface = %iface, "detached"),
             Err(e) => warn!(interface = %iface, error = %e, "detach failed"),
+        }
+    }
+    if let Some(l) = &link {
+        match nat64_daemon::link::remove(&nl, l.index).await {
+            Ok(()) => info!(link = %l.name, "translator link removed, and its routes with it"),
+            Err(e) => warn!(link = %l.name, error = %e, "removing the translator link failed"),
         }
     }
     match dp.stats() {
@@ -186,7 +205,46 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         Err(e) => error!(error = %e, "reading counters failed"),
     }
-    Ok(())
+    waited
+}
+
+/// Creates the translator link, attaches its programs and routes pool6 and the EAM IPv4
+/// prefixes into it. On failure nothing of it is left behind.
+async fn set_up_link(
+    dp: &mut Dataplane,
+    nl: &rtnetlink::Handle,
+    cfg: &Config,
+    name: &str,
+    peer: &str,
+) -> anyhow::Result<nat64_daemon::link::TranslatorLink> {
+    use nat64_daemon::link;
+    let mtu = cfg.link_mtu();
+    let l = link::create(nl, name, peer, mtu)
+        .await
+        .context("creating the translator link")?;
+    let v6: Vec<_> = cfg.pool6.0.into_iter().collect();
+    let v4: Vec<_> = cfg.eam.iter().map(|e| e.ipv4).collect();
+    let mtu4 = mtu - link::IPV4_FRAGMENT_GROWTH;
+    let r = match dp.attach_link(&l) {
+        Ok(()) => link::add_routes(nl, &l, &v6, &v4, mtu4)
+            .await
+            .context("routing into the translator link"),
+        Err(e) => Err(anyhow::Error::from(e).context("attaching to the translator link")),
+    };
+    if let Err(e) = r {
+        dp.detach_all();
+        let _ = link::remove(nl, l.index).await;
+        return Err(e);
+    }
+    info!(
+        link = %l.name,
+        far_end = %l.peer,
+        mtu,
+        ipv4_route_mtu = mtu4,
+        routes = v6.len() + v4.len(),
+        "translator link up"
+    );
+    Ok(l)
 }
 
 async fn wait_for_shutdown(dp: &Dataplane, stats_interval_secs: u64) -> anyhow::Result<()> {

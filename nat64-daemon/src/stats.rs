@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use nat64_common::{Counter, Dir, DropReason, L4Proto, counters::STATS_LEN};
+use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto, counters::STATS_LEN};
 
 /// Counter values summed over CPUs, indexed by [`Counter::index`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,6 +41,14 @@ impl Stats {
             .sum()
     }
 
+    /// Packets the fast path handed to the kernel for the translator link in `dir`.
+    pub fn handed_off(&self, dir: Dir) -> u64 {
+        Handoff::ALL
+            .iter()
+            .map(|h| self.get(Counter::Handoff(dir, *h)))
+            .sum()
+    }
+
     /// Every counter in exposition-style lines, `name{labels} value`.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -72,6 +80,11 @@ pub fn all_counters() -> impl Iterator<Item = Counter> {
                     .into_iter()
                     .map(move |r| Counter::Dropped(d, r)),
             )
+            .chain(
+                Handoff::ALL
+                    .into_iter()
+                    .map(move |h| Counter::Handoff(d, h)),
+            )
     })
 }
 
@@ -89,6 +102,11 @@ pub fn series(c: Counter) -> String {
             "nat64_dropped_packets_total{{direction=\"{}\",reason=\"{}\"}}",
             d.name(),
             r.name()
+        ),
+        Counter::Handoff(d, h) => format!(
+            "nat64_handed_off_packets_total{{direction=\"{}\",reason=\"{}\"}}",
+            d.name(),
+            h.name()
         ),
     }
 }

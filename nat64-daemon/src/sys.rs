@@ -57,9 +57,32 @@ pub struct DriverInfo {
     pub bus_info: String,
 }
 
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+
+/// Runs the ethtool ioctl on interface `name` with `data`, a struct from <linux/ethtool.h>
+/// that starts with its command word.
+fn ethtool<T>(name: &str, data: &mut T) -> std::io::Result<()> {
+    #[repr(C)]
+    struct IfReq<T> {
+        name: [u8; libc::IFNAMSIZ],
+        data: *mut T,
+        _pad: [u8; 16],
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data,
+        _pad: [0; 16],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // `req.data` points at `data`, which outlives the call.
+    ioctl_on_dgram_socket(SIOCETHTOOL, &mut req as *mut IfReq<T> as *mut libc::c_void)
+}
+
 /// Queries the driver of interface `name` with the ETHTOOL_GDRVINFO ioctl.
 pub fn driver_info(name: &str) -> std::io::Result<DriverInfo> {
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
     const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
     // struct ethtool_drvinfo from <linux/ethtool.h>.
     #[repr(C)]
@@ -77,26 +100,10 @@ pub fn driver_info(name: &str) -> std::io::Result<DriverInfo> {
         eedump_len: u32,
         regdump_len: u32,
     }
-    #[repr(C)]
-    struct IfReq {
-        name: [u8; libc::IFNAMSIZ],
-        data: *mut DrvInfo,
-        _pad: [u8; 16],
-    }
-    if name.len() >= libc::IFNAMSIZ {
-        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
-    }
-    // SAFETY: all-zero is a valid value for these plain C structs.
+    // SAFETY: all-zero is a valid value for this plain C struct.
     let mut info: DrvInfo = unsafe { std::mem::zeroed() };
     info.cmd = ETHTOOL_GDRVINFO;
-    let mut req = IfReq {
-        name: [0; libc::IFNAMSIZ],
-        data: &mut info,
-        _pad: [0; 16],
-    };
-    req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // `req.data` points at `info`, which outlives the call.
-    ioctl_on_dgram_socket(SIOCETHTOOL, &mut req as *mut IfReq as *mut libc::c_void)?;
+    ethtool(name, &mut info)?;
     let cstr = |b: &[u8]| {
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         String::from_utf8_lossy(&b[..end]).into_owned()
@@ -105,6 +112,24 @@ pub fn driver_info(name: &str) -> std::io::Result<DriverInfo> {
         driver: cstr(&info.driver),
         bus_info: cstr(&info.bus_info),
     })
+}
+
+/// Switches transmit checksum offload of interface `name` on or off (`ethtool -K NAME tx`,
+/// the ETHTOOL_STXCSUM ioctl). Off, the kernel completes partial checksums before handing a
+/// packet to the device.
+pub fn set_tx_checksum(name: &str, on: bool) -> std::io::Result<()> {
+    const ETHTOOL_STXCSUM: u32 = 0x0000_0017;
+    // struct ethtool_value.
+    #[repr(C)]
+    struct Value {
+        cmd: u32,
+        data: u32,
+    }
+    let mut v = Value {
+        cmd: ETHTOOL_STXCSUM,
+        data: on as u32,
+    };
+    ethtool(name, &mut v)
 }
 
 /// The first IPv4 address of interface `name`, if it has one.

@@ -7,7 +7,7 @@
 //! Both translations collapse into one in-place rewrite of the two addresses; the transport
 //! checksum follows the pseudo-header.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use nat64_common::{
     Counter, Dir, DropReason, L4Proto,
     addr::embed,
@@ -16,7 +16,7 @@ use nat64_common::{
 };
 
 use crate::{
-    Packed, Step, addrmap, iface, l4,
+    Packed, Step, addrmap, iface, l4, link,
     packet::{
         ETH_LEN, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_LEN, Ipv6Hdr, MAX_HEADERS_LEN,
         read, view, write_bytes, write_u16,
@@ -27,11 +27,11 @@ use crate::{
 /// Not inlined: its frame replaces `translate`'s rather than adding to it.
 #[inline(never)]
 pub fn v6(ctx: &XdpContext, cfg: &Config) -> Packed {
-    Packed::pack(rewrite(ctx, cfg).map(Step::Done))
+    Packed::pack(rewrite(ctx, cfg))
 }
 
 #[inline(always)]
-fn rewrite(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+fn rewrite(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     let s = crate::scratch::get()?;
     // A mask the verifier can see; `translate` never hands over more than MAX_HEADERS_LEN.
     let l4_off = s.l4_off as usize & 0x3ff;
@@ -80,10 +80,14 @@ fn rewrite(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     };
     write_bytes(ctx, ETH_LEN + 8, new_src)?;
     write_bytes(ctx, ETH_LEN + 24, new_dst)?;
+    if link::on_link(cfg) {
+        // See `link::hops`. IPv6 has no header checksum to follow.
+        write_bytes(ctx, ETH_LEN + 7, [link::hops(cfg, ip6.hop_limit)])?;
+    }
     stats::add(Counter::Packets(Dir::V6ToV4, counted), 1);
     stats::add(
         Counter::Bytes(Dir::V6ToV4),
         (IPV6_LEN + payload_len as usize) as u64,
     );
-    Ok(xdp_action::XDP_PASS)
+    Ok(Step::Translated)
 }

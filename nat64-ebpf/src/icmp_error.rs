@@ -15,7 +15,7 @@
 //! replaces it rather than adding to it (the BPF stack is 512 bytes over the call chain), and
 //! they re-read what they need from the packet.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use nat64_common::{
     Counter, Dir, DropReason, L4Proto,
     checksum::{self, sum4, sum16},
@@ -27,7 +27,7 @@ use nat64_common::{
 };
 
 use crate::{
-    Packed, Step, addrmap, iface,
+    Packed, Step, addrmap, iface, link,
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
         IPPROTO_UDP, IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF,
@@ -141,11 +141,11 @@ fn inner_l4(
 /// inside).
 #[inline(never)]
 pub fn v6_to_v4(ctx: &XdpContext, cfg: &Config) -> Packed {
-    Packed::pack(error_6to4(ctx, cfg).map(Step::Done))
+    Packed::pack(error_6to4(ctx, cfg))
 }
 
 #[inline(always)]
-fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     let s = crate::scratch::get()?;
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     // The ICMPv6 header follows any extension headers `translate` walked past (RFC 7915
@@ -170,7 +170,7 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     s.added = 0;
     s.tot_len = msg_len; // 20 + 8 + 20 + data = 8 + 40 + data
     s.outer_tos = v6_to_v4::tos(cfg, ip6);
-    s.outer_ttl = ip6.hop_limit;
+    s.outer_ttl = link::hops(cfg, ip6.hop_limit);
     // `translate` checked that both addresses map (the source possibly through RFC 6791).
     s.addr4[1] = addrmap::v6_to_v4(cfg, &ip6.dst).ok_or(DropReason::BadHeader)?;
     s.addr4[0] = match addrmap::v6_to_v4(cfg, &ip6.src) {
@@ -335,18 +335,18 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
 
     stats::add(Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), s.tot_len as u64);
-    Ok(xdp_action::XDP_PASS)
+    Ok(Step::Translated)
 }
 
 /// RFC 7915 section 4.2: an ICMPv4 error becomes an ICMPv6 error (section 4.3 for the packet
 /// inside).
 #[inline(never)]
 pub fn v4_to_v6(ctx: &XdpContext, cfg: &Config) -> Packed {
-    Packed::pack(error_4to6(ctx, cfg).map(Step::Done))
+    Packed::pack(error_4to6(ctx, cfg))
 }
 
 #[inline(always)]
-fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     let s = crate::scratch::get()?;
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
@@ -357,7 +357,7 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let src_map = addrmap::v4_src(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
     s.addr6[0] = addrmap::to6(cfg, src_map, ip4.src);
     s.outer_tos = ip4.tos;
-    s.outer_ttl = ip4.ttl;
+    s.outer_ttl = link::hops(cfg, ip4.ttl);
 
     let icmp_off = ETH_LEN + ihl;
     let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
@@ -498,5 +498,5 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     }
     stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);
-    Ok(xdp_action::XDP_PASS)
+    Ok(Step::Translated)
 }

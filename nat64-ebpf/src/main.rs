@@ -1,9 +1,16 @@
 //! The translator's XDP entry point.
 //!
-//! One program serves every attached interface and both directions: IPv6 frames go through the
-//! 6-to-4 path, IPv4 frames through the 4-to-6 path, everything else is passed untouched. A
-//! translated packet is handed back to the kernel (`XDP_PASS`) so that routing, netfilter and
-//! Kubernetes service handling still apply to it.
+//! One translation core serves every attached interface and both directions: IPv6 frames go
+//! through the 6-to-4 path, IPv4 frames through the 4-to-6 path, everything else is passed
+//! untouched. Three entry points:
+//!
+//! - `nat64_xdp`, the fast path on the interfaces traffic arrives on: a translated packet is
+//!   handed back to the kernel (`XDP_PASS`) so that routing, netfilter and Kubernetes service
+//!   handling still apply to it;
+//! - `nat64_link`, the same core on the far end of the translator link (see `link`), for what
+//!   the kernel routes there: what the fast path handed off, and traffic this node originates;
+//! - `nat64_pass`, on the kernel's end of that link: it only gives the veth the NAPI context
+//!   that `XDP_TX` from the far end needs.
 //!
 //! Built for the host (as by `cargo build --workspace` or clippy), this is an empty program:
 //! the dataplane exists only for the BPF target.
@@ -19,6 +26,8 @@ mod icmp_error;
 mod iface;
 #[cfg(target_arch = "bpf")]
 mod l4;
+#[cfg(target_arch = "bpf")]
+mod link;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
@@ -37,7 +46,10 @@ mod v6_to_v4;
 #[cfg(target_arch = "bpf")]
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 #[cfg(target_arch = "bpf")]
-use nat64_common::{Counter, Dir, DropReason};
+use nat64_common::{
+    Counter, Dir, DropReason,
+    maps::{CONFIG_F_ON_LINK, Config},
+};
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
@@ -51,20 +63,46 @@ pub fn nat64_xdp(ctx: XdpContext) -> u32 {
     let Some(cfg) = maps::CONFIG.get(0) else {
         return xdp_action::XDP_PASS;
     };
-    let cfg = *cfg;
-    match packet::ethertype(&ctx) {
-        Some(packet::ETH_P_IPV6) => match v6_to_v4::translate(&ctx, &cfg).unpack() {
+    run(&ctx, *cfg)
+}
+
+#[cfg(target_arch = "bpf")]
+#[xdp]
+pub fn nat64_link(ctx: XdpContext) -> u32 {
+    let Some(cfg) = maps::CONFIG.get(0) else {
+        return xdp_action::XDP_DROP;
+    };
+    let mut cfg = *cfg;
+    cfg.flags |= CONFIG_F_ON_LINK;
+    run(&ctx, cfg)
+}
+
+#[cfg(target_arch = "bpf")]
+#[xdp]
+pub fn nat64_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+fn run(ctx: &XdpContext, cfg: Config) -> u32 {
+    let r = match packet::ethertype(ctx) {
+        Some(packet::ETH_P_IPV6) => match v6_to_v4::translate(ctx, &cfg).unpack() {
             // Called from here, not from `translate`, so that its frame replaces that one.
-            Ok(Step::IcmpError) => verdict(Dir::V6ToV4, icmp_error::v6_to_v4(&ctx, &cfg).unpack()),
-            Ok(Step::Hairpin) => verdict(Dir::V6ToV4, hairpin::v6(&ctx, &cfg).unpack()),
-            r => verdict(Dir::V6ToV4, r),
+            Ok(Step::IcmpError) => (Dir::V6ToV4, icmp_error::v6_to_v4(ctx, &cfg).unpack()),
+            Ok(Step::Hairpin) => (Dir::V6ToV4, hairpin::v6(ctx, &cfg).unpack()),
+            r => (Dir::V6ToV4, r),
         },
-        Some(packet::ETH_P_IP) => match v4_to_v6::translate(&ctx, &cfg).unpack() {
-            Ok(Step::IcmpError) => verdict(Dir::V4ToV6, icmp_error::v4_to_v6(&ctx, &cfg).unpack()),
-            Ok(Step::FragNeeded) => verdict(Dir::V4ToV6, too_big::frag_needed(&ctx, &cfg).unpack()),
-            r => verdict(Dir::V4ToV6, r),
+        Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, &cfg).unpack() {
+            Ok(Step::IcmpError) => (Dir::V4ToV6, icmp_error::v4_to_v6(ctx, &cfg).unpack()),
+            Ok(Step::FragNeeded) => (Dir::V4ToV6, too_big::frag_needed(ctx, &cfg).unpack()),
+            r => (Dir::V4ToV6, r),
         },
-        _ => xdp_action::XDP_PASS,
+        _ => return xdp_action::XDP_PASS,
+    };
+    match r {
+        (_, Ok(Step::Translated)) => link::emit(ctx, &cfg),
+        (dir, r) => verdict(dir, r),
     }
 }
 
@@ -80,6 +118,8 @@ pub enum Step {
     FragNeeded,
     /// IPv6 to an IPv4 alias of another IPv6 host: `hairpin` sends it back to IPv6.
     Hairpin,
+    /// Translated in place: `link::emit` decides where it goes.
+    Translated,
 }
 
 /// The outcome of a non-inlined function, as one scalar: a result larger than a register is
@@ -97,6 +137,7 @@ impl Packed {
     const ICMP_ERROR: u32 = 0x200;
     const FRAG_NEEDED: u32 = 0x201;
     const HAIRPIN: u32 = 0x202;
+    const TRANSLATED: u32 = 0x203;
 
     #[inline(always)]
     pub fn pack(r: Result<Step, DropReason>) -> Self {
@@ -105,6 +146,7 @@ impl Packed {
             Ok(Step::IcmpError) => Packed(Self::ICMP_ERROR),
             Ok(Step::FragNeeded) => Packed(Self::FRAG_NEEDED),
             Ok(Step::Hairpin) => Packed(Self::HAIRPIN),
+            Ok(Step::Translated) => Packed(Self::TRANSLATED),
             Err(reason) => Packed(Self::DROP + reason as u32),
         }
     }
@@ -115,6 +157,7 @@ impl Packed {
             Self::ICMP_ERROR => Ok(Step::IcmpError),
             Self::FRAG_NEEDED => Ok(Step::FragNeeded),
             Self::HAIRPIN => Ok(Step::Hairpin),
+            Self::TRANSLATED => Ok(Step::Translated),
             v if v >= Self::DROP => Err(DropReason::ALL
                 .get((v - Self::DROP) as usize)
                 .copied()
@@ -130,6 +173,8 @@ impl Packed {
 fn verdict(dir: Dir, r: Result<Step, DropReason>) -> u32 {
     match r {
         Ok(Step::Done(action)) => action,
+        // Handled by `run`.
+        Ok(Step::Translated) => xdp_action::XDP_PASS,
         // None of `icmp_error`, `too_big` and `hairpin` hands a packet on again.
         Ok(Step::IcmpError | Step::FragNeeded | Step::Hairpin) => {
             stats::add(Counter::Dropped(dir, DropReason::IcmpUntranslatable), 1);

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use nat64_common::{
-    Counter, Dir, DropReason, L4Proto,
+    Counter, Dir, DropReason, Handoff, L4Proto,
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{Translation, icmp4_to_icmp6},
@@ -10,7 +10,7 @@ use nat64_common::{
 };
 
 use crate::{
-    Packed, Step, addrmap, l4,
+    Packed, Step, addrmap, l4, link,
     packet::{
         ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, exceeds_mtu, frame_len, ptr_at, read, resize_head,
@@ -63,7 +63,12 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Ok(Step::Done(xdp_action::XDP_PASS));
     };
     if exceeds_mtu(ctx) {
-        return Err(DropReason::Oversize);
+        return link::hand_off(
+            cfg,
+            Dir::V4ToV6,
+            Handoff::GsoAggregate,
+            DropReason::Oversize,
+        );
     }
 
     let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
@@ -92,7 +97,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     let frag_hdr_len = if fragmented { FRAG_LEN } else { 0 };
     // RFC 7915 section 4.1: the translated packet must leave with a hop limit of at least one;
     // the kernel's forwarding of the translated packet does the decrement (see v6_to_v4).
-    if ip4.ttl <= 1 {
+    if ip4.ttl <= 1 && !link::on_link(cfg) {
         // Not translated: handed to the kernel as it came, whose forwarding path answers ICMP
         // Time Exceeded from this node's own address, as RFC 7915 sections 4.1 and 5.1 want
         // (it needs a route for the destination, which the daemon installs). So the translator
@@ -126,14 +131,21 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     };
     // The translated packet must fit the IPv6 MTU. Too big with DF set: the sender runs path
     // MTU discovery (RFC 1191), so it gets Fragmentation Needed from here (`too_big`). Too big
-    // without DF: it would have to be fragmented (RFC 7915 section 4.1), which is not
-    // implemented; dropped and counted.
+    // without DF, or a fragment: RFC 7915 section 4.1 wants it fragmented so that each piece
+    // fits, which XDP cannot do (one packet in, one out); the kernel does it on the way into
+    // the translator link, whose IPv4 routes carry an MTU of ipv6_mtu - 28 (20 bytes of header
+    // growth and 8 of Fragment header), and the pieces are translated there.
     let v6_len = payload_len as usize + IPV6_LEN + frag_hdr_len;
     if cfg.ipv6_mtu != 0 && v6_len > cfg.ipv6_mtu as usize {
         if frag & IPV4_DF != 0 {
             return Ok(Step::FragNeeded);
         }
-        return Err(DropReason::PacketTooBig);
+        return link::hand_off(
+            cfg,
+            Dir::V4ToV6,
+            Handoff::NeedsFragmentation,
+            DropReason::PacketTooBig,
+        );
     }
     let (v4src, v4dst) = (ip4.src, ip4.dst);
     let new_addrs =
@@ -188,7 +200,16 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     let w0 = first_word(cfg, ip4.tos);
     let [l0, l1] = (payload_len + frag_hdr_len as u16).to_be_bytes();
     let next = if fragmented { IPPROTO_FRAGMENT } else { nh };
-    let first8 = [w0[0], w0[1], w0[2], w0[3], l0, l1, next, ip4.ttl];
+    let first8 = [
+        w0[0],
+        w0[1],
+        w0[2],
+        w0[3],
+        l0,
+        l1,
+        next,
+        link::hops(cfg, ip4.ttl),
+    ];
     // Fragment header: next header, reserved, offset (8-byte units) << 3 | M, identification
     // (the IPv4 one, zero-extended to 32 bits).
     let [o0, o1] = (((frag & IPV4_OFFSET_MASK) << 3) | ((frag & IPV4_MF) >> 13)).to_be_bytes();
@@ -213,7 +234,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         Counter::Bytes(Dir::V4ToV6),
         (payload_len as u64) + (IPV6_LEN + frag_hdr_len) as u64,
     );
-    Ok(Step::Done(xdp_action::XDP_PASS))
+    Ok(Step::Translated)
 }
 
 /// RFC 7915 section 4.1: options are ignored, except that an unexpired source route (LSRR or

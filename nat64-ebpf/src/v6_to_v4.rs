@@ -4,7 +4,7 @@ use aya_ebpf::{
     bindings::xdp_action, helpers::generated::bpf_get_prandom_u32, programs::XdpContext,
 };
 use nat64_common::{
-    Counter, Dir, DropReason, L4Proto,
+    Counter, Dir, DropReason, Handoff, L4Proto,
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{Translation, icmp6_to_icmp4, is_icmpv6_error},
@@ -12,7 +12,7 @@ use nat64_common::{
 };
 
 use crate::{
-    Packed, Step, addrmap, l4,
+    Packed, Step, addrmap, l4, link,
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, MAX_HEADERS_LEN, exceeds_mtu, frame_len,
@@ -80,13 +80,18 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Ok(Step::Done(xdp_action::XDP_PASS));
     };
     if exceeds_mtu(ctx) {
-        return Err(DropReason::Oversize);
+        return link::hand_off(
+            cfg,
+            Dir::V6ToV4,
+            Handoff::GsoAggregate,
+            DropReason::Oversize,
+        );
     }
 
     // RFC 7915 section 5.1: the packet must leave with a hop limit of at least one. The kernel
     // decrements the TTL when it forwards the translated packet (XDP_PASS), so the node costs
     // exactly one hop; here we only refuse packets that would expire on this hop.
-    if ip6.hop_limit <= 1 {
+    if ip6.hop_limit <= 1 && !link::on_link(cfg) {
         // Not translated: handed to the kernel as it came, whose forwarding path answers ICMP
         // Time Exceeded from this node's own address, as RFC 7915 sections 4.1 and 5.1 want
         // (it needs a route for the destination, which the daemon installs). So the translator
@@ -246,7 +251,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         tot_len: tot_len.to_be_bytes(),
         id,
         frag,
-        ttl: ip6.hop_limit,
+        ttl: link::hops(cfg, ip6.hop_limit),
         proto: proto4,
         check: [0; 2],
         src: src4,
@@ -265,7 +270,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
 
     stats::add(Counter::Packets(Dir::V6ToV4, counted), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), tot_len as u64);
-    Ok(Step::Done(xdp_action::XDP_PASS))
+    Ok(Step::Translated)
 }
 
 /// ICMPv6 echo to ICMPv4 echo (RFC 7915 section 5.2): the type changes, and the ICMPv6

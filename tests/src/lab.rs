@@ -40,6 +40,8 @@ pub const SERVER4_AS_V6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc0
 /// The IPv4 router's address toward the translator (router mode), and how IPv6 hosts see it.
 pub const ROUTER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 254);
 pub const ROUTER4_AS_V6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xcb00, 0x71fe);
+/// The daemon's translator link in the lab (its far end is `nat64-dp`).
+pub const LINK: &str = "nat64";
 pub const EAM_V6: &str = "2001:db8:6::100/120";
 pub const EAM_V4: &str = "198.51.100.0/24";
 
@@ -66,6 +68,10 @@ pub struct LabOptions {
     /// they gain a Fragment header, so full-size ones need a narrower IPv4 link to fit the IPv6
     /// side (refragmenting is not implemented).
     pub v4_link_mtu: u32,
+    /// Let the daemon run its translator link (the default, as in production). Without it
+    /// the lab routes pool6 and the EAM prefix itself, as an operator without the link would,
+    /// so that the kernel still answers Time Exceeded for what the dataplane leaves to it.
+    pub translator_link: bool,
 }
 
 impl Default for LabOptions {
@@ -76,6 +82,7 @@ impl Default for LabOptions {
             sender_gso: true,
             router4: None,
             v4_link_mtu: 1500,
+            translator_link: true,
         }
     }
 }
@@ -107,6 +114,9 @@ pub struct Lab {
     pub server4: Netns,
     /// The IPv4 router, in router mode.
     pub router4: Option<Netns>,
+    /// The pass-through programs on the translator's neighbours (see `Lab::build`): which
+    /// namespace each is attached in, and the object holding it.
+    pass: Vec<(String, aya::Ebpf)>,
 }
 
 impl Lab {
@@ -117,8 +127,9 @@ impl Lab {
         let router4 = opts.router4.map(|_| Netns::new("router4"));
         let dir = std::env::temp_dir().join(format!("{}-run", xlat.name()));
         fs::create_dir_all(&dir).expect("lab directory");
-        let lab = Self {
+        let mut lab = Self {
             daemon: None,
+            pass: Vec::new(),
             opts,
             dir,
             client6,
@@ -130,7 +141,7 @@ impl Lab {
         lab
     }
 
-    fn build(&self) {
+    fn build(&mut self) {
         let (c, x, s) = (&self.client6, &self.xlat, &self.server4);
         let veth = |ns: &Netns, a: &str, b: &str, peer: &Netns| {
             ns.ip(&[
@@ -216,19 +227,13 @@ impl Lab {
                 r.ip(&["route", "add", EAM_V4, "via", "203.0.113.1"]);
             }
         }
-        // Routes for what the translator stands for, so that the kernel can answer for packets
-        // the dataplane leaves to it (an expired hop limit gets Time Exceeded from this node).
-        // The daemon will install these itself (issue #6).
-        x.ip(&["-6", "route", "add", "64:ff9b::/96", "dev", "xs"]);
-        x.ip(&["route", "add", EAM_V4, "dev", "xc"]);
-        // The translator answers some packets itself with XDP_TX (Fragmentation Needed). On veth
-        // a natively attached program's XDP_TX goes through the peer's NAPI, which exists only
-        // with GRO (or a program) on the peer; physical NICs need nothing of the kind.
-        crate::netns::run_ok(c.command("ethtool").args(["-K", "c0", "gro", "on"]));
-        match &self.router4 {
-            None => crate::netns::run_ok(s.command("ethtool").args(["-K", "s0", "gro", "on"])),
-            Some(r) => crate::netns::run_ok(r.command("ethtool").args(["-K", "r0", "gro", "on"])),
-        };
+        // The routes for what the translator stands for (pool6, the EAM IPv4 prefix) are the
+        // daemon's: it points them into its translator link. Without the link, the lab stands
+        // in for the operator.
+        if !self.opts.translator_link {
+            x.ip(&["-6", "route", "add", "64:ff9b::/96", "dev", "xs"]);
+            x.ip(&["route", "add", EAM_V4, "dev", "xc"]);
+        }
         if !self.opts.sender_gso {
             crate::netns::run_ok(
                 c.command("ethtool")
@@ -244,6 +249,19 @@ impl Lab {
                 crate::netns::run_ok(x.command("ethtool").args(["-K", dev, "tx", "off"]));
             }
         }
+        // The translator answers some packets itself with XDP_TX (Fragmentation Needed). On
+        // veth, a frame sent that way is only picked up promptly when the receiving end runs
+        // an XDP program of its own (the kernel schedules the receiver's NAPI for it only
+        // then; with GRO alone it waits for the next ordinary packet), so the neighbours get
+        // the dataplane's pass-through program. Physical NICs need nothing of the kind.
+        let far = match &self.router4 {
+            None => (&self.server4, "s0"),
+            Some(r) => (r, "r0"),
+        };
+        for (ns, dev) in [(&self.client6, "c0"), far] {
+            let ebpf = ns.run(|| attach_pass(dev));
+            self.pass.push((ns.name().to_string(), ebpf));
+        }
     }
 
     /// The daemon's configuration for this lab.
@@ -251,6 +269,7 @@ impl Lab {
         format!(
             r#"# Written by the lab: see tests/src/lab.rs for the topology.
 pool6 = "64:ff9b::/96"
+translator_link = "{link}"
 
 [[interfaces]]
 name = "xc"
@@ -264,7 +283,12 @@ xdp_mode = "{mode}"
 ipv6 = "{EAM_V6}"
 ipv4 = "{EAM_V4}"
 "#,
-            mode = self.opts.xdp_mode
+            mode = self.opts.xdp_mode,
+            link = if self.opts.translator_link {
+                LINK
+            } else {
+                "off"
+            },
         )
     }
 
@@ -356,8 +380,35 @@ ipv4 = "{EAM_V4}"
     }
 }
 
+/// Loads the dataplane's `nat64_pass` program and attaches it natively to `dev` in the calling
+/// thread's namespace.
+fn attach_pass(dev: &str) -> aya::Ebpf {
+    use nat64_daemon::dataplane::{EBPF_OBJECT, PASS_PROGRAM};
+    let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).expect("load the dataplane object");
+    let prog: &mut aya::programs::Xdp = ebpf
+        .program_mut(PASS_PROGRAM)
+        .expect("pass program")
+        .try_into()
+        .expect("an XDP program");
+    prog.load().expect("load the pass program");
+    let ifindex = nat64_daemon::sys::if_index(dev).unwrap_or_else(|| panic!("no {dev}"));
+    prog.attach_to_if_index(ifindex, aya::programs::XdpMode::Driver)
+        .unwrap_or_else(|e| panic!("attaching XDP to {dev}: {e}"));
+    ebpf
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
+        // Detached where they were attached: aya detaches by interface index, which means
+        // something else in any other namespace.
+        for (ns, ebpf) in self.pass.drain(..) {
+            let path = format!("/run/netns/{ns}");
+            let _ = std::thread::spawn(move || {
+                crate::netns::enter(&path);
+                drop(ebpf);
+            })
+            .join();
+        }
         if let Some(mut d) = self.daemon.take() {
             // SAFETY: plain kill(2) on our own child.
             unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };

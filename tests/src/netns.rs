@@ -104,7 +104,7 @@ impl Drop for Netns {
 }
 
 /// Moves the calling thread into the network namespace at `path`.
-fn enter(path: &str) {
+pub fn enter(path: &str) {
     let f = File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
     // SAFETY: a valid namespace fd; setns only affects the calling thread.
     let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };

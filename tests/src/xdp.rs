@@ -58,12 +58,17 @@ impl Loaded {
             .unwrap_or_else(|e| panic!("{}: reading counters: {e:?}", self.label))
     }
 
-    /// Runs the program once on `input`: (XDP action, output frame).
+    /// Runs the fast-path program once on `input`: (XDP action, output frame).
     pub fn run(&self, input: &[u8]) -> (u32, Vec<u8>) {
+        self.run_program(nat64_daemon::dataplane::XDP_PROGRAM, input)
+    }
+
+    /// Runs the program `name` (one of `nat64_daemon::dataplane::*_PROGRAM`) once on `input`.
+    pub fn run_program(&self, name: &'static str, input: &[u8]) -> (u32, Vec<u8>) {
         let prog = self
             .dp
-            .xdp()
-            .unwrap_or_else(|e| panic!("{}: no XDP program: {e:?}", self.label));
+            .program(name)
+            .unwrap_or_else(|e| panic!("{}: no program {name}: {e:?}", self.label));
         let mut out = vec![0u8; input.len() + 256];
         let r = prog
             .test_run(TestRunOptions {

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 
-use nat64_common::{Counter, Dir, DropReason, L4Proto};
+use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
 use nat64_daemon::stats::parse_value;
 use nat64_tests::{
     lab::{CLIENT6, CLIENT6_AS_V4, Lab, LabOptions, SERVER4, SERVER4_AS_V6, XLAT6, ping},
@@ -22,9 +22,6 @@ fn exchange_everything(mode: &str) {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
         xdp_mode: mode.into(),
-        // Generic XDP cannot translate GSO aggregates (see LabOptions::sender_gso and the
-        // test below); native XDP on veth needs no help.
-        sender_gso: mode == "native",
         ..LabOptions::default()
     });
     lab.start_daemon();
@@ -204,14 +201,53 @@ fn generic_xdp_translates_tcp_udp_icmp_both_ways() {
 }
 
 /// Generic XDP receives GSO aggregates from a veth peer that segments late; translating one
-/// would hand the kernel an IPv4 packet still marked for IPv6 segmentation. They must be dropped
-/// and counted as `oversize`, and nothing may be corrupted.
+/// would hand the kernel an IPv4 packet still marked for IPv6 segmentation. The fast path hands
+/// them to the kernel untouched, which segments them on their way into the translator link,
+/// where they are translated: bulk TCP crosses intact both ways, nothing is dropped.
 #[test]
-fn generic_xdp_counts_gso_aggregates_as_oversize() {
+fn generic_xdp_hands_gso_aggregates_to_the_translator_link() {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
         xdp_mode: "generic".into(),
         sender_gso: true,
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    tcp_round_trip(
+        &lab.server4,
+        (SERVER4, 5003).into(),
+        &lab.client6,
+        (SERVER4_AS_V6, 5003).into(),
+        CLIENT6_AS_V4.into(),
+        5,
+    );
+    let exit = lab.stop_daemon();
+    for dir in Dir::ALL {
+        let handed = parse_value(&exit.stdout, Counter::Handoff(dir, Handoff::GsoAggregate))
+            .expect("hand-off counter");
+        assert!(
+            handed > 0,
+            "{dir:?}: no GSO aggregate handed off:\n{}",
+            exit.stdout
+        );
+        assert_eq!(
+            parse_value(&exit.stdout, Counter::Dropped(dir, DropReason::Oversize)),
+            Some(0),
+            "{}",
+            exit.stdout
+        );
+    }
+}
+
+/// Without a translator link there is nowhere to hand GSO aggregates to: they are dropped and
+/// counted as `oversize`, and nothing is corrupted.
+#[test]
+fn without_the_link_generic_xdp_counts_gso_aggregates_as_oversize() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        xdp_mode: "generic".into(),
+        sender_gso: true,
+        translator_link: false,
         ..LabOptions::default()
     });
     lab.start_daemon();
@@ -242,18 +278,23 @@ fn generic_xdp_counts_gso_aggregates_as_oversize() {
     )
     .expect("oversize counter");
     assert!(oversize > 0, "no GSO aggregate counted:\n{}", exit.stdout);
+    assert_eq!(
+        parse_value(
+            &exit.stdout,
+            Counter::Handoff(Dir::V6ToV4, Handoff::GsoAggregate)
+        ),
+        Some(0)
+    );
     drop(listener);
 }
 
-/// A UDP datagram larger than the MTU is fragmented by its sender and arrives whole on the
-/// other side: IPv6 fragments become IPv4 fragments and back (RFC 7915 sections 4.1, 5.1.1).
-/// The IPv4 link is 1400 bytes so that IPv4 fragments still fit the IPv6 side after growing
-/// by 28 bytes (see `LabOptions::v4_link_mtu`).
-#[test]
-fn datagrams_larger_than_the_mtu_cross_as_fragments_both_ways() {
+/// UDP datagrams larger than the MTU, fragmented by their senders, echoed across the lab
+/// whose IPv4 link has `v4_link_mtu`: they must arrive whole both ways (RFC 7915 sections 4.1
+/// and 5.1.1). Returns the daemon's final counters.
+fn datagrams_cross_as_fragments(v4_link_mtu: u32) -> String {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
-        v4_link_mtu: 1400,
+        v4_link_mtu,
         ..LabOptions::default()
     });
     lab.start_daemon();
@@ -278,15 +319,85 @@ fn datagrams_larger_than_the_mtu_cross_as_fragments_both_ways() {
     );
     let exit = lab.stop_daemon();
     for dir in Dir::ALL {
-        assert_eq!(
-            parse_value(&exit.stdout, Counter::Dropped(dir, DropReason::Fragment)),
-            Some(0),
-            "{}",
-            exit.stdout
-        );
+        for reason in [DropReason::Fragment, DropReason::PacketTooBig] {
+            assert_eq!(
+                parse_value(&exit.stdout, Counter::Dropped(dir, reason)),
+                Some(0),
+                "{dir:?} {reason:?}:\n{}",
+                exit.stdout
+            );
+        }
         // Each datagram crossed twice in this direction (request and echo), in at least 3 pieces.
         assert!(
             parse_value(&exit.stdout, Counter::Packets(dir, L4Proto::Udp)).unwrap_or(0) >= 18,
+            "{dir:?}:\n{}",
+            exit.stdout
+        );
+    }
+    exit.stdout
+}
+
+/// With a 1400-byte IPv4 link, IPv4 fragments still fit the IPv6 side after growing by 28
+/// bytes: every fragment is translated on the fast path, none is handed off.
+#[test]
+fn fragments_that_fit_are_translated_in_place_both_ways() {
+    let counters = datagrams_cross_as_fragments(1400);
+    let handed = Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation);
+    assert_eq!(parse_value(&counters, handed), Some(0), "{counters}");
+}
+
+/// With a 1500-byte IPv4 link, full-size IPv4 fragments would be 1528 bytes of IPv6: the fast
+/// path hands them to the kernel, which fragments them again on the way into the translator
+/// link (route MTU 1472), where the pieces are translated. Nothing is lost.
+#[test]
+fn fragments_too_big_for_ipv6_are_refragmented_through_the_link() {
+    let counters = datagrams_cross_as_fragments(1500);
+    let handed = Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation);
+    // 3000, 5000 and 8000 bytes leave the server in 3, 4 and 6 fragments, at least two of
+    // them full-size in each datagram.
+    assert!(
+        parse_value(&counters, handed).unwrap_or(0) >= 6,
+        "{counters}"
+    );
+}
+
+/// Traffic the translator host originates itself never crosses an XDP hook on its way out: the
+/// kernel routes it into the translator link, where it is translated like any other. Pings from
+/// the host's IPv6 address in the EAM range (2001:db8:6::1fe, 198.51.100.254 in IPv4) to the
+/// IPv4 server, and from its IPv4 address to the IPv6 client.
+#[test]
+fn traffic_from_the_translator_host_is_translated_through_the_link() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    lab.xlat
+        .ip(&["addr", "add", "2001:db8:6::1fe/128", "dev", "lo", "nodad"]);
+    lab.start_daemon();
+    let out = lab.xlat.output(
+        "ping",
+        &[
+            "-n",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-I",
+            "2001:db8:6::1fe",
+            &SERVER4_AS_V6.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "IPv6 ping from the host: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (ok, text) = ping(&lab.xlat, &CLIENT6_AS_V4.to_string(), 2);
+    assert!(ok, "IPv4 ping from the host: {text}");
+    let exit = lab.stop_daemon();
+    for dir in Dir::ALL {
+        assert!(
+            parse_value(&exit.stdout, Counter::Packets(dir, L4Proto::Icmp)).unwrap_or(0) >= 4,
             "{dir:?}:\n{}",
             exit.stdout
         );

@@ -1,15 +1,15 @@
 //! IPv4 packets that would outgrow the IPv6 MTU once translated (RFC 7915 section 4.1), through
 //! the loaded program: with DF set the dataplane answers ICMP Fragmentation Needed itself, sent
-//! back out of the interface the packet came in on (RFC 792, RFC 1191); without DF it drops and
-//! counts them (refragmenting is not implemented). The expected error is built here with
-//! etherparse, its checksum computed from scratch.
+//! back out of the interface the packet came in on (RFC 792, RFC 1191); without DF it hands them
+//! to the kernel untouched, which fragments them on their way into the translator link. The
+//! expected error is built here with etherparse, its checksum computed from scratch.
 
 use etherparse::{
     IcmpEchoHeader, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, icmpv4::DestUnreachableHeader,
 };
-use nat64_common::{Counter, Dir, DropReason, L4Proto};
-use nat64_daemon::InterfaceSettings;
-use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX};
+use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
+use nat64_daemon::{InterfaceSettings, dataplane::LINK_PROGRAM};
+use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta};
 
 const SERVER4: [u8; 4] = [192, 0, 2, 2];
 const CLIENT4: [u8; 4] = [198, 51, 100, 2];
@@ -110,8 +110,34 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
             (Counter::Bytes(Dir::V4ToV6), 1300)
         ]
     );
-    // Too big without DF: it would need fragmenting, which is not done; dropped and counted.
-    let (action, _, moved) = x.run_counted(&echo4(1290, false));
+    // Too big without DF: it must be fragmented (RFC 7915 section 4.1). Handed to the kernel
+    // untouched, which fragments it on its way into the translator link.
+    let input = echo4(1290, false);
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(out, input, "handed off untouched");
+    assert_eq!(
+        moved,
+        vec![(
+            Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation),
+            1
+        )]
+    );
+    // On the link itself, where the kernel has already fragmented to the route MTU, anything
+    // still too big has nowhere else to go: dropped and counted.
+    let before = x.stats();
+    let (action, _) = x.run_program(LINK_PROGRAM, &input);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        counter_delta(&before, &x.stats()),
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
+    );
+    // Without a translator link: dropped and counted too.
+    let x = Loaded::load(
+        "mtu without link",
+        "ipv6_mtu = 1300\ntranslator_link = \"off\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
+    );
+    let (action, _, moved) = x.run_counted(&input);
     assert_eq!(action, XDP_DROP);
     assert_eq!(
         moved,

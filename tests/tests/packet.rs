@@ -40,7 +40,7 @@ use nat64_tests::{
     frames::diff,
     require_root,
     xdp::{
-        Loaded, XDP_DROP, XDP_PASS, action_name, check_counters, counter_delta, finish,
+        Loaded, XDP_DROP, XDP_PASS, XDP_TX, action_name, check_counters, counter_delta, finish,
         render_moved,
     },
 };
@@ -623,30 +623,59 @@ fn case_pass(name: &str, input: Vec<u8>) -> Case {
 
 /// A loaded dataplane under test.
 /// The loaded dataplane (see `nat64_tests::xdp::Loaded`), with this file's case checks.
-struct Xlat(Loaded);
+/// With `link`, cases run through `nat64_link` instead of the fast path, and a translated
+/// packet is expected back out (`XDP_TX`) with its MAC addresses swapped and one more hop.
+struct Xlat {
+    loaded: Loaded,
+    link: bool,
+}
 
 impl std::ops::Deref for Xlat {
     type Target = Loaded;
     fn deref(&self) -> &Loaded {
-        &self.0
+        &self.loaded
     }
 }
 
 impl std::ops::DerefMut for Xlat {
     fn deref_mut(&mut self) -> &mut Loaded {
-        &mut self.0
+        &mut self.loaded
     }
+}
+
+/// What the far end of the translator link makes of the fast path's expected frame: the MAC
+/// addresses swapped (back to where it came from).
+fn reflected(mut frame: Vec<u8>) -> Vec<u8> {
+    let (dst, src) = frame.split_at_mut(6);
+    dst.swap_with_slice(&mut src[..6]);
+    frame
 }
 
 impl Xlat {
     fn load(label: &str, toml: &str) -> Self {
-        Self(Loaded::load(label, toml))
+        Self {
+            loaded: Loaded::load(label, toml),
+            link: false,
+        }
     }
 
     /// Runs one case; `Err` describes everything that differs.
     fn check(&self, case: &Case) -> Result<(), String> {
         let before = self.stats();
-        let (action, out) = self.run(&case.input);
+        let program = if self.link {
+            nat64_daemon::dataplane::LINK_PROGRAM
+        } else {
+            nat64_daemon::dataplane::XDP_PROGRAM
+        };
+        let (action, out) = self.run_program(program, &case.input);
+        let translated = if self.link { XDP_TX } else { XDP_PASS };
+        let link_hop = |mut p: Pkt| {
+            if self.link {
+                p.hop = p.hop.saturating_add(1);
+            }
+            p
+        };
+        let link_frame = |f: Vec<u8>| if self.link { reflected(f) } else { f };
         let after = self.stats();
         let moved = counter_delta(&before, &after);
         let mut errors = Vec::new();
@@ -688,14 +717,14 @@ impl Xlat {
                 check_counters(&moved, &[(Counter::Dropped(*dir, *reason), 1)], &mut errors);
             }
             Want::V4 { pkt, src, dst } => {
-                expect_action(XDP_PASS, &mut errors);
-                let mut pkt = pkt.clone();
+                expect_action(translated, &mut errors);
+                let mut pkt = link_hop(pkt.clone());
                 if !pkt.df && out.len() >= 14 + 20 {
                     // Random by design when DF=0; everything else,
                     // including DF=0 itself and the header checksum over this ID, is checked.
                     pkt.id = u16::from_be_bytes([out[18], out[19]]);
                 }
-                let expected = pkt.v4(*src, *dst);
+                let expected = link_frame(pkt.v4(*src, *dst));
                 compare_frames(&expected, &out, &mut errors);
                 if pkt.full_checksums()
                     && let Err(e) = verify_checksums(&out)
@@ -712,8 +741,9 @@ impl Xlat {
                 );
             }
             Want::V6 { pkt, src, dst } => {
-                expect_action(XDP_PASS, &mut errors);
-                let expected = pkt.v6(*src, *dst);
+                expect_action(translated, &mut errors);
+                let pkt = link_hop(pkt.clone());
+                let expected = link_frame(pkt.v6(*src, *dst));
                 compare_frames(&expected, &out, &mut errors);
                 if pkt.full_checksums()
                     && let Err(e) = verify_checksums(&out)
@@ -788,6 +818,10 @@ fn s2c(name: &str, p: &Pkt) -> Case {
 #[test]
 fn translates_6to4() {
     require_root();
+    run_table("6to4", &base_config(), &cases_6to4());
+}
+
+fn cases_6to4() -> Vec<Case> {
     let tc = Pkt {
         tos: 0xb9, // DSCP EF, ECN ECT(1)
         flow: 0x5_a5a5,
@@ -836,7 +870,7 @@ fn translates_6to4() {
             true,
         ),
     ];
-    run_table("6to4", &base_config(), &cases);
+    cases
 }
 
 /// RFC 7915 section 5.1: DF=0 up to 1260 bytes of IPv4 (so IPv4 routers may fragment it down
@@ -932,6 +966,10 @@ fn df_and_identification_6to4() {
 #[test]
 fn translates_4to6() {
     require_root();
+    run_table("4to6", &base_config(), &cases_4to6());
+}
+
+fn cases_4to6() -> Vec<Case> {
     // RFC 7915 section 4.5: an unfragmented UDP datagram without checksum gets one computed,
     // since IPv6 requires it: the expected packet is the same datagram with its full IPv6
     // checksum, computed by etherparse.
@@ -1050,7 +1088,37 @@ fn translates_4to6() {
             &small_echo,
         ),
     ];
-    run_table("4to6", &base_config(), &cases);
+    cases
+}
+
+/// The same corpus through `nat64_link`, the program on the far end of the translator link:
+/// every packet is translated exactly as on the fast path, then sent back into the link
+/// (`XDP_TX`) addressed to where it came from, with the hop the kernel took on the way in
+/// given back (see `nat64-ebpf/src/link.rs`).
+#[test]
+fn translates_both_ways_on_the_translator_link() {
+    require_root();
+    let mut x = Xlat::load("link", &base_config());
+    x.link = true;
+    let mut cases = cases_6to4();
+    cases.extend(cases_4to6());
+    // On the link a hop limit of 1 is translated (to 2): the kernel checked it on the way in,
+    // and checks it again on the way out.
+    cases.push(c2s(
+        "hop limit 1 is translated, not left to the kernel",
+        &Pkt {
+            hop: 1,
+            ..udp(5353, 53, 20)
+        },
+    ));
+    cases.push(s2c(
+        "TTL 1 is translated, not left to the kernel",
+        &Pkt {
+            hop: 1,
+            ..linux4(udp(53, 5353, 20))
+        },
+    ));
+    finish(cases.len(), x.check_all(&cases));
 }
 
 // ---------------------------------------------------------------------------------------------

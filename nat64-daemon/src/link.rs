@@ -1,0 +1,238 @@
+//! The translator link over netlink: the veth pair the daemon creates and owns, and the routes
+//! that send what the translator stands for into it.
+//!
+//! ```text
+//!  kernel routes pool6 and EAM IPv4 ──> <name> ══ veth ══ <name>-dp  (nat64_link: translate,
+//!  (forward, fragment, segment)         nat64_pass                    XDP_TX back into <name>)
+//! ```
+//!
+//! The kernel side (`<name>`) has ARP and neighbour discovery off: its "neighbours" are the
+//! far end, which answers nothing, so every frame goes out addressed to the link's own MAC and
+//! comes back the same way. The far end (`<name>-dp`) has no addresses and IPv6 switched off:
+//! the dataplane handles every frame it receives before the stack would.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use futures_util::TryStreamExt as _;
+use ipnet::{Ipv4Net, Ipv6Net};
+use rtnetlink::{
+    Handle, LinkUnspec, LinkVeth, RouteMessageBuilder,
+    packet_route::{
+        link::LinkAttribute,
+        route::{RouteAttribute, RouteMetric, RouteScope},
+    },
+};
+
+/// Written into the kernel side's alias: how a restarted daemon recognises a link it left
+/// behind (after a crash) and may remove, as opposed to someone else's interface.
+pub const ALIAS: &str = "nat64d translator link";
+
+/// An IPv4 fragment grows by this much once translated: 20 bytes of header and the 8-byte
+/// Fragment header (RFC 7915 section 4.1). The link's IPv4 routes carry an MTU this much below
+/// the link's, so that the kernel's fragments fit the IPv6 side once translated.
+pub const IPV4_FRAGMENT_GROWTH: u32 = 28;
+
+/// What can go wrong while setting the link up or taking it down.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The netlink socket could not be opened.
+    #[error("opening a netlink socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// A netlink request failed; `what` says which.
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// An interface of that name exists and is not one this daemon made.
+    #[error(
+        "interface {0:?} exists and is not a translator link (its alias is not {ALIAS:?}); rename it or set translator_link to another name"
+    )]
+    Taken(String),
+    /// A sysctl or a device setting could not be written.
+    #[error("{path}: {source}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn nl(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+    let what = what.into();
+    move |source| LinkError::Netlink { what, source }
+}
+
+/// A netlink connection whose driver runs on the current Tokio runtime.
+pub fn connect() -> Result<Handle, LinkError> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(LinkError::Socket)?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// The link as created: both names and interface indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranslatorLink {
+    pub name: String,
+    pub index: u32,
+    pub peer: String,
+    pub peer_index: u32,
+}
+
+/// Looks an interface up by name: its index and alias, or `None` if there is none.
+async fn find(handle: &Handle, name: &str) -> Result<Option<(u32, Option<String>)>, LinkError> {
+    let mut links = handle.link().get().match_name(name).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => {
+            let alias = msg.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfAlias(s) => Some(s.clone()),
+                _ => None,
+            });
+            Ok(Some((msg.header.index, alias)))
+        }
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(nl(format!("looking up interface {name:?}"))(e)),
+    }
+}
+
+/// Creates the pair `name` / `peer` with `mtu`, both up. A pair left behind by an earlier run
+/// (recognised by [`ALIAS`]) is removed first; any other interface of either name is an error.
+pub async fn create(
+    handle: &Handle,
+    name: &str,
+    peer: &str,
+    mtu: u32,
+) -> Result<TranslatorLink, LinkError> {
+    // The kernel side first: removing a pair of ours removes its far end too.
+    for n in [name, peer] {
+        match find(handle, n).await? {
+            None => {}
+            Some((index, Some(alias))) if alias == ALIAS => {
+                tracing::warn!(interface = n, "removing a translator link left behind");
+                remove(handle, index).await?;
+            }
+            Some(_) => return Err(LinkError::Taken(n.to_string())),
+        }
+    }
+    handle
+        .link()
+        .add(
+            LinkVeth::new(name, peer)
+                .mtu(mtu)
+                .arp(false)
+                .alias(ALIAS)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!("creating veth pair {name:?}/{peer:?}")))?;
+    let (index, _) = find(handle, name)
+        .await?
+        .ok_or_else(|| LinkError::Taken(name.to_string()))?;
+    let (peer_index, _) = find(handle, peer)
+        .await?
+        .ok_or_else(|| LinkError::Taken(peer.to_string()))?;
+    let link = TranslatorLink {
+        name: name.to_string(),
+        index,
+        peer: peer.to_string(),
+        peer_index,
+    };
+    if let Err(e) = finish(handle, &link, mtu).await {
+        let _ = remove(handle, index).await;
+        return Err(e);
+    }
+    Ok(link)
+}
+
+async fn finish(handle: &Handle, link: &TranslatorLink, mtu: u32) -> Result<(), LinkError> {
+    // Packets the far end translates leave it by XDP_TX as bare frames: whatever the kernel
+    // knew about a partial checksum is gone by the time they come back. So the kernel side
+    // transmits only complete checksums, computed in software before the packet enters the
+    // link (GSO segments included).
+    crate::sys::set_tx_checksum(&link.name, false).map_err(|source| LinkError::Sysctl {
+        path: format!("ethtool -K {} tx off", link.name),
+        source,
+    })?;
+    // The far end needs no IPv6 of its own (no link-local address, no router solicitations):
+    // every frame it receives is the dataplane's.
+    let path = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.peer);
+    if std::path::Path::new(&path).exists() {
+        std::fs::write(&path, "1").map_err(|source| LinkError::Sysctl {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(link.peer_index)
+                .mtu(mtu)
+                .arp(false)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl(format!("setting {:?} up", link.peer)))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(link.index).up().build())
+        .execute()
+        .await
+        .map_err(nl(format!("setting {:?} up", link.name)))?;
+    Ok(())
+}
+
+/// Routes `pool6` (IPv6) and the `v4` prefixes (IPv4, with a route MTU of `mtu4`) into the
+/// link, replacing any route to the same prefixes: the translator answers for them.
+pub async fn add_routes(
+    handle: &Handle,
+    link: &TranslatorLink,
+    v6: &[Ipv6Net],
+    v4: &[Ipv4Net],
+    mtu4: u32,
+) -> Result<(), LinkError> {
+    for p in v6 {
+        let msg = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(p.network(), p.prefix_len())
+            .output_interface(link.index)
+            .build();
+        handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!("adding route {p} dev {}", link.name)))?;
+    }
+    for p in v4 {
+        let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(p.network(), p.prefix_len())
+            .output_interface(link.index)
+            .scope(RouteScope::Link)
+            .build();
+        msg.attributes
+            .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu4)]));
+        handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(nl(format!("adding route {p} dev {} mtu {mtu4}", link.name)))?;
+    }
+    Ok(())
+}
+
+/// Deletes the pair by the index of either end; its routes go with it.
+pub async fn remove(handle: &Handle, index: u32) -> Result<(), LinkError> {
+    handle
+        .link()
+        .del(index)
+        .execute()
+        .await
+        .map_err(nl(format!("deleting interface {index}")))
+}
