@@ -95,11 +95,19 @@ pub enum DropReason {
     /// does on the translator link ([`Handoff::NeedsFragmentation`]), so this counts only
     /// packets that find no link (or that outgrow the link itself).
     PacketTooBig = 13,
+    /// Stateful NAT64: no binding could be made for a new flow (no free port among the
+    /// candidates tried, or the binding table is full). Existing bindings are never evicted
+    /// for a new one (RFC 6888 REQ-11).
+    PoolExhausted = 14,
+    /// Stateful NAT64: an IPv4 packet to a pool4 address and port with no binding, or one the
+    /// stateful path cannot translate yet (fragments, ICMP errors): RFC 6146 section 3.5 says
+    /// to drop what matches no binding.
+    NoBinding = 15,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 14;
-    pub const ALL: [DropReason; 14] = [
+    pub const COUNT: u32 = 16;
+    pub const ALL: [DropReason; 16] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -114,6 +122,8 @@ impl DropReason {
         DropReason::Oversize,
         DropReason::InnerUntranslatable,
         DropReason::PacketTooBig,
+        DropReason::PoolExhausted,
+        DropReason::NoBinding,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -132,6 +142,8 @@ impl DropReason {
             DropReason::Oversize => "oversize",
             DropReason::InnerUntranslatable => "inner_untranslatable",
             DropReason::PacketTooBig => "packet_too_big",
+            DropReason::PoolExhausted => "pool_exhausted",
+            DropReason::NoBinding => "no_binding",
         }
     }
 }

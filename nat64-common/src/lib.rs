@@ -11,5 +11,6 @@ pub mod checksum;
 pub mod counters;
 pub mod icmp;
 pub mod maps;
+pub mod state;
 
 pub use counters::{Counter, Dir, DropReason, Handoff, L4Proto};

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -55,8 +55,17 @@ pub struct Config {
     /// RFC 6791: the IPv4 source for translated ICMPv6 errors whose source (a router) has no
     /// IPv4 mapping; valid when `CONFIG_F_POOL6791` is set.
     pub pool6791: [u8; 4],
+    /// Stateful NAT64 (RFC 6146, valid when `CONFIG_F_STATEFUL` is set): pool4, the IPv4
+    /// prefix whose addresses and ports bindings are made from.
+    pub pool4: [u8; 4],
+    pub pool4_len: u8,
+    pub _pad: u8,
+    /// The port (and ICMP identifier) range of pool4, host order, `port_lo <= port_hi`.
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub _pad2: [u8; 2],
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 24);
+const _: () = assert!(core::mem::size_of::<Config>() == 36);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
 /// When clear, the translator writes zero instead ("reset traffic class" of Jool).
@@ -72,6 +81,10 @@ pub const CONFIG_F_EAM: u8 = 1 << 2;
 /// to the kernel untouched instead of dropped: it fragments or segments them on their way into
 /// the link, where they are translated (see `counters::Handoff`).
 pub const CONFIG_F_LINK: u8 = 1 << 3;
+/// Stateful NAT64 is on: an IPv6 source with no stateless mapping gets a binding to a pool4
+/// address and port (`nat64_common::state`), and IPv4 packets to pool4 are translated through
+/// the bindings.
+pub const CONFIG_F_STATEFUL: u8 = 1 << 4;
 /// Never set in the map: the `nat64_link` entry point sets it in its own copy of the
 /// configuration, so the shared translation code knows it runs on the far end of the
 /// translator link. There a translated packet goes back into the link (`XDP_TX`) rather
@@ -87,6 +100,12 @@ impl Config {
             flags: CONFIG_F_COPY_TOS,
             ipv6_mtu: 0,
             pool6791: [0; 4],
+            pool4: [0; 4],
+            pool4_len: 0,
+            _pad: 0,
+            port_lo: 0,
+            port_hi: 0,
+            _pad2: [0; 2],
         }
     }
 }
@@ -124,4 +143,8 @@ mod pod {
     unsafe impl aya::Pod for super::EamToV4 {}
     unsafe impl aya::Pod for super::EamToV6 {}
     unsafe impl aya::Pod for super::IfaceConfig {}
+    unsafe impl aya::Pod for crate::state::Bib6Key {}
+    unsafe impl aya::Pod for crate::state::Bib4Key {}
+    unsafe impl aya::Pod for crate::state::Bib6Value {}
+    unsafe impl aya::Pod for crate::state::Bib4Value {}
 }

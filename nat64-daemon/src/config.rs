@@ -7,7 +7,10 @@ use std::{collections::BTreeSet, fmt, net::Ipv6Addr, path::Path, str::FromStr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nat64_common::{
     addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_LINK, CONFIG_F_POOL6791, EAM_MAX_ENTRIES},
+    maps::{
+        CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_LINK, CONFIG_F_POOL6791, CONFIG_F_STATEFUL,
+        EAM_MAX_ENTRIES,
+    },
 };
 use serde::Deserialize;
 
@@ -210,6 +213,81 @@ impl FromStr for LinkName {
     }
 }
 
+/// Stateful NAT64 (RFC 6146): IPv6 sources with no stateless mapping share the IPv4
+/// addresses of pool4, one binding (address and port) per IPv6 transport address.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Stateful {
+    /// The IPv4 prefix bindings are made from (/16 to /32).
+    pub pool4: Ipv4Net,
+    /// The port (and ICMP identifier) range of pool4, "LO-HI". Translator nodes sharing an
+    /// address get disjoint ranges.
+    #[serde(default = "default_ports")]
+    pub ports: PortRange,
+    /// Size of each binding table (IPv6 side and IPv4 side); a full table refuses new flows.
+    #[serde(default = "default_max_bindings")]
+    pub max_bindings: u32,
+    /// RFC 6146 section 3.5.1: UDP binding lifetime after the last packet.
+    #[serde(default = "default_udp_timeout")]
+    pub udp_timeout_secs: u64,
+    /// RFC 6146 section 3.5.2.2: established TCP.
+    #[serde(default = "default_tcp_est_timeout")]
+    pub tcp_established_timeout_secs: u64,
+    /// RFC 6146 section 3.5.2.2: TCP opening or closing.
+    #[serde(default = "default_tcp_trans_timeout")]
+    pub tcp_transitory_timeout_secs: u64,
+    /// RFC 6146 section 3.5.3: ICMP query identifiers.
+    #[serde(default = "default_icmp_timeout")]
+    pub icmp_timeout_secs: u64,
+    /// Refuse timeouts below the RFC 6146 minimums (UDP 2 min, TCP established 2 h 4 min, TCP
+    /// transitory 4 min). Only a test bench turns this off.
+    #[serde(default = "yes")]
+    pub rfc_minimum_timeouts: bool,
+}
+
+fn default_ports() -> PortRange {
+    PortRange(1024, 65535)
+}
+fn default_max_bindings() -> u32 {
+    nat64_common::state::BIB_DEFAULT_MAX_ENTRIES
+}
+fn default_udp_timeout() -> u64 {
+    300
+}
+fn default_tcp_est_timeout() -> u64 {
+    7440
+}
+fn default_tcp_trans_timeout() -> u64 {
+    240
+}
+fn default_icmp_timeout() -> u64 {
+    60
+}
+
+/// A port range "LO-HI" (or a single port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PortRange(pub u16, pub u16);
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (lo, hi) = s.split_once('-').unwrap_or((&s, &s));
+        let p = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .map_err(|e| format!("{s:?} is not a port range LO-HI: {e}"))
+        };
+        let (lo, hi) = (p(lo)?, p(hi)?);
+        if lo == 0 || lo > hi {
+            return Err(format!(
+                "{s:?}: the range must start at 1 or above and not end below its start"
+            ));
+        }
+        Ok(Self(lo, hi))
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -246,6 +324,9 @@ pub struct Config {
     /// The translator link's name, or "off" (see [`LinkName`]).
     #[serde(default)]
     pub translator_link: LinkName,
+    /// Stateful NAT64; absent: stateless only.
+    #[serde(default)]
+    pub stateful: Option<Stateful>,
     /// Log format.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -343,6 +424,9 @@ impl Config {
                 ),
             ));
         }
+        if let Some(st) = &self.stateful {
+            validate_stateful(st, &self.eam, self.pool6.0.is_some())?;
+        }
         if self.eam.len() > EAM_MAX_ENTRIES as usize {
             return Err(invalid(
                 "eam",
@@ -415,6 +499,13 @@ impl Config {
         if self.translator_link.0.is_some() {
             c.flags |= CONFIG_F_LINK;
         }
+        if let Some(st) = &self.stateful {
+            c.flags |= CONFIG_F_STATEFUL;
+            c.pool4 = st.pool4.network().octets();
+            c.pool4_len = st.pool4.prefix_len();
+            c.port_lo = st.ports.0;
+            c.port_hi = st.ports.1;
+        }
         c
     }
 
@@ -426,6 +517,93 @@ impl Config {
             m => u32::from(m).min(1500),
         }
     }
+}
+
+fn validate_stateful(st: &Stateful, eam: &[Eam], pool6: bool) -> Result<(), ConfigError> {
+    let p = st.pool4;
+    if !pool6 {
+        return Err(invalid(
+            "stateful",
+            "stateful NAT64 needs pool6: IPv6 hosts reach IPv4 ones through it",
+        ));
+    }
+    if p.addr() != p.network() {
+        return Err(invalid(
+            "stateful.pool4",
+            format!(
+                "{p} has bits set past the prefix length; did you mean {}?",
+                p.trunc()
+            ),
+        ));
+    }
+    if p.prefix_len() < 16 {
+        return Err(invalid(
+            "stateful.pool4",
+            format!("{p} is larger than a /16; pool4 holds at most 65536 addresses"),
+        ));
+    }
+    if !nat64_common::addr::is_translatable_v4(p.network().octets()) {
+        return Err(invalid(
+            "stateful.pool4",
+            format!("{p} is not unicast address space"),
+        ));
+    }
+    if let Some((i, e)) = eam
+        .iter()
+        .enumerate()
+        .find(|(_, e)| overlaps(IpNet::V4(e.ipv4), IpNet::V4(p)))
+    {
+        return Err(invalid(
+            "stateful.pool4",
+            format!(
+                "{p} overlaps eam[{i}].ipv4 {}: an address would have two meanings",
+                e.ipv4
+            ),
+        ));
+    }
+    if st.max_bindings == 0 {
+        return Err(invalid("stateful.max_bindings", "must be at least 1"));
+    }
+    let minimums = [
+        (
+            "stateful.udp_timeout_secs",
+            st.udp_timeout_secs,
+            120,
+            "RFC 6146 section 3.5.1: at least 2 minutes",
+        ),
+        (
+            "stateful.tcp_established_timeout_secs",
+            st.tcp_established_timeout_secs,
+            7440,
+            "RFC 6146 section 3.5.2.2: at least 2 hours 4 minutes",
+        ),
+        (
+            "stateful.tcp_transitory_timeout_secs",
+            st.tcp_transitory_timeout_secs,
+            240,
+            "RFC 6146 section 3.5.2.2: at least 4 minutes",
+        ),
+        (
+            "stateful.icmp_timeout_secs",
+            st.icmp_timeout_secs,
+            60,
+            "RFC 6146 section 3.5.3: at least 60 seconds",
+        ),
+    ];
+    for (field, v, min, why) in minimums {
+        if v == 0 {
+            return Err(invalid(field, "must be at least 1 second"));
+        }
+        if st.rfc_minimum_timeouts && v < min {
+            return Err(invalid(
+                field,
+                format!(
+                    "{v} s is below the minimum ({why}); rfc_minimum_timeouts = false allows it on a test bench"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_pool6(p: &Ipv6Net) -> Result<(), ConfigError> {
@@ -515,6 +693,52 @@ mod tests {
         assert_eq!(c.translator_link.0.as_deref(), Some("nat64"));
         assert_eq!(c.translator_link.peer().as_deref(), Some("nat64-dp"));
         assert_eq!(c.link_mtu(), 1500);
+    }
+
+    #[test]
+    fn stateful_section() {
+        let c = Config::parse(
+            "[stateful]\npool4 = \"203.0.113.8/30\"\nports = \"2000-2999\"",
+            "x",
+        )
+        .unwrap();
+        let d = c.dataplane();
+        assert_eq!(d.flags & CONFIG_F_STATEFUL, CONFIG_F_STATEFUL);
+        assert_eq!((d.pool4, d.pool4_len), ([203, 0, 113, 8], 30));
+        assert_eq!((d.port_lo, d.port_hi), (2000, 2999));
+        let st = c.stateful.unwrap();
+        assert_eq!(st.udp_timeout_secs, 300);
+        assert_eq!(st.tcp_established_timeout_secs, 7440);
+        assert_eq!(
+            Config::parse("", "x").unwrap().dataplane().flags & CONFIG_F_STATEFUL,
+            0
+        );
+        let e = err("[stateful]\npool4 = \"203.0.113.9/30\"");
+        assert!(
+            e.starts_with("stateful.pool4: ") && e.contains("did you mean"),
+            "{e}"
+        );
+        let e = err("[stateful]\npool4 = \"10.0.0.0/8\"");
+        assert!(e.contains("larger than a /16"), "{e}");
+        let e = err(
+            "[stateful]\npool4 = \"198.51.100.8/30\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"",
+        );
+        assert!(e.contains("overlaps eam[0].ipv4"), "{e}");
+        let e = err("[stateful]\npool4 = \"203.0.113.8/30\"\nports = \"3000-2000\"");
+        assert!(e.contains("ports") || e.contains("range"), "{e}");
+        let e = err("[stateful]\npool4 = \"203.0.113.8/30\"\nudp_timeout_secs = 10");
+        assert!(
+            e.starts_with("stateful.udp_timeout_secs: 10 s is below"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "[stateful]\npool4 = \"203.0.113.8/30\"\nudp_timeout_secs = 10\nrfc_minimum_timeouts = false",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.stateful.unwrap().udp_timeout_secs, 10);
+        let e = err("pool6 = \"off\"\n[stateful]\npool4 = \"203.0.113.8/30\"");
+        assert!(e.starts_with("stateful: "), "{e}");
     }
 
     #[test]

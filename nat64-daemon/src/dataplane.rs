@@ -2,7 +2,7 @@
 //! log kept in errors), writing configuration into maps, attaching, and reading counters.
 
 use aya::{
-    Ebpf, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
     programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
 };
@@ -94,7 +94,13 @@ impl Dataplane {
     /// Loads the object, has the kernel verify the program and writes `cfg` into the maps.
     /// Attaches nothing.
     pub fn load(cfg: &Config) -> Result<Self, DataplaneError> {
-        let mut ebpf = Ebpf::load(EBPF_OBJECT)?;
+        // The binding tables are sized from config (preallocated: a full table refuses new
+        // flows rather than evicting); without stateful NAT64 they stay a single entry.
+        let bindings = cfg.stateful.as_ref().map_or(1, |s| s.max_bindings);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("BIB6", bindings)
+            .map_max_entries("BIB4", bindings)
+            .load(EBPF_OBJECT)?;
         for name in PROGRAMS {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
@@ -332,6 +338,24 @@ impl Dataplane {
             .ok_or(DataplaneError::Missing(name))?
             .try_into()
             .map_err(|source| DataplaneError::Program { name, source })
+    }
+
+    /// The binding tables (stateful NAT64), for the sweeper and for listing.
+    pub fn bindings(&mut self) -> Result<crate::bindings::Tables<'_>, DataplaneError> {
+        let (mut b6, mut b4) = (None, None);
+        for (name, map) in self.ebpf.maps_mut() {
+            match name {
+                "BIB6" => b6 = Some(map),
+                "BIB4" => b4 = Some(map),
+                _ => {}
+            }
+        }
+        Ok(crate::bindings::Tables {
+            bib6: HashMap::try_from(b6.ok_or(DataplaneError::Missing("map BIB6"))?)
+                .map_err(map_err("BIB6"))?,
+            bib4: HashMap::try_from(b4.ok_or(DataplaneError::Missing("map BIB4"))?)
+                .map_err(map_err("BIB4"))?,
+        })
     }
 
     /// Sums every counter over all CPUs.

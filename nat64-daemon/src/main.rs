@@ -183,7 +183,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         "nat64d ready"
     );
 
-    let waited = wait_for_shutdown(&dp, cfg.stats_interval_secs).await;
+    let waited = wait_for_shutdown(&mut dp, &cfg).await;
 
     for (iface, r) in dp.detach_all() {
         match r {
@@ -223,7 +223,12 @@ async fn set_up_link(
         .await
         .context("creating the translator link")?;
     let v6: Vec<_> = cfg.pool6.0.into_iter().collect();
-    let v4: Vec<_> = cfg.eam.iter().map(|e| e.ipv4).collect();
+    let v4: Vec<_> = cfg
+        .eam
+        .iter()
+        .map(|e| e.ipv4)
+        .chain(cfg.stateful.as_ref().map(|s| s.pool4))
+        .collect();
     let mtu4 = mtu - link::IPV4_FRAGMENT_GROWTH;
     let r = match dp.attach_link(&l) {
         Ok(()) => link::add_routes(nl, &l, &v6, &v4, mtu4)
@@ -247,16 +252,57 @@ async fn set_up_link(
     Ok(l)
 }
 
-async fn wait_for_shutdown(dp: &Dataplane, stats_interval_secs: u64) -> anyhow::Result<()> {
+async fn wait_for_shutdown(dp: &mut Dataplane, cfg: &Config) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let stats_interval_secs = cfg.stats_interval_secs;
     let period = Duration::from_secs(stats_interval_secs.max(1));
     let mut tick = tokio::time::interval(period);
     tick.tick().await;
+    // Stateful NAT64: the sweeper runs at a quarter of the shortest binding lifetime (1 to 30
+    // s), so a binding outlives its timeout by at most that much.
+    let sweep_every = cfg
+        .stateful
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |st| {
+            let shortest = [
+                st.udp_timeout_secs,
+                st.icmp_timeout_secs,
+                st.tcp_transitory_timeout_secs,
+                st.tcp_established_timeout_secs,
+            ]
+            .into_iter()
+            .min()
+            .unwrap_or(60);
+            Duration::from_secs((shortest / 4).clamp(1, 30))
+        });
+    let mut sweep = tokio::time::interval(sweep_every);
+    sweep.tick().await;
     loop {
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = sweep.tick(), if cfg.stateful.is_some() => {
+                let Some(st) = &cfg.stateful else { continue };
+                let r = dp
+                    .bindings()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|mut t| {
+                        t.sweep(st, nat64_daemon::bindings::now_ns(), st.max_bindings as usize)
+                            .map_err(anyhow::Error::from)
+                    });
+                match r {
+                    Ok(s) if s.expired > 0 => info!(
+                        expired = s.expired,
+                        tcp = s.live.tcp,
+                        udp = s.live.udp,
+                        icmp = s.live.icmp,
+                        "bindings expired"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "sweeping bindings failed"),
+                }
+            }
             _ = tick.tick(), if stats_interval_secs > 0 => {
                 match dp.stats() {
                     Ok(s) => info!(

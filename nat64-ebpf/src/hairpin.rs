@@ -60,6 +60,8 @@ fn rewrite(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
                 old_addrs,
                 new_addrs,
                 len_proto: l4_len as u32 + proto as u32,
+                old_port: 0,
+                new_port: 0,
             };
             let partial = iface::partial_checksums(ctx);
             l4::fix_checksum(ctx, proto, l4_off, &delta, partial, l4::ZeroUdp::Keep)?;

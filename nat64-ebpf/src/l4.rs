@@ -20,6 +20,10 @@ pub struct PseudoDelta {
     pub new_addrs: u32,
     /// Transport length plus protocol number: identical in both pseudo-headers.
     pub len_proto: u32,
+    /// Stateful NAT64: the port word the binding replaces and its replacement (both 0 when no
+    /// port changes). Written to the packet before `fix_checksum` runs.
+    pub old_port: u32,
+    pub new_port: u32,
 }
 
 /// What to do with a UDP datagram that has no checksum (zero).
@@ -67,10 +71,12 @@ pub fn fix_checksum(
             }
         };
     }
+    // A partial checksum covers only the pseudo-header (the port is summed later, by whoever
+    // completes it); a full one covers the port too.
     let mut n = if partial_ok && is_partial(c, d.old_addrs + d.len_proto) {
         update_partial(c, d.old_addrs, d.new_addrs)
     } else {
-        update(c, d.old_addrs, d.new_addrs)
+        update(c, d.old_addrs + d.old_port, d.new_addrs + d.new_port)
     };
     // RFC 768: a computed UDP checksum of zero is transmitted as all ones.
     if proto == IPPROTO_UDP && n == 0 {

@@ -35,6 +35,8 @@ mod packet;
 #[cfg(target_arch = "bpf")]
 mod scratch;
 #[cfg(target_arch = "bpf")]
+mod stateful;
+#[cfg(target_arch = "bpf")]
 mod stats;
 #[cfg(target_arch = "bpf")]
 mod too_big;

@@ -8,6 +8,7 @@ use aya_ebpf::{
 use nat64_common::{
     counters::STATS_LEN,
     maps::{Config, EAM_MAX_ENTRIES, EamToV4, EamToV6, IFACE_MAX_ENTRIES, IfaceConfig},
+    state::{BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value},
 };
 
 /// Run-time configuration in slot 0; written by the daemon at start and on reload.
@@ -21,6 +22,19 @@ pub static EAM6: LpmTrie<[u8; 16], EamToV4> = LpmTrie::with_max_entries(EAM_MAX_
 /// The same EAM entries keyed by IPv4 prefix; written by the daemon from config.
 #[map]
 pub static EAM4: LpmTrie<[u8; 4], EamToV6> = LpmTrie::with_max_entries(EAM_MAX_ENTRIES, 0);
+
+/// Stateful NAT64 bindings keyed by the IPv6 side (`nat64_common::state`): created here on a
+/// flow's first outbound packet, refreshed by each packet, removed by the daemon's sweeper.
+/// Preallocated hash maps, sized by the daemon from config: a full table refuses new flows
+/// and never evicts a live binding (an LRU map would, against RFC 6888 REQ-11).
+#[map]
+pub static BIB6: HashMap<Bib6Key, Bib6Value> =
+    HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
+
+/// The same bindings keyed by the IPv4 side; created and removed with their `BIB6` twins.
+#[map]
+pub static BIB4: HashMap<Bib4Key, Bib4Value> =
+    HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
 
 /// Per-interface settings keyed by ifindex; written by the daemon when it attaches.
 #[map]

@@ -6,7 +6,8 @@ use nat64_common::{
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{Translation, icmp4_to_icmp6},
-    maps::{CONFIG_F_COPY_TOS, Config},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_STATEFUL, Config},
+    state,
 };
 
 use crate::{
@@ -16,7 +17,7 @@ use crate::{
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, exceeds_mtu, frame_len, ptr_at, read, resize_head,
         sum_words, view, word, write_bytes,
     },
-    stats,
+    stateful, stats,
 };
 
 const IPV4_DF: u16 = 0x4000;
@@ -58,10 +59,14 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     if ip4.ver_ihl >> 4 != 4 {
         return Ok(Step::Done(xdp_action::XDP_PASS));
     }
-    // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst`).
-    let Some(dst_map) = addrmap::v4_dst(ip4.dst) else {
+    // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst`), and with
+    // stateful NAT64 the pool4 addresses (RFC 6146), translated through their bindings.
+    let eam_dst = addrmap::v4_dst(ip4.dst);
+    let to_pool4 =
+        eam_dst.is_none() && cfg.flags & CONFIG_F_STATEFUL != 0 && stateful::in_pool4(cfg, ip4.dst);
+    if eam_dst.is_none() && !to_pool4 {
         return Ok(Step::Done(xdp_action::XDP_PASS));
-    };
+    }
     if exceeds_mtu(ctx) {
         return link::hand_off(
             cfg,
@@ -124,6 +129,8 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         let h = read::<IcmpFull>(ctx, l4_off).ok_or(DropReason::Truncated)?;
         match icmp4_to_icmp6(h.ty, h.code, h.rest)? {
             Translation::Info { ty } => Some((h, ty)),
+            // Not yet through a stateful binding (the quoted packet would be translated by it).
+            _ if to_pool4 => return Err(DropReason::NoBinding),
             _ => return Ok(Step::IcmpError),
         }
     } else {
@@ -147,6 +154,20 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
             DropReason::PacketTooBig,
         );
     }
+    // The destination: its EAM entry, or the binding of its pool4 transport address, whose
+    // IPv6 port replaces the destination port (TCP, UDP) or the echo identifier (ICMP).
+    let (dst_map, port_change) = match eam_dst {
+        Some(m) => (m, None),
+        None => {
+            if fragmented {
+                return Err(DropReason::Fragment);
+            }
+            let (m, at, old, new) = bind_inbound(ctx, ip4.dst, ip4.proto, l4_off, echo.is_some())?;
+            write_bytes(ctx, at, new.to_be_bytes())?;
+            (m, Some((old, new)))
+        }
+    };
+    let (old_port, new_port) = port_change.unwrap_or((0, 0));
     let (v4src, v4dst) = (ip4.src, ip4.dst);
     let new_addrs =
         sum16(&addrmap::to6(cfg, src_map, v4src)) + sum16(&addrmap::to6(cfg, dst_map, v4dst));
@@ -154,6 +175,8 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         old_addrs: sum4(&ip4.src) + sum4(&ip4.dst),
         new_addrs,
         len_proto: payload_len as u32 + ip4.proto as u32,
+        old_port: old_port as u32,
+        new_port: new_port as u32,
     };
     let (nh, counted) = match (ip4.proto, echo) {
         // Not the first fragment: no transport header to fix.
@@ -187,7 +210,15 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
             )
         }
         (_, Some((h, ty))) => {
-            echo4_to_echo6(ctx, l4_off, new_addrs, payload_len, &h, ty)?;
+            echo4_to_echo6(
+                ctx,
+                l4_off,
+                new_addrs,
+                payload_len,
+                &h,
+                ty,
+                (old_port, new_port),
+            )?;
             (IPPROTO_ICMPV6, L4Proto::Icmp)
         }
         // RFC 7915 section 4.1: any other protocol is copied as is.
@@ -278,16 +309,46 @@ fn echo4_to_echo6(
     payload_len: u16,
     h: &IcmpFull,
     ty6: u8,
+    (old_id, new_id): (u16, u16),
 ) -> Result<(), DropReason> {
     let pseudo = addrs6 + payload_len as u32 + IPPROTO_ICMPV6 as u32;
     let c = checksum::update(
         u16::from_be_bytes(h.check),
-        word(h.ty, h.code),
-        pseudo + word(ty6, h.code),
+        word(h.ty, h.code) + old_id as u32,
+        pseudo + word(ty6, h.code) + new_id as u32,
     );
     let p = ptr_at::<[u8; 4]>(ctx, off).ok_or(DropReason::Truncated)?;
     let [cb0, cb1] = c.to_be_bytes();
     // SAFETY: bounds checked by `ptr_at`.
     unsafe { p.write_unaligned([ty6, h.code, cb0, cb1]) };
     Ok(())
+}
+
+/// Stateful NAT64 (RFC 6146): the binding of an IPv4 packet to a pool4 address, where the port
+/// word sits (TCP or UDP destination port, ICMP echo identifier), and the old and new value.
+#[inline(always)]
+fn bind_inbound(
+    ctx: &XdpContext,
+    dst4: [u8; 4],
+    proto: u8,
+    l4_off: usize,
+    echo: bool,
+) -> Result<(addrmap::To6, usize, u16, u16), DropReason> {
+    let (at, bib_proto, flags) = match proto {
+        IPPROTO_TCP => {
+            let f = read::<u8>(ctx, l4_off + 13).ok_or(DropReason::Truncated)?;
+            (l4_off + 2, state::BIB_TCP, f)
+        }
+        IPPROTO_UDP => (l4_off + 2, state::BIB_UDP, 0),
+        IPPROTO_ICMP if echo => (l4_off + 4, state::BIB_ICMP, 0),
+        _ => return Err(DropReason::NoBinding),
+    };
+    let port4 = read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?;
+    let b = stateful::inbound(dst4, port4, bib_proto, flags).ok_or(DropReason::NoBinding)?;
+    Ok((
+        addrmap::To6::Bib(b),
+        at,
+        u16::from_be_bytes(port4),
+        u16::from_be_bytes(b.port6),
+    ))
 }

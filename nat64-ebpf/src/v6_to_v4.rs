@@ -8,7 +8,8 @@ use nat64_common::{
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{Translation, icmp6_to_icmp4, is_icmpv6_error},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_POOL6791, Config},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_POOL6791, CONFIG_F_STATEFUL, Config},
+    state,
 };
 
 use crate::{
@@ -16,9 +17,9 @@ use crate::{
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, MAX_HEADERS_LEN, exceeds_mtu, frame_len,
-        is_extension_header, ptr_at, read, resize_head, view, with_checksum, word,
+        is_extension_header, ptr_at, read, resize_head, view, with_checksum, word, write_bytes,
     },
-    stats,
+    stateful, stats,
 };
 
 /// RFC 7915 section 5.1: a translated packet of at most 1260 bytes gets DF=0 (so that an IPv4
@@ -168,9 +169,26 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     } else {
         (None, false)
     };
+    // RFC 6146: a source with no stateless mapping, writing to pool6, gets a binding to a pool4
+    // transport address when stateful NAT64 is on (`stateful`): (old port word, new port word).
+    let mut port_change: Option<(u16, u16)> = None;
     let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
         Some(a) => a,
         None if is_error && cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
+        None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => {
+            let (a, old, new) = bind_outbound(
+                ctx,
+                cfg,
+                &ip6.src,
+                nh,
+                l4_off,
+                frag.is_some(),
+                is_error,
+                echo.is_some(),
+            )?;
+            port_change = Some((old, new));
+            a
+        }
         None => return Err(DropReason::SourceUntranslatable),
     };
     if !is_translatable_v4(dst4) || !is_translatable_v4(src4) {
@@ -199,10 +217,22 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Err(DropReason::BadHeader);
     };
 
+    // The binding's port replaces the source port (TCP, UDP) or the echo identifier (ICMP).
+    let (old_port, new_port) = port_change.unwrap_or((0, 0));
+    if let Some((_, new)) = port_change {
+        let at = if nh == IPPROTO_ICMPV6 {
+            l4_off + 4
+        } else {
+            l4_off
+        };
+        write_bytes(ctx, at, new.to_be_bytes())?;
+    }
     let delta = l4::PseudoDelta {
         old_addrs: sum16(&ip6.src) + sum16(&ip6.dst),
         new_addrs: sum4(&src4) + sum4(&dst4),
         len_proto: l4_len as u32 + nh as u32,
+        old_port: old_port as u32,
+        new_port: new_port as u32,
     };
     let (proto4, counted) = match (nh, echo) {
         // Only a first fragment carries the transport header; its checksum covers the whole
@@ -236,7 +266,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
             )
         }
         (_, Some((h, ty))) => {
-            echo6_to_echo4(ctx, l4_off, ip6, payload_len, &h, ty)?;
+            echo6_to_echo4(ctx, l4_off, ip6, payload_len, &h, ty, (old_port, new_port))?;
             (IPPROTO_ICMP, L4Proto::Icmp)
         }
         // RFC 7915 section 5.1: any other protocol is copied as is.
@@ -283,17 +313,63 @@ fn echo6_to_echo4(
     payload_len: u16,
     h: &IcmpFull,
     ty4: u8,
+    (old_id, new_id): (u16, u16),
 ) -> Result<(), DropReason> {
-    // Pseudo-header of RFC 8200 section 8.1: addresses, 32-bit length, next header.
+    // Pseudo-header of RFC 8200 section 8.1: addresses, 32-bit length, next header. The
+    // identifier changes too under a stateful binding (already written by the caller).
     let pseudo = sum16(&ip6.src) + sum16(&ip6.dst) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
     let c = checksum::update(
         u16::from_be_bytes(h.check),
-        pseudo + word(h.ty, h.code),
-        word(ty4, h.code),
+        pseudo + word(h.ty, h.code) + old_id as u32,
+        word(ty4, h.code) + new_id as u32,
     );
     let p = ptr_at::<[u8; 4]>(ctx, off).ok_or(DropReason::Truncated)?;
     let [cb0, cb1] = c.to_be_bytes();
     // SAFETY: bounds checked by `ptr_at`.
     unsafe { p.write_unaligned([ty4, h.code, cb0, cb1]) };
     Ok(())
+}
+
+/// Stateful NAT64 (RFC 6146): the pool4 address that replaces the IPv6 source, and the old and
+/// new port word (TCP or UDP source port, ICMP echo identifier), from the flow's binding.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn bind_outbound(
+    ctx: &XdpContext,
+    cfg: &Config,
+    src6: &[u8; 16],
+    nh: u8,
+    l4_off: usize,
+    fragment: bool,
+    is_error: bool,
+    echo: bool,
+) -> Result<([u8; 4], u16, u16), DropReason> {
+    // Not yet: fragments (only the first carries the port; RFC 6146 section 3.4 wants them
+    // reassembled or tracked) and ICMPv6 errors (translated through the binding of the packet
+    // they quote).
+    if fragment {
+        return Err(DropReason::Fragment);
+    }
+    if is_error {
+        return Err(DropReason::IcmpUntranslatable);
+    }
+    let (port_at, proto, flags) = match nh {
+        IPPROTO_TCP => {
+            let f = read::<u8>(ctx, l4_off + 13).ok_or(DropReason::Truncated)?;
+            (l4_off, state::BIB_TCP, f)
+        }
+        IPPROTO_UDP => (l4_off, state::BIB_UDP, 0),
+        // Echo requests and replies only: their identifier is the "port" (RFC 6146 3.5.3).
+        IPPROTO_ICMPV6 if echo => (l4_off + 4, state::BIB_ICMP, 0),
+        _ => return Err(DropReason::SourceUntranslatable),
+    };
+    let old = u16::from_be_bytes(read::<[u8; 2]>(ctx, port_at).ok_or(DropReason::Truncated)?);
+    let r = stateful::outbound(cfg, src6, old, proto, flags);
+    if r & stateful::OUTBOUND_ERR != 0 {
+        return Err(DropReason::ALL
+            .get((r & 0xff) as usize)
+            .copied()
+            .unwrap_or(DropReason::PoolExhausted));
+    }
+    Ok((((r >> 16) as u32).to_be_bytes(), old, r as u16))
 }

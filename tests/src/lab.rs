@@ -42,6 +42,14 @@ pub const ROUTER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 254);
 pub const ROUTER4_AS_V6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xcb00, 0x71fe);
 /// The daemon's translator link in the lab (its far end is `nat64-dp`).
 pub const LINK: &str = "nat64";
+/// Stateful NAT64 (`LabOptions::stateful`): the IPv4 pool, and IPv6 client addresses that no
+/// EAM entry covers, so their traffic is translated statefully.
+pub const POOL4: &str = "203.0.113.200/30";
+pub const STATEFUL_CLIENTS: [Ipv6Addr; 3] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x201),
+    Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x202),
+    Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x203),
+];
 pub const EAM_V6: &str = "2001:db8:6::100/120";
 pub const EAM_V4: &str = "198.51.100.0/24";
 
@@ -72,6 +80,10 @@ pub struct LabOptions {
     /// the lab routes pool6 and the EAM prefix itself, as an operator without the link would,
     /// so that the kernel still answers Time Exceeded for what the dataplane leaves to it.
     pub translator_link: bool,
+    /// Stateful NAT64: pool4 [`POOL4`], and the client gets [`STATEFUL_CLIENTS`], addresses
+    /// outside the EAM range, which share pool4. Timeouts are short (UDP and ICMP 3 s, TCP
+    /// transitory 4 s; established stays at its RFC default) so that expiry can be watched.
+    pub stateful: bool,
 }
 
 impl Default for LabOptions {
@@ -83,6 +95,7 @@ impl Default for LabOptions {
             router4: None,
             v4_link_mtu: 1500,
             translator_link: true,
+            stateful: false,
         }
     }
 }
@@ -177,6 +190,11 @@ impl Lab {
             "c0",
             "nodad",
         ]);
+        if self.opts.stateful {
+            for a in STATEFUL_CLIENTS {
+                c.ip(&["addr", "add", &format!("{a}/64"), "dev", "c0", "nodad"]);
+            }
+        }
         c.ip(&["link", "set", "c0", "up"]);
         c.ip(&["route", "add", "64:ff9b::/96", "via", &XLAT6.to_string()]);
 
@@ -186,6 +204,9 @@ impl Lab {
         s.ip(&["addr", "add", &format!("{SERVER4}/24"), "dev", "s0"]);
         s.ip(&["link", "set", "s0", "up"]);
         s.ip(&["route", "add", EAM_V4, "via", &XLAT4.to_string()]);
+        if self.opts.stateful {
+            s.ip(&["route", "add", POOL4, "via", &XLAT4.to_string()]);
+        }
 
         // xlat: a router for both families. Translated IPv4 packets arrive on xc, whose IPv4
         // side has no address or route back, so reverse-path filtering must be off there.
@@ -282,7 +303,14 @@ xdp_mode = "{mode}"
 [[eam]]
 ipv6 = "{EAM_V6}"
 ipv4 = "{EAM_V4}"
-"#,
+{stateful}"#,
+            stateful = if self.opts.stateful {
+                format!(
+                    "\n[stateful]\npool4 = \"{POOL4}\"\nports = \"20000-29999\"\nudp_timeout_secs = 3\nicmp_timeout_secs = 3\ntcp_transitory_timeout_secs = 4\nrfc_minimum_timeouts = false\n"
+                )
+            } else {
+                String::new()
+            },
             mode = self.opts.xdp_mode,
             link = if self.opts.translator_link {
                 LINK

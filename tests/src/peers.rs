@@ -72,6 +72,62 @@ pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
 }
 
+/// Connects from the IPv6 source address `src` (port chosen by the kernel) with a bounded
+/// timeout: what `TcpStream` cannot do, through libc. Run it inside the client's namespace.
+pub fn tcp_connect_from(src: std::net::Ipv6Addr, addr: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: a fresh socket, owned by the TcpStream built from it below (or closed here).
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: all-zero is a valid sockaddr_in6; the fields set below make it the source.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    sa.sin6_addr.s6_addr = src.octets();
+    // SAFETY: binding the socket above to a valid sockaddr_in6 of the right length.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            &sa as *const libc::sockaddr_in6 as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: the descriptor is ours; the stream closes it when dropped.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    assert_eq!(rc, 0, "bind to [{src}]: {err}");
+    // Connect with a timeout: non-blocking connect, then wait for writability.
+    stream.set_nonblocking(true).expect("nonblocking");
+    let SocketAddr::V6(dst) = addr else {
+        panic!("{addr} is not IPv6")
+    };
+    // SAFETY: all-zero is a valid sockaddr_in6.
+    let mut da: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    da.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    da.sin6_port = dst.port().to_be();
+    da.sin6_addr.s6_addr = dst.ip().octets();
+    // SAFETY: connecting the socket to a valid sockaddr_in6 of the right length.
+    unsafe {
+        libc::connect(
+            fd,
+            &da as *const libc::sockaddr_in6 as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+        )
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: polling one descriptor we own, for at most 10 s.
+    let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+    assert_eq!(n, 1, "connect from [{src}] to {addr}: timed out");
+    if let Some(e) = stream.take_error().expect("SO_ERROR") {
+        panic!("connect from [{src}] to {addr}: {e}");
+    }
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}
+
 /// Echoes `count` datagrams back to their senders; returns the sender addresses seen.
 pub fn udp_echo(sock: UdpSocket, count: usize) -> Vec<SocketAddr> {
     sock.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");

@@ -1,0 +1,209 @@
+//! Stateful NAT64 (RFC 6146): the binding information base (BIB) as the dataplane and the
+//! daemon share it, and the pure rules around it (port choice, timeouts, TCP state).
+//!
+//! A binding ties an IPv6 transport address (address, port or ICMP identifier, protocol) to an
+//! IPv4 one from pool4. It lives in two hash maps, one keyed by each side, created together by
+//! the dataplane on the first outbound packet and removed together by the daemon's sweeper.
+//! Mapping and filtering are endpoint-independent (RFC 6146 section 3.5.1, RFC 4787 REQ-1 and
+//! REQ-8 / RFC 5382 REQ-1 and REQ-3): one IPv6 transport address keeps one IPv4 transport
+//! address while its binding lives, and any IPv4 host may reach it through that address.
+
+/// Transport protocols with bindings, as used in the keys (IANA numbers; ICMP is stored as
+/// ICMPv4, whose identifier stands in for a port).
+pub const BIB_TCP: u8 = 6;
+pub const BIB_UDP: u8 = 17;
+pub const BIB_ICMP: u8 = 1;
+
+/// Default size of each BIB map when the configuration does not say.
+pub const BIB_DEFAULT_MAX_ENTRIES: u32 = 65_536;
+
+/// Key of the IPv6-side BIB map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Bib6Key {
+    pub addr6: [u8; 16],
+    /// Port or ICMP identifier, network byte order.
+    pub port6: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<Bib6Key>() == 20);
+
+/// Key of the IPv4-side BIB map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Bib4Key {
+    pub addr4: [u8; 4],
+    /// Port or ICMP identifier, network byte order.
+    pub port4: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<Bib4Key>() == 8);
+
+/// Value of the IPv6-side map: the IPv4 transport address, and when the binding was last used
+/// from the IPv6 side.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bib6Value {
+    pub addr4: [u8; 4],
+    pub port4: [u8; 2],
+    /// `TCP_*` state seen from the IPv6 side (0 for UDP and ICMP).
+    pub tcp: u8,
+    /// `BIB_F_*`.
+    pub flags: u8,
+    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC) of the last packet from the IPv6 side.
+    pub last_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<Bib6Value>() == 16);
+
+/// Value of the IPv4-side map: the IPv6 transport address, and when the binding was last used
+/// from the IPv4 side.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bib4Value {
+    pub addr6: [u8; 16],
+    pub port6: [u8; 2],
+    /// `TCP_*` state seen from the IPv4 side.
+    pub tcp: u8,
+    pub flags: u8,
+    pub _pad: [u8; 4],
+    /// Last packet from the IPv4 side (0: none yet).
+    pub last_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<Bib4Value>() == 32);
+
+/// A static binding from the configuration: never expires, and lets IPv4 hosts open
+/// connections inward (RFC 6146 section 3.5.2.2).
+pub const BIB_F_STATIC: u8 = 1 << 0;
+
+/// TCP tracking per side, a reduced form of the RFC 6146 section 3.5.2 state machine: a SYN
+/// opens (transitory), data or an ACK from the IPv4 side after that makes it established, a
+/// FIN or RST closes it (transitory again). The sweeper applies the transitory or the
+/// established timeout from the combination of both sides.
+pub const TCP_NONE: u8 = 0;
+pub const TCP_SYN: u8 = 1;
+pub const TCP_ESTABLISHED: u8 = 2;
+pub const TCP_CLOSING: u8 = 3;
+
+/// The TCP state a side moves to on a segment with `flags` (the TCP header's flag byte).
+pub const fn tcp_next(state: u8, flags: u8) -> u8 {
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    if flags & (FIN | RST) != 0 {
+        TCP_CLOSING
+    } else if flags & SYN != 0 {
+        if state == TCP_CLOSING || state == TCP_NONE {
+            TCP_SYN
+        } else {
+            state
+        }
+    } else if flags & ACK != 0 && state != TCP_CLOSING {
+        TCP_ESTABLISHED
+    } else {
+        state
+    }
+}
+
+/// Whether a binding counts as established: both sides have seen it past the handshake and
+/// neither has closed.
+pub const fn tcp_established(side6: u8, side4: u8) -> bool {
+    side6 == TCP_ESTABLISHED && side4 == TCP_ESTABLISHED
+}
+
+/// Picks the candidate port number `attempt` for a binding, from a random value: uniform
+/// over the range `lo..=hi`, keeping the parity of `port6` where the range allows it (RFC
+/// 4787 REQ-4, RFC 6146 section 3.5.1.1: port parity preserved for RTP/RTCP), randomised (RFC
+/// 6056). `lo <= hi` is the configuration's guarantee.
+pub const fn candidate_port(random: u32, lo: u16, hi: u16, port6: u16) -> u16 {
+    let span = (hi - lo) as u32 + 1;
+    let mut p = lo as u32 + random % span;
+    if span >= 2 && (p ^ port6 as u32) & 1 != 0 {
+        // Move to the neighbour of the right parity that stays in range.
+        p = if p < hi as u32 { p + 1 } else { p - 1 };
+    }
+    p as u16
+}
+
+/// The address of the pool an IPv6 host gets: the same one for every binding of the host's
+/// /64 ("paired" pooling, RFC 4787 REQ-2 and RFC 6888 REQ-4: hosts rotate addresses within a
+/// /64), spread over the pool by a hash of that /64.
+pub const fn pool4_index(addr6: &[u8; 16], pool_size: u32) -> u32 {
+    // FNV-1a over the /64.
+    let mut h: u32 = 0x811c_9dc5;
+    let mut i = 0;
+    while i < 8 {
+        h ^= addr6[i] as u32;
+        h = h.wrapping_mul(0x0100_0193);
+        i += 1;
+    }
+    if pool_size == 0 { 0 } else { h % pool_size }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn candidate_ports_stay_in_range_and_keep_parity() {
+        for r in [0u32, 1, 2, 7, 1000, u32::MAX, 0x8000_0001] {
+            for (lo, hi) in [(1024u16, 65535u16), (2000, 2001), (5000, 5000), (10, 13)] {
+                for port6 in [0u16, 1, 40000, 40001] {
+                    let p = candidate_port(r, lo, hi, port6);
+                    assert!((lo..=hi).contains(&p), "{p} outside {lo}-{hi}");
+                    if hi > lo {
+                        assert_eq!(p & 1, port6 & 1, "parity of {port6} in {lo}-{hi}: {p}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn candidate_ports_spread_over_the_range() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in 0..1000u32 {
+            seen.insert(candidate_port(
+                r.wrapping_mul(2_654_435_761),
+                1024,
+                65535,
+                7,
+            ));
+        }
+        assert!(seen.len() > 900, "only {} distinct ports", seen.len());
+    }
+
+    #[test]
+    fn one_pool_address_per_slash_64() {
+        let a: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1];
+        let mut b = a;
+        b[15] = 0x99;
+        b[9] = 0x42;
+        assert_eq!(pool4_index(&a, 4), pool4_index(&b, 4));
+        assert!(pool4_index(&a, 4) < 4);
+        assert_eq!(pool4_index(&a, 0), 0);
+    }
+
+    #[test]
+    fn tcp_states() {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        const FIN: u8 = 0x01;
+        const RST: u8 = 0x04;
+        let s = tcp_next(TCP_NONE, SYN);
+        assert_eq!(s, TCP_SYN);
+        assert_eq!(tcp_next(s, SYN | ACK), TCP_SYN);
+        assert_eq!(tcp_next(s, ACK), TCP_ESTABLISHED);
+        assert_eq!(tcp_next(TCP_ESTABLISHED, ACK | FIN), TCP_CLOSING);
+        assert_eq!(tcp_next(TCP_ESTABLISHED, RST), TCP_CLOSING);
+        assert_eq!(tcp_next(TCP_CLOSING, ACK), TCP_CLOSING);
+        // A new connection reusing the binding after a close.
+        assert_eq!(tcp_next(TCP_CLOSING, SYN), TCP_SYN);
+        assert!(tcp_established(TCP_ESTABLISHED, TCP_ESTABLISHED));
+        assert!(!tcp_established(TCP_ESTABLISHED, TCP_SYN));
+        assert!(!tcp_established(TCP_CLOSING, TCP_ESTABLISHED));
+    }
+}

@@ -1,0 +1,333 @@
+//! Stateful NAT64 (RFC 6146) through the loaded program: bindings made on the first outbound
+//! packet, reused, refusing what matches none, exhaustion, and expiry by the daemon's sweeper.
+//!
+//! Expected frames are built whole by etherparse with checksums computed from scratch. Two
+//! values are the translator's own choice by design and are read from the output before the
+//! expected frame is built: the pool4 port (random, RFC 6056) and the IPv4 Identification of
+//! a DF=0 packet; the tests check that the port is in the configured range with the parity of
+//! the IPv6 port, and that the address is in pool4.
+
+use etherparse::{
+    IcmpEchoHeader, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, PacketBuilder, UdpHeader,
+};
+use nat64_common::{
+    Counter, Dir, DropReason, L4Proto,
+    state::{BIB_TCP, TCP_SYN},
+};
+use nat64_daemon::bindings::now_ns;
+use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, counter_delta};
+
+const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+/// IPv6 clients with no EAM entry: stateful. A and A2 share a /64; B does not.
+const A: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1];
+const A2: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0x99, 0, 0, 0, 0, 0, 2, 2];
+const B: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3];
+/// 64:ff9b::192.0.2.2 and the IPv4 server itself.
+const SERVER6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2];
+const SERVER4: [u8; 4] = [192, 0, 2, 2];
+const OTHER4: [u8; 4] = [203, 0, 113, 77];
+const OTHER6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 203, 0, 113, 77];
+
+fn load(ports: &str) -> Loaded {
+    Loaded::load(
+        "stateful",
+        &format!(
+            "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"{ports}\"\n"
+        ),
+    )
+}
+
+fn in_pool4(a: [u8; 4]) -> bool {
+    a[..3] == [198, 51, 100] && (200..204).contains(&a[3])
+}
+
+fn udp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(src, dst, 63)
+        .udp(sport, dport);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn udp4(
+    (src, sport): ([u8; 4], u16),
+    (dst, dport): ([u8; 4], u16),
+    ttl: u8,
+    id: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let udp = UdpHeader::with_ipv4_checksum(
+        sport,
+        dport,
+        &ip4(src, dst, ttl, id, 17, 8 + payload.len()),
+        payload,
+    )
+    .unwrap();
+    let mut f = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    f.extend(ip4(src, dst, ttl, id, 17, 8 + payload.len()).to_bytes());
+    f.extend(udp.to_bytes());
+    f.extend(payload);
+    f
+}
+
+fn ip4(src: [u8; 4], dst: [u8; 4], ttl: u8, id: u16, proto: u8, len: usize) -> Ipv4Header {
+    let mut ip = Ipv4Header::new(len as u16, ttl, IpNumber(proto), src, dst).unwrap();
+    ip.dont_fragment = false;
+    ip.identification = id;
+    ip.header_checksum = ip.calc_header_checksum();
+    ip
+}
+
+/// Source address, source port and identification of an IPv4 output frame.
+fn src_of(out: &[u8]) -> ([u8; 4], u16, u16) {
+    (
+        out[26..30].try_into().unwrap(),
+        u16::from_be_bytes([out[34], out[35]]),
+        u16::from_be_bytes([out[18], out[19]]),
+    )
+}
+
+#[test]
+fn a_udp_flow_gets_a_binding_that_is_reused_and_answered() {
+    let x = load("2000-2999");
+    let payload = b"stateful nat64 query";
+    let input = udp6(A, 40000, SERVER6, 53, payload);
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS, "translated");
+    let (addr4, port4, id) = src_of(&out);
+    assert!(in_pool4(addr4), "{addr4:?} not in pool4");
+    assert!((2000..=2999).contains(&port4), "port {port4}");
+    assert_eq!(port4 % 2, 0, "parity of 40000 kept");
+    let expected = udp4((addr4, port4), (SERVER4, 53), 63, id, payload);
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V6ToV4, L4Proto::Udp), 1),
+            (Counter::Bytes(Dir::V6ToV4), 20 + 8 + payload.len() as u64)
+        ]
+    );
+
+    // Same flow again: same binding (endpoint-independent mapping, RFC 6146 section 3.5.1).
+    let (_, out2, _) = x.run_counted(&udp6(
+        A,
+        40000,
+        [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 203, 0, 113, 77],
+        53,
+        payload,
+    ));
+    assert_eq!(
+        (src_of(&out2).0, src_of(&out2).1),
+        (addr4, port4),
+        "same binding toward another server"
+    );
+    // Another host of the same /64 gets the same pool4 address (RFC 6888 REQ-4), another port.
+    let (_, out3, _) = x.run_counted(&udp6(A2, 40000, SERVER6, 53, payload));
+    assert_eq!(src_of(&out3).0, addr4, "paired pooling per /64");
+    assert_ne!(src_of(&out3).1, port4);
+
+    // The answer comes back to the IPv6 host and port (RFC 6146 section 3.5.1).
+    let reply = b"answer";
+    let (action, out, moved) =
+        x.run_counted(&udp4((SERVER4, 53), (addr4, port4), 60, 0x1234, reply));
+    assert_eq!(action, XDP_PASS);
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(SERVER6, A, 60)
+        .udp(53, 40000)
+        .write(&mut expected, reply)
+        .unwrap();
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Udp), 1),
+            (Counter::Bytes(Dir::V4ToV6), 40 + 8 + reply.len() as u64)
+        ]
+    );
+    // Endpoint-independent filtering: another IPv4 host may use the binding too.
+    let (action, out, _) = x.run_counted(&udp4((OTHER4, 5000), (addr4, port4), 60, 1, reply));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[22..38], &OTHER6, "from the other host under pool6");
+    assert_eq!(&out[38..54], &A);
+
+    // Nothing bound to this port: dropped and counted (RFC 6146 section 3.5.1).
+    let free = if port4 == 2998 { 2996 } else { 2998 };
+    let (action, _, moved) = x.run_counted(&udp4((SERVER4, 53), (addr4, free), 60, 1, reply));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+    // Outside pool4 and EAM: not ours at all.
+    let (action, _, moved) = x.run_counted(&udp4(
+        (SERVER4, 53),
+        ([198, 51, 100, 199], port4),
+        60,
+        1,
+        reply,
+    ));
+    assert_eq!((action, moved), (XDP_PASS, vec![]));
+}
+
+#[test]
+fn echo_identifiers_are_bound_like_ports() {
+    let x = load("2000-2999");
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(B, SERVER6, 64)
+        .icmpv6_echo_request(0x0777, 3)
+        .write(&mut input, b"ping")
+        .unwrap();
+    let (action, out, _) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS);
+    let addr4: [u8; 4] = out[26..30].try_into().unwrap();
+    let id4 = u16::from_be_bytes([out[38], out[39]]);
+    assert!(in_pool4(addr4) && (2000..=2999).contains(&id4) && id4 % 2 == 1);
+    let icmp = Icmpv4Header::with_checksum(
+        Icmpv4Type::EchoRequest(IcmpEchoHeader { id: id4, seq: 3 }),
+        b"ping",
+    );
+    let ipid = u16::from_be_bytes([out[18], out[19]]);
+    let mut expected = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    expected.extend(ip4(addr4, SERVER4, 64, ipid, 1, 12).to_bytes());
+    expected.extend(icmp.to_bytes());
+    expected.extend(b"ping");
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+
+    // The reply finds the binding by its identifier.
+    let reply = Icmpv4Header::with_checksum(
+        Icmpv4Type::EchoReply(IcmpEchoHeader { id: id4, seq: 3 }),
+        b"ping",
+    );
+    let mut input = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    input.extend(ip4(SERVER4, addr4, 61, 9, 1, 12).to_bytes());
+    input.extend(reply.to_bytes());
+    input.extend(b"ping");
+    let (action, out, _) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS);
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(SERVER6, B, 61)
+        .icmpv6_echo_reply(0x0777, 3)
+        .write(&mut expected, b"ping")
+        .unwrap();
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+}
+
+#[test]
+fn tcp_state_is_tracked_in_the_binding() {
+    let mut x = load("2000-2999");
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .tcp(41000, 443, 1, 64240)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    let (action, out, _) = x.run_counted(&syn);
+    assert_eq!(action, XDP_PASS);
+    let (addr4, port4, _) = src_of(&out);
+    let tables = x.dp.bindings().expect("binding tables");
+    let all = tables.list(100);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let b = all[0];
+    assert_eq!(
+        (b.key6.addr6, u16::from_be_bytes(b.key6.port6), b.key6.proto),
+        (A, 41000, BIB_TCP)
+    );
+    assert_eq!((b.v6.addr4, u16::from_be_bytes(b.v6.port4)), (addr4, port4));
+    assert_eq!(b.v6.tcp, TCP_SYN);
+    assert_eq!(b.v4.map(|v| v.addr6), Some(A));
+}
+
+#[test]
+fn an_exhausted_pool_refuses_new_flows_and_keeps_the_old_ones() {
+    // One port of each parity: 2000 (even) and 2001 (odd), on four addresses, but a /64 always
+    // gets the same address: two flows of even ports from one host exhaust it.
+    let x = load("2000-2001");
+    let (action, first, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"one"));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(src_of(&first).1, 2000);
+    let (action, _, moved) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"two"));
+    assert_eq!(action, XDP_DROP, "no even port left");
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1)]
+    );
+    // The existing flow is untouched, and the odd port is still free.
+    let (_, again, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"one"));
+    assert_eq!(src_of(&again).1, 2000);
+    let (action, odd, _) = x.run_counted(&udp6(A, 40001, SERVER6, 53, b"odd"));
+    assert_eq!((action, src_of(&odd).1), (XDP_PASS, 2001));
+}
+
+#[test]
+fn the_sweeper_expires_idle_bindings_and_inbound_packets_then_find_none() {
+    let mut x = load("2000-2999");
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    let cfg = x.cfg.stateful.clone().expect("stateful config");
+    // Now: nothing has been idle for 5 minutes.
+    let swept =
+        x.dp.bindings()
+            .unwrap()
+            .sweep(&cfg, now_ns(), 1000)
+            .unwrap();
+    assert_eq!((swept.expired, swept.live.udp), (0, 1));
+    // Six minutes on: the UDP binding (5 minutes) is gone from both tables.
+    let later = now_ns() + 360 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 1000).unwrap();
+    assert_eq!((swept.expired, swept.live.udp), (1, 0));
+    assert!(x.dp.bindings().unwrap().list(10).is_empty());
+    let before = x.stats();
+    let (action, _) = x.run(&udp4((SERVER4, 53), (addr4, port4), 60, 1, b"late"));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        counter_delta(&before, &x.stats()),
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+}
+
+#[test]
+fn fragments_and_unsupported_protocols_are_refused_and_counted() {
+    let x = load("2000-2999");
+    // GRE from a stateful source: no port to bind.
+    let mut gre = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .write(&mut gre, IpNumber(47), &[0u8; 8])
+        .unwrap();
+    let (action, _, moved) = x.run_counted(&gre);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(
+            Counter::Dropped(Dir::V6ToV4, DropReason::SourceUntranslatable),
+            1
+        )]
+    );
+    // An IPv4 fragment to pool4: not yet.
+    let mut frag = udp4((SERVER4, 53), ([198, 51, 100, 200], 2000), 60, 7, b"frag");
+    frag[20] = 0x20; // MF
+    let sum = {
+        frag[24] = 0;
+        frag[25] = 0;
+        let mut s = 0u32;
+        for c in frag[14..34].chunks(2) {
+            s += u16::from_be_bytes([c[0], c[1]]) as u32;
+        }
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    };
+    frag[24..26].copy_from_slice(&sum.to_be_bytes());
+    let (action, _, moved) = x.run_counted(&frag);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+    );
+}

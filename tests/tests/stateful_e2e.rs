@@ -1,0 +1,223 @@
+//! Stateful NAT64 (RFC 6146) end to end: the real daemon in the namespace lab with pool4
+//! 203.0.113.200/30, and three IPv6 client addresses that no EAM entry covers, sharing it.
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, TcpListener, UdpSocket},
+    sync::mpsc,
+    time::Duration,
+};
+
+use nat64_common::{Counter, Dir, DropReason, L4Proto};
+use nat64_daemon::stats::parse_value;
+use nat64_tests::{
+    lab::{Lab, LabOptions, SERVER4, SERVER4_AS_V6, STATEFUL_CLIENTS},
+    peers,
+};
+
+fn in_pool4(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            o[..3] == [203, 0, 113] && (200..204).contains(&o[3])
+        }
+        IpAddr::V6(_) => false,
+    }
+}
+
+fn lab() -> Lab {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    lab
+}
+
+/// Three IPv6 clients at once, over TCP (HTTP), UDP and ping: the server sees every one of
+/// them as a pool4 address, and every answer finds its way back.
+#[test]
+fn several_ipv6_clients_share_pool4_over_tcp_udp_and_ping() {
+    let mut lab = lab();
+    let http = lab
+        .server4
+        .run(|| TcpListener::bind((SERVER4, 8080)))
+        .expect("bind http");
+    let http = std::thread::spawn(move || peers::http_serve(http, 3, Duration::from_secs(20)));
+    let echo = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 7007)))
+        .expect("bind udp");
+    let echo = std::thread::spawn(move || peers::udp_echo(echo, 3));
+
+    // Each client, in its own thread: an HTTP fetch, a UDP echo and two pings, all at once.
+    let url = format!("http://[{SERVER4_AS_V6}]:8080/");
+    let mut workers = Vec::new();
+    for (i, src) in STATEFUL_CLIENTS.into_iter().enumerate() {
+        let mut curl = lab.client6.command("curl");
+        curl.args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--interface",
+            &src.to_string(),
+            &url,
+        ]);
+        let mut ping = lab.client6.command("ping");
+        ping.args([
+            "-n",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "-I",
+            &src.to_string(),
+            &SERVER4_AS_V6.to_string(),
+        ]);
+        let udp = lab
+            .client6
+            .run(|| UdpSocket::bind((src, 0)))
+            .expect("bind client udp");
+        let sizes: &'static [usize] = [&[100usize][..], &[200], &[300]][i];
+        workers.push(std::thread::spawn(move || {
+            let udp_ok =
+                peers::udp_exchange(&udp, (SERVER4_AS_V6, 7007).into(), sizes, i as u64) == 1;
+            let page = curl.output().expect("curl");
+            let pinged = ping.output().expect("ping");
+            (src, udp_ok, page, pinged)
+        }));
+    }
+    for w in workers {
+        let (src, udp_ok, page, pinged) = w.join().expect("client thread");
+        assert!(udp_ok, "UDP echo for {src}");
+        let body = String::from_utf8_lossy(&page.stdout);
+        assert!(
+            body.contains("you are 203.0.113.20"),
+            "HTTP from {src}: the server should see a pool4 address: {body}{}",
+            String::from_utf8_lossy(&page.stderr)
+        );
+        assert!(
+            pinged.status.success(),
+            "ping from {src}: {}",
+            String::from_utf8_lossy(&pinged.stdout)
+        );
+    }
+    http.join().expect("http thread");
+    let seen = echo.join().expect("echo thread");
+    assert_eq!(seen.len(), 3, "three UDP clients echoed: {seen:?}");
+    assert!(
+        seen.iter().all(|p| in_pool4(p.ip())),
+        "UDP sources {seen:?}"
+    );
+
+    let exit = lab.stop_daemon();
+    for dir in Dir::ALL {
+        for p in [L4Proto::Tcp, L4Proto::Udp, L4Proto::Icmp] {
+            assert!(
+                parse_value(&exit.stdout, Counter::Packets(dir, p)).unwrap_or(0) > 0,
+                "{dir:?} {p:?}:\n{}",
+                exit.stdout
+            );
+        }
+    }
+}
+
+/// A binding outlives its idle timeout only by the sweeper's period: an idle UDP binding
+/// expires (3 s in the lab), after which the server's datagram to it finds nothing and is
+/// dropped; until then any IPv4 host may use it (endpoint-independent filtering). An idle,
+/// established TCP connection survives the same wait (its timeout is 2 h 4 min).
+#[test]
+fn idle_udp_expires_while_an_idle_tcp_connection_survives() {
+    let mut lab = lab();
+    // TCP from the first client, established and then left idle.
+    let listener = lab
+        .server4
+        .run(|| TcpListener::bind((SERVER4, 5005)))
+        .expect("bind tcp");
+    let (to_server, server_rx) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).expect("first message");
+        s.write_all(b"hello").expect("first answer");
+        // Wait, idle, until the test says the UDP binding has expired.
+        server_rx.recv().expect("go");
+        s.read_exact(&mut buf).expect("message after the idle time");
+        s.write_all(b"again").expect("answer after the idle time");
+        peer
+    });
+    let src = STATEFUL_CLIENTS[0];
+    let mut tcp = lab
+        .client6
+        .run(|| peers::tcp_connect_from(src, (SERVER4_AS_V6, 5005).into()));
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 5];
+    tcp.write_all(b"hi!!!").unwrap();
+    tcp.read_exact(&mut buf).expect("first answer");
+
+    // UDP from the second client: the server learns its pool4 transport address.
+    let server_udp = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 7008)))
+        .expect("bind udp");
+    server_udp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let client_udp = lab
+        .client6
+        .run(|| UdpSocket::bind((STATEFUL_CLIENTS[1], 0)))
+        .expect("bind client udp");
+    client_udp
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    client_udp
+        .send_to(b"open", (SERVER4_AS_V6, 7008))
+        .expect("send");
+    let (_, bound) = server_udp.recv_from(&mut [0u8; 16]).expect("datagram");
+    assert!(in_pool4(bound.ip()), "server saw {bound}");
+    // While the binding lives, the server (or anyone) can write to it.
+    server_udp.send_to(b"live", bound).expect("send back");
+    let mut got = [0u8; 16];
+    let n = client_udp
+        .recv(&mut got)
+        .expect("datagram through the live binding");
+    assert_eq!(&got[..n], b"live");
+
+    // Idle for the UDP timeout (3 s) plus two sweeper periods (1 s each) and a margin.
+    std::thread::sleep(Duration::from_millis(6500));
+    server_udp.send_to(b"late", bound).expect("send late");
+    assert!(
+        client_udp.recv(&mut got).is_err(),
+        "a datagram crossed an expired binding"
+    );
+
+    // The TCP connection, idle all that time, still works both ways.
+    to_server.send(()).unwrap();
+    tcp.write_all(b"still").unwrap();
+    tcp.read_exact(&mut buf)
+        .expect("answer after the idle time");
+    assert_eq!(&buf, b"again");
+    let peer = server.join().expect("server thread");
+    assert!(in_pool4(peer.ip()), "TCP peer {peer}");
+
+    let exit = lab.stop_daemon();
+    assert!(
+        exit.stderr.contains("bindings expired"),
+        "the sweeper said nothing:\n{}",
+        exit.stderr
+    );
+    assert!(
+        parse_value(
+            &exit.stdout,
+            Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding)
+        )
+        .unwrap_or(0)
+            >= 1,
+        "{}",
+        exit.stdout
+    );
+}
