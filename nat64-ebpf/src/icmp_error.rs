@@ -351,9 +351,17 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
     let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
-    // `translate` checked both addresses map.
-    let dst_map = addrmap::v4_dst(ip4.dst).ok_or(DropReason::BadHeader)?;
-    s.addr6[1] = addrmap::to6(cfg, dst_map, ip4.dst);
+    // `translate` checked both addresses map: the destination through an EAM entry, or it is
+    // a pool4 address and the binding is that of the quoted packet, which the binding sent
+    // (RFC 6146 section 3.5: its IPv6 transport address replaces the quoted source). What the
+    // binding says goes to the scratch slot, so that no path-dependent value stays live (the
+    // verifier would follow both paths through everything below).
+    let inner_off = ETH_LEN + ihl + ICMP_LEN;
+    s.bound_port_at = 0;
+    match addrmap::v4_dst(ip4.dst) {
+        Some(m) => s.addr6[1] = addrmap::to6(cfg, m, ip4.dst),
+        None => quoted_binding(ctx, s, ip4.dst, inner_off)?,
+    }
     let src_map = addrmap::v4_src(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
     s.addr6[0] = addrmap::to6(cfg, src_map, ip4.src);
     s.outer_tos = ip4.tos;
@@ -364,7 +372,6 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     s.check_in = u16::from_be_bytes(icmp.check);
     s.removed = word(icmp.ty, icmp.code) + rest_sum(&icmp.rest);
 
-    let inner_off = icmp_off + ICMP_LEN;
     let inner = view::<Ipv4Hdr>(ctx, inner_off).ok_or(DropReason::InnerUntranslatable)?;
     let ihl_in = ((inner.ver_ihl & 0x0f) as usize) * 4;
     if inner.ver_ihl >> 4 != 4 || ihl_in < IPV4_LEN || tot_len < ihl + ICMP_LEN + ihl_in {
@@ -376,8 +383,10 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
         return Err(DropReason::InnerUntranslatable);
     }
     s.removed += sum_words(ctx, inner_off, ihl_in).ok_or(DropReason::InnerUntranslatable)?;
-    let isrc_map = addrmap::v4_src(cfg, inner.src).ok_or(DropReason::InnerUntranslatable)?;
-    s.addr6[2] = addrmap::to6(cfg, isrc_map, inner.src);
+    if s.bound_port_at == 0 {
+        let isrc_map = addrmap::v4_src(cfg, inner.src).ok_or(DropReason::InnerUntranslatable)?;
+        s.addr6[2] = addrmap::to6(cfg, isrc_map, inner.src);
+    }
     let idst_map = addrmap::v4_src(cfg, inner.dst).ok_or(DropReason::InnerUntranslatable)?;
     s.addr6[3] = addrmap::to6(cfg, idst_map, inner.dst);
     s.inner_tot = u16::from_be_bytes(inner.tot_len);
@@ -417,15 +426,27 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
         + rest_sum(&rest);
 
     let new_inner_addrs = sum16(&s.addr6[2]) + sum16(&s.addr6[3]);
+    // Under a binding the quoted source port (or echo identifier) becomes the IPv6 host's:
+    // written here, and its change carried into the quoted and the outer checksums.
+    let (mut old_port, mut new_port) = (0, 0);
+    if s.bound_port_at != 0 {
+        let at = s.bound_port_at as usize & 0x3ff;
+        let old = read::<[u8; 2]>(ctx, at).ok_or(DropReason::InnerUntranslatable)?;
+        write_bytes(ctx, at, s.bound_port6)?;
+        old_port = word(old[0], old[1]);
+        new_port = word(s.bound_port6[0], s.bound_port6[1]);
+    }
+    s.removed += old_port;
+    s.added += new_port;
     let l4 = inner_l4(
         ctx,
         inner_off + ihl_in,
         inner.proto,
-        sum4(&inner.src) + sum4(&inner.dst),
-        new_inner_addrs,
+        sum4(&inner.src) + sum4(&inner.dst) + old_port,
+        new_inner_addrs + new_port,
         (
-            0,
-            new_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32,
+            old_port,
+            new_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32 + new_port,
         ),
     )?;
     s.inner_proto = l4.proto;
@@ -499,4 +520,35 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);
     Ok(Step::Translated)
+}
+
+/// Stateful NAT64: the binding of the packet quoted by an ICMPv4 error sent to pool4 address
+/// `dst4`, recorded in the scratch slot: the IPv6 address (outer destination and quoted
+/// source), the offset of the quoted port word (TCP or UDP source port, echo identifier) and
+/// its IPv6 value. The quoted packet must come from that address: one the translator sent.
+#[inline(always)]
+fn quoted_binding(
+    ctx: &XdpContext,
+    s: &mut crate::maps::Scratch,
+    dst4: [u8; 4],
+    inner_off: usize,
+) -> Result<(), DropReason> {
+    let inner = view::<Ipv4Hdr>(ctx, inner_off).ok_or(DropReason::InnerUntranslatable)?;
+    if inner.src != dst4 {
+        return Err(DropReason::NoBinding);
+    }
+    let l4 = inner_off + (((inner.ver_ihl & 0x0f) as usize) * 4 & 0x3c);
+    let (at, proto) = match inner.proto {
+        IPPROTO_TCP => (l4, nat64_common::state::BIB_TCP),
+        IPPROTO_UDP => (l4, nat64_common::state::BIB_UDP),
+        IPPROTO_ICMP => (l4 + 4, nat64_common::state::BIB_ICMP),
+        _ => return Err(DropReason::NoBinding),
+    };
+    let port = read::<[u8; 2]>(ctx, at).ok_or(DropReason::InnerUntranslatable)?;
+    let b = crate::stateful::lookup4(dst4, port, proto).ok_or(DropReason::NoBinding)?;
+    s.addr6[1] = b.addr6;
+    s.addr6[2] = b.addr6;
+    s.bound_port6 = b.port6;
+    s.bound_port_at = at as u16;
+    Ok(())
 }

@@ -77,6 +77,10 @@ pub struct Scratch {
     /// 6 to 4: where `translate` found the transport header (after any extension headers);
     /// the error and hairpin paths continue from there.
     pub l4_off: u16,
+    /// 4 to 6, stateful NAT64: where the quoted port word of an error to pool4 sits (0: the
+    /// error is not to pool4), and the IPv6 port of its binding.
+    pub bound_port_at: u16,
+    pub bound_port6: [u8; 2],
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

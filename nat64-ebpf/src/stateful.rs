@@ -143,3 +143,18 @@ pub fn inbound(
     v.tcp = tcp_next(v.tcp, tcp_flags);
     Some(v)
 }
+
+/// The binding of pool4 transport address (`addr4`, `port4`, `proto`) without touching it:
+/// for an ICMP error that quotes a packet the binding sent (RFC 6146 section 3.5 applies the
+/// binding to the quoted packet; an error does not keep a binding alive).
+#[inline(always)]
+pub fn lookup4(addr4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static Bib4Value> {
+    let k4 = Bib4Key {
+        addr4,
+        port4,
+        proto,
+        _pad: 0,
+    };
+    // SAFETY: read-only lookup; the value lives in map memory for this program run.
+    unsafe { BIB4.get(&k4) }
+}

@@ -129,8 +129,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         let h = read::<IcmpFull>(ctx, l4_off).ok_or(DropReason::Truncated)?;
         match icmp4_to_icmp6(h.ty, h.code, h.rest)? {
             Translation::Info { ty } => Some((h, ty)),
-            // Not yet through a stateful binding (the quoted packet would be translated by it).
-            _ if to_pool4 => return Err(DropReason::NoBinding),
+            // Errors to pool4 go through the binding of the packet they quote (`icmp_error`).
             _ => return Ok(Step::IcmpError),
         }
     } else {

@@ -331,3 +331,65 @@ fn fragments_and_unsupported_protocols_are_refused_and_counted() {
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
     );
 }
+
+/// An ICMPv4 error about a packet a binding sent reaches the IPv6 host through that binding
+/// (RFC 6146 section 3.5, RFC 7915 section 4.3): the quoted source address and port become
+/// the host's own, the quoted UDP checksum follows, and so does the outer ICMPv6 checksum.
+#[test]
+fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
+    let x = load("2000-2999");
+    let payload = b"to a closed port";
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, payload));
+    let (addr4, port4, id) = src_of(&out);
+    // What the server received (one hop further) and quotes back in its port unreachable.
+    let quoted4 = udp4((addr4, port4), (SERVER4, 53), 62, id, payload)[14..].to_vec();
+    let icmp4 = Icmpv4Header::with_checksum(
+        Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port),
+        &quoted4,
+    );
+    let mut input = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    input.extend(ip4(SERVER4, addr4, 64, 0x4321, 1, 8 + quoted4.len()).to_bytes());
+    input.extend(icmp4.to_bytes());
+    input.extend(&quoted4);
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS, "moved: {moved:?}");
+    // The quoted packet as the IPv6 host sent it (hop limit as the server saw it).
+    let mut quoted6 = Vec::new();
+    PacketBuilder::ipv6(A, SERVER6, 62)
+        .udp(40000, 53)
+        .write(&mut quoted6, payload)
+        .unwrap();
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(SERVER6, A, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Port,
+        ))
+        .write(&mut expected, &quoted6)
+        .unwrap();
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V4ToV6), expected.len() as u64 - 14)
+        ]
+    );
+
+    // Quoting a pool4 port with no binding: dropped and counted.
+    let stray4 = udp4((addr4, port4 ^ 2), (SERVER4, 53), 62, id, payload)[14..].to_vec();
+    let icmp4 = Icmpv4Header::with_checksum(
+        Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port),
+        &stray4,
+    );
+    let mut input = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    input.extend(ip4(SERVER4, addr4, 64, 0x4322, 1, 8 + stray4.len()).to_bytes());
+    input.extend(icmp4.to_bytes());
+    input.extend(&stray4);
+    let (action, _, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+}

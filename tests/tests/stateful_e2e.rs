@@ -221,3 +221,25 @@ fn idle_udp_expires_while_an_idle_tcp_connection_survives() {
         exit.stdout
     );
 }
+
+/// A closed port on the IPv4 server answers ICMP Port Unreachable to the pool4 address; the
+/// translator sends it to the IPv6 client through the binding, whose socket then reports
+/// "connection refused".
+#[test]
+fn port_unreachable_reaches_the_ipv6_client_through_its_binding() {
+    let mut lab = lab();
+    assert!(
+        peers::udp_refused(
+            &lab.client6,
+            "[2001:db8:6::203]:0",
+            (SERVER4_AS_V6, 9).into()
+        ),
+        "no connection refused through the binding"
+    );
+    let exit = lab.stop_daemon();
+    assert!(
+        parse_value(&exit.stdout, Counter::Packets(Dir::V4ToV6, L4Proto::Icmp)).unwrap_or(0) >= 1,
+        "{}",
+        exit.stdout
+    );
+}
