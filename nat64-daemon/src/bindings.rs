@@ -1,7 +1,11 @@
 //! Stateful NAT64 bindings from the daemon's side: expiring them (RFC 6146 section 3.5 timers)
 //! and reporting what is in use. The dataplane creates bindings; only the daemon removes them.
 
-use std::time::Duration;
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, SocketAddrV4, SocketAddrV6},
+    time::Duration,
+};
 
 use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
@@ -58,6 +62,69 @@ impl Binding {
     }
 }
 
+/// A transport protocol with bindings, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => BIB_TCP,
+            Protocol::Udp => BIB_UDP,
+            Protocol::Icmp => BIB_ICMP,
+        }
+    }
+
+    pub const fn from_number(n: u8) -> Option<Self> {
+        match n {
+            BIB_TCP => Some(Protocol::Tcp),
+            BIB_UDP => Some(Protocol::Udp),
+            BIB_ICMP => Some(Protocol::Icmp),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            "icmp" => Ok(Protocol::Icmp),
+            other => Err(format!(
+                "unknown protocol {other:?} (expected tcp, udp or icmp)"
+            )),
+        }
+    }
+}
+
+/// Why a binding operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    #[error("{0} is not in pool4 {1}")]
+    OutsidePool(std::net::Ipv4Addr, ipnet::Ipv4Net),
+    #[error("{0} {1} is already bound")]
+    Taken(&'static str, String),
+    #[error("no {0} binding for {1}")]
+    NotFound(&'static str, SocketAddrV6),
+    #[error("binding table: {0}")]
+    Map(#[from] MapError),
+}
+
 /// Bindings in use, by protocol.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -86,7 +153,124 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+impl Binding {
+    /// One line for people: protocol, both transport addresses, idle time, TCP state, origin.
+    pub fn describe(&self, now_ns: u64) -> String {
+        let proto = Protocol::from_number(self.key6.proto).map_or("?", |p| p.name());
+        let v6 = SocketAddrV6::new(
+            self.key6.addr6.into(),
+            u16::from_be_bytes(self.key6.port6),
+            0,
+            0,
+        );
+        let v4 = SocketAddrV4::new(self.v6.addr4.into(), u16::from_be_bytes(self.v6.port4));
+        let mut line = format!("{proto} {v6} {v4}");
+        if self.v6.flags & BIB_F_STATIC != 0 {
+            line.push_str(" static");
+        } else {
+            let idle = now_ns.saturating_sub(self.last_ns()) / 1_000_000_000;
+            let _ = write!(line, " idle {idle}s");
+        }
+        if self.key6.proto == BIB_TCP {
+            let v4tcp = self.v4.map_or(0, |v| v.tcp);
+            let state = if tcp_established(self.v6.tcp, v4tcp) {
+                "established"
+            } else {
+                "transitory"
+            };
+            let _ = write!(line, " {state}");
+        }
+        line
+    }
+
+    /// Whether `proto` (if given) and `addr` (if given; either side's address) match.
+    pub fn matches(&self, proto: Option<Protocol>, addr: Option<IpAddr>) -> bool {
+        proto.is_none_or(|p| p.number() == self.key6.proto)
+            && addr.is_none_or(|a| match a {
+                IpAddr::V6(a) => a.octets() == self.key6.addr6,
+                IpAddr::V4(a) => a.octets() == self.v6.addr4,
+            })
+    }
+}
+
 impl Tables<'_> {
+    /// Adds a static binding: it never expires and lets IPv4 hosts open flows toward `v6`
+    /// (RFC 6146 section 3.5.2.2 for TCP). `v4` must be a pool4 address; its port need not
+    /// be in the dynamic range (keeping it outside avoids a clash with dynamic bindings).
+    pub fn add_static(
+        &mut self,
+        pool4: ipnet::Ipv4Net,
+        proto: Protocol,
+        v6: SocketAddrV6,
+        v4: SocketAddrV4,
+    ) -> Result<(), BindingError> {
+        if !pool4.contains(v4.ip()) {
+            return Err(BindingError::OutsidePool(*v4.ip(), pool4));
+        }
+        let key6 = Bib6Key {
+            addr6: v6.ip().octets(),
+            port6: v6.port().to_be_bytes(),
+            proto: proto.number(),
+            _pad: 0,
+        };
+        let key4 = Bib4Key {
+            addr4: v4.ip().octets(),
+            port4: v4.port().to_be_bytes(),
+            proto: proto.number(),
+            _pad: 0,
+        };
+        let now = now_ns();
+        let value4 = Bib4Value {
+            addr6: key6.addr6,
+            port6: key6.port6,
+            tcp: 0,
+            flags: BIB_F_STATIC,
+            _pad: [0; 4],
+            last_ns: now,
+        };
+        let value6 = Bib6Value {
+            addr4: key4.addr4,
+            port4: key4.port4,
+            tcp: 0,
+            flags: BIB_F_STATIC,
+            last_ns: now,
+        };
+        const BPF_NOEXIST: u64 = 1;
+        self.bib4
+            .insert(key4, value4, BPF_NOEXIST)
+            .map_err(|_| BindingError::Taken(proto.name(), v4.to_string()))?;
+        if self.bib6.insert(key6, value6, BPF_NOEXIST).is_err() {
+            let _ = self.bib4.remove(&key4);
+            return Err(BindingError::Taken(proto.name(), v6.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Removes the binding of `v6` (static or not), both halves.
+    pub fn remove(&mut self, proto: Protocol, v6: SocketAddrV6) -> Result<(), BindingError> {
+        let key6 = Bib6Key {
+            addr6: v6.ip().octets(),
+            port6: v6.port().to_be_bytes(),
+            proto: proto.number(),
+            _pad: 0,
+        };
+        let v = self
+            .bib6
+            .get(&key6, 0)
+            .map_err(|_| BindingError::NotFound(proto.name(), v6))?;
+        self.bib6.remove(&key6)?;
+        let key4 = Bib4Key {
+            addr4: v.addr4,
+            port4: v.port4,
+            proto: proto.number(),
+            _pad: 0,
+        };
+        match self.bib4.remove(&key4) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Every binding, at most `limit` of them.
     pub fn list(&self, limit: usize) -> Vec<Binding> {
         let mut out = Vec::new();

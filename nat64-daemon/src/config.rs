@@ -243,6 +243,20 @@ pub struct Stateful {
     /// transitory 4 min). Only a test bench turns this off.
     #[serde(default = "yes")]
     pub rfc_minimum_timeouts: bool,
+    /// Static bindings: never expire, and let IPv4 hosts open flows inward.
+    #[serde(default, rename = "static")]
+    pub static_bindings: Vec<StaticBinding>,
+}
+
+/// A binding from the configuration (`[[stateful.static]]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticBinding {
+    pub protocol: crate::bindings::Protocol,
+    /// "[IPv6]:PORT" (port or ICMP identifier).
+    pub ipv6: std::net::SocketAddrV6,
+    /// "IPv4:PORT", the address in pool4.
+    pub ipv4: std::net::SocketAddrV4,
 }
 
 fn default_ports() -> PortRange {
@@ -324,6 +338,10 @@ pub struct Config {
     /// The translator link's name, or "off" (see [`LinkName`]).
     #[serde(default)]
     pub translator_link: LinkName,
+    /// The admin interface: a Unix socket only root (or the daemon's own user) may use, for
+    /// `nat64d bindings ...`; "off" disables it.
+    #[serde(default = "default_admin_socket")]
+    pub admin_socket: String,
     /// Stateful NAT64; absent: stateless only.
     #[serde(default)]
     pub stateful: Option<Stateful>,
@@ -337,6 +355,13 @@ pub struct Config {
 
 fn yes() -> bool {
     true
+}
+
+/// Where the admin socket lives unless configured.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nat64d/admin.sock";
+
+fn default_admin_socket() -> String {
+    DEFAULT_ADMIN_SOCKET.to_string()
 }
 
 fn default_ipv6_mtu() -> u16 {
@@ -561,6 +586,23 @@ fn validate_stateful(st: &Stateful, eam: &[Eam], pool6: bool) -> Result<(), Conf
             ),
         ));
     }
+    for (i, b) in st.static_bindings.iter().enumerate() {
+        if !p.contains(b.ipv4.ip()) {
+            return Err(invalid(
+                format!("stateful.static[{i}].ipv4"),
+                format!("{} is not in pool4 {p}", b.ipv4.ip()),
+            ));
+        }
+        if let Some(j) = st.static_bindings[..i]
+            .iter()
+            .position(|o| o.protocol == b.protocol && (o.ipv4 == b.ipv4 || o.ipv6 == b.ipv6))
+        {
+            return Err(invalid(
+                format!("stateful.static[{i}]"),
+                format!("binds the same address as stateful.static[{j}]"),
+            ));
+        }
+    }
     if st.max_bindings == 0 {
         return Err(invalid("stateful.max_bindings", "must be at least 1"));
     }
@@ -737,6 +779,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.stateful.unwrap().udp_timeout_secs, 10);
+        let c = Config::parse(
+            "[stateful]\npool4 = \"203.0.113.8/30\"\n[[stateful.static]]\nprotocol = \"tcp\"\nipv6 = \"[2001:db8::5]:80\"\nipv4 = \"203.0.113.9:8080\"",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.stateful.unwrap().static_bindings[0].ipv4.port(), 8080);
+        let e = err(
+            "[stateful]\npool4 = \"203.0.113.8/30\"\n[[stateful.static]]\nprotocol = \"tcp\"\nipv6 = \"[2001:db8::5]:80\"\nipv4 = \"192.0.2.9:8080\"",
+        );
+        assert!(e.starts_with("stateful.static[0].ipv4: "), "{e}");
         let e = err("pool6 = \"off\"\n[stateful]\npool4 = \"203.0.113.8/30\"");
         assert!(e.starts_with("stateful: "), "{e}");
     }

@@ -1,6 +1,7 @@
 //! The control daemon's library: configuration, the dataplane handle and counters. The
 //! `nat64d` binary wires them together; tests and the lab use them directly.
 
+pub mod admin;
 pub mod bindings;
 pub mod config;
 pub mod dataplane;

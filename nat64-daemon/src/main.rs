@@ -26,6 +26,14 @@ struct Cli {
 enum Command {
     /// Load the dataplane, attach it and translate until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Stateful NAT64 bindings of the running daemon, through its admin socket.
+    Bindings {
+        /// The daemon's admin socket.
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        action: BindingsAction,
+    },
     /// Validate a configuration file and exit; changes nothing on the system.
     CheckConfig {
         /// The TOML file to check.
@@ -34,6 +42,36 @@ enum Command {
         /// file meant for another machine).
         #[arg(long)]
         skip_interface_check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BindingsAction {
+    /// List bindings, optionally only one protocol's or one address's (either side).
+    List {
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
+    /// Add a static binding: it never expires and lets IPv4 hosts open flows inward.
+    Add {
+        #[arg(long)]
+        protocol: String,
+        /// [IPV6]:PORT
+        #[arg(long)]
+        ipv6: std::net::SocketAddrV6,
+        /// IPV4:PORT, the address in pool4.
+        #[arg(long)]
+        ipv4: std::net::SocketAddrV4,
+    },
+    /// Remove the binding of an IPv6 transport address (static or dynamic).
+    Remove {
+        #[arg(long)]
+        protocol: String,
+        /// [IPV6]:PORT
+        #[arg(long)]
+        ipv6: std::net::SocketAddrV6,
     },
 }
 
@@ -64,6 +102,7 @@ fn main() -> ExitCode {
             skip_interface_check,
         } => check_config(&file, skip_interface_check),
         Command::Run(args) => run(args),
+        Command::Bindings { socket, action } => bindings_cli(&socket, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +120,47 @@ fn check_config(file: &std::path::Path, skip_interface_check: bool) -> anyhow::R
     }
     println!("{}: OK", file.display());
     Ok(())
+}
+
+/// Sends one request to the daemon's admin socket and prints the answer.
+fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let line = match action {
+        BindingsAction::List { protocol, address } => {
+            let mut l = "bindings".to_string();
+            if let Some(p) = protocol {
+                l.push_str(&format!(" protocol {p}"));
+            }
+            if let Some(a) = address {
+                l.push_str(&format!(" address {a}"));
+            }
+            l
+        }
+        BindingsAction::Add {
+            protocol,
+            ipv6,
+            ipv4,
+        } => format!("bindings-add {protocol} {ipv6} {ipv4}"),
+        BindingsAction::Remove { protocol, ipv6 } => format!("bindings-remove {protocol} {ipv6}"),
+    };
+    let mut s = std::os::unix::net::UnixStream::connect(socket)
+        .with_context(|| format!("connecting to the admin socket {}", socket.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let (body, last) = match answer.trim_end().rsplit_once('\n') {
+        Some((b, l)) => (b.to_string(), l.to_string()),
+        None => (String::new(), answer.trim_end().to_string()),
+    };
+    if !body.is_empty() {
+        println!("{body}");
+    }
+    match last.strip_prefix("error: ") {
+        Some(e) => anyhow::bail!("{e}"),
+        None if last == "ok" => Ok(()),
+        None => anyhow::bail!("unexpected answer from the daemon: {answer:?}"),
+    }
 }
 
 fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
@@ -163,6 +243,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         (Some(name), Some(peer)) => Some(set_up_link(&mut dp, &nl, &cfg, name, &peer).await?),
         _ => None,
     };
+    if let Some(st) = &cfg.stateful {
+        let mut tables = dp.bindings()?;
+        for (i, b) in st.static_bindings.iter().enumerate() {
+            tables
+                .add_static(st.pool4, b.protocol, b.ipv6, b.ipv4)
+                .with_context(|| format!("stateful.static[{i}]"))?;
+        }
+    }
+    let admin = match cfg.admin_socket.as_str() {
+        "off" => None,
+        path => Some(
+            nat64_daemon::admin::listen(std::path::Path::new(path))
+                .with_context(|| format!("admin_socket: cannot listen on {path}"))?,
+        ),
+    };
     for ifc in &cfg.interfaces {
         let partial = partial_checksums(ifc);
         if let Err(e) = dp.attach(&ifc.name, ifc.xdp_mode, partial) {
@@ -183,7 +278,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         "nat64d ready"
     );
 
-    let waited = wait_for_shutdown(&mut dp, &cfg).await;
+    let waited = wait_for_shutdown(&mut dp, &cfg, admin).await;
+    if cfg.admin_socket != "off" {
+        let _ = std::fs::remove_file(&cfg.admin_socket);
+    }
 
     for (iface, r) in dp.detach_all() {
         match r {
@@ -252,7 +350,21 @@ async fn set_up_link(
     Ok(l)
 }
 
-async fn wait_for_shutdown(dp: &mut Dataplane, cfg: &Config) -> anyhow::Result<()> {
+/// The next admin request, or never when there is no admin socket.
+async fn next_request(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<nat64_daemon::admin::Request>>,
+) -> Option<nat64_daemon::admin::Request> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_for_shutdown(
+    dp: &mut Dataplane,
+    cfg: &Config,
+    mut admin: Option<tokio::sync::mpsc::Receiver<nat64_daemon::admin::Request>>,
+) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let stats_interval_secs = cfg.stats_interval_secs;
@@ -282,6 +394,10 @@ async fn wait_for_shutdown(dp: &mut Dataplane, cfg: &Config) -> anyhow::Result<(
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); return Ok(()); }
+            Some(req) = next_request(&mut admin) => {
+                let answer = nat64_daemon::admin::handle(&req.line, dp, cfg);
+                let _ = req.reply.send(answer);
+            }
             _ = sweep.tick(), if cfg.stateful.is_some() => {
                 let Some(st) = &cfg.stateful else { continue };
                 let r = dp

@@ -291,6 +291,7 @@ impl Lab {
             r#"# Written by the lab: see tests/src/lab.rs for the topology.
 pool6 = "64:ff9b::/96"
 translator_link = "{link}"
+admin_socket = "{admin}"
 
 [[interfaces]]
 name = "xc"
@@ -311,12 +312,34 @@ ipv4 = "{EAM_V4}"
             } else {
                 String::new()
             },
+            admin = self.admin_socket().display(),
             mode = self.opts.xdp_mode,
             link = if self.opts.translator_link {
                 LINK
             } else {
                 "off"
             },
+        )
+    }
+
+    /// The daemon's admin socket (per lab, so that labs can run side by side).
+    pub fn admin_socket(&self) -> PathBuf {
+        self.dir.join("admin.sock")
+    }
+
+    /// Runs `nat64d bindings ARGS...` against this lab's daemon: (success, stdout, stderr).
+    pub fn bindings_cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(crate::nat64d_path())
+            .arg("bindings")
+            .arg("--socket")
+            .arg(self.admin_socket())
+            .args(args)
+            .output()
+            .expect("run nat64d bindings");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
 

@@ -243,3 +243,155 @@ fn port_unreachable_reaches_the_ipv6_client_through_its_binding() {
         exit.stdout
     );
 }
+
+/// The operator's view: `nat64d bindings list` shows what the traffic made (filtered by
+/// protocol and address); `bindings add` makes a static binding through which an IPv4 host
+/// opens a TCP connection to an IPv6 server; `bindings remove` takes it away again.
+#[test]
+fn the_cli_lists_adds_and_removes_bindings() {
+    let mut lab = lab();
+    let client = STATEFUL_CLIENTS[1];
+    // Some UDP traffic to make a dynamic binding.
+    let echo = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 7009)))
+        .expect("bind udp");
+    let echo = std::thread::spawn(move || peers::udp_echo(echo, 1));
+    let sock = lab
+        .client6
+        .run(|| UdpSocket::bind((client, 41000)))
+        .expect("bind client");
+    assert_eq!(
+        peers::udp_exchange(&sock, (SERVER4_AS_V6, 7009).into(), &[64], 9),
+        1
+    );
+    let seen = echo.join().expect("echo")[0];
+
+    // Only root (or the daemon's user) may use the admin socket.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(nat64_tests::nat64d_path())
+        .arg("bindings")
+        .arg("--socket")
+        .arg(lab.admin_socket())
+        .arg("list")
+        .output()
+        .expect("setpriv");
+    assert!(
+        !out.status.success(),
+        "an unprivileged user listed bindings: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ermission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (ok, out, err) = lab.bindings_cli(&["list", "--protocol", "udp"]);
+    assert!(ok, "{err}");
+    let line = format!("udp [{client}]:41000 {seen}");
+    assert!(out.contains(&line), "no {line:?} in:\n{out}");
+    let (ok, out, _) = lab.bindings_cli(&["list", "--protocol", "tcp"]);
+    assert!(
+        ok && out.trim().is_empty(),
+        "no TCP binding expected:\n{out}"
+    );
+    let (ok, out, _) = lab.bindings_cli(&["list", "--address", &seen.ip().to_string()]);
+    assert!(
+        ok && out.contains(&line),
+        "filter by the IPv4 address:\n{out}"
+    );
+
+    // A static binding: the IPv4 server reaches a TCP service on the IPv6 client.
+    let service = lab
+        .client6
+        .run(|| TcpListener::bind((client, 8080)))
+        .expect("bind service");
+    let (ok, _, err) = lab.bindings_cli(&[
+        "add",
+        "--protocol",
+        "tcp",
+        "--ipv6",
+        &format!("[{client}]:8080"),
+        "--ipv4",
+        "203.0.113.200:80",
+    ]);
+    assert!(ok, "add: {err}");
+    let (ok, _, err) = lab.bindings_cli(&[
+        "add",
+        "--protocol",
+        "tcp",
+        "--ipv6",
+        &format!("[{client}]:8081"),
+        "--ipv4",
+        "203.0.113.200:80",
+    ]);
+    assert!(!ok && err.contains("already bound"), "a taken port: {err}");
+    let (ok, _, err) = lab.bindings_cli(&[
+        "add",
+        "--protocol",
+        "tcp",
+        "--ipv6",
+        &format!("[{client}]:8082"),
+        "--ipv4",
+        "192.0.2.77:80",
+    ]);
+    assert!(!ok && err.contains("not in pool4"), "outside pool4: {err}");
+    let accept = std::thread::spawn(move || {
+        let (mut s, peer) = service.accept().expect("accept");
+        s.write_all(b"inbound ok").expect("write");
+        peer
+    });
+    let mut c = lab
+        .server4
+        .run(|| {
+            std::net::TcpStream::connect_timeout(
+                &(std::net::Ipv4Addr::new(203, 0, 113, 200), 80).into(),
+                Duration::from_secs(5),
+            )
+        })
+        .expect("connect through the static binding");
+    let mut got = String::new();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.read_to_string(&mut got).expect("read");
+    assert_eq!(got, "inbound ok");
+    let peer = accept.join().expect("accept thread");
+    assert_eq!(
+        peer.ip(),
+        IpAddr::V6(SERVER4_AS_V6),
+        "the IPv6 service sees the server under pool6"
+    );
+    let (_, out, _) = lab.bindings_cli(&["list", "--protocol", "tcp"]);
+    assert!(
+        out.contains(&format!("tcp [{client}]:8080 203.0.113.200:80 static")),
+        "{out}"
+    );
+
+    let (ok, _, err) = lab.bindings_cli(&[
+        "remove",
+        "--protocol",
+        "tcp",
+        "--ipv6",
+        &format!("[{client}]:8080"),
+    ]);
+    assert!(ok, "remove: {err}");
+    let again = lab.server4.run(|| {
+        std::net::TcpStream::connect_timeout(
+            &(std::net::Ipv4Addr::new(203, 0, 113, 200), 80).into(),
+            Duration::from_secs(2),
+        )
+    });
+    assert!(again.is_err(), "connected without a binding");
+    let exit = lab.stop_daemon();
+    assert!(
+        parse_value(
+            &exit.stdout,
+            Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding)
+        )
+        .unwrap_or(0)
+            >= 1,
+        "{}",
+        exit.stdout
+    );
+}

@@ -1,0 +1,178 @@
+//! The admin interface: a Unix socket, one request line per connection, answered with lines
+//! that end in `ok` or `error: REASON`.
+//!
+//! Security: the socket is created mode 0600 in a directory of mode 0700, and every connection
+//! is checked with SO_PEERCRED: only root or the daemon's own user is served. Nothing is
+//! reachable over the network.
+//!
+//! Requests (`nat64d bindings ...` writes them):
+//! - `bindings [protocol tcp|udp|icmp] [address ADDR]`: the bindings, one per line;
+//! - `bindings-add PROTO [IPV6]:PORT IPV4:PORT`: a static binding;
+//! - `bindings-remove PROTO [IPV6]:PORT`: removes a binding (static or dynamic);
+//! - `stats`: the counters.
+
+use std::{
+    net::{IpAddr, SocketAddrV4, SocketAddrV6},
+    os::unix::fs::PermissionsExt as _,
+    path::Path,
+};
+
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
+    net::UnixListener,
+    sync::{mpsc, oneshot},
+};
+
+use crate::{Config, Dataplane, bindings::Protocol};
+
+/// The longest request line accepted.
+const MAX_REQUEST: usize = 4096;
+/// The most bindings one listing returns.
+pub const MAX_LISTED: usize = 100_000;
+
+/// A request line and where its answer goes.
+pub struct Request {
+    pub line: String,
+    pub reply: oneshot::Sender<String>,
+}
+
+/// Binds the socket at `path` and serves it in the background: each request is handed to the
+/// receiver, whose owner (the daemon's main loop, which owns the dataplane) answers it.
+pub fn listen(path: &Path) -> std::io::Result<mpsc::Receiver<Request>> {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    // A socket file left by a daemon that died is in the way; only ever remove a socket.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt as _;
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                // SAFETY: geteuid has no preconditions.
+                let me = unsafe { libc::geteuid() };
+                let allowed = stream
+                    .peer_cred()
+                    .is_ok_and(|c| c.uid() == 0 || c.uid() == me);
+                let (read, mut write) = stream.into_split();
+                if !allowed {
+                    let _ = write
+                        .write_all(b"error: permission denied (root or the daemon's user only)\n")
+                        .await;
+                    return;
+                }
+                let mut line = String::new();
+                let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
+                if reader.read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let (reply, answer) = oneshot::channel();
+                let req = Request {
+                    line: line.trim().to_string(),
+                    reply,
+                };
+                if tx.send(req).await.is_err() {
+                    return;
+                }
+                if let Ok(text) = answer.await {
+                    let _ = write.write_all(text.as_bytes()).await;
+                }
+            });
+        }
+    });
+    Ok(rx)
+}
+
+use tokio::io::AsyncReadExt as _;
+
+/// Answers one request line against the running dataplane.
+pub fn handle(line: &str, dp: &mut Dataplane, cfg: &Config) -> String {
+    match answer(line, dp, cfg) {
+        Ok(mut text) => {
+            text.push_str("ok\n");
+            text
+        }
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
+fn answer(line: &str, dp: &mut Dataplane, cfg: &Config) -> Result<String, String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let stateful = || {
+        cfg.stateful
+            .as_ref()
+            .ok_or_else(|| "stateful NAT64 is not configured".to_string())
+    };
+    match words.as_slice() {
+        ["stats"] => dp.stats().map(|s| s.render()).map_err(|e| e.to_string()),
+        ["bindings", rest @ ..] => {
+            stateful()?;
+            let (mut proto, mut addr) = (None, None);
+            let mut it = rest.iter();
+            while let Some(w) = it.next() {
+                let v = it.next().ok_or_else(|| format!("{w}: value missing"))?;
+                match *w {
+                    "protocol" => proto = Some(v.parse::<Protocol>()?),
+                    "address" => {
+                        addr = Some(
+                            v.parse::<IpAddr>()
+                                .map_err(|e| format!("address {v:?}: {e}"))?,
+                        )
+                    }
+                    other => return Err(format!("unknown filter {other:?}")),
+                }
+            }
+            let tables = dp.bindings().map_err(|e| e.to_string())?;
+            let now = crate::bindings::now_ns();
+            let mut out = String::new();
+            for b in tables.list(MAX_LISTED) {
+                if b.matches(proto, addr) {
+                    out.push_str(&b.describe(now));
+                    out.push('\n');
+                }
+            }
+            Ok(out)
+        }
+        ["bindings-add", proto, v6, v4] => {
+            let st = stateful()?;
+            let proto: Protocol = proto.parse()?;
+            let v6: SocketAddrV6 = v6
+                .parse()
+                .map_err(|e| format!("{v6:?} is not [IPV6]:PORT: {e}"))?;
+            let v4: SocketAddrV4 = v4
+                .parse()
+                .map_err(|e| format!("{v4:?} is not IPV4:PORT: {e}"))?;
+            let mut tables = dp.bindings().map_err(|e| e.to_string())?;
+            tables
+                .add_static(st.pool4, proto, v6, v4)
+                .map_err(|e| e.to_string())?;
+            tracing::info!(protocol = proto.name(), %v6, %v4, "static binding added");
+            Ok(String::new())
+        }
+        ["bindings-remove", proto, v6] => {
+            stateful()?;
+            let proto: Protocol = proto.parse()?;
+            let v6: SocketAddrV6 = v6
+                .parse()
+                .map_err(|e| format!("{v6:?} is not [IPV6]:PORT: {e}"))?;
+            let mut tables = dp.bindings().map_err(|e| e.to_string())?;
+            tables.remove(proto, v6).map_err(|e| e.to_string())?;
+            tracing::info!(protocol = proto.name(), %v6, "binding removed");
+            Ok(String::new())
+        }
+        _ => Err(format!("unknown request {line:?}")),
+    }
+}
