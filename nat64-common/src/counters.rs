@@ -103,11 +103,14 @@ pub enum DropReason {
     /// stateful path cannot translate yet (fragments, ICMP errors): RFC 6146 section 3.5 says
     /// to drop what matches no binding.
     NoBinding = 15,
+    /// Stateful NAT64: the IPv6 client's /64 holds as many bindings as it may (RFC 6888
+    /// REQ-4); its new flows are refused, its existing ones and everyone else's go on.
+    ClientLimit = 16,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 16;
-    pub const ALL: [DropReason; 16] = [
+    pub const COUNT: u32 = 17;
+    pub const ALL: [DropReason; 17] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -124,6 +127,7 @@ impl DropReason {
         DropReason::PacketTooBig,
         DropReason::PoolExhausted,
         DropReason::NoBinding,
+        DropReason::ClientLimit,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -144,6 +148,7 @@ impl DropReason {
             DropReason::PacketTooBig => "packet_too_big",
             DropReason::PoolExhausted => "pool_exhausted",
             DropReason::NoBinding => "no_binding",
+            DropReason::ClientLimit => "client_limit",
         }
     }
 }

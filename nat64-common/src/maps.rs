@@ -64,8 +64,10 @@ pub struct Config {
     pub port_lo: u16,
     pub port_hi: u16,
     pub _pad2: [u8; 2],
+    /// The most dynamic bindings one IPv6 /64 may hold (RFC 6888 REQ-4); 0: no limit.
+    pub per_client_limit: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 36);
+const _: () = assert!(core::mem::size_of::<Config>() == 40);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
 /// When clear, the translator writes zero instead ("reset traffic class" of Jool).
@@ -106,6 +108,7 @@ impl Config {
             port_lo: 0,
             port_hi: 0,
             _pad2: [0; 2],
+            per_client_limit: 0,
         }
     }
 }

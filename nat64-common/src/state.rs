@@ -77,6 +77,19 @@ const _: () = assert!(core::mem::size_of::<Bib4Value>() == 32);
 /// connections inward (RFC 6146 section 3.5.2.2).
 pub const BIB_F_STATIC: u8 = 1 << 0;
 
+/// On an IPv4-side entry only: the binding has expired and its port is held down (RFC 6888
+/// REQ-8): nothing is translated through it and no new binding can take the port until the
+/// daemon removes the entry after the hold-down time.
+pub const BIB_F_HELD: u8 = 1 << 1;
+
+/// The key of the per-client binding count: the /64 of an IPv6 address (RFC 6888 REQ-4:
+/// hosts rotate addresses within their /64, so a limit per address would be no limit).
+pub const fn client_key(addr6: &[u8; 16]) -> [u8; 8] {
+    [
+        addr6[0], addr6[1], addr6[2], addr6[3], addr6[4], addr6[5], addr6[6], addr6[7],
+    ]
+}
+
 /// TCP tracking per side, a reduced form of the RFC 6146 section 3.5.2 state machine: a SYN
 /// opens (transitory), data or an ACK from the IPv4 side after that makes it established, a
 /// FIN or RST closes it (transitory again). The sweeper applies the transitory or the

@@ -9,16 +9,17 @@ use std::{
 
 use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
-    BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
-    tcp_established,
+    BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
+    client_key, tcp_established,
 };
 
 use crate::config::Stateful;
 
-/// Both binding tables, borrowed from the loaded dataplane.
+/// Both binding tables and the per-client counts, borrowed from the loaded dataplane.
 pub struct Tables<'a> {
     pub bib6: HashMap<&'a mut MapData, Bib6Key, Bib6Value>,
     pub bib4: HashMap<&'a mut MapData, Bib4Key, Bib4Value>,
+    pub clients: HashMap<&'a mut MapData, [u8; 8], u64>,
 }
 
 /// One binding as both tables describe it.
@@ -138,8 +139,12 @@ pub struct Usage {
 pub struct Sweep {
     /// Bindings still alive, by protocol (after the sweep).
     pub live: Usage,
-    /// Bindings removed.
+    /// Bindings that expired in this pass.
     pub expired: u64,
+    /// Ports still held down after their binding expired (RFC 6888 REQ-8).
+    pub held: u64,
+    /// Held ports released in this pass.
+    pub released: u64,
 }
 
 /// The monotonic clock the dataplane stamps bindings with (`bpf_ktime_get_coarse_ns`).
@@ -283,30 +288,83 @@ impl Tables<'_> {
         out
     }
 
-    /// Removes the bindings idle for longer than their lifetime at `now_ns` (static ones never
-    /// expire), looking at no more than `budget` of them (bounded work per pass).
+    /// Expires the bindings idle for longer than their lifetime at `now_ns` (static ones never
+    /// expire), looking at no more than `budget` of them (bounded work per pass); releases
+    /// the ports held down for longer than `hold_down`; and recounts the bindings of each
+    /// /64 for the per-client limit.
     ///
-    /// The IPv6-side entry goes first, so that a packet racing the removal makes a new binding
-    /// rather than reviving a half-removed one; the IPv4 side follows.
+    /// An expired binding's IPv6 side goes first, so that a packet racing the removal makes a
+    /// new binding rather than reviving a half-removed one. Its IPv4 side stays, marked held
+    /// (RFC 6888 REQ-8: a freed port is not reused at once, so a new flow does not receive
+    /// the old one's late packets); the dataplane translates nothing through it and cannot
+    /// allocate the port until it goes.
     pub fn sweep(&mut self, st: &Stateful, now_ns: u64, budget: usize) -> Result<Sweep, MapError> {
+        let hold_down = Duration::from_secs(st.port_hold_down_secs).as_nanos() as u64;
         let mut out = Sweep::default();
+        let mut per_client: std::collections::HashMap<[u8; 8], u64> = Default::default();
         for b in self.list(budget) {
             let idle = now_ns.saturating_sub(b.last_ns());
-            let keep = b.v6.flags & BIB_F_STATIC != 0 || idle <= b.lifetime(st).as_nanos() as u64;
-            if keep {
+            let is_static = b.v6.flags & BIB_F_STATIC != 0;
+            if is_static || idle <= b.lifetime(st).as_nanos() as u64 {
                 match b.key6.proto {
                     BIB_TCP => out.live.tcp += 1,
                     BIB_UDP => out.live.udp += 1,
                     _ => out.live.icmp += 1,
                 }
+                if !is_static {
+                    *per_client.entry(client_key(&b.key6.addr6)).or_default() += 1;
+                }
                 continue;
             }
             self.bib6.remove(&b.key6)?;
-            match self.bib4.remove(&b.key4()) {
+            let key4 = b.key4();
+            let r = match b.v4 {
+                Some(mut v4) if hold_down > 0 => {
+                    v4.flags |= BIB_F_HELD;
+                    v4.last_ns = now_ns;
+                    // BPF_EXIST: only if the entry is still there.
+                    self.bib4.insert(key4, v4, 2)
+                }
+                _ => self.bib4.remove(&key4),
+            };
+            match r {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(e) => return Err(e),
             }
             out.expired += 1;
+        }
+        // Held ports whose time is up.
+        let held: Vec<(Bib4Key, Bib4Value)> = self
+            .bib4
+            .iter()
+            .take(budget)
+            .filter_map(Result::ok)
+            .filter(|(_, v)| v.flags & BIB_F_HELD != 0)
+            .collect();
+        for (k, v) in held {
+            if now_ns.saturating_sub(v.last_ns) > hold_down {
+                match self.bib4.remove(&k) {
+                    Ok(()) | Err(MapError::KeyNotFound) => out.released += 1,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                out.held += 1;
+            }
+        }
+        // The per-client counts, as the table says they are now.
+        let stale: Vec<[u8; 8]> = self
+            .clients
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !per_client.contains_key(k))
+            .collect();
+        for k in stale {
+            let _ = self.clients.remove(&k);
+        }
+        for (k, n) in per_client {
+            self.clients.insert(k, n, 0)?;
         }
         Ok(out)
     }

@@ -227,6 +227,14 @@ pub struct Stateful {
     /// Size of each binding table (IPv6 side and IPv4 side); a full table refuses new flows.
     #[serde(default = "default_max_bindings")]
     pub max_bindings: u32,
+    /// The most dynamic bindings one IPv6 /64 may hold (RFC 6888 REQ-4), so that one client
+    /// cannot exhaust the pool; 0: no limit.
+    #[serde(default = "default_per_client")]
+    pub per_client_limit: u32,
+    /// How long the port of an expired binding stays unused (RFC 6888 REQ-8); 0: reused at
+    /// once.
+    #[serde(default = "default_hold_down")]
+    pub port_hold_down_secs: u64,
     /// RFC 6146 section 3.5.1: UDP binding lifetime after the last packet.
     #[serde(default = "default_udp_timeout")]
     pub udp_timeout_secs: u64,
@@ -264,6 +272,12 @@ fn default_ports() -> PortRange {
 }
 fn default_max_bindings() -> u32 {
     nat64_common::state::BIB_DEFAULT_MAX_ENTRIES
+}
+fn default_per_client() -> u32 {
+    4096
+}
+fn default_hold_down() -> u64 {
+    120
 }
 fn default_udp_timeout() -> u64 {
     300
@@ -530,6 +544,7 @@ impl Config {
             c.pool4_len = st.pool4.prefix_len();
             c.port_lo = st.ports.0;
             c.port_hi = st.ports.1;
+            c.per_client_limit = st.per_client_limit;
         }
         c
     }

@@ -100,6 +100,7 @@ impl Dataplane {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("BIB6", bindings)
             .map_max_entries("BIB4", bindings)
+            .map_max_entries("CLIENTS", bindings)
             .load(EBPF_OBJECT)?;
         for name in PROGRAMS {
             let prog: &mut Xdp = ebpf
@@ -342,11 +343,12 @@ impl Dataplane {
 
     /// The binding tables (stateful NAT64), for the sweeper and for listing.
     pub fn bindings(&mut self) -> Result<crate::bindings::Tables<'_>, DataplaneError> {
-        let (mut b6, mut b4) = (None, None);
+        let (mut b6, mut b4, mut clients) = (None, None, None);
         for (name, map) in self.ebpf.maps_mut() {
             match name {
                 "BIB6" => b6 = Some(map),
                 "BIB4" => b4 = Some(map),
+                "CLIENTS" => clients = Some(map),
                 _ => {}
             }
         }
@@ -355,6 +357,8 @@ impl Dataplane {
                 .map_err(map_err("BIB6"))?,
             bib4: HashMap::try_from(b4.ok_or(DataplaneError::Missing("map BIB4"))?)
                 .map_err(map_err("BIB4"))?,
+            clients: HashMap::try_from(clients.ok_or(DataplaneError::Missing("map CLIENTS"))?)
+                .map_err(map_err("CLIENTS"))?,
         })
     }
 

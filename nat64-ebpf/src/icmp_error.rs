@@ -23,7 +23,7 @@ use nat64_common::{
         ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, IPV6_MIN_MTU,
         Translation, icmp4_to_icmp6, icmp6_to_icmp4, mtu4_from_ptb, mtu6_from_frag_needed,
     },
-    maps::{CONFIG_F_POOL6791, Config},
+    maps::{CONFIG_F_POOL6791, CONFIG_F_STATEFUL, Config},
 };
 
 use crate::{
@@ -171,13 +171,11 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     s.tot_len = msg_len; // 20 + 8 + 20 + data = 8 + 40 + data
     s.outer_tos = v6_to_v4::tos(cfg, ip6);
     s.outer_ttl = link::hops(cfg, ip6.hop_limit);
-    // `translate` checked that both addresses map (the source possibly through RFC 6791).
+    // `translate` checked that both addresses map. A source with no mapping (a router, or a
+    // stateful client) is settled once the quoted packet is known, further down.
     s.addr4[1] = addrmap::v6_to_v4(cfg, &ip6.dst).ok_or(DropReason::BadHeader)?;
-    s.addr4[0] = match addrmap::v6_to_v4(cfg, &ip6.src) {
-        Some(a) => a,
-        None if cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
-        None => return Err(DropReason::SourceUntranslatable),
-    };
+    s.addr4[0] = addrmap::v6_to_v4(cfg, &ip6.src).unwrap_or([0; 4]);
+    s.bound_port_at = 0;
 
     let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
     s.check_in = u16::from_be_bytes(icmp.check);
@@ -200,7 +198,17 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
         return Err(DropReason::InnerUntranslatable);
     }
     s.addr4[2] = addrmap::v6_to_v4(cfg, &inner.src).ok_or(DropReason::InnerUntranslatable)?;
-    s.addr4[3] = addrmap::v6_to_v4(cfg, &inner.dst).ok_or(DropReason::InnerUntranslatable)?;
+    // The quoted destination is the IPv6 host the error comes back from; with stateful NAT64
+    // it may have no mapping but a binding, found once its transport header is reached.
+    s.addr4[3] = match addrmap::v6_to_v4(cfg, &inner.dst) {
+        Some(a) => a,
+        None if cfg.flags & CONFIG_F_STATEFUL != 0 => {
+            s.bound_port_at = 1;
+            s.bib6_key.addr6 = inner.dst;
+            [0; 4]
+        }
+        None => return Err(DropReason::InnerUntranslatable),
+    };
     s.inner_tos = v6_to_v4::tos(cfg, inner);
     s.inner_ttl = inner.hop_limit;
     // The new inner IPv4 header adds nothing: a header with a valid checksum sums to zero.
@@ -260,16 +268,53 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
         // Its checksum covers a pseudo-header with the reassembled length: not known here.
         return Err(DropReason::InnerUntranslatable);
     }
+    // The binding of the quoted packet (stateful NAT64): its IPv4 transport address replaces
+    // the quoted destination and port, and the error comes from it when nothing else maps.
+    let (mut old_port, mut new_port) = (0, 0);
+    if s.bound_port_at != 0 {
+        if !first {
+            return Err(DropReason::InnerUntranslatable);
+        }
+        let l4_at = (at & 0x3ff) as usize;
+        let (port_at, proto) = match nh {
+            IPPROTO_TCP => (l4_at + 2, nat64_common::state::BIB_TCP),
+            IPPROTO_UDP => (l4_at + 2, nat64_common::state::BIB_UDP),
+            IPPROTO_ICMPV6 => (l4_at + 4, nat64_common::state::BIB_ICMP),
+            _ => return Err(DropReason::InnerUntranslatable),
+        };
+        let old = read::<[u8; 2]>(ctx, port_at).ok_or(DropReason::InnerUntranslatable)?;
+        s.bib6_key.port6 = old;
+        s.bib6_key.proto = proto;
+        s.bib6_key._pad = 0;
+        // SAFETY: read-only lookup of a plain value, copied out.
+        let b = unsafe { crate::maps::BIB6.get(&s.bib6_key) }.ok_or(DropReason::NoBinding)?;
+        s.addr4[3] = b.addr4;
+        if s.addr4[0] == [0; 4] {
+            s.addr4[0] = b.addr4;
+        }
+        write_bytes(ctx, port_at, b.port4)?;
+        old_port = word(old[0], old[1]);
+        new_port = word(b.port4[0], b.port4[1]);
+    }
+    if s.addr4[0] == [0; 4] {
+        // RFC 6791: a router with no IPv4 mapping, about a stateless flow.
+        if cfg.flags & CONFIG_F_POOL6791 == 0 {
+            return Err(DropReason::SourceUntranslatable);
+        }
+        s.addr4[0] = cfg.pool6791;
+    }
+    s.removed += old_port;
+    s.added += new_port;
     let l4 = if first {
         inner_l4(
             ctx,
             (at & 0x3ff) as usize,
             nh,
-            old_inner_addrs,
-            sum4(&s.addr4[2]) + sum4(&s.addr4[3]),
+            old_inner_addrs + old_port,
+            sum4(&s.addr4[2]) + sum4(&s.addr4[3]) + new_port,
             (
-                old_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32,
-                0,
+                old_inner_addrs + s.inner_plen as u32 + IPPROTO_ICMPV6 as u32 + old_port,
+                new_port,
             ),
         )?
     } else {

@@ -36,6 +36,11 @@ pub static BIB6: HashMap<Bib6Key, Bib6Value> =
 pub static BIB4: HashMap<Bib4Key, Bib4Value> =
     HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
 
+/// Dynamic bindings per IPv6 /64 (`state::client_key`): incremented here when a binding is
+/// made, recounted from the binding table by the daemon's sweeper (which removes bindings).
+#[map]
+pub static CLIENTS: HashMap<[u8; 8], u64> = HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
+
 /// Per-interface settings keyed by ifindex; written by the daemon when it attaches.
 #[map]
 pub static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_MAX_ENTRIES, 0);
@@ -77,10 +82,17 @@ pub struct Scratch {
     /// 6 to 4: where `translate` found the transport header (after any extension headers);
     /// the error and hairpin paths continue from there.
     pub l4_off: u16,
-    /// 4 to 6, stateful NAT64: where the quoted port word of an error to pool4 sits (0: the
-    /// error is not to pool4), and the IPv6 port of its binding.
+    /// Stateful NAT64, ICMP errors: where the quoted port word that the binding rewrites
+    /// sits (0: none; 1 while a 6-to-4 error waits for its binding), and what it becomes.
     pub bound_port_at: u16,
     pub bound_port6: [u8; 2],
+    /// 6 to 4, stateful NAT64: the keys and values of a binding being looked up or made
+    /// (`stateful.rs`), here rather than on the stack, which they would overflow.
+    pub bib6_key: Bib6Key,
+    pub bib6_val: Bib6Value,
+    pub bib4_key: Bib4Key,
+    pub bib4_val: Bib4Value,
+    pub client: [u8; 8],
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -10,10 +10,13 @@ use aya_ebpf::{
 use nat64_common::{
     DropReason,
     maps::Config,
-    state::{Bib4Key, Bib4Value, Bib6Key, Bib6Value, candidate_port, pool4_index, tcp_next},
+    state::{
+        BIB_F_HELD, Bib4Key, Bib4Value, Bib6Key, Bib6Value, candidate_port, client_key,
+        pool4_index, tcp_next,
+    },
 };
 
-use crate::maps::{BIB4, BIB6};
+use crate::maps::{BIB4, BIB6, CLIENTS};
 
 /// How many random ports a new flow tries before it is refused (RFC 6056 randomisation; each
 /// try is one atomic insert that fails if the port is taken).
@@ -33,13 +36,20 @@ pub fn in_pool4(cfg: &Config, a: [u8; 4]) -> bool {
 /// The pool4 address and port of the outbound flow (`src6`, `port6`, `proto`), made now if it
 /// has none (RFC 6146 section 3.5.1.1 for UDP, 3.5.2.2 for TCP, 3.5.3 for ICMP queries).
 /// `tcp_flags` is the TCP flag byte (0 for UDP and ICMP). Packed as `addr4 << 16 | port4`
-/// (host order), or `Err` with the reason, so that the result stays one register.
+/// (host order), or [`OUTBOUND_ERR`] with the reason, so that the result stays one register.
 ///
-/// Not inlined: the allocation's keys and values take stack the translation does not need.
+/// Not inlined, and its keys and values live in the scratch slot: the BPF stack is 512
+/// bytes over the call chain.
 #[inline(never)]
 pub fn outbound(cfg: &Config, src6: &[u8; 16], port6: u16, proto: u8, tcp_flags: u8) -> u64 {
     match bind(cfg, src6, port6, proto, tcp_flags) {
-        Ok((a, p)) => ((u32::from_be_bytes(a) as u64) << 16) | p as u64,
+        Ok(()) => match crate::scratch::get() {
+            Ok(s) => {
+                ((u32::from_be_bytes(s.bib6_val.addr4) as u64) << 16)
+                    | u16::from_be_bytes(s.bib6_val.port4) as u64
+            }
+            Err(r) => OUTBOUND_ERR | r as u64,
+        },
         Err(r) => OUTBOUND_ERR | r as u64,
     }
 }
@@ -47,6 +57,7 @@ pub fn outbound(cfg: &Config, src6: &[u8; 16], port6: u16, proto: u8, tcp_flags:
 /// Marks an error in [`outbound`]'s result; the low bits hold the `DropReason`.
 pub const OUTBOUND_ERR: u64 = 1 << 63;
 
+/// Finds or makes the binding; on success `bib6_val` in the scratch slot holds it.
 #[inline(always)]
 fn bind(
     cfg: &Config,
@@ -54,8 +65,9 @@ fn bind(
     port6: u16,
     proto: u8,
     tcp_flags: u8,
-) -> Result<([u8; 4], u16), DropReason> {
-    let key = Bib6Key {
+) -> Result<(), DropReason> {
+    let s = crate::scratch::get()?;
+    s.bib6_key = Bib6Key {
         addr6: *src6,
         port6: port6.to_be_bytes(),
         proto,
@@ -63,19 +75,35 @@ fn bind(
     };
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if let Some(v) = BIB6.get_ptr_mut(&key) {
+    if let Some(v) = BIB6.get_ptr_mut(&s.bib6_key) {
         // SAFETY: a value pointer from a successful lookup, valid for this program run. Other
         // CPUs may write the same fields; each is a single store of a plain value.
         let v = unsafe { &mut *v };
         v.last_ns = now;
         v.tcp = tcp_next(v.tcp, tcp_flags);
-        return Ok((v.addr4, u16::from_be_bytes(v.port4)));
+        s.bib6_val = *v;
+        return Ok(());
+    }
+    // RFC 6888 REQ-4: a /64 may hold only so many bindings.
+    s.client = client_key(src6);
+    if cfg.per_client_limit != 0 {
+        // SAFETY: read-only lookup of a plain value, copied out.
+        let held = unsafe { CLIENTS.get(&s.client) }.copied().unwrap_or(0);
+        if held >= cfg.per_client_limit as u64 {
+            return Err(DropReason::ClientLimit);
+        }
     }
     // RFC 6888 REQ-4, RFC 4787 REQ-2: one pool address for every flow of a host's /64.
     let size = 1u32 << ((32 - cfg.pool4_len as u32) & 31);
     let base = u32::from_be_bytes(cfg.pool4);
     let addr4 = (base + pool4_index(src6, size)).to_be_bytes();
-    let new4 = Bib4Value {
+    s.bib4_key = Bib4Key {
+        addr4,
+        port4: [0; 2],
+        proto,
+        _pad: 0,
+    };
+    s.bib4_val = Bib4Value {
         addr6: *src6,
         port6: port6.to_be_bytes(),
         tcp: 0,
@@ -83,40 +111,104 @@ fn bind(
         _pad: [0; 4],
         last_ns: 0,
     };
-    for _ in 0..PORT_TRIES {
-        // SAFETY: plain helper call.
-        let random = unsafe { bpf_get_prandom_u32() };
-        let port4 = candidate_port(random, cfg.port_lo, cfg.port_hi, port6);
-        let k4 = Bib4Key {
-            addr4,
-            port4: port4.to_be_bytes(),
-            proto,
-            _pad: 0,
-        };
-        // The insert is the allocation: it fails if the port is taken (or the map is full).
-        if BIB4.insert(&k4, &new4, BPF_NOEXIST as u64).is_err() {
-            continue;
-        }
-        let new6 = Bib6Value {
-            addr4,
-            port4: port4.to_be_bytes(),
-            tcp: tcp_next(0, tcp_flags),
-            flags: 0,
-            last_ns: now,
-        };
-        if BIB6.insert(&key, &new6, BPF_NOEXIST as u64).is_ok() {
-            return Ok((addr4, port4));
-        }
-        // Another CPU bound the same flow a moment ago (or the map is full): give the port
-        // back and use theirs.
-        let _ = BIB4.remove(&k4);
-        // SAFETY: read-only lookup of a plain value, copied out.
-        return match unsafe { BIB6.get(&key) } {
-            Some(v) => Ok((v.addr4, u16::from_be_bytes(v.port4))),
-            None => Err(DropReason::PoolExhausted),
-        };
+    s.bib6_val = Bib6Value {
+        addr4,
+        port4: [0; 2],
+        tcp: tcp_next(0, tcp_flags),
+        flags: 0,
+        last_ns: now,
+    };
+    let mut tries = Tries {
+        lo: cfg.port_lo,
+        hi: cfg.port_hi,
+        port6,
+        outcome: TRY_NONE,
+    };
+    // SAFETY: `try_port` reads and writes only `tries`, which outlives the call.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            PORT_TRIES,
+            try_port as *mut core::ffi::c_void,
+            &mut tries as *mut Tries as *mut core::ffi::c_void,
+            0,
+        );
     }
-    Err(DropReason::PoolExhausted)
+    match tries.outcome {
+        TRY_BOUND => {
+            count_client(&s.client);
+            Ok(())
+        }
+        TRY_RACE => {
+            // Another CPU bound the same flow a moment ago (or the table is full): theirs.
+            // SAFETY: read-only lookup of a plain value, copied out.
+            match unsafe { BIB6.get(&s.bib6_key) } {
+                Some(v) => {
+                    s.bib6_val = *v;
+                    Ok(())
+                }
+                None => Err(DropReason::PoolExhausted),
+            }
+        }
+        _ => Err(DropReason::PoolExhausted),
+    }
+}
+
+/// State of the port-trying loop, shared with its `bpf_loop` callback.
+#[repr(C)]
+struct Tries {
+    lo: u16,
+    hi: u16,
+    port6: u16,
+    outcome: u16,
+}
+const TRY_NONE: u16 = 0;
+const TRY_BOUND: u16 = 1;
+const TRY_RACE: u16 = 2;
+
+/// One candidate port (RFC 6056: random; parity kept). Runs under `bpf_loop`, verified once.
+/// The insert into BIB4 is the allocation: it fails when the port is taken (or held down,
+/// or the table is full), and the next candidate is tried.
+extern "C" fn try_port(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `Tries` that `bind` passed to `bpf_loop`.
+    let c = unsafe { &mut *(c as *mut Tries) };
+    let Ok(s) = crate::scratch::get() else {
+        return 1;
+    };
+    // SAFETY: plain helper call.
+    let random = unsafe { bpf_get_prandom_u32() };
+    let port4 = candidate_port(random, c.lo, c.hi, c.port6).to_be_bytes();
+    s.bib4_key.port4 = port4;
+    if BIB4
+        .insert(&s.bib4_key, &s.bib4_val, BPF_NOEXIST as u64)
+        .is_err()
+    {
+        return 0;
+    }
+    s.bib6_val.port4 = port4;
+    if BIB6
+        .insert(&s.bib6_key, &s.bib6_val, BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        c.outcome = TRY_BOUND;
+    } else {
+        let _ = BIB4.remove(&s.bib4_key);
+        c.outcome = TRY_RACE;
+    }
+    1
+}
+
+/// One more binding for the /64 `client`. A plain add: the BPF target has no atomic
+/// read-modify-write in stable Rust, and a count lost to two CPUs adding at once is restored
+/// by the daemon's sweeper, which recounts every /64 from the binding table on each pass.
+#[inline(always)]
+fn count_client(client: &[u8; 8]) {
+    match CLIENTS.get_ptr_mut(client) {
+        // SAFETY: a value pointer from a successful lookup, valid for this program run.
+        Some(n) => unsafe { *n += 1 },
+        None => {
+            let _ = CLIENTS.insert(client, &1, 0);
+        }
+    }
 }
 
 /// The binding of an inbound packet to pool4 address `dst4`, port (or ICMP identifier)
@@ -138,6 +230,10 @@ pub fn inbound(
     let v = BIB4.get_ptr_mut(&k4)?;
     // SAFETY: a value pointer from a successful lookup, valid for this program run.
     let v = unsafe { &mut *v };
+    // Expired, its port held down (RFC 6888 REQ-8): there is no binding any more.
+    if v.flags & BIB_F_HELD != 0 {
+        return None;
+    }
     // SAFETY: plain helper call.
     v.last_ns = unsafe { bpf_ktime_get_coarse_ns() };
     v.tcp = tcp_next(v.tcp, tcp_flags);
@@ -156,5 +252,5 @@ pub fn lookup4(addr4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static Bib
         _pad: 0,
     };
     // SAFETY: read-only lookup; the value lives in map memory for this program run.
-    unsafe { BIB4.get(&k4) }
+    unsafe { BIB4.get(&k4) }.filter(|v| v.flags & BIB_F_HELD == 0)
 }

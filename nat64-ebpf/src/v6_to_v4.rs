@@ -175,6 +175,9 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
         Some(a) => a,
         None if is_error && cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
+        // An error about a stateful flow: `icmp_error` takes the source from the binding of
+        // the packet it quotes (RFC 6146 section 3.5); pool4 stands in until then.
+        None if is_error && cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => cfg.pool4,
         None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => {
             let (a, old, new) = bind_outbound(
                 ctx,

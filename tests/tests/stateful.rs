@@ -279,7 +279,7 @@ fn the_sweeper_expires_idle_bindings_and_inbound_packets_then_find_none() {
     // Six minutes on: the UDP binding (5 minutes) is gone from both tables.
     let later = now_ns() + 360 * 1_000_000_000;
     let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 1000).unwrap();
-    assert_eq!((swept.expired, swept.live.udp), (1, 0));
+    assert_eq!((swept.expired, swept.live.udp, swept.held), (1, 0, 1));
     assert!(x.dp.bindings().unwrap().list(10).is_empty());
     let before = x.stats();
     let (action, _) = x.run(&udp4((SERVER4, 53), (addr4, port4), 60, 1, b"late"));
@@ -391,5 +391,162 @@ fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
     assert_eq!(
         moved,
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+}
+
+/// RFC 6888 REQ-4: a /64 holds at most `per_client_limit` dynamic bindings; its next flow is
+/// refused and counted, other clients are not affected, and the sweeper's recount frees the
+/// slots of expired bindings.
+#[test]
+fn a_client_slash_64_is_limited_and_others_are_not() {
+    let mut x = Loaded::load(
+        "stateful limit",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"2000-2999\"\nper_client_limit = 2\n",
+    );
+    for port in [40000, 40002] {
+        let (action, _, _) = x.run_counted(&udp6(A, port, SERVER6, 53, b"ok"));
+        assert_eq!(action, XDP_PASS);
+    }
+    // A2 shares A's /64: the third binding of that /64 is refused.
+    let (action, _, moved) = x.run_counted(&udp6(A2, 40004, SERVER6, 53, b"no"));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::ClientLimit), 1)]
+    );
+    // Existing flows go on; another /64 is not limited by A's.
+    assert_eq!(
+        x.run_counted(&udp6(A, 40000, SERVER6, 53, b"ok")).0,
+        XDP_PASS
+    );
+    assert_eq!(
+        x.run_counted(&udp6(B, 40000, SERVER6, 53, b"ok")).0,
+        XDP_PASS
+    );
+    // After A's bindings expire, the recount lets A2 in.
+    let st = x.cfg.stateful.clone().unwrap();
+    let later = now_ns() + 360 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&st, later, 1000).unwrap();
+    assert_eq!(swept.expired, 3);
+    assert_eq!(
+        x.run_counted(&udp6(A2, 40004, SERVER6, 53, b"ok")).0,
+        XDP_PASS
+    );
+}
+
+/// RFC 6888 REQ-8: the port of an expired binding is held down: nothing crosses it, and no new
+/// binding takes it, until the hold-down time is over.
+#[test]
+fn the_port_of_an_expired_binding_is_held_down() {
+    // Only one even port: 2000.
+    let mut x = load("2000-2001");
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    assert_eq!(port4, 2000);
+    let st = x.cfg.stateful.clone().unwrap();
+    assert_eq!(st.port_hold_down_secs, 120);
+    let expire_at = now_ns() + 360 * 1_000_000_000;
+    let swept =
+        x.dp.bindings()
+            .unwrap()
+            .sweep(&st, expire_at, 1000)
+            .unwrap();
+    assert_eq!((swept.expired, swept.held), (1, 1));
+    // Held: a late answer does not cross, and a new even-port flow finds no free port.
+    let (action, _, moved) = x.run_counted(&udp4((SERVER4, 53), (addr4, 2000), 60, 1, b"late"));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+    let (action, _, moved) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"new"));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1)]
+    );
+    // Still held a minute later; released after two minutes.
+    let swept =
+        x.dp.bindings()
+            .unwrap()
+            .sweep(&st, expire_at + 60 * 1_000_000_000, 1000)
+            .unwrap();
+    assert_eq!((swept.held, swept.released), (1, 0));
+    let swept =
+        x.dp.bindings()
+            .unwrap()
+            .sweep(&st, expire_at + 121 * 1_000_000_000, 1000)
+            .unwrap();
+    assert_eq!((swept.held, swept.released), (0, 1));
+    let (action, out, _) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"new"));
+    assert_eq!((action, src_of(&out).1), (XDP_PASS, 2000));
+}
+
+/// An ICMPv6 error from a stateful client about a packet it received through its binding
+/// (here: port unreachable for the server's datagram) reaches the IPv4 host from the pool4
+/// address, quoting the packet as the IPv4 host sent it (RFC 6146 section 3.5, RFC 7915
+/// section 5.3).
+#[test]
+fn icmpv6_errors_from_a_stateful_client_go_out_through_its_binding() {
+    let x = load("2000-2999");
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    // The server's answer, as the client received it, quoted in the client's error.
+    let answer = b"an answer nobody waits for";
+    let mut quoted6 = Vec::new();
+    PacketBuilder::ipv6(SERVER6, A, 61)
+        .udp(53, 40000)
+        .write(&mut quoted6, answer)
+        .unwrap();
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Port,
+        ))
+        .write(&mut input, &quoted6)
+        .unwrap();
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS, "moved: {moved:?}");
+    // Both IPv4 identifications are the translator's (random, DF=0): read from the output.
+    let outer_id = u16::from_be_bytes([out[18], out[19]]);
+    let inner_id = u16::from_be_bytes([out[14 + 28 + 4], out[14 + 28 + 5]]);
+    let quoted4 = udp4((SERVER4, 53), (addr4, port4), 61, inner_id, answer)[14..].to_vec();
+    let icmp4 = Icmpv4Header::with_checksum(
+        Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port),
+        &quoted4,
+    );
+    let mut expected = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    expected.extend(ip4(addr4, SERVER4, 64, outer_id, 1, 8 + quoted4.len()).to_bytes());
+    expected.extend(icmp4.to_bytes());
+    expected.extend(&quoted4);
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V6ToV4), expected.len() as u64 - 14)
+        ]
+    );
+
+    // Quoting a flow with no binding: dropped and counted.
+    let mut stray = Vec::new();
+    PacketBuilder::ipv6(SERVER6, A, 61)
+        .udp(53, 40002)
+        .write(&mut stray, answer)
+        .unwrap();
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Port,
+        ))
+        .write(&mut input, &stray)
+        .unwrap();
+    let (action, _, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::NoBinding), 1)]
     );
 }
