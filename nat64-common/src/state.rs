@@ -41,6 +41,23 @@ pub struct Bib4Key {
 }
 const _: () = assert!(core::mem::size_of::<Bib4Key>() == 8);
 
+/// Key of the fragment table (stateful NAT64, IPv4 to IPv6): a fragmented datagram to pool4,
+/// as its fragments all say (RFC 791: source, destination, protocol, identification).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src4: [u8; 4],
+    pub dst4: [u8; 4],
+    pub id: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<FragKey>() == 12);
+
+/// Entries of the fragment table: datagrams whose later fragments may still come. An LRU
+/// map: forgetting an old datagram costs only its late fragments.
+pub const FRAG_MAX_ENTRIES: u32 = 16_384;
+
 /// Value of the IPv6-side map: the IPv4 transport address, and when the binding was last used
 /// from the IPv6 side.
 #[repr(C)]

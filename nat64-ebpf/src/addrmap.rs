@@ -5,7 +5,6 @@ use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
     addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches},
     maps::{Config, EamToV6},
-    state::Bib4Value,
 };
 
 use crate::maps::{EAM4, EAM6};
@@ -28,8 +27,6 @@ pub fn v6_to_v4(cfg: &Config, a: &[u8; 16]) -> Option<[u8; 4]> {
 pub enum To6 {
     Eam(&'static EamToV6),
     Pool6,
-    /// A stateful NAT64 binding (its IPv6 transport address): pool4 destinations only.
-    Bib(&'static Bib4Value),
 }
 
 /// Like [`v6_to_v4`], and whether the address was found through pool6 rather than EAM.
@@ -70,6 +67,5 @@ pub fn to6(cfg: &Config, m: To6, a: [u8; 4]) -> [u8; 16] {
         To6::Eam(e) => eam_to_v6(a, e),
         // `v4_src` only returns Pool6 for a valid length, so `embed` cannot fail here.
         To6::Pool6 => embed(&cfg.pool6, cfg.pool6_len, a).unwrap_or([0; 16]),
-        To6::Bib(b) => b.addr6,
     }
 }

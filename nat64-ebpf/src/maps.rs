@@ -3,12 +3,14 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
 };
 use nat64_common::{
     counters::STATS_LEN,
     maps::{Config, EAM_MAX_ENTRIES, EamToV4, EamToV6, IFACE_MAX_ENTRIES, IfaceConfig},
-    state::{BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value},
+    state::{
+        BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FRAG_MAX_ENTRIES, FragKey,
+    },
 };
 
 /// Run-time configuration in slot 0; written by the daemon at start and on reload.
@@ -35,6 +37,12 @@ pub static BIB6: HashMap<Bib6Key, Bib6Value> =
 #[map]
 pub static BIB4: HashMap<Bib4Key, Bib4Value> =
     HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
+
+/// Stateful NAT64, IPv4 to IPv6: the binding of each fragmented datagram to pool4, recorded
+/// from its first fragment (the only one with the port) for the fragments that follow.
+#[map]
+pub static FRAGS: LruHashMap<FragKey, Bib4Value> =
+    LruHashMap::with_max_entries(FRAG_MAX_ENTRIES, 0);
 
 /// Dynamic bindings per IPv6 /64 (`state::client_key`): incremented here when a binding is
 /// made, recounted from the binding table by the daemon's sweeper (which removes bindings).
@@ -93,6 +101,10 @@ pub struct Scratch {
     pub bib4_key: Bib4Key,
     pub bib4_val: Bib4Value,
     pub client: [u8; 8],
+    /// Stateful NAT64, either direction: the port word the binding replaced and its new
+    /// value (both 0 when none changed), for the checksum update.
+    pub port_old: u32,
+    pub port_new: u32,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

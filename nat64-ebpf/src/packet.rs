@@ -103,6 +103,16 @@ pub fn sum_words(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
     Some(nat64_common::checksum::fold(s).swap_bytes() as u32)
 }
 
+/// One byte at `at`, copied out with `bpf_xdp_load_bytes`: a direct one-byte read at a
+/// variable offset gets a bounds check that LLVM rewrites into a form (`p >= end`) the
+/// verifier cannot use.
+#[inline(always)]
+pub fn load_u8(ctx: &XdpContext, at: usize) -> Option<u8> {
+    let mut b = [0u8; 4];
+    // SAFETY: one byte into a four-byte buffer.
+    (unsafe { xdp_load(ctx, at as u32, &mut b, 1) } == 0).then_some(b[0])
+}
+
 /// `bpf_xdp_load_bytes` of a constant `n` bytes at `at` into `b`.
 ///
 /// # Safety

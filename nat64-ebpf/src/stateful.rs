@@ -11,12 +11,12 @@ use nat64_common::{
     DropReason,
     maps::Config,
     state::{
-        BIB_F_HELD, Bib4Key, Bib4Value, Bib6Key, Bib6Value, candidate_port, client_key,
+        BIB_F_HELD, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey, candidate_port, client_key,
         pool4_index, tcp_next,
     },
 };
 
-use crate::maps::{BIB4, BIB6, CLIENTS};
+use crate::maps::{BIB4, BIB6, CLIENTS, FRAGS};
 
 /// How many random ports a new flow tries before it is refused (RFC 6056 randomisation; each
 /// try is one atomic insert that fails if the port is taken).
@@ -52,6 +52,51 @@ pub fn outbound(cfg: &Config, src6: &[u8; 16], port6: u16, proto: u8, tcp_flags:
         },
         Err(r) => OUTBOUND_ERR | r as u64,
     }
+}
+
+/// The pool4 address of every dynamic binding of `src6`'s /64 (RFC 6888 REQ-4, RFC 4787
+/// REQ-2: "paired" pooling). A pure function, so an IPv6 fragment without a transport header
+/// gets the same address its first fragment's binding has.
+#[inline(always)]
+pub fn pool_address(cfg: &Config, src6: &[u8; 16]) -> [u8; 4] {
+    let size = 1u32 << ((32 - cfg.pool4_len as u32) & 31);
+    let base = u32::from_be_bytes(cfg.pool4);
+    (base + pool4_index(src6, size)).to_be_bytes()
+}
+
+/// Records the binding of a fragmented IPv4 datagram from its first fragment, for the later
+/// fragments, which carry no port (RFC 6146 section 3.4 leaves fragment handling to the
+/// implementation; this one follows the datagram by its RFC 791 identity).
+#[inline(always)]
+pub fn remember_fragments(src4: [u8; 4], dst4: [u8; 4], id: [u8; 2], proto: u8, b: &Bib4Value) {
+    let k = FragKey {
+        src4,
+        dst4,
+        id,
+        proto,
+        _pad: 0,
+    };
+    let _ = FRAGS.insert(&k, b, 0);
+}
+
+/// The binding of a later fragment, if its first fragment came through (fragments that
+/// overtake their first are dropped and counted).
+#[inline(always)]
+pub fn fragment_binding(
+    src4: [u8; 4],
+    dst4: [u8; 4],
+    id: [u8; 2],
+    proto: u8,
+) -> Option<&'static Bib4Value> {
+    let k = FragKey {
+        src4,
+        dst4,
+        id,
+        proto,
+        _pad: 0,
+    };
+    // SAFETY: read-only lookup; the value lives in map memory for this program run.
+    unsafe { FRAGS.get(&k) }
 }
 
 /// Marks an error in [`outbound`]'s result; the low bits hold the `DropReason`.
@@ -93,10 +138,7 @@ fn bind(
             return Err(DropReason::ClientLimit);
         }
     }
-    // RFC 6888 REQ-4, RFC 4787 REQ-2: one pool address for every flow of a host's /64.
-    let size = 1u32 << ((32 - cfg.pool4_len as u32) & 31);
-    let base = u32::from_be_bytes(cfg.pool4);
-    let addr4 = (base + pool4_index(src6, size)).to_be_bytes();
+    let addr4 = pool_address(cfg, src6);
     s.bib4_key = Bib4Key {
         addr4,
         port4: [0; 2],

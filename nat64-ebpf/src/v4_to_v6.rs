@@ -5,7 +5,7 @@ use nat64_common::{
     Counter, Dir, DropReason, Handoff, L4Proto,
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
-    icmp::{Translation, icmp4_to_icmp6},
+    icmp::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Translation, icmp4_to_icmp6},
     maps::{CONFIG_F_COPY_TOS, CONFIG_F_STATEFUL, Config},
     state,
 };
@@ -66,6 +66,26 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         eam_dst.is_none() && cfg.flags & CONFIG_F_STATEFUL != 0 && stateful::in_pool4(cfg, ip4.dst);
     if eam_dst.is_none() && !to_pool4 {
         return Ok(Step::Done(xdp_action::XDP_PASS));
+    }
+    // The IPv6 destination: from the EAM entry, or from the binding of the pool4 transport
+    // address (`stateful_destination`). Either way it goes to the scratch slot, and the
+    // binding is resolved here, before the checks below branch: no path-dependent value
+    // stays live, and the resolution is verified once rather than once per path.
+    let s = crate::scratch::get()?;
+    s.port_old = 0;
+    s.port_new = 0;
+    s.bound_port_at = 0;
+    match eam_dst {
+        Some(m) => s.addr6[1] = addrmap::to6(cfg, m, ip4.dst),
+        None => {
+            let r = stateful_destination(ctx);
+            if r != 0 {
+                return Err(DropReason::ALL
+                    .get((r & 0xff) as usize)
+                    .copied()
+                    .unwrap_or(DropReason::NoBinding));
+            }
+        }
     }
     if exceeds_mtu(ctx) {
         return link::hand_off(
@@ -153,29 +173,19 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
             DropReason::PacketTooBig,
         );
     }
-    // The destination: its EAM entry, or the binding of its pool4 transport address, whose
-    // IPv6 port replaces the destination port (TCP, UDP) or the echo identifier (ICMP).
-    let (dst_map, port_change) = match eam_dst {
-        Some(m) => (m, None),
-        None => {
-            if fragmented {
-                return Err(DropReason::Fragment);
-            }
-            let (m, at, old, new) = bind_inbound(ctx, ip4.dst, ip4.proto, l4_off, echo.is_some())?;
-            write_bytes(ctx, at, new.to_be_bytes())?;
-            (m, Some((old, new)))
-        }
-    };
-    let (old_port, new_port) = port_change.unwrap_or((0, 0));
-    let (v4src, v4dst) = (ip4.src, ip4.dst);
-    let new_addrs =
-        sum16(&addrmap::to6(cfg, src_map, v4src)) + sum16(&addrmap::to6(cfg, dst_map, v4dst));
+    // The binding's IPv6 port replaces the destination port (TCP, UDP) or the echo identifier
+    // (ICMP); written only now that nothing above can hand the packet on untouched.
+    if s.bound_port_at != 0 {
+        write_bytes(ctx, s.bound_port_at as usize & 0x3ff, s.bound_port6)?;
+    }
+    let v4src = ip4.src;
+    let new_addrs = sum16(&addrmap::to6(cfg, src_map, v4src)) + sum16(&s.addr6[1]);
     let delta = l4::PseudoDelta {
         old_addrs: sum4(&ip4.src) + sum4(&ip4.dst),
         new_addrs,
         len_proto: payload_len as u32 + ip4.proto as u32,
-        old_port: old_port as u32,
-        new_port: new_port as u32,
+        old_port: s.port_old,
+        new_port: s.port_new,
     };
     let (nh, counted) = match (ip4.proto, echo) {
         // Not the first fragment: no transport header to fix.
@@ -216,7 +226,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
                 payload_len,
                 &h,
                 ty,
-                (old_port, new_port),
+                (s.port_old, s.port_new),
             )?;
             (IPPROTO_ICMPV6, L4Proto::Icmp)
         }
@@ -254,7 +264,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     }
     write_bytes(ctx, ETH_LEN, first8)?;
     write_bytes(ctx, ETH_LEN + 8, addrmap::to6(cfg, src_map, v4src))?;
-    write_bytes(ctx, ETH_LEN + 24, addrmap::to6(cfg, dst_map, v4dst))?;
+    write_bytes(ctx, ETH_LEN + 24, s.addr6[1])?;
     if fragmented {
         write_bytes(ctx, ETH_LEN + IPV6_LEN, frag8)?;
     }
@@ -269,33 +279,81 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
 
 /// RFC 7915 section 4.1: options are ignored, except that an unexpired source route (LSRR or
 /// SSRR whose pointer has not run past its length) means the packet must be discarded.
+///
+/// The walk runs under `bpf_loop`: its callback is verified once, where an open-coded loop of
+/// up to 40 steps is verified again on every path that reaches it.
 #[inline(always)]
 fn check_options(ctx: &XdpContext, ihl: usize) -> Result<(), DropReason> {
-    let end = ihl - IPV4_LEN;
+    let mut walk = OptionWalk {
+        xdp: ctx.ctx,
+        end: (ihl - IPV4_LEN) as u32,
+        i: 0,
+        verdict: 0,
+    };
+    // SAFETY: `option_step` reads and writes only `walk`, which outlives the call.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            MAX_OPTIONS as u32,
+            option_step as *mut core::ffi::c_void,
+            &mut walk as *mut OptionWalk as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    match walk.verdict {
+        0 => Ok(()),
+        1 => Err(DropReason::SourceRoute),
+        2 => Err(DropReason::BadHeader),
+        _ => Err(DropReason::Truncated),
+    }
+}
+
+/// State of the options walk, shared with its `bpf_loop` callback.
+#[repr(C)]
+struct OptionWalk {
+    xdp: *mut aya_ebpf::bindings::xdp_md,
+    end: u32,
+    i: u32,
+    /// 0 fine, 1 source route, 2 bad option, 3 truncated.
+    verdict: u32,
+}
+
+/// One option. Each step consumes at least one byte, so `MAX_OPTIONS` steps cover the area.
+extern "C" fn option_step(_n: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `OptionWalk` that `check_options` passed to `bpf_loop`.
+    let c = unsafe { &mut *(c as *mut OptionWalk) };
+    let i = c.i as usize;
+    if i >= c.end as usize || i >= MAX_OPTIONS {
+        return 1;
+    }
+    let ctx = XdpContext::new(c.xdp);
     let base = ETH_LEN + IPV4_LEN;
-    let mut i = 0usize;
-    // Each iteration consumes at least one byte, so MAX_OPTIONS iterations cover the area.
-    for _ in 0..MAX_OPTIONS {
-        if i >= end || i >= MAX_OPTIONS {
-            return Ok(());
+    let Some(ty) = crate::packet::load_u8(&ctx, base + i) else {
+        c.verdict = 3;
+        return 1;
+    };
+    match ty {
+        IPOPT_EOL => 1,
+        IPOPT_NOP => {
+            c.i += 1;
+            0
         }
-        let ty = read::<u8>(ctx, base + i).ok_or(DropReason::Truncated)?;
-        match ty {
-            IPOPT_EOL => return Ok(()),
-            IPOPT_NOP => i += 1,
-            _ => {
-                let [len, ptr] = read::<[u8; 2]>(ctx, base + i + 1).ok_or(DropReason::BadHeader)?;
-                if len < 2 {
-                    return Err(DropReason::BadHeader);
-                }
-                if (ty == IPOPT_LSRR || ty == IPOPT_SSRR) && ptr <= len {
-                    return Err(DropReason::SourceRoute);
-                }
-                i += len as usize;
+        _ => {
+            let Some([len, ptr]) = read::<[u8; 2]>(&ctx, base + i + 1) else {
+                c.verdict = 2;
+                return 1;
+            };
+            if len < 2 {
+                c.verdict = 2;
+                return 1;
             }
+            if (ty == IPOPT_LSRR || ty == IPOPT_SSRR) && ptr <= len {
+                c.verdict = 1;
+                return 1;
+            }
+            c.i += len as u32;
+            0
         }
     }
-    Ok(())
 }
 
 /// ICMPv4 echo to ICMPv6 echo (RFC 7915 section 4.2): the type changes and the ICMPv6
@@ -308,13 +366,13 @@ fn echo4_to_echo6(
     payload_len: u16,
     h: &IcmpFull,
     ty6: u8,
-    (old_id, new_id): (u16, u16),
+    (old_id, new_id): (u32, u32),
 ) -> Result<(), DropReason> {
     let pseudo = addrs6 + payload_len as u32 + IPPROTO_ICMPV6 as u32;
     let c = checksum::update(
         u16::from_be_bytes(h.check),
-        word(h.ty, h.code) + old_id as u32,
-        pseudo + word(ty6, h.code) + new_id as u32,
+        word(h.ty, h.code) + old_id,
+        pseudo + word(ty6, h.code) + new_id,
     );
     let p = ptr_at::<[u8; 4]>(ctx, off).ok_or(DropReason::Truncated)?;
     let [cb0, cb1] = c.to_be_bytes();
@@ -323,31 +381,59 @@ fn echo4_to_echo6(
     Ok(())
 }
 
-/// Stateful NAT64 (RFC 6146): the binding of an IPv4 packet to a pool4 address, where the port
-/// word sits (TCP or UDP destination port, ICMP echo identifier), and the old and new value.
+/// Stateful NAT64 (RFC 6146): the IPv6 destination of an IPv4 packet to pool4, from the binding
+/// of its transport address (or, for a later fragment, the binding its first fragment found),
+/// written to the scratch slot with the port word change and where the new port goes (the
+/// caller writes it once its checks pass). ICMP errors are left to `icmp_error` (the binding
+/// of the packet they quote); other ICMP messages than echo to the ICMP table. Returns 0, or
+/// 0x100 with the `DropReason` index in the low byte.
+///
+/// Not inlined, and called before the translation branches: it is verified for few paths.
+#[inline(never)]
+fn stateful_destination(ctx: &XdpContext) -> u32 {
+    match resolve_destination(ctx) {
+        Ok(()) => 0,
+        Err(r) => r as u32 | 0x100,
+    }
+}
+
 #[inline(always)]
-fn bind_inbound(
-    ctx: &XdpContext,
-    dst4: [u8; 4],
-    proto: u8,
-    l4_off: usize,
-    echo: bool,
-) -> Result<(addrmap::To6, usize, u16, u16), DropReason> {
-    let (at, bib_proto, flags) = match proto {
+fn resolve_destination(ctx: &XdpContext) -> Result<(), DropReason> {
+    let s = crate::scratch::get()?;
+    let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    let l4_off = ETH_LEN + (((ip4.ver_ihl & 0x0f) as usize) * 4 & 0x3c);
+    let frag = u16::from_be_bytes(ip4.frag);
+    // A later fragment has no port: it follows the binding its first fragment found.
+    if frag & IPV4_OFFSET_MASK != 0 {
+        let b = stateful::fragment_binding(ip4.src, ip4.dst, ip4.id, ip4.proto)
+            .ok_or(DropReason::Fragment)?;
+        s.addr6[1] = b.addr6;
+        return Ok(());
+    }
+    let (at, bib_proto, tcp) = match ip4.proto {
         IPPROTO_TCP => {
-            let f = read::<u8>(ctx, l4_off + 13).ok_or(DropReason::Truncated)?;
-            (l4_off + 2, state::BIB_TCP, f)
+            let f = read::<[u8; 2]>(ctx, l4_off + 12).ok_or(DropReason::Truncated)?;
+            (l4_off + 2, state::BIB_TCP, f[1])
         }
         IPPROTO_UDP => (l4_off + 2, state::BIB_UDP, 0),
-        IPPROTO_ICMP if echo => (l4_off + 4, state::BIB_ICMP, 0),
+        IPPROTO_ICMP => {
+            let h = read::<[u8; 2]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
+            if h[0] != ICMP_ECHO_REQUEST && h[0] != ICMP_ECHO_REPLY {
+                return Ok(());
+            }
+            (l4_off + 4, state::BIB_ICMP, 0)
+        }
         _ => return Err(DropReason::NoBinding),
     };
     let port4 = read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?;
-    let b = stateful::inbound(dst4, port4, bib_proto, flags).ok_or(DropReason::NoBinding)?;
-    Ok((
-        addrmap::To6::Bib(b),
-        at,
-        u16::from_be_bytes(port4),
-        u16::from_be_bytes(b.port6),
-    ))
+    let b = stateful::inbound(ip4.dst, port4, bib_proto, tcp).ok_or(DropReason::NoBinding)?;
+    if frag & IPV4_MF != 0 {
+        stateful::remember_fragments(ip4.src, ip4.dst, ip4.id, ip4.proto, b);
+    }
+    s.addr6[1] = b.addr6;
+    s.port_old = word(port4[0], port4[1]);
+    s.port_new = word(b.port6[0], b.port6[1]);
+    s.bound_port6 = b.port6;
+    s.bound_port_at = at as u16;
+    Ok(())
 }

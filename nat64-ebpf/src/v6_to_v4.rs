@@ -170,27 +170,31 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         (None, false)
     };
     // RFC 6146: a source with no stateless mapping, writing to pool6, gets a binding to a pool4
-    // transport address when stateful NAT64 is on (`stateful`): (old port word, new port word).
-    let mut port_change: Option<(u16, u16)> = None;
+    // transport address when stateful NAT64 is on (`stateful_source`, which rewrites the port
+    // and leaves the port word change in the scratch slot).
+    let s = crate::scratch::get()?;
+    s.port_old = 0;
+    s.port_new = 0;
     let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
         Some(a) => a,
         None if is_error && cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
         // An error about a stateful flow: `icmp_error` takes the source from the binding of
         // the packet it quotes (RFC 6146 section 3.5); pool4 stands in until then.
         None if is_error && cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => cfg.pool4,
+        // A later fragment has no port, and needs none: a host's bindings all have the pool
+        // address of its /64.
+        None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 && !first => {
+            stateful::pool_address(cfg, &ip6.src)
+        }
         None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => {
-            let (a, old, new) = bind_outbound(
-                ctx,
-                cfg,
-                &ip6.src,
-                nh,
-                l4_off,
-                frag.is_some(),
-                is_error,
-                echo.is_some(),
-            )?;
-            port_change = Some((old, new));
-            a
+            let r = stateful_source(ctx, cfg, nh, l4_off, echo.is_some());
+            if r & stateful::OUTBOUND_ERR != 0 {
+                return Err(DropReason::ALL
+                    .get((r & 0xff) as usize)
+                    .copied()
+                    .unwrap_or(DropReason::PoolExhausted));
+            }
+            ((r >> 16) as u32).to_be_bytes()
         }
         None => return Err(DropReason::SourceUntranslatable),
     };
@@ -220,22 +224,12 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Err(DropReason::BadHeader);
     };
 
-    // The binding's port replaces the source port (TCP, UDP) or the echo identifier (ICMP).
-    let (old_port, new_port) = port_change.unwrap_or((0, 0));
-    if let Some((_, new)) = port_change {
-        let at = if nh == IPPROTO_ICMPV6 {
-            l4_off + 4
-        } else {
-            l4_off
-        };
-        write_bytes(ctx, at, new.to_be_bytes())?;
-    }
     let delta = l4::PseudoDelta {
         old_addrs: sum16(&ip6.src) + sum16(&ip6.dst),
         new_addrs: sum4(&src4) + sum4(&dst4),
         len_proto: l4_len as u32 + nh as u32,
-        old_port: old_port as u32,
-        new_port: new_port as u32,
+        old_port: s.port_old,
+        new_port: s.port_new,
     };
     let (proto4, counted) = match (nh, echo) {
         // Only a first fragment carries the transport header; its checksum covers the whole
@@ -269,7 +263,15 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
             )
         }
         (_, Some((h, ty))) => {
-            echo6_to_echo4(ctx, l4_off, ip6, payload_len, &h, ty, (old_port, new_port))?;
+            echo6_to_echo4(
+                ctx,
+                l4_off,
+                ip6,
+                payload_len,
+                &h,
+                ty,
+                (s.port_old, s.port_new),
+            )?;
             (IPPROTO_ICMP, L4Proto::Icmp)
         }
         // RFC 7915 section 5.1: any other protocol is copied as is.
@@ -316,15 +318,15 @@ fn echo6_to_echo4(
     payload_len: u16,
     h: &IcmpFull,
     ty4: u8,
-    (old_id, new_id): (u16, u16),
+    (old_id, new_id): (u32, u32),
 ) -> Result<(), DropReason> {
     // Pseudo-header of RFC 8200 section 8.1: addresses, 32-bit length, next header. The
     // identifier changes too under a stateful binding (already written by the caller).
     let pseudo = sum16(&ip6.src) + sum16(&ip6.dst) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
     let c = checksum::update(
         u16::from_be_bytes(h.check),
-        pseudo + word(h.ty, h.code) + old_id as u32,
-        word(ty4, h.code) + new_id as u32,
+        pseudo + word(h.ty, h.code) + old_id,
+        word(ty4, h.code) + new_id,
     );
     let p = ptr_at::<[u8; 4]>(ctx, off).ok_or(DropReason::Truncated)?;
     let [cb0, cb1] = c.to_be_bytes();
@@ -333,29 +335,29 @@ fn echo6_to_echo4(
     Ok(())
 }
 
-/// Stateful NAT64 (RFC 6146): the pool4 address that replaces the IPv6 source, and the old and
-/// new port word (TCP or UDP source port, ICMP echo identifier), from the flow's binding.
+/// Stateful NAT64 (RFC 6146): the flow's binding (made now if it has none), packed as
+/// `addr4 << 16 | port4` or `stateful::OUTBOUND_ERR` with the reason. The binding's port
+/// replaces the source port (TCP, UDP) or the echo identifier (ICMP) in the packet, and the
+/// port word change goes to the scratch slot for the checksum update.
+///
+/// Not inlined: its paths end in one scalar, so the caller's paths do not multiply by them.
+#[inline(never)]
+fn stateful_source(ctx: &XdpContext, cfg: &Config, nh: u8, l4_off: usize, echo: bool) -> u64 {
+    match bind_source(ctx, cfg, nh, l4_off, echo) {
+        Ok(r) => r,
+        Err(reason) => stateful::OUTBOUND_ERR | reason as u64,
+    }
+}
+
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn bind_outbound(
+fn bind_source(
     ctx: &XdpContext,
     cfg: &Config,
-    src6: &[u8; 16],
     nh: u8,
     l4_off: usize,
-    fragment: bool,
-    is_error: bool,
     echo: bool,
-) -> Result<([u8; 4], u16, u16), DropReason> {
-    // Not yet: fragments (only the first carries the port; RFC 6146 section 3.4 wants them
-    // reassembled or tracked) and ICMPv6 errors (translated through the binding of the packet
-    // they quote).
-    if fragment {
-        return Err(DropReason::Fragment);
-    }
-    if is_error {
-        return Err(DropReason::IcmpUntranslatable);
-    }
+) -> Result<u64, DropReason> {
+    let l4_off = l4_off & 0x3ff;
     let (port_at, proto, flags) = match nh {
         IPPROTO_TCP => {
             let f = read::<u8>(ctx, l4_off + 13).ok_or(DropReason::Truncated)?;
@@ -366,13 +368,16 @@ fn bind_outbound(
         IPPROTO_ICMPV6 if echo => (l4_off + 4, state::BIB_ICMP, 0),
         _ => return Err(DropReason::SourceUntranslatable),
     };
-    let old = u16::from_be_bytes(read::<[u8; 2]>(ctx, port_at).ok_or(DropReason::Truncated)?);
-    let r = stateful::outbound(cfg, src6, old, proto, flags);
+    let old = read::<[u8; 2]>(ctx, port_at).ok_or(DropReason::Truncated)?;
+    let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    let r = stateful::outbound(cfg, &ip6.src, u16::from_be_bytes(old), proto, flags);
     if r & stateful::OUTBOUND_ERR != 0 {
-        return Err(DropReason::ALL
-            .get((r & 0xff) as usize)
-            .copied()
-            .unwrap_or(DropReason::PoolExhausted));
+        return Ok(r);
     }
-    Ok((((r >> 16) as u32).to_be_bytes(), old, r as u16))
+    let new = (r as u16).to_be_bytes();
+    write_bytes(ctx, port_at, new)?;
+    let s = crate::scratch::get()?;
+    s.port_old = word(old[0], old[1]);
+    s.port_new = word(new[0], new[1]);
+    Ok(r)
 }

@@ -308,27 +308,94 @@ fn fragments_and_unsupported_protocols_are_refused_and_counted() {
             1
         )]
     );
-    // An IPv4 fragment to pool4: not yet.
+    // A first fragment to a pool4 port with no binding.
     let mut frag = udp4((SERVER4, 53), ([198, 51, 100, 200], 2000), 60, 7, b"frag");
     frag[20] = 0x20; // MF
-    let sum = {
-        frag[24] = 0;
-        frag[25] = 0;
-        let mut s = 0u32;
-        for c in frag[14..34].chunks(2) {
-            s += u16::from_be_bytes([c[0], c[1]]) as u32;
-        }
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        !(s as u16)
-    };
-    frag[24..26].copy_from_slice(&sum.to_be_bytes());
+    fix_ipv4_checksum(&mut frag);
+    let (action, _, moved) = x.run_counted(&frag);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+    // A later fragment whose first never came through: nothing to follow.
+    frag[20] = 0x00;
+    frag[21] = 0x03; // offset 24 bytes, last fragment
+    fix_ipv4_checksum(&mut frag);
     let (action, _, moved) = x.run_counted(&frag);
     assert_eq!(action, XDP_DROP);
     assert_eq!(
         moved,
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+    );
+}
+
+/// Recomputes the IPv4 header checksum of an Ethernet frame after a field changed.
+fn fix_ipv4_checksum(frame: &mut [u8]) {
+    frame[24] = 0;
+    frame[25] = 0;
+    let mut s = 0u32;
+    for c in frame[14..34].chunks(2) {
+        s += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    frame[24..26].copy_from_slice(&(!(s as u16)).to_be_bytes());
+}
+
+/// Fragments of a datagram through a binding: the first (with the port) finds the binding,
+/// the later ones (without) follow it by their IPv4 identity; IPv6 fragments from the client
+/// all leave from its /64's pool address.
+#[test]
+fn fragments_follow_the_binding_of_their_first_fragment() {
+    let x = load("2000-2999");
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    // 4 to 6: first fragment (UDP header, MF) then the last one (offset 16 bytes).
+    let mut first = udp4((SERVER4, 53), (addr4, port4), 60, 0x7777, &[0xab; 8]);
+    first[20] = 0x20;
+    fix_ipv4_checksum(&mut first);
+    let (action, out, _) = x.run_counted(&first);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[38..54], &A, "first fragment to the client");
+    assert_eq!(out[20], 44, "with a Fragment header");
+    assert_eq!(
+        u16::from_be_bytes([out[64], out[65]]),
+        40000,
+        "port from the binding"
+    );
+    let mut last = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    let mut ip = ip4(SERVER4, addr4, 60, 0x7777, 17, 8);
+    ip.fragment_offset = etherparse::IpFragOffset::try_new(2).unwrap();
+    ip.header_checksum = ip.calc_header_checksum();
+    last.extend(ip.to_bytes());
+    last.extend([0xcd; 8]);
+    let (action, out, moved) = x.run_counted(&last);
+    assert_eq!(action, XDP_PASS, "moved {moved:?}");
+    assert_eq!(&out[38..54], &A, "later fragment to the same client");
+    assert_eq!(&out[62..70], &[0xcd; 8], "payload untouched");
+    // 6 to 4: a later IPv6 fragment of the client leaves from its pool address.
+    let mut frag6 = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .write(
+            &mut frag6,
+            IpNumber(44),
+            &[17, 0, 0, 16, 0, 0, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8],
+        )
+        .unwrap();
+    let (action, out, moved) = x.run_counted(&frag6);
+    assert_eq!(action, XDP_PASS, "moved {moved:?}");
+    assert_eq!(
+        &out[26..30],
+        &addr4,
+        "from the pool address of the client's /64"
+    );
+    assert_eq!(
+        u16::from_be_bytes([out[20], out[21]]) & 0x1fff,
+        2,
+        "offset kept"
     );
 }
 

@@ -395,3 +395,48 @@ fn the_cli_lists_adds_and_removes_bindings() {
         exit.stdout
     );
 }
+
+/// UDP datagrams larger than the MTU from a stateful client, echoed back by the IPv4 server:
+/// the IPv6 fragments leave from the client's pool4 address (the later ones carry no port, and
+/// need none), and the echo's IPv4 fragments follow the binding their first fragment found.
+/// With a 1500-byte IPv4 link the echo's fragments are also refragmented through the
+/// translator link, where the same tracking applies.
+#[test]
+fn fragmented_datagrams_cross_a_binding_both_ways() {
+    for v4_link_mtu in [1400, 1500] {
+        nat64_tests::require_root();
+        let mut lab = Lab::new(LabOptions {
+            stateful: true,
+            v4_link_mtu,
+            ..LabOptions::default()
+        });
+        lab.start_daemon();
+        const SIZES: [usize; 3] = [3000, 5000, 8000];
+        let echo = lab
+            .server4
+            .run(|| UdpSocket::bind((SERVER4, 7010)))
+            .expect("bind udp");
+        let echo = std::thread::spawn(move || peers::udp_echo(echo, SIZES.len()));
+        let sock = lab
+            .client6
+            .run(|| UdpSocket::bind((STATEFUL_CLIENTS[2], 0)))
+            .expect("bind client");
+        let ok = peers::udp_exchange(&sock, (SERVER4_AS_V6, 7010).into(), &SIZES, 7);
+        let seen = echo.join().expect("echo");
+        assert_eq!(
+            ok,
+            SIZES.len(),
+            "MTU {v4_link_mtu}: datagrams echoed intact"
+        );
+        assert!(seen.iter().all(|p| in_pool4(p.ip())), "{seen:?}");
+        let exit = lab.stop_daemon();
+        for dir in Dir::ALL {
+            assert_eq!(
+                parse_value(&exit.stdout, Counter::Dropped(dir, DropReason::Fragment)),
+                Some(0),
+                "MTU {v4_link_mtu} {dir:?}:\n{}",
+                exit.stdout
+            );
+        }
+    }
+}
