@@ -617,3 +617,34 @@ fn icmpv6_errors_from_a_stateful_client_go_out_through_its_binding() {
         vec![(Counter::Dropped(Dir::V6ToV4, DropReason::NoBinding), 1)]
     );
 }
+
+/// Hairpinning (RFC 6146 section 3.8), as the two programs do it: the fast path translates
+/// A's packet to B's pool4 transport address into IPv4 from A's binding (the kernel then
+/// routes pool4 into the translator link), and the link's program translates that into IPv6
+/// to B through B's binding, from A's pool4 transport address under pool6.
+#[test]
+fn hairpinning_goes_through_both_bindings() {
+    let x = load("2000-2999");
+    let (_, out_b, _) = x.run_counted(&udp6(B, 9000, SERVER6, 53, b"b"));
+    let (b4, b_port, _) = src_of(&out_b);
+    let b_under_pool6 = [
+        0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, b4[0], b4[1], b4[2], b4[3],
+    ];
+    let (action, to_b4, _) = x.run_counted(&udp6(A, 40000, b_under_pool6, b_port, b"hi B"));
+    assert_eq!(action, XDP_PASS);
+    let (a4, a_port, _) = src_of(&to_b4);
+    assert_eq!(&to_b4[30..34], &b4, "IPv4 to B's pool4 address");
+    let (action, to_b6) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &to_b4);
+    assert_eq!(action, nat64_tests::xdp::XDP_TX);
+    let a_under_pool6 = [
+        0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a4[0], a4[1], a4[2], a4[3],
+    ];
+    // Hop limit 64 in, 64 out: the link gives back the hop the kernel takes on the way in.
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.1, MACS.0)
+        .ipv6(a_under_pool6, B, 64)
+        .udp(a_port, 9000)
+        .write(&mut expected, b"hi B")
+        .unwrap();
+    assert_eq!(to_b6, expected, "\n got {to_b6:02x?}\nwant {expected:02x?}");
+}

@@ -440,3 +440,84 @@ fn fragmented_datagrams_cross_a_binding_both_ways() {
         }
     }
 }
+
+/// Hairpinning (RFC 6146 section 3.8): a stateful client reaches another through the other's
+/// pool4 transport address (as a peer-to-peer application learns it). The translated IPv4
+/// packet is for pool4, which the kernel routes into the translator link, where it is
+/// translated back to IPv6 through the other's binding; each sees the other at its pool4
+/// transport address under pool6.
+#[test]
+fn stateful_clients_reach_each_other_through_their_pool4_addresses() {
+    let mut lab = lab();
+    // B makes a binding for its port 9000 by talking to the IPv4 server, which learns B's
+    // pool4 transport address.
+    let server = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 7011)))
+        .expect("bind server");
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let b = lab
+        .client6
+        .run(|| UdpSocket::bind((STATEFUL_CLIENTS[1], 9000)))
+        .expect("bind B");
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    b.send_to(b"hello server", (SERVER4_AS_V6, 7011))
+        .expect("send");
+    let (_, b_public) = server.recv_from(&mut [0u8; 64]).expect("B's datagram");
+    let IpAddr::V4(b4) = b_public.ip() else {
+        panic!("{b_public}")
+    };
+    assert!(in_pool4(b_public.ip()));
+    let b_as_v6: std::net::Ipv6Addr = {
+        let o = b4.octets();
+        std::net::Ipv6Addr::new(
+            0x64,
+            0xff9b,
+            0,
+            0,
+            0,
+            0,
+            u16::from_be_bytes([o[0], o[1]]),
+            u16::from_be_bytes([o[2], o[3]]),
+        )
+    };
+
+    // A writes to B's pool4 transport address under pool6, on a connected socket: only an
+    // answer from exactly that address is accepted.
+    let a = lab
+        .client6
+        .run(|| UdpSocket::bind((STATEFUL_CLIENTS[0], 0)))
+        .expect("bind A");
+    a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    a.connect((b_as_v6, b_public.port())).expect("connect");
+    a.send(b"hello B").expect("send to B");
+    let mut buf = [0u8; 64];
+    let (n, a_seen) = b.recv_from(&mut buf).expect("B receives A's datagram");
+    assert_eq!(&buf[..n], b"hello B");
+    let IpAddr::V6(a6) = a_seen.ip() else {
+        panic!("{a_seen}")
+    };
+    let o = a6.octets();
+    assert_eq!(
+        &o[..12],
+        &[0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0],
+        "A under pool6: {a_seen}"
+    );
+    assert!(
+        in_pool4(IpAddr::V4(std::net::Ipv4Addr::new(
+            o[12], o[13], o[14], o[15]
+        ))),
+        "{a_seen}"
+    );
+    b.send_to(b"hello A", a_seen).expect("answer A");
+    let n = a.recv(&mut buf).expect("A receives B's answer");
+    assert_eq!(&buf[..n], b"hello A");
+    let exit = lab.stop_daemon();
+    assert!(
+        parse_value(&exit.stdout, Counter::Packets(Dir::V4ToV6, L4Proto::Udp)).unwrap_or(0) >= 2,
+        "{}",
+        exit.stdout
+    );
+}
