@@ -41,6 +41,8 @@ mod stats;
 #[cfg(target_arch = "bpf")]
 mod too_big;
 #[cfg(target_arch = "bpf")]
+mod unreachable;
+#[cfg(target_arch = "bpf")]
 mod v4_to_v6;
 #[cfg(target_arch = "bpf")]
 mod v6_to_v4;
@@ -93,6 +95,7 @@ fn run(ctx: &XdpContext, cfg: Config) -> u32 {
             // Called from here, not from `translate`, so that its frame replaces that one.
             Ok(Step::IcmpError) => (Dir::V6ToV4, icmp_error::v6_to_v4(ctx, &cfg).unpack()),
             Ok(Step::Hairpin) => (Dir::V6ToV4, hairpin::v6(ctx, &cfg).unpack()),
+            Ok(Step::Unreachable) => (Dir::V6ToV4, unreachable::address_unreachable(ctx).unpack()),
             r => (Dir::V6ToV4, r),
         },
         Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, &cfg).unpack() {
@@ -122,6 +125,8 @@ pub enum Step {
     Hairpin,
     /// Translated in place: `link::emit` decides where it goes.
     Translated,
+    /// A new stateful flow got no binding (counted already): `unreachable` answers it.
+    Unreachable,
 }
 
 /// The outcome of a non-inlined function, as one scalar: a result larger than a register is
@@ -140,6 +145,7 @@ impl Packed {
     const FRAG_NEEDED: u32 = 0x201;
     const HAIRPIN: u32 = 0x202;
     const TRANSLATED: u32 = 0x203;
+    const UNREACHABLE: u32 = 0x204;
 
     #[inline(always)]
     pub fn pack(r: Result<Step, DropReason>) -> Self {
@@ -149,6 +155,7 @@ impl Packed {
             Ok(Step::FragNeeded) => Packed(Self::FRAG_NEEDED),
             Ok(Step::Hairpin) => Packed(Self::HAIRPIN),
             Ok(Step::Translated) => Packed(Self::TRANSLATED),
+            Ok(Step::Unreachable) => Packed(Self::UNREACHABLE),
             Err(reason) => Packed(Self::DROP + reason as u32),
         }
     }
@@ -160,6 +167,7 @@ impl Packed {
             Self::FRAG_NEEDED => Ok(Step::FragNeeded),
             Self::HAIRPIN => Ok(Step::Hairpin),
             Self::TRANSLATED => Ok(Step::Translated),
+            Self::UNREACHABLE => Ok(Step::Unreachable),
             v if v >= Self::DROP => Err(DropReason::ALL
                 .get((v - Self::DROP) as usize)
                 .copied()
@@ -178,7 +186,7 @@ fn verdict(dir: Dir, r: Result<Step, DropReason>) -> u32 {
         // Handled by `run`.
         Ok(Step::Translated) => xdp_action::XDP_PASS,
         // None of `icmp_error`, `too_big` and `hairpin` hands a packet on again.
-        Ok(Step::IcmpError | Step::FragNeeded | Step::Hairpin) => {
+        Ok(Step::IcmpError | Step::FragNeeded | Step::Hairpin | Step::Unreachable) => {
             stats::add(Counter::Dropped(dir, DropReason::IcmpUntranslatable), 1);
             xdp_action::XDP_DROP
         }

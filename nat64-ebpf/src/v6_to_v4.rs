@@ -189,10 +189,17 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => {
             let r = stateful_source(ctx, cfg, nh, l4_off, echo.is_some());
             if r & stateful::OUTBOUND_ERR != 0 {
-                return Err(DropReason::ALL
+                let reason = DropReason::ALL
                     .get((r & 0xff) as usize)
                     .copied()
-                    .unwrap_or(DropReason::PoolExhausted));
+                    .unwrap_or(DropReason::PoolExhausted);
+                // RFC 6146 section 3.5.1.1: a flow refused for want of a binding is told so
+                // (ICMPv6 Address Unreachable, `unreachable`); the packet counts as dropped.
+                if matches!(reason, DropReason::PoolExhausted | DropReason::ClientLimit) {
+                    stats::add(Counter::Dropped(Dir::V6ToV4, reason), 1);
+                    return Ok(Step::Unreachable);
+                }
+                return Err(reason);
             }
             ((r >> 16) as u32).to_be_bytes()
         }

@@ -15,7 +15,7 @@ use nat64_common::{
     state::{BIB_TCP, TCP_SYN},
 };
 use nat64_daemon::bindings::now_ns;
-use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, counter_delta};
+use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta};
 
 const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
 /// IPv6 clients with no EAM entry: stateful. A and A2 share a /64; B does not.
@@ -250,12 +250,38 @@ fn an_exhausted_pool_refuses_new_flows_and_keeps_the_old_ones() {
     let (action, first, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"one"));
     assert_eq!(action, XDP_PASS);
     assert_eq!(src_of(&first).1, 2000);
-    let (action, _, moved) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"two"));
-    assert_eq!(action, XDP_DROP, "no even port left");
+    let refused = udp6(A, 40002, SERVER6, 53, b"two");
+    let (action, out, moved) = x.run_counted(&refused);
+    assert_eq!(action, XDP_TX, "no even port left: answered");
+    // RFC 6146 section 3.5.1.1: ICMPv6 Address Unreachable, from the address A wrote to,
+    // quoting A's packet.
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.1, MACS.0)
+        .ipv6(SERVER6, A, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Address,
+        ))
+        .write(&mut expected, &refused[14..])
+        .unwrap();
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
     assert_eq!(
         moved,
         vec![(Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1)]
     );
+    // A large refused packet is quoted only as far as the error fits 1280 bytes.
+    let big = udp6(A, 40004, SERVER6, 53, &[0x5a; 1400]);
+    let (action, out, _) = x.run_counted(&big);
+    assert_eq!(action, XDP_TX);
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.1, MACS.0)
+        .ipv6(SERVER6, A, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Address,
+        ))
+        .write(&mut expected, &big[14..14 + 1232])
+        .unwrap();
+    assert_eq!(out.len(), 14 + 1280);
+    assert_eq!(out, expected, "a cut quote");
     // The existing flow is untouched, and the odd port is still free.
     let (_, again, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"one"));
     assert_eq!(src_of(&again).1, 2000);
@@ -476,7 +502,7 @@ fn a_client_slash_64_is_limited_and_others_are_not() {
     }
     // A2 shares A's /64: the third binding of that /64 is refused.
     let (action, _, moved) = x.run_counted(&udp6(A2, 40004, SERVER6, 53, b"no"));
-    assert_eq!(action, XDP_DROP);
+    assert_eq!(action, XDP_TX, "refused with ICMPv6 Address Unreachable");
     assert_eq!(
         moved,
         vec![(Counter::Dropped(Dir::V6ToV4, DropReason::ClientLimit), 1)]
@@ -527,7 +553,7 @@ fn the_port_of_an_expired_binding_is_held_down() {
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
     );
     let (action, _, moved) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"new"));
-    assert_eq!(action, XDP_DROP);
+    assert_eq!(action, XDP_TX, "refused, and told");
     assert_eq!(
         moved,
         vec![(Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1)]
@@ -635,7 +661,7 @@ fn hairpinning_goes_through_both_bindings() {
     let (a4, a_port, _) = src_of(&to_b4);
     assert_eq!(&to_b4[30..34], &b4, "IPv4 to B's pool4 address");
     let (action, to_b6) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &to_b4);
-    assert_eq!(action, nat64_tests::xdp::XDP_TX);
+    assert_eq!(action, XDP_TX);
     let a_under_pool6 = [
         0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a4[0], a4[1], a4[2], a4[3],
     ];

@@ -1,0 +1,97 @@
+//! ICMPv6 Destination Unreachable, Address Unreachable, for a new stateful flow that gets no
+//! binding (RFC 6146 section 3.5.1.1: "the packet is discarded and the NAT64 SHOULD send an
+//! ICMPv6 Destination Unreachable error message with Code 3"): the pool is exhausted, the
+//! table full, or the client's /64 at its limit. The client's stack then fails the connection
+//! at once instead of retrying into silence.
+//!
+//! The frame becomes the error in place: 48 bytes of new headers go in front of the offending
+//! IPv6 packet, which stays where it is as the quote, cut so that the error fits the minimum
+//! IPv6 MTU (RFC 4443 section 2.4(c)). It goes back out of the interface it came in on, from
+//! the address the client wrote to.
+
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use nat64_common::{DropReason, checksum};
+
+use crate::{
+    Packed, Step,
+    packet::{
+        ETH_LEN, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMPV6, IPV6_LEN, Ipv6Hdr, read,
+        resize_head, sum_range, view, word, write_bytes,
+    },
+};
+
+/// RFC 4443 section 3.1.
+const ICMPV6_DEST_UNREACH: u8 = 1;
+const ICMPV6_ADDR_UNREACH: u8 = 3;
+/// The hop limit of errors this node originates (the kernel's default).
+const HOP_LIMIT: u8 = 64;
+/// The most of the offending packet an error may quote: 1280 - 40 - 8.
+const MAX_QUOTE: usize = 1232;
+
+/// Not inlined: its frame replaces `translate`'s rather than adding to it.
+#[inline(never)]
+pub fn address_unreachable(ctx: &XdpContext) -> Packed {
+    Packed::pack(reply(ctx).map(Step::Done))
+}
+
+#[inline(always)]
+fn reply(ctx: &XdpContext) -> Result<u32, DropReason> {
+    let s = crate::scratch::get()?;
+    let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    // The error comes from the address the client wrote to and goes back to the client.
+    s.addr6[0] = ip6.dst;
+    s.addr6[1] = ip6.src;
+    let packet_len = IPV6_LEN + u16::from_be_bytes(ip6.payload_len) as usize;
+    let quote = if packet_len < MAX_QUOTE {
+        packet_len
+    } else {
+        MAX_QUOTE
+    } & 0x7ff;
+    let quoted = sum_range(ctx, ETH_LEN, quote).ok_or(DropReason::Truncated)?;
+    let icmp_len = (ICMP_LEN + quote) as u16;
+    // RFC 4443 section 2.3: the checksum covers the pseudo-header (RFC 8200 section 8.1).
+    let sum = checksum::sum16(&s.addr6[0])
+        + checksum::sum16(&s.addr6[1])
+        + icmp_len as u32
+        + IPPROTO_ICMPV6 as u32
+        + word(ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH)
+        + quoted;
+    let [c0, c1] = (!checksum::fold(sum)).to_be_bytes();
+    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
+    let frame_before = ctx.data_end() - ctx.data();
+
+    // Back to where it came from: the MAC addresses swap.
+    let back = EthHdr {
+        dst: eth.src,
+        src: eth.dst,
+        proto: eth.proto,
+    };
+    const NEW: usize = IPV6_LEN + ICMP_LEN;
+    if !resize_head(ctx, -(NEW as i32), &back, ETH_P_IPV6) {
+        return Err(DropReason::HeadroomExhausted);
+    }
+    let [l0, l1] = icmp_len.to_be_bytes();
+    write_bytes(
+        ctx,
+        ETH_LEN,
+        [0x60, 0, 0, 0, l0, l1, IPPROTO_ICMPV6, HOP_LIMIT],
+    )?;
+    write_bytes(ctx, ETH_LEN + 8, s.addr6[0])?;
+    write_bytes(ctx, ETH_LEN + 24, s.addr6[1])?;
+    write_bytes(
+        ctx,
+        ETH_LEN + IPV6_LEN,
+        [ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, c0, c1, 0, 0, 0, 0],
+    )?;
+    // Cut everything after the quote (Ethernet padding included).
+    let cut = frame_before.saturating_sub(ETH_LEN + quote);
+    if cut > 0 {
+        // SAFETY: plain helper call on the program's own context.
+        let rc =
+            unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_tail(ctx.ctx, -(cut as i32)) };
+        if rc != 0 {
+            return Err(DropReason::HeadroomExhausted);
+        }
+    }
+    Ok(xdp_action::XDP_TX)
+}
