@@ -107,38 +107,63 @@ pub const fn client_key(addr6: &[u8; 16]) -> [u8; 8] {
     ]
 }
 
-/// TCP tracking per side, a reduced form of the RFC 6146 section 3.5.2 state machine: a SYN
-/// opens (transitory), data or an ACK from the IPv4 side after that makes it established, a
-/// FIN or RST closes it (transitory again). The sweeper applies the transitory or the
-/// established timeout from the combination of both sides.
+/// TCP tracking per side, the RFC 6146 section 3.5.2 state machine folded onto the binding:
+/// each side records how far it has gone (a SYN opens, an ACK after that establishes, a FIN
+/// closes its half, a RST ends it), and the lifetime follows from both sides
+/// ([`tcp_lifetime`]): the transitory timeout while opening, after a RST and once both halves
+/// are closed (the RFC's V4 INIT / V6 INIT, TRANS and V4 FIN + V6 FIN RCV), the established
+/// one otherwise, a half-closed connection included (V4 FIN RCV, V6 FIN RCV).
 pub const TCP_NONE: u8 = 0;
 pub const TCP_SYN: u8 = 1;
 pub const TCP_ESTABLISHED: u8 = 2;
-pub const TCP_CLOSING: u8 = 3;
+pub const TCP_FIN: u8 = 3;
+pub const TCP_RST: u8 = 4;
+
+/// TCP flag bits of the header's flag byte.
+pub const TCP_FLAG_FIN: u8 = 0x01;
+pub const TCP_FLAG_SYN: u8 = 0x02;
+pub const TCP_FLAG_RST: u8 = 0x04;
+pub const TCP_FLAG_ACK: u8 = 0x10;
 
 /// The TCP state a side moves to on a segment with `flags` (the TCP header's flag byte).
 pub const fn tcp_next(state: u8, flags: u8) -> u8 {
-    const FIN: u8 = 0x01;
-    const SYN: u8 = 0x02;
-    const RST: u8 = 0x04;
-    const ACK: u8 = 0x10;
-    if flags & (FIN | RST) != 0 {
-        TCP_CLOSING
-    } else if flags & SYN != 0 {
-        if state == TCP_CLOSING || state == TCP_NONE {
+    if flags & TCP_FLAG_RST != 0 {
+        TCP_RST
+    } else if flags & TCP_FLAG_SYN != 0 {
+        // A new connection on the binding after an old one ended opens again.
+        if state == TCP_NONE || state == TCP_FIN || state == TCP_RST {
             TCP_SYN
         } else {
             state
         }
-    } else if flags & ACK != 0 && state != TCP_CLOSING {
+    } else if flags & TCP_FLAG_FIN != 0 {
+        TCP_FIN
+    } else if flags & TCP_FLAG_ACK != 0 && state != TCP_FIN && state != TCP_RST {
         TCP_ESTABLISHED
     } else {
         state
     }
 }
 
-/// Whether a binding counts as established: both sides have seen it past the handshake and
-/// neither has closed.
+/// Which timeout applies to a TCP binding whose sides are in `side6` and `side4`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpLifetime {
+    Transitory,
+    Established,
+}
+
+/// RFC 6146 section 3.5.2.2: see [`TCP_NONE`] and the states after it.
+pub const fn tcp_lifetime(side6: u8, side4: u8) -> TcpLifetime {
+    let opened = (side6 == TCP_ESTABLISHED || side6 == TCP_FIN)
+        && (side4 == TCP_ESTABLISHED || side4 == TCP_FIN);
+    if side6 == TCP_RST || side4 == TCP_RST || (side6 == TCP_FIN && side4 == TCP_FIN) || !opened {
+        TcpLifetime::Transitory
+    } else {
+        TcpLifetime::Established
+    }
+}
+
+/// Whether a binding counts as established (both sides past the handshake, none closed).
 pub const fn tcp_established(side6: u8, side4: u8) -> bool {
     side6 == TCP_ESTABLISHED && side4 == TCP_ESTABLISHED
 }
@@ -219,21 +244,42 @@ mod tests {
 
     #[test]
     fn tcp_states() {
-        const SYN: u8 = 0x02;
-        const ACK: u8 = 0x10;
-        const FIN: u8 = 0x01;
-        const RST: u8 = 0x04;
+        const SYN: u8 = TCP_FLAG_SYN;
+        const ACK: u8 = TCP_FLAG_ACK;
+        const FIN: u8 = TCP_FLAG_FIN;
+        const RST: u8 = TCP_FLAG_RST;
         let s = tcp_next(TCP_NONE, SYN);
         assert_eq!(s, TCP_SYN);
         assert_eq!(tcp_next(s, SYN | ACK), TCP_SYN);
         assert_eq!(tcp_next(s, ACK), TCP_ESTABLISHED);
-        assert_eq!(tcp_next(TCP_ESTABLISHED, ACK | FIN), TCP_CLOSING);
-        assert_eq!(tcp_next(TCP_ESTABLISHED, RST), TCP_CLOSING);
-        assert_eq!(tcp_next(TCP_CLOSING, ACK), TCP_CLOSING);
+        assert_eq!(tcp_next(TCP_ESTABLISHED, ACK | FIN), TCP_FIN);
+        assert_eq!(tcp_next(TCP_ESTABLISHED, RST), TCP_RST);
+        assert_eq!(tcp_next(TCP_FIN, ACK), TCP_FIN);
         // A new connection reusing the binding after a close.
-        assert_eq!(tcp_next(TCP_CLOSING, SYN), TCP_SYN);
+        assert_eq!(tcp_next(TCP_FIN, SYN), TCP_SYN);
+        assert_eq!(tcp_next(TCP_RST, SYN), TCP_SYN);
         assert!(tcp_established(TCP_ESTABLISHED, TCP_ESTABLISHED));
         assert!(!tcp_established(TCP_ESTABLISHED, TCP_SYN));
-        assert!(!tcp_established(TCP_CLOSING, TCP_ESTABLISHED));
+        // Lifetimes (RFC 6146 section 3.5.2.2).
+        use TcpLifetime::*;
+        assert_eq!(tcp_lifetime(TCP_SYN, TCP_NONE), Transitory, "V6 INIT");
+        assert_eq!(tcp_lifetime(TCP_SYN, TCP_SYN), Transitory, "handshake");
+        assert_eq!(tcp_lifetime(TCP_ESTABLISHED, TCP_ESTABLISHED), Established);
+        assert_eq!(
+            tcp_lifetime(TCP_FIN, TCP_ESTABLISHED),
+            Established,
+            "V6 FIN RCV"
+        );
+        assert_eq!(
+            tcp_lifetime(TCP_ESTABLISHED, TCP_FIN),
+            Established,
+            "V4 FIN RCV"
+        );
+        assert_eq!(
+            tcp_lifetime(TCP_FIN, TCP_FIN),
+            Transitory,
+            "V4 FIN + V6 FIN RCV"
+        );
+        assert_eq!(tcp_lifetime(TCP_ESTABLISHED, TCP_RST), Transitory, "TRANS");
     }
 }

@@ -10,7 +10,7 @@ use std::{
 use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
     BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
-    client_key, tcp_established,
+    TcpLifetime, client_key, tcp_established, tcp_lifetime,
 };
 
 use crate::config::Stateful;
@@ -49,13 +49,10 @@ impl Binding {
     /// How long it lives after its last packet.
     pub fn lifetime(&self, st: &Stateful) -> Duration {
         let secs = match self.key6.proto {
-            BIB_TCP => {
-                if tcp_established(self.v6.tcp, self.v4.map_or(0, |v| v.tcp)) {
-                    st.tcp_established_timeout_secs
-                } else {
-                    st.tcp_transitory_timeout_secs
-                }
-            }
+            BIB_TCP => match tcp_lifetime(self.v6.tcp, self.v4.map_or(0, |v| v.tcp)) {
+                TcpLifetime::Established => st.tcp_established_timeout_secs,
+                TcpLifetime::Transitory => st.tcp_transitory_timeout_secs,
+            },
             BIB_ICMP => st.icmp_timeout_secs,
             _ => st.udp_timeout_secs,
         };
@@ -178,10 +175,10 @@ impl Binding {
         }
         if self.key6.proto == BIB_TCP {
             let v4tcp = self.v4.map_or(0, |v| v.tcp);
-            let state = if tcp_established(self.v6.tcp, v4tcp) {
-                "established"
-            } else {
-                "transitory"
+            let state = match tcp_lifetime(self.v6.tcp, v4tcp) {
+                TcpLifetime::Established if tcp_established(self.v6.tcp, v4tcp) => "established",
+                TcpLifetime::Established => "half-closed",
+                TcpLifetime::Transitory => "transitory",
             };
             let _ = write!(line, " {state}");
         }

@@ -427,6 +427,15 @@ fn resolve_destination(ctx: &XdpContext) -> Result<(), DropReason> {
     };
     let port4 = read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?;
     let b = stateful::inbound(ip4.dst, port4, bib_proto, tcp).ok_or(DropReason::NoBinding)?;
+    // An IPv4 host opening a TCP connection (a SYN without ACK) gets through only a static
+    // binding: a dynamic one exists for its IPv6 client's own connections, and accepting
+    // inbound SYNs on it would open the pool to unsolicited traffic (RFC 6146 section
+    // 3.5.2.2 lets a NAT64 drop them; it is this translator's policy).
+    if tcp & (state::TCP_FLAG_SYN | state::TCP_FLAG_ACK) == state::TCP_FLAG_SYN
+        && b.flags & state::BIB_F_STATIC == 0
+    {
+        return Err(DropReason::NoBinding);
+    }
     if frag & IPV4_MF != 0 {
         stateful::remember_fragments(ip4.src, ip4.dst, ip4.id, ip4.proto, b);
     }

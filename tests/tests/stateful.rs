@@ -674,3 +674,57 @@ fn hairpinning_goes_through_both_bindings() {
         .unwrap();
     assert_eq!(to_b6, expected, "\n got {to_b6:02x?}\nwant {expected:02x?}");
 }
+
+/// An IPv4 host may answer through a dynamic TCP binding but not open a connection through
+/// it: a SYN without ACK gets through only a static binding.
+#[test]
+fn inbound_syns_need_a_static_binding() {
+    let mut x = load("2000-2999");
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .tcp(41000, 443, 1, 64240)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    let (_, out, _) = x.run_counted(&syn);
+    let (addr4, port4, _) = src_of(&out);
+    let tcp4 = |src: [u8; 4], sport: u16, dport: u16, syn: bool, ack: bool| {
+        let mut b = PacketBuilder::ethernet2(MACS.1, MACS.0)
+            .ipv4(src, addr4, 60)
+            .tcp(sport, dport, 7, 64240);
+        if syn {
+            b = b.syn();
+        }
+        if ack {
+            b = b.ack(2);
+        }
+        let mut v = Vec::new();
+        b.write(&mut v, &[]).unwrap();
+        v
+    };
+    // The server's SYN-ACK answers the client's SYN: through.
+    let (action, _, _) = x.run_counted(&tcp4(SERVER4, 443, port4, true, true));
+    assert_eq!(action, XDP_PASS);
+    // Someone else's SYN to the same binding: dropped and counted.
+    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, port4, true, false));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+    // Through a static binding a SYN is welcome.
+    let st = x.cfg.stateful.clone().unwrap();
+    x.dp.bindings()
+        .unwrap()
+        .add_static(
+            st.pool4,
+            nat64_daemon::bindings::Protocol::Tcp,
+            "[2001:db8:6::201]:80".parse().unwrap(),
+            std::net::SocketAddrV4::new(addr4.into(), 80),
+        )
+        .unwrap();
+    let (action, out, _) = x.run_counted(&tcp4(OTHER4, 5555, 80, true, false));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[38..54], &A, "to the static binding's IPv6 host");
+}
