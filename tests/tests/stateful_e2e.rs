@@ -181,6 +181,10 @@ fn idle_udp_expires_while_an_idle_tcp_connection_survives() {
     assert!(in_pool4(bound.ip()), "server saw {bound}");
     // While the binding lives, the server (or anyone) can write to it.
     server_udp.send_to(b"live", bound).expect("send back");
+    // Generous: the tests run side by side, each lab's daemon loading its programs.
+    client_udp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut got = [0u8; 16];
     let n = client_udp
         .recv(&mut got)
@@ -189,6 +193,9 @@ fn idle_udp_expires_while_an_idle_tcp_connection_survives() {
 
     // Idle for the UDP timeout (3 s) plus two sweeper periods (1 s each) and a margin.
     std::thread::sleep(Duration::from_millis(6500));
+    client_udp
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     server_udp.send_to(b"late", bound).expect("send late");
     assert!(
         client_udp.recv(&mut got).is_err(),
