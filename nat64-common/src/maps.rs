@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -35,7 +35,11 @@ const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 16);
 /// always carry full checksums.
 pub const IFACE_F_PARTIAL_CSUM: u32 = 1 << 0;
 
-/// The translator's run-time configuration, in slot 0 of the `CONFIG` array map.
+/// Slots of the `CONFIG` array map: the fast path's configuration, and the translator link's.
+pub const CONFIG_SLOT_FAST_PATH: u32 = 0;
+pub const CONFIG_SLOT_LINK: u32 = 1;
+
+/// The translator's run-time configuration, in the `CONFIG` array map.
 ///
 /// It lives in a map rather than a load-time global so that a reload can change it without
 /// reloading the programs.
@@ -55,19 +59,19 @@ pub struct Config {
     /// RFC 6791: the IPv4 source for translated ICMPv6 errors whose source (a router) has no
     /// IPv4 mapping; valid when `CONFIG_F_POOL6791` is set.
     pub pool6791: [u8; 4],
-    /// Stateful NAT64 (RFC 6146, valid when `CONFIG_F_STATEFUL` is set): pool4, the IPv4
-    /// prefix whose addresses and ports bindings are made from.
-    pub pool4: [u8; 4],
-    pub pool4_len: u8,
+    /// Stateful NAT64 (RFC 6146, valid when `CONFIG_F_STATEFUL` is set): how many addresses
+    /// pool4 has over all its prefixes (the `POOL4` map), and how many prefixes.
+    pub pool4_addresses: u32,
+    pub pool4_prefixes: u8,
     pub _pad: u8,
-    /// The port (and ICMP identifier) range of pool4, host order, `port_lo <= port_hi`.
-    pub port_lo: u16,
-    pub port_hi: u16,
-    pub _pad2: [u8; 2],
+    /// Port ranges of pool4 per protocol, host order, `lo <= hi`: TCP, UDP, ICMP identifiers.
+    pub tcp_ports: [u16; 2],
+    pub udp_ports: [u16; 2],
+    pub icmp_ids: [u16; 2],
     /// The most dynamic bindings one IPv6 /64 may hold (RFC 6888 REQ-4); 0: no limit.
     pub per_client_limit: u32,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 40);
+const _: () = assert!(core::mem::size_of::<Config>() == 48);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
 /// When clear, the translator writes zero instead ("reset traffic class" of Jool).
@@ -87,9 +91,8 @@ pub const CONFIG_F_LINK: u8 = 1 << 3;
 /// address and port (`nat64_common::state`), and IPv4 packets to pool4 are translated through
 /// the bindings.
 pub const CONFIG_F_STATEFUL: u8 = 1 << 4;
-/// Never set in the map: the `nat64_link` entry point sets it in its own copy of the
-/// configuration, so the shared translation code knows it runs on the far end of the
-/// translator link. There a translated packet goes back into the link (`XDP_TX`) rather
+/// Set only in the `CONFIG_SLOT_LINK` copy of the configuration, the one `nat64_link` reads,
+/// so that the shared translation code knows it runs on the far end of the translator link. There a translated packet goes back into the link (`XDP_TX`) rather
 /// than up the stack, the hop limit is left alone (the kernel decremented it on the way in
 /// and checks it on the way out), and nothing is handed off again.
 pub const CONFIG_F_ON_LINK: u8 = 1 << 7;
@@ -102,12 +105,12 @@ impl Config {
             flags: CONFIG_F_COPY_TOS,
             ipv6_mtu: 0,
             pool6791: [0; 4],
-            pool4: [0; 4],
-            pool4_len: 0,
+            pool4_addresses: 0,
+            pool4_prefixes: 0,
             _pad: 0,
-            port_lo: 0,
-            port_hi: 0,
-            _pad2: [0; 2],
+            tcp_ports: [0; 2],
+            udp_ports: [0; 2],
+            icmp_ids: [0; 2],
             per_client_limit: 0,
         }
     }
@@ -125,6 +128,23 @@ pub struct EamToV4 {
     pub _pad: [u8; 3],
 }
 const _: () = assert!(core::mem::size_of::<EamToV4>() == 8);
+
+/// Most prefixes pool4 may have (the `POOL4` array map).
+pub const POOL4_MAX_PREFIXES: u32 = 8;
+
+/// One prefix of pool4, in the `POOL4` array: the addresses of all prefixes are numbered in
+/// order, this one's from `first` to `first + count - 1`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool4Prefix {
+    /// Network address, network byte order.
+    pub addr: [u8; 4],
+    pub len: u8,
+    pub _pad: [u8; 3],
+    pub first: u32,
+    pub count: u32,
+}
+const _: () = assert!(core::mem::size_of::<Pool4Prefix>() == 16);
 
 /// Value of the IPv4-keyed EAM trie: the IPv6 side of an RFC 7757 entry.
 #[repr(C)]
@@ -146,6 +166,7 @@ mod pod {
     unsafe impl aya::Pod for super::EamToV4 {}
     unsafe impl aya::Pod for super::EamToV6 {}
     unsafe impl aya::Pod for super::IfaceConfig {}
+    unsafe impl aya::Pod for super::Pool4Prefix {}
     unsafe impl aya::Pod for crate::state::Bib6Key {}
     unsafe impl aya::Pod for crate::state::Bib4Key {}
     unsafe impl aya::Pod for crate::state::Bib6Value {}

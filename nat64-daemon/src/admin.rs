@@ -157,7 +157,7 @@ fn answer(line: &str, dp: &mut Dataplane, cfg: &Config) -> Result<String, String
                 .map_err(|e| format!("{v4:?} is not IPV4:PORT: {e}"))?;
             let mut tables = dp.bindings().map_err(|e| e.to_string())?;
             tables
-                .add_static(st.pool4, proto, v6, v4)
+                .add_static(&st.pool4, proto, v6, v4)
                 .map_err(|e| e.to_string())?;
             tracing::info!(protocol = proto.name(), %v6, %v4, "static binding added");
             Ok(String::new())

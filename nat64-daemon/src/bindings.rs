@@ -113,8 +113,8 @@ impl std::str::FromStr for Protocol {
 /// Why a binding operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum BindingError {
-    #[error("{0} is not in pool4 {1}")]
-    OutsidePool(std::net::Ipv4Addr, ipnet::Ipv4Net),
+    #[error("{0} is not in pool4")]
+    OutsidePool(std::net::Ipv4Addr),
     #[error("{0} {1} is already bound")]
     Taken(&'static str, String),
     #[error("no {0} binding for {1}")]
@@ -201,13 +201,13 @@ impl Tables<'_> {
     /// be in the dynamic range (keeping it outside avoids a clash with dynamic bindings).
     pub fn add_static(
         &mut self,
-        pool4: ipnet::Ipv4Net,
+        pool4: &[ipnet::Ipv4Net],
         proto: Protocol,
         v6: SocketAddrV6,
         v4: SocketAddrV4,
     ) -> Result<(), BindingError> {
-        if !pool4.contains(v4.ip()) {
-            return Err(BindingError::OutsidePool(*v4.ip(), pool4));
+        if !pool4.iter().any(|p| p.contains(v4.ip())) {
+            return Err(BindingError::OutsidePool(*v4.ip()));
         }
         let key6 = Bib6Key {
             addr6: v6.ip().octets(),

@@ -9,7 +9,7 @@ use nat64_common::{
     addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
     maps::{
         CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_LINK, CONFIG_F_POOL6791, CONFIG_F_STATEFUL,
-        EAM_MAX_ENTRIES,
+        EAM_MAX_ENTRIES, POOL4_MAX_PREFIXES,
     },
 };
 use serde::Deserialize;
@@ -218,12 +218,21 @@ impl FromStr for LinkName {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Stateful {
-    /// The IPv4 prefix bindings are made from (/16 to /32).
-    pub pool4: Ipv4Net,
+    /// The IPv4 prefixes bindings are made from (each /16 to /32, at most
+    /// `POOL4_MAX_PREFIXES`): one prefix as a string, or a list.
+    #[serde(deserialize_with = "one_or_more_prefixes")]
+    pub pool4: Vec<Ipv4Net>,
     /// The port (and ICMP identifier) range of pool4, "LO-HI". Translator nodes sharing an
     /// address get disjoint ranges.
     #[serde(default = "default_ports")]
     pub ports: PortRange,
+    /// Per-protocol ranges, each defaulting to `ports`.
+    #[serde(default)]
+    pub tcp_ports: Option<PortRange>,
+    #[serde(default)]
+    pub udp_ports: Option<PortRange>,
+    #[serde(default)]
+    pub icmp_ids: Option<PortRange>,
     /// Size of each binding table (IPv6 side and IPv4 side); a full table refuses new flows.
     #[serde(default = "default_max_bindings")]
     pub max_bindings: u32,
@@ -265,6 +274,35 @@ pub struct StaticBinding {
     pub ipv6: std::net::SocketAddrV6,
     /// "IPv4:PORT", the address in pool4.
     pub ipv4: std::net::SocketAddrV4,
+}
+
+/// `pool4 = "PREFIX"` or `pool4 = ["PREFIX", ...]`.
+fn one_or_more_prefixes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Net>, D::Error> {
+    struct Prefixes;
+    impl<'de> serde::de::Visitor<'de> for Prefixes {
+        type Value = Vec<Ipv4Net>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an IPv4 prefix (\"203.0.113.0/28\") or a list of them")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            v.parse()
+                .map(|p| vec![p])
+                .map_err(|e| E::custom(format!("{v:?} is not an IPv4 prefix: {e}")))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element::<String>()? {
+                out.push(v.parse().map_err(|e| {
+                    serde::de::Error::custom(format!("{v:?} is not an IPv4 prefix: {e}"))
+                })?);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Prefixes)
 }
 
 fn default_ports() -> PortRange {
@@ -540,10 +578,15 @@ impl Config {
         }
         if let Some(st) = &self.stateful {
             c.flags |= CONFIG_F_STATEFUL;
-            c.pool4 = st.pool4.network().octets();
-            c.pool4_len = st.pool4.prefix_len();
-            c.port_lo = st.ports.0;
-            c.port_hi = st.ports.1;
+            c.pool4_addresses = st.pool4.iter().map(|p| 1u32 << (32 - p.prefix_len())).sum();
+            c.pool4_prefixes = st.pool4.len() as u8;
+            let range = |r: Option<PortRange>| {
+                let r = r.unwrap_or(st.ports);
+                [r.0, r.1]
+            };
+            c.tcp_ports = range(st.tcp_ports);
+            c.udp_ports = range(st.udp_ports);
+            c.icmp_ids = range(st.icmp_ids);
             c.per_client_limit = st.per_client_limit;
         }
         c
@@ -560,52 +603,66 @@ impl Config {
 }
 
 fn validate_stateful(st: &Stateful, eam: &[Eam], pool6: bool) -> Result<(), ConfigError> {
-    let p = st.pool4;
     if !pool6 {
         return Err(invalid(
             "stateful",
             "stateful NAT64 needs pool6: IPv6 hosts reach IPv4 ones through it",
         ));
     }
-    if p.addr() != p.network() {
+    if st.pool4.is_empty() || st.pool4.len() > POOL4_MAX_PREFIXES as usize {
         return Err(invalid(
             "stateful.pool4",
             format!(
-                "{p} has bits set past the prefix length; did you mean {}?",
-                p.trunc()
+                "{} prefixes; give 1 to {POOL4_MAX_PREFIXES}",
+                st.pool4.len()
             ),
         ));
     }
-    if p.prefix_len() < 16 {
-        return Err(invalid(
-            "stateful.pool4",
-            format!("{p} is larger than a /16; pool4 holds at most 65536 addresses"),
-        ));
-    }
-    if !nat64_common::addr::is_translatable_v4(p.network().octets()) {
-        return Err(invalid(
-            "stateful.pool4",
-            format!("{p} is not unicast address space"),
-        ));
-    }
-    if let Some((i, e)) = eam
-        .iter()
-        .enumerate()
-        .find(|(_, e)| overlaps(IpNet::V4(e.ipv4), IpNet::V4(p)))
-    {
-        return Err(invalid(
-            "stateful.pool4",
-            format!(
-                "{p} overlaps eam[{i}].ipv4 {}: an address would have two meanings",
-                e.ipv4
-            ),
-        ));
+    for (i, &p) in st.pool4.iter().enumerate() {
+        let field = format!("stateful.pool4[{i}]");
+        if p.addr() != p.network() {
+            return Err(invalid(
+                field,
+                format!(
+                    "{p} has bits set past the prefix length; did you mean {}?",
+                    p.trunc()
+                ),
+            ));
+        }
+        if p.prefix_len() < 16 {
+            return Err(invalid(
+                field,
+                format!("{p} is larger than a /16; a pool4 prefix holds at most 65536 addresses"),
+            ));
+        }
+        if !nat64_common::addr::is_translatable_v4(p.network().octets()) {
+            return Err(invalid(field, format!("{p} is not unicast address space")));
+        }
+        if let Some((j, e)) = eam
+            .iter()
+            .enumerate()
+            .find(|(_, e)| overlaps(IpNet::V4(e.ipv4), IpNet::V4(p)))
+        {
+            return Err(invalid(
+                field,
+                format!(
+                    "{p} overlaps eam[{j}].ipv4 {}: an address would have two meanings",
+                    e.ipv4
+                ),
+            ));
+        }
+        if let Some(j) = st.pool4[..i]
+            .iter()
+            .position(|o| overlaps(IpNet::V4(*o), IpNet::V4(p)))
+        {
+            return Err(invalid(field, format!("{p} overlaps stateful.pool4[{j}]")));
+        }
     }
     for (i, b) in st.static_bindings.iter().enumerate() {
-        if !p.contains(b.ipv4.ip()) {
+        if !st.pool4.iter().any(|p| p.contains(b.ipv4.ip())) {
             return Err(invalid(
                 format!("stateful.static[{i}].ipv4"),
-                format!("{} is not in pool4 {p}", b.ipv4.ip()),
+                format!("{} is not in pool4", b.ipv4.ip()),
             ));
         }
         if let Some(j) = st.static_bindings[..i]
@@ -761,8 +818,26 @@ mod tests {
         .unwrap();
         let d = c.dataplane();
         assert_eq!(d.flags & CONFIG_F_STATEFUL, CONFIG_F_STATEFUL);
-        assert_eq!((d.pool4, d.pool4_len), ([203, 0, 113, 8], 30));
-        assert_eq!((d.port_lo, d.port_hi), (2000, 2999));
+        assert_eq!((d.pool4_addresses, d.pool4_prefixes), (4, 1));
+        assert_eq!(
+            (d.tcp_ports, d.udp_ports, d.icmp_ids),
+            ([2000, 2999], [2000, 2999], [2000, 2999])
+        );
+        let c = Config::parse(
+            "[stateful]\npool4 = [\"203.0.113.8/30\", \"203.0.113.64/32\"]\ntcp_ports = \"3000-3999\"",
+            "x",
+        )
+        .unwrap();
+        let d = c.dataplane();
+        assert_eq!((d.pool4_addresses, d.pool4_prefixes), (5, 2));
+        assert_eq!((d.tcp_ports, d.udp_ports), ([3000, 3999], [1024, 65535]));
+        let e = err("[stateful]\npool4 = [\"203.0.113.8/30\", \"203.0.113.9/32\"]");
+        assert!(
+            e.starts_with("stateful.pool4[1]: ") && e.contains("overlaps stateful.pool4[0]"),
+            "{e}"
+        );
+        let e = err("[stateful]\npool4 = [\"203.0.113.8/30\", \"nonsense\"]");
+        assert!(e.contains("\"nonsense\" is not an IPv4 prefix"), "{e}");
         let st = c.stateful.unwrap();
         assert_eq!(st.udp_timeout_secs, 300);
         assert_eq!(st.tcp_established_timeout_secs, 7440);
@@ -772,7 +847,7 @@ mod tests {
         );
         let e = err("[stateful]\npool4 = \"203.0.113.9/30\"");
         assert!(
-            e.starts_with("stateful.pool4: ") && e.contains("did you mean"),
+            e.starts_with("stateful.pool4[0]: ") && e.contains("did you mean"),
             "{e}"
         );
         let e = err("[stateful]\npool4 = \"10.0.0.0/8\"");

@@ -8,7 +8,10 @@ use aya::{
 };
 use nat64_common::{
     counters::STATS_LEN,
-    maps::{EamToV4, EamToV6, IFACE_F_PARTIAL_CSUM, IfaceConfig},
+    maps::{
+        CONFIG_F_ON_LINK, CONFIG_SLOT_FAST_PATH, CONFIG_SLOT_LINK, EamToV4, EamToV6,
+        IFACE_F_PARTIAL_CSUM, IfaceConfig, Pool4Prefix,
+    },
 };
 
 use crate::{
@@ -122,13 +125,66 @@ impl Dataplane {
     /// Writes a validated configuration into the maps: EAM entries first, then the config slot.
     pub fn apply(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
         self.apply_eams(cfg)?;
+        self.apply_pool4(cfg)?;
         let mut array: Array<_, nat64_common::maps::Config> = Array::try_from(
             self.ebpf
                 .map_mut("CONFIG")
                 .ok_or(DataplaneError::Missing("map CONFIG"))?,
         )
         .map_err(map_err("CONFIG"))?;
-        array.set(0, cfg.dataplane(), 0).map_err(map_err("CONFIG"))
+        let fast = cfg.dataplane();
+        let mut link = fast;
+        link.flags |= CONFIG_F_ON_LINK;
+        array
+            .set(CONFIG_SLOT_LINK, link, 0)
+            .map_err(map_err("CONFIG"))?;
+        array
+            .set(CONFIG_SLOT_FAST_PATH, fast, 0)
+            .map_err(map_err("CONFIG"))
+    }
+
+    /// pool4's prefixes, numbered in order (`POOL4`) and as a trie (`POOL4_LPM`).
+    fn apply_pool4(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
+        let prefixes = cfg.stateful.as_ref().map_or(&[][..], |s| &s.pool4[..]);
+        {
+            let mut arr: Array<_, Pool4Prefix> = Array::try_from(
+                self.ebpf
+                    .map_mut("POOL4")
+                    .ok_or(DataplaneError::Missing("map POOL4"))?,
+            )
+            .map_err(map_err("POOL4"))?;
+            let mut first = 0u32;
+            for (i, p) in prefixes.iter().enumerate() {
+                let count = 1u32 << (32 - p.prefix_len());
+                let v = Pool4Prefix {
+                    addr: p.network().octets(),
+                    len: p.prefix_len(),
+                    _pad: [0; 3],
+                    first,
+                    count,
+                };
+                arr.set(i as u32, v, 0).map_err(map_err("POOL4"))?;
+                first += count;
+            }
+        }
+        let mut lpm: LpmTrie<_, [u8; 4], u32> = LpmTrie::try_from(
+            self.ebpf
+                .map_mut("POOL4_LPM")
+                .ok_or(DataplaneError::Missing("map POOL4_LPM"))?,
+        )
+        .map_err(map_err("POOL4_LPM"))?;
+        let stale: Vec<Key<[u8; 4]>> = lpm.keys().filter_map(Result::ok).collect();
+        let wanted: Vec<Key<[u8; 4]>> = prefixes
+            .iter()
+            .map(|p| Key::new(p.prefix_len() as u32, p.network().octets()))
+            .collect();
+        for (i, k) in wanted.iter().enumerate() {
+            lpm.insert(k, i as u32, 0).map_err(map_err("POOL4_LPM"))?;
+        }
+        for k in stale.iter().filter(|k| !wanted.iter().any(|w| same4(w, k))) {
+            lpm.remove(k).map_err(map_err("POOL4_LPM"))?;
+        }
+        Ok(())
     }
 
     fn apply_eams(&mut self, cfg: &Config) -> Result<(), DataplaneError> {

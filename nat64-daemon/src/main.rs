@@ -247,7 +247,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         let mut tables = dp.bindings()?;
         for (i, b) in st.static_bindings.iter().enumerate() {
             tables
-                .add_static(st.pool4, b.protocol, b.ipv6, b.ipv4)
+                .add_static(&st.pool4, b.protocol, b.ipv6, b.ipv4)
                 .with_context(|| format!("stateful.static[{i}]"))?;
         }
     }
@@ -325,7 +325,7 @@ async fn set_up_link(
         .eam
         .iter()
         .map(|e| e.ipv4)
-        .chain(cfg.stateful.as_ref().map(|s| s.pool4))
+        .chain(cfg.stateful.iter().flat_map(|s| s.pool4.iter().copied()))
         .collect();
     let mtu4 = mtu - link::IPV4_FRAGMENT_GROWTH;
     let r = match dp.attach_link(&l) {

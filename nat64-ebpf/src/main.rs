@@ -52,7 +52,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 #[cfg(target_arch = "bpf")]
 use nat64_common::{
     Counter, Dir, DropReason,
-    maps::{CONFIG_F_ON_LINK, Config},
+    maps::Config,
 };
 
 #[cfg(not(target_arch = "bpf"))]
@@ -63,21 +63,21 @@ fn main() {
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_xdp(ctx: XdpContext) -> u32 {
-    // The daemon writes slot 0 before it attaches the program; until then nothing is ours.
-    let Some(cfg) = maps::CONFIG.get(0) else {
+    // The daemon writes the configuration before it attaches the program; until then nothing
+    // is ours. Used in place in the map: a copy would take 48 bytes of the 512-byte stack.
+    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
         return xdp_action::XDP_PASS;
     };
-    run(&ctx, *cfg)
+    run(&ctx, cfg)
 }
 
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_link(ctx: XdpContext) -> u32 {
-    let Some(cfg) = maps::CONFIG.get(0) else {
+    // The same configuration with `CONFIG_F_ON_LINK` set, written by the daemon.
+    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_LINK) else {
         return xdp_action::XDP_DROP;
     };
-    let mut cfg = *cfg;
-    cfg.flags |= CONFIG_F_ON_LINK;
     run(&ctx, cfg)
 }
 
@@ -89,24 +89,24 @@ pub fn nat64_pass(_ctx: XdpContext) -> u32 {
 
 #[cfg(target_arch = "bpf")]
 #[inline(always)]
-fn run(ctx: &XdpContext, cfg: Config) -> u32 {
+fn run(ctx: &XdpContext, cfg: &Config) -> u32 {
     let r = match packet::ethertype(ctx) {
-        Some(packet::ETH_P_IPV6) => match v6_to_v4::translate(ctx, &cfg).unpack() {
+        Some(packet::ETH_P_IPV6) => match v6_to_v4::translate(ctx, cfg).unpack() {
             // Called from here, not from `translate`, so that its frame replaces that one.
-            Ok(Step::IcmpError) => (Dir::V6ToV4, icmp_error::v6_to_v4(ctx, &cfg).unpack()),
-            Ok(Step::Hairpin) => (Dir::V6ToV4, hairpin::v6(ctx, &cfg).unpack()),
+            Ok(Step::IcmpError) => (Dir::V6ToV4, icmp_error::v6_to_v4(ctx, cfg).unpack()),
+            Ok(Step::Hairpin) => (Dir::V6ToV4, hairpin::v6(ctx, cfg).unpack()),
             Ok(Step::Unreachable) => (Dir::V6ToV4, unreachable::address_unreachable(ctx).unpack()),
             r => (Dir::V6ToV4, r),
         },
-        Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, &cfg).unpack() {
-            Ok(Step::IcmpError) => (Dir::V4ToV6, icmp_error::v4_to_v6(ctx, &cfg).unpack()),
-            Ok(Step::FragNeeded) => (Dir::V4ToV6, too_big::frag_needed(ctx, &cfg).unpack()),
+        Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, cfg).unpack() {
+            Ok(Step::IcmpError) => (Dir::V4ToV6, icmp_error::v4_to_v6(ctx, cfg).unpack()),
+            Ok(Step::FragNeeded) => (Dir::V4ToV6, too_big::frag_needed(ctx, cfg).unpack()),
             r => (Dir::V4ToV6, r),
         },
         _ => return xdp_action::XDP_PASS,
     };
     match r {
-        (_, Ok(Step::Translated)) => link::emit(ctx, &cfg),
+        (_, Ok(Step::Translated)) => link::emit(ctx, cfg),
         (dir, r) => verdict(dir, r),
     }
 }

@@ -7,15 +7,22 @@ use aya_ebpf::{
 };
 use nat64_common::{
     counters::STATS_LEN,
-    maps::{Config, EAM_MAX_ENTRIES, EamToV4, EamToV6, IFACE_MAX_ENTRIES, IfaceConfig},
+    maps::{
+        Config, EAM_MAX_ENTRIES, EamToV4, EamToV6, IFACE_MAX_ENTRIES, IfaceConfig,
+        POOL4_MAX_PREFIXES, Pool4Prefix,
+    },
     state::{
         BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FRAG_MAX_ENTRIES, FragKey,
     },
 };
 
-/// Run-time configuration in slot 0; written by the daemon at start and on reload.
+/// Run-time configuration; written by the daemon at start and on reload: slot
+/// `CONFIG_FAST_PATH` for `nat64_xdp`, slot `CONFIG_LINK` (the same with `CONFIG_F_ON_LINK`)
+/// for `nat64_link`.
 #[map]
-pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+pub static CONFIG: Array<Config> = Array::with_max_entries(2, 0);
+pub const CONFIG_FAST_PATH: u32 = nat64_common::maps::CONFIG_SLOT_FAST_PATH;
+pub const CONFIG_LINK: u32 = nat64_common::maps::CONFIG_SLOT_LINK;
 
 /// RFC 7757 EAM entries keyed by IPv6 prefix; written by the daemon from config.
 #[map]
@@ -43,6 +50,15 @@ pub static BIB4: HashMap<Bib4Key, Bib4Value> =
 #[map]
 pub static FRAGS: LruHashMap<FragKey, Bib4Value> =
     LruHashMap::with_max_entries(FRAG_MAX_ENTRIES, 0);
+
+/// pool4's prefixes in order (`Pool4Prefix`); written by the daemon from config.
+#[map]
+pub static POOL4: Array<Pool4Prefix> = Array::with_max_entries(POOL4_MAX_PREFIXES, 0);
+
+/// The same prefixes as a trie, for "is this IPv4 address in pool4?"; the value is the
+/// prefix's index in `POOL4`.
+#[map]
+pub static POOL4_LPM: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(POOL4_MAX_PREFIXES, 0);
 
 /// Dynamic bindings per IPv6 /64 (`state::client_key`): incremented here when a binding is
 /// made, recounted from the binding table by the daemon's sweeper (which removes bindings).

@@ -6,17 +6,18 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_prandom_u32, bpf_ktime_get_coarse_ns},
+    maps::lpm_trie::Key,
 };
 use nat64_common::{
     DropReason,
-    maps::Config,
+    maps::{Config, POOL4_MAX_PREFIXES},
     state::{
-        BIB_F_HELD, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey, candidate_port, client_key,
-        pool4_index, tcp_next,
+        BIB_F_HELD, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey,
+        candidate_port, client_key, pool4_index, tcp_next,
     },
 };
 
-use crate::maps::{BIB4, BIB6, CLIENTS, FRAGS};
+use crate::maps::{BIB4, BIB6, CLIENTS, FRAGS, POOL4, POOL4_LPM};
 
 /// How many random ports a new flow tries before it is refused (RFC 6056 randomisation; each
 /// try is one atomic insert that fails if the port is taken).
@@ -24,13 +25,8 @@ const PORT_TRIES: u32 = 8;
 
 /// Whether `a` is a pool4 address.
 #[inline(always)]
-pub fn in_pool4(cfg: &Config, a: [u8; 4]) -> bool {
-    let len = cfg.pool4_len as u32;
-    if len == 0 || len > 32 {
-        return false;
-    }
-    let mask = u32::MAX << (32 - len);
-    u32::from_be_bytes(a) & mask == u32::from_be_bytes(cfg.pool4) & mask
+pub fn in_pool4(a: [u8; 4]) -> bool {
+    POOL4_LPM.get(Key::new(32, a)).is_some()
 }
 
 /// The pool4 address and port of the outbound flow (`src6`, `port6`, `proto`), made now if it
@@ -55,13 +51,25 @@ pub fn outbound(cfg: &Config, src6: &[u8; 16], port6: u16, proto: u8, tcp_flags:
 }
 
 /// The pool4 address of every dynamic binding of `src6`'s /64 (RFC 6888 REQ-4, RFC 4787
-/// REQ-2: "paired" pooling). A pure function, so an IPv6 fragment without a transport header
-/// gets the same address its first fragment's binding has.
+/// REQ-2: "paired" pooling), spread over the addresses of all prefixes. A pure function of
+/// the configuration, so an IPv6 fragment without a transport header gets the same address its
+/// first fragment's binding has.
 #[inline(always)]
 pub fn pool_address(cfg: &Config, src6: &[u8; 16]) -> [u8; 4] {
-    let size = 1u32 << ((32 - cfg.pool4_len as u32) & 31);
-    let base = u32::from_be_bytes(cfg.pool4);
-    (base + pool4_index(src6, size)).to_be_bytes()
+    let mut idx = pool4_index(src6, cfg.pool4_addresses);
+    for i in 0..POOL4_MAX_PREFIXES {
+        if i >= cfg.pool4_prefixes as u32 {
+            break;
+        }
+        let Some(p) = POOL4.get(i) else {
+            break;
+        };
+        if idx < p.count {
+            return (u32::from_be_bytes(p.addr) + idx).to_be_bytes();
+        }
+        idx -= p.count;
+    }
+    [0; 4]
 }
 
 /// Records the binding of a fragmented IPv4 datagram from its first fragment, for the later
@@ -160,9 +168,17 @@ fn bind(
         flags: 0,
         last_ns: now,
     };
+    if addr4 == [0; 4] {
+        return Err(DropReason::PoolExhausted);
+    }
+    let [lo, hi] = match proto {
+        BIB_TCP => cfg.tcp_ports,
+        BIB_UDP => cfg.udp_ports,
+        _ => cfg.icmp_ids,
+    };
     let mut tries = Tries {
-        lo: cfg.port_lo,
-        hi: cfg.port_hi,
+        lo,
+        hi,
         port6,
         outcome: TRY_NONE,
     };

@@ -179,8 +179,9 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         Some(a) => a,
         None if is_error && cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
         // An error about a stateful flow: `icmp_error` takes the source from the binding of
-        // the packet it quotes (RFC 6146 section 3.5); pool4 stands in until then.
-        None if is_error && cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => cfg.pool4,
+        // the packet it quotes (RFC 6146 section 3.5); a placeholder stands in until then
+        // (it only has to pass the martian check below, and is never sent).
+        None if is_error && cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => [192, 0, 2, 1],
         // A later fragment has no port, and needs none: a host's bindings all have the pool
         // address of its /64.
         None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 && !first => {

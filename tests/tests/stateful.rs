@@ -718,7 +718,7 @@ fn inbound_syns_need_a_static_binding() {
     x.dp.bindings()
         .unwrap()
         .add_static(
-            st.pool4,
+            &st.pool4,
             nat64_daemon::bindings::Protocol::Tcp,
             "[2001:db8:6::201]:80".parse().unwrap(),
             std::net::SocketAddrV4::new(addr4.into(), 80),
@@ -727,4 +727,49 @@ fn inbound_syns_need_a_static_binding() {
     let (action, out, _) = x.run_counted(&tcp4(OTHER4, 5555, 80, true, false));
     assert_eq!(action, XDP_PASS);
     assert_eq!(&out[38..54], &A, "to the static binding's IPv6 host");
+}
+
+/// pool4 of several prefixes with a port range per protocol: every host's address comes from
+/// one of the prefixes, each protocol's port from its own range, and inbound packets find
+/// their bindings on any prefix.
+#[test]
+fn several_pool4_prefixes_and_a_range_per_protocol() {
+    let x = Loaded::load(
+        "stateful prefixes",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = [\"198.51.100.200/32\", \"198.51.100.210/31\"]\ntcp_ports = \"3000-3999\"\nudp_ports = \"5000-5999\"\n",
+    );
+    let in_pool = |a: [u8; 4]| a[..3] == [198, 51, 100] && [200, 210, 211].contains(&a[3]);
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..24u8 {
+        let mut host = A;
+        host[5] = i; // a different /64 each
+        let (action, out, _) = x.run_counted(&udp6(host, 40000, SERVER6, 53, b"q"));
+        assert_eq!(action, XDP_PASS);
+        let (addr4, port4, _) = src_of(&out);
+        assert!(in_pool(addr4), "{addr4:?}");
+        assert!((5000..=5999).contains(&port4), "UDP port {port4}");
+        seen.insert(addr4);
+        // The answer finds the binding on whichever prefix it is.
+        let (action, back, _) = x.run_counted(&udp4((SERVER4, 53), (addr4, port4), 60, 1, b"a"));
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(&back[38..54], &host);
+    }
+    assert_eq!(
+        seen.len(),
+        3,
+        "24 /64s spread over all three addresses: {seen:?}"
+    );
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .tcp(41000, 443, 1, 64240)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    let (_, out, _) = x.run_counted(&syn);
+    assert!(
+        (3000..=3999).contains(&src_of(&out).1),
+        "TCP port {}",
+        src_of(&out).1
+    );
 }
