@@ -390,6 +390,8 @@ async fn wait_for_shutdown(
         });
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.tick().await;
+    // What the last sweep found in use, for the periodic summary.
+    let mut usage = nat64_daemon::bindings::Sweep::default();
     loop {
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
@@ -407,6 +409,9 @@ async fn wait_for_shutdown(
                         t.sweep(st, nat64_daemon::bindings::now_ns(), st.max_bindings as usize)
                             .map_err(anyhow::Error::from)
                     });
+                if let Ok(s) = &r {
+                    usage = *s;
+                }
                 match r {
                     Ok(s) if s.expired > 0 => info!(
                         expired = s.expired,
@@ -426,6 +431,10 @@ async fn wait_for_shutdown(
                         translated_4to6 = s.translated(nat64_common::Dir::V4ToV6),
                         dropped_6to4 = s.dropped(nat64_common::Dir::V6ToV4),
                         dropped_4to6 = s.dropped(nat64_common::Dir::V4ToV6),
+                        bindings_tcp = usage.live.tcp,
+                        bindings_udp = usage.live.udp,
+                        bindings_icmp = usage.live.icmp,
+                        ports_held = usage.held,
                         "counters"
                     ),
                     Err(e) => warn!(error = %e, "reading counters failed"),
