@@ -50,10 +50,7 @@ mod v6_to_v4;
 #[cfg(target_arch = "bpf")]
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 #[cfg(target_arch = "bpf")]
-use nat64_common::{
-    Counter, Dir, DropReason,
-    maps::Config,
-};
+use nat64_common::{Counter, Dir, DropReason, maps::Config};
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
