@@ -100,11 +100,102 @@ impl Default for LabOptions {
     }
 }
 
-/// A running daemon inside the lab.
-struct Daemon {
+/// A running `nat64d` inside a namespace. Dropping it kills the daemon.
+pub struct Daemon {
     child: Child,
     stdout: PathBuf,
     stderr: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `toml` to `dir/nat64d.toml`, starts `nat64d run` with it in `ns` and waits (at
+    /// most 15 s) until it says it is ready.
+    pub fn start(ns: &Netns, dir: &std::path::Path, toml: &str) -> Self {
+        let config = dir.join("nat64d.toml");
+        fs::write(&config, toml).expect("write config");
+        let stdout = dir.join("nat64d.stdout");
+        let stderr = dir.join("nat64d.stderr");
+        let child = ns
+            .command(crate::nat64d_path().to_str().expect("utf-8 path"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("NAT64D_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn nat64d");
+        let mut d = Self {
+            child,
+            stdout,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let log = fs::read_to_string(&d.stderr).unwrap_or_default();
+            if log.contains("nat64d ready") {
+                return d;
+            }
+            if let Some(status) = d.child.try_wait().expect("try_wait") {
+                panic!("nat64d exited during start-up ({status}):\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nat64d not ready after 15 s:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
+    pub fn stop(mut self) -> DaemonExit {
+        // `ip netns exec` execs the program, so the child's pid is nat64d's.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("nat64d did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let _ = fs::File::open(&self.stdout).and_then(|mut f| f.read_to_string(&mut stdout));
+        let _ = fs::File::open(&self.stderr).and_then(|mut f| f.read_to_string(&mut stderr));
+        DaemonExit {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// What the daemon left behind when it stopped.
@@ -351,77 +442,17 @@ ipv4 = "{EAM_V4}"
     /// it is ready.
     pub fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
-        fs::write(self.config_path(), self.config_toml()).expect("write config");
-        let stdout = self.dir.join("nat64d.stdout");
-        let stderr = self.dir.join("nat64d.stderr");
-        let child = self
-            .xlat
-            .command(crate::nat64d_path().to_str().expect("utf-8 path"))
-            .args(["run", "--config"])
-            .arg(self.config_path())
-            .env("NAT64D_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).expect("stdout file"))
-            .stderr(fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("spawn nat64d");
-        self.daemon = Some(Daemon {
-            child,
-            stdout,
-            stderr,
-        });
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let d = self.daemon.as_mut().expect("daemon");
-            let log = fs::read_to_string(&d.stderr).unwrap_or_default();
-            if log.contains("nat64d ready") {
-                return;
-            }
-            if let Some(status) = d.child.try_wait().expect("try_wait") {
-                panic!("nat64d exited during start-up ({status}):\n{log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nat64d not ready after 15 s:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon = Some(Daemon::start(&self.xlat, &self.dir, &self.config_toml()));
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
     pub fn stop_daemon(&mut self) -> DaemonExit {
-        let mut d = self.daemon.take().expect("daemon not running");
-        // `ip netns exec` execs the program, so the child's pid is nat64d's.
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(s) = d.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = d.child.kill();
-                panic!("nat64d did not exit within 10 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        let _ = fs::File::open(&d.stdout).and_then(|mut f| f.read_to_string(&mut stdout));
-        let _ = fs::File::open(&d.stderr).and_then(|mut f| f.read_to_string(&mut stderr));
-        DaemonExit {
-            status,
-            stdout,
-            stderr,
-        }
+        self.daemon.take().expect("daemon not running").stop()
     }
 
     /// The daemon's log so far.
     pub fn daemon_log(&self) -> String {
-        self.daemon
-            .as_ref()
-            .map(|d| fs::read_to_string(&d.stderr).unwrap_or_default())
-            .unwrap_or_default()
+        self.daemon.as_ref().map(Daemon::log).unwrap_or_default()
     }
 
     /// `ip link show` of a translator interface (to see whether XDP is attached).
@@ -450,6 +481,8 @@ fn attach_pass(dev: &str) -> aya::Ebpf {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // The daemon first (its own drop stops it), then the programs on the neighbours.
+        drop(self.daemon.take());
         // Detached where they were attached: aya detaches by interface index, which means
         // something else in any other namespace.
         for (ns, ebpf) in self.pass.drain(..) {
@@ -459,19 +492,6 @@ impl Drop for Lab {
                 drop(ebpf);
             })
             .join();
-        }
-        if let Some(mut d) = self.daemon.take() {
-            // SAFETY: plain kill(2) on our own child.
-            unsafe { libc::kill(d.child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = d.child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = d.child.kill();
-            let _ = d.child.wait();
         }
         let _ = fs::remove_dir_all(&self.dir);
         // The namespaces are dropped after this, taking their links with them.

@@ -23,8 +23,7 @@ use nat64_tests::{
 fn camera_ipv4_pod_streams_from_an_ipv6_only_camera() {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions::default());
-    let (camera, pod) = (&lab.client6, &lab.server4);
-    camera.sysctl("net.ipv6.icmp.echo_ignore_all", "1");
+    lab.client6.sysctl("net.ipv6.icmp.echo_ignore_all", "1");
     lab.start_daemon();
     let (camera, pod) = (&lab.client6, &lab.server4);
     let rtsp = camera
