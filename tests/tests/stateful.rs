@@ -50,6 +50,18 @@ fn udp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, payload: &[u8]) ->
     v
 }
 
+/// A TCP SYN from A, port 41000, to the server's HTTPS port.
+fn syn6() -> Vec<u8> {
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .tcp(41000, 443, 1, 64240)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    syn
+}
+
 fn udp4(
     (src, sport): ([u8; 4], u16),
     (dst, dport): ([u8; 4], u16),
@@ -219,13 +231,7 @@ fn echo_identifiers_are_bound_like_ports() {
 #[test]
 fn tcp_state_is_tracked_in_the_binding() {
     let mut x = load("2000-2999");
-    let mut syn = Vec::new();
-    PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(A, SERVER6, 64)
-        .tcp(41000, 443, 1, 64240)
-        .syn()
-        .write(&mut syn, &[])
-        .unwrap();
+    let syn = syn6();
     let (action, out, _) = x.run_counted(&syn);
     assert_eq!(action, XDP_PASS);
     let (addr4, port4, _) = src_of(&out);
@@ -680,13 +686,7 @@ fn hairpinning_goes_through_both_bindings() {
 #[test]
 fn inbound_syns_need_a_static_binding() {
     let mut x = load("2000-2999");
-    let mut syn = Vec::new();
-    PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(A, SERVER6, 64)
-        .tcp(41000, 443, 1, 64240)
-        .syn()
-        .write(&mut syn, &[])
-        .unwrap();
+    let syn = syn6();
     let (_, out, _) = x.run_counted(&syn);
     let (addr4, port4, _) = src_of(&out);
     let tcp4 = |src: [u8; 4], sport: u16, dport: u16, syn: bool, ack: bool| {
@@ -759,13 +759,7 @@ fn several_pool4_prefixes_and_a_range_per_protocol() {
         3,
         "24 /64s spread over all three addresses: {seen:?}"
     );
-    let mut syn = Vec::new();
-    PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(A, SERVER6, 64)
-        .tcp(41000, 443, 1, 64240)
-        .syn()
-        .write(&mut syn, &[])
-        .unwrap();
+    let syn = syn6();
     let (_, out, _) = x.run_counted(&syn);
     assert!(
         (3000..=3999).contains(&src_of(&out).1),
