@@ -36,9 +36,9 @@ pub struct Request {
     pub reply: oneshot::Sender<String>,
 }
 
-/// Binds the socket at `path` and serves it in the background: each request is handed to the
-/// receiver, whose owner (the daemon's main loop, which owns the dataplane) answers it.
-pub fn listen(path: &Path) -> std::io::Result<mpsc::Receiver<Request>> {
+/// Binds the socket at `path` and serves it in the background: each request goes to `tx`,
+/// whose receiver (the daemon's main loop, which owns the dataplane) answers it.
+pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> std::io::Result<()> {
     if let Some(dir) = path.parent()
         && !dir.exists()
     {
@@ -54,7 +54,6 @@ pub fn listen(path: &Path) -> std::io::Result<mpsc::Receiver<Request>> {
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -93,7 +92,7 @@ pub fn listen(path: &Path) -> std::io::Result<mpsc::Receiver<Request>> {
             });
         }
     });
-    Ok(rx)
+    Ok(())
 }
 
 use tokio::io::AsyncReadExt as _;

@@ -394,6 +394,10 @@ pub struct Config {
     /// `nat64d bindings ...`; "off" disables it.
     #[serde(default = "default_admin_socket")]
     pub admin_socket: String,
+    /// Where the Prometheus metrics and the probes (`/healthz`, `/readyz`) are served,
+    /// "ADDRESS:PORT"; "off" disables them. Read-only.
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
     /// Stateful NAT64; absent: stateless only.
     #[serde(default)]
     pub stateful: Option<Stateful>,
@@ -411,6 +415,10 @@ fn yes() -> bool {
 
 /// Where the admin socket lives unless configured.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nat64d/admin.sock";
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".to_string()
+}
 
 fn default_admin_socket() -> String {
     DEFAULT_ADMIN_SOCKET.to_string()
@@ -503,6 +511,17 @@ impl Config {
         }
         if let Some(st) = &self.stateful {
             validate_stateful(st, &self.eam, self.pool6.0.is_some())?;
+        }
+        if self.metrics_listen != "off"
+            && self.metrics_listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics_listen",
+                format!(
+                    "{:?} is not ADDRESS:PORT (\"127.0.0.1:9464\", \"[::1]:9464\") nor \"off\"",
+                    self.metrics_listen
+                ),
+            ));
         }
         if self.eam.len() > EAM_MAX_ENTRIES as usize {
             return Err(invalid(

@@ -251,13 +251,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("stateful.static[{i}]"))?;
         }
     }
-    let admin = match cfg.admin_socket.as_str() {
-        "off" => None,
-        path => Some(
-            nat64_daemon::admin::listen(std::path::Path::new(path))
-                .with_context(|| format!("admin_socket: cannot listen on {path}"))?,
-        ),
-    };
+    // The admin socket and the metrics listener hand their requests to the main loop, which
+    // owns the dataplane.
+    let (requests, admin) = tokio::sync::mpsc::channel(32);
+    if cfg.admin_socket != "off" {
+        nat64_daemon::admin::listen(std::path::Path::new(&cfg.admin_socket), requests.clone())
+            .with_context(|| format!("admin_socket: cannot listen on {}", cfg.admin_socket))?;
+    }
+    if let Ok(addr) = cfg.metrics_listen.parse::<std::net::SocketAddr>() {
+        nat64_daemon::metrics::serve(addr, requests.clone())
+            .await
+            .with_context(|| format!("metrics_listen: cannot listen on {addr}"))?;
+        info!(%addr, "metrics and probes served");
+    }
+    drop(requests);
+    let admin = Some(admin);
     for ifc in &cfg.interfaces {
         let partial = partial_checksums(ifc);
         if let Err(e) = dp.attach(&ifc.name, ifc.xdp_mode, partial) {
@@ -397,7 +405,23 @@ async fn wait_for_shutdown(
             _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); return Ok(()); }
             Some(req) = next_request(&mut admin) => {
-                let answer = nat64_daemon::admin::handle(&req.line, dp, cfg);
+                let answer = match req.line.as_str() {
+                    "ready" => "ok\n".to_string(),
+                    "metrics" => match dp.stats() {
+                        Ok(stats) => {
+                            let snap = nat64_daemon::metrics::Snapshot {
+                                stats: &stats,
+                                bindings: cfg.stateful.as_ref().map(|_| usage),
+                                max_bindings: cfg.stateful.as_ref().map_or(0, |s| s.max_bindings),
+                                attached: dp.attached().count(),
+                            };
+                            nat64_daemon::metrics::render(&snap)
+                                .unwrap_or_else(|e| format!("error: {e}\n"))
+                        }
+                        Err(e) => format!("error: {e}\n"),
+                    },
+                    line => nat64_daemon::admin::handle(line, dp, cfg),
+                };
                 let _ = req.reply.send(answer);
             }
             _ = sweep.tick(), if cfg.stateful.is_some() => {

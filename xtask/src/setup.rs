@@ -9,13 +9,15 @@ use anyhow::{Context as _, bail};
 use crate::{output, run, step};
 
 /// Debian packages the tests and the lab run: `ip` and `sysctl` to build namespaces, `ping`
-/// and `curl` for traffic, `ethtool` to switch checksum offload.
+/// and `curl` for traffic, `ethtool` to switch checksum offload, `prometheus` for a real
+/// scrape of the daemon's metrics and `promtool check metrics`.
 const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("procps", "sysctl"),
     ("iputils-ping", "ping"),
     ("curl", "curl"),
     ("ethtool", "ethtool"),
+    ("prometheus", "promtool"),
 ];
 
 pub fn all() -> anyhow::Result<()> {

@@ -1,0 +1,186 @@
+//! Prometheus metrics and the probe endpoints, on their own listener (`metrics_listen`).
+//!
+//! - `/metrics`: the dataplane's counters (the same series names as `stats::series`), binding
+//!   usage, table size, attached programs and build info, in the text exposition format.
+//! - `/healthz`: the daemon's HTTP side is alive.
+//! - `/readyz`: 200 once the programs are attached and the configuration applied (the main
+//!   loop answers), 503 otherwise.
+//!
+//! The values are read when scraped: the handler asks the main loop, which owns the dataplane,
+//! through the same request channel as the admin socket.
+
+use std::net::SocketAddr;
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
+use prometheus::{Encoder as _, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{admin::Request, bindings::Sweep, stats::Stats};
+
+/// What the main loop knows at scrape time.
+pub struct Snapshot<'a> {
+    pub stats: &'a Stats,
+    /// The last sweep's view of the binding tables (stateful NAT64 only).
+    pub bindings: Option<Sweep>,
+    /// Size of each binding table.
+    pub max_bindings: u32,
+    /// Programs attached (interfaces plus the translator link's two ends).
+    pub attached: usize,
+}
+
+/// Renders the exposition text. Counters come from the dataplane as absolute values, so each
+/// scrape builds its own registry.
+pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
+    let r = Registry::new();
+    let packets = IntCounterVec::new(
+        Opts::new(
+            "nat64_translated_packets_total",
+            "Packets translated, by direction and transport protocol.",
+        ),
+        &["direction", "protocol"],
+    )?;
+    let bytes = IntCounterVec::new(
+        Opts::new(
+            "nat64_translated_bytes_total",
+            "IP bytes of the translated packets, by direction.",
+        ),
+        &["direction"],
+    )?;
+    let dropped = IntCounterVec::new(
+        Opts::new(
+            "nat64_dropped_packets_total",
+            "Packets of ours that were dropped, by direction and reason.",
+        ),
+        &["direction", "reason"],
+    )?;
+    let handed = IntCounterVec::new(
+        Opts::new(
+            "nat64_handed_off_packets_total",
+            "Packets the fast path handed to the kernel for the translator link, by direction and reason.",
+        ),
+        &["direction", "reason"],
+    )?;
+    for d in Dir::ALL {
+        for p in L4Proto::ALL {
+            packets
+                .with_label_values(&[d.name(), p.name()])
+                .inc_by(s.stats.get(Counter::Packets(d, p)));
+        }
+        bytes
+            .with_label_values(&[d.name()])
+            .inc_by(s.stats.get(Counter::Bytes(d)));
+        for reason in DropReason::ALL {
+            dropped
+                .with_label_values(&[d.name(), reason.name()])
+                .inc_by(s.stats.get(Counter::Dropped(d, reason)));
+        }
+        for h in Handoff::ALL {
+            handed
+                .with_label_values(&[d.name(), h.name()])
+                .inc_by(s.stats.get(Counter::Handoff(d, h)));
+        }
+    }
+    r.register(Box::new(packets))?;
+    r.register(Box::new(bytes))?;
+    r.register(Box::new(dropped))?;
+    r.register(Box::new(handed))?;
+
+    let attached = IntGauge::new(
+        "nat64_attached_programs",
+        "XDP programs the daemon has attached.",
+    )?;
+    attached.set(s.attached as i64);
+    r.register(Box::new(attached))?;
+    let info = IntGaugeVec::new(
+        Opts::new("nat64_build_info", "The running nat64d's version."),
+        &["version"],
+    )?;
+    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    r.register(Box::new(info))?;
+
+    if let Some(b) = s.bindings {
+        let in_use = IntGaugeVec::new(
+            Opts::new(
+                "nat64_bindings",
+                "Stateful NAT64 bindings in use, by protocol (as of the last sweep).",
+            ),
+            &["protocol"],
+        )?;
+        in_use.with_label_values(&["tcp"]).set(b.live.tcp as i64);
+        in_use.with_label_values(&["udp"]).set(b.live.udp as i64);
+        in_use.with_label_values(&["icmp"]).set(b.live.icmp as i64);
+        r.register(Box::new(in_use))?;
+        let held = IntGauge::new(
+            "nat64_ports_held",
+            "pool4 ports of expired bindings still held down (RFC 6888 REQ-8).",
+        )?;
+        held.set(b.held as i64);
+        r.register(Box::new(held))?;
+        let size = IntGauge::new(
+            "nat64_binding_table_size",
+            "Capacity of each binding table (max_bindings).",
+        )?;
+        size.set(s.max_bindings as i64);
+        r.register(Box::new(size))?;
+    }
+
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&r.gather(), &mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Serves the endpoints on `addr` in the background; requests go to the main loop on `tx`.
+pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Request>) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(tx);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Asks the main loop and waits for its answer (`None`: it is not running).
+async fn ask(tx: &mpsc::Sender<Request>, line: &str) -> Option<String> {
+    let (reply, answer) = oneshot::channel();
+    tx.send(Request {
+        line: line.to_string(),
+        reply,
+    })
+    .await
+    .ok()?;
+    answer.await.ok()
+}
+
+async fn metrics(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
+    match ask(&tx, "metrics").await {
+        Some(text) if !text.starts_with("error: ") => (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4")],
+            text,
+        ),
+        Some(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "text/plain")],
+            e,
+        ),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/plain")],
+            "shutting down\n".to_string(),
+        ),
+    }
+}
+
+async fn readyz(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
+    match ask(&tx, "ready").await {
+        Some(a) if a.trim_end().ends_with("ok") => (StatusCode::OK, "ready\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    }
+}
