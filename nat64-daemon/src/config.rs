@@ -563,6 +563,64 @@ impl Config {
         Ok(())
     }
 
+    /// Whether a running daemon can move from `self` to `new` by reloading: what the dataplane
+    /// reads from its maps (pool6, EAM, MTU, TOS, RFC 6791, stateful timeouts, limits, port
+    /// ranges, static bindings) changes in place; what was set up at start (interfaces, the
+    /// translator link, listeners, logging, pool4 and the binding tables' size) needs a
+    /// restart, and is refused with the field that changed.
+    pub fn check_reload(&self, new: &Config) -> Result<(), ConfigError> {
+        let restart = |field: &str| {
+            Err(invalid(
+                field,
+                "changes only with a restart; the running configuration is kept",
+            ))
+        };
+        if self.interfaces != new.interfaces {
+            return restart("interfaces");
+        }
+        if self.translator_link != new.translator_link {
+            return restart("translator_link");
+        }
+        if self.admin_socket != new.admin_socket {
+            return restart("admin_socket");
+        }
+        if self.metrics_listen != new.metrics_listen {
+            return restart("metrics_listen");
+        }
+        if self.log_format != new.log_format {
+            return restart("log_format");
+        }
+        if self.stats_interval_secs != new.stats_interval_secs {
+            return restart("stats_interval_secs");
+        }
+        match (&self.stateful, &new.stateful) {
+            (None, None) => {}
+            (Some(a), Some(b)) => {
+                if a.pool4 != b.pool4 {
+                    return restart("stateful.pool4");
+                }
+                if a.max_bindings != b.max_bindings {
+                    return restart("stateful.max_bindings");
+                }
+            }
+            _ => return restart("stateful"),
+        }
+        Ok(())
+    }
+
+    /// The prefixes the daemon routes into the translator link: pool6, and the EAM IPv4
+    /// prefixes with pool4.
+    pub fn link_routes(&self) -> (Vec<Ipv6Net>, Vec<Ipv4Net>) {
+        let v6 = self.pool6.0.into_iter().collect();
+        let v4 = self
+            .eam
+            .iter()
+            .map(|e| e.ipv4)
+            .chain(self.stateful.iter().flat_map(|s| s.pool4.iter().copied()))
+            .collect();
+        (v6, v4)
+    }
+
     /// Checks that every configured interface exists on this host.
     pub fn check_interfaces_exist(&self) -> Result<(), ConfigError> {
         for (i, ifc) in self.interfaces.iter().enumerate() {
@@ -900,6 +958,30 @@ mod tests {
         assert!(e.starts_with("stateful.static[0].ipv4: "), "{e}");
         let e = err("pool6 = \"off\"\n[stateful]\npool4 = \"203.0.113.8/30\"");
         assert!(e.starts_with("stateful: "), "{e}");
+    }
+
+    #[test]
+    fn reload_changes_what_the_maps_hold_and_refuses_the_rest() {
+        let base = "[[interfaces]]\nname = \"eth0\"\n[stateful]\npool4 = \"203.0.113.8/30\"\n";
+        let a = Config::parse(base, "a").unwrap();
+        let b = Config::parse(
+            &format!("pool6 = \"2001:db8:64::/96\"\ncopy_tos = false\n{base}udp_timeout_secs = 600\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n"),
+            "b",
+        )
+        .unwrap();
+        a.check_reload(&b).unwrap();
+        let c = Config::parse(&base.replace("eth0", "eth1"), "c").unwrap();
+        let e = a.check_reload(&c).unwrap_err().to_string();
+        assert!(
+            e.starts_with("interfaces: changes only with a restart"),
+            "{e}"
+        );
+        let d = Config::parse(&base.replace("/30", "/29"), "d").unwrap();
+        let e = a.check_reload(&d).unwrap_err().to_string();
+        assert!(e.starts_with("stateful.pool4: "), "{e}");
+        let (v6, v4) = b.link_routes();
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v4.len(), 2, "the EAM prefix and pool4");
     }
 
     #[test]

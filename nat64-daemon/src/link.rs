@@ -236,3 +236,38 @@ pub async fn remove(handle: &Handle, index: u32) -> Result<(), LinkError> {
         .await
         .map_err(nl(format!("deleting interface {index}")))
 }
+
+/// Removes routes this daemon added to the link for prefixes it no longer translates.
+pub async fn remove_routes(
+    handle: &Handle,
+    link: &TranslatorLink,
+    v6: &[Ipv6Net],
+    v4: &[Ipv4Net],
+) -> Result<(), LinkError> {
+    for p in v6 {
+        let msg = RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(p.network(), p.prefix_len())
+            .output_interface(link.index)
+            .build();
+        handle
+            .route()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("deleting route {p} dev {}", link.name)))?;
+    }
+    for p in v4 {
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(p.network(), p.prefix_len())
+            .output_interface(link.index)
+            .scope(RouteScope::Link)
+            .build();
+        handle
+            .route()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(nl(format!("deleting route {p} dev {}", link.name)))?;
+    }
+    Ok(())
+}

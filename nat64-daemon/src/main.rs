@@ -232,11 +232,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(cfg))
+    rt.block_on(serve(cfg, args))
 }
 
 /// Sets everything up, translates until told to stop, then takes everything down again.
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let mut dp = Dataplane::load(&cfg).context("loading the dataplane")?;
     let nl = nat64_daemon::link::connect()?;
     let link = match (&cfg.translator_link.0, cfg.translator_link.peer()) {
@@ -286,7 +286,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         "nat64d ready"
     );
 
-    let waited = wait_for_shutdown(&mut dp, &cfg, admin).await;
+    let reload = Reload {
+        args: &args,
+        nl: &nl,
+        link: link.as_ref(),
+    };
+    let waited = wait_for_shutdown(&mut dp, &mut cfg, admin, reload).await;
     if cfg.admin_socket != "off" {
         let _ = std::fs::remove_file(&cfg.admin_socket);
     }
@@ -368,13 +373,108 @@ async fn next_request(
     }
 }
 
+/// What a reload needs besides the dataplane and the running configuration.
+struct Reload<'a> {
+    args: &'a RunArgs,
+    nl: &'a rtnetlink::Handle,
+    link: Option<&'a nat64_daemon::link::TranslatorLink>,
+}
+
+impl Reload<'_> {
+    /// Re-reads the configuration (file and flags) and applies it, or keeps the running one
+    /// and says why. Established sessions live in the binding tables, which a reload does not
+    /// touch.
+    async fn run(&self, dp: &mut Dataplane, cur: &mut Config, trigger: &str) {
+        let new = match effective_config(self.args) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(trigger, error = %format!("{e:#}"), "reload refused; the running configuration is kept");
+                return;
+            }
+        };
+        if new == *cur {
+            info!(trigger, "configuration unchanged");
+            return;
+        }
+        if let Err(e) = cur.check_reload(&new) {
+            error!(trigger, error = %e, "reload refused; the running configuration is kept");
+            return;
+        }
+        // EAM entries are added before the configuration slot changes and removed after it;
+        // each map entry changes atomically.
+        if let Err(e) = dp.apply(&new) {
+            error!(trigger, error = %e, "applying the new configuration failed; the running one is written back");
+            if let Err(e) = dp.apply(cur) {
+                error!(error = %e, "writing the running configuration back failed");
+            }
+            return;
+        }
+        if let Some(l) = self.link {
+            let (old6, old4) = cur.link_routes();
+            let (new6, new4) = new.link_routes();
+            let mtu4 = new.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
+            if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
+                warn!(error = %e, "adding the new routes failed");
+            }
+            let gone6: Vec<_> = old6.into_iter().filter(|p| !new6.contains(p)).collect();
+            let gone4: Vec<_> = old4.into_iter().filter(|p| !new4.contains(p)).collect();
+            if let Err(e) = nat64_daemon::link::remove_routes(self.nl, l, &gone6, &gone4).await {
+                warn!(error = %e, "removing the old routes failed");
+            }
+        }
+        if let (Some(old), Some(st)) = (&cur.stateful, &new.stateful)
+            && old.static_bindings != st.static_bindings
+        {
+            match dp.bindings() {
+                Ok(mut t) => {
+                    for b in old
+                        .static_bindings
+                        .iter()
+                        .filter(|b| !st.static_bindings.contains(b))
+                    {
+                        let _ = t.remove(b.protocol, b.ipv6);
+                    }
+                    for b in st
+                        .static_bindings
+                        .iter()
+                        .filter(|b| !old.static_bindings.contains(b))
+                    {
+                        if let Err(e) = t.add_static(&st.pool4, b.protocol, b.ipv6, b.ipv4) {
+                            warn!(error = %e, binding = %b.ipv6, "static binding not added");
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "binding tables unavailable"),
+            }
+        }
+        *cur = new;
+        info!(
+            trigger,
+            pool6 = %cur.pool6.0.map_or("off".to_string(), |p| p.to_string()),
+            eam_entries = cur.eam.len(),
+            "configuration reloaded"
+        );
+    }
+
+    /// The configuration file's modification time and size, to notice a change (a Kubernetes
+    /// ConfigMap update swaps the file under a symlink).
+    fn file_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
+        let m = std::fs::metadata(self.args.config.as_ref()?).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    }
+}
+
 async fn wait_for_shutdown(
     dp: &mut Dataplane,
-    cfg: &Config,
+    cfg: &mut Config,
     mut admin: Option<tokio::sync::mpsc::Receiver<nat64_daemon::admin::Request>>,
+    reload: Reload<'_>,
 ) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut watch = tokio::time::interval(Duration::from_secs(2));
+    let mut stamp = reload.file_stamp();
     let stats_interval_secs = cfg.stats_interval_secs;
     let period = Duration::from_secs(stats_interval_secs.max(1));
     let mut tick = tokio::time::interval(period);
@@ -404,6 +504,17 @@ async fn wait_for_shutdown(
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = sighup.recv() => {
+                reload.run(dp, cfg, "SIGHUP").await;
+                stamp = reload.file_stamp();
+            }
+            _ = watch.tick(), if reload.args.config.is_some() => {
+                let now = reload.file_stamp();
+                if now.is_some() && now != stamp {
+                    stamp = now;
+                    reload.run(dp, cfg, "file changed").await;
+                }
+            }
             Some(req) = next_request(&mut admin) => {
                 let answer = match req.line.as_str() {
                     "ready" => "ok\n".to_string(),

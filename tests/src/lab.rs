@@ -174,6 +174,28 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the daemon.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits (at most `within`) until the log contains `needle` `times` times or more; the
+    /// log, or `Err` with it.
+    pub fn wait_log(&self, needle: &str, times: usize, within: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= times {
+                return Ok(log);
+            }
+            if Instant::now() > deadline {
+                return Err(log);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
@@ -448,6 +470,11 @@ ipv4 = "{EAM_V4}"
     /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
     pub fn stop_daemon(&mut self) -> DaemonExit {
         self.daemon.take().expect("daemon not running").stop()
+    }
+
+    /// The running daemon.
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("daemon not running")
     }
 
     /// The daemon's log so far.

@@ -1,0 +1,125 @@
+//! Configuration reload with live traffic: a new mapping applies, established sessions carry
+//! on, and a bad or restart-only change is refused while the running configuration keeps
+//! working.
+
+use std::{
+    io::{Read, Write},
+    time::Duration,
+};
+
+use nat64_tests::{
+    lab::{Lab, LabOptions, SERVER4, SERVER4_AS_V6, STATEFUL_CLIENTS, ping},
+    peers,
+};
+
+/// The lab's configuration with one more EAM entry: 2001:db8:6::300 as 203.0.113.99 (a
+/// `[[eam]]` header is absolute, so it may follow the `[stateful]` table).
+fn with_extra_mapping(lab: &Lab) -> String {
+    format!(
+        "{}\n[[eam]]\nipv6 = \"2001:db8:6::300/128\"\nipv4 = \"203.0.113.99/32\"\n",
+        lab.config_toml()
+    )
+}
+
+fn lab() -> Lab {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
+    lab.client6
+        .ip(&["addr", "add", "2001:db8:6::300/64", "dev", "c0", "nodad"]);
+    lab.server4
+        .ip(&["route", "add", "203.0.113.99/32", "via", "192.0.2.1"]);
+    lab.start_daemon();
+    lab
+}
+
+#[test]
+fn a_reload_applies_new_mappings_and_keeps_established_sessions() {
+    let lab = lab();
+    // An established stateful TCP session across the reload.
+    let listener = lab
+        .server4
+        .run(|| std::net::TcpListener::bind((SERVER4, 5006)))
+        .expect("bind");
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 6];
+        for _ in 0..2 {
+            s.read_exact(&mut buf).expect("message");
+            s.write_all(&buf).expect("echo");
+        }
+    });
+    let mut tcp = lab
+        .client6
+        .run(|| peers::tcp_connect_from(STATEFUL_CLIENTS[0], (SERVER4_AS_V6, 5006).into()));
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 6];
+    tcp.write_all(b"before").unwrap();
+    tcp.read_exact(&mut buf).expect("echo before the reload");
+
+    // Not mapped yet: the IPv4 side cannot reach 2001:db8:6::300.
+    let (ok, _) = ping(&lab.server4, "203.0.113.99", 1);
+    assert!(!ok, "203.0.113.99 answered before it was mapped");
+
+    // The file changes: the daemon notices it by itself (as with a ConfigMap update).
+    std::fs::write(lab.config_path(), with_extra_mapping(&lab)).unwrap();
+    let log = lab
+        .daemon()
+        .wait_log("configuration reloaded", 1, Duration::from_secs(10))
+        .unwrap_or_else(|log| panic!("no reload after the file changed:\n{log}"));
+    assert!(log.contains("trigger=\"file changed\""), "{log}");
+    let (ok, text) = ping(&lab.server4, "203.0.113.99", 2);
+    assert!(ok, "the new mapping does not work: {text}");
+
+    // The session established before the reload carries on.
+    tcp.write_all(b"after!").unwrap();
+    tcp.read_exact(&mut buf).expect("echo after the reload");
+    assert_eq!(&buf, b"after!");
+    server.join().expect("server");
+
+    // SIGHUP with the file unchanged: nothing to do, and said so.
+    lab.daemon().signal(libc::SIGHUP);
+    lab.daemon()
+        .wait_log("configuration unchanged", 1, Duration::from_secs(5))
+        .unwrap_or_else(|log| panic!("SIGHUP not handled:\n{log}"));
+}
+
+#[test]
+fn a_bad_or_restart_only_reload_is_refused_and_the_running_configuration_kept() {
+    let lab = lab();
+    let good = lab.config_toml();
+    // Invalid: refused with the field and the reason.
+    std::fs::write(
+        lab.config_path(),
+        good.replace("pool6 = \"64:ff9b::/96\"", "pool6 = \"64:ff9b::/80\""),
+    )
+    .unwrap();
+    lab.daemon().signal(libc::SIGHUP);
+    let log = lab
+        .daemon()
+        .wait_log("reload refused", 1, Duration::from_secs(10))
+        .unwrap_or_else(|log| panic!("a bad file was not refused:\n{log}"));
+    assert!(log.contains("pool6: prefix length /80"), "{log}");
+    // Valid, but only a restart can apply it.
+    std::fs::write(
+        lab.config_path(),
+        good.replace("translator_link = \"nat64\"", "translator_link = \"xl\""),
+    )
+    .unwrap();
+    lab.daemon().signal(libc::SIGHUP);
+    let log = lab
+        .daemon()
+        .wait_log("reload refused", 2, Duration::from_secs(10))
+        .unwrap_or_else(|log| panic!("a restart-only change was not refused:\n{log}"));
+    assert!(
+        log.contains("translator_link: changes only with a restart"),
+        "{log}"
+    );
+    // The running configuration still translates.
+    let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "{text}");
+    assert!(!log.contains("configuration reloaded"), "{log}");
+}
