@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bindings;
 pub mod config;
 pub mod dataplane;
+pub mod doctor;
 pub mod link;
 pub mod metrics;
 pub mod stats;

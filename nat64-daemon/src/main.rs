@@ -34,6 +34,14 @@ enum Command {
         #[command(subcommand)]
         action: BindingsAction,
     },
+    /// Check that this node can run the translator (kernel, sysctls, privileges, interfaces,
+    /// the translator link's names) and say how to fix what is missing; changes nothing.
+    /// Exits 1 when something must be fixed.
+    Doctor {
+        /// The configuration to check the node for; without it the built-in defaults.
+        #[arg(short, long, env = "NAT64D_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and exit; changes nothing on the system.
     CheckConfig {
         /// The TOML file to check.
@@ -103,6 +111,7 @@ fn main() -> ExitCode {
         } => check_config(&file, skip_interface_check),
         Command::Run(args) => run(args),
         Command::Bindings { socket, action } => bindings_cli(&socket, action),
+        Command::Doctor { config } => doctor(config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -161,6 +170,22 @@ fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Res
         None if last == "ok" => Ok(()),
         None => anyhow::bail!("unexpected answer from the daemon: {answer:?}"),
     }
+}
+
+fn doctor(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cfg = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let checks = nat64_daemon::doctor::run(&cfg);
+    for c in &checks {
+        println!("{c}");
+    }
+    if nat64_daemon::doctor::needs_fixing(&checks) {
+        anyhow::bail!("this node needs the fixes above before nat64d can run here");
+    }
+    println!("this node can run nat64d with this configuration");
+    Ok(())
 }
 
 fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {

@@ -81,3 +81,38 @@ fn run_refuses_bad_override() {
     assert!(!ok);
     assert!(err.contains("pool6: prefix length /33"), "{err}");
 }
+
+/// `nat64d doctor` names what a node lacks and how to fix it (here: forwarding, off in a fresh
+/// namespace), and passes once it is fixed.
+#[test]
+fn doctor_names_missing_forwarding_and_passes_once_fixed() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("doctor");
+    let doctor = |ns: &nat64_tests::netns::Netns| {
+        let out = ns
+            .command(nat64_tests::nat64d_path().to_str().unwrap())
+            .arg("doctor")
+            .output()
+            .expect("run nat64d doctor");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, report) = doctor(&ns);
+    assert!(!ok, "a node without forwarding passed:\n{report}");
+    assert!(
+        report.contains("FIX   ipv4 forwarding: net.ipv4.ip_forward = 0")
+            && report.contains("fix: sysctl -w net.ipv4.ip_forward=1"),
+        "{report}"
+    );
+    assert!(report.contains("FIX   ipv6 forwarding"), "{report}");
+    ns.sysctl("net.ipv4.ip_forward", "1");
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    // A new namespace inherits the host's IPv4 settings, strict reverse-path filtering
+    // included on some hosts.
+    ns.sysctl("net.ipv4.conf.all.rp_filter", "0");
+    let (ok, report) = doctor(&ns);
+    assert!(ok, "still failing after the fixes:\n{report}");
+    assert!(report.contains("ok    ipv4 forwarding"), "{report}");
+}

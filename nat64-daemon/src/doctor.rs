@@ -1,0 +1,202 @@
+//! `nat64d doctor`: checks that this node can run the translator with a given configuration,
+//! and says what is missing and how to fix it. Reads only; changes nothing.
+//!
+//! The operators' notes behind the project (`../shared/docs/scenarios.md`, scenario 3) spent
+//! hours on exactly these: forwarding sysctls, reverse-path filtering, bpffs, BTF, the kernel
+//! version, interfaces, conflicting routes.
+
+use std::{fmt, fs, path::Path};
+
+use crate::Config;
+
+/// The outcome of one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok(String),
+    /// Works, but worth knowing.
+    Warn(String),
+    /// Must be fixed: what is wrong, and the fix.
+    Fix {
+        problem: String,
+        fix: String,
+    },
+}
+
+/// One named check and its verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub verdict: Verdict,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.verdict {
+            Verdict::Ok(s) => write!(f, "ok    {}: {s}", self.name),
+            Verdict::Warn(s) => write!(f, "warn  {}: {s}", self.name),
+            Verdict::Fix { problem, fix } => {
+                write!(f, "FIX   {}: {problem}\n      fix: {fix}", self.name)
+            }
+        }
+    }
+}
+
+fn sysctl(key: &str) -> Option<String> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+fn check_sysctl(name: &'static str, key: &str, want: &str) -> Check {
+    let verdict = match sysctl(key) {
+        Some(v) if v == want => Verdict::Ok(format!("{key} = {v}")),
+        Some(v) => Verdict::Fix {
+            problem: format!("{key} = {v}; translated packets are forwarded, so it must be {want}"),
+            fix: format!("sysctl -w {key}={want} (and persist it in /etc/sysctl.d/)"),
+        },
+        None => Verdict::Fix {
+            problem: format!("{key} cannot be read"),
+            fix: "run in the node's network namespace (hostNetwork in Kubernetes)".into(),
+        },
+    };
+    Check { name, verdict }
+}
+
+/// The kernel release as (major, minor).
+fn kernel_version() -> Option<(u32, u32)> {
+    let rel = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut it = rel.trim().split(['.', '-']);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn is_bpffs_mounted() -> bool {
+    fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs every check for `cfg` on this node.
+pub fn run(cfg: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(Check {
+        name: "kernel",
+        verdict: match kernel_version() {
+            Some((maj, min)) if (maj, min) >= (5, 18) => {
+                Verdict::Ok(format!("Linux {maj}.{min} (5.18 or newer: bpf_loop, bpf_xdp_load_bytes)"))
+            }
+            Some((maj, min)) => Verdict::Fix {
+                problem: format!("Linux {maj}.{min}; the dataplane needs 5.18 or newer (bpf_loop, bpf_xdp_load_bytes)"),
+                fix: "upgrade the node's kernel".into(),
+            },
+            None => Verdict::Warn("kernel version unknown".into()),
+        },
+    });
+    out.push(Check {
+        name: "btf",
+        verdict: if Path::new("/sys/kernel/btf/vmlinux").exists() {
+            Verdict::Ok("/sys/kernel/btf/vmlinux present".into())
+        } else {
+            Verdict::Warn("no /sys/kernel/btf/vmlinux: the dataplane does not need it today, future CO-RE features will".into())
+        },
+    });
+    out.push(Check {
+        name: "bpffs",
+        verdict: if is_bpffs_mounted() {
+            Verdict::Ok("a bpf filesystem is mounted".into())
+        } else {
+            Verdict::Warn("no bpf filesystem mounted; pinned state (surviving a daemon restart) will need it: mount -t bpf bpf /sys/fs/bpf".into())
+        },
+    });
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    out.push(Check {
+        name: "privileges",
+        verdict: if euid == 0 {
+            Verdict::Ok("running as root".into())
+        } else {
+            Verdict::Fix {
+                problem: format!("running as uid {euid}; loading XDP programs and managing links needs CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (or root)"),
+                fix: "run as root, or grant those capabilities (securityContext.capabilities in Kubernetes)".into(),
+            }
+        },
+    });
+    out.push(check_sysctl("ipv4 forwarding", "net.ipv4.ip_forward", "1"));
+    out.push(check_sysctl(
+        "ipv6 forwarding",
+        "net.ipv6.conf.all.forwarding",
+        "1",
+    ));
+    out.push(Check {
+        name: "reverse-path filter",
+        verdict: match sysctl("net.ipv4.conf.all.rp_filter").as_deref() {
+            Some("1") => Verdict::Fix {
+                problem: "net.ipv4.conf.all.rp_filter = 1 (strict): translated IPv4 packets arrive on the IPv6-facing interface and would be dropped".into(),
+                fix: "sysctl -w net.ipv4.conf.all.rp_filter=2 (loose) or 0".into(),
+            },
+            Some(v) => Verdict::Ok(format!("net.ipv4.conf.all.rp_filter = {v}")),
+            None => Verdict::Warn("net.ipv4.conf.all.rp_filter cannot be read".into()),
+        },
+    });
+    for (i, ifc) in cfg.interfaces.iter().enumerate() {
+        let name = "interface";
+        let verdict = match crate::sys::if_index(&ifc.name) {
+            None => Verdict::Fix {
+                problem: format!(
+                    "interfaces[{i}]: no interface named {:?} on this node",
+                    ifc.name
+                ),
+                fix: "fix the name in the configuration (ip link shows the node's interfaces)"
+                    .into(),
+            },
+            Some(_) => match crate::sys::mtu(&ifc.name) {
+                Ok(mtu) if cfg.ipv6_mtu != 0 && mtu + 20 < cfg.ipv6_mtu as u32 && mtu < 1500 => {
+                    Verdict::Warn(format!(
+                        "{} has MTU {mtu}, below ipv6_mtu {} minus 20: IPv6 packets of that size cannot arrive here whole",
+                        ifc.name, cfg.ipv6_mtu
+                    ))
+                }
+                Ok(mtu) => Verdict::Ok(format!("{} exists (MTU {mtu})", ifc.name)),
+                Err(e) => Verdict::Warn(format!("{}: MTU unknown ({e})", ifc.name)),
+            },
+        };
+        out.push(Check { name, verdict });
+    }
+    if let (Some(link), Some(peer)) = (&cfg.translator_link.0, cfg.translator_link.peer()) {
+        let verdict = match (crate::sys::if_index(link), crate::sys::if_index(&peer)) {
+            (None, None) => Verdict::Ok(format!(
+                "{link:?} and {peer:?} are free for the translator link"
+            )),
+            _ => Verdict::Warn(format!(
+                "an interface named {link:?} or {peer:?} exists: nat64d replaces it if it is a translator link it left behind, and refuses to start otherwise"
+            )),
+        };
+        out.push(Check {
+            name: "translator link",
+            verdict,
+        });
+    } else {
+        out.push(Check {
+            name: "translator link",
+            verdict: Verdict::Warn("off: DF=0 IPv4 packets that outgrow the IPv6 MTU are dropped, GSO aggregates in generic mode are dropped, traffic this node originates is not translated, and you route pool6 and the EAM IPv4 prefixes yourself".into()),
+        });
+    }
+    if cfg.interfaces.is_empty() && cfg.translator_link.0.is_none() {
+        out.push(Check {
+            name: "attachment",
+            verdict: Verdict::Fix {
+                problem: "no interface and no translator link: nothing would be translated".into(),
+                fix: "list the interfaces traffic arrives on, or turn translator_link on".into(),
+            },
+        });
+    }
+    out
+}
+
+/// Whether any check asks for a fix.
+pub fn needs_fixing(checks: &[Check]) -> bool {
+    checks
+        .iter()
+        .any(|c| matches!(c.verdict, Verdict::Fix { .. }))
+}
