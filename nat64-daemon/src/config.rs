@@ -394,6 +394,11 @@ pub struct Config {
     /// `nat64d bindings ...`; "off" disables it.
     #[serde(default = "default_admin_socket")]
     pub admin_socket: String,
+    /// Switch IPv4 and IPv6 forwarding on at start if they are off (true), or leave them to the
+    /// operator (false; `nat64d doctor` reports them). A translator forwards every packet it
+    /// translates, so without forwarding nothing crosses.
+    #[serde(default = "yes")]
+    pub enable_forwarding: bool,
     /// Where the Prometheus metrics and the probes (`/healthz`, `/readyz`) are served,
     /// "ADDRESS:PORT"; "off" disables them. Read-only.
     #[serde(default = "default_metrics_listen")]
@@ -589,6 +594,9 @@ impl Config {
         }
         if self.log_format != new.log_format {
             return restart("log_format");
+        }
+        if self.enable_forwarding != new.enable_forwarding {
+            return restart("enable_forwarding");
         }
         if self.stats_interval_secs != new.stats_interval_secs {
             return restart("stats_interval_secs");

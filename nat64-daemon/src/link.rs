@@ -19,13 +19,18 @@ use rtnetlink::{
     Handle, LinkUnspec, LinkVeth, RouteMessageBuilder,
     packet_route::{
         link::LinkAttribute,
-        route::{RouteAttribute, RouteMetric, RouteScope},
+        route::{RouteAttribute, RouteMetric, RouteProtocol, RouteScope},
     },
 };
 
 /// Written into the kernel side's alias: how a restarted daemon recognises a link it left
 /// behind (after a crash) and may remove, as opposed to someone else's interface.
 pub const ALIAS: &str = "nat64d translator link";
+
+/// The routing protocol number nat64d's routes carry (`ip route show proto 64`), so that an
+/// operator, and the daemon, can tell them from everyone else's. 64 is unassigned in the
+/// kernel's rtnetlink protocol list.
+pub const ROUTE_PROTOCOL: u8 = 64;
 
 /// An IPv4 fragment grows by this much once translated: 20 bytes of header and the 8-byte
 /// Fragment header (RFC 7915 section 4.1). The link's IPv4 routes carry an MTU this much below
@@ -199,6 +204,7 @@ pub async fn add_routes(
         let msg = RouteMessageBuilder::<Ipv6Addr>::new()
             .destination_prefix(p.network(), p.prefix_len())
             .output_interface(link.index)
+            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
             .build();
         handle
             .route()
@@ -213,6 +219,7 @@ pub async fn add_routes(
             .destination_prefix(p.network(), p.prefix_len())
             .output_interface(link.index)
             .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
             .build();
         msg.attributes
             .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu4)]));
@@ -270,4 +277,21 @@ pub async fn remove_routes(
             .map_err(nl(format!("deleting route {p} dev {}", link.name)))?;
     }
     Ok(())
+}
+
+/// Sets a forwarding sysctl to 1 if it is not, and says whether it changed it.
+pub fn enable_forwarding(key: &str) -> Result<bool, LinkError> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let now = std::fs::read_to_string(&path).map_err(|source| LinkError::Sysctl {
+        path: path.clone(),
+        source,
+    })?;
+    if now.trim() == "1" {
+        return Ok(false);
+    }
+    std::fs::write(&path, "1").map_err(|source| LinkError::Sysctl {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(true)
 }

@@ -262,6 +262,16 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// Sets everything up, translates until told to stop, then takes everything down again.
 async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
+    if cfg.enable_forwarding {
+        for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+            if nat64_daemon::link::enable_forwarding(key).context("enable_forwarding")? {
+                info!(
+                    sysctl = key,
+                    "forwarding was off; switched on (enable_forwarding = true)"
+                );
+            }
+        }
+    }
     let mut dp = Dataplane::load(&cfg).context("loading the dataplane")?;
     let nl = nat64_daemon::link::connect()?;
     let link = match (&cfg.translator_link.0, cfg.translator_link.peer()) {

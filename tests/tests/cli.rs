@@ -116,3 +116,37 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
     assert!(ok, "still failing after the fixes:\n{report}");
     assert!(report.contains("ok    ipv4 forwarding"), "{report}");
 }
+
+/// With only the translator link (no interface), the daemon switches forwarding on where it is
+/// off, and its routes carry its own protocol number (64), so `ip route show proto 64` lists
+/// exactly what it added; they leave with it.
+#[test]
+fn the_daemon_enables_forwarding_and_tags_its_routes() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("fwd");
+    let dir = std::env::temp_dir().join(format!("{}-run", ns.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = format!(
+        "admin_socket = \"{}\"\nmetrics_listen = \"off\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
+        dir.join("admin.sock").display()
+    );
+    let sysctl = |key: &str| {
+        let out = ns.output("sysctl", &["-n", key]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(sysctl("net.ipv4.ip_forward"), "0");
+    let daemon = nat64_tests::lab::Daemon::start(&ns, &dir, &toml);
+    assert_eq!(sysctl("net.ipv4.ip_forward"), "1");
+    assert_eq!(sysctl("net.ipv6.conf.all.forwarding"), "1");
+    let routes =
+        |args: &[&str]| String::from_utf8_lossy(&ns.output("ip", args).stdout).into_owned();
+    let v6 = routes(&["-6", "route", "show", "proto", "64"]);
+    let v4 = routes(&["route", "show", "proto", "64"]);
+    assert!(v6.contains("64:ff9b::/96 dev nat64"), "{v6}");
+    assert!(v4.contains("198.51.100.0/24 dev nat64"), "{v4}");
+    assert_eq!(v6.lines().count() + v4.lines().count(), 2, "{v6}{v4}");
+    let exit = daemon.stop();
+    assert!(exit.status.success(), "{}", exit.stderr);
+    assert!(routes(&["route", "show", "proto", "64"]).trim().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
