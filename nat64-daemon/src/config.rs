@@ -394,6 +394,12 @@ pub struct Config {
     /// `nat64d bindings ...`; "off" disables it.
     #[serde(default = "default_admin_socket")]
     pub admin_socket: String,
+    /// Where the stateful binding tables and the counters are pinned (a directory on a bpf
+    /// filesystem), so that a restarted daemon adopts them: established sessions survive a
+    /// restart or an upgrade. "off": nothing pinned. When the directory is not on a bpf
+    /// filesystem the daemon says so and runs without pinning.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
     /// Switch IPv4 and IPv6 forwarding on at start if they are off (true), or leave them to the
     /// operator (false; `nat64d doctor` reports them). A translator forwards every packet it
     /// translates, so without forwarding nothing crosses.
@@ -420,6 +426,13 @@ fn yes() -> bool {
 
 /// Where the admin socket lives unless configured.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nat64d/admin.sock";
+
+/// Where pinned state lives unless configured.
+pub const DEFAULT_STATE_DIR: &str = "/sys/fs/bpf/nat64d";
+
+fn default_state_dir() -> String {
+    DEFAULT_STATE_DIR.to_string()
+}
 
 fn default_metrics_listen() -> String {
     "127.0.0.1:9464".to_string()
@@ -597,6 +610,9 @@ impl Config {
         }
         if self.enable_forwarding != new.enable_forwarding {
             return restart("enable_forwarding");
+        }
+        if self.state_dir != new.state_dir {
+            return restart("state_dir");
         }
         if self.stats_interval_secs != new.stats_interval_secs {
             return restart("stats_interval_secs");

@@ -30,6 +30,8 @@ pub const LINK_PROGRAM: &str = "nat64_link";
 /// The entry point for the kernel's end of the translator link (passes everything).
 pub const PASS_PROGRAM: &str = "nat64_pass";
 const PROGRAMS: [&str; 3] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM];
+/// The maps that hold state worth keeping across a daemon restart (see `load_with_state`).
+pub const STATE_MAPS: [&str; 5] = ["BIB6", "BIB4", "CLIENTS", "FRAGS", "STATS"];
 
 /// What can go wrong between the object and a running dataplane.
 #[derive(Debug, thiserror::Error)]
@@ -97,14 +99,30 @@ impl Dataplane {
     /// Loads the object, has the kernel verify the program and writes `cfg` into the maps.
     /// Attaches nothing.
     pub fn load(cfg: &Config) -> Result<Self, DataplaneError> {
+        Self::load_with_state(cfg, None)
+    }
+
+    /// Like [`Dataplane::load`], with the maps that hold state (bindings, fragments, per-client
+    /// counts, counters) pinned in `state` (a directory on a bpf filesystem): maps already
+    /// pinned there are adopted, the others created and pinned.
+    pub fn load_with_state(
+        cfg: &Config,
+        state: Option<&std::path::Path>,
+    ) -> Result<Self, DataplaneError> {
         // The binding tables are sized from config (preallocated: a full table refuses new
         // flows rather than evicting); without stateful NAT64 they stay a single entry.
         let bindings = cfg.stateful.as_ref().map_or(1, |s| s.max_bindings);
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries("BIB6", bindings)
             .map_max_entries("BIB4", bindings)
-            .map_max_entries("CLIENTS", bindings)
-            .load(EBPF_OBJECT)?;
+            .map_max_entries("CLIENTS", bindings);
+        if let Some(dir) = state {
+            for name in STATE_MAPS {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT)?;
         for name in PROGRAMS {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)

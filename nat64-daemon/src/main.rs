@@ -42,6 +42,12 @@ enum Command {
         #[arg(short, long, env = "NAT64D_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Remove the state a stopped daemon left pinned (`state_dir`), so that the next start
+    /// begins empty; run it after the daemon is stopped, to uninstall.
+    Cleanup {
+        #[arg(short, long, env = "NAT64D_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and exit; changes nothing on the system.
     CheckConfig {
         /// The TOML file to check.
@@ -112,6 +118,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Bindings { socket, action } => bindings_cli(&socket, action),
         Command::Doctor { config } => doctor(config.as_deref()),
+        Command::Cleanup { config } => cleanup(config.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,6 +177,54 @@ fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Res
         None if last == "ok" => Ok(()),
         None => anyhow::bail!("unexpected answer from the daemon: {answer:?}"),
     }
+}
+
+/// Where this run pins its state (`state_dir` plus the layout version, so that a daemon with
+/// another layout never misreads it), or `None` with the reason logged.
+fn state_dir(cfg: &Config) -> Option<PathBuf> {
+    if cfg.state_dir == "off" {
+        return None;
+    }
+    let base = PathBuf::from(&cfg.state_dir);
+    let fs_root = base.parent().unwrap_or(&base);
+    if !nat64_daemon::sys::is_bpffs(&base) && !nat64_daemon::sys::is_bpffs(fs_root) {
+        warn!(
+            state_dir = %base.display(),
+            "not on a bpf filesystem: bindings and counters will not survive a restart (mount -t bpf bpf {})",
+            fs_root.display()
+        );
+        return None;
+    }
+    let dir = base.join(format!("v{}", nat64_common::maps::LAYOUT_VERSION));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        warn!(state_dir = %dir.display(), error = %e, "cannot create the state directory; running without pinned state");
+        return None;
+    }
+    let adopted = nat64_daemon::dataplane::STATE_MAPS
+        .iter()
+        .filter(|m| dir.join(m).exists())
+        .count();
+    info!(state_dir = %dir.display(), adopted_maps = adopted, "state pinned; a restart adopts it");
+    Some(dir)
+}
+
+fn cleanup(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cfg = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if cfg.state_dir == "off" {
+        println!("state_dir is off: nothing pinned");
+        return Ok(());
+    }
+    let dir = std::path::Path::new(&cfg.state_dir);
+    if !dir.exists() {
+        println!("{}: nothing pinned", dir.display());
+        return Ok(());
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    println!("{}: pinned state removed", dir.display());
+    Ok(())
 }
 
 fn doctor(config: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -272,7 +327,9 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let mut dp = Dataplane::load(&cfg).context("loading the dataplane")?;
+    let state = state_dir(&cfg);
+    let mut dp =
+        Dataplane::load_with_state(&cfg, state.as_deref()).context("loading the dataplane")?;
     let nl = nat64_daemon::link::connect()?;
     let link = match (&cfg.translator_link.0, cfg.translator_link.peer()) {
         (Some(name), Some(peer)) => Some(set_up_link(&mut dp, &nl, &cfg, name, &peer).await?),

@@ -162,3 +162,16 @@ pub fn ipv4_addr(name: &str) -> Option<std::net::Ipv4Addr> {
     unsafe { libc::freeifaddrs(head) };
     found
 }
+
+/// Whether `path` is on a bpf filesystem (where maps can be pinned).
+pub fn is_bpffs(path: &std::path::Path) -> bool {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: all-zero is a valid statfs; statfs fills it for a NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is valid for the call and `st` is ours.
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}

@@ -84,6 +84,9 @@ pub struct LabOptions {
     /// outside the EAM range, which share pool4. Timeouts are short (UDP and ICMP 3 s, TCP
     /// transitory 4 s; established stays at its RFC default) so that expiry can be watched.
     pub stateful: bool,
+    /// Pin the daemon's state on a bpf filesystem the lab mounts in its directory, so that a
+    /// restarted daemon adopts it (`Lab::restart_daemon`). Without it, `state_dir = "off"`.
+    pub pinned_state: bool,
 }
 
 impl Default for LabOptions {
@@ -96,6 +99,7 @@ impl Default for LabOptions {
             v4_link_mtu: 1500,
             translator_link: true,
             stateful: false,
+            pinned_state: false,
         }
     }
 }
@@ -268,6 +272,13 @@ impl Lab {
     }
 
     fn build(&mut self) {
+        if self.opts.pinned_state {
+            // A bpf filesystem of the lab's own, in its directory (seen by `ip netns exec`,
+            // which only remounts /sys); unmounted when the lab goes.
+            let bpf = self.dir.join("bpf");
+            fs::create_dir_all(&bpf).expect("bpffs mount point");
+            crate::netns::run_ok(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&bpf));
+        }
         let (c, x, s) = (&self.client6, &self.xlat, &self.server4);
         let veth = |ns: &Netns, a: &str, b: &str, peer: &Netns| {
             ns.ip(&[
@@ -405,6 +416,7 @@ impl Lab {
 pool6 = "64:ff9b::/96"
 translator_link = "{link}"
 admin_socket = "{admin}"
+state_dir = "{state}"
 
 [[interfaces]]
 name = "xc"
@@ -426,6 +438,11 @@ ipv4 = "{EAM_V4}"
                 String::new()
             },
             admin = self.admin_socket().display(),
+            state = if self.opts.pinned_state {
+                self.dir.join("bpf").join("nat64d").display().to_string()
+            } else {
+                "off".to_string()
+            },
             mode = self.opts.xdp_mode,
             link = if self.opts.translator_link {
                 LINK
@@ -470,6 +487,14 @@ ipv4 = "{EAM_V4}"
     /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
     pub fn stop_daemon(&mut self) -> DaemonExit {
         self.daemon.take().expect("daemon not running").stop()
+    }
+
+    /// Stops the daemon and starts it again with the same configuration; what the first run
+    /// left behind.
+    pub fn restart_daemon(&mut self) -> DaemonExit {
+        let exit = self.stop_daemon();
+        self.start_daemon();
+        exit
     }
 
     /// The running daemon.
@@ -519,6 +544,9 @@ impl Drop for Lab {
                 drop(ebpf);
             })
             .join();
+        }
+        if self.opts.pinned_state {
+            let _ = Command::new("umount").arg(self.dir.join("bpf")).output();
         }
         let _ = fs::remove_dir_all(&self.dir);
         // The namespaces are dropped after this, taking their links with them.
