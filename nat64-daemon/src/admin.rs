@@ -9,7 +9,8 @@
 //! - `bindings [protocol tcp|udp|icmp] [address ADDR]`: the bindings, one per line;
 //! - `bindings-add PROTO [IPV6]:PORT IPV4:PORT`: a static binding;
 //! - `bindings-remove PROTO [IPV6]:PORT`: removes a binding (static or dynamic);
-//! - `stats`: the counters.
+//! - `bindings-flush`: removes every dynamic binding;
+//! - `stats`, `stats-json`: the counters, as a table or as JSON.
 
 use std::{
     net::{IpAddr, SocketAddrV4, SocketAddrV6},
@@ -116,7 +117,15 @@ fn answer(line: &str, dp: &mut Dataplane, cfg: &Config) -> Result<String, String
             .ok_or_else(|| "stateful NAT64 is not configured".to_string())
     };
     match words.as_slice() {
-        ["stats"] => dp.stats().map(|s| s.render()).map_err(|e| e.to_string()),
+        ["stats"] => dp.stats().map(|s| s.table()).map_err(|e| e.to_string()),
+        ["stats-json"] => dp.stats().map(|s| s.json()).map_err(|e| e.to_string()),
+        ["bindings-flush"] => {
+            stateful()?;
+            let mut tables = dp.bindings().map_err(|e| e.to_string())?;
+            let n = tables.flush().map_err(|e| e.to_string())?;
+            tracing::info!(removed = n, "dynamic bindings flushed");
+            Ok(format!("{n} bindings removed\n"))
+        }
         ["bindings", rest @ ..] => {
             stateful()?;
             let (mut proto, mut addr) = (None, None);

@@ -248,6 +248,24 @@ impl Tables<'_> {
         Ok(())
     }
 
+    /// Removes every dynamic binding (static ones stay), both halves at once (no hold-down: an
+    /// operator's flush); returns how many went.
+    pub fn flush(&mut self) -> Result<u64, MapError> {
+        let mut n = 0;
+        for b in self.list(usize::MAX) {
+            if b.v6.flags & BIB_F_STATIC != 0 {
+                continue;
+            }
+            self.bib6.remove(&b.key6)?;
+            match self.bib4.remove(&b.key4()) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(e),
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Removes the binding of `v6` (static or not), both halves.
     pub fn remove(&mut self, proto: Protocol, v6: SocketAddrV6) -> Result<(), BindingError> {
         let key6 = Bib6Key {

@@ -26,6 +26,13 @@ struct Cli {
 enum Command {
     /// Load the dataplane, attach it and translate until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// The running daemon's counters, through its admin socket: a table, or JSON.
+    Stats {
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Stateful NAT64 bindings of the running daemon, through its admin socket.
     Bindings {
         /// The daemon's admin socket.
@@ -79,6 +86,8 @@ enum BindingsAction {
         #[arg(long)]
         ipv4: std::net::SocketAddrV4,
     },
+    /// Remove every dynamic binding (static ones stay).
+    Flush,
     /// Remove the binding of an IPv6 transport address (static or dynamic).
     Remove {
         #[arg(long)]
@@ -117,6 +126,9 @@ fn main() -> ExitCode {
         } => check_config(&file, skip_interface_check),
         Command::Run(args) => run(args),
         Command::Bindings { socket, action } => bindings_cli(&socket, action),
+        Command::Stats { socket, json } => {
+            admin_request(&socket, if json { "stats-json" } else { "stats" })
+        }
         Command::Doctor { config } => doctor(config.as_deref()),
         Command::Cleanup { config } => cleanup(config.as_deref()),
     };
@@ -138,9 +150,8 @@ fn check_config(file: &std::path::Path, skip_interface_check: bool) -> anyhow::R
     Ok(())
 }
 
-/// Sends one request to the daemon's admin socket and prints the answer.
+/// Sends one `bindings ...` request to the daemon's admin socket and prints the answer.
 fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Result<()> {
-    use std::io::{Read as _, Write as _};
     let line = match action {
         BindingsAction::List { protocol, address } => {
             let mut l = "bindings".to_string();
@@ -158,7 +169,15 @@ fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Res
             ipv4,
         } => format!("bindings-add {protocol} {ipv6} {ipv4}"),
         BindingsAction::Remove { protocol, ipv6 } => format!("bindings-remove {protocol} {ipv6}"),
+        BindingsAction::Flush => "bindings-flush".to_string(),
     };
+    admin_request(socket, &line)
+}
+
+/// Sends one request line to the daemon's admin socket and prints the answer; the answer's
+/// last line says whether it worked.
+fn admin_request(socket: &std::path::Path, line: &str) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
     let mut s = std::os::unix::net::UnixStream::connect(socket)
         .with_context(|| format!("connecting to the admin socket {}", socket.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;

@@ -58,6 +58,55 @@ impl Stats {
         out
     }
 
+    /// The non-zero counters as a table for people: direction, counter, value.
+    pub fn table(&self) -> String {
+        let mut out = format!("{:<10} {:<44} {:>14}\n", "direction", "counter", "value");
+        for c in all_counters().filter(|c| self.get(*c) != 0) {
+            let (dir, what) = match c {
+                Counter::Packets(d, p) => (d, format!("translated packets, {}", p.name())),
+                Counter::Bytes(d) => (d, "translated bytes".to_string()),
+                Counter::Dropped(d, r) => (d, format!("dropped, {}", r.name())),
+                Counter::Handoff(d, h) => (d, format!("handed off, {}", h.name())),
+            };
+            let _ = writeln!(out, "{:<10} {:<44} {:>14}", dir.name(), what, self.get(c));
+        }
+        out
+    }
+
+    /// Every counter as one JSON object:
+    /// `{"6to4": {"translated": {"tcp": 1, ...}, "bytes": 2, "dropped": {...}, "handed_off": {...}}, "4to6": {...}}`.
+    /// The keys are the fixed snake_case names of `nat64_common::counters`, so no escaping is
+    /// needed.
+    pub fn json(&self) -> String {
+        let obj = |items: Vec<(&str, u64)>| {
+            let body: Vec<String> = items.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        };
+        let dirs: Vec<String> = Dir::ALL
+            .iter()
+            .map(|&d| {
+                let translated = obj(L4Proto::ALL
+                    .iter()
+                    .map(|&p| (p.name(), self.get(Counter::Packets(d, p))))
+                    .collect());
+                let dropped = obj(DropReason::ALL
+                    .iter()
+                    .map(|&r| (r.name(), self.get(Counter::Dropped(d, r))))
+                    .collect());
+                let handed = obj(Handoff::ALL
+                    .iter()
+                    .map(|&h| (h.name(), self.get(Counter::Handoff(d, h))))
+                    .collect());
+                format!(
+                    "\"{}\":{{\"translated\":{translated},\"bytes\":{},\"dropped\":{dropped},\"handed_off\":{handed}}}",
+                    d.name(),
+                    self.get(Counter::Bytes(d))
+                )
+            })
+            .collect();
+        format!("{{{}}}\n", dirs.join(","))
+    }
+
     /// Only the non-zero counters, one per line (what a person wants to read).
     pub fn render_nonzero(&self) -> String {
         let mut out = String::new();
@@ -143,6 +192,17 @@ mod tests {
         );
         assert_eq!(parse_value(&text, Counter::Bytes(Dir::V6ToV4)), Some(0));
         assert_eq!(s.render_nonzero().lines().count(), 2);
+        assert_eq!(s.table().lines().count(), 3, "a header and two rows");
+        let j = s.json();
+        assert!(
+            j.starts_with("{\"6to4\":{\"translated\":{\"tcp\":0,"),
+            "{j}"
+        );
+        assert!(
+            j.contains("\"4to6\":{\"translated\":{\"tcp\":0,\"udp\":7,"),
+            "{j}"
+        );
+        assert!(j.contains("\"fragment\":3"), "{j}");
         assert_eq!(s.translated(Dir::V4ToV6), 7);
         assert_eq!(s.dropped(Dir::V6ToV4), 3);
     }

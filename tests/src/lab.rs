@@ -473,6 +473,21 @@ ipv4 = "{EAM_V4}"
         )
     }
 
+    /// Runs `nat64d stats [--json]` against this lab's daemon: (success, stdout, stderr).
+    pub fn stats_cli(&self, json: bool) -> (bool, String, String) {
+        let mut cmd = Command::new(crate::nat64d_path());
+        cmd.arg("stats").arg("--socket").arg(self.admin_socket());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("run nat64d stats");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("nat64d.toml")
     }

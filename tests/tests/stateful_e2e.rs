@@ -390,6 +390,24 @@ fn the_cli_lists_adds_and_removes_bindings() {
         )
     });
     assert!(again.is_err(), "connected without a binding");
+    // The counters, for people and for programs.
+    let (ok, table, err) = lab.stats_cli(false);
+    assert!(ok, "{err}");
+    assert!(
+        table.starts_with("direction") && table.contains("translated packets, udp"),
+        "{table}"
+    );
+    let (ok, json, err) = lab.stats_cli(true);
+    assert!(ok, "{err}");
+    assert!(
+        json.starts_with("{\"6to4\":{\"translated\":{\"tcp\":") && json.contains("\"no_binding\":"),
+        "{json}"
+    );
+    // Flush: the dynamic bindings go (the static one was removed above).
+    let (ok, out, err) = lab.bindings_cli(&["flush"]);
+    assert!(ok && out.contains("bindings removed"), "{out}{err}");
+    let (_, listing, _) = lab.bindings_cli(&["list"]);
+    assert!(listing.trim().is_empty(), "{listing}");
     let exit = lab.stop_daemon();
     assert!(
         parse_value(
