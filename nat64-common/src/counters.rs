@@ -180,10 +180,38 @@ impl Handoff {
     }
 }
 
+/// ICMP errors the dataplane generates itself (sent back with `XDP_TX`), as opposed to the
+/// ones it translates.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generated {
+    /// ICMPv4 Fragmentation Needed to an IPv4 sender whose DF packet would outgrow the IPv6
+    /// MTU (RFC 7915 section 4.1, RFC 1191).
+    FragmentationNeeded = 0,
+    /// ICMPv6 Address Unreachable to an IPv6 client whose new flow got no binding (RFC 6146
+    /// section 3.5.1.1).
+    AddressUnreachable = 1,
+}
+
+impl Generated {
+    pub const COUNT: u32 = 2;
+    pub const ALL: [Generated; 2] = [
+        Generated::FragmentationNeeded,
+        Generated::AddressUnreachable,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Generated::FragmentationNeeded => "fragmentation_needed",
+            Generated::AddressUnreachable => "address_unreachable",
+        }
+    }
+}
+
 /// A slot of the `STATS` per-CPU array.
 ///
 /// Layout: translated packets `[dir][proto]`, then translated bytes `[dir]`, then drops
-/// `[dir][reason]`, then hand-offs `[dir][reason]`. [`Counter::index`] is the only place that
+/// `[dir][reason]`, then hand-offs `[dir][reason]`, then generated ICMP errors `[kind]`. [`Counter::index`] is the only place that
 /// knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -191,6 +219,7 @@ pub enum Counter {
     Bytes(Dir),
     Dropped(Dir, DropReason),
     Handoff(Dir, Handoff),
+    Generated(Generated),
 }
 
 const PACKETS_BASE: u32 = 0;
@@ -198,8 +227,10 @@ const BYTES_BASE: u32 = PACKETS_BASE + 2 * L4Proto::COUNT;
 const DROPPED_BASE: u32 = BYTES_BASE + 2;
 const HANDOFF_BASE: u32 = DROPPED_BASE + 2 * DropReason::COUNT;
 
+const GENERATED_BASE: u32 = HANDOFF_BASE + 2 * Handoff::COUNT;
+
 /// Number of slots in the `STATS` map.
-pub const STATS_LEN: u32 = HANDOFF_BASE + 2 * Handoff::COUNT;
+pub const STATS_LEN: u32 = GENERATED_BASE + Generated::COUNT;
 
 impl Counter {
     #[inline(always)]
@@ -209,6 +240,7 @@ impl Counter {
             Counter::Bytes(d) => BYTES_BASE + d as u32,
             Counter::Dropped(d, r) => DROPPED_BASE + d as u32 * DropReason::COUNT + r as u32,
             Counter::Handoff(d, h) => HANDOFF_BASE + d as u32 * Handoff::COUNT + h as u32,
+            Counter::Generated(g) => GENERATED_BASE + g as u32,
         }
     }
 }
@@ -233,6 +265,9 @@ mod tests {
             for h in Handoff::ALL {
                 v.push(Counter::Handoff(d, h));
             }
+        }
+        for g in Generated::ALL {
+            v.push(Counter::Generated(g));
         }
         v
     }

@@ -13,4 +13,4 @@ pub mod icmp;
 pub mod maps;
 pub mod state;
 
-pub use counters::{Counter, Dir, DropReason, Handoff, L4Proto};
+pub use counters::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
+use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
 use prometheus::{Encoder as _, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use tokio::sync::{mpsc, oneshot};
 
@@ -81,6 +81,19 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
                 .inc_by(s.stats.get(Counter::Handoff(d, h)));
         }
     }
+    let generated = IntCounterVec::new(
+        Opts::new(
+            "nat64_icmp_errors_generated_total",
+            "ICMP errors the dataplane generated itself, by type.",
+        ),
+        &["type"],
+    )?;
+    for g in Generated::ALL {
+        generated
+            .with_label_values(&[g.name()])
+            .inc_by(s.stats.get(Counter::Generated(g)));
+    }
+    r.register(Box::new(generated))?;
     r.register(Box::new(packets))?;
     r.register(Box::new(bytes))?;
     r.register(Box::new(dropped))?;

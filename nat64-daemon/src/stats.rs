@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto, counters::STATS_LEN};
+use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto, counters::STATS_LEN};
 
 /// Counter values summed over CPUs, indexed by [`Counter::index`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,6 +67,16 @@ impl Stats {
                 Counter::Bytes(d) => (d, "translated bytes".to_string()),
                 Counter::Dropped(d, r) => (d, format!("dropped, {}", r.name())),
                 Counter::Handoff(d, h) => (d, format!("handed off, {}", h.name())),
+                Counter::Generated(g) => {
+                    let _ = writeln!(
+                        out,
+                        "{:<10} {:<44} {:>14}",
+                        "-",
+                        format!("ICMP errors generated, {}", g.name()),
+                        self.get(c)
+                    );
+                    continue;
+                }
             };
             let _ = writeln!(out, "{:<10} {:<44} {:>14}", dir.name(), what, self.get(c));
         }
@@ -104,7 +114,14 @@ impl Stats {
                 )
             })
             .collect();
-        format!("{{{}}}\n", dirs.join(","))
+        let generated = obj(Generated::ALL
+            .iter()
+            .map(|&g| (g.name(), self.get(Counter::Generated(g))))
+            .collect());
+        format!(
+            "{{{},\"icmp_errors_generated\":{generated}}}\n",
+            dirs.join(",")
+        )
     }
 
     /// Only the non-zero counters, one per line (what a person wants to read).
@@ -119,22 +136,25 @@ impl Stats {
 
 /// Every counter, in a fixed order.
 pub fn all_counters() -> impl Iterator<Item = Counter> {
-    Dir::ALL.into_iter().flat_map(|d| {
-        L4Proto::ALL
-            .into_iter()
-            .map(move |p| Counter::Packets(d, p))
-            .chain(std::iter::once(Counter::Bytes(d)))
-            .chain(
-                DropReason::ALL
-                    .into_iter()
-                    .map(move |r| Counter::Dropped(d, r)),
-            )
-            .chain(
-                Handoff::ALL
-                    .into_iter()
-                    .map(move |h| Counter::Handoff(d, h)),
-            )
-    })
+    Dir::ALL
+        .into_iter()
+        .flat_map(|d| {
+            L4Proto::ALL
+                .into_iter()
+                .map(move |p| Counter::Packets(d, p))
+                .chain(std::iter::once(Counter::Bytes(d)))
+                .chain(
+                    DropReason::ALL
+                        .into_iter()
+                        .map(move |r| Counter::Dropped(d, r)),
+                )
+                .chain(
+                    Handoff::ALL
+                        .into_iter()
+                        .map(move |h| Counter::Handoff(d, h)),
+                )
+        })
+        .chain(Generated::ALL.into_iter().map(Counter::Generated))
 }
 
 /// The series name and labels of a counter, e.g.
@@ -157,6 +177,9 @@ pub fn series(c: Counter) -> String {
             d.name(),
             h.name()
         ),
+        Counter::Generated(g) => {
+            format!("nat64_icmp_errors_generated_total{{type=\"{}\"}}", g.name())
+        }
     }
 }
 

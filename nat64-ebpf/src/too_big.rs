@@ -10,7 +10,7 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use nat64_common::{
-    Counter, Dir, DropReason, checksum,
+    Counter, Dir, DropReason, Generated, checksum,
     icmp::{ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED},
     maps::{CONFIG_F_POOL6791, Config},
 };
@@ -98,5 +98,6 @@ fn reply(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         }
     }
     stats::add(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1);
+    stats::add(Counter::Generated(Generated::FragmentationNeeded), 1);
     Ok(xdp_action::XDP_TX)
 }

@@ -10,7 +10,7 @@
 //! the address the client wrote to.
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use nat64_common::{DropReason, checksum};
+use nat64_common::{Counter, DropReason, Generated, checksum};
 
 use crate::{
     Packed, Step,
@@ -93,5 +93,6 @@ fn reply(ctx: &XdpContext) -> Result<u32, DropReason> {
             return Err(DropReason::HeadroomExhausted);
         }
     }
+    crate::stats::add(Counter::Generated(Generated::AddressUnreachable), 1);
     Ok(xdp_action::XDP_TX)
 }

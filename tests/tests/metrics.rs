@@ -69,6 +69,14 @@ fn metrics_and_probes_are_served_and_pass_promtool() {
     );
     assert_eq!(value(&text, "nat64_attached_programs"), Some(4.0), "{text}");
     assert_eq!(
+        value(
+            &text,
+            "nat64_icmp_errors_generated_total{type=\"address_unreachable\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
         value(&text, "nat64_binding_table_size"),
         Some(65536.0),
         "{text}"

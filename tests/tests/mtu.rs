@@ -7,7 +7,7 @@
 use etherparse::{
     IcmpEchoHeader, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, icmpv4::DestUnreachableHeader,
 };
-use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
+use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
 use nat64_daemon::{InterfaceSettings, dataplane::LINK_PROGRAM};
 use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta};
 
@@ -92,7 +92,10 @@ fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
     assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
     assert_eq!(
         moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
+        vec![
+            (Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1),
+            (Counter::Generated(Generated::FragmentationNeeded), 1)
+        ]
     );
 }
 

@@ -11,7 +11,7 @@ use etherparse::{
     IcmpEchoHeader, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, PacketBuilder, UdpHeader,
 };
 use nat64_common::{
-    Counter, Dir, DropReason, L4Proto,
+    Counter, Dir, DropReason, Generated, L4Proto,
     state::{BIB_TCP, TCP_SYN},
 };
 use nat64_daemon::bindings::now_ns;
@@ -272,7 +272,10 @@ fn an_exhausted_pool_refuses_new_flows_and_keeps_the_old_ones() {
     assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
     assert_eq!(
         moved,
-        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1)]
+        vec![
+            (Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1),
+            (Counter::Generated(Generated::AddressUnreachable), 1)
+        ]
     );
     // A large refused packet is quoted only as far as the error fits 1280 bytes.
     let big = udp6(A, 40004, SERVER6, 53, &[0x5a; 1400]);
@@ -511,7 +514,10 @@ fn a_client_slash_64_is_limited_and_others_are_not() {
     assert_eq!(action, XDP_TX, "refused with ICMPv6 Address Unreachable");
     assert_eq!(
         moved,
-        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::ClientLimit), 1)]
+        vec![
+            (Counter::Dropped(Dir::V6ToV4, DropReason::ClientLimit), 1),
+            (Counter::Generated(Generated::AddressUnreachable), 1)
+        ]
     );
     // Existing flows go on; another /64 is not limited by A's.
     assert_eq!(
@@ -562,7 +568,10 @@ fn the_port_of_an_expired_binding_is_held_down() {
     assert_eq!(action, XDP_TX, "refused, and told");
     assert_eq!(
         moved,
-        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1)]
+        vec![
+            (Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1),
+            (Counter::Generated(Generated::AddressUnreachable), 1)
+        ]
     );
     // Still held a minute later; released after two minutes.
     let swept =
