@@ -144,6 +144,12 @@ pub struct Sweep {
     pub released: u64,
 }
 
+/// What the binding log (`log_bindings`) has already reported.
+#[derive(Debug, Default)]
+pub struct BindingLog {
+    known: std::collections::HashMap<Bib6Key, Bib6Value>,
+}
+
 /// The monotonic clock the dataplane stamps bindings with (`bpf_ktime_get_coarse_ns`).
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -246,6 +252,37 @@ impl Tables<'_> {
             return Err(BindingError::Taken(proto.name(), v6.to_string()));
         }
         Ok(())
+    }
+
+    /// Logs the bindings made and gone since the last call (`log_bindings`): the dataplane
+    /// makes bindings on its own, so they are found by comparing the table with what was seen
+    /// before, at most one sweep period late. A line ties a pool4 transport address, as an
+    /// IPv4 server logs it, to the IPv6 client.
+    pub fn report_changes(&self, log: &mut BindingLog, budget: usize) {
+        let now: std::collections::HashMap<Bib6Key, Bib6Value> = self
+            .list(budget)
+            .into_iter()
+            .map(|b| (b.key6, b.v6))
+            .collect();
+        let describe = |k: &Bib6Key, v: &Bib6Value| {
+            let proto = Protocol::from_number(k.proto).map_or("?", |p| p.name());
+            let v6 = SocketAddrV6::new(k.addr6.into(), u16::from_be_bytes(k.port6), 0, 0);
+            let v4 = SocketAddrV4::new(v.addr4.into(), u16::from_be_bytes(v.port4));
+            (proto, v6, v4)
+        };
+        for (k, v) in &now {
+            if !log.known.contains_key(k) {
+                let (protocol, ipv6, ipv4) = describe(k, v);
+                tracing::info!(protocol, %ipv6, %ipv4, "binding created");
+            }
+        }
+        for (k, v) in &log.known {
+            if !now.contains_key(k) {
+                let (protocol, ipv6, ipv4) = describe(k, v);
+                tracing::info!(protocol, %ipv6, %ipv4, "binding removed");
+            }
+        }
+        log.known = now;
     }
 
     /// Removes every dynamic binding (static ones stay), both halves at once (no hold-down: an

@@ -256,6 +256,11 @@ pub struct Stateful {
     /// RFC 6146 section 3.5.3: ICMP query identifiers.
     #[serde(default = "default_icmp_timeout")]
     pub icmp_timeout_secs: u64,
+    /// Log every binding made and removed (with both transport addresses), so that an IPv4
+    /// server's log line can be tied back to the IPv6 client. Reported by the sweeper, at most
+    /// one sweep period late.
+    #[serde(default)]
+    pub log_bindings: bool,
     /// Refuse timeouts below the RFC 6146 minimums (UDP 2 min, TCP established 2 h 4 min, TCP
     /// transitory 4 min). Only a test bench turns this off.
     #[serde(default = "yes")]

@@ -484,6 +484,10 @@ async fn next_request(
     }
 }
 
+/// How often the routes into the translator link are written again (replace: a no-op when
+/// they are intact).
+const ROUTE_RESYNC: Duration = Duration::from_secs(10);
+
 /// What a reload needs besides the dataplane and the running configuration.
 struct Reload<'a> {
     args: &'a RunArgs,
@@ -585,6 +589,9 @@ async fn wait_for_shutdown(
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut watch = tokio::time::interval(Duration::from_secs(2));
+    // The routes into the translator link are put back if someone removed or replaced them.
+    let mut resync = tokio::time::interval(ROUTE_RESYNC);
+    resync.tick().await;
     let mut stamp = reload.file_stamp();
     let stats_interval_secs = cfg.stats_interval_secs;
     let period = Duration::from_secs(stats_interval_secs.max(1));
@@ -611,6 +618,7 @@ async fn wait_for_shutdown(
     sweep.tick().await;
     // What the last sweep found in use, for the periodic summary.
     let mut usage = nat64_daemon::bindings::Sweep::default();
+    let mut binding_log = nat64_daemon::bindings::BindingLog::default();
     loop {
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
@@ -618,6 +626,15 @@ async fn wait_for_shutdown(
             _ = sighup.recv() => {
                 reload.run(dp, cfg, "SIGHUP").await;
                 stamp = reload.file_stamp();
+            }
+            _ = resync.tick(), if reload.link.is_some() => {
+                if let Some(l) = reload.link {
+                    let (v6, v4) = cfg.link_routes();
+                    let mtu4 = cfg.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
+                    if let Err(e) = nat64_daemon::link::add_routes(reload.nl, l, &v6, &v4, mtu4).await {
+                        warn!(error = %e, "re-syncing the translator link's routes failed");
+                    }
+                }
             }
             _ = watch.tick(), if reload.args.config.is_some() => {
                 let now = reload.file_stamp();
@@ -652,8 +669,13 @@ async fn wait_for_shutdown(
                     .bindings()
                     .map_err(anyhow::Error::from)
                     .and_then(|mut t| {
-                        t.sweep(st, nat64_daemon::bindings::now_ns(), st.max_bindings as usize)
-                            .map_err(anyhow::Error::from)
+                        let r = t
+                            .sweep(st, nat64_daemon::bindings::now_ns(), st.max_bindings as usize)
+                            .map_err(anyhow::Error::from);
+                        if st.log_bindings {
+                            t.report_changes(&mut binding_log, st.max_bindings as usize);
+                        }
+                        r
                     });
                 if let Ok(s) = &r {
                     usage = *s;

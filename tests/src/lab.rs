@@ -432,7 +432,7 @@ ipv4 = "{EAM_V4}"
 {stateful}"#,
             stateful = if self.opts.stateful {
                 format!(
-                    "\n[stateful]\npool4 = \"{POOL4}\"\nports = \"20000-29999\"\nudp_timeout_secs = 3\nicmp_timeout_secs = 3\ntcp_transitory_timeout_secs = 4\nrfc_minimum_timeouts = false\n"
+                    "\n[stateful]\npool4 = \"{POOL4}\"\nports = \"20000-29999\"\nudp_timeout_secs = 3\nicmp_timeout_secs = 3\ntcp_transitory_timeout_secs = 4\nrfc_minimum_timeouts = false\nlog_bindings = true\n"
                 )
             } else {
                 String::new()

@@ -150,3 +150,35 @@ fn the_daemon_enables_forwarding_and_tags_its_routes() {
     assert!(routes(&["route", "show", "proto", "64"]).trim().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A route of the daemon's that someone removes comes back at the next re-sync (10 s).
+#[test]
+fn a_removed_route_is_put_back() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("resync");
+    let dir = std::env::temp_dir().join(format!("{}-run", ns.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = format!(
+        "admin_socket = \"{}\"\nmetrics_listen = \"off\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
+        dir.join("admin.sock").display()
+    );
+    let daemon = nat64_tests::lab::Daemon::start(&ns, &dir, &toml);
+    let routes = || {
+        String::from_utf8_lossy(&ns.output("ip", &["route", "show", "proto", "64"]).stdout)
+            .into_owned()
+    };
+    assert!(routes().contains("198.51.100.0/24 dev nat64"));
+    ns.ip(&["route", "del", "198.51.100.0/24"]);
+    assert!(!routes().contains("198.51.100.0/24"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !routes().contains("198.51.100.0/24 dev nat64") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the route did not come back:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = daemon.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

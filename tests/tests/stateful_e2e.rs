@@ -217,6 +217,22 @@ fn idle_udp_expires_while_an_idle_tcp_connection_survives() {
         "the sweeper said nothing:\n{}",
         exit.stderr
     );
+    // log_bindings: the UDP binding's birth and death, with both transport addresses, so
+    // that the server's log line ("from {bound}") leads back to the IPv6 client.
+    let udp_client = STATEFUL_CLIENTS[1];
+    let created = exit
+        .stderr
+        .lines()
+        .find(|l| l.contains("binding created") && l.contains(&bound.to_string()))
+        .unwrap_or_else(|| panic!("no creation logged for {bound}:\n{}", exit.stderr));
+    assert!(created.contains(&format!("[{udp_client}]:")), "{created}");
+    assert!(
+        exit.stderr
+            .lines()
+            .any(|l| l.contains("binding removed") && l.contains(&bound.to_string())),
+        "no removal logged for {bound}:\n{}",
+        exit.stderr
+    );
     assert!(
         parse_value(
             &exit.stdout,
