@@ -182,6 +182,40 @@ pub fn run(cfg: &Config) -> Vec<Check> {
             verdict: Verdict::Warn("off: DF=0 IPv4 packets that outgrow the IPv6 MTU are dropped, GSO aggregates in generic mode are dropped, traffic this node originates is not translated, and you route pool6 and the EAM IPv4 prefixes yourself".into()),
         });
     }
+    // What the translator answers for must not be this host's own: its traffic would be
+    // translated away (pool4 and the EAM IPv4 prefixes are routed into the translator link).
+    let own = crate::sys::ipv4_addrs();
+    let ours: Vec<(String, ipnet::Ipv4Net)> = cfg
+        .eam
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("eam[{i}].ipv4"), e.ipv4))
+        .chain(cfg.stateful.iter().flat_map(|s| {
+            s.pool4
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("stateful.pool4[{i}]"), *p))
+        }))
+        .collect();
+    let clashes: Vec<String> = ours
+        .iter()
+        .flat_map(|(field, p)| {
+            own.iter()
+                .filter(|(_, a)| p.contains(a))
+                .map(move |(ifc, a)| format!("{field} {p} holds {a}, an address of {ifc}"))
+        })
+        .collect();
+    out.push(Check {
+        name: "own addresses",
+        verdict: if clashes.is_empty() {
+            Verdict::Ok("no EAM IPv4 prefix or pool4 prefix holds an address of this host".into())
+        } else {
+            Verdict::Fix {
+                problem: clashes.join("; "),
+                fix: "take prefixes that no interface of this node uses".into(),
+            }
+        },
+    });
     if cfg.interfaces.is_empty() && cfg.translator_link.0.is_none() {
         out.push(Check {
             name: "attachment",

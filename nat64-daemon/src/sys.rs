@@ -132,6 +132,36 @@ pub fn set_tx_checksum(name: &str, on: bool) -> std::io::Result<()> {
     ethtool(name, &mut v)
 }
 
+/// Every IPv4 address of this host (all interfaces), with its interface.
+pub fn ipv4_addrs() -> Vec<(String, std::net::Ipv4Addr)> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list that freeifaddrs releases below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        // SAFETY: ifa_addr points at a sockaddr of the family it declares.
+        if !ifa.ifa_addr.is_null() && unsafe { (*ifa.ifa_addr).sa_family } as i32 == libc::AF_INET {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+            // SAFETY: the family is AF_INET, so this is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            out.push((
+                name.to_string_lossy().into_owned(),
+                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+            ));
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: releases the list from getifaddrs exactly once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
 /// The first IPv4 address of interface `name`, if it has one.
 pub fn ipv4_addr(name: &str) -> Option<std::net::Ipv4Addr> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();

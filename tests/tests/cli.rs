@@ -115,6 +115,25 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
     let (ok, report) = doctor(&ns);
     assert!(ok, "still failing after the fixes:\n{report}");
     assert!(report.contains("ok    ipv4 forwarding"), "{report}");
+
+    // pool4 holding one of the node's own addresses: named, with the interface.
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+    ns.ip(&["addr", "add", "203.0.113.5/24", "dev", "d0"]);
+    let cfg = std::env::temp_dir().join(format!("{}-doctor.toml", ns.name()));
+    std::fs::write(&cfg, "[stateful]\npool4 = \"203.0.113.0/29\"\n").unwrap();
+    let out = ns
+        .command(nat64_tests::nat64d_path().to_str().unwrap())
+        .args(["doctor", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run nat64d doctor");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_file(&cfg);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains("FIX   own addresses: stateful.pool4[0] 203.0.113.0/29 holds 203.0.113.5, an address of d0"),
+        "{report}"
+    );
 }
 
 /// With only the translator link (no interface), the daemon switches forwarding on where it is
