@@ -65,11 +65,15 @@ pub enum DropReason {
     /// Destination or source maps to an IPv4 address that must never be translated
     /// (0/8, 127/8, multicast, class E, limited broadcast).
     MartianAddress = 4,
-    /// IPv6 extension headers are not translated yet (issue #3).
+    /// An IPv6 extension header that cannot be skipped (AH, ESP, and the like), or more or
+    /// longer ones than the dataplane walks (RFC 7915 section 5.1).
     ExtensionHeader = 5,
-    /// IPv4 fragments are not translated yet (issue #3).
+    /// A fragment that cannot be translated on its own: a fragmented ICMP message (its
+    /// checksum covers the whole message), stateless hairpinning of a fragment, or, with
+    /// stateful NAT64, a later fragment whose first fragment never came through.
     Fragment = 6,
-    /// IPv4 UDP without checksum: RFC 7915 4.5 allows dropping it; computing it is issue #3.
+    /// IPv4 UDP without checksum that is fragmented, so that no checksum can be computed for
+    /// it (RFC 7915 section 4.5; unfragmented ones get one computed).
     UdpZeroChecksum = 7,
     /// ICMP type or code with no counterpart, or one RFC 7915 sections 4.2 and 5.2 say to
     /// drop silently (MLD, neighbour discovery, obsolete ICMPv4 types, untranslatable

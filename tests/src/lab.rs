@@ -73,8 +73,8 @@ pub struct LabOptions {
     /// discovery; 1500 for none).
     pub router4: Option<u32>,
     /// MTU of the IPv4 link to the server (both ends). IPv4 fragments grow by 28 bytes when
-    /// they gain a Fragment header, so full-size ones need a narrower IPv4 link to fit the IPv6
-    /// side (refragmenting is not implemented).
+    /// they gain a Fragment header: with a narrower IPv4 link they fit the IPv6 side and are
+    /// translated in place; full-size ones are refragmented through the translator link.
     pub v4_link_mtu: u32,
     /// Let the daemon run its translator link (the default, as in production). Without it
     /// the lab routes pool6 and the EAM prefix itself, as an operator without the link would,
@@ -350,9 +350,6 @@ impl Lab {
             };
             peer.ip(&["link", "set", dev, "mtu", &mtu]);
         }
-        // Routes for what the translator stands for, so that the kernel can answer for packets
-        // the dataplane leaves to it (an expired hop limit gets Time Exceeded from this node).
-        // The daemon will install these itself (issue #6).
         match &self.router4 {
             None => {
                 x.ip(&["addr", "add", &format!("{XLAT4}/24"), "dev", "xs"]);
