@@ -619,6 +619,8 @@ async fn wait_for_shutdown(
     // What the last sweep found in use, for the periodic summary.
     let mut usage = nat64_daemon::bindings::Sweep::default();
     let mut binding_log = nat64_daemon::bindings::BindingLog::default();
+    // How long the last sweep took, for the metrics.
+    let mut sweep_secs = 0.0f64;
     loop {
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
@@ -651,6 +653,7 @@ async fn wait_for_shutdown(
                             let snap = nat64_daemon::metrics::Snapshot {
                                 stats: &stats,
                                 bindings: cfg.stateful.as_ref().map(|_| usage),
+                                sweep_seconds: sweep_secs,
                                 max_bindings: cfg.stateful.as_ref().map_or(0, |s| s.max_bindings),
                                 attached: dp.attached().count(),
                             };
@@ -665,6 +668,7 @@ async fn wait_for_shutdown(
             }
             _ = sweep.tick(), if cfg.stateful.is_some() => {
                 let Some(st) = &cfg.stateful else { continue };
+                let started = std::time::Instant::now();
                 let r = dp
                     .bindings()
                     .map_err(anyhow::Error::from)
@@ -679,6 +683,7 @@ async fn wait_for_shutdown(
                     });
                 if let Ok(s) = &r {
                     usage = *s;
+                    sweep_secs = started.elapsed().as_secs_f64();
                 }
                 match r {
                     Ok(s) if s.expired > 0 => info!(

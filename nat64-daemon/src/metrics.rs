@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
-use prometheus::{Encoder as _, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{admin::Request, bindings::Sweep, stats::Stats};
@@ -25,6 +27,8 @@ pub struct Snapshot<'a> {
     pub bindings: Option<Sweep>,
     /// Size of each binding table.
     pub max_bindings: u32,
+    /// How long the last sweep of the binding tables took.
+    pub sweep_seconds: f64,
     /// Programs attached (interfaces plus the translator link's two ends).
     pub attached: usize,
 }
@@ -136,6 +140,12 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         )?;
         size.set(s.max_bindings as i64);
         r.register(Box::new(size))?;
+        let sweep = Gauge::new(
+            "nat64_sweep_duration_seconds",
+            "How long the last sweep of the binding tables took.",
+        )?;
+        sweep.set(s.sweep_seconds);
+        r.register(Box::new(sweep))?;
     }
 
     let mut out = Vec::new();

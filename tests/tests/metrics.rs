@@ -81,6 +81,10 @@ fn metrics_and_probes_are_served_and_pass_promtool() {
         Some(65536.0),
         "{text}"
     );
+    assert!(
+        value(&text, "nat64_sweep_duration_seconds").is_some_and(|v| v >= 0.0),
+        "{text}"
+    );
     assert!(text.contains("nat64_build_info{version=\""), "{text}");
 
     // The exposition format, checked by Prometheus' own linter.
