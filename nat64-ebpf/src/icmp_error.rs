@@ -553,14 +553,7 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
 
     if cut > 0 {
         // Everything past the kept message goes (Ethernet padding included).
-        let have = ctx.data_end() - ctx.data();
-        let trim = have.saturating_sub(ETH_LEN + IPV6_LEN + icmp_len);
-        // SAFETY: plain helper call on the program's own context.
-        if unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_tail(ctx.ctx, -(trim as i32)) }
-            != 0
-        {
-            return Err(DropReason::HeadroomExhausted);
-        }
+        crate::packet::trim_to(ctx, ETH_LEN + IPV6_LEN + icmp_len)?;
     }
     stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);

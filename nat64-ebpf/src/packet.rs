@@ -6,6 +6,7 @@
 use core::mem::size_of;
 
 use aya_ebpf::programs::XdpContext;
+use nat64_common::DropReason;
 
 pub const ETH_LEN: usize = 14;
 pub const ETH_P_IP: u16 = 0x0800;
@@ -367,6 +368,41 @@ pub fn exceeds_mtu(ctx: &XdpContext) -> bool {
 #[inline(always)]
 pub fn ethertype(ctx: &XdpContext) -> Option<u16> {
     read::<EthHdr>(ctx, 0).map(|e| u16::from_be_bytes(e.proto))
+}
+
+/// Turns the frame around for an error this node answers in place (`XDP_TX`): `new` bytes of
+/// headers are made room for in front of the quote, and the Ethernet header goes back to where
+/// the frame came from (MAC addresses swapped), carrying `proto`.
+#[inline(always)]
+pub fn turn_back(ctx: &XdpContext, new: usize, proto: u16) -> Result<(), DropReason> {
+    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
+    let back = EthHdr {
+        dst: eth.src,
+        src: eth.dst,
+        proto: eth.proto,
+    };
+    if resize_head(ctx, -(new as i32), &back, proto) {
+        Ok(())
+    } else {
+        Err(DropReason::HeadroomExhausted)
+    }
+}
+
+/// Cuts the frame down to `len` bytes (what follows goes: the rest of a quote, Ethernet
+/// padding); a frame no longer than that is left alone.
+#[inline(always)]
+pub fn trim_to(ctx: &XdpContext, len: usize) -> Result<(), DropReason> {
+    let cut = (ctx.data_end() - ctx.data()).saturating_sub(len);
+    if cut == 0 {
+        return Ok(());
+    }
+    // SAFETY: plain helper call on the program's own context.
+    let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_tail(ctx.ctx, -(cut as i32)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(DropReason::HeadroomExhausted)
+    }
 }
 
 /// Moves the start of the frame by `delta` bytes (positive shrinks the headroom side) and

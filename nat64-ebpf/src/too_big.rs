@@ -18,8 +18,8 @@ use nat64_common::{
 use crate::{
     Packed, Step, iface,
     packet::{
-        ETH_LEN, ETH_P_IP, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPV4_LEN, Ipv4Hdr, ipv4_header, read,
-        resize_head, sum_range, view, word, write_bytes,
+        ETH_LEN, ETH_P_IP, ICMP_LEN, IPPROTO_ICMP, IPV4_LEN, Ipv4Hdr, ipv4_header, sum_range,
+        trim_to, turn_back, view, word, write_bytes,
     },
     stats, v6_to_v4,
 };
@@ -62,19 +62,8 @@ fn reply(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let [m0, m1] = mtu.to_be_bytes();
     let sum = word(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED) + word(m0, m1) + quote;
     let [c0, c1] = (!checksum::fold(sum)).to_be_bytes();
-    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
-    let frame_before = ctx.data_end() - ctx.data();
-
-    // Back to where it came from: the MAC addresses swap.
-    let back = EthHdr {
-        dst: eth.src,
-        src: eth.dst,
-        proto: eth.proto,
-    };
     const NEW: usize = IPV4_LEN + ICMP_LEN;
-    if !resize_head(ctx, -(NEW as i32), &back, ETH_P_IP) {
-        return Err(DropReason::HeadroomExhausted);
-    }
+    turn_back(ctx, NEW, ETH_P_IP)?;
     let len = (NEW + quote_len) as u16;
     let (id, frag) = v6_to_v4::id_and_flags(len);
     write_bytes(
@@ -88,15 +77,7 @@ fn reply(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         [ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, c0, c1, 0, 0, m0, m1],
     )?;
     // Cut everything after the quote.
-    let cut = frame_before - ETH_LEN - quote_len;
-    if cut > 0 {
-        // SAFETY: plain helper call on the program's own context.
-        let rc =
-            unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_tail(ctx.ctx, -(cut as i32)) };
-        if rc != 0 {
-            return Err(DropReason::HeadroomExhausted);
-        }
-    }
+    trim_to(ctx, ETH_LEN + NEW + quote_len)?;
     stats::add(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1);
     stats::add(Counter::Generated(Generated::FragmentationNeeded), 1);
     Ok(xdp_action::XDP_TX)

@@ -15,8 +15,8 @@ use nat64_common::{Counter, DropReason, Generated, checksum};
 use crate::{
     Packed, Step,
     packet::{
-        ETH_LEN, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMPV6, IPV6_LEN, Ipv6Hdr, read,
-        resize_head, sum_range, view, word, write_bytes,
+        ETH_LEN, ETH_P_IPV6, ICMP_LEN, IPPROTO_ICMPV6, IPV6_LEN, Ipv6Hdr, sum_range, trim_to,
+        turn_back, view, word, write_bytes,
     },
 };
 
@@ -57,19 +57,8 @@ fn reply(ctx: &XdpContext) -> Result<u32, DropReason> {
         + word(ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH)
         + quoted;
     let [c0, c1] = (!checksum::fold(sum)).to_be_bytes();
-    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
-    let frame_before = ctx.data_end() - ctx.data();
-
-    // Back to where it came from: the MAC addresses swap.
-    let back = EthHdr {
-        dst: eth.src,
-        src: eth.dst,
-        proto: eth.proto,
-    };
     const NEW: usize = IPV6_LEN + ICMP_LEN;
-    if !resize_head(ctx, -(NEW as i32), &back, ETH_P_IPV6) {
-        return Err(DropReason::HeadroomExhausted);
-    }
+    turn_back(ctx, NEW, ETH_P_IPV6)?;
     let [l0, l1] = icmp_len.to_be_bytes();
     write_bytes(
         ctx,
@@ -84,15 +73,7 @@ fn reply(ctx: &XdpContext) -> Result<u32, DropReason> {
         [ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, c0, c1, 0, 0, 0, 0],
     )?;
     // Cut everything after the quote (Ethernet padding included).
-    let cut = frame_before.saturating_sub(ETH_LEN + quote);
-    if cut > 0 {
-        // SAFETY: plain helper call on the program's own context.
-        let rc =
-            unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_tail(ctx.ctx, -(cut as i32)) };
-        if rc != 0 {
-            return Err(DropReason::HeadroomExhausted);
-        }
-    }
+    trim_to(ctx, ETH_LEN + NEW + quote)?;
     crate::stats::add(Counter::Generated(Generated::AddressUnreachable), 1);
     Ok(xdp_action::XDP_TX)
 }
