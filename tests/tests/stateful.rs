@@ -62,6 +62,19 @@ fn syn6() -> Vec<u8> {
     syn
 }
 
+/// An ICMPv6 port unreachable from A to the server, quoting `quoted` (an IPv6 packet).
+fn port_unreachable_from_a(quoted: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, SERVER6, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Port,
+        ))
+        .write(&mut v, quoted)
+        .unwrap();
+    v
+}
+
 fn udp4(
     (src, sport): ([u8; 4], u16),
     (dst, dport): ([u8; 4], u16),
@@ -606,14 +619,7 @@ fn icmpv6_errors_from_a_stateful_client_go_out_through_its_binding() {
         .udp(53, 40000)
         .write(&mut quoted6, answer)
         .unwrap();
-    let mut input = Vec::new();
-    PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(A, SERVER6, 64)
-        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
-            etherparse::icmpv6::DestUnreachableCode::Port,
-        ))
-        .write(&mut input, &quoted6)
-        .unwrap();
+    let input = port_unreachable_from_a(&quoted6);
     let (action, out, moved) = x.run_counted(&input);
     assert_eq!(action, XDP_PASS, "moved: {moved:?}");
     // Both IPv4 identifications are the translator's (random, DF=0): read from the output.
@@ -643,14 +649,7 @@ fn icmpv6_errors_from_a_stateful_client_go_out_through_its_binding() {
         .udp(53, 40002)
         .write(&mut stray, answer)
         .unwrap();
-    let mut input = Vec::new();
-    PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(A, SERVER6, 64)
-        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
-            etherparse::icmpv6::DestUnreachableCode::Port,
-        ))
-        .write(&mut input, &stray)
-        .unwrap();
+    let input = port_unreachable_from_a(&stray);
     let (action, _, moved) = x.run_counted(&input);
     assert_eq!(action, XDP_DROP);
     assert_eq!(
