@@ -359,6 +359,29 @@ impl TryFrom<String> for PortRange {
     }
 }
 
+/// What a clean stop (SIGTERM, SIGINT) does to the dataplane.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStop {
+    /// Detach the programs and remove the translator link and its routes: translation stops
+    /// with the daemon.
+    #[default]
+    Detach,
+    /// Leave the programs attached (pinned in `state_dir`), the translator link and its routes
+    /// in place: translation goes on while no daemon runs, and the next start takes it over
+    /// without dropping a packet (an upgrade, a DaemonSet rollout). `nat64d cleanup` removes it.
+    Keep,
+}
+
+impl std::fmt::Display for OnStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Detach => "detach",
+            Self::Keep => "keep",
+        })
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -405,6 +428,10 @@ pub struct Config {
     /// filesystem the daemon says so and runs without pinning.
     #[serde(default = "default_state_dir")]
     pub state_dir: String,
+    /// What a clean stop does to the dataplane: "detach" (default) or "keep" (needs
+    /// `state_dir` on a bpf filesystem: attachments are pinned there).
+    #[serde(default)]
+    pub on_stop: OnStop,
     /// Switch IPv4 and IPv6 forwarding on at start if they are off (true), or leave them to the
     /// operator (false; `nat64d doctor` reports them). A translator forwards every packet it
     /// translates, so without forwarding nothing crosses.
@@ -489,6 +516,12 @@ impl Config {
                     "{} is below 1280, the minimum IPv6 link MTU (RFC 8200 section 5); 0 disables the check",
                     self.ipv6_mtu
                 ),
+            ));
+        }
+        if self.on_stop == OnStop::Keep && self.state_dir == "off" {
+            return Err(invalid(
+                "on_stop",
+                "\"keep\" pins the attachments in state_dir, which is \"off\"",
             ));
         }
         if let Some(a) = self.pool6791

@@ -4,7 +4,11 @@
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
-    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
 use nat64_common::{
     counters::STATS_LEN,
@@ -57,6 +61,20 @@ pub enum DataplaneError {
         #[source]
         source: ProgramError,
     },
+    /// Taking over or pinning an attachment failed.
+    #[error("{what}: {source}")]
+    Link {
+        what: String,
+        #[source]
+        source: LinkError,
+    },
+    /// Pinning an attachment failed.
+    #[error("pinning {what}: {source}")]
+    Pin {
+        what: String,
+        #[source]
+        source: aya::pin::PinError,
+    },
     /// A map operation failed.
     #[error("map {map}: {source}")]
     Map {
@@ -81,18 +99,76 @@ pub struct InterfaceSettings {
     pub addr4: Option<std::net::Ipv4Addr>,
 }
 
-/// A loaded dataplane and the interfaces it is attached to. Dropping it detaches everything.
+/// A loaded dataplane and the interfaces it is attached to. Dropping it detaches what is not
+/// pinned; [`Dataplane::detach_all`] detaches everything, [`Dataplane::leave_running`] leaves
+/// the pinned attachments translating.
 pub struct Dataplane {
     ebpf: Ebpf,
-    links: Vec<Link>,
+    links: Vec<Attachment>,
+    /// The directory the state maps are pinned in (`state_dir/vN`), if any.
+    state: Option<std::path::PathBuf>,
+    /// The directory attachments are pinned in (`state_dir/links`), if any: a pinned XDP link
+    /// stays attached, running its program over its maps, while no daemon runs.
+    link_pins: Option<std::path::PathBuf>,
+    /// The size of the binding tables this object was loaded with.
+    bindings: u32,
 }
 
-/// An attachment: interface, its index, the program and the kernel link.
-struct Link {
+/// An attachment: interface, its index, the program, its mode and the kernel link.
+struct Attachment {
     iface: String,
     ifindex: u32,
     program: &'static str,
-    id: XdpLinkId,
+    mode: XdpMode,
+    handle: Handle,
+}
+
+/// Who keeps an attachment alive.
+enum Handle {
+    /// This process: it ends when the daemon does.
+    Owned(XdpLink),
+    /// A pin on bpffs: it ends when the pin is removed.
+    Pinned(PinnedLink, std::path::PathBuf),
+}
+
+/// How an attachment came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    /// A new XDP link.
+    New,
+    /// A pinned link an earlier daemon left translating, now running this daemon's program
+    /// (swapped atomically: not one packet goes untranslated).
+    TakenOver,
+}
+
+/// The name of an attachment's pin: interface and mode (a change of mode needs a new link),
+/// "IFACE@MODE". bpffs refuses names with a dot, which interface names may have (VLANs): it is
+/// written "%2e" (and '%' "%25").
+pub fn pin_name(iface: &str, mode: XdpMode) -> String {
+    let m = match mode {
+        XdpMode::Skb => "generic",
+        XdpMode::Driver => "native",
+        XdpMode::Hardware => "offload",
+        XdpMode::Default => "default",
+    };
+    format!("{}@{m}", iface.replace('%', "%25").replace('.', "%2e"))
+}
+
+/// The interface a pin is for (see [`pin_name`]).
+pub fn pin_interface(pin: &str) -> Option<String> {
+    let (iface, _) = pin.rsplit_once('@')?;
+    Some(iface.replace("%2e", ".").replace("%25", "%"))
+}
+
+/// Whether this kernel makes XDP links (bpf_link, Linux 5.9), which can be pinned; older
+/// kernels attach over netlink, and those attachments end with the daemon.
+fn kernel_has_xdp_links() -> bool {
+    aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(5, 9, 0))
+}
+
+fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> DataplaneError {
+    let what = what.into();
+    move |source| DataplaneError::Link { what, source }
 }
 
 impl Dataplane {
@@ -112,6 +188,21 @@ impl Dataplane {
         // The binding tables are sized from config (preallocated: a full table refuses new
         // flows rather than evicting); without stateful NAT64 they stay a single entry.
         let bindings = cfg.stateful.as_ref().map_or(1, |s| s.max_bindings);
+        let ebpf = Self::load_object(bindings, state)?;
+        let mut dp = Self {
+            ebpf,
+            links: Vec::new(),
+            state: state.map(std::path::Path::to_path_buf),
+            link_pins: None,
+            bindings,
+        };
+        dp.apply(cfg)?;
+        Ok(dp)
+    }
+
+    /// Loads the object and has the kernel verify every program; the state maps are adopted
+    /// from (or pinned in) `state`.
+    fn load_object(bindings: u32, state: Option<&std::path::Path>) -> Result<Ebpf, DataplaneError> {
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries("BIB6", bindings)
@@ -132,12 +223,107 @@ impl Dataplane {
             prog.load()
                 .map_err(|source| DataplaneError::Program { name, source })?;
         }
-        let mut dp = Self {
-            ebpf,
-            links: Vec::new(),
+        Ok(ebpf)
+    }
+
+    /// Pins every attachment made from now on in `dir` (on a bpf filesystem), and takes over
+    /// the ones pinned there before: the dataplane then keeps translating while no daemon runs
+    /// (stopped with `on_stop = "keep"`, killed, or being upgraded). Returns false, pinning
+    /// nothing, where the kernel cannot pin XDP attachments (before Linux 5.9).
+    pub fn pin_attachments(&mut self, dir: &std::path::Path) -> std::io::Result<bool> {
+        if !kernel_has_xdp_links() {
+            return Ok(false);
+        }
+        std::fs::create_dir_all(dir)?;
+        self.link_pins = Some(dir.to_path_buf());
+        Ok(true)
+    }
+
+    /// Whether [`Dataplane::replace`] swaps whole programs (with pinned state) rather than
+    /// writing the maps in place.
+    pub fn swaps_programs(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// Replaces the whole dataplane configuration at once: a new copy of the programs, with
+    /// configuration maps of their own filled from `cfg` and the pinned state maps shared, is
+    /// swapped in on every attachment with one atomic link update each. Every packet sees
+    /// either the old configuration or the new one, never a mix. Without pinned state the
+    /// maps are written in place instead ([`Dataplane::apply`]), which is atomic per entry.
+    pub fn replace(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
+        let Some(state) = self.state.clone() else {
+            return self.apply(cfg);
         };
-        dp.apply(cfg)?;
-        Ok(dp)
+        let mut next = Self {
+            ebpf: Self::load_object(self.bindings, Some(&state))?,
+            links: Vec::new(),
+            state: Some(state),
+            link_pins: self.link_pins.clone(),
+            bindings: self.bindings,
+        };
+        next.apply(cfg)?;
+        // Interface settings are per interface, not per configuration: carry them over.
+        let settings: Vec<(u32, IfaceConfig)> =
+            self.ifaces()?.iter().filter_map(Result::ok).collect();
+        {
+            let mut ifaces = next.ifaces()?;
+            for (k, v) in settings {
+                ifaces.insert(k, v, 0).map_err(map_err("IFACES"))?;
+            }
+        }
+        for a in std::mem::take(&mut self.links) {
+            let Attachment {
+                iface,
+                ifindex,
+                program,
+                mode,
+                handle,
+            } = a;
+            let (link, pin) = match handle {
+                Handle::Owned(l) => (l, None),
+                Handle::Pinned(p, path) => (
+                    XdpLink::try_from(FdLink::from(p))
+                        .map_err(link_err(format!("the pinned attachment to {iface}")))?,
+                    Some(path),
+                ),
+            };
+            let swapped = next
+                .program_mut(program)?
+                .attach_to_link(link)
+                .map_err(|source| DataplaneError::Attach {
+                    iface: iface.clone(),
+                    mode: config_mode(mode),
+                    source,
+                })
+                .and_then(|id| next.hold(program, id, pin.as_deref(), &iface));
+            let handle = match swapped {
+                Ok(h) => h,
+                Err(e) => {
+                    // Not expected (same program type, same hook); attach anew rather than
+                    // leave the interface without a program.
+                    tracing::error!(interface = %iface, error = %e, "swapping the program failed; attaching anew");
+                    if let Some(path) = &pin {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    match next.attach_program(program, &iface, ifindex, mode) {
+                        Ok(_) => continue,
+                        Err(e) => {
+                            tracing::error!(interface = %iface, error = %e, "attaching anew failed: the interface is not translating");
+                            continue;
+                        }
+                    }
+                }
+            };
+            next.links.push(Attachment {
+                iface,
+                ifindex,
+                program,
+                mode,
+                handle,
+            });
+        }
+        *self = next;
+        Ok(())
     }
 
     /// Writes a validated configuration into the maps: EAM entries first, then the config slot.
@@ -265,16 +451,13 @@ impl Dataplane {
         iface: &str,
         mode: config::XdpMode,
         partial_checksums: bool,
-    ) -> Result<(), DataplaneError> {
-        let attach_err = |source| DataplaneError::Attach {
+    ) -> Result<Attached, DataplaneError> {
+        let ifindex = crate::sys::if_index(iface).ok_or_else(|| DataplaneError::Attach {
             iface: iface.to_string(),
             mode,
-            source,
-        };
-        let ifindex = crate::sys::if_index(iface).ok_or_else(|| {
-            attach_err(ProgramError::UnknownInterface {
+            source: ProgramError::UnknownInterface {
                 name: iface.to_string(),
-            })
+            },
         })?;
         // Settings first, so the first packet the program sees is handled right.
         let settings = InterfaceSettings {
@@ -287,17 +470,7 @@ impl Dataplane {
             config::XdpMode::Native => XdpMode::Driver,
             config::XdpMode::Generic => XdpMode::Skb,
         };
-        let id = self
-            .program_mut(XDP_PROGRAM)?
-            .attach_to_if_index(ifindex, aya_mode)
-            .map_err(attach_err)?;
-        self.links.push(Link {
-            iface: iface.to_string(),
-            ifindex,
-            program: XDP_PROGRAM,
-            id,
-        });
-        Ok(())
+        self.attach_program(XDP_PROGRAM, iface, ifindex, aya_mode)
     }
 
     /// Attaches to the translator link (natively: it is a veth): the translating program on
@@ -306,7 +479,7 @@ impl Dataplane {
     pub fn attach_link(
         &mut self,
         link: &crate::link::TranslatorLink,
-    ) -> Result<(), DataplaneError> {
+    ) -> Result<Attached, DataplaneError> {
         let settings = InterfaceSettings {
             // The kernel side has transmit checksum offload off (see `link::create`): every
             // checksum arrives complete.
@@ -315,26 +488,188 @@ impl Dataplane {
             addr4: None,
         };
         self.set_interface(link.peer_index, &settings)?;
+        let mut how = Attached::TakenOver;
         for (iface, ifindex, program) in [
             (&link.name, link.index, PASS_PROGRAM),
             (&link.peer, link.peer_index, LINK_PROGRAM),
         ] {
-            let id = self
-                .program_mut(program)?
-                .attach_to_if_index(ifindex, XdpMode::Driver)
-                .map_err(|source| DataplaneError::Attach {
-                    iface: iface.clone(),
-                    mode: config::XdpMode::Native,
+            if self.attach_program(program, iface, ifindex, XdpMode::Driver)? == Attached::New {
+                how = Attached::New;
+            }
+        }
+        Ok(how)
+    }
+
+    /// Attaches `program` to `iface`: takes over the attachment pinned for it if there is one
+    /// (an atomic program swap), else attaches anew, pinning the new link when attachments are
+    /// pinned.
+    fn attach_program(
+        &mut self,
+        program: &'static str,
+        iface: &str,
+        ifindex: u32,
+        mode: XdpMode,
+    ) -> Result<Attached, DataplaneError> {
+        let pin = self
+            .link_pins
+            .as_ref()
+            .map(|d| d.join(pin_name(iface, mode)));
+        if let Some(path) = &pin {
+            self.unpin_other_modes(iface, path);
+            if path.exists() {
+                match self.take_over(program, iface, ifindex, path) {
+                    Ok(handle) => {
+                        self.links.push(Attachment {
+                            iface: iface.to_string(),
+                            ifindex,
+                            program,
+                            mode,
+                            handle,
+                        });
+                        return Ok(Attached::TakenOver);
+                    }
+                    Err(e) => {
+                        tracing::warn!(interface = iface, error = %e, "a pinned attachment could not be taken over; attaching anew");
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
+        }
+        let id = self
+            .program_mut(program)?
+            .attach_to_if_index(ifindex, mode)
+            .map_err(|source| DataplaneError::Attach {
+                iface: iface.to_string(),
+                mode: config_mode(mode),
+                source,
+            })?;
+        let handle = self.hold(program, id, None, iface)?;
+        let handle = match (handle, &pin) {
+            (Handle::Owned(l), Some(path)) => {
+                let fd = FdLink::try_from(l).map_err(link_err(format!(
+                    "the attachment to {iface} is not a bpf link"
+                )))?;
+                Handle::Pinned(
+                    fd.pin(path).map_err(|source| DataplaneError::Pin {
+                        what: format!("the attachment to {iface} at {}", path.display()),
+                        source,
+                    })?,
+                    path.clone(),
+                )
+            }
+            (h, _) => h,
+        };
+        self.links.push(Attachment {
+            iface: iface.to_string(),
+            ifindex,
+            program,
+            mode,
+            handle,
+        });
+        Ok(Attached::New)
+    }
+
+    /// Swaps `program` into the link pinned at `path`, after checking that the link is
+    /// attached to `ifindex` (a pin can outlive its interface, or name one since recreated).
+    fn take_over(
+        &mut self,
+        program: &'static str,
+        iface: &str,
+        ifindex: u32,
+        path: &std::path::Path,
+    ) -> Result<Handle, DataplaneError> {
+        let what = || format!("the pinned attachment to {iface} ({})", path.display());
+        match crate::sys::pinned_link_ifindex(path) {
+            Some(i) if i == ifindex => {}
+            found => {
+                return Err(DataplaneError::Link {
+                    what: format!(
+                        "{}: attached to interface index {found:?}, not {ifindex}",
+                        what()
+                    ),
+                    source: LinkError::InvalidLink,
+                });
+            }
+        }
+        let pinned = PinnedLink::from_pin(path).map_err(link_err(what()))?;
+        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(link_err(what()))?;
+        let id = self
+            .program_mut(program)?
+            .attach_to_link(link)
+            .map_err(|source| DataplaneError::Attach {
+                iface: iface.to_string(),
+                mode: config::XdpMode::Native,
+                source,
+            })?;
+        self.hold(program, id, Some(path), iface)
+    }
+
+    /// Takes the link `id` from `program`'s keeping: as the pinned link at `pin` when there is
+    /// one (the descriptor the program held is closed; the pin keeps the link), else owned.
+    fn hold(
+        &mut self,
+        program: &'static str,
+        id: XdpLinkId,
+        pin: Option<&std::path::Path>,
+        iface: &str,
+    ) -> Result<Handle, DataplaneError> {
+        let link =
+            self.program_mut(program)?
+                .take_link(id)
+                .map_err(|source| DataplaneError::Program {
+                    name: program,
                     source,
                 })?;
-            self.links.push(Link {
-                iface: iface.clone(),
-                ifindex,
-                program,
-                id,
-            });
+        match pin {
+            None => Ok(Handle::Owned(link)),
+            Some(path) => {
+                drop(link);
+                let p = PinnedLink::from_pin(path)
+                    .map_err(link_err(format!("the pinned attachment to {iface}")))?;
+                Ok(Handle::Pinned(p, path.to_path_buf()))
+            }
         }
-        Ok(())
+    }
+
+    /// Removes pins of `iface` in another mode than `keep` (their links detach with them):
+    /// one XDP program per interface.
+    fn unpin_other_modes(&self, iface: &str, keep: &std::path::Path) {
+        let Some(dir) = &self.link_pins else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if path != keep && pin_interface(&name).is_some_and(|i| i == iface) {
+                tracing::info!(interface = iface, pin = %path.display(), "removing the attachment pinned in another mode");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// Removes the pinned attachments that this daemon did not take over (interfaces no longer
+    /// configured): their links detach. Returns the interfaces concerned.
+    pub fn unpin_unclaimed(&self) -> Vec<String> {
+        let Some(dir) = &self.link_pins else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut gone = Vec::new();
+        for e in entries.flatten() {
+            let path = e.path();
+            let claimed = self
+                .links
+                .iter()
+                .any(|a| matches!(&a.handle, Handle::Pinned(_, p) if *p == path));
+            if !claimed && std::fs::remove_file(&path).is_ok() {
+                gone.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        gone
     }
 
     /// Records the per-interface settings of `ifindex` (done by [`Dataplane::attach`]; public
@@ -371,14 +706,18 @@ impl Dataplane {
         .map_err(map_err("IFACES"))
     }
 
-    /// Detaches from every interface, newest first.
+    /// Detaches from every interface, newest first (pinned attachments lose their pins).
     pub fn detach_all(&mut self) -> Vec<(String, Result<(), ProgramError>)> {
         let links = std::mem::take(&mut self.links);
         let mut out = Vec::new();
         for link in links.into_iter().rev() {
-            let r = match self.program_mut(link.program) {
-                Ok(p) => p.detach(link.id),
-                Err(_) => Err(ProgramError::NotAttached),
+            let r = match link.handle {
+                Handle::Owned(l) => {
+                    drop(l);
+                    Ok(())
+                }
+                // The last reference to the link is this descriptor once the pin is gone.
+                Handle::Pinned(p, _) => p.unpin().map(drop).map_err(ProgramError::from),
             };
             if let Ok(mut m) = self.ifaces() {
                 let _ = m.remove(&link.ifindex);
@@ -386,6 +725,19 @@ impl Dataplane {
             out.push((link.iface, r));
         }
         out
+    }
+
+    /// Leaves the pinned attachments translating after this process ends (their programs keep
+    /// running over the maps they hold) and detaches the others. Returns the interfaces left
+    /// translating.
+    pub fn leave_running(&mut self) -> Vec<String> {
+        let mut kept = Vec::new();
+        for link in std::mem::take(&mut self.links).into_iter().rev() {
+            if matches!(link.handle, Handle::Pinned(..)) {
+                kept.push(link.iface);
+            }
+        }
+        kept
     }
 
     /// The interfaces currently attached.
@@ -453,10 +805,32 @@ impl Dataplane {
     }
 }
 
+fn config_mode(mode: XdpMode) -> config::XdpMode {
+    match mode {
+        XdpMode::Skb => config::XdpMode::Generic,
+        _ => config::XdpMode::Native,
+    }
+}
+
 fn same6(a: &Key<[u8; 16]>, b: &Key<[u8; 16]>) -> bool {
     a.prefix_len() == b.prefix_len() && a.data() == b.data()
 }
 
 fn same4(a: &Key<[u8; 4]>, b: &Key<[u8; 4]>) -> bool {
     a.prefix_len() == b.prefix_len() && a.data() == b.data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_names_have_no_dot_and_give_the_interface_back() {
+        for iface in ["eth0", "eth0.100", "a%2eb", "x.y.z"] {
+            let n = pin_name(iface, XdpMode::Skb);
+            assert!(!n.contains('.'), "{n}");
+            assert_eq!(pin_interface(&n).as_deref(), Some(iface));
+        }
+        assert_eq!(pin_name("eth0.7", XdpMode::Driver), "eth0%2e7@native");
+    }
 }

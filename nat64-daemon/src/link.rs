@@ -85,8 +85,16 @@ pub struct TranslatorLink {
     pub peer_index: u32,
 }
 
-/// Looks an interface up by name: its index and alias, or `None` if there is none.
-async fn find(handle: &Handle, name: &str) -> Result<Option<(u32, Option<String>)>, LinkError> {
+/// What [`find`] learns of an interface.
+struct Found {
+    index: u32,
+    alias: Option<String>,
+    /// IFLA_LINK: for a veth, its peer's index.
+    link: Option<u32>,
+}
+
+/// Looks an interface up by name, or `None` if there is none.
+async fn find(handle: &Handle, name: &str) -> Result<Option<Found>, LinkError> {
     let mut links = handle.link().get().match_name(name).execute();
     match links.try_next().await {
         Ok(Some(msg)) => {
@@ -94,7 +102,15 @@ async fn find(handle: &Handle, name: &str) -> Result<Option<(u32, Option<String>
                 LinkAttribute::IfAlias(s) => Some(s.clone()),
                 _ => None,
             });
-            Ok(Some((msg.header.index, alias)))
+            let link = msg.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Link(i) => Some(*i),
+                _ => None,
+            });
+            Ok(Some(Found {
+                index: msg.header.index,
+                alias,
+                link,
+            }))
         }
         Ok(None) => Ok(None),
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
@@ -102,19 +118,42 @@ async fn find(handle: &Handle, name: &str) -> Result<Option<(u32, Option<String>
     }
 }
 
-/// Creates the pair `name` / `peer` with `mtu`, both up. A pair left behind by an earlier run
-/// (recognised by [`ALIAS`]) is removed first; any other interface of either name is an error.
+/// Creates the pair `name` / `peer` with `mtu`, both up. An intact pair left by an earlier run
+/// (recognised by [`ALIAS`], still paired) is taken over as it is, so that its pinned
+/// attachments and routes go on working; a broken one is removed first. Any other interface of
+/// either name is an error.
 pub async fn create(
     handle: &Handle,
     name: &str,
     peer: &str,
     mtu: u32,
 ) -> Result<TranslatorLink, LinkError> {
+    if let (Some(k), Some(p)) = (find(handle, name).await?, find(handle, peer).await?)
+        && k.alias.as_deref() == Some(ALIAS)
+        && p.link == Some(k.index)
+    {
+        tracing::info!(
+            link = name,
+            "taking over the translator link an earlier run left"
+        );
+        let link = TranslatorLink {
+            name: name.to_string(),
+            index: k.index,
+            peer: peer.to_string(),
+            peer_index: p.index,
+        };
+        finish(handle, &link, mtu).await?;
+        return Ok(link);
+    }
     // The kernel side first: removing a pair of ours removes its far end too.
     for n in [name, peer] {
         match find(handle, n).await? {
             None => {}
-            Some((index, Some(alias))) if alias == ALIAS => {
+            Some(Found {
+                index,
+                alias: Some(alias),
+                ..
+            }) if alias == ALIAS => {
                 tracing::warn!(interface = n, "removing a translator link left behind");
                 remove(handle, index).await?;
             }
@@ -133,12 +172,14 @@ pub async fn create(
         .execute()
         .await
         .map_err(nl(format!("creating veth pair {name:?}/{peer:?}")))?;
-    let (index, _) = find(handle, name)
+    let index = find(handle, name)
         .await?
-        .ok_or_else(|| LinkError::Taken(name.to_string()))?;
-    let (peer_index, _) = find(handle, peer)
+        .ok_or_else(|| LinkError::Taken(name.to_string()))?
+        .index;
+    let peer_index = find(handle, peer)
         .await?
-        .ok_or_else(|| LinkError::Taken(peer.to_string()))?;
+        .ok_or_else(|| LinkError::Taken(peer.to_string()))?
+        .index;
     let link = TranslatorLink {
         name: name.to_string(),
         index,
@@ -184,7 +225,13 @@ async fn finish(handle: &Handle, link: &TranslatorLink, mtu: u32) -> Result<(), 
         .map_err(nl(format!("setting {:?} up", link.peer)))?;
     handle
         .link()
-        .set(LinkUnspec::new_with_index(link.index).up().build())
+        // The alias given with RTM_NEWLINK is not kept for a veth: set it here.
+        .set(
+            LinkUnspec::new_with_index(link.index)
+                .alias(ALIAS)
+                .up()
+                .build(),
+        )
         .execute()
         .await
         .map_err(nl(format!("setting {:?} up", link.name)))?;
@@ -232,6 +279,18 @@ pub async fn add_routes(
             .map_err(nl(format!("adding route {p} dev {} mtu {mtu4}", link.name)))?;
     }
     Ok(())
+}
+
+/// Deletes the translator link `name` if it is one of ours (by [`ALIAS`]), with its routes;
+/// says whether there was one.
+pub async fn remove_ours(handle: &Handle, name: &str) -> Result<bool, LinkError> {
+    match find(handle, name).await? {
+        Some(f) if f.alias.as_deref() == Some(ALIAS) => {
+            remove(handle, f.index).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Deletes the pair by the index of either end; its routes go with it.

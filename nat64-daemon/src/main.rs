@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use nat64_daemon::{
     Config, Dataplane,
     config::{Interface, LogFormat, PartialChecksums, Pool6, XdpMode},
+    dataplane::Attached,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -198,9 +199,10 @@ fn admin_request(socket: &std::path::Path, line: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Where this run pins its state (`state_dir` plus the layout version, so that a daemon with
-/// another layout never misreads it), or `None` with the reason logged.
-fn state_dir(cfg: &Config) -> Option<PathBuf> {
+/// Where this run pins its state: `state_dir/vN` for the maps (N the layout version, so that a
+/// daemon with another layout never misreads them) and `state_dir/links` for the attachments
+/// (version-free: any daemon can swap its programs into them). `None` with the reason logged.
+fn state_dir(cfg: &Config) -> Option<(PathBuf, PathBuf)> {
     if cfg.state_dir == "off" {
         return None;
     }
@@ -224,14 +226,57 @@ fn state_dir(cfg: &Config) -> Option<PathBuf> {
         .filter(|m| dir.join(m).exists())
         .count();
     info!(state_dir = %dir.display(), adopted_maps = adopted, "state pinned; a restart adopts it");
-    Some(dir)
+    Some((dir, base.join("links")))
 }
 
+/// Removes the maps pinned by daemons of other layout versions: their state cannot be read by
+/// this one. Done once this daemon's programs run everywhere, so that nothing uses them.
+fn remove_other_layouts(cfg: &Config) {
+    let current = format!("v{}", nat64_common::maps::LAYOUT_VERSION);
+    let Ok(entries) = std::fs::read_dir(&cfg.state_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let versioned = name.len() > 1
+            && name.starts_with('v')
+            && name[1..].bytes().all(|b| b.is_ascii_digit());
+        if versioned && name != current {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => warn!(
+                    layout = %name,
+                    this_daemon = %current,
+                    "state pinned by a daemon of another layout version was not adopted (bindings are not carried over); removed"
+                ),
+                Err(err) => {
+                    warn!(layout = %name, error = %err, "cannot remove the state of another layout version")
+                }
+            }
+        }
+    }
+}
+
+/// `nat64d cleanup`: everything a daemon may leave behind once stopped with `on_stop =
+/// "keep"` or killed: its attachments (their pins; the links detach with them), the translator
+/// link with its routes, and the pinned maps.
 fn cleanup(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     let cfg = match config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    if let Some(name) = &cfg.translator_link.0 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let removed = rt.block_on(async {
+            let nl = nat64_daemon::link::connect()?;
+            nat64_daemon::link::remove_ours(&nl, name).await
+        })?;
+        if removed {
+            println!("{name}: translator link removed, and its routes with it");
+        }
+    }
     if cfg.state_dir == "off" {
         println!("state_dir is off: nothing pinned");
         return Ok(());
@@ -240,6 +285,16 @@ fn cleanup(config: Option<&std::path::Path>) -> anyhow::Result<()> {
     if !dir.exists() {
         println!("{}: nothing pinned", dir.display());
         return Ok(());
+    }
+    let links = dir.join("links");
+    if let Ok(entries) = std::fs::read_dir(&links) {
+        for e in entries.flatten() {
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("removing {}", e.path().display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let iface = nat64_daemon::dataplane::pin_interface(&name).unwrap_or(name);
+            println!("{iface}: detached");
+        }
     }
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     println!("{}: pinned state removed", dir.display());
@@ -347,8 +402,27 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let state = state_dir(&cfg);
-    let mut dp =
-        Dataplane::load_with_state(&cfg, state.as_deref()).context("loading the dataplane")?;
+    let mut dp = Dataplane::load_with_state(&cfg, state.as_ref().map(|(maps, _)| maps.as_path()))
+        .context("loading the dataplane")?;
+    let pinned = match &state {
+        Some((_, links)) => match dp.pin_attachments(links) {
+            Ok(true) => true,
+            Ok(false) => {
+                warn!(
+                    "this kernel attaches XDP over netlink (before Linux 5.9): attachments cannot be pinned and end with the daemon"
+                );
+                false
+            }
+            Err(e) => {
+                warn!(dir = %links.display(), error = %e, "cannot pin attachments; they end with the daemon");
+                false
+            }
+        },
+        None => false,
+    };
+    if cfg.on_stop == nat64_daemon::config::OnStop::Keep && !pinned {
+        warn!("on_stop = \"keep\" cannot be honoured without pinned attachments: a stop detaches");
+    }
     let nl = nat64_daemon::link::connect()?;
     let link = match (&cfg.translator_link.0, cfg.translator_link.peer()) {
         (Some(name), Some(peer)) => Some(set_up_link(&mut dp, &nl, &cfg, name, &peer).await?),
@@ -379,15 +453,25 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let admin = Some(admin);
     for ifc in &cfg.interfaces {
         let partial = partial_checksums(ifc);
-        if let Err(e) = dp.attach(&ifc.name, ifc.xdp_mode, partial) {
-            // Leave nothing half attached.
-            dp.detach_all();
-            if let Some(l) = &link {
-                let _ = nat64_daemon::link::remove(&nl, l.index).await;
+        match dp.attach(&ifc.name, ifc.xdp_mode, partial) {
+            Ok(how) => {
+                info!(interface = %ifc.name, mode = %ifc.xdp_mode, partial_checksums = partial, taken_over = how == Attached::TakenOver, "attached")
             }
-            return Err(e.into());
+            Err(e) => {
+                // Leave nothing half attached.
+                dp.detach_all();
+                if let Some(l) = &link {
+                    let _ = nat64_daemon::link::remove(&nl, l.index).await;
+                }
+                return Err(e.into());
+            }
         }
-        info!(interface = %ifc.name, mode = %ifc.xdp_mode, partial_checksums = partial, "attached");
+    }
+    for gone in dp.unpin_unclaimed() {
+        info!(attachment = %gone, "detached: pinned by an earlier run, no longer configured");
+    }
+    if pinned {
+        remove_other_layouts(&cfg);
     }
     info!(
         pool6 = %cfg.pool6.0.map_or("off".to_string(), |p| p.to_string()),
@@ -407,13 +491,23 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&cfg.admin_socket);
     }
 
-    for (iface, r) in dp.detach_all() {
-        match r {
-            Ok(()) => info!(interface = %iface, "detached"),
-            Err(e) => warn!(interface = %iface, error = %e, "detach failed"),
+    let keep = cfg.on_stop == nat64_daemon::config::OnStop::Keep && pinned;
+    if keep {
+        for iface in dp.leave_running() {
+            info!(interface = %iface, "left translating (on_stop = \"keep\")");
+        }
+        if let Some(l) = &link {
+            info!(link = %l.name, "translator link and routes left in place (on_stop = \"keep\")");
+        }
+    } else {
+        for (iface, r) in dp.detach_all() {
+            match r {
+                Ok(()) => info!(interface = %iface, "detached"),
+                Err(e) => warn!(interface = %iface, error = %e, "detach failed"),
+            }
         }
     }
-    if let Some(l) = &link {
+    if let Some(l) = link.as_ref().filter(|_| !keep) {
         match nat64_daemon::link::remove(&nl, l.index).await {
             Ok(()) => info!(link = %l.name, "translator link removed, and its routes with it"),
             Err(e) => warn!(link = %l.name, error = %e, "removing the translator link failed"),
@@ -453,7 +547,7 @@ async fn set_up_link(
         .collect();
     let mtu4 = mtu - link::IPV4_FRAGMENT_GROWTH;
     let r = match dp.attach_link(&l) {
-        Ok(()) => link::add_routes(nl, &l, &v6, &v4, mtu4)
+        Ok(_) => link::add_routes(nl, &l, &v6, &v4, mtu4)
             .await
             .context("routing into the translator link"),
         Err(e) => Err(anyhow::Error::from(e).context("attaching to the translator link")),
@@ -515,9 +609,10 @@ impl Reload<'_> {
             error!(trigger, error = %e, "reload refused; the running configuration is kept");
             return;
         }
-        // EAM entries are added before the configuration slot changes and removed after it;
-        // each map entry changes atomically.
-        if let Err(e) = dp.apply(&new) {
+        // With pinned state, a new copy of the programs with the new configuration is swapped
+        // in whole (no packet sees half of it); without, the maps are written in place (EAM
+        // entries added before the configuration slot changes, removed after it).
+        if let Err(e) = dp.replace(&new) {
             error!(trigger, error = %e, "applying the new configuration failed; the running one is written back");
             if let Err(e) = dp.apply(cur) {
                 error!(error = %e, "writing the running configuration back failed");
@@ -567,6 +662,7 @@ impl Reload<'_> {
             trigger,
             pool6 = %cur.pool6.0.map_or("off".to_string(), |p| p.to_string()),
             eam_entries = cur.eam.len(),
+            programs_swapped = dp.swaps_programs(),
             "configuration reloaded"
         );
     }

@@ -205,3 +205,36 @@ pub fn is_bpffs(path: &std::path::Path) -> bool {
     let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
     rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
+
+/// The interface a pinned XDP link is attached to, from the kernel's fdinfo of the link
+/// (`ifindex:`): `None` if the pin cannot be opened or the link's device is gone (0).
+pub fn pinned_link_ifindex(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::ffi::OsStrExt as _;
+    const BPF_OBJ_GET: libc::c_long = 7;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // union bpf_attr for BPF_OBJ_GET: pathname (u64), bpf_fd, file_flags, path_fd; the rest
+    // stays zero.
+    let mut attr = [0u64; 16];
+    attr[0] = c.as_ptr() as u64;
+    // SAFETY: `attr` outlives the call and is larger than the kernel reads for this command;
+    // `c` stays alive until after it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr) as u32,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"));
+    // SAFETY: closing the descriptor BPF_OBJ_GET returned above.
+    unsafe { libc::close(fd as libc::c_int) };
+    info.ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("ifindex:"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|&i| i != 0)
+}

@@ -87,6 +87,8 @@ pub struct LabOptions {
     /// Pin the daemon's state on a bpf filesystem the lab mounts in its directory, so that a
     /// restarted daemon adopts it (`Lab::restart_daemon`). Without it, `state_dir = "off"`.
     pub pinned_state: bool,
+    /// Top-level configuration lines added to the lab's (e.g. `on_stop = "keep"`).
+    pub extra_config: String,
 }
 
 impl Default for LabOptions {
@@ -100,6 +102,7 @@ impl Default for LabOptions {
             translator_link: true,
             stateful: false,
             pinned_state: false,
+            extra_config: String::new(),
         }
     }
 }
@@ -414,7 +417,7 @@ pool6 = "64:ff9b::/96"
 translator_link = "{link}"
 admin_socket = "{admin}"
 state_dir = "{state}"
-
+{extra}
 [[interfaces]]
 name = "xc"
 xdp_mode = "{mode}"
@@ -434,6 +437,7 @@ ipv4 = "{EAM_V4}"
             } else {
                 String::new()
             },
+            extra = self.opts.extra_config,
             admin = self.admin_socket().display(),
             state = if self.opts.pinned_state {
                 self.dir.join("bpf").join("nat64d").display().to_string()
@@ -499,6 +503,13 @@ ipv4 = "{EAM_V4}"
     /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
     pub fn stop_daemon(&mut self) -> DaemonExit {
         self.daemon.take().expect("daemon not running").stop()
+    }
+
+    /// Kills the daemon with SIGKILL (no clean-up of any kind) and waits for it to be gone.
+    pub fn kill_daemon(&mut self) {
+        let d = self.daemon.take().expect("daemon not running");
+        d.signal(libc::SIGKILL);
+        drop(d);
     }
 
     /// Stops the daemon and starts it again with the same configuration; what the first run

@@ -25,6 +25,8 @@ fn lab() -> Lab {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
         stateful: true,
+        // With pinned state a reload swaps in a whole new copy of the programs.
+        pinned_state: true,
         ..LabOptions::default()
     });
     lab.client6
@@ -64,6 +66,17 @@ fn a_reload_applies_new_mappings_and_keeps_established_sessions() {
     let (ok, _) = ping(&lab.server4, "203.0.113.99", 1);
     assert!(!ok, "203.0.113.99 answered before it was mapped");
 
+    // A steady stream of echoes across the reload: not one may be lost.
+    let pinger = lab
+        .client6
+        .command("ping")
+        .args(["-6", "-n", "-c", "150", "-i", "0.04", "-W", "2"])
+        .arg(SERVER4_AS_V6.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_millis(500));
+
     // The file changes: the daemon notices it by itself (as with a ConfigMap update).
     std::fs::write(lab.config_path(), with_extra_mapping(&lab)).unwrap();
     let log = lab
@@ -71,6 +84,13 @@ fn a_reload_applies_new_mappings_and_keeps_established_sessions() {
         .wait_log("configuration reloaded", 1, Duration::from_secs(10))
         .unwrap_or_else(|log| panic!("no reload after the file changed:\n{log}"));
     assert!(log.contains("trigger=\"file changed\""), "{log}");
+    assert!(log.contains("programs_swapped=true"), "{log}");
+    let out = pinger.wait_with_output().expect("ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("150 packets transmitted, 150 received"),
+        "echoes lost across the reload:\n{text}"
+    );
     let (ok, text) = ping(&lab.server4, "203.0.113.99", 2);
     assert!(ok, "the new mapping does not work: {text}");
 

@@ -11,7 +11,7 @@ use std::{
 use nat64_common::{Counter, Dir, L4Proto};
 use nat64_daemon::stats::parse_value;
 use nat64_tests::{
-    lab::{Lab, LabOptions, SERVER4, SERVER4_AS_V6, STATEFUL_CLIENTS},
+    lab::{Lab, LabOptions, SERVER4, SERVER4_AS_V6, STATEFUL_CLIENTS, ping},
     peers,
 };
 
@@ -91,7 +91,9 @@ fn bindings_and_counters_survive_a_daemon_restart() {
     // The counters went on from where they were.
     let second = lab.stop_daemon();
     // `nat64d cleanup` removes the pinned state: the next start adopts nothing.
-    let out = std::process::Command::new(nat64_tests::nat64d_path())
+    let out = lab
+        .xlat
+        .command(nat64_tests::nat64d_path().to_str().unwrap())
         .args(["cleanup", "--config"])
         .arg(lab.config_path())
         .output()
@@ -116,4 +118,165 @@ fn bindings_and_counters_survive_a_daemon_restart() {
         tcp_4to6(&first.stdout),
         tcp_4to6(&second.stdout)
     );
+}
+
+/// Sends `msg` on `tcp` and expects it echoed.
+fn echo(tcp: &mut std::net::TcpStream, msg: &[u8; 6], when: &str) {
+    let mut buf = [0u8; 6];
+    tcp.write_all(msg).unwrap();
+    tcp.read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("no echo {when}: {e}"));
+    assert_eq!(&buf, msg, "{when}");
+}
+
+#[test]
+fn with_on_stop_keep_the_dataplane_translates_while_no_daemon_runs() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        pinned_state: true,
+        extra_config: "on_stop = \"keep\"\n".to_string(),
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    let listener = lab
+        .server4
+        .run(|| std::net::TcpListener::bind((SERVER4, 5008)))
+        .expect("bind");
+    // Echoes on every connection (two: one made before, one while no daemon runs).
+    let server = std::thread::spawn(move || {
+        let mut handlers = Vec::new();
+        for _ in 0..2 {
+            let Ok((mut s, _)) = listener.accept() else {
+                break;
+            };
+            handlers.push(std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let mut buf = [0u8; 6];
+                while s.read_exact(&mut buf).is_ok() {
+                    if s.write_all(&buf).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        for h in handlers {
+            let _ = h.join();
+        }
+    });
+    let mut tcp = lab
+        .client6
+        .run(|| peers::tcp_connect_from(STATEFUL_CLIENTS[0], (SERVER4_AS_V6, 5008).into()));
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    echo(&mut tcp, b"first!", "before anything");
+
+    // A steady stream of echoes (stateless, through the EAM) across a clean stop, a time with
+    // no daemon, a start, a SIGKILL and another start: every one must come back.
+    let pinger = lab
+        .client6
+        .command("ping")
+        .args(["-6", "-n", "-c", "240", "-i", "0.05", "-W", "2"])
+        .arg(SERVER4_AS_V6.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let exit = lab.stop_daemon();
+    assert!(exit.status.success(), "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("left translating"),
+        "a clean stop with on_stop = keep leaves the dataplane running:\n{}",
+        exit.stderr
+    );
+    assert!(
+        lab.xlat_link("xc").contains("xdp"),
+        "XDP left attached to xc:\n{}",
+        lab.xlat_link("xc")
+    );
+    let routes = lab.xlat.output("ip", &["route", "show", "proto", "64"]);
+    assert!(
+        String::from_utf8_lossy(&routes.stdout).contains("dev nat64"),
+        "the translator link's routes stay"
+    );
+    // No daemon: the established session goes on, and a new stateful flow gets a binding from
+    // the dataplane alone.
+    echo(&mut tcp, b"nodmn1", "with no daemon running");
+    let mut second = lab
+        .client6
+        .run(|| peers::tcp_connect_from(STATEFUL_CLIENTS[1], (SERVER4_AS_V6, 5008).into()));
+    second
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    echo(
+        &mut second,
+        b"newflw",
+        "on a flow opened with no daemon running",
+    );
+
+    lab.start_daemon();
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("taken_over=true") && !log.contains("taken_over=false"),
+        "the new daemon takes the pinned attachments over:\n{log}"
+    );
+    assert!(log.contains("taking over the translator link"), "{log}");
+    echo(&mut tcp, b"again!", "after the daemon came back");
+    let now = bindings(&lab);
+    assert_eq!(
+        now.iter().filter(|b| b.starts_with("tcp")).count(),
+        2,
+        "the binding the dataplane made alone is adopted: {now:?}"
+    );
+
+    lab.kill_daemon();
+    echo(&mut tcp, b"killed", "with the daemon killed");
+    lab.start_daemon();
+    assert!(lab.daemon_log().contains("taken_over=true"));
+    echo(
+        &mut tcp,
+        b"last!!",
+        "after the restart that followed the kill",
+    );
+
+    let out = pinger.wait_with_output().expect("ping");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("240 packets transmitted, 240 received"),
+        "echoes lost across stop, start and kill:\n{text}"
+    );
+
+    // Uninstall: stop (the dataplane stays), then `nat64d cleanup` removes attachments,
+    // translator link, routes and pinned state.
+    lab.stop_daemon();
+    drop((tcp, second));
+    let _ = server.join();
+    let out = lab
+        .xlat
+        .command(nat64_tests::nat64d_path().to_str().unwrap())
+        .args(["cleanup", "--config"])
+        .arg(lab.config_path())
+        .output()
+        .expect("nat64d cleanup");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("xc: detached"), "{said}");
+    assert!(said.contains("translator link removed"), "{said}");
+    assert!(
+        !lab.xlat_link("xc").contains("xdp"),
+        "{}",
+        lab.xlat_link("xc")
+    );
+    assert!(
+        !lab.xlat
+            .output("ip", &["link", "show", "dev", "nat64"])
+            .status
+            .success()
+    );
+    let (ok, _) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 1);
+    assert!(!ok, "still translating after cleanup");
 }
