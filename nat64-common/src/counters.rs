@@ -99,9 +99,9 @@ pub enum DropReason {
     /// does on the translator link ([`Handoff::NeedsFragmentation`]), so this counts only
     /// packets that find no link (or that outgrow the link itself).
     PacketTooBig = 13,
-    /// Stateful NAT64: no binding could be made for a new flow (no free port among the
-    /// candidates tried, or the binding table is full). Existing bindings are never evicted
-    /// for a new one (RFC 6888 REQ-11).
+    /// Stateful NAT64: no binding could be made for a new flow: no free port among the
+    /// candidates tried on the pool4 address of the client's /64. Existing bindings are never
+    /// evicted for a new one (RFC 6888 REQ-11).
     PoolExhausted = 14,
     /// Stateful NAT64: an IPv4 packet to a pool4 address and port with no binding, or one the
     /// stateful path cannot translate yet (fragments, ICMP errors): RFC 6146 section 3.5 says
@@ -110,11 +110,14 @@ pub enum DropReason {
     /// Stateful NAT64: the IPv6 client's /64 holds as many bindings as it may (RFC 6888
     /// REQ-4); its new flows are refused, its existing ones and everyone else's go on.
     ClientLimit = 16,
+    /// Stateful NAT64: the binding table is full (`max_bindings`), so no binding could be made
+    /// for a new flow; as with [`DropReason::PoolExhausted`], nothing is evicted for it.
+    TableFull = 17,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 17;
-    pub const ALL: [DropReason; 17] = [
+    pub const COUNT: u32 = 18;
+    pub const ALL: [DropReason; 18] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -132,6 +135,7 @@ impl DropReason {
         DropReason::PoolExhausted,
         DropReason::NoBinding,
         DropReason::ClientLimit,
+        DropReason::TableFull,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -153,6 +157,7 @@ impl DropReason {
             DropReason::PoolExhausted => "pool_exhausted",
             DropReason::NoBinding => "no_binding",
             DropReason::ClientLimit => "client_limit",
+            DropReason::TableFull => "table_full",
         }
     }
 }

@@ -117,6 +117,7 @@ fn answer(line: &str, dp: &mut Dataplane, cfg: &Config) -> Result<String, String
             .ok_or_else(|| "stateful NAT64 is not configured".to_string())
     };
     match words.as_slice() {
+        ["config"] => Ok(cfg.to_toml()),
         ["stats"] => dp.stats().map(|s| s.table()).map_err(|e| e.to_string()),
         ["stats-json"] => dp.stats().map(|s| s.json()).map_err(|e| e.to_string()),
         ["bindings-flush"] => {

@@ -61,7 +61,7 @@ impl Binding {
 }
 
 /// A transport protocol with bindings, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -142,6 +142,18 @@ pub struct Sweep {
     pub held: u64,
     /// Held ports released in this pass.
     pub released: u64,
+    /// pool4 ports in use (bound or held), by pool4 prefix (in configuration order) and
+    /// protocol (TCP, UDP, ICMP).
+    pub ports_used: [[u64; 3]; nat64_common::maps::POOL4_MAX_PREFIXES as usize],
+}
+
+/// The index of a protocol in [`Sweep::ports_used`].
+pub const fn protocol_index(proto: u8) -> usize {
+    match proto {
+        BIB_TCP => 0,
+        BIB_UDP => 1,
+        _ => 2,
+    }
 }
 
 /// What the binding log (`log_bindings`) has already reported.
@@ -387,22 +399,29 @@ impl Tables<'_> {
             }
             out.expired += 1;
         }
-        // Held ports whose time is up.
-        let held: Vec<(Bib4Key, Bib4Value)> = self
+        // The IPv4 side: ports in use per prefix, and held ports whose time is up.
+        let all4: Vec<(Bib4Key, Bib4Value)> = self
             .bib4
             .iter()
             .take(budget)
             .filter_map(Result::ok)
-            .filter(|(_, v)| v.flags & BIB_F_HELD != 0)
             .collect();
-        for (k, v) in held {
-            if now_ns.saturating_sub(v.last_ns) > hold_down {
-                match self.bib4.remove(&k) {
-                    Ok(()) | Err(MapError::KeyNotFound) => out.released += 1,
-                    Err(e) => return Err(e),
+        for (k, v) in all4 {
+            if v.flags & BIB_F_HELD != 0 {
+                if now_ns.saturating_sub(v.last_ns) > hold_down {
+                    match self.bib4.remove(&k) {
+                        Ok(()) | Err(MapError::KeyNotFound) => out.released += 1,
+                        Err(e) => return Err(e),
+                    }
+                    continue;
                 }
-            } else {
                 out.held += 1;
+            }
+            let addr = std::net::Ipv4Addr::from(k.addr4);
+            if let Some(i) = st.pool4.iter().position(|p| p.contains(&addr))
+                && let Some(row) = out.ports_used.get_mut(i)
+            {
+                row[protocol_index(k.proto)] += 1;
             }
         }
         // The per-client counts, as the table says they are now.

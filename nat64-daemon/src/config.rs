@@ -40,7 +40,7 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 /// How the XDP program is attached (`XdpMode` in aya).
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpMode {
     /// In the driver (fastest; veth and most physical NICs support it).
@@ -79,7 +79,7 @@ impl fmt::Display for XdpMode {
 /// updated differently. XDP cannot see the kernel's flag, so the dataplane recognises such a
 /// field by its value, which a full checksum matches by chance once in 65536 packets. So it is
 /// only done where partial checksums can arrive.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum PartialChecksums {
     /// On for virtual links (no bus, e.g. veth) and for generic XDP; off for physical NICs in
@@ -91,7 +91,7 @@ pub enum PartialChecksums {
 }
 
 /// An interface the dataplane attaches to.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Interface {
     pub name: String,
@@ -119,7 +119,7 @@ impl FromStr for Interface {
 
 /// An explicit address mapping (RFC 7757): an IPv6 prefix and an IPv4 prefix with the same
 /// number of suffix bits, mapped bit for bit.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Eam {
     pub ipv6: Ipv6Net,
@@ -127,9 +127,15 @@ pub struct Eam {
 }
 
 /// pool6: the RFC 6052 prefix, or "off" for an EAM-only translator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Pool6(pub Option<Ipv6Net>);
+
+impl From<Pool6> for String {
+    fn from(p: Pool6) -> String {
+        p.0.map_or_else(|| "off".to_string(), |n| n.to_string())
+    }
+}
 
 impl Default for Pool6 {
     fn default() -> Self {
@@ -162,8 +168,8 @@ impl FromStr for Pool6 {
 /// the EAM IPv4 prefixes into `name`; the dataplane runs on the far end, [`LinkName::peer`].
 /// What the XDP fast path cannot translate in place (IPv4 to fragment, GSO aggregates) and
 /// traffic this host originates take that way. "off": no link and no routes.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct LinkName(pub Option<String>);
 
 impl LinkName {
@@ -175,6 +181,12 @@ impl LinkName {
     /// The far end's name, where the dataplane runs.
     pub fn peer(&self) -> Option<String> {
         self.0.as_ref().map(|n| format!("{n}{}", Self::PEER_SUFFIX))
+    }
+}
+
+impl From<LinkName> for String {
+    fn from(l: LinkName) -> String {
+        l.0.unwrap_or_else(|| "off".to_string())
     }
 }
 
@@ -215,7 +227,7 @@ impl FromStr for LinkName {
 
 /// Stateful NAT64 (RFC 6146): IPv6 sources with no stateless mapping share the IPv4
 /// addresses of pool4, one binding (address and port) per IPv6 transport address.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Stateful {
     /// The IPv4 prefixes bindings are made from (each /16 to /32, at most
@@ -271,7 +283,7 @@ pub struct Stateful {
 }
 
 /// A binding from the configuration (`[[stateful.static]]`).
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StaticBinding {
     pub protocol: crate::bindings::Protocol,
@@ -336,9 +348,15 @@ fn default_icmp_timeout() -> u64 {
 }
 
 /// A port range "LO-HI" (or a single port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct PortRange(pub u16, pub u16);
+
+impl From<PortRange> for String {
+    fn from(r: PortRange) -> String {
+        format!("{}-{}", r.0, r.1)
+    }
+}
 
 impl TryFrom<String> for PortRange {
     type Error = String;
@@ -360,7 +378,9 @@ impl TryFrom<String> for PortRange {
 }
 
 /// What a clean stop (SIGTERM, SIGINT) does to the dataplane.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OnStop {
     /// Detach the programs and remove the translator link and its routes: translation stops
@@ -383,7 +403,9 @@ impl std::fmt::Display for OnStop {
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -391,8 +413,21 @@ pub enum LogFormat {
     Json,
 }
 
+impl Stateful {
+    /// The port (or identifier) range of a protocol: TCP, UDP, ICMP by
+    /// `bindings::protocol_index` order.
+    pub fn range(&self, protocol_index: usize) -> PortRange {
+        match protocol_index {
+            0 => self.tcp_ports,
+            1 => self.udp_ports,
+            _ => self.icmp_ids,
+        }
+        .unwrap_or(self.ports)
+    }
+}
+
 /// The whole configuration file. Unknown keys are errors.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// RFC 6052 prefix; default the Well-Known Prefix 64:ff9b::/96.
@@ -492,6 +527,13 @@ impl Config {
             source,
         })?;
         Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The configuration as TOML, every key written out (defaults included): what `nat64d
+    /// config` shows of the running daemon. Parses back to the same configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self)
+            .unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
     }
 
     /// Parses TOML text and validates it. `origin` names the source in errors.
@@ -932,6 +974,27 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_rendered_configuration_parses_back_to_itself() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/nat64d.toml"
+        ))
+        .unwrap();
+        let stateful = "\n[stateful]\npool4 = [\"203.0.113.8/30\", \"203.0.113.64/32\"]\ntcp_ports = \"3000-3999\"\n\n[[stateful.static]]\nprotocol = \"tcp\"\nipv6 = \"[2001:db8::5]:80\"\nipv4 = \"203.0.113.9:80\"\n";
+        for t in [String::new(), text, stateful.to_string()] {
+            let c = Config::parse(&t, "x").unwrap_or_else(|e| panic!("{e}\n{t}"));
+            let shown = c.to_toml();
+            let back = Config::parse(&shown, "shown").unwrap_or_else(|e| panic!("{e}\n{shown}"));
+            assert_eq!(back, c, "{shown}");
+        }
+        let c = Config::parse("pool6 = \"off\"\ntranslator_link = \"off\"\n[[eam]]\nipv6 = \"2001:db8::/120\"\nipv4 = \"192.0.2.0/24\"", "x").unwrap();
+        let shown = c.to_toml();
+        assert!(shown.contains("pool6 = \"off\""), "{shown}");
+        assert!(shown.contains("on_stop = \"detach\""), "{shown}");
+        assert_eq!(Config::parse(&shown, "shown").unwrap(), c);
     }
 
     #[test]

@@ -34,6 +34,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The running daemon's configuration, every key written out (defaults included), as
+    /// TOML, through its admin socket: what it applies now, after reloads and flags.
+    Config {
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+    },
     /// Stateful NAT64 bindings of the running daemon, through its admin socket.
     Bindings {
         /// The daemon's admin socket.
@@ -130,6 +136,7 @@ fn main() -> ExitCode {
         Command::Stats { socket, json } => {
             admin_request(&socket, if json { "stats-json" } else { "stats" })
         }
+        Command::Config { socket } => admin_request(&socket, "config"),
         Command::Doctor { config } => doctor(config.as_deref()),
         Command::Cleanup { config } => cleanup(config.as_deref()),
     };
@@ -752,6 +759,7 @@ async fn wait_for_shutdown(
                                 sweep_seconds: sweep_secs,
                                 max_bindings: cfg.stateful.as_ref().map_or(0, |s| s.max_bindings),
                                 attached: dp.attached().count(),
+                                stateful: cfg.stateful.as_ref(),
                             };
                             nat64_daemon::metrics::render(&snap)
                                 .unwrap_or_else(|e| format!("error: {e}\n"))

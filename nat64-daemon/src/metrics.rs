@@ -31,6 +31,8 @@ pub struct Snapshot<'a> {
     pub sweep_seconds: f64,
     /// Programs attached (interfaces plus the translator link's two ends).
     pub attached: usize,
+    /// The stateful configuration (pool4 and its ranges), for the port capacity.
+    pub stateful: Option<&'a crate::config::Stateful>,
 }
 
 /// Renders the exposition text. Counters come from the dataplane as absolute values, so each
@@ -98,6 +100,25 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
             .inc_by(s.stats.get(Counter::Generated(g)));
     }
     r.register(Box::new(generated))?;
+    // RFC 6146 session creation: the dataplane refuses a new flow for one of three reasons,
+    // the same events as the matching drop reasons, gathered in one family for alerting.
+    let failures = IntCounterVec::new(
+        Opts::new(
+            "nat64_session_creation_failures_total",
+            "New stateful flows refused, by reason (no free port, binding table full, the client's /64 at its limit).",
+        ),
+        &["reason"],
+    )?;
+    for reason in [
+        DropReason::PoolExhausted,
+        DropReason::TableFull,
+        DropReason::ClientLimit,
+    ] {
+        failures
+            .with_label_values(&[reason.name()])
+            .inc_by(s.stats.get(Counter::Dropped(Dir::V6ToV4, reason)));
+    }
+    r.register(Box::new(failures))?;
     r.register(Box::new(packets))?;
     r.register(Box::new(bytes))?;
     r.register(Box::new(dropped))?;
@@ -140,6 +161,36 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         )?;
         size.set(s.max_bindings as i64);
         r.register(Box::new(size))?;
+        if let Some(st) = s.stateful {
+            let used = IntGaugeVec::new(
+                Opts::new(
+                    "nat64_pool4_ports_in_use",
+                    "pool4 ports (ICMP identifiers) bound or held, by prefix and protocol (as of the last sweep).",
+                ),
+                &["prefix", "protocol"],
+            )?;
+            let free = IntGaugeVec::new(
+                Opts::new(
+                    "nat64_pool4_ports_free",
+                    "pool4 ports (ICMP identifiers) free for new bindings, by prefix and protocol (as of the last sweep).",
+                ),
+                &["prefix", "protocol"],
+            )?;
+            for (i, p) in st.pool4.iter().enumerate() {
+                let prefix = p.to_string();
+                let addresses = 1u64 << (32 - p.prefix_len());
+                for (j, proto) in ["tcp", "udp", "icmp"].into_iter().enumerate() {
+                    let range = st.range(j);
+                    let capacity = addresses * (u64::from(range.1) - u64::from(range.0) + 1);
+                    let n = b.ports_used.get(i).map_or(0, |row| row[j]);
+                    used.with_label_values(&[&prefix, proto]).set(n as i64);
+                    free.with_label_values(&[&prefix, proto])
+                        .set(capacity.saturating_sub(n) as i64);
+                }
+            }
+            r.register(Box::new(used))?;
+            r.register(Box::new(free))?;
+        }
         let sweep = Gauge::new(
             "nat64_sweep_duration_seconds",
             "How long the last sweep of the binding tables took.",

@@ -207,6 +207,7 @@ fn bind(
                 None => Err(DropReason::PoolExhausted),
             }
         }
+        TRY_FULL => Err(DropReason::TableFull),
         _ => Err(DropReason::PoolExhausted),
     }
 }
@@ -222,6 +223,9 @@ struct Tries {
 const TRY_NONE: u16 = 0;
 const TRY_BOUND: u16 = 1;
 const TRY_RACE: u16 = 2;
+const TRY_FULL: u16 = 3;
+/// The errno a full preallocated hash map answers an insert with.
+const E2BIG: i32 = 7;
 
 /// One candidate port (RFC 6056: random; parity kept). Runs under `bpf_loop`, verified once.
 /// The insert into BIB4 is the allocation: it fails when the port is taken (or held down,
@@ -236,10 +240,12 @@ extern "C" fn try_port(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     let random = unsafe { bpf_get_prandom_u32() };
     let port4 = candidate_port(random, c.lo, c.hi, c.port6).to_be_bytes();
     s.bib4_key.port4 = port4;
-    if BIB4
-        .insert(&s.bib4_key, &s.bib4_val, BPF_NOEXIST as u64)
-        .is_err()
-    {
+    if let Err(e) = BIB4.insert(&s.bib4_key, &s.bib4_val, BPF_NOEXIST as u64) {
+        // -E2BIG: the preallocated table has no free entry; no other port will fare better.
+        if e == -E2BIG {
+            c.outcome = TRY_FULL;
+            return 1;
+        }
         return 0;
     }
     s.bib6_val.port4 = port4;

@@ -196,7 +196,10 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
                     .unwrap_or(DropReason::PoolExhausted);
                 // RFC 6146 section 3.5.1.1: a flow refused for want of a binding is told so
                 // (ICMPv6 Address Unreachable, `unreachable`); the packet counts as dropped.
-                if matches!(reason, DropReason::PoolExhausted | DropReason::ClientLimit) {
+                if matches!(
+                    reason,
+                    DropReason::PoolExhausted | DropReason::ClientLimit | DropReason::TableFull
+                ) {
                     stats::add(Counter::Dropped(Dir::V6ToV4, reason), 1);
                     return Ok(Step::Unreachable);
                 }

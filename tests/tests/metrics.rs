@@ -9,7 +9,7 @@ use std::{
 };
 
 use nat64_tests::{
-    lab::{CLIENT6_AS_V4, Lab, LabOptions, SERVER4_AS_V6, ping},
+    lab::{CLIENT6_AS_V4, Lab, LabOptions, POOL4, SERVER4_AS_V6, STATEFUL_CLIENTS, ping},
     peers,
 };
 
@@ -86,6 +86,50 @@ fn metrics_and_probes_are_served_and_pass_promtool() {
         "{text}"
     );
     assert!(text.contains("nat64_build_info{version=\""), "{text}");
+    for reason in ["pool_exhausted", "table_full", "client_limit"] {
+        let series = format!("nat64_session_creation_failures_total{{reason=\"{reason}\"}}");
+        assert_eq!(value(&text, &series), Some(0.0), "{series} in:\n{text}");
+    }
+
+    // pool4 usage: a stateful client pings once (an ICMP binding); the next sweep counts its
+    // identifier in use. pool4 is a /30 with ports 20000-29999: 40000 per protocol.
+    let out = lab.client6.output(
+        "ping",
+        &[
+            "-6",
+            "-n",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-I",
+            &STATEFUL_CLIENTS[0].to_string(),
+            &SERVER4_AS_V6.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let used = format!("nat64_pool4_ports_in_use{{prefix=\"{POOL4}\",protocol=\"icmp\"}}");
+    let free = format!("nat64_pool4_ports_free{{prefix=\"{POOL4}\",protocol=\"icmp\"}}");
+    // (Bound ports stay in use after their binding expires, held down for two minutes.)
+    let live = "nat64_bindings{protocol=\"icmp\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (_, text) = get(&lab, "/metrics");
+        if value(&text, live).unwrap_or(0.0) >= 1.0 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{live} never 1:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let n = value(&text, &used).unwrap_or(0.0);
+    assert!(n >= 1.0, "{text}");
+    assert_eq!(value(&text, &free), Some(40000.0 - n), "{text}");
+    let tcp_free = format!("nat64_pool4_ports_free{{prefix=\"{POOL4}\",protocol=\"tcp\"}}");
+    assert_eq!(value(&text, &tcp_free), Some(40000.0), "{text}");
 
     // The exposition format, checked by Prometheus' own linter.
     let mut lint = std::process::Command::new("promtool")

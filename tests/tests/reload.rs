@@ -94,6 +94,23 @@ fn a_reload_applies_new_mappings_and_keeps_established_sessions() {
     let (ok, text) = ping(&lab.server4, "203.0.113.99", 2);
     assert!(ok, "the new mapping does not work: {text}");
 
+    // `nat64d config` shows what runs now, the new mapping included, as TOML that parses.
+    let out = std::process::Command::new(nat64_tests::nat64d_path())
+        .arg("config")
+        .arg("--socket")
+        .arg(lab.admin_socket())
+        .output()
+        .expect("nat64d config");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.contains("ipv4 = \"203.0.113.99/32\""), "{shown}");
+    let running = nat64_daemon::Config::parse(&shown, "nat64d config").expect("parses");
+    assert_eq!(running.eam.len(), 2, "{shown}");
+
     // The session established before the reload carries on.
     tcp.write_all(b"after!").unwrap();
     tcp.read_exact(&mut buf).expect("echo after the reload");

@@ -262,6 +262,38 @@ fn tcp_state_is_tracked_in_the_binding() {
 }
 
 #[test]
+fn a_full_binding_table_refuses_new_flows_as_table_full_and_keeps_the_old_ones() {
+    // Two bindings fit; plenty of ports.
+    let x = Loaded::load(
+        "stateful",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nmax_bindings = 2\n",
+    );
+    for (src, port) in [(A, 40000), (B, 40000)] {
+        let (action, _, _) = x.run_counted(&udp6(src, port, SERVER6, 53, b"fits"));
+        assert_eq!(action, XDP_PASS);
+    }
+    let (action, _, moved) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"full"));
+    assert_eq!(action, XDP_TX, "refused, and told (Address Unreachable)");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Dropped(Dir::V6ToV4, DropReason::TableFull), 1),
+            (Counter::Generated(Generated::AddressUnreachable), 1)
+        ]
+    );
+    // The bindings already made carry on.
+    let (action, _, moved) = x.run_counted(&udp6(B, 40000, SERVER6, 53, b"again"));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V6ToV4, L4Proto::Udp), 1),
+            (Counter::Bytes(Dir::V6ToV4), 33)
+        ]
+    );
+}
+
+#[test]
 fn an_exhausted_pool_refuses_new_flows_and_keeps_the_old_ones() {
     // One port of each parity: 2000 (even) and 2001 (odd), on four addresses, but a /64 always
     // gets the same address: two flows of even ports from one host exhaust it.
