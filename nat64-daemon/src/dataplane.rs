@@ -740,6 +740,29 @@ impl Dataplane {
         kept
     }
 
+    /// The interface index `iface` was attached under, if it is attached.
+    pub fn attached_index(&self, iface: &str) -> Option<u32> {
+        self.links
+            .iter()
+            .find(|a| a.iface == iface)
+            .map(|a| a.ifindex)
+    }
+
+    /// Drops the attachment to `iface` (whose interface is gone or was replaced): its pin is
+    /// removed, its settings forgotten.
+    pub fn forget(&mut self, iface: &str) {
+        let Some(i) = self.links.iter().position(|a| a.iface == iface) else {
+            return;
+        };
+        let a = self.links.remove(i);
+        if let Handle::Pinned(p, _) = a.handle {
+            let _ = p.unpin();
+        }
+        if let Ok(mut m) = self.ifaces() {
+            let _ = m.remove(&a.ifindex);
+        }
+    }
+
     /// The interfaces currently attached.
     pub fn attached(&self) -> impl Iterator<Item = &str> {
         self.links.iter().map(|l| l.iface.as_str())

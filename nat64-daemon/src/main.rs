@@ -488,12 +488,14 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         "nat64d ready"
     );
 
-    let reload = Reload {
+    let mut reload = Reload {
         args: &args,
         nl: &nl,
-        link: link.as_ref(),
+        link,
+        gone: Default::default(),
     };
-    let waited = wait_for_shutdown(&mut dp, &mut cfg, admin, reload).await;
+    let waited = wait_for_shutdown(&mut dp, &mut cfg, admin, &mut reload).await;
+    let link = reload.link.take();
     if cfg.admin_socket != "off" {
         let _ = std::fs::remove_file(&cfg.admin_socket);
     }
@@ -589,11 +591,67 @@ async fn next_request(
 /// they are intact).
 const ROUTE_RESYNC: Duration = Duration::from_secs(10);
 
+/// How long a burst of netlink events must settle before the daemon re-syncs.
+const EVENT_SETTLE: Duration = Duration::from_millis(200);
+
+/// Follows link and route events in the background; a unit arrives on the returned channel
+/// for each one that may have undone something of the daemon's.
+fn follow_netlink() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use futures_util::StreamExt as _;
+    let (conn, _, mut events) = rtnetlink::new_multicast_connection(&[
+        rtnetlink::MulticastGroup::Link,
+        rtnetlink::MulticastGroup::Ipv4Route,
+        rtnetlink::MulticastGroup::Ipv6Route,
+    ])?;
+    tokio::spawn(conn);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some((msg, _)) = events.next().await {
+            // A full channel already has a re-sync coming.
+            if is_disruptive(&msg) && tx.try_send(()).is_err() && tx.is_closed() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The next netlink event, or never when events are not followed.
+async fn next_event(events: &mut Option<tokio::sync::mpsc::Receiver<()>>) -> Option<()> {
+    match events {
+        Some(e) => e.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`, or forever when it is `None`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether an event may have undone something of the daemon's: a link appearing, changing or
+/// going, or a route going. (New routes are the daemon's own re-sync, or harmless.)
+fn is_disruptive(
+    msg: &rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+) -> bool {
+    use rtnetlink::{packet_core::NetlinkPayload, packet_route::RouteNetlinkMessage as M};
+    matches!(
+        &msg.payload,
+        NetlinkPayload::InnerMessage(M::NewLink(_) | M::DelLink(_) | M::DelRoute(_))
+    )
+}
+
 /// What a reload needs besides the dataplane and the running configuration.
 struct Reload<'a> {
     args: &'a RunArgs,
     nl: &'a rtnetlink::Handle,
-    link: Option<&'a nat64_daemon::link::TranslatorLink>,
+    /// The translator link as it is now (re-created if someone deleted it).
+    link: Option<nat64_daemon::link::TranslatorLink>,
+    /// Configured interfaces found gone, waiting to come back (said once).
+    gone: std::collections::BTreeSet<String>,
 }
 
 impl Reload<'_> {
@@ -626,7 +684,7 @@ impl Reload<'_> {
             }
             return;
         }
-        if let Some(l) = self.link {
+        if let Some(l) = &self.link {
             let (old6, old4) = cur.link_routes();
             let (new6, new4) = new.link_routes();
             let mtu4 = new.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
@@ -674,6 +732,60 @@ impl Reload<'_> {
         );
     }
 
+    /// Puts back what someone else undid: re-creates a deleted translator link (with its
+    /// programs and routes), re-attaches to a configured interface that was deleted and has
+    /// come back (a new interface index), and writes the link's routes again (replace: a
+    /// no-op when they are intact).
+    async fn resync(&mut self, dp: &mut Dataplane, cfg: &Config, trigger: &str) {
+        use nat64_daemon::sys::if_index;
+        if let Some(l) = &self.link
+            && (if_index(&l.name) != Some(l.index) || if_index(&l.peer) != Some(l.peer_index))
+        {
+            warn!(trigger, link = %l.name, "the translator link was deleted or replaced; re-creating it");
+            dp.forget(&l.name);
+            dp.forget(&l.peer);
+            let (name, peer) = (l.name.clone(), l.peer.clone());
+            match set_up_link(dp, self.nl, cfg, &name, &peer).await {
+                Ok(new) => self.link = Some(new),
+                Err(e) => {
+                    error!(error = %format!("{e:#}"), "re-creating the translator link failed; trying again at the next re-sync")
+                }
+            }
+        }
+        for ifc in &cfg.interfaces {
+            let now = if_index(&ifc.name);
+            let was = dp.attached_index(&ifc.name);
+            if now.is_some() && now == was {
+                continue;
+            }
+            if was.is_some() {
+                dp.forget(&ifc.name);
+            }
+            if now.is_none() {
+                if self.gone.insert(ifc.name.clone()) {
+                    warn!(trigger, interface = %ifc.name, "interface gone; attaching to it when it comes back");
+                }
+                continue;
+            }
+            match dp.attach(&ifc.name, ifc.xdp_mode, partial_checksums(ifc)) {
+                Ok(_) => {
+                    self.gone.remove(&ifc.name);
+                    info!(trigger, interface = %ifc.name, mode = %ifc.xdp_mode, "interface back: attached again");
+                }
+                Err(e) => {
+                    error!(trigger, interface = %ifc.name, error = %e, "attaching again failed")
+                }
+            }
+        }
+        if let Some(l) = &self.link {
+            let (v6, v4) = cfg.link_routes();
+            let mtu4 = cfg.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
+            if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &v6, &v4, mtu4).await {
+                warn!(trigger, error = %e, "re-syncing the translator link's routes failed");
+            }
+        }
+    }
+
     /// The configuration file's modification time and size, to notice a change (a Kubernetes
     /// ConfigMap update swaps the file under a symlink).
     fn file_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
@@ -686,8 +798,18 @@ async fn wait_for_shutdown(
     dp: &mut Dataplane,
     cfg: &mut Config,
     mut admin: Option<tokio::sync::mpsc::Receiver<nat64_daemon::admin::Request>>,
-    reload: Reload<'_>,
+    reload: &mut Reload<'_>,
 ) -> anyhow::Result<()> {
+    // Link and route events, so that a deleted translator link, a re-created interface or a
+    // removed route is put right at once rather than at the next periodic pass.
+    let mut events = match follow_netlink() {
+        Ok(rx) => Some(rx),
+        Err(e) => {
+            warn!(error = %e, "cannot follow netlink events; links and routes are re-synced every {} s only", ROUTE_RESYNC.as_secs());
+            None
+        }
+    };
+    let mut resync_at: Option<tokio::time::Instant> = None;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
@@ -732,14 +854,15 @@ async fn wait_for_shutdown(
                 reload.run(dp, cfg, "SIGHUP").await;
                 stamp = reload.file_stamp();
             }
-            _ = resync.tick(), if reload.link.is_some() => {
-                if let Some(l) = reload.link {
-                    let (v6, v4) = cfg.link_routes();
-                    let mtu4 = cfg.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
-                    if let Err(e) = nat64_daemon::link::add_routes(reload.nl, l, &v6, &v4, mtu4).await {
-                        warn!(error = %e, "re-syncing the translator link's routes failed");
-                    }
-                }
+            _ = resync.tick() => reload.resync(dp, cfg, "periodic").await,
+            Some(()) = next_event(&mut events) => {
+                // A burst of events (a link going away takes its routes with it) is answered
+                // once, shortly after it settles.
+                resync_at = Some(tokio::time::Instant::now() + EVENT_SETTLE);
+            }
+            _ = sleep_until_some(resync_at) => {
+                resync_at = None;
+                reload.resync(dp, cfg, "netlink event").await;
             }
             _ = watch.tick(), if reload.args.config.is_some() => {
                 let now = reload.file_stamp();
