@@ -738,6 +738,36 @@ impl Config {
         Ok(())
     }
 
+    /// Checks that no prefix the translator answers for (an EAM IPv4 prefix, a pool4 prefix)
+    /// holds an address of this host: it is routed into the translator link and the fast path
+    /// takes every packet to it, so the host's own traffic on that address (its local ports
+    /// included, whatever `ip_local_port_range` says) would be translated away or dropped.
+    pub fn check_own_addresses(&self) -> Result<(), ConfigError> {
+        let own = crate::sys::ipv4_addrs();
+        let eam = self
+            .eam
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("eam[{i}].ipv4"), e.ipv4));
+        let pool4 = self.stateful.iter().flat_map(|s| {
+            s.pool4
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (format!("stateful.pool4[{i}]"), *p))
+        });
+        for (field, p) in eam.chain(pool4) {
+            if let Some((ifc, a)) = own.iter().find(|(_, a)| p.contains(a)) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{p} holds {a}, an address of {ifc} on this host: its traffic would be taken for translation; use a prefix no interface of this host has"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The value of the dataplane's `CONFIG` map.
     pub fn dataplane(&self) -> nat64_common::maps::Config {
         let mut c = nat64_common::maps::Config::disabled();

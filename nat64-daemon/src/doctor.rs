@@ -77,6 +77,78 @@ fn is_bpffs_mounted() -> bool {
         .unwrap_or(false)
 }
 
+/// The node's IPv4 routes of the main table (`/proc/net/route`): device and prefix.
+fn ipv4_routes() -> Vec<(String, ipnet::Ipv4Net)> {
+    let Ok(text) = fs::read_to_string("/proc/net/route") else {
+        return Vec::new();
+    };
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // The kernel prints the network-order words as host integers.
+            let dest = std::net::Ipv4Addr::from(hex(f.get(1)?)?.to_ne_bytes());
+            let mask = hex(f.get(7)?)?.to_ne_bytes();
+            let len = u32::from_be_bytes(mask).count_ones() as u8;
+            Some((f[0].to_string(), ipnet::Ipv4Net::new(dest, len).ok()?))
+        })
+        .collect()
+}
+
+/// The node's IPv6 routes (`/proc/net/ipv6_route`): device and prefix.
+fn ipv6_routes() -> Vec<(String, ipnet::Ipv6Net)> {
+    let Ok(text) = fs::read_to_string("/proc/net/ipv6_route") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u128::from_str_radix(f.first()?, 16).ok()?;
+            let len = u8::from_str_radix(f.get(1)?, 16).ok()?;
+            let dev = f.last()?.to_string();
+            Some((dev, ipnet::Ipv6Net::new(dest.into(), len).ok()?))
+        })
+        .collect()
+}
+
+/// Routes of someone else's that take part of what the translator answers for: a route as
+/// specific as the translator's (replaced when the daemon starts) or more specific (it wins
+/// over the translator's, so that part of the traffic is never translated).
+fn route_conflicts(cfg: &Config) -> (Vec<String>, Vec<String>) {
+    let link = cfg.translator_link.0.clone().unwrap_or_default();
+    let mine = |dev: &str| dev == "lo" || dev == link;
+    let (mut same, mut more) = (Vec::new(), Vec::new());
+    let (v6, v4) = cfg.link_routes();
+    for p in &v6 {
+        for (dev, r) in ipv6_routes() {
+            if mine(&dev) || !p.contains(&r.network()) || r.prefix_len() < p.prefix_len() {
+                continue;
+            }
+            let line = format!("{r} dev {dev} (inside {p})");
+            if r.prefix_len() == p.prefix_len() {
+                same.push(line);
+            } else {
+                more.push(line);
+            }
+        }
+    }
+    for p in &v4 {
+        for (dev, r) in ipv4_routes() {
+            if mine(&dev) || !p.contains(&r.network()) || r.prefix_len() < p.prefix_len() {
+                continue;
+            }
+            let line = format!("{r} dev {dev} (inside {p})");
+            if r.prefix_len() == p.prefix_len() {
+                same.push(line);
+            } else {
+                more.push(line);
+            }
+        }
+    }
+    (same, more)
+}
+
 /// Runs every check for `cfg` on this node.
 pub fn run(cfg: &Config) -> Vec<Check> {
     let mut out = Vec::new();
@@ -216,6 +288,61 @@ pub fn run(cfg: &Config) -> Vec<Check> {
             }
         },
     });
+    // Ports: only a pool4 address of the host's own could collide with the ports the kernel
+    // hands its own sockets; that case is refused above, so here the range is reported.
+    if let Some(st) = &cfg.stateful {
+        let local = sysctl("net.ipv4.ip_local_port_range").unwrap_or_default();
+        let mut it = local
+            .split_whitespace()
+            .filter_map(|v| v.parse::<u16>().ok());
+        let verdict = match (it.next(), it.next()) {
+            (Some(lo), Some(hi)) => {
+                let overlap = (0..3).any(|j| {
+                    let r = st.range(j);
+                    r.0 <= hi && lo <= r.1
+                });
+                if overlap && !clashes.is_empty() {
+                    Verdict::Fix {
+                        problem: format!(
+                            "pool4 holds an address of this host and its port ranges overlap ip_local_port_range {lo}-{hi}: bindings and the host's own sockets would take the same ports"
+                        ),
+                        fix: "take a pool4 prefix no interface of this node uses".into(),
+                    }
+                } else {
+                    Verdict::Ok(format!(
+                        "ip_local_port_range {lo}-{hi}; pool4 holds no address of this host, so its ports cannot collide with the host's sockets"
+                    ))
+                }
+            }
+            _ => Verdict::Warn("net.ipv4.ip_local_port_range cannot be read".into()),
+        };
+        out.push(Check {
+            name: "pool4 ports",
+            verdict,
+        });
+    }
+    let (same, more) = route_conflicts(cfg);
+    if cfg.translator_link.0.is_some() {
+        out.push(Check {
+        name: "routes",
+        verdict: if !more.is_empty() {
+            Verdict::Fix {
+                problem: format!(
+                    "routes of someone else's are more specific than the translator's, so what they cover is never translated: {}",
+                    more.join("; ")
+                ),
+                fix: "remove those routes (ip route del ...), or take prefixes nothing else routes".into(),
+            }
+        } else if !same.is_empty() {
+            Verdict::Warn(format!(
+                "nat64d replaces these routes with its own into the translator link when it starts: {}",
+                same.join("; ")
+            ))
+        } else {
+            Verdict::Ok("nothing else routes what the translator answers for".into())
+        },
+    });
+    }
     if cfg.interfaces.is_empty() && cfg.translator_link.0.is_none() {
         out.push(Check {
             name: "attachment",

@@ -66,8 +66,8 @@ enum Command {
     CheckConfig {
         /// The TOML file to check.
         file: PathBuf,
-        /// Do not check that the configured interfaces exist on this host (for checking a
-        /// file meant for another machine).
+        /// Do not check the file against this host (that the configured interfaces exist, that
+        /// no prefix holds one of its addresses): for a file meant for another machine.
         #[arg(long)]
         skip_interface_check: bool,
     },
@@ -153,6 +153,7 @@ fn check_config(file: &std::path::Path, skip_interface_check: bool) -> anyhow::R
     let cfg = Config::load(file)?;
     if !skip_interface_check {
         cfg.check_interfaces_exist()?;
+        cfg.check_own_addresses()?;
     }
     println!("{}: OK", file.display());
     Ok(())
@@ -350,6 +351,7 @@ fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
         );
     }
     cfg.check_interfaces_exist()?;
+    cfg.check_own_addresses()?;
     Ok(cfg)
 }
 

@@ -128,10 +128,50 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
         .output()
         .expect("run nat64d doctor");
     let report = String::from_utf8_lossy(&out.stdout);
-    let _ = std::fs::remove_file(&cfg);
     assert!(!out.status.success(), "{report}");
     assert!(
         report.contains("FIX   own addresses: stateful.pool4[0] 203.0.113.0/29 holds 203.0.113.5, an address of d0"),
+        "{report}"
+    );
+    assert!(report.contains("FIX   pool4 ports: pool4 holds an address of this host and its port ranges overlap ip_local_port_range"), "{report}");
+    // `nat64d run` refuses the same configuration before touching anything, naming the field.
+    let out = ns
+        .command(nat64_tests::nat64d_path().to_str().unwrap())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run nat64d run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("stateful.pool4[0]: 203.0.113.0/29 holds 203.0.113.5, an address of d0"),
+        "{err}"
+    );
+
+    // Someone else's routes inside what the translator answers for: a more specific one wins
+    // over the translator's and is named.
+    ns.ip(&["link", "set", "dev", "d0", "up"]);
+    ns.ip(&["link", "set", "dev", "d1", "up"]);
+    ns.ip(&["route", "add", "198.51.100.128/25", "dev", "d1"]);
+    ns.ip(&["-6", "route", "add", "64:ff9b::c000:200/120", "dev", "d1"]);
+    std::fs::write(
+        &cfg,
+        "[[eam]]\nipv6 = \"2001:db8:6::/120\"\nipv4 = \"198.51.100.0/24\"\n",
+    )
+    .unwrap();
+    let out = ns
+        .command(nat64_tests::nat64d_path().to_str().unwrap())
+        .args(["doctor", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run nat64d doctor");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_file(&cfg);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains("FIX   routes:")
+            && report.contains("198.51.100.128/25 dev d1 (inside 198.51.100.0/24)")
+            && report.contains("64:ff9b::c000:200/120 dev d1 (inside 64:ff9b::/96)"),
         "{report}"
     );
 }
