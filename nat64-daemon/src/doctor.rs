@@ -42,8 +42,9 @@ impl fmt::Display for Check {
 }
 
 fn sysctl(key: &str) -> Option<String> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    fs::read_to_string(crate::sys::sysctl_path(key))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 fn check_sysctl(name: &'static str, key: &str, want: &str) -> Check {

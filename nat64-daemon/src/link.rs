@@ -204,12 +204,13 @@ async fn finish(handle: &Handle, link: &TranslatorLink, mtu: u32) -> Result<(), 
     })?;
     // The far end needs no IPv6 of its own (no link-local address, no router solicitations):
     // every frame it receives is the dataplane's.
-    let path = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.peer);
-    if std::path::Path::new(&path).exists() {
-        std::fs::write(&path, "1").map_err(|source| LinkError::Sysctl {
-            path: path.clone(),
-            source,
-        })?;
+    // Only tidiness: a far end with a link-local address and router solicitations works the
+    // same, so a read-only /proc/sys is no reason to stop.
+    let path = crate::sys::sysctl_path(&format!("net.ipv6.conf.{}.disable_ipv6", link.peer));
+    if path.exists()
+        && let Err(e) = std::fs::write(&path, "1")
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot switch IPv6 off on the translator link's far end; it keeps a link-local address (harmless)");
     }
     handle
         .link()
@@ -340,7 +341,7 @@ pub async fn remove_routes(
 
 /// Sets a forwarding sysctl to 1 if it is not, and says whether it changed it.
 pub fn enable_forwarding(key: &str) -> Result<bool, LinkError> {
-    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let path = crate::sys::sysctl_path(key).display().to_string();
     let now = std::fs::read_to_string(&path).map_err(|source| LinkError::Sysctl {
         path: path.clone(),
         source,

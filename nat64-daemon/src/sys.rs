@@ -2,6 +2,15 @@
 
 use std::ffi::CString;
 
+/// Where the `net.*` sysctls are read and written: `/proc/sys` unless `NAT64D_PROC_SYS` says
+/// otherwise. A container's `/proc/sys` is read-only; a DaemonSet mounts the host's
+/// `/proc/sys/net` elsewhere (it shows the host's values: the pod shares the host's network
+/// namespace) and points `NAT64D_PROC_SYS` at its parent.
+pub fn sysctl_path(key: &str) -> std::path::PathBuf {
+    let root = std::env::var_os("NAT64D_PROC_SYS").unwrap_or_else(|| "/proc/sys".into());
+    std::path::Path::new(&root).join(key.replace('.', "/"))
+}
+
 /// The index of interface `name` in the current network namespace, if it exists.
 pub fn if_index(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;

@@ -89,6 +89,9 @@ pub struct LabOptions {
     pub pinned_state: bool,
     /// Top-level configuration lines added to the lab's (e.g. `on_stop = "keep"`).
     pub extra_config: String,
+    /// Run the daemon with only these capabilities (as `setpriv --bounding-set`, e.g.
+    /// "+bpf,+net_admin,+perfmon"), the way a container grants them; `None`: all of root's.
+    pub daemon_caps: Option<String>,
 }
 
 impl Default for LabOptions {
@@ -103,6 +106,7 @@ impl Default for LabOptions {
             stateful: false,
             pinned_state: false,
             extra_config: String::new(),
+            daemon_caps: None,
         }
     }
 }
@@ -118,12 +122,36 @@ impl Daemon {
     /// Writes `toml` to `dir/nat64d.toml`, starts `nat64d run` with it in `ns` and waits (at
     /// most 15 s) until it says it is ready.
     pub fn start(ns: &Netns, dir: &std::path::Path, toml: &str) -> Self {
+        Self::start_with_caps(ns, dir, toml, None)
+    }
+
+    /// Like [`Daemon::start`], with only the capabilities `caps` (see
+    /// [`LabOptions::daemon_caps`]) when given.
+    pub fn start_with_caps(
+        ns: &Netns,
+        dir: &std::path::Path,
+        toml: &str,
+        caps: Option<&str>,
+    ) -> Self {
         let config = dir.join("nat64d.toml");
         fs::write(&config, toml).expect("write config");
         let stdout = dir.join("nat64d.stdout");
         let stderr = dir.join("nat64d.stderr");
-        let child = ns
-            .command(crate::nat64d_path().to_str().expect("utf-8 path"))
+        let nat64d = crate::nat64d_path();
+        let nat64d = nat64d.to_str().expect("utf-8 path");
+        let mut cmd = match caps {
+            None => ns.command(nat64d),
+            Some(caps) => {
+                let mut c = ns.command("setpriv");
+                c.arg(format!("--bounding-set=-all,{caps}")).args([
+                    "--inh-caps=-all",
+                    "--",
+                    nat64d,
+                ]);
+                c
+            }
+        };
+        let child = cmd
             .args(["run", "--config"])
             .arg(&config)
             .env("NAT64D_LOG", "info")
@@ -497,7 +525,12 @@ ipv4 = "{EAM_V4}"
     /// it is ready.
     pub fn start_daemon(&mut self) {
         assert!(self.daemon.is_none(), "daemon already running");
-        self.daemon = Some(Daemon::start(&self.xlat, &self.dir, &self.config_toml()));
+        self.daemon = Some(Daemon::start_with_caps(
+            &self.xlat,
+            &self.dir,
+            &self.config_toml(),
+            self.opts.daemon_caps.as_deref(),
+        ));
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.

@@ -21,8 +21,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install the toolchain pieces and Debian packages the build and the tests need.
-    Setup,
+    /// Install the toolchain pieces, Debian packages and Python tools the build and the tests
+    /// need.
+    Setup {
+        /// Only what building needs (rust-src, bpf-linker): for the container image.
+        #[arg(long)]
+        toolchain_only: bool,
+    },
     /// Build the daemon (with its embedded eBPF object) and the lab.
     Build,
     /// Run the lab: IPv6-only and IPv4-only hosts in namespaces, translated by the real daemon.
@@ -42,7 +47,13 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Setup => setup::all(),
+        Cmd::Setup { toolchain_only } => {
+            if toolchain_only {
+                setup::toolchain()
+            } else {
+                setup::all()
+            }
+        }
         Cmd::Build => {
             setup::all()?;
             build()

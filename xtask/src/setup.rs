@@ -20,12 +20,62 @@ const PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "promtool"),
 ];
 
+/// Python tools the deployment tests run on the rendered manifests, offline:
+/// `kubernetes-validate` (API schemas) and `checkov` (security posture). Command and package.
+const PYTHON_TOOLS: &[(&str, &str)] = &[
+    ("kubernetes-validate", "kubernetes-validate"),
+    ("checkov", "checkov"),
+];
+
+/// Everything: the toolchain, then what the tests run.
 pub fn all() -> anyhow::Result<()> {
-    rust_src()?;
-    bpf_linker()?;
+    toolchain()?;
     debian_packages()?;
+    python_tools()?;
+    kubectl();
     step("setup complete");
     Ok(())
+}
+
+/// Only what building needs (the container image's build stage): rust-src and bpf-linker.
+pub fn toolchain() -> anyhow::Result<()> {
+    rust_src()?;
+    bpf_linker()
+}
+
+/// `kubectl` (with its built-in kustomize) renders the deployment overlays in the tests. This
+/// machine kind ships it (Google's `kubectl` package); where it is missing, try that package,
+/// and otherwise say so: the deployment tests then fail, naming it.
+fn kubectl() {
+    if which("kubectl").is_ok() {
+        step("kubectl: present");
+        return;
+    }
+    step("kubectl: installing the kubectl package");
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends", "kubectl"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        step("kubectl: not installable here; tests/tests/deploy.rs will fail until it is");
+    }
+}
+
+fn python_tools() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PYTHON_TOOLS
+        .iter()
+        .filter(|(bin, _)| which(bin).is_err())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        step("Python tools: present");
+        return Ok(());
+    }
+    step(&format!("Python tools: installing {}", missing.join(" ")));
+    run(Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+        .args(&missing))
 }
 
 fn rustc_vv() -> anyhow::Result<(String, String)> {

@@ -1,0 +1,110 @@
+//! The least privilege that works, as the DaemonSet grants it: uid 0 with every capability
+//! dropped but CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (`setpriv --bounding-set`, the way a
+//! container runtime confines root). With those three the whole daemon works (dataplane,
+//! translator link, pinned state and attachments, take-over, cleanup); without any one of them
+//! the kernel refuses it at start, and it says so.
+
+use std::time::Duration;
+
+use nat64_tests::lab::{CLIENT6_AS_V4, Lab, LabOptions, SERVER4_AS_V6, ping};
+
+const CAPS: &str = "+bpf,+net_admin,+perfmon";
+
+#[test]
+fn the_daemon_works_with_bpf_net_admin_and_perfmon_only() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        pinned_state: true,
+        extra_config: "on_stop = \"keep\"\n".to_string(),
+        daemon_caps: Some(CAPS.to_string()),
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "IPv6 to IPv4: {text}\n{}", lab.daemon_log());
+    let (ok, text) = ping(&lab.server4, &CLIENT6_AS_V4.to_string(), 2);
+    assert!(ok, "IPv4 to IPv6: {text}");
+    let (ok, text) = ping(&lab.xlat, &CLIENT6_AS_V4.to_string(), 1);
+    assert!(ok, "through the translator link: {text}");
+    // A second daemon, as confined, takes the pinned attachments over.
+    let exit = lab.restart_daemon();
+    assert!(exit.status.success(), "{}", exit.stderr);
+    let log = lab.daemon_log();
+    assert!(log.contains("taken_over=true"), "{log}");
+    let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 1);
+    assert!(ok, "{text}");
+    lab.stop_daemon();
+    // And `nat64d cleanup`, as confined, removes it all.
+    let out = lab
+        .xlat
+        .command("setpriv")
+        .args([
+            &format!("--bounding-set=-all,{CAPS}"),
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(nat64_tests::nat64d_path())
+        .args(["cleanup", "--config"])
+        .arg(lab.config_path())
+        .output()
+        .expect("nat64d cleanup");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !lab.xlat_link("xc").contains("xdp"),
+        "{}",
+        lab.xlat_link("xc")
+    );
+}
+
+#[test]
+fn without_any_one_of_the_three_the_kernel_refuses_the_daemon() {
+    nat64_tests::require_root();
+    let lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
+    std::fs::write(lab.config_path(), lab.config_toml()).unwrap();
+    for (missing, caps) in [
+        ("BPF", "+net_admin,+perfmon"),
+        ("NET_ADMIN", "+bpf,+perfmon"),
+        ("PERFMON", "+bpf,+net_admin"),
+    ] {
+        // Bounded: were the daemon to start after all, `timeout` ends it and the test fails.
+        let out = lab
+            .xlat
+            .command("timeout")
+            .args(["20", "setpriv", &format!("--bounding-set=-all,{caps}")])
+            .args(["--inh-caps=-all", "--"])
+            .arg(nat64_tests::nat64d_path())
+            .args(["run", "--config"])
+            .arg(lab.config_path())
+            .output()
+            .expect("nat64d run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "without CAP_{missing} the daemon should stop with an error:\n{err}"
+        );
+        assert!(
+            err.contains("loading the dataplane")
+                && (err.contains("Operation not permitted") || err.contains("Permission denied")),
+            "without CAP_{missing}:\n{err}"
+        );
+        assert!(!err.contains("nat64d ready"), "{err}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Nothing was left behind by the refused starts.
+    assert!(
+        !lab.xlat
+            .output("ip", &["link", "show", "dev", "nat64"])
+            .status
+            .success()
+    );
+}
