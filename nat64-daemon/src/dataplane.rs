@@ -811,6 +811,33 @@ impl Dataplane {
         })
     }
 
+    /// The kernel memory of each map (`memlock` in the map's fdinfo), by name: what the
+    /// binding tables cost at a given size.
+    pub fn map_memory(&self) -> Vec<(String, u64)> {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        self.ebpf
+            .maps()
+            .filter_map(|(name, map)| {
+                let fd = match map {
+                    aya::maps::Map::HashMap(m)
+                    | aya::maps::Map::LruHashMap(m)
+                    | aya::maps::Map::Array(m)
+                    | aya::maps::Map::PerCpuArray(m)
+                    | aya::maps::Map::LpmTrie(m) => m.fd().as_fd().as_raw_fd(),
+                    _ => return None,
+                };
+                let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+                let bytes = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("memlock:"))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some((name.to_string(), bytes))
+            })
+            .collect()
+    }
+
     /// Sums every counter over all CPUs.
     pub fn stats(&self) -> Result<Stats, DataplaneError> {
         let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(

@@ -92,6 +92,9 @@ pub struct LabOptions {
     /// Run the daemon with only these capabilities (as `setpriv --bounding-set`, e.g.
     /// "+bpf,+net_admin,+perfmon"), the way a container grants them; `None`: all of root's.
     pub daemon_caps: Option<String>,
+    /// Attach the pass-through program to the translator's neighbours (see `Lab::build`);
+    /// off for benchmarks, where XDP on a veth peer would slow the other paths measured.
+    pub neighbour_xdp: bool,
 }
 
 impl Default for LabOptions {
@@ -107,6 +110,7 @@ impl Default for LabOptions {
             pinned_state: false,
             extra_config: String::new(),
             daemon_caps: None,
+            neighbour_xdp: true,
         }
     }
 }
@@ -431,9 +435,11 @@ impl Lab {
             None => (&self.server4, "s0"),
             Some(r) => (r, "r0"),
         };
-        for (ns, dev) in [(&self.client6, "c0"), far] {
-            let ebpf = ns.run(|| attach_pass(dev));
-            self.pass.push((ns.name().to_string(), ebpf));
+        if self.opts.neighbour_xdp {
+            for (ns, dev) in [(&self.client6, "c0"), far] {
+                let ebpf = ns.run(|| attach_pass(dev));
+                self.pass.push((ns.name().to_string(), ebpf));
+            }
         }
     }
 

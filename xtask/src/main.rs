@@ -36,6 +36,17 @@ enum Cmd {
         #[arg(long, default_value = "native")]
         xdp_mode: String,
     },
+    /// Run the benchmark suite (release build): per-packet cost against a do-nothing program,
+    /// scale to 1M bindings, and plain forwarding / TAYGA / nat64d end to end. A full run
+    /// writes docs/benchmarks.md.
+    Bench {
+        /// Fewer samples and sizes: a smoke run (prints, writes nothing).
+        #[arg(long)]
+        quick: bool,
+        /// Only one part: micro, scale or e2e.
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Run every test: unit, property, packet-level (BPF_PROG_TEST_RUN) and end-to-end.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -63,6 +74,24 @@ fn main() -> anyhow::Result<()> {
             setup::all()?;
             build()?;
             run(Command::new(target_dir()?.join("debug/nat64-lab")).args(["--xdp-mode", &xdp_mode]))
+        }
+        Cmd::Bench { quick, only } => {
+            require_root("the benchmarks load BPF programs and create network namespaces")?;
+            setup::all()?;
+            setup::bench_packages()?;
+            step("building in release mode");
+            run(cargo().args(["build", "--release", "--workspace", "--bins"]))?;
+            let mut cmd = Command::new(target_dir()?.join("release/nat64-bench"));
+            if quick {
+                cmd.arg("--quick");
+            }
+            if let Some(o) = &only {
+                cmd.args(["--only", o]);
+            }
+            if !quick && only.is_none() {
+                cmd.args(["--write", "docs/benchmarks.md"]);
+            }
+            run(&mut cmd)
         }
         Cmd::Test { args } => {
             require_root(

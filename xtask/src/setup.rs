@@ -195,8 +195,20 @@ fn which(program: &str) -> anyhow::Result<PathBuf> {
     bail!("{program} not found in PATH")
 }
 
+/// What only the benchmarks run: iperf3 (the load) and TAYGA (the userspace translator
+/// compared against).
+const BENCH_PACKAGES: &[(&str, &str)] = &[("iperf3", "iperf3"), ("tayga", "tayga")];
+
+pub fn bench_packages() -> anyhow::Result<()> {
+    install(BENCH_PACKAGES)
+}
+
 fn debian_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    install(PACKAGES)
+}
+
+fn install(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, bin)| which(bin).is_err() && !PathBuf::from("/usr/sbin").join(bin).exists())
         .map(|(pkg, _)| *pkg)

@@ -1,0 +1,263 @@
+//! The same topology three ways, in one run: plain IPv4 forwarding (no translation: the limit
+//! of this path), TAYGA (userspace, TUN) and nat64d; TCP throughput (1 and 4 streams, both
+//! directions), small-packet UDP rate at bounded loss, ping latency. iperf3 measures; each
+//! figure is taken `runs` times.
+
+use std::{
+    process::{Child, Stdio},
+    time::Duration,
+};
+
+use nat64_tests::{
+    lab::{Lab, LabOptions, SERVER4, SERVER4_AS_V6, XLAT6},
+    netns::Netns,
+};
+
+use crate::stats::{Summary, summarize};
+
+/// How a mode is reached from the IPv6 client's namespace.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Forwarding,
+    Tayga,
+    Nat64d,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Forwarding => "plain IPv4 forwarding",
+            Mode::Tayga => "TAYGA",
+            Mode::Nat64d => "nat64d (XDP)",
+        }
+    }
+}
+
+/// What one mode measured.
+#[derive(Default)]
+pub struct Figures {
+    /// Gbit/s: 1 stream 6to4, 1 stream 4to6, 4 streams 6to4, 4 streams 4to6.
+    pub tcp: [Summary; 4],
+    /// Delivered packets per second at the highest offered rate with at most 1% loss, 6to4
+    /// and 4to6 (64-byte UDP payloads).
+    pub udp_pps: [Summary; 2],
+    /// Round-trip time, microseconds.
+    pub rtt_us: Summary,
+}
+
+pub const TCP_CASES: [&str; 4] = [
+    "TCP, 1 stream, 6to4",
+    "TCP, 1 stream, 4to6",
+    "TCP, 4 streams, 6to4",
+    "TCP, 4 streams, 4to6",
+];
+
+fn lab() -> Lab {
+    Lab::new(LabOptions {
+        sender_gso: true,
+        neighbour_xdp: false,
+        ..LabOptions::default()
+    })
+}
+
+/// A process killed when dropped (a panic in a measurement must not leave TAYGA or iperf3
+/// running).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sets the lab up for `mode`; what must stay alive while measuring.
+fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
+    let (c, x) = (&lab.client6, &lab.xlat);
+    match mode {
+        Mode::Forwarding => {
+            // The client gets an IPv4 address: no translation anywhere.
+            c.ip(&["addr", "add", "198.51.100.2/24", "dev", "c0"]);
+            x.ip(&["addr", "add", "198.51.100.1/24", "dev", "xc"]);
+            c.ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"]);
+            None
+        }
+        Mode::Tayga => {
+            let dir = std::env::temp_dir().join(format!("{}-tayga", x.name()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let conf = dir.join("tayga.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    // TAYGA refuses the lab's documentation addresses under the Well-Known
+                    // Prefix (RFC 6052 section 3.1: not global), so it gets a network-specific
+                    // prefix; the cost of translating is the same.
+                    "tun-device tayga0\nipv4-addr 198.51.100.254\n\
+                     prefix {TAYGA_PREFIX}\nmap 198.51.100.2 2001:db8:6::102\ndata-dir {}\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            let mk = x.output("tayga", &["--mktun", "--config", conf.to_str().unwrap()]);
+            assert!(
+                mk.status.success(),
+                "tayga --mktun: {}",
+                String::from_utf8_lossy(&mk.stderr)
+            );
+            x.ip(&["link", "set", "dev", "tayga0", "up"]);
+            x.ip(&["route", "add", "198.51.100.0/24", "dev", "tayga0"]);
+            x.ip(&["-6", "route", "add", TAYGA_PREFIX, "dev", "tayga0"]);
+            c.ip(&[
+                "-6",
+                "route",
+                "add",
+                TAYGA_PREFIX,
+                "via",
+                &XLAT6.to_string(),
+            ]);
+            let child = x
+                .command("tayga")
+                .args(["--nodetach", "--config", conf.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tayga");
+            std::thread::sleep(Duration::from_millis(500));
+            Some(Killed(child))
+        }
+        Mode::Nat64d => {
+            lab.start_daemon();
+            None
+        }
+    }
+}
+
+/// TAYGA's translation prefix (see `prepare`).
+const TAYGA_PREFIX: &str = "2001:db8:64::/96";
+
+fn target(mode: Mode) -> String {
+    match mode {
+        Mode::Forwarding => SERVER4.to_string(),
+        Mode::Tayga => "2001:db8:64::c000:202".to_string(),
+        Mode::Nat64d => SERVER4_AS_V6.to_string(),
+    }
+}
+
+/// Runs iperf3 in the client's namespace against the server; its JSON report.
+fn iperf(c: &Netns, target: &str, args: &[&str]) -> serde_json::Value {
+    let out = c
+        .command("timeout")
+        .args(["30", "iperf3", "-c", target, "-J"])
+        .args(args)
+        .output()
+        .expect("iperf3");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "iperf3 {args:?} to {target}: {e}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    if let Some(err) = v.get("error") {
+        let routes = c.output("ip", &["-6", "route"]);
+        let addrs = c.output("ip", &["-6", "addr"]);
+        panic!(
+            "iperf3 {args:?} to {target}: {err}\n{}{}",
+            String::from_utf8_lossy(&routes.stdout),
+            String::from_utf8_lossy(&addrs.stdout)
+        );
+    }
+    v
+}
+
+fn tcp_gbps(c: &Netns, target: &str, streams: u32, reverse: bool) -> f64 {
+    let p = streams.to_string();
+    let mut args = vec!["-t", "3", "-O", "1", "-P", &p];
+    if reverse {
+        args.push("-R");
+    }
+    let v = iperf(c, target, &args);
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("bits_per_second")
+        / 1e9
+}
+
+/// Offers `pps` 64-byte datagrams a second for 2 s: (delivered pps, loss percent).
+fn udp_at(c: &Netns, target: &str, pps: u64, reverse: bool) -> (f64, f64) {
+    let bits = (pps * 64 * 8).to_string();
+    let mut args = vec!["-u", "-l", "64", "-b", &bits, "-t", "2"];
+    if reverse {
+        args.push("-R");
+    }
+    let v = iperf(c, target, &args);
+    let sum = &v["end"]["sum"];
+    let lost = sum["lost_percent"].as_f64().unwrap_or(100.0);
+    let packets = sum["packets"].as_f64().unwrap_or(0.0);
+    let secs = sum["seconds"].as_f64().unwrap_or(2.0).max(0.1);
+    (packets * (1.0 - lost / 100.0) / secs, lost)
+}
+
+fn rtt_us(c: &Netns, target: &str) -> f64 {
+    let out = c.output("ping", &["-n", "-q", "-c", "100", "-i", "0.005", target]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // rtt min/avg/max/mdev = 0.031/0.045/0.120/0.010 ms
+    let line = text
+        .lines()
+        .find(|l| l.contains("min/avg/max"))
+        .unwrap_or_else(|| panic!("ping to {target}: {text}"));
+    let avg: f64 = line
+        .split('=')
+        .nth(1)
+        .and_then(|v| v.trim().split('/').nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("average");
+    avg * 1000.0
+}
+
+/// The offered rates tried, in packets per second.
+const RATES: [u64; 6] = [25_000, 50_000, 100_000, 200_000, 300_000, 400_000];
+
+pub fn run(mode: Mode, runs: usize) -> Figures {
+    nat64_tests::require_root();
+    let mut lab = lab();
+    let _tayga = prepare(&mut lab, mode);
+    let _server = Killed(
+        lab.server4
+            .command("iperf3")
+            .args(["-s", "-B", &SERVER4.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("iperf3 server"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let t = target(mode);
+    let c = &lab.client6;
+    let mut f = Figures::default();
+    for (i, (streams, reverse)) in [(1, false), (1, true), (4, false), (4, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut v: Vec<f64> = (0..runs)
+            .map(|_| tcp_gbps(c, &t, streams, reverse))
+            .collect();
+        f.tcp[i] = summarize(&mut v);
+    }
+    for (i, reverse) in [false, true].into_iter().enumerate() {
+        // The highest offered rate with at most 1% loss, then measured `runs` times.
+        let mut best = RATES[0];
+        for &r in &RATES {
+            let (_, lost) = udp_at(c, &t, r, reverse);
+            if lost > 1.0 {
+                break;
+            }
+            best = r;
+        }
+        let mut v: Vec<f64> = (0..runs).map(|_| udp_at(c, &t, best, reverse).0).collect();
+        f.udp_pps[i] = summarize(&mut v);
+    }
+    let mut v: Vec<f64> = (0..runs).map(|_| rtt_us(c, &t)).collect();
+    f.rtt_us = summarize(&mut v);
+    f
+}

@@ -1,0 +1,221 @@
+//! Per-packet cost of each dataplane path: the real loaded programs run on crafted frames with
+//! `BPF_PROG_TEST_RUN`, one frame per run (the kernel times the program alone), many runs per
+//! case; against the same harness running `nat64_pass` (XDP_PASS, nothing else): the floor.
+
+use etherparse::PacketBuilder;
+use nat64_daemon::dataplane::{PASS_PROGRAM, XDP_PROGRAM};
+use nat64_tests::xdp::{Loaded, XDP_PASS, action_name};
+
+use crate::stats::{Summary, summarize};
+
+const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+/// The lab's IPv6 client (inside the EAM prefix): stateless.
+pub const CLIENT6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2];
+/// A stateful client: no stateless mapping.
+pub const STATEFUL6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+pub const SERVER6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2];
+pub const SERVER4: [u8; 4] = [192, 0, 2, 2];
+pub const CLIENT4: [u8; 4] = [198, 51, 100, 2];
+
+pub const CONFIG: &str = "pool6 = \"64:ff9b::/96\"\n\
+    [[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n\
+    [stateful]\npool4 = \"203.0.113.0/24\"\nper_client_limit = 0\nmax_bindings = 131072\n";
+
+pub fn udp6(src: [u8; 16], sport: u16, payload: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(src, SERVER6, 64)
+        .udp(sport, 53)
+        .write(&mut v, &vec![0x5a; payload])
+        .unwrap();
+    v
+}
+
+fn tcp6(payload: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(CLIENT6, SERVER6, 64)
+        .tcp(40000, 443, 1000, 64240)
+        .ack(1)
+        .write(&mut v, &vec![0x5a; payload])
+        .unwrap();
+    v
+}
+
+fn echo6() -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(CLIENT6, SERVER6, 64)
+        .icmpv6_echo_request(7, 1)
+        .write(&mut v, &[0x5a; 56])
+        .unwrap();
+    v
+}
+
+pub fn udp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv4(src, dst, 64)
+        .udp(sport, dport)
+        .write(&mut v, &vec![0x5a; payload])
+        .unwrap();
+    v
+}
+
+fn tcp4(payload: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv4(SERVER4, CLIENT4, 64)
+        .tcp(443, 40000, 1000, 64240)
+        .ack(1)
+        .write(&mut v, &vec![0x5a; payload])
+        .unwrap();
+    v
+}
+
+fn echo4() -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv4(SERVER4, CLIENT4, 64)
+        .icmpv4_echo_reply(7, 1)
+        .write(&mut v, &[0x5a; 56])
+        .unwrap();
+    v
+}
+
+/// ICMPv6 Port Unreachable from the client about a datagram the server sent it.
+fn error6() -> Vec<u8> {
+    let mut inner = Vec::new();
+    PacketBuilder::ipv6(SERVER6, CLIENT6, 63)
+        .udp(53, 40000)
+        .write(&mut inner, &[0x5a; 32])
+        .unwrap();
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(CLIENT6, SERVER6, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Port,
+        ))
+        .write(&mut v, &inner)
+        .unwrap();
+    v
+}
+
+/// ICMPv4 Port Unreachable from the server about a datagram the client sent it.
+fn error4() -> Vec<u8> {
+    let mut inner = Vec::new();
+    PacketBuilder::ipv4(CLIENT4, SERVER4, 63)
+        .udp(40000, 53)
+        .write(&mut inner, &[0x5a; 32])
+        .unwrap();
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv4(SERVER4, CLIENT4, 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut v, &inner)
+        .unwrap();
+    v
+}
+
+/// Runs `program` once on `frame`: the kernel's duration of the run (ns) and the action.
+pub fn once(x: &Loaded, program: &'static str, frame: &[u8]) -> (u64, u32) {
+    use aya::programs::{TestRun, TestRunOptions};
+    let prog = x.dp.program(program).expect("program");
+    let mut out = vec![0u8; frame.len() + 256];
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    (r.duration.as_nanos() as u64, r.return_value)
+}
+
+/// `runs` runs of `frame`, each checked to end in `want`.
+pub fn measure(x: &Loaded, program: &'static str, frame: &[u8], want: u32, runs: usize) -> Summary {
+    let mut ns = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let (d, action) = once(x, program, frame);
+        assert_eq!(action, want, "{}: expected {}", program, action_name(want));
+        ns.push(d as f64);
+    }
+    summarize(&mut ns)
+}
+
+/// One row: the case, its cost, and the ratio to the floor.
+pub struct Row {
+    pub case: &'static str,
+    pub cost: Summary,
+}
+
+pub fn run(runs: usize) -> (Summary, Vec<Row>) {
+    let x = Loaded::load("bench", CONFIG);
+    // Warm up every path once (first runs pay for cold caches).
+    let floor = {
+        let f = udp6(CLIENT6, 40000, 64);
+        measure(&x, PASS_PROGRAM, &f, XDP_PASS, runs / 4);
+        measure(&x, PASS_PROGRAM, &f, XDP_PASS, runs)
+    };
+    let mut rows = Vec::new();
+    let cases: Vec<(&'static str, Vec<u8>)> = vec![
+        ("6to4 TCP (100-byte payload)", tcp6(100)),
+        ("6to4 UDP (64-byte payload)", udp6(CLIENT6, 40000, 64)),
+        ("6to4 ICMP echo", echo6()),
+        ("6to4 ICMP error (port unreachable)", error6()),
+        ("4to6 TCP (100-byte payload)", tcp4(100)),
+        (
+            "4to6 UDP (64-byte payload)",
+            udp4(SERVER4, 53, CLIENT4, 40000, 64),
+        ),
+        ("4to6 ICMP echo", echo4()),
+        ("4to6 ICMP error (port unreachable)", error4()),
+    ];
+    for (case, frame) in cases {
+        measure(&x, XDP_PROGRAM, &frame, XDP_PASS, runs / 4);
+        rows.push(Row {
+            case,
+            cost: measure(&x, XDP_PROGRAM, &frame, XDP_PASS, runs),
+        });
+    }
+    // Stateful: an established flow both ways, then new flows (each run a new source port:
+    // a binding made, an atomic insert in each table).
+    let first = udp6(STATEFUL6, 40000, 64);
+    let (_, out) = x.run(&first);
+    let (pool_addr, pool_port) = ipv4_source(&out);
+    measure(&x, XDP_PROGRAM, &first, XDP_PASS, runs / 4);
+    rows.push(Row {
+        case: "stateful 6to4 UDP, established",
+        cost: measure(&x, XDP_PROGRAM, &first, XDP_PASS, runs),
+    });
+    let back = udp4(SERVER4, 53, pool_addr, pool_port, 64);
+    measure(&x, XDP_PROGRAM, &back, XDP_PASS, runs / 4);
+    rows.push(Row {
+        case: "stateful 4to6 UDP, established",
+        cost: measure(&x, XDP_PROGRAM, &back, XDP_PASS, runs),
+    });
+    let mut ns = Vec::with_capacity(runs);
+    for i in 0..runs.min(60000) {
+        let f = udp6(STATEFUL6, 1024 + i as u16, 64);
+        let (d, action) = once(&x, XDP_PROGRAM, &f);
+        assert_eq!(action, XDP_PASS, "new flow {i} refused");
+        ns.push(d as f64);
+    }
+    rows.push(Row {
+        case: "stateful 6to4 UDP, new flow (binding made)",
+        cost: summarize(&mut ns),
+    });
+    (floor, rows)
+}
+
+/// Source address and port of a translated IPv4 frame.
+pub fn ipv4_source(frame: &[u8]) -> ([u8; 4], u16) {
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0xf) * 4;
+    (
+        [ip[12], ip[13], ip[14], ip[15]],
+        u16::from_be_bytes([ip[ihl], ip[ihl + 1]]),
+    )
+}
