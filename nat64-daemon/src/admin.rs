@@ -10,7 +10,11 @@
 //! - `bindings-add PROTO [IPV6]:PORT IPV4:PORT`: a static binding;
 //! - `bindings-remove PROTO [IPV6]:PORT`: removes a binding (static or dynamic);
 //! - `bindings-flush`: removes every dynamic binding;
-//! - `stats`, `stats-json`: the counters, as a table or as JSON.
+//! - `stats`, `stats-json`: the counters, as a table or as JSON;
+//! - `config`: the running configuration as TOML;
+//! - `eam`, `eam-add IPV6/LEN IPV4/LEN`, `eam-remove IPV6/LEN`: the explicit address mappings
+//!   (NAT46 aliases), listed, added or removed at run time: validated like the file, applied
+//!   atomically; a reload from the file replaces them.
 
 use std::{
     net::{IpAddr, SocketAddrV4, SocketAddrV6},
@@ -98,8 +102,19 @@ pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> std::io::Result<()> {
 
 use tokio::io::AsyncReadExt as _;
 
+/// Applies a configuration that differs from the running one in its EAM entries only:
+/// validated as a file would be (sizes, overlaps, the host's own addresses), then applied at
+/// once (see `Dataplane::replace`).
+fn change_eam(dp: &mut Dataplane, cfg: &mut Config, new: Config) -> Result<(), String> {
+    new.validate().map_err(|e| e.to_string())?;
+    new.check_own_addresses().map_err(|e| e.to_string())?;
+    dp.replace(&new).map_err(|e| e.to_string())?;
+    *cfg = new;
+    Ok(())
+}
+
 /// Answers one request line against the running dataplane.
-pub fn handle(line: &str, dp: &mut Dataplane, cfg: &Config) -> String {
+pub fn handle(line: &str, dp: &mut Dataplane, cfg: &mut Config) -> String {
     match answer(line, dp, cfg) {
         Ok(mut text) => {
             text.push_str("ok\n");
@@ -109,7 +124,7 @@ pub fn handle(line: &str, dp: &mut Dataplane, cfg: &Config) -> String {
     }
 }
 
-fn answer(line: &str, dp: &mut Dataplane, cfg: &Config) -> Result<String, String> {
+fn answer(line: &str, dp: &mut Dataplane, cfg: &mut Config) -> Result<String, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let stateful = || {
         cfg.stateful
@@ -118,6 +133,40 @@ fn answer(line: &str, dp: &mut Dataplane, cfg: &Config) -> Result<String, String
     };
     match words.as_slice() {
         ["config"] => Ok(cfg.to_toml()),
+        ["eam"] => Ok(cfg
+            .eam
+            .iter()
+            .map(|e| format!("{} {}\n", e.ipv6, e.ipv4))
+            .collect()),
+        ["eam-add", v6, v4] => {
+            let e = crate::config::Eam {
+                ipv6: v6
+                    .parse()
+                    .map_err(|e| format!("{v6:?} is not an IPv6 prefix: {e}"))?,
+                ipv4: v4
+                    .parse()
+                    .map_err(|e| format!("{v4:?} is not an IPv4 prefix: {e}"))?,
+            };
+            let mut new = cfg.clone();
+            new.eam.push(e.clone());
+            change_eam(dp, cfg, new)?;
+            tracing::info!(ipv6 = %e.ipv6, ipv4 = %e.ipv4, "EAM entry added at run time (a reload from the file replaces it)");
+            Ok(String::new())
+        }
+        ["eam-remove", v6] => {
+            let p: ipnet::Ipv6Net = v6
+                .parse()
+                .map_err(|e| format!("{v6:?} is not an IPv6 prefix: {e}"))?;
+            let mut new = cfg.clone();
+            let before = new.eam.len();
+            new.eam.retain(|e| e.ipv6 != p);
+            if new.eam.len() == before {
+                return Err(format!("no EAM entry for {p}"));
+            }
+            change_eam(dp, cfg, new)?;
+            tracing::info!(ipv6 = %p, "EAM entry removed at run time (a reload from the file replaces it)");
+            Ok(String::new())
+        }
         ["stats"] => dp.stats().map(|s| s.table()).map_err(|e| e.to_string()),
         ["stats-json"] => dp.stats().map(|s| s.json()).map_err(|e| e.to_string()),
         ["bindings-flush"] => {

@@ -315,6 +315,9 @@ pub async fn remove_routes(
         let msg = RouteMessageBuilder::<Ipv6Addr>::new()
             .destination_prefix(p.network(), p.prefix_len())
             .output_interface(link.index)
+            // The kernel deletes only a route of the protocol named (the builder's default,
+            // "static", is not ours).
+            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
             .build();
         handle
             .route()
@@ -328,6 +331,7 @@ pub async fn remove_routes(
             .destination_prefix(p.network(), p.prefix_len())
             .output_interface(link.index)
             .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
             .build();
         handle
             .route()

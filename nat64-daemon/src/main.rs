@@ -40,6 +40,14 @@ enum Command {
         #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
         socket: PathBuf,
     },
+    /// Explicit address mappings (NAT46 aliases) of the running daemon, through its admin
+    /// socket: list, add or remove at run time (a reload from the file replaces them).
+    Eam {
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        action: EamAction,
+    },
     /// Stateful NAT64 bindings of the running daemon, through its admin socket.
     Bindings {
         /// The daemon's admin socket.
@@ -70,6 +78,24 @@ enum Command {
         /// no prefix holds one of its addresses): for a file meant for another machine.
         #[arg(long)]
         skip_interface_check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EamAction {
+    /// The mappings in force.
+    List,
+    /// Add a mapping: an IPv6 prefix and an IPv4 prefix of as many suffix bits.
+    Add {
+        #[arg(long)]
+        ipv6: ipnet::Ipv6Net,
+        #[arg(long)]
+        ipv4: ipnet::Ipv4Net,
+    },
+    /// Remove the mapping of an IPv6 prefix.
+    Remove {
+        #[arg(long)]
+        ipv6: ipnet::Ipv6Net,
     },
 }
 
@@ -137,6 +163,14 @@ fn main() -> ExitCode {
             admin_request(&socket, if json { "stats-json" } else { "stats" })
         }
         Command::Config { socket } => admin_request(&socket, "config"),
+        Command::Eam { socket, action } => admin_request(
+            &socket,
+            &match action {
+                EamAction::List => "eam".to_string(),
+                EamAction::Add { ipv6, ipv4 } => format!("eam-add {ipv6} {ipv4}"),
+                EamAction::Remove { ipv6 } => format!("eam-remove {ipv6}"),
+            },
+        ),
         Command::Doctor { config } => doctor(config.as_deref()),
         Command::Cleanup { config } => cleanup(config.as_deref()),
     };
@@ -686,19 +720,7 @@ impl Reload<'_> {
             }
             return;
         }
-        if let Some(l) = &self.link {
-            let (old6, old4) = cur.link_routes();
-            let (new6, new4) = new.link_routes();
-            let mtu4 = new.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
-            if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
-                warn!(error = %e, "adding the new routes failed");
-            }
-            let gone6: Vec<_> = old6.into_iter().filter(|p| !new6.contains(p)).collect();
-            let gone4: Vec<_> = old4.into_iter().filter(|p| !new4.contains(p)).collect();
-            if let Err(e) = nat64_daemon::link::remove_routes(self.nl, l, &gone6, &gone4).await {
-                warn!(error = %e, "removing the old routes failed");
-            }
-        }
+        self.move_routes(cur.link_routes(), &new).await;
         if let (Some(old), Some(st)) = (&cur.stateful, &new.stateful)
             && old.static_bindings != st.static_bindings
         {
@@ -732,6 +754,30 @@ impl Reload<'_> {
             programs_swapped = dp.swaps_programs(),
             "configuration reloaded"
         );
+    }
+
+    /// Routes into the translator link what `cfg` translates and removes the routes of `old`
+    /// that it no longer does.
+    async fn move_routes(&self, old: (Vec<ipnet::Ipv6Net>, Vec<ipnet::Ipv4Net>), cfg: &Config) {
+        let Some(l) = &self.link else { return };
+        let (old6, old4) = old;
+        let (new6, new4) = cfg.link_routes();
+        let mtu4 = cfg.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
+        if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
+            warn!(error = %e, "adding the new routes failed");
+        }
+        let gone6: Vec<_> = old6.into_iter().filter(|p| !new6.contains(p)).collect();
+        let gone4: Vec<_> = old4.into_iter().filter(|p| !new4.contains(p)).collect();
+        if gone6.is_empty() && gone4.is_empty() {
+            return;
+        }
+        match nat64_daemon::link::remove_routes(self.nl, l, &gone6, &gone4).await {
+            Ok(()) => info!(
+                removed = gone6.len() + gone4.len(),
+                "routes of what is no longer translated removed"
+            ),
+            Err(e) => warn!(error = %e, "removing the old routes failed"),
+        }
     }
 
     /// Puts back what someone else undid: re-creates a deleted translator link (with its
@@ -891,7 +937,15 @@ async fn wait_for_shutdown(
                         }
                         Err(e) => format!("error: {e}\n"),
                     },
-                    line => nat64_daemon::admin::handle(line, dp, cfg),
+                    line => {
+                        // Run-time EAM changes move routes too.
+                        let before = cfg.link_routes();
+                        let answer = nat64_daemon::admin::handle(line, dp, cfg);
+                        if cfg.link_routes() != before {
+                            reload.move_routes(before, cfg).await;
+                        }
+                        answer
+                    }
                 };
                 let _ = req.reply.send(answer);
             }

@@ -92,6 +92,9 @@ pub struct LabOptions {
     /// Run the daemon with only these capabilities (as `setpriv --bounding-set`, e.g.
     /// "+bpf,+net_admin,+perfmon"), the way a container grants them; `None`: all of root's.
     pub daemon_caps: Option<String>,
+    /// Attach the XDP fast path to the translator's interfaces (xc, xs); without it only the
+    /// translator link translates (the "dedicated translator interface" deployment).
+    pub fast_path: bool,
     /// Attach the pass-through program to the translator's neighbours (see `Lab::build`);
     /// off for benchmarks, where XDP on a veth peer would slow the other paths measured.
     pub neighbour_xdp: bool,
@@ -111,6 +114,7 @@ impl Default for LabOptions {
             extra_config: String::new(),
             daemon_caps: None,
             neighbour_xdp: true,
+            fast_path: true,
         }
     }
 }
@@ -451,15 +455,7 @@ pool6 = "64:ff9b::/96"
 translator_link = "{link}"
 admin_socket = "{admin}"
 state_dir = "{state}"
-{extra}
-[[interfaces]]
-name = "xc"
-xdp_mode = "{mode}"
-
-[[interfaces]]
-name = "xs"
-xdp_mode = "{mode}"
-
+{extra}{interfaces}
 [[eam]]
 ipv6 = "{EAM_V6}"
 ipv4 = "{EAM_V4}"
@@ -472,13 +468,20 @@ ipv4 = "{EAM_V4}"
                 String::new()
             },
             extra = self.opts.extra_config,
+            interfaces = if self.opts.fast_path {
+                format!(
+                    "\n[[interfaces]]\nname = \"xc\"\nxdp_mode = \"{m}\"\n\n[[interfaces]]\nname = \"xs\"\nxdp_mode = \"{m}\"\n",
+                    m = self.opts.xdp_mode
+                )
+            } else {
+                String::new()
+            },
             admin = self.admin_socket().display(),
             state = if self.opts.pinned_state {
                 self.dir.join("bpf").join("nat64d").display().to_string()
             } else {
                 "off".to_string()
             },
-            mode = self.opts.xdp_mode,
             link = if self.opts.translator_link {
                 LINK
             } else {

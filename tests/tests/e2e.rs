@@ -457,3 +457,49 @@ fn nothing_is_translated_without_the_daemon() {
     let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 1);
     assert!(!ok, "ping succeeded without a translator:\n{text}");
 }
+
+/// The "dedicated translator interface" deployment: no XDP on the node's interfaces at all;
+/// the routes the daemon installs steer what it translates into its translator link, where the
+/// whole translation happens. Forwarded traffic crosses both ways, TCP with its content intact.
+#[test]
+fn the_translator_link_alone_translates_forwarded_traffic() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        fast_path: false,
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    assert!(
+        !lab.xlat_link("xc").contains("xdp"),
+        "{}",
+        lab.xlat_link("xc")
+    );
+    assert!(
+        !lab.xlat_link("xs").contains("xdp"),
+        "{}",
+        lab.xlat_link("xs")
+    );
+    let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "IPv6 to IPv4 through the link: {text}");
+    let (ok, text) = ping(&lab.server4, &CLIENT6_AS_V4.to_string(), 2);
+    assert!(ok, "IPv4 to IPv6 through the link: {text}");
+    let listener = lab
+        .server4
+        .run(|| std::net::TcpListener::bind((SERVER4, 5010)))
+        .expect("bind");
+    let server = std::thread::spawn(move || peers::tcp_serve_once(listener, 1 << 20, 1 << 20, 11));
+    let stream = lab
+        .client6
+        .run(|| peers::tcp_connect((SERVER4_AS_V6, 5010).into()));
+    let (ok, n) = peers::tcp_transfer(stream, 1 << 20, 1 << 20, 11);
+    assert!(ok, "1 MiB each way through the link: {n} bytes");
+    let _ = server.join();
+    let exit = lab.stop_daemon();
+    for dir in Dir::ALL {
+        assert!(
+            parse_value(&exit.stdout, Counter::Packets(dir, L4Proto::Tcp)).unwrap_or(0) > 100,
+            "{dir:?}:\n{}",
+            exit.stdout
+        );
+    }
+}

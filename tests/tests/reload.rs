@@ -160,3 +160,84 @@ fn a_bad_or_restart_only_reload_is_refused_and_the_running_configuration_kept() 
     assert!(ok, "{text}");
     assert!(!log.contains("configuration reloaded"), "{log}");
 }
+
+/// Runs `nat64d eam ARGS...` against the lab's daemon: (success, stdout, stderr).
+fn eam(lab: &Lab, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(nat64_tests::nat64d_path())
+        .arg("eam")
+        .arg("--socket")
+        .arg(lab.admin_socket())
+        .args(args)
+        .output()
+        .expect("nat64d eam");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn nat46_mappings_are_added_and_removed_at_run_time() {
+    let lab = lab();
+    let (ok, _) = ping(&lab.server4, "203.0.113.99", 1);
+    assert!(!ok, "mapped before it was added");
+    // Refused, with the reason: sizes that do not match (RFC 7757), and nothing changes.
+    let (ok, _, err) = eam(
+        &lab,
+        &[
+            "add",
+            "--ipv6",
+            "2001:db8:6::300/120",
+            "--ipv4",
+            "203.0.113.99/32",
+        ],
+    );
+    assert!(!ok && err.contains("eam[1]"), "{err}");
+    let (ok, out, err) = eam(
+        &lab,
+        &[
+            "add",
+            "--ipv6",
+            "2001:db8:6::300/128",
+            "--ipv4",
+            "203.0.113.99/32",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, list, _) = eam(&lab, &["list"]);
+    assert!(
+        ok && list.contains("2001:db8:6::300/128 203.0.113.99/32"),
+        "{list}"
+    );
+    // Routed into the translator link and translated.
+    let routes = lab.xlat.output("ip", &["route", "show", "proto", "64"]);
+    assert!(
+        String::from_utf8_lossy(&routes.stdout).contains("203.0.113.99 dev nat64"),
+        "{}",
+        String::from_utf8_lossy(&routes.stdout)
+    );
+    let (ok, text) = ping(&lab.server4, "203.0.113.99", 2);
+    assert!(
+        ok,
+        "the run-time mapping does not work: {text}\n{}",
+        lab.daemon_log()
+    );
+    // Removed: the route goes, nothing crosses.
+    let (ok, out, err) = eam(&lab, &["remove", "--ipv6", "2001:db8:6::300/128"]);
+    assert!(ok, "{out}{err}");
+    let routes = lab.xlat.output("ip", &["route", "show", "proto", "64"]);
+    assert!(
+        !String::from_utf8_lossy(&routes.stdout).contains("203.0.113.99"),
+        "{}\n{}",
+        String::from_utf8_lossy(&routes.stdout),
+        lab.daemon_log()
+    );
+    let (ok, _) = ping(&lab.server4, "203.0.113.99", 1);
+    assert!(!ok, "still translated after removal");
+    let (ok, _, err) = eam(&lab, &["remove", "--ipv6", "2001:db8:6::300/128"]);
+    assert!(!ok && err.contains("no EAM entry"), "{err}");
+    // The file's own mapping was never disturbed.
+    let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 1);
+    assert!(ok, "{text}");
+}

@@ -160,6 +160,7 @@ fn main() {
         );
         let _ = writeln!(md);
     }
+    let _ = writeln!(md, "{}", READING);
     print!("{md}");
     if let Some(path) = write {
         std::fs::write(&path, &md).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -205,3 +206,24 @@ fn header(quick: bool) -> String {
         sh("nproc", &[]),
     )
 }
+
+/// How to read the tables (what each measures, and what limits it), written under them.
+const READING: &str = "## Reading the figures
+
+- **The floor** is what `BPF_PROG_TEST_RUN` costs around any program (timer, context set-up),
+  measured with a program that only returns XDP_PASS. The translation's own cost is the
+  difference. One frame per run keeps every run honest (with `repeat`, the kernel would run
+  the program again on the frame it already rewrote), at the price of that fixed overhead in
+  every figure.
+- **Scale**: the established-flow figures pick a random binding for every packet, the worst
+  case for the CPU caches (real traffic comes in bursts per flow). What grows with the table is
+  memory latency, not the algorithm: one hash lookup per packet whatever the size. The sweep
+  walks the whole table through the bpf(2) syscall, bounded per pass by `max_bindings`.
+- **End to end**, all three run on the same two vCPUs as the traffic generator and receiver,
+  over veth. Attaching XDP to a veth makes the kernel give up GSO/TSO on that link, so bulk TCP
+  through the XDP fast path runs at the segment-by-segment rate (see
+  `../shared/docs/performance-notes.md`): that, not the translation, is the gap to plain
+  forwarding in the TCP rows. A TC hook that keeps GSO packets whole is the way to close it on
+  veth (issue #8); physical NICs keep GRO after XDP_PASS. The UDP rows are bounded by iperf3's
+  single-threaded generator on this machine as much as by the path.
+";
