@@ -4,7 +4,7 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
     addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches},
-    maps::{Config, EamToV6},
+    maps::{CONFIG_F_EAM, Config, EamToV6},
 };
 
 use crate::maps::{EAM4, EAM6};
@@ -32,7 +32,11 @@ pub enum To6 {
 /// Like [`v6_to_v4`], and whether the address was found through pool6 rather than EAM.
 #[inline(always)]
 pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
-    if let Some(e) = EAM6.get(Key::new(128, *a)) {
+    // An LPM trie lookup is the dearest step of a translation: skipped when there is nothing
+    // to find (a pure NAT64 with no explicit mappings).
+    if has_eam(cfg)
+        && let Some(e) = EAM6.get(Key::new(128, *a))
+    {
         return Some((eam_to_v4(a, e), false));
     }
     if prefix_matches(a, &cfg.pool6, cfg.pool6_len) {
@@ -45,14 +49,25 @@ pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
 /// ours: an IPv4 address represents an IPv6 host only when the operator mapped it, so the
 /// node's own IPv4 traffic is never captured by pool6.
 #[inline(always)]
-pub fn v4_dst(a: [u8; 4]) -> Option<To6> {
+pub fn v4_dst(cfg: &Config, a: [u8; 4]) -> Option<To6> {
+    if !has_eam(cfg) {
+        return None;
+    }
     EAM4.get(Key::new(32, a)).map(To6::Eam)
+}
+
+/// Whether the EAM table has entries (the daemon sets the flag with them).
+#[inline(always)]
+fn has_eam(cfg: &Config) -> bool {
+    cfg.flags & CONFIG_F_EAM != 0
 }
 
 /// How an IPv4 source appears on the IPv6 side: its EAM entry, else embedded in pool6.
 #[inline(always)]
 pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
-    if let Some(e) = EAM4.get(Key::new(32, a)) {
+    if has_eam(cfg)
+        && let Some(e) = EAM4.get(Key::new(32, a))
+    {
         return Some(To6::Eam(e));
     }
     RFC6052_LENGTHS

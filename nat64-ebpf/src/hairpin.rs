@@ -45,7 +45,7 @@ fn rewrite(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     // IPv4 address.
     let src4 = addrmap::v6_to_v4(cfg, &ip6.src).ok_or(DropReason::SourceUntranslatable)?;
     let dst4 = addrmap::v6_to_v4(cfg, &ip6.dst).ok_or(DropReason::BadHeader)?;
-    let dst_map = addrmap::v4_dst(dst4).ok_or(DropReason::BadHeader)?;
+    let dst_map = addrmap::v4_dst(cfg, dst4).ok_or(DropReason::BadHeader)?;
     let new_src = embed(&cfg.pool6, cfg.pool6_len, src4).ok_or(DropReason::SourceUntranslatable)?;
     let new_dst = addrmap::to6(cfg, dst_map, dst4);
     let old_addrs = sum16(&ip6.src) + sum16(&ip6.dst);

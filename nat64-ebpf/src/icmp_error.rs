@@ -403,7 +403,7 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     // verifier would follow both paths through everything below).
     let inner_off = ETH_LEN + ihl + ICMP_LEN;
     s.bound_port_at = 0;
-    match addrmap::v4_dst(ip4.dst) {
+    match addrmap::v4_dst(cfg, ip4.dst) {
         Some(m) => s.addr6[1] = addrmap::to6(cfg, m, ip4.dst),
         None => quoted_binding(ctx, s, ip4.dst, inner_off)?,
     }

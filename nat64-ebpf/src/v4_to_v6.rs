@@ -61,7 +61,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     }
     // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst`), and with
     // stateful NAT64 the pool4 addresses (RFC 6146), translated through their bindings.
-    let eam_dst = addrmap::v4_dst(ip4.dst);
+    let eam_dst = addrmap::v4_dst(cfg, ip4.dst);
     let to_pool4 =
         eam_dst.is_none() && cfg.flags & CONFIG_F_STATEFUL != 0 && stateful::in_pool4(ip4.dst);
     if eam_dst.is_none() && !to_pool4 {

@@ -214,7 +214,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     }
     // RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6
     // (as DNS64 would name it) is sent straight back to IPv6 (`hairpin`).
-    if via_pool6 && cfg.flags & CONFIG_F_EAM != 0 && addrmap::v4_dst(dst4).is_some() {
+    if via_pool6 && cfg.flags & CONFIG_F_EAM != 0 && addrmap::v4_dst(cfg, dst4).is_some() {
         // Not yet for fragments (only the first has the transport header) and ICMP errors
         // (their quoted packet would need the same treatment).
         if frag.is_some() {

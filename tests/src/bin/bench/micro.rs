@@ -207,6 +207,25 @@ pub fn run(runs: usize) -> (Summary, Vec<Row>) {
         case: "stateful 6to4 UDP, new flow (binding made)",
         cost: summarize(&mut ns),
     });
+    // The usual stateful NAT64: no explicit mappings at all (no EAM table to look up).
+    let y = Loaded::load(
+        "bench-no-eam",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"203.0.113.0/24\"\nper_client_limit = 0\n",
+    );
+    let first = udp6(STATEFUL6, 40000, 64);
+    let (_, out) = y.run(&first);
+    let (pool_addr, pool_port) = ipv4_source(&out);
+    measure(&y, XDP_PROGRAM, &first, XDP_PASS, runs / 4);
+    rows.push(Row {
+        case: "stateful 6to4 UDP, established, no EAM table",
+        cost: measure(&y, XDP_PROGRAM, &first, XDP_PASS, runs),
+    });
+    let back = udp4(SERVER4, 53, pool_addr, pool_port, 64);
+    measure(&y, XDP_PROGRAM, &back, XDP_PASS, runs / 4);
+    rows.push(Row {
+        case: "stateful 4to6 UDP, established, no EAM table",
+        cost: measure(&y, XDP_PROGRAM, &back, XDP_PASS, runs),
+    });
     (floor, rows)
 }
 
