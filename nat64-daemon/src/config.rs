@@ -1283,4 +1283,88 @@ mod tests {
         assert_eq!("xc".parse::<Interface>().unwrap().xdp_mode, XdpMode::Native);
         assert!("xc:fast".parse::<Interface>().is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::Config;
+
+        /// Keys with values, valid and not, that a generated file picks from.
+        const CHOICES: &[(&str, &[&str])] = &[
+            (
+                "pool6",
+                &[
+                    "\"64:ff9b::/96\"",
+                    "\"64:ff9b::/95\"",
+                    "\"2001:db8::/32\"",
+                    "\"off\"",
+                    "\"x\"",
+                    "7",
+                ],
+            ),
+            (
+                "ipv6_mtu",
+                &["1500", "1280", "1279", "0", "70000", "\"1500\""],
+            ),
+            ("pool6791", &["\"192.0.2.1\"", "\"127.0.0.1\"", "\"::1\""]),
+            (
+                "translator_link",
+                &[
+                    "\"nat64\"",
+                    "\"off\"",
+                    "\"a-very-long-link-name\"",
+                    "\"a/b\"",
+                ],
+            ),
+            ("on_stop", &["\"keep\"", "\"detach\"", "\"later\""]),
+            ("state_dir", &["\"off\"", "\"/sys/fs/bpf/x\""]),
+            ("copy_tos", &["true", "1"]),
+            ("unknown_key", &["1"]),
+        ];
+
+        fn file() -> impl Strategy<Value = (String, Vec<&'static str>)> {
+            proptest::collection::vec((0..CHOICES.len(), 0..6usize), 0..6).prop_map(|picks| {
+                let mut text = String::new();
+                let mut keys = Vec::new();
+                for (k, v) in picks {
+                    let (key, values) = CHOICES[k];
+                    if keys.contains(&key) {
+                        continue;
+                    }
+                    keys.push(key);
+                    text.push_str(&format!("{key} = {}\n", values[v % values.len()]));
+                }
+                (text, keys)
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever the bytes, the parser answers: a configuration or an error.
+            #[test]
+            fn any_input_is_answered_without_panic(text in "\\PC{0,300}") {
+                let _ = Config::parse(&text, "fuzz.toml");
+            }
+
+            /// A refused file is refused for a key it has, named in the error; an accepted
+            /// one renders to TOML that parses back to the same configuration.
+            #[test]
+            fn refusals_name_a_given_key_and_acceptances_round_trip((text, keys) in file()) {
+                match Config::parse(&text, "gen.toml") {
+                    Ok(c) => {
+                        let back = Config::parse(&c.to_toml(), "rendered");
+                        prop_assert_eq!(back.ok(), Some(c));
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        prop_assert!(
+                            keys.iter().any(|k| msg.contains(k)),
+                            "{} names none of {:?}\n{}", msg, keys, text
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
