@@ -89,6 +89,8 @@ pub struct LabOptions {
     pub pinned_state: bool,
     /// Top-level configuration lines added to the lab's (e.g. `on_stop = "keep"`).
     pub extra_config: String,
+    /// Lines added to the `[stateful]` section (e.g. `per_client_limit = 100`).
+    pub stateful_extra: String,
     /// Run the daemon with only these capabilities (as `setpriv --bounding-set`, e.g.
     /// "+bpf,+net_admin,+perfmon"), the way a container grants them; `None`: all of root's.
     pub daemon_caps: Option<String>,
@@ -112,6 +114,7 @@ impl Default for LabOptions {
             stateful: false,
             pinned_state: false,
             extra_config: String::new(),
+            stateful_extra: String::new(),
             daemon_caps: None,
             neighbour_xdp: true,
             fast_path: true,
@@ -462,7 +465,8 @@ ipv4 = "{EAM_V4}"
 {stateful}"#,
             stateful = if self.opts.stateful {
                 format!(
-                    "\n[stateful]\npool4 = \"{POOL4}\"\nports = \"20000-29999\"\nudp_timeout_secs = 3\nicmp_timeout_secs = 3\ntcp_transitory_timeout_secs = 4\nrfc_minimum_timeouts = false\nlog_bindings = true\n"
+                    "\n[stateful]\npool4 = \"{POOL4}\"\nports = \"20000-29999\"\nudp_timeout_secs = 3\nicmp_timeout_secs = 3\ntcp_transitory_timeout_secs = 4\nrfc_minimum_timeouts = false\nlog_bindings = true\n{}",
+                    self.opts.stateful_extra
                 )
             } else {
                 String::new()
