@@ -220,7 +220,8 @@ impl Generated {
 /// A slot of the `STATS` per-CPU array.
 ///
 /// Layout: translated packets `[dir][proto]`, then translated bytes `[dir]`, then drops
-/// `[dir][reason]`, then hand-offs `[dir][reason]`, then generated ICMP errors `[kind]`. [`Counter::index`] is the only place that
+/// `[dir][reason]`, then hand-offs `[dir][reason]`, then generated ICMP errors `[kind]`, then
+/// packets forwarded from XDP `[dir]`. [`Counter::index`] is the only place that
 /// knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -229,6 +230,9 @@ pub enum Counter {
     Dropped(Dir, DropReason),
     Handoff(Dir, Handoff),
     Generated(Generated),
+    /// Translated packets the fast path forwarded itself (FIB lookup and redirect,
+    /// `forward_in_xdp`), bypassing the kernel's forwarding.
+    Forwarded(Dir),
 }
 
 const PACKETS_BASE: u32 = 0;
@@ -238,8 +242,10 @@ const HANDOFF_BASE: u32 = DROPPED_BASE + 2 * DropReason::COUNT;
 
 const GENERATED_BASE: u32 = HANDOFF_BASE + 2 * Handoff::COUNT;
 
+const FORWARDED_BASE: u32 = GENERATED_BASE + Generated::COUNT;
+
 /// Number of slots in the `STATS` map.
-pub const STATS_LEN: u32 = GENERATED_BASE + Generated::COUNT;
+pub const STATS_LEN: u32 = FORWARDED_BASE + 2;
 
 impl Counter {
     #[inline(always)]
@@ -250,6 +256,7 @@ impl Counter {
             Counter::Dropped(d, r) => DROPPED_BASE + d as u32 * DropReason::COUNT + r as u32,
             Counter::Handoff(d, h) => HANDOFF_BASE + d as u32 * Handoff::COUNT + h as u32,
             Counter::Generated(g) => GENERATED_BASE + g as u32,
+            Counter::Forwarded(d) => FORWARDED_BASE + d as u32,
         }
     }
 }
@@ -274,6 +281,7 @@ mod tests {
             for h in Handoff::ALL {
                 v.push(Counter::Handoff(d, h));
             }
+            v.push(Counter::Forwarded(d));
         }
         for g in Generated::ALL {
             v.push(Counter::Generated(g));

@@ -467,6 +467,12 @@ pub struct Config {
     /// `state_dir` on a bpf filesystem: attachments are pinned there).
     #[serde(default)]
     pub on_stop: OnStop,
+    /// Forward translated packets from XDP (a FIB lookup and a redirect to the egress
+    /// interface) instead of handing them up the kernel's stack: faster, but routing is all
+    /// they get (no netfilter, no Kubernetes service handling), and the egress driver must
+    /// support XDP redirects (on veth, its peer must run an XDP program). Off by default.
+    #[serde(default)]
+    pub forward_in_xdp: bool,
     /// Switch IPv4 and IPv6 forwarding on at start if they are off (true), or leave them to the
     /// operator (false; `nat64d doctor` reports them). A translator forwards every packet it
     /// translates, so without forwarding nothing crosses.
@@ -779,6 +785,9 @@ impl Config {
         c.ipv6_mtu = self.ipv6_mtu;
         if !self.eam.is_empty() {
             c.flags |= CONFIG_F_EAM;
+        }
+        if self.forward_in_xdp {
+            c.flags |= nat64_common::maps::CONFIG_F_FIB;
         }
         if let Some(a) = self.pool6791 {
             c.pool6791 = a.octets();

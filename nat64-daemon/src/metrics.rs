@@ -123,6 +123,19 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
     r.register(Box::new(bytes))?;
     r.register(Box::new(dropped))?;
     r.register(Box::new(handed))?;
+    let forwarded = IntCounterVec::new(
+        Opts::new(
+            "nat64_xdp_forwarded_packets_total",
+            "Translated packets the fast path forwarded itself (forward_in_xdp), by direction.",
+        ),
+        &["direction"],
+    )?;
+    for d in Dir::ALL {
+        forwarded
+            .with_label_values(&[d.name()])
+            .inc_by(s.stats.get(Counter::Forwarded(d)));
+    }
+    r.register(Box::new(forwarded))?;
 
     let attached = IntGauge::new(
         "nat64_attached_programs",

@@ -67,6 +67,7 @@ impl Stats {
                 Counter::Bytes(d) => (d, "translated bytes".to_string()),
                 Counter::Dropped(d, r) => (d, format!("dropped, {}", r.name())),
                 Counter::Handoff(d, h) => (d, format!("handed off, {}", h.name())),
+                Counter::Forwarded(d) => (d, "forwarded from XDP".to_string()),
                 Counter::Generated(g) => {
                     let _ = writeln!(
                         out,
@@ -108,9 +109,10 @@ impl Stats {
                     .map(|&h| (h.name(), self.get(Counter::Handoff(d, h))))
                     .collect());
                 format!(
-                    "\"{}\":{{\"translated\":{translated},\"bytes\":{},\"dropped\":{dropped},\"handed_off\":{handed}}}",
+                    "\"{}\":{{\"translated\":{translated},\"bytes\":{},\"dropped\":{dropped},\"handed_off\":{handed},\"forwarded_in_xdp\":{}}}",
                     d.name(),
-                    self.get(Counter::Bytes(d))
+                    self.get(Counter::Bytes(d)),
+                    self.get(Counter::Forwarded(d))
                 )
             })
             .collect();
@@ -153,6 +155,7 @@ pub fn all_counters() -> impl Iterator<Item = Counter> {
                         .into_iter()
                         .map(move |h| Counter::Handoff(d, h)),
                 )
+                .chain(std::iter::once(Counter::Forwarded(d)))
         })
         .chain(Generated::ALL.into_iter().map(Counter::Generated))
 }
@@ -180,6 +183,10 @@ pub fn series(c: Counter) -> String {
         Counter::Generated(g) => {
             format!("nat64_icmp_errors_generated_total{{type=\"{}\"}}", g.name())
         }
+        Counter::Forwarded(d) => format!(
+            "nat64_xdp_forwarded_packets_total{{direction=\"{}\"}}",
+            d.name()
+        ),
     }
 }
 

@@ -19,6 +19,8 @@
 #[cfg(target_arch = "bpf")]
 mod addrmap;
 #[cfg(target_arch = "bpf")]
+mod forward;
+#[cfg(target_arch = "bpf")]
 mod hairpin;
 #[cfg(target_arch = "bpf")]
 mod icmp_error;
@@ -103,6 +105,9 @@ fn run(ctx: &XdpContext, cfg: &Config) -> u32 {
         _ => return xdp_action::XDP_PASS,
     };
     match r {
+        (dir, Ok(Step::Translated)) if forward::enabled(cfg) && !link::on_link(cfg) => {
+            forward::forward(ctx, dir)
+        }
         (_, Ok(Step::Translated)) => link::emit(ctx, cfg),
         (dir, r) => verdict(dir, r),
     }

@@ -69,6 +69,12 @@ pub static CLIENTS: HashMap<[u8; 8], u64> = HashMap::with_max_entries(BIB_DEFAUL
 #[map]
 pub static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_MAX_ENTRIES, 0);
 
+/// The parameters of `bpf_fib_lookup` (`forward.rs`), one slot per CPU: 64 bytes kept off the
+/// 512-byte stack.
+#[map]
+pub static FIB: PerCpuArray<aya_ebpf::bindings::bpf_fib_lookup> =
+    PerCpuArray::with_max_entries(1, 0);
+
 /// Working state of the side paths (`scratch.rs`: ICMP errors, hairpinning), one slot per CPU. Values kept here
 /// instead of in locals do not take BPF stack slots across helper calls (the stack is 512
 /// bytes). XDP runs to completion on its CPU, so the slot is private to the packet at hand.

@@ -546,6 +546,17 @@ ipv4 = "{EAM_V4}"
         ));
     }
 
+    /// Starts `nat64d run` with this configuration instead of the lab's own.
+    pub fn start_daemon_with(&mut self, toml: &str) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        self.daemon = Some(Daemon::start_with_caps(
+            &self.xlat,
+            &self.dir,
+            toml,
+            self.opts.daemon_caps.as_deref(),
+        ));
+    }
+
     /// Sends SIGTERM and waits (at most 10 s) for the daemon to exit.
     pub fn stop_daemon(&mut self) -> DaemonExit {
         self.daemon.take().expect("daemon not running").stop()

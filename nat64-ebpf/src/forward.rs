@@ -1,0 +1,144 @@
+//! Forwarding from XDP (`forward_in_xdp`, `CONFIG_F_FIB`): a translated packet is routed by a
+//! FIB lookup on its new header and redirected to the egress interface with the next hop's MAC
+//! address, instead of going up the kernel's stack. It then takes the hop the kernel's
+//! forwarding would have taken (RFC 791 TTL, RFC 8200 hop limit): the fast path never
+//! decrements, the kernel does on XDP_PASS.
+//!
+//! Whatever the lookup cannot finish goes up the stack untouched (XDP_PASS), where the kernel
+//! does as it always does: no neighbour entry yet (it resolves it), too big for the route (it
+//! answers or fragments), a local or unroutable destination, a TTL of 1 (Time Exceeded).
+//!
+//! So does everything from an interface where partial transport checksums can arrive
+//! (`IFACE_F_PARTIAL_CSUM`: virtual links whose senders offload checksums): XDP cannot tell
+//! such a packet from a complete one, and once redirected nobody would complete its checksum.
+//! Physical NICs deliver complete checksums.
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup, xdp_action},
+    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect},
+    programs::XdpContext,
+};
+use nat64_common::{Counter, Dir, maps::CONFIG_F_FIB, maps::Config};
+
+use crate::{
+    maps::FIB,
+    packet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, Ipv4Hdr, Ipv6Hdr, ptr_at},
+    stats,
+};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+
+/// Whether translated packets are forwarded from XDP.
+#[inline(always)]
+pub fn enabled(cfg: &Config) -> bool {
+    cfg.flags & CONFIG_F_FIB != 0
+}
+
+/// Routes the translated frame and redirects it (XDP_REDIRECT), or leaves it to the kernel
+/// (XDP_PASS).
+#[inline(never)]
+pub fn forward(ctx: &XdpContext, dir: Dir) -> u32 {
+    if crate::iface::partial_checksums(ctx) {
+        return xdp_action::XDP_PASS;
+    }
+    let Some(p) = FIB.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: the per-CPU slot, private to this packet while the program runs.
+    let p: &mut bpf_fib_lookup = unsafe { &mut *p };
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: bounds checked by `ptr_at`; headers have alignment 1.
+    let proto = u16::from_be_bytes(unsafe { (*eth).proto });
+    p.ifindex = ctx.ingress_ifindex() as u32;
+    p.sport = 0;
+    p.dport = 0;
+    match proto {
+        ETH_P_IP => {
+            let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, ETH_LEN) else {
+                return xdp_action::XDP_PASS;
+            };
+            // SAFETY: as above.
+            let ip = unsafe { &mut *ip };
+            if ip.ttl <= 1 {
+                return xdp_action::XDP_PASS;
+            }
+            p.family = AF_INET;
+            p.l4_protocol = ip.proto;
+            p.__bindgen_anon_1.tot_len = u16::from_be_bytes(ip.tot_len);
+            p.__bindgen_anon_2.tos = ip.tos;
+            p.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(ip.src);
+            p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(ip.dst);
+        }
+        ETH_P_IPV6 => {
+            let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, ETH_LEN) else {
+                return xdp_action::XDP_PASS;
+            };
+            // SAFETY: as above.
+            let ip = unsafe { &mut *ip };
+            if ip.hop_limit <= 1 {
+                return xdp_action::XDP_PASS;
+            }
+            p.family = AF_INET6;
+            p.l4_protocol = ip.next_header;
+            p.__bindgen_anon_1.tot_len = u16::from_be_bytes(ip.payload_len).wrapping_add(40);
+            p.__bindgen_anon_2.flowinfo = u32::from_ne_bytes(ip.vtcfl) & 0xffff_ff0f_u32.to_be();
+            p.__bindgen_anon_3.ipv6_src = words(&ip.src);
+            p.__bindgen_anon_4.ipv6_dst = words(&ip.dst);
+        }
+        _ => return xdp_action::XDP_PASS,
+    }
+    // SAFETY: helper call with the context and a map value of the size given.
+    let rc = unsafe {
+        fib_lookup(
+            ctx.ctx as *mut _,
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            0,
+        )
+    };
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return xdp_action::XDP_PASS;
+    }
+    // The hop the kernel would have taken.
+    match proto {
+        ETH_P_IP => {
+            let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, ETH_LEN) else {
+                return xdp_action::XDP_PASS;
+            };
+            // SAFETY: as above.
+            let ip = unsafe { &mut *ip };
+            ip.ttl -= 1;
+            // RFC 1624: the TTL is the high byte of its 16-bit word, so the sum drops by 0x0100.
+            let c = u16::from_be_bytes(ip.check) as u32 + 0x0100;
+            ip.check = ((c + (c >> 16)) as u16).to_be_bytes();
+        }
+        _ => {
+            let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, ETH_LEN) else {
+                return xdp_action::XDP_PASS;
+            };
+            // SAFETY: as above.
+            unsafe { (*ip).hop_limit -= 1 };
+        }
+    }
+    // SAFETY: `eth` was bounds-checked above and the frame has not been resized since.
+    unsafe {
+        (*eth).dst = p.dmac;
+        (*eth).src = p.smac;
+    }
+    stats::add(Counter::Forwarded(dir), 1);
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect(p.ifindex, 0) as u32 }
+}
+
+#[inline(always)]
+fn words(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
