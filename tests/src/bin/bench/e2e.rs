@@ -21,6 +21,8 @@ pub enum Mode {
     Forwarding,
     Tayga,
     Nat64d,
+    /// nat64d with `forward_in_xdp`: translated packets routed and redirected from XDP.
+    Nat64dXdpForward,
 }
 
 impl Mode {
@@ -29,6 +31,7 @@ impl Mode {
             Mode::Forwarding => "plain IPv4 forwarding",
             Mode::Tayga => "TAYGA",
             Mode::Nat64d => "nat64d (XDP)",
+            Mode::Nat64dXdpForward => "nat64d, forward_in_xdp",
         }
     }
 }
@@ -52,10 +55,11 @@ pub const TCP_CASES: [&str; 4] = [
     "TCP, 4 streams, 4to6",
 ];
 
-fn lab() -> Lab {
+fn lab(mode: Mode) -> Lab {
     Lab::new(LabOptions {
         sender_gso: true,
-        neighbour_xdp: false,
+        // Redirecting into a veth needs an XDP program on its peer.
+        neighbour_xdp: mode == Mode::Nat64dXdpForward,
         ..LabOptions::default()
     })
 }
@@ -129,6 +133,23 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
             lab.start_daemon();
             None
         }
+        Mode::Nat64dXdpForward => {
+            // Complete checksums from the senders, as physical NICs deliver them: what may
+            // carry a partial one is never forwarded from XDP.
+            for (ns, dev) in [(&lab.client6, "c0"), (&lab.server4, "s0")] {
+                let out = ns.output("ethtool", &["-K", dev, "tx", "off"]);
+                assert!(out.status.success(), "ethtool -K {dev} tx off");
+            }
+            let toml = lab
+                .config_toml()
+                .replace(
+                    "xdp_mode = \"native\"\n",
+                    "xdp_mode = \"native\"\npartial_checksums = \"off\"\n",
+                )
+                .replace("state_dir =", "forward_in_xdp = true\nstate_dir =");
+            lab.start_daemon_with(&toml);
+            None
+        }
     }
 }
 
@@ -139,7 +160,7 @@ fn target(mode: Mode) -> String {
     match mode {
         Mode::Forwarding => SERVER4.to_string(),
         Mode::Tayga => "2001:db8:64::c000:202".to_string(),
-        Mode::Nat64d => SERVER4_AS_V6.to_string(),
+        Mode::Nat64d | Mode::Nat64dXdpForward => SERVER4_AS_V6.to_string(),
     }
 }
 
@@ -220,7 +241,7 @@ const RATES: [u64; 6] = [25_000, 50_000, 100_000, 200_000, 300_000, 400_000];
 
 pub fn run(mode: Mode, runs: usize) -> Figures {
     nat64_tests::require_root();
-    let mut lab = lab();
+    let mut lab = lab(mode);
     let _tayga = prepare(&mut lab, mode);
     let _server = Killed(
         lab.server4
