@@ -233,11 +233,15 @@ const READING: &str = "## Reading the figures
   case for the CPU caches (real traffic comes in bursts per flow). What grows with the table is
   memory latency, not the algorithm: one hash lookup per packet whatever the size. The sweep
   walks the whole table through the bpf(2) syscall, bounded per pass by `max_bindings`.
-- **End to end**, all three run on the same two vCPUs as the traffic generator and receiver,
+- **End to end**, every mode runs on the same two vCPUs as the traffic generator and receiver,
   over veth. Attaching XDP to a veth makes the kernel give up GSO/TSO on that link, so bulk TCP
   through the XDP fast path runs at the segment-by-segment rate (see
   `../shared/docs/performance-notes.md`): that, not the translation, is the gap to plain
   forwarding in the TCP rows. A TC hook that keeps GSO packets whole is the way to close it on
   veth (issue #8); physical NICs keep GRO after XDP_PASS. The UDP rows are bounded by iperf3's
-  single-threaded generator on this machine as much as by the path.
+  single-threaded generator on this machine as much as by the path, and move by 10-15% from one
+  run to the next.
+- **forward_in_xdp** gains nothing measurable here: a redirect into a veth still builds an
+  skb on the receiving side, and the generator is the limit. Its case is physical NICs, where
+  the redirected frame goes straight to the driver; it is not measured on this machine.
 ";
