@@ -66,11 +66,24 @@ fn a_reload_applies_new_mappings_and_keeps_established_sessions() {
     let (ok, _) = ping(&lab.server4, "203.0.113.99", 1);
     assert!(!ok, "203.0.113.99 answered before it was mapped");
 
-    // A steady stream of echoes across the reload: not one may be lost.
+    // A steady stream of echoes across the reload: not one may be lost. From the client's
+    // EAM-mapped address, whose mapping the reload keeps (the lab's other client addresses
+    // include 2001:db8:6::300, which the reload maps anew: its flows change addresses).
     let pinger = lab
         .client6
         .command("ping")
-        .args(["-6", "-n", "-c", "150", "-i", "0.04", "-W", "2"])
+        .args([
+            "-6",
+            "-n",
+            "-c",
+            "150",
+            "-i",
+            "0.04",
+            "-W",
+            "2",
+            "-I",
+            "2001:db8:6::102",
+        ])
         .arg(SERVER4_AS_V6.to_string())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -89,7 +102,9 @@ fn a_reload_applies_new_mappings_and_keeps_established_sessions() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("150 packets transmitted, 150 received"),
-        "echoes lost across the reload:\n{text}"
+        "echoes lost across the reload:\n{text}\n{}\n{}",
+        lab.stats_cli(false).1,
+        lab.daemon_log()
     );
     let (ok, text) = ping(&lab.server4, "203.0.113.99", 2);
     assert!(ok, "the new mapping does not work: {text}");
