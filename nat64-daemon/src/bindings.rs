@@ -17,6 +17,8 @@ use crate::config::Stateful;
 
 /// Both binding tables and the per-client counts, borrowed from the loaded dataplane.
 pub struct Tables<'a> {
+    /// The descriptors of BIB6 and BIB4, for batch lookups (see [`Tables::list`]).
+    pub batch_fds: Option<(std::os::fd::RawFd, std::os::fd::RawFd)>,
     pub bib6: HashMap<&'a mut MapData, Bib6Key, Bib6Value>,
     pub bib4: HashMap<&'a mut MapData, Bib4Key, Bib4Value>,
     pub clients: HashMap<&'a mut MapData, [u8; 8], u64>,
@@ -340,8 +342,25 @@ impl Tables<'_> {
         }
     }
 
-    /// Every binding, at most `limit` of them.
+    /// Every binding, at most `limit` of them. Both tables are read with batch lookups (a few
+    /// bpf(2) calls for the whole table: a sweep of a million bindings would otherwise take
+    /// three calls per binding), else entry by entry.
     pub fn list(&self, limit: usize) -> Vec<Binding> {
+        if let Some((fd6, fd4)) = self.batch_fds
+            && let Some(six) = crate::sys::lookup_batch::<Bib6Key, Bib6Value>(fd6)
+            && let Some(four) = crate::sys::lookup_batch::<Bib4Key, Bib4Value>(fd4)
+        {
+            let four: std::collections::HashMap<Bib4Key, Bib4Value> = four.into_iter().collect();
+            return six
+                .into_iter()
+                .take(limit)
+                .map(|(key6, v6)| {
+                    let mut b = Binding { key6, v6, v4: None };
+                    b.v4 = four.get(&b.key4()).copied();
+                    b
+                })
+                .collect();
+        }
         let mut out = Vec::new();
         for item in self.bib6.iter().take(limit) {
             let Ok((key6, v6)) = item else { continue };
@@ -400,12 +419,18 @@ impl Tables<'_> {
             out.expired += 1;
         }
         // The IPv4 side: ports in use per prefix, and held ports whose time is up.
-        let all4: Vec<(Bib4Key, Bib4Value)> = self
-            .bib4
-            .iter()
-            .take(budget)
-            .filter_map(Result::ok)
-            .collect();
+        let all4: Vec<(Bib4Key, Bib4Value)> = match self
+            .batch_fds
+            .and_then(|(_, fd4)| crate::sys::lookup_batch::<Bib4Key, Bib4Value>(fd4))
+        {
+            Some(v) => v.into_iter().take(budget).collect(),
+            None => self
+                .bib4
+                .iter()
+                .take(budget)
+                .filter_map(Result::ok)
+                .collect(),
+        };
         for (k, v) in all4 {
             if v.flags & BIB_F_HELD != 0 {
                 if now_ns.saturating_sub(v.last_ns) > hold_down {

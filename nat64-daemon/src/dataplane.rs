@@ -801,11 +801,13 @@ impl Dataplane {
                 _ => {}
             }
         }
+        let b6 = b6.ok_or(DataplaneError::Missing("map BIB6"))?;
+        let b4 = b4.ok_or(DataplaneError::Missing("map BIB4"))?;
+        let fds = raw_fd(b6).zip(raw_fd(b4));
         Ok(crate::bindings::Tables {
-            bib6: HashMap::try_from(b6.ok_or(DataplaneError::Missing("map BIB6"))?)
-                .map_err(map_err("BIB6"))?,
-            bib4: HashMap::try_from(b4.ok_or(DataplaneError::Missing("map BIB4"))?)
-                .map_err(map_err("BIB4"))?,
+            batch_fds: fds,
+            bib6: HashMap::try_from(b6).map_err(map_err("BIB6"))?,
+            bib4: HashMap::try_from(b4).map_err(map_err("BIB4"))?,
             clients: HashMap::try_from(clients.ok_or(DataplaneError::Missing("map CLIENTS"))?)
                 .map_err(map_err("CLIENTS"))?,
         })
@@ -814,18 +816,10 @@ impl Dataplane {
     /// The kernel memory of each map (`memlock` in the map's fdinfo), by name: what the
     /// binding tables cost at a given size.
     pub fn map_memory(&self) -> Vec<(String, u64)> {
-        use std::os::fd::{AsFd as _, AsRawFd as _};
         self.ebpf
             .maps()
             .filter_map(|(name, map)| {
-                let fd = match map {
-                    aya::maps::Map::HashMap(m)
-                    | aya::maps::Map::LruHashMap(m)
-                    | aya::maps::Map::Array(m)
-                    | aya::maps::Map::PerCpuArray(m)
-                    | aya::maps::Map::LpmTrie(m) => m.fd().as_fd().as_raw_fd(),
-                    _ => return None,
-                };
+                let fd = raw_fd(map)?;
                 let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
                 let bytes = info
                     .lines()
@@ -852,6 +846,20 @@ impl Dataplane {
             values.push(per_cpu.iter().sum());
         }
         Ok(Stats::from_values(values))
+    }
+}
+
+/// The descriptor of a map, for the calls aya does not make (fdinfo, batch lookups). Valid as
+/// long as the map is.
+fn raw_fd(map: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    match map {
+        aya::maps::Map::HashMap(m)
+        | aya::maps::Map::LruHashMap(m)
+        | aya::maps::Map::Array(m)
+        | aya::maps::Map::PerCpuArray(m)
+        | aya::maps::Map::LpmTrie(m) => Some(m.fd().as_fd().as_raw_fd()),
+        _ => None,
     }
 }
 

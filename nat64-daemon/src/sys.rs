@@ -247,3 +247,70 @@ pub fn pinned_link_ifindex(path: &std::path::Path) -> Option<u32> {
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|&i| i != 0)
 }
+
+/// Every entry of a hash map through `BPF_MAP_LOOKUP_BATCH` (Linux 5.6): one bpf(2) call per
+/// `chunk` entries instead of two per entry. `K` and `V` must be the map's key and value types
+/// (the kernel writes `count` of each, back to back). `None` when the kernel refuses batches
+/// (the caller then iterates).
+pub fn lookup_batch<K: Copy, V: Copy>(fd: std::os::fd::RawFd) -> Option<Vec<(K, V)>> {
+    const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+    let mut chunk: usize = 4096;
+    let mut out = Vec::new();
+    let mut token: u64 = 0;
+    let mut first = true;
+    loop {
+        let mut keys: Vec<std::mem::MaybeUninit<K>> = Vec::with_capacity(chunk);
+        let mut values: Vec<std::mem::MaybeUninit<V>> = Vec::with_capacity(chunk);
+        let mut next: u64 = 0;
+        // union bpf_attr, batch: in_batch, out_batch, keys, values (pointers), count and
+        // map_fd (u32 each), elem_flags, flags.
+        let mut attr = [0u64; 16];
+        attr[0] = if first {
+            0
+        } else {
+            &token as *const u64 as u64
+        };
+        attr[1] = &mut next as *mut u64 as u64;
+        attr[2] = keys.as_mut_ptr() as u64;
+        attr[3] = values.as_mut_ptr() as u64;
+        attr[4] = chunk as u64 | (fd as u32 as u64) << 32;
+        // SAFETY: the buffers hold `chunk` keys and values of the map's types and outlive the
+        // call; the kernel writes at most that many and says how many in the count field.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_BATCH,
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr) as u32,
+            )
+        };
+        let err = std::io::Error::last_os_error().raw_os_error();
+        let n = (attr[4] & 0xffff_ffff) as usize;
+        if rc < 0 && err == Some(libc::ENOSPC) && n == 0 {
+            // A bucket holds more than `chunk` entries: a bigger buffer.
+            chunk *= 4;
+            continue;
+        }
+        if rc < 0 && err != Some(libc::ENOENT) {
+            return None;
+        }
+        let n = n.min(chunk);
+        // SAFETY: the kernel initialised the first `n` keys and values.
+        unsafe {
+            keys.set_len(n);
+            values.set_len(n);
+        }
+        out.extend(
+            keys.into_iter()
+                .zip(values)
+                // SAFETY: initialised above.
+                .map(|(k, v)| unsafe { (k.assume_init(), v.assume_init()) }),
+        );
+        if rc < 0 {
+            // ENOENT: the last batch.
+            return Some(out);
+        }
+        token = next;
+        first = false;
+    }
+}

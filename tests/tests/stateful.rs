@@ -262,6 +262,28 @@ fn tcp_state_is_tracked_in_the_binding() {
 }
 
 #[test]
+fn batched_and_entry_by_entry_listings_agree() {
+    let mut x = load("2000-2999");
+    for port in 40000..40300u16 {
+        let (action, _, _) = x.run_counted(&udp6(A, port, SERVER6, 53, b"b"));
+        assert_eq!(action, XDP_PASS);
+    }
+    let mut t = x.dp.bindings().unwrap();
+    assert!(
+        t.batch_fds.is_some(),
+        "the tables' descriptors for batch lookups"
+    );
+    let key = |b: &nat64_daemon::bindings::Binding| (b.key6.addr6, b.key6.port6, b.key6.proto);
+    let mut batched = t.list(usize::MAX);
+    t.batch_fds = None;
+    let mut single = t.list(usize::MAX);
+    batched.sort_by_key(key);
+    single.sort_by_key(key);
+    assert_eq!(batched.len(), 300);
+    assert_eq!(batched, single);
+}
+
+#[test]
 fn a_full_binding_table_refuses_new_flows_as_table_full_and_keeps_the_old_ones() {
     // Two bindings fit; plenty of ports.
     let x = Loaded::load(
