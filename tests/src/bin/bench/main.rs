@@ -43,8 +43,9 @@ fn main() {
             md,
             "## Per-packet cost of each path\n\nBPF_PROG_TEST_RUN on the loaded programs, one frame per run (the kernel times the \
              program alone), {runs} runs per case; nanoseconds, median (p10-p90). The floor is `nat64_pass` \
-             (XDP_PASS, nothing else) in the same harness. Every run's verdict is checked (translated: \
-             XDP_PASS with a rewritten frame).\n\n| path | ns per packet | ratio to the floor |\n|---|---|---|"
+             (XDP_PASS, nothing else) in the same harness. Every run's verdict is checked, and each \
+             case's output once: translated into the other family, or untouched for what is not \
+             the translator's.\n\n| path | ns per packet | ratio to the floor |\n|---|---|---|"
         );
         let _ = writeln!(
             md,
