@@ -232,7 +232,11 @@ pub fn run(runs: usize) -> (Summary, Vec<Row>) {
     });
     let mut ns = Vec::with_capacity(runs);
     for i in 0..runs.min(60000) {
-        let f = udp6(STATEFUL6, 1024 + i as u16, 64);
+        // Spread over 200 /64s, hence over pool4's addresses (a /64 always gets the same one),
+        // as many clients would: one address's ports filling up is another measurement.
+        let mut src = STATEFUL6;
+        src[7] = (i % 200) as u8;
+        let f = udp6(src, 1024 + (i / 200) as u16, 64);
         let (d, action) = once(&x, XDP_PROGRAM, &f);
         assert_eq!(action, XDP_PASS, "new flow {i} refused");
         ns.push(d as f64);
