@@ -182,6 +182,24 @@ pub const fn candidate_port(random: u32, lo: u16, hi: u16, port6: u16) -> u16 {
     p as u16
 }
 
+/// The candidate after `prev` when it was taken: the next port of the same parity, wrapping
+/// from `hi` back to the bottom of the range (RFC 6056 section 3.3.2: a random start, then a
+/// sequential search), so that a half-full port space still finds a free port within a few
+/// tries where independent random tries keep colliding.
+pub const fn next_candidate(prev: u16, lo: u16, hi: u16) -> u16 {
+    let next = prev as u32 + 2;
+    if next <= hi as u32 {
+        return next as u16;
+    }
+    // Back to the lowest port of `prev`'s parity (`lo` or `lo + 1`), if the range has one.
+    let bottom = lo as u32 + ((prev ^ lo) as u32 & 1);
+    if bottom <= hi as u32 {
+        bottom as u16
+    } else {
+        prev
+    }
+}
+
 /// The address of the pool an IPv6 host gets: the same one for every binding of the host's
 /// /64 ("paired" pooling, RFC 4787 REQ-2 and RFC 6888 REQ-4: hosts rotate addresses within a
 /// /64), spread over the pool by a hash of that /64.
@@ -201,6 +219,32 @@ pub const fn pool4_index(addr6: &[u8; 16], pool_size: u32) -> u32 {
 mod tests {
     extern crate std;
     use super::*;
+
+    #[test]
+    fn the_sequential_search_keeps_parity_stays_in_range_and_wraps() {
+        assert_eq!(next_candidate(2000, 1024, 65535), 2002);
+        assert_eq!(next_candidate(65534, 1024, 65535), 1024);
+        assert_eq!(next_candidate(65535, 1024, 65535), 1025);
+        assert_eq!(
+            next_candidate(2000, 2000, 2001),
+            2000,
+            "one port of that parity"
+        );
+        assert_eq!(next_candidate(5000, 5000, 5000), 5000);
+        for (lo, hi) in [(1024u16, 65535u16), (10, 13), (11, 20), (7, 8)] {
+            let mut p = candidate_port(12345, lo, hi, 1);
+            let mut seen = 0;
+            for _ in 0..(hi - lo + 2) {
+                assert!(
+                    (lo..=hi).contains(&p) && p & 1 == 1 || hi == lo,
+                    "{p} in {lo}-{hi}"
+                );
+                p = next_candidate(p, lo, hi);
+                seen += 1;
+            }
+            assert!(seen > 0);
+        }
+    }
 
     #[test]
     fn candidate_ports_stay_in_range_and_keep_parity() {

@@ -13,15 +13,16 @@ use nat64_common::{
     maps::{Config, POOL4_MAX_PREFIXES},
     state::{
         BIB_F_HELD, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey,
-        candidate_port, client_key, pool4_index, tcp_next,
+        candidate_port, client_key, next_candidate, pool4_index, tcp_next,
     },
 };
 
 use crate::maps::{BIB4, BIB6, CLIENTS, FRAGS, POOL4, POOL4_LPM};
 
-/// How many random ports a new flow tries before it is refused (RFC 6056 randomisation; each
-/// try is one atomic insert that fails if the port is taken).
-const PORT_TRIES: u32 = 8;
+/// How many ports a new flow tries before it is refused: a random one, then the next ones of
+/// the same parity (RFC 6056 section 3.3.2). Each try is one atomic insert that fails if the
+/// port is taken; a half-full address still finds a port within a few.
+const PORT_TRIES: u32 = 64;
 
 /// Whether `a` is a pool4 address.
 #[inline(always)]
@@ -181,6 +182,7 @@ fn bind(
         hi,
         port6,
         outcome: TRY_NONE,
+        last: 0,
     };
     // SAFETY: `try_port` reads and writes only `tries`, which outlives the call.
     unsafe {
@@ -219,6 +221,8 @@ struct Tries {
     hi: u16,
     port6: u16,
     outcome: u16,
+    /// The port tried last.
+    last: u16,
 }
 const TRY_NONE: u16 = 0;
 const TRY_BOUND: u16 = 1;
@@ -227,18 +231,25 @@ const TRY_FULL: u16 = 3;
 /// The errno a full preallocated hash map answers an insert with.
 const E2BIG: i32 = 7;
 
-/// One candidate port (RFC 6056: random; parity kept). Runs under `bpf_loop`, verified once.
+/// One candidate port (RFC 6056 section 3.3.2: a random start, then the next ones; parity kept).
+/// Runs under `bpf_loop`, verified once.
 /// The insert into BIB4 is the allocation: it fails when the port is taken (or held down,
 /// or the table is full), and the next candidate is tried.
-extern "C" fn try_port(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+extern "C" fn try_port(i: u64, c: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `c` is the `Tries` that `bind` passed to `bpf_loop`.
     let c = unsafe { &mut *(c as *mut Tries) };
     let Ok(s) = crate::scratch::get() else {
         return 1;
     };
-    // SAFETY: plain helper call.
-    let random = unsafe { bpf_get_prandom_u32() };
-    let port4 = candidate_port(random, c.lo, c.hi, c.port6).to_be_bytes();
+    let port = if i == 0 {
+        // SAFETY: plain helper call.
+        let random = unsafe { bpf_get_prandom_u32() };
+        candidate_port(random, c.lo, c.hi, c.port6)
+    } else {
+        next_candidate(c.last, c.lo, c.hi)
+    };
+    c.last = port;
+    let port4 = port.to_be_bytes();
     s.bib4_key.port4 = port4;
     if let Err(e) = BIB4.insert(&s.bib4_key, &s.bib4_val, BPF_NOEXIST as u64) {
         // -E2BIG: the preallocated table has no free entry; no other port will fare better.
