@@ -166,6 +166,15 @@ fn kernel_has_xdp_links() -> bool {
     aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(5, 9, 0))
 }
 
+fn attach_err(iface: &str, mode: XdpMode) -> impl FnOnce(ProgramError) -> DataplaneError {
+    let iface = iface.to_string();
+    move |source| DataplaneError::Attach {
+        iface,
+        mode: config_mode(mode),
+        source,
+    }
+}
+
 fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> DataplaneError {
     let what = what.into();
     move |source| DataplaneError::Link { what, source }
@@ -290,11 +299,7 @@ impl Dataplane {
             let swapped = next
                 .program_mut(program)?
                 .attach_to_link(link)
-                .map_err(|source| DataplaneError::Attach {
-                    iface: iface.clone(),
-                    mode: config_mode(mode),
-                    source,
-                })
+                .map_err(attach_err(&iface, mode))
                 .and_then(|id| next.hold(program, id, pin.as_deref(), &iface));
             let handle = match swapped {
                 Ok(h) => h,
@@ -538,11 +543,7 @@ impl Dataplane {
         let id = self
             .program_mut(program)?
             .attach_to_if_index(ifindex, mode)
-            .map_err(|source| DataplaneError::Attach {
-                iface: iface.to_string(),
-                mode: config_mode(mode),
-                source,
-            })?;
+            .map_err(attach_err(iface, mode))?;
         let handle = self.hold(program, id, None, iface)?;
         let handle = match (handle, &pin) {
             (Handle::Owned(l), Some(path)) => {
@@ -596,11 +597,7 @@ impl Dataplane {
         let id = self
             .program_mut(program)?
             .attach_to_link(link)
-            .map_err(|source| DataplaneError::Attach {
-                iface: iface.to_string(),
-                mode: config::XdpMode::Native,
-                source,
-            })?;
+            .map_err(attach_err(iface, XdpMode::Driver))?;
         self.hold(program, id, Some(path), iface)
     }
 

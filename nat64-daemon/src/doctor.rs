@@ -117,26 +117,24 @@ fn ipv6_routes() -> Vec<(String, ipnet::Ipv6Net)> {
 /// specific as the translator's (replaced when the daemon starts) or more specific (it wins
 /// over the translator's, so that part of the traffic is never translated).
 fn route_conflicts(cfg: &Config) -> (Vec<String>, Vec<String>) {
+    use ipnet::IpNet;
     let link = cfg.translator_link.0.clone().unwrap_or_default();
-    let mine = |dev: &str| dev == "lo" || dev == link;
-    let (mut same, mut more) = (Vec::new(), Vec::new());
     let (v6, v4) = cfg.link_routes();
-    for p in &v6 {
-        for (dev, r) in ipv6_routes() {
-            if mine(&dev) || !p.contains(&r.network()) || r.prefix_len() < p.prefix_len() {
-                continue;
-            }
-            let line = format!("{r} dev {dev} (inside {p})");
-            if r.prefix_len() == p.prefix_len() {
-                same.push(line);
-            } else {
-                more.push(line);
-            }
-        }
-    }
-    for p in &v4 {
-        for (dev, r) in ipv4_routes() {
-            if mine(&dev) || !p.contains(&r.network()) || r.prefix_len() < p.prefix_len() {
+    let ours: Vec<IpNet> = v6
+        .into_iter()
+        .map(IpNet::V6)
+        .chain(v4.into_iter().map(IpNet::V4))
+        .collect();
+    let theirs: Vec<(String, IpNet)> = ipv6_routes()
+        .into_iter()
+        .map(|(d, r)| (d, IpNet::V6(r)))
+        .chain(ipv4_routes().into_iter().map(|(d, r)| (d, IpNet::V4(r))))
+        .filter(|(dev, _)| dev != "lo" && *dev != link)
+        .collect();
+    let (mut same, mut more) = (Vec::new(), Vec::new());
+    for p in &ours {
+        for (dev, r) in &theirs {
+            if !p.contains(&r.network()) || r.prefix_len() < p.prefix_len() {
                 continue;
             }
             let line = format!("{r} dev {dev} (inside {p})");
