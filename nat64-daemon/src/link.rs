@@ -239,6 +239,27 @@ async fn finish(handle: &Handle, link: &TranslatorLink, mtu: u32) -> Result<(), 
     Ok(())
 }
 
+/// The route of IPv6 prefix `p` into the link, as the daemon adds it and deletes it. One
+/// builder for both: the kernel deletes only a route of the protocol named, so the two must
+/// agree (the builder's default, "static", is not ours).
+fn route6(link: &TranslatorLink, p: &Ipv6Net) -> rtnetlink::packet_route::route::RouteMessage {
+    RouteMessageBuilder::<Ipv6Addr>::new()
+        .destination_prefix(p.network(), p.prefix_len())
+        .output_interface(link.index)
+        .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
+        .build()
+}
+
+/// The route of IPv4 prefix `p` into the link (see [`route6`]).
+fn route4(link: &TranslatorLink, p: &Ipv4Net) -> rtnetlink::packet_route::route::RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(p.network(), p.prefix_len())
+        .output_interface(link.index)
+        .scope(RouteScope::Link)
+        .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
+        .build()
+}
+
 /// Routes `pool6` (IPv6) and the `v4` prefixes (IPv4, with a route MTU of `mtu4`) into the
 /// link, replacing any route to the same prefixes: the translator answers for them.
 pub async fn add_routes(
@@ -249,26 +270,16 @@ pub async fn add_routes(
     mtu4: u32,
 ) -> Result<(), LinkError> {
     for p in v6 {
-        let msg = RouteMessageBuilder::<Ipv6Addr>::new()
-            .destination_prefix(p.network(), p.prefix_len())
-            .output_interface(link.index)
-            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-            .build();
         handle
             .route()
-            .add(msg)
+            .add(route6(link, p))
             .replace()
             .execute()
             .await
             .map_err(nl(format!("adding route {p} dev {}", link.name)))?;
     }
     for p in v4 {
-        let mut msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(p.network(), p.prefix_len())
-            .output_interface(link.index)
-            .scope(RouteScope::Link)
-            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-            .build();
+        let mut msg = route4(link, p);
         msg.attributes
             .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu4)]));
         handle
@@ -311,28 +322,11 @@ pub async fn remove_routes(
     v6: &[Ipv6Net],
     v4: &[Ipv4Net],
 ) -> Result<(), LinkError> {
-    for p in v6 {
-        let msg = RouteMessageBuilder::<Ipv6Addr>::new()
-            .destination_prefix(p.network(), p.prefix_len())
-            .output_interface(link.index)
-            // The kernel deletes only a route of the protocol named (the builder's default,
-            // "static", is not ours).
-            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-            .build();
-        handle
-            .route()
-            .del(msg)
-            .execute()
-            .await
-            .map_err(nl(format!("deleting route {p} dev {}", link.name)))?;
-    }
-    for p in v4 {
-        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(p.network(), p.prefix_len())
-            .output_interface(link.index)
-            .scope(RouteScope::Link)
-            .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-            .build();
+    let msgs = v6
+        .iter()
+        .map(|p| (p.to_string(), route6(link, p)))
+        .chain(v4.iter().map(|p| (p.to_string(), route4(link, p))));
+    for (p, msg) in msgs {
         handle
             .route()
             .del(msg)

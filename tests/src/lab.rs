@@ -530,6 +530,32 @@ ipv4 = "{EAM_V4}"
         )
     }
 
+    /// Runs `nat64d cleanup` with the lab's configuration in the translator namespace (with
+    /// only the daemon's capabilities, when the lab confines it): (success, stdout, stderr).
+    pub fn cleanup_cli(&self) -> (bool, String, String) {
+        let nat64d = crate::nat64d_path();
+        let mut cmd = match &self.opts.daemon_caps {
+            None => self.xlat.command(nat64d.to_str().expect("utf-8 path")),
+            Some(caps) => {
+                let mut c = self.xlat.command("setpriv");
+                c.arg(format!("--bounding-set=-all,{caps}"))
+                    .args(["--inh-caps=-all", "--"])
+                    .arg(&nat64d);
+                c
+            }
+        };
+        let out = cmd
+            .args(["cleanup", "--config"])
+            .arg(self.config_path())
+            .output()
+            .expect("run nat64d cleanup");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("nat64d.toml")
     }

@@ -36,25 +36,8 @@ fn the_daemon_works_with_bpf_net_admin_and_perfmon_only() {
     assert!(ok, "{text}");
     lab.stop_daemon();
     // And `nat64d cleanup`, as confined, removes it all.
-    let out = lab
-        .xlat
-        .command("setpriv")
-        .args([
-            &format!("--bounding-set=-all,{CAPS}"),
-            "--inh-caps=-all",
-            "--",
-        ])
-        .arg(nat64_tests::nat64d_path())
-        .args(["cleanup", "--config"])
-        .arg(lab.config_path())
-        .output()
-        .expect("nat64d cleanup");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, out, err) = lab.cleanup_cli();
+    assert!(ok, "{out}{err}");
     assert!(
         !lab.xlat_link("xc").contains("xdp"),
         "{}",

@@ -91,18 +91,8 @@ fn bindings_and_counters_survive_a_daemon_restart() {
     // The counters went on from where they were.
     let second = lab.stop_daemon();
     // `nat64d cleanup` removes the pinned state: the next start adopts nothing.
-    let out = lab
-        .xlat
-        .command(nat64_tests::nat64d_path().to_str().unwrap())
-        .args(["cleanup", "--config"])
-        .arg(lab.config_path())
-        .output()
-        .expect("nat64d cleanup");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, _, err) = lab.cleanup_cli();
+    assert!(ok, "{err}");
     lab.start_daemon();
     let log = lab.daemon_log();
     assert!(
@@ -251,19 +241,8 @@ fn with_on_stop_keep_the_dataplane_translates_while_no_daemon_runs() {
     lab.stop_daemon();
     drop((tcp, second));
     let _ = server.join();
-    let out = lab
-        .xlat
-        .command(nat64_tests::nat64d_path().to_str().unwrap())
-        .args(["cleanup", "--config"])
-        .arg(lab.config_path())
-        .output()
-        .expect("nat64d cleanup");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, said, err) = lab.cleanup_cli();
+    assert!(ok, "{said}{err}");
     assert!(said.contains("xc: detached"), "{said}");
     assert!(said.contains("translator link removed"), "{said}");
     assert!(
