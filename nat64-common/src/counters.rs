@@ -175,16 +175,25 @@ pub enum Handoff {
     /// A GRO/GSO aggregate larger than the interface MTU (generic XDP only): the kernel
     /// segments it on its way into the link.
     GsoAggregate = 1,
+    /// At the TC hook: what the TC fast path leaves to the full core on the translator link
+    /// (an ICMP error to translate, a hairpin, a packet answered with an ICMP error of the
+    /// translator's own), so that the TC program stays within the verifier's budget.
+    SlowPath = 2,
 }
 
 impl Handoff {
-    pub const COUNT: u32 = 2;
-    pub const ALL: [Handoff; 2] = [Handoff::NeedsFragmentation, Handoff::GsoAggregate];
+    pub const COUNT: u32 = 3;
+    pub const ALL: [Handoff; 3] = [
+        Handoff::NeedsFragmentation,
+        Handoff::GsoAggregate,
+        Handoff::SlowPath,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
             Handoff::NeedsFragmentation => "needs_fragmentation",
             Handoff::GsoAggregate => "gso_aggregate",
+            Handoff::SlowPath => "slow_path",
         }
     }
 }

@@ -7,7 +7,7 @@
 //! Both translations collapse into one in-place rewrite of the two addresses; the transport
 //! checksum follows the pseudo-header.
 
-use aya_ebpf::programs::XdpContext;
+use crate::frame::Frame;
 use nat64_common::{
     Counter, Dir, DropReason, L4Proto,
     addr::embed,
@@ -26,12 +26,12 @@ use crate::{
 
 /// Not inlined: its frame replaces `translate`'s rather than adding to it.
 #[inline(never)]
-pub fn v6(ctx: &XdpContext, cfg: &Config) -> Packed {
+pub fn v6(ctx: &impl Frame, cfg: &Config) -> Packed {
     Packed::pack(rewrite(ctx, cfg))
 }
 
 #[inline(always)]
-fn rewrite(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
+fn rewrite(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     let s = crate::scratch::get()?;
     // A mask the verifier can see; `translate` never hands over more than MAX_HEADERS_LEN.
     let l4_off = s.l4_off as usize & 0x3ff;

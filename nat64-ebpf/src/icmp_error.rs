@@ -15,7 +15,7 @@
 //! replaces it rather than adding to it (the BPF stack is 512 bytes over the call chain), and
 //! they re-read what they need from the packet.
 
-use aya_ebpf::programs::XdpContext;
+use crate::frame::Frame;
 use nat64_common::{
     Counter, Dir, DropReason, L4Proto,
     checksum::{self, sum4, sum16},
@@ -58,7 +58,7 @@ fn rest_sum(r: &[u8; 4]) -> u32 {
 /// addresses, and returns the (removed, added) words. A zero UDP checksum stays zero.
 #[inline(always)]
 fn quoted_checksum(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     off: usize,
     udp: bool,
     old_addrs: u32,
@@ -86,7 +86,7 @@ fn quoted_checksum(
 /// one of them zero). An error inside an error is never translated.
 #[inline(always)]
 fn inner_l4(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     off: usize,
     proto: u8,
     old_addrs: u32,
@@ -140,12 +140,12 @@ fn inner_l4(
 /// RFC 7915 section 5.2: an ICMPv6 error becomes an ICMPv4 error (section 5.3 for the packet
 /// inside).
 #[inline(never)]
-pub fn v6_to_v4(ctx: &XdpContext, cfg: &Config) -> Packed {
+pub fn v6_to_v4(ctx: &impl Frame, cfg: &Config) -> Packed {
     Packed::pack(error_6to4(ctx, cfg))
 }
 
 #[inline(always)]
-fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
+fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     let s = crate::scratch::get()?;
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     // The ICMPv6 header follows any extension headers `translate` walked past (RFC 7915
@@ -374,7 +374,7 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
     write_bytes(ctx, new, mac_a.to_ne_bytes())?;
     write_bytes(ctx, new + 8, mac_b.to_ne_bytes())?;
     write_bytes(ctx, new + 12, ETH_P_IP.to_be_bytes())?;
-    if !shrink_head(ctx, new as i32) {
+    if !shrink_head(ctx, new as i32, ETH_P_IP) {
         return Err(DropReason::HeadroomExhausted);
     }
 
@@ -386,12 +386,12 @@ fn error_6to4(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
 /// RFC 7915 section 4.2: an ICMPv4 error becomes an ICMPv6 error (section 4.3 for the packet
 /// inside).
 #[inline(never)]
-pub fn v4_to_v6(ctx: &XdpContext, cfg: &Config) -> Packed {
+pub fn v4_to_v6(ctx: &impl Frame, cfg: &Config) -> Packed {
     Packed::pack(error_4to6(ctx, cfg))
 }
 
 #[inline(always)]
-fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
+fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     let s = crate::scratch::get()?;
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
@@ -566,7 +566,7 @@ fn error_4to6(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
 /// its IPv6 value. The quoted packet must come from that address: one the translator sent.
 #[inline(always)]
 fn quoted_binding(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     s: &mut crate::maps::Scratch,
     dst4: [u8; 4],
     inner_off: usize,

@@ -2,7 +2,7 @@
 //! length and protocol across the translation, so only the address words change (RFC 7915
 //! sections 4.5 and 5.5: the checksum is updated for the new pseudo-header).
 
-use aya_ebpf::programs::XdpContext;
+use crate::frame::Frame;
 use nat64_common::{
     DropReason,
     checksum::{self, is_partial, update, update_partial},
@@ -42,7 +42,7 @@ pub enum ZeroUdp {
 /// says what a zero UDP checksum becomes.
 #[inline(always)]
 pub fn fix_checksum(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     proto: u8,
     l4: usize,
     d: &PseudoDelta,

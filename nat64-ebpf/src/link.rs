@@ -13,7 +13,8 @@
 //! kernel untouched ([`hand_off`]), which fragments or segments them on their way into the
 //! link.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use crate::frame::Frame;
+use aya_ebpf::bindings::xdp_action;
 use nat64_common::{
     Counter, Dir, DropReason, Handoff,
     maps::{CONFIG_F_LINK, CONFIG_F_ON_LINK, Config},
@@ -58,10 +59,17 @@ pub fn hand_off(
     }
 }
 
+/// At TC: what the TC program leaves to the full core on the translator link, untouched
+/// (`Handoff::SlowPath`).
+#[inline(always)]
+pub fn slow_path(cfg: &Config, dir: Dir) -> Result<Step, DropReason> {
+    hand_off(cfg, dir, Handoff::SlowPath, DropReason::IcmpUntranslatable)
+}
+
 /// The verdict for a translated packet: up the stack on the fast path, so routing, netfilter
 /// and service load balancing apply to it; back into the link on its far end.
 #[inline(always)]
-pub fn emit(ctx: &XdpContext, cfg: &Config) -> u32 {
+pub fn emit(ctx: &impl Frame, cfg: &Config) -> u32 {
     if !on_link(cfg) {
         return xdp_action::XDP_PASS;
     }

@@ -2,7 +2,7 @@
 //!
 //! One translation core serves every attached interface and both directions: IPv6 frames go
 //! through the 6-to-4 path, IPv4 frames through the 4-to-6 path, everything else is passed
-//! untouched. Three entry points:
+//! untouched. Four entry points:
 //!
 //! - `nat64_xdp`, the fast path on the interfaces traffic arrives on: a translated packet is
 //!   handed back to the kernel (`XDP_PASS`) so that routing, netfilter and Kubernetes service
@@ -10,7 +10,9 @@
 //! - `nat64_link`, the same core on the far end of the translator link (see `link`), for what
 //!   the kernel routes there: what the fast path handed off, and traffic this node originates;
 //! - `nat64_pass`, on the kernel's end of that link: it only gives the veth the NAPI context
-//!   that `XDP_TX` from the far end needs.
+//!   that `XDP_TX` from the far end needs;
+//! - `nat64_tc`, the fast path again, at the TC ingress hook instead of XDP (see `tc`): it sees
+//!   GSO packets whole, which XDP on a veth makes the kernel give up.
 //!
 //! Built for the host (as by `cargo build --workspace` or clippy), this is an empty program:
 //! the dataplane exists only for the BPF target.
@@ -20,6 +22,8 @@
 mod addrmap;
 #[cfg(target_arch = "bpf")]
 mod forward;
+#[cfg(target_arch = "bpf")]
+mod frame;
 #[cfg(target_arch = "bpf")]
 mod hairpin;
 #[cfg(target_arch = "bpf")]
@@ -41,6 +45,8 @@ mod stateful;
 #[cfg(target_arch = "bpf")]
 mod stats;
 #[cfg(target_arch = "bpf")]
+mod tc;
+#[cfg(target_arch = "bpf")]
 mod too_big;
 #[cfg(target_arch = "bpf")]
 mod unreachable;
@@ -50,9 +56,15 @@ mod v4_to_v6;
 mod v6_to_v4;
 
 #[cfg(target_arch = "bpf")]
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 #[cfg(target_arch = "bpf")]
-use nat64_common::{Counter, Dir, DropReason, maps::Config};
+use frame::Frame;
+#[cfg(target_arch = "bpf")]
+use nat64_common::{Counter, Dir, DropReason, Handoff, maps::Config};
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
@@ -87,10 +99,35 @@ pub fn nat64_pass(_ctx: XdpContext) -> u32 {
 }
 
 #[cfg(target_arch = "bpf")]
+#[classifier]
+pub fn nat64_tc(ctx: TcContext) -> i32 {
+    // The fast path's configuration, as for `nat64_xdp`.
+    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
+        return tc::PASS;
+    };
+    if !tc::pull_headers(&ctx) {
+        return tc::PASS;
+    }
+    tc::verdict(&ctx, run(&ctx, cfg))
+}
+
+/// The translation core over either context; the verdict is an XDP action (`tc::verdict`
+/// maps it for TC).
+#[cfg(target_arch = "bpf")]
 #[inline(always)]
-fn run(ctx: &XdpContext, cfg: &Config) -> u32 {
+fn run<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
     let r = match packet::ethertype(ctx) {
         Some(packet::ETH_P_IPV6) => match v6_to_v4::translate(ctx, cfg).unpack() {
+            // Left to the translator link at TC (see `Handoff::SlowPath`), untouched so far.
+            Ok(Step::IcmpError | Step::Hairpin | Step::Unreachable) if !C::FULL => (
+                Dir::V6ToV4,
+                link::hand_off(
+                    cfg,
+                    Dir::V6ToV4,
+                    Handoff::SlowPath,
+                    DropReason::IcmpUntranslatable,
+                ),
+            ),
             // Called from here, not from `translate`, so that its frame replaces that one.
             Ok(Step::IcmpError) => (Dir::V6ToV4, icmp_error::v6_to_v4(ctx, cfg).unpack()),
             Ok(Step::Hairpin) => (Dir::V6ToV4, hairpin::v6(ctx, cfg).unpack()),
@@ -98,6 +135,15 @@ fn run(ctx: &XdpContext, cfg: &Config) -> u32 {
             r => (Dir::V6ToV4, r),
         },
         Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, cfg).unpack() {
+            Ok(Step::IcmpError | Step::FragNeeded) if !C::FULL => (
+                Dir::V4ToV6,
+                link::hand_off(
+                    cfg,
+                    Dir::V4ToV6,
+                    Handoff::SlowPath,
+                    DropReason::IcmpUntranslatable,
+                ),
+            ),
             Ok(Step::IcmpError) => (Dir::V4ToV6, icmp_error::v4_to_v6(ctx, cfg).unpack()),
             Ok(Step::FragNeeded) => (Dir::V4ToV6, too_big::frag_needed(ctx, cfg).unpack()),
             r => (Dir::V4ToV6, r),
@@ -106,7 +152,10 @@ fn run(ctx: &XdpContext, cfg: &Config) -> u32 {
     };
     match r {
         (dir, Ok(Step::Translated)) if forward::enabled(cfg) && !link::on_link(cfg) => {
-            forward::forward(ctx, dir)
+            match ctx.as_xdp() {
+                Some(xdp) => forward::forward(xdp, dir),
+                None => xdp_action::XDP_PASS,
+            }
         }
         (_, Ok(Step::Translated)) => link::emit(ctx, cfg),
         (dir, r) => verdict(dir, r),

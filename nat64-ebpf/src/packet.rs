@@ -5,7 +5,7 @@
 
 use core::mem::size_of;
 
-use aya_ebpf::programs::XdpContext;
+use crate::frame::Frame;
 use nat64_common::DropReason;
 
 pub const ETH_LEN: usize = 14;
@@ -89,7 +89,7 @@ pub fn is_extension_header(nh: u8) -> bool {
 /// and summed in host order; a one's complement sum is byte-order independent (RFC 1071
 /// section 2(B)), so swapping the folded result gives the network-order sum.
 #[inline(always)]
-pub fn sum_words(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
+pub fn sum_words(ctx: &impl Frame, off: usize, len: usize) -> Option<u32> {
     let mut s = 0u32;
     let mut i = 0;
     while i < 60 {
@@ -104,31 +104,13 @@ pub fn sum_words(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
     Some(nat64_common::checksum::fold(s).swap_bytes() as u32)
 }
 
-/// One byte at `at`, copied out with `bpf_xdp_load_bytes`: a direct one-byte read at a
+/// One byte at `at`, copied out with the context's load helper: a direct one-byte read at a
 /// variable offset gets a bounds check that LLVM rewrites into a form (`p >= end`) the
 /// verifier cannot use.
 #[inline(always)]
-pub fn load_u8(ctx: &XdpContext, at: usize) -> Option<u8> {
+pub fn load_u8(ctx: &impl Frame, at: usize) -> Option<u8> {
     let mut b = [0u8; 4];
-    // SAFETY: one byte into a four-byte buffer.
-    (unsafe { xdp_load(ctx, at as u32, &mut b, 1) } == 0).then_some(b[0])
-}
-
-/// `bpf_xdp_load_bytes` of a constant `n` bytes at `at` into `b`.
-///
-/// # Safety
-/// `n` must be at most 4.
-#[inline(always)]
-unsafe fn xdp_load(ctx: &XdpContext, at: u32, b: &mut [u8; 4], n: u32) -> i64 {
-    // SAFETY: the caller keeps `n` within `b`.
-    unsafe {
-        aya_ebpf::helpers::generated::bpf_xdp_load_bytes(
-            ctx.ctx,
-            at,
-            b.as_mut_ptr() as *mut core::ffi::c_void,
-            n,
-        )
-    }
+    (ctx.load(at as u32, &mut b, 1) == 0).then_some(b[0])
 }
 
 /// Longest stretch [`sum_range`] covers: a full page, more than any XDP frame without
@@ -138,7 +120,7 @@ pub const MAX_SUM_BYTES: usize = 4096;
 /// State of a [`sum_range`] loop, shared with its `bpf_loop` callback.
 #[repr(C)]
 struct SumLoop {
-    xdp: *mut aya_ebpf::bindings::xdp_md,
+    ctx: *mut core::ffi::c_void,
     off: u32,
     len: u32,
     acc: u64,
@@ -148,7 +130,7 @@ struct SumLoop {
 /// One 32-bit step of [`sum_range`]. Runs under `bpf_loop`, which the verifier checks once
 /// rather than once per iteration (an open-coded loop over a 1500-byte datagram, entered from
 /// every path of the translator, exceeds its million-instruction budget).
-extern "C" fn sum_step(i: u64, c: *mut core::ffi::c_void) -> i64 {
+extern "C" fn sum_step<C: Frame>(i: u64, c: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `c` is the `SumLoop` that `sum_range` passed to `bpf_loop`.
     let c = unsafe { &mut *(c as *mut SumLoop) };
     let pos = (i as u32) * 4;
@@ -161,7 +143,7 @@ extern "C" fn sum_step(i: u64, c: *mut core::ffi::c_void) -> i64 {
         c.failed = 1;
         return 1;
     }
-    let ctx = XdpContext::new(c.xdp);
+    let ctx = C::from_raw(c.ctx);
     match ptr_at::<u32>(&ctx, off) {
         Some(p) => {
             // SAFETY: bounds checked by `ptr_at`; unaligned loads are fine on BPF.
@@ -182,12 +164,12 @@ extern "C" fn sum_step(i: u64, c: *mut core::ffi::c_void) -> i64 {
 /// is byte-order independent (RFC 1071 section 2(B)), so swapping the folded result gives the
 /// network-order sum.
 #[inline(always)]
-pub fn sum_range(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
+pub fn sum_range<C: Frame>(ctx: &C, off: usize, len: usize) -> Option<u32> {
     if len > MAX_SUM_BYTES {
         return None;
     }
     let mut state = SumLoop {
-        xdp: ctx.ctx,
+        ctx: ctx.raw(),
         off: off as u32,
         len: len as u32,
         acc: 0,
@@ -198,7 +180,7 @@ pub fn sum_range(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
             words,
-            sum_step as *mut core::ffi::c_void,
+            sum_step::<C> as *mut core::ffi::c_void,
             &mut state as *mut SumLoop as *mut core::ffi::c_void,
             0,
         )
@@ -214,13 +196,10 @@ pub fn sum_range(ctx: &XdpContext, off: usize, len: usize) -> Option<u32> {
     if tail != 0 {
         let mut b = [0u8; 4];
         let at = (off + (len & !3)) as u32;
-        // SAFETY: `b` is a live 4-byte buffer; the helper copies `tail` (1 to 3) bytes into it.
-        let rc = unsafe {
-            match tail {
-                1 => xdp_load(ctx, at, &mut b, 1),
-                2 => xdp_load(ctx, at, &mut b, 2),
-                _ => xdp_load(ctx, at, &mut b, 3),
-            }
+        let rc = match tail {
+            1 => ctx.load(at, &mut b, 1),
+            2 => ctx.load(at, &mut b, 2),
+            _ => ctx.load(at, &mut b, 3),
         };
         if rc != 0 {
             return None;
@@ -289,13 +268,13 @@ pub fn ipv4_header(
     ]
 }
 
-/// Moves the start of the frame forward by `delta` bytes after the caller has already written
-/// the new headers (Ethernet included) at `delta` bytes in: nothing has to survive the helper
-/// call, which keeps values off the BPF stack.
+/// Moves what follows the network headers forward by `delta` bytes after the caller has
+/// already written the new headers (Ethernet included, carrying `proto`) at `delta` bytes in:
+/// nothing has to survive the helper call, which keeps values off the BPF stack. In TC the
+/// Ethernet header stays in place (see `frame`), so its type is written again.
 #[inline(always)]
-pub fn shrink_head(ctx: &XdpContext, delta: i32) -> bool {
-    // SAFETY: plain helper call on the program's own context.
-    unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, delta) == 0 }
+pub fn shrink_head(ctx: &impl Frame, delta: i32, proto: u16) -> bool {
+    ctx.move_head(delta, proto) && write_bytes(ctx, 12, proto.to_be_bytes()).is_ok()
 }
 
 /// Two bytes as a 16-bit word for checksum sums.
@@ -310,7 +289,7 @@ const _: () = assert!(size_of::<Ipv4Hdr>() == IPV4_LEN);
 
 /// A pointer to a `T` at `off` bytes into the frame, or `None` if the frame is shorter.
 #[inline(always)]
-pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+pub fn ptr_at<T>(ctx: &impl Frame, off: usize) -> Option<*mut T> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + off + size_of::<T>() > end {
@@ -323,21 +302,22 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
 /// copying the header keeps the many small fields out of registers and off the small BPF
 /// stack. Valid until the packet is resized (`resize_head`).
 #[inline(always)]
-pub fn view<'a, T>(ctx: &'a XdpContext, off: usize) -> Option<&'a T> {
+pub fn view<'a, T>(ctx: &'a impl Frame, off: usize) -> Option<&'a T> {
     // SAFETY: `ptr_at` checked the bounds and every header type here has alignment 1.
     ptr_at::<T>(ctx, off).map(|p| unsafe { &*p })
 }
 
 /// A copy of the `T` at `off`.
 #[inline(always)]
-pub fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+pub fn read<T: Copy>(ctx: &impl Frame, off: usize) -> Option<T> {
     // SAFETY: `ptr_at` checked the bounds and `T` has alignment 1 in every use here.
     ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
 }
 
+/// The whole packet's length (beyond the directly accessible part for a GSO packet in TC).
 #[inline(always)]
-pub fn frame_len(ctx: &XdpContext) -> usize {
-    ctx.data_end() - ctx.data()
+pub fn frame_len(ctx: &impl Frame) -> usize {
+    ctx.len()
 }
 
 /// Frames up to the IPv6 minimum MTU (RFC 8200 section 5) plus the Ethernet header fit every
@@ -347,7 +327,12 @@ const ALWAYS_FITS: usize = 1280 + ETH_LEN;
 /// Whether the frame is longer than the ingress interface's MTU allows, which only a GRO/GSO
 /// aggregate can be (see `DropReason::Oversize`).
 #[inline(always)]
-pub fn exceeds_mtu(ctx: &XdpContext) -> bool {
+pub fn exceeds_mtu(ctx: &impl Frame) -> bool {
+    // TC sees GSO packets whole and the kernel segments them after translation: nothing to
+    // check there.
+    let Some(xdp) = ctx.as_xdp() else {
+        return false;
+    };
     if frame_len(ctx) <= ALWAYS_FITS {
         return false;
     }
@@ -355,7 +340,7 @@ pub fn exceeds_mtu(ctx: &XdpContext) -> bool {
     // SAFETY: helper call on the program's own context; ifindex 0 means the ingress device.
     let rc = unsafe {
         aya_ebpf::helpers::generated::bpf_check_mtu(
-            ctx.ctx as *mut core::ffi::c_void,
+            xdp.ctx as *mut core::ffi::c_void,
             0,
             &mut mtu,
             0,
@@ -366,21 +351,24 @@ pub fn exceeds_mtu(ctx: &XdpContext) -> bool {
 }
 
 #[inline(always)]
-pub fn ethertype(ctx: &XdpContext) -> Option<u16> {
+pub fn ethertype(ctx: &impl Frame) -> Option<u16> {
     read::<EthHdr>(ctx, 0).map(|e| u16::from_be_bytes(e.proto))
 }
 
-/// Turns the frame around for an error this node answers in place (`XDP_TX`): `new` bytes of
-/// headers are made room for in front of the quote, and the Ethernet header goes back to where
-/// the frame came from (MAC addresses swapped), carrying `proto`.
+/// Turns the frame around for an error this node answers in place (`XDP_TX`): the frame is
+/// cut to the Ethernet header and the `quote` bytes after it (the rest of a quote, Ethernet
+/// padding), `new` bytes of headers are made room for in front of the quote, and the Ethernet
+/// header goes back to where the frame came from (MAC addresses swapped), carrying `proto`.
+/// Cutting first keeps the packet within what TC lets it grow to (the device's MTU).
 #[inline(always)]
-pub fn turn_back(ctx: &XdpContext, new: usize, proto: u16) -> Result<(), DropReason> {
+pub fn turn_back(ctx: &impl Frame, new: usize, proto: u16, quote: usize) -> Result<(), DropReason> {
     let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
     let back = EthHdr {
         dst: eth.src,
         src: eth.dst,
         proto: eth.proto,
     };
+    trim_to(ctx, ETH_LEN + quote)?;
     if resize_head(ctx, -(new as i32), &back, proto) {
         Ok(())
     } else {
@@ -391,14 +379,8 @@ pub fn turn_back(ctx: &XdpContext, new: usize, proto: u16) -> Result<(), DropRea
 /// Cuts the frame down to `len` bytes (what follows goes: the rest of a quote, Ethernet
 /// padding); a frame no longer than that is left alone.
 #[inline(always)]
-pub fn trim_to(ctx: &XdpContext, len: usize) -> Result<(), DropReason> {
-    let cut = (ctx.data_end() - ctx.data()).saturating_sub(len);
-    if cut == 0 {
-        return Ok(());
-    }
-    // SAFETY: plain helper call on the program's own context.
-    let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_tail(ctx.ctx, -(cut as i32)) };
-    if rc == 0 {
+pub fn trim_to(ctx: &impl Frame, len: usize) -> Result<(), DropReason> {
+    if ctx.set_len(len as u32) {
         Ok(())
     } else {
         Err(DropReason::HeadroomExhausted)
@@ -409,10 +391,8 @@ pub fn trim_to(ctx: &XdpContext, len: usize) -> Result<(), DropReason> {
 /// writes a new Ethernet header with the saved MAC addresses and `proto`. Returns `false` when
 /// the driver has no headroom left to grow into.
 #[inline(always)]
-pub fn resize_head(ctx: &XdpContext, delta: i32, eth: &EthHdr, proto: u16) -> bool {
-    // SAFETY: plain helper call on the program's own context.
-    let rc = unsafe { aya_ebpf::helpers::generated::bpf_xdp_adjust_head(ctx.ctx, delta) };
-    if rc != 0 {
+pub fn resize_head(ctx: &impl Frame, delta: i32, eth: &EthHdr, proto: u16) -> bool {
+    if !ctx.move_head(delta, proto) {
         return false;
     }
     let Some(p) = ptr_at::<EthHdr>(ctx, 0) else {
@@ -431,7 +411,7 @@ pub fn resize_head(ctx: &XdpContext, delta: i32, eth: &EthHdr, proto: u16) -> bo
 /// Writes `N` bytes at `off`.
 #[inline(always)]
 pub fn write_bytes<const N: usize>(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     off: usize,
     b: [u8; N],
 ) -> Result<(), nat64_common::DropReason> {
@@ -443,7 +423,7 @@ pub fn write_bytes<const N: usize>(
 
 /// Overwrites the 16-bit field at `off` (a checksum) in place.
 #[inline(always)]
-pub fn write_u16(ctx: &XdpContext, off: usize, v: u16) -> Option<()> {
+pub fn write_u16(ctx: &impl Frame, off: usize, v: u16) -> Option<()> {
     let p = ptr_at::<[u8; 2]>(ctx, off)?;
     // SAFETY: bounds checked by `ptr_at`.
     unsafe { p.write_unaligned(v.to_be_bytes()) };

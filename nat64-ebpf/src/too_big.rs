@@ -8,7 +8,8 @@
 //! 28 bytes of new headers go in front, the rest is cut) and sent back out of the interface it
 //! came in on.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use crate::frame::Frame;
+use aya_ebpf::bindings::xdp_action;
 use nat64_common::{
     Counter, Dir, DropReason, Generated, checksum,
     icmp::{ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED},
@@ -19,7 +20,7 @@ use crate::{
     Packed, Step, iface,
     packet::{
         ETH_LEN, ETH_P_IP, ICMP_LEN, IPPROTO_ICMP, IPV4_LEN, Ipv4Hdr, ipv4_header, sum_range,
-        trim_to, turn_back, view, word, write_bytes,
+        turn_back, view, word, write_bytes,
     },
     stats, v6_to_v4,
 };
@@ -31,12 +32,12 @@ const TTL: u8 = 64;
 
 /// Not inlined: its frame replaces `translate`'s rather than adding to it.
 #[inline(never)]
-pub fn frag_needed(ctx: &XdpContext, cfg: &Config) -> Packed {
+pub fn frag_needed(ctx: &impl Frame, cfg: &Config) -> Packed {
     Packed::pack(reply(ctx, cfg).map(Step::Done))
 }
 
 #[inline(always)]
-fn reply(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
+fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     // The error comes from this interface's own address, else from the RFC 6791 address; with
     // neither there is nothing to send it from.
@@ -63,7 +64,7 @@ fn reply(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
     let sum = word(ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED) + word(m0, m1) + quote;
     let [c0, c1] = (!checksum::fold(sum)).to_be_bytes();
     const NEW: usize = IPV4_LEN + ICMP_LEN;
-    turn_back(ctx, NEW, ETH_P_IP)?;
+    turn_back(ctx, NEW, ETH_P_IP, quote_len)?;
     let len = (NEW + quote_len) as u16;
     let (id, frag) = v6_to_v4::id_and_flags(len);
     write_bytes(
@@ -76,8 +77,6 @@ fn reply(ctx: &XdpContext, cfg: &Config) -> Result<u32, DropReason> {
         ETH_LEN + IPV4_LEN,
         [ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, c0, c1, 0, 0, m0, m1],
     )?;
-    // Cut everything after the quote.
-    trim_to(ctx, ETH_LEN + NEW + quote_len)?;
     stats::add(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1);
     stats::add(Counter::Generated(Generated::FragmentationNeeded), 1);
     Ok(xdp_action::XDP_TX)

@@ -9,14 +9,15 @@
 //! IPv6 MTU (RFC 4443 section 2.4(c)). It goes back out of the interface it came in on, from
 //! the address the client wrote to.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use crate::frame::Frame;
+use aya_ebpf::bindings::xdp_action;
 use nat64_common::{Counter, DropReason, Generated, checksum};
 
 use crate::{
     Packed, Step,
     packet::{
-        ETH_LEN, ETH_P_IPV6, ICMP_LEN, IPPROTO_ICMPV6, IPV6_LEN, Ipv6Hdr, sum_range, trim_to,
-        turn_back, view, word, write_bytes,
+        ETH_LEN, ETH_P_IPV6, ICMP_LEN, IPPROTO_ICMPV6, IPV6_LEN, Ipv6Hdr, sum_range, turn_back,
+        view, word, write_bytes,
     },
 };
 
@@ -30,12 +31,12 @@ const MAX_QUOTE: usize = 1232;
 
 /// Not inlined: its frame replaces `translate`'s rather than adding to it.
 #[inline(never)]
-pub fn address_unreachable(ctx: &XdpContext) -> Packed {
+pub fn address_unreachable(ctx: &impl Frame) -> Packed {
     Packed::pack(reply(ctx).map(Step::Done))
 }
 
 #[inline(always)]
-fn reply(ctx: &XdpContext) -> Result<u32, DropReason> {
+fn reply(ctx: &impl Frame) -> Result<u32, DropReason> {
     let s = crate::scratch::get()?;
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     // The error comes from the address the client wrote to and goes back to the client.
@@ -58,7 +59,7 @@ fn reply(ctx: &XdpContext) -> Result<u32, DropReason> {
         + quoted;
     let [c0, c1] = (!checksum::fold(sum)).to_be_bytes();
     const NEW: usize = IPV6_LEN + ICMP_LEN;
-    turn_back(ctx, NEW, ETH_P_IPV6)?;
+    turn_back(ctx, NEW, ETH_P_IPV6, quote)?;
     let [l0, l1] = icmp_len.to_be_bytes();
     write_bytes(
         ctx,
@@ -72,8 +73,6 @@ fn reply(ctx: &XdpContext) -> Result<u32, DropReason> {
         ETH_LEN + IPV6_LEN,
         [ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, c0, c1, 0, 0, 0, 0],
     )?;
-    // Cut everything after the quote (Ethernet padding included).
-    trim_to(ctx, ETH_LEN + NEW + quote)?;
     crate::stats::add(Counter::Generated(Generated::AddressUnreachable), 1);
     Ok(xdp_action::XDP_TX)
 }

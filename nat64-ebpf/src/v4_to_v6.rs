@@ -1,6 +1,7 @@
 //! IPv4 to IPv6 (RFC 7915 section 4).
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use crate::frame::Frame;
+use aya_ebpf::bindings::xdp_action;
 use nat64_common::{
     Counter, Dir, DropReason, Handoff, L4Proto,
     addr::is_translatable_v4,
@@ -47,12 +48,12 @@ pub fn first_word(cfg: &Config, tos: u8) -> [u8; 4] {
 /// Not inlined: each direction gets its own stack frame, so the BPF stack (512 bytes over the
 /// whole call chain) holds only the path a packet takes.
 #[inline(never)]
-pub fn translate(ctx: &XdpContext, cfg: &Config) -> Packed {
+pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
     Packed::pack(translate_packet(ctx, cfg))
 }
 
 #[inline(always)]
-fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
+fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason> {
     let Some(ip4) = view::<Ipv4Hdr>(ctx, ETH_LEN) else {
         return Ok(Step::Done(xdp_action::XDP_PASS));
     };
@@ -119,6 +120,17 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     if fragmented && ip4.proto == IPPROTO_ICMP {
         return Err(DropReason::Fragment);
     }
+    // At TC, options and fragments are left to the translator link.
+    if !C::FULL && (fragmented || ihl > IPV4_LEN) {
+        return link::slow_path(cfg, Dir::V4ToV6);
+    }
+    // So is a UDP datagram without a checksum, which needs one computed over all of it.
+    if !C::FULL && ip4.proto == IPPROTO_UDP {
+        let c = read::<[u8; 2]>(ctx, ETH_LEN + IPV4_LEN + 6).ok_or(DropReason::Truncated)?;
+        if c == [0, 0] {
+            return link::slow_path(cfg, Dir::V4ToV6);
+        }
+    }
     let frag_hdr_len = if fragmented { FRAG_LEN } else { 0 };
     // RFC 7915 section 4.1: the translated packet must leave with a hop limit of at least one;
     // the kernel's forwarding of the translated packet does the decrement (see v6_to_v4).
@@ -134,7 +146,9 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         return Ok(Step::Done(xdp_action::XDP_PASS));
     }
     if ihl > IPV4_LEN {
-        check_options(ctx, ihl)?;
+        if C::FULL {
+            check_options(ctx, ihl)?;
+        }
     }
     if !is_translatable_v4(ip4.src) || !is_translatable_v4(ip4.dst) {
         return Err(DropReason::MartianAddress);
@@ -161,7 +175,20 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     // fits, which XDP cannot do (one packet in, one out); the kernel does it on the way into
     // the translator link, whose IPv4 routes carry an MTU of ipv6_mtu - 28 (20 bytes of header
     // growth and 8 of Fragment header), and the pieces are translated there.
-    let v6_len = payload_len as usize + IPV6_LEN + frag_hdr_len;
+    let v6_len = match ctx.gso_size() as usize {
+        0 => payload_len as usize + IPV6_LEN + frag_hdr_len,
+        // A GSO aggregate (TC): what counts is the segments the kernel will cut it into, each
+        // a transport header (TCP's with its options) and at most `gso_size` bytes of data.
+        seg => {
+            let l4_hdr = match ip4.proto {
+                IPPROTO_TCP => {
+                    read::<[u8; 13]>(ctx, l4_off).map_or(60, |h| (h[12] >> 4) as usize * 4)
+                }
+                _ => 8,
+            };
+            (seg & 0xffff) + l4_hdr + IPV6_LEN
+        }
+    };
     if cfg.ipv6_mtu != 0 && v6_len > cfg.ipv6_mtu as usize {
         if frag & IPV4_DF != 0 {
             return Ok(Step::FragNeeded);
@@ -200,7 +227,10 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // RFC 7915 section 4.5: IPv6 requires a UDP checksum. A stateless translator
             // computes a missing one for an unfragmented datagram and drops a fragmented one.
-            let zero_udp = if fragmented {
+            let zero_udp = if !C::FULL {
+                // Handed to the link above.
+                l4::ZeroUdp::Keep
+            } else if fragmented {
                 l4::ZeroUdp::Drop
             } else {
                 l4::ZeroUdp::Compute {
@@ -283,9 +313,9 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
 /// The walk runs under `bpf_loop`: its callback is verified once, where an open-coded loop of
 /// up to 40 steps is verified again on every path that reaches it.
 #[inline(always)]
-fn check_options(ctx: &XdpContext, ihl: usize) -> Result<(), DropReason> {
+fn check_options<C: Frame>(ctx: &C, ihl: usize) -> Result<(), DropReason> {
     let mut walk = OptionWalk {
-        xdp: ctx.ctx,
+        ctx: ctx.raw(),
         end: (ihl - IPV4_LEN) as u32,
         i: 0,
         verdict: 0,
@@ -294,7 +324,7 @@ fn check_options(ctx: &XdpContext, ihl: usize) -> Result<(), DropReason> {
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
             MAX_OPTIONS as u32,
-            option_step as *mut core::ffi::c_void,
+            option_step::<C> as *mut core::ffi::c_void,
             &mut walk as *mut OptionWalk as *mut core::ffi::c_void,
             0,
         );
@@ -310,7 +340,7 @@ fn check_options(ctx: &XdpContext, ihl: usize) -> Result<(), DropReason> {
 /// State of the options walk, shared with its `bpf_loop` callback.
 #[repr(C)]
 struct OptionWalk {
-    xdp: *mut aya_ebpf::bindings::xdp_md,
+    ctx: *mut core::ffi::c_void,
     end: u32,
     i: u32,
     /// 0 fine, 1 source route, 2 bad option, 3 truncated.
@@ -318,14 +348,14 @@ struct OptionWalk {
 }
 
 /// One option. Each step consumes at least one byte, so `MAX_OPTIONS` steps cover the area.
-extern "C" fn option_step(_n: u64, c: *mut core::ffi::c_void) -> i64 {
+extern "C" fn option_step<C: Frame>(_n: u64, c: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `c` is the `OptionWalk` that `check_options` passed to `bpf_loop`.
     let c = unsafe { &mut *(c as *mut OptionWalk) };
     let i = c.i as usize;
     if i >= c.end as usize || i >= MAX_OPTIONS {
         return 1;
     }
-    let ctx = XdpContext::new(c.xdp);
+    let ctx = C::from_raw(c.ctx);
     let base = ETH_LEN + IPV4_LEN;
     let Some(ty) = crate::packet::load_u8(&ctx, base + i) else {
         c.verdict = 3;
@@ -360,7 +390,7 @@ extern "C" fn option_step(_n: u64, c: *mut core::ffi::c_void) -> i64 {
 /// pseudo-header (RFC 8200 section 8.1) enters the checksum.
 #[inline(always)]
 fn echo4_to_echo6(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     off: usize,
     addrs6: u32,
     payload_len: u16,
@@ -390,7 +420,7 @@ fn echo4_to_echo6(
 ///
 /// Not inlined, and called before the translation branches: it is verified for few paths.
 #[inline(never)]
-fn stateful_destination(ctx: &XdpContext) -> u32 {
+fn stateful_destination(ctx: &impl Frame) -> u32 {
     match resolve_destination(ctx) {
         Ok(()) => 0,
         Err(r) => r as u32 | 0x100,
@@ -398,7 +428,7 @@ fn stateful_destination(ctx: &XdpContext) -> u32 {
 }
 
 #[inline(always)]
-fn resolve_destination(ctx: &XdpContext) -> Result<(), DropReason> {
+fn resolve_destination(ctx: &impl Frame) -> Result<(), DropReason> {
     let s = crate::scratch::get()?;
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let l4_off = ETH_LEN + (((ip4.ver_ihl & 0x0f) as usize) * 4 & 0x3c);

@@ -1,8 +1,6 @@
 //! IPv6 to IPv4 (RFC 7915 section 5).
 
-use aya_ebpf::{
-    bindings::xdp_action, helpers::generated::bpf_get_prandom_u32, programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_action, helpers::generated::bpf_get_prandom_u32};
 use nat64_common::{
     Counter, Dir, DropReason, Handoff, L4Proto,
     addr::is_translatable_v4,
@@ -13,7 +11,9 @@ use nat64_common::{
 };
 
 use crate::{
-    Packed, Step, addrmap, l4, link,
+    Packed, Step, addrmap,
+    frame::Frame,
+    l4, link,
     packet::{
         ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, MAX_HEADERS_LEN, exceeds_mtu, frame_len,
@@ -63,12 +63,12 @@ pub fn tos(cfg: &Config, ip6: &Ipv6Hdr) -> u8 {
 /// Not inlined: each direction gets its own stack frame, so the BPF stack (512 bytes over the
 /// whole call chain) holds only the path a packet takes.
 #[inline(never)]
-pub fn translate(ctx: &XdpContext, cfg: &Config) -> Packed {
+pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
     Packed::pack(translate_packet(ctx, cfg))
 }
 
 #[inline(always)]
-fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> {
+fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason> {
     // Too short to hold an IPv6 header: not a packet we can call ours; the kernel drops it.
     let Some(ip6) = view::<Ipv6Hdr>(ctx, ETH_LEN) else {
         return Ok(Step::Done(xdp_action::XDP_PASS));
@@ -115,7 +115,11 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
     // and M clear, is translated as an unfragmented packet, RFC 8021) and a routing header
     // with segments left means the packet is not for us to deliver (discarded and counted).
     let mut frag: Option<([u8; 2], [u8; 2])> = None;
-    for _ in 0..MAX_EXTENSION_HEADERS {
+    // At TC, extension headers (fragments included) are left to the translator link.
+    if !C::FULL && is_extension_header(nh) {
+        return link::slow_path(cfg, Dir::V6ToV4);
+    }
+    for _ in 0..if C::FULL { MAX_EXTENSION_HEADERS } else { 0 } {
         match nh {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
                 let h = read::<[u8; 4]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
@@ -200,6 +204,10 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
                     reason,
                     DropReason::PoolExhausted | DropReason::ClientLimit | DropReason::TableFull
                 ) {
+                    // At TC the translator link answers it (and counts it), untouched so far.
+                    if !C::FULL {
+                        return link::slow_path(cfg, Dir::V6ToV4);
+                    }
                     stats::add(Counter::Dropped(Dir::V6ToV4, reason), 1);
                     return Ok(Step::Unreachable);
                 }
@@ -323,7 +331,7 @@ fn translate_packet(ctx: &XdpContext, cfg: &Config) -> Result<Step, DropReason> 
 /// pseudo-header, which ICMPv4 lacks, leaves the checksum.
 #[inline(always)]
 fn echo6_to_echo4(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     off: usize,
     ip6: &Ipv6Hdr,
     payload_len: u16,
@@ -353,7 +361,7 @@ fn echo6_to_echo4(
 ///
 /// Not inlined: its paths end in one scalar, so the caller's paths do not multiply by them.
 #[inline(never)]
-fn stateful_source(ctx: &XdpContext, cfg: &Config, nh: u8, l4_off: usize, echo: bool) -> u64 {
+fn stateful_source(ctx: &impl Frame, cfg: &Config, nh: u8, l4_off: usize, echo: bool) -> u64 {
     match bind_source(ctx, cfg, nh, l4_off, echo) {
         Ok(r) => r,
         Err(reason) => stateful::OUTBOUND_ERR | reason as u64,
@@ -362,7 +370,7 @@ fn stateful_source(ctx: &XdpContext, cfg: &Config, nh: u8, l4_off: usize, echo: 
 
 #[inline(always)]
 fn bind_source(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     cfg: &Config,
     nh: u8,
     l4_off: usize,
