@@ -57,7 +57,7 @@ impl FromStr for XdpMode {
             "native" => Ok(Self::Native),
             "generic" => Ok(Self::Generic),
             other => Err(format!(
-                "unknown XDP mode {other:?} (expected native or generic)"
+                "unknown XDP mode {other:?} (expected native or generic; tc for the TC hook)"
             )),
         }
     }
@@ -68,6 +68,29 @@ impl fmt::Display for XdpMode {
         f.write_str(match self {
             Self::Native => "native",
             Self::Generic => "generic",
+        })
+    }
+}
+
+/// Where on an interface the fast path runs.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    /// XDP, before the kernel builds a socket buffer: the highest packet rate and the
+    /// earliest drops. On a veth, the kernel gives up GSO for it, so bulk TCP crosses segment
+    /// by segment.
+    #[default]
+    Xdp,
+    /// TC ingress (tcx, Linux 6.6): the same translation on the socket buffer, which keeps a
+    /// GSO packet whole (`bpf_skb_change_proto`); for bulk TCP over veth.
+    Tc,
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Xdp => "xdp",
+            Self::Tc => "tc",
         })
     }
 }
@@ -96,6 +119,9 @@ pub enum PartialChecksums {
 pub struct Interface {
     pub name: String,
     #[serde(default)]
+    pub hook: Hook,
+    /// For `hook = "xdp"`.
+    #[serde(default)]
     pub xdp_mode: XdpMode,
     #[serde(default)]
     pub partial_checksums: PartialChecksums,
@@ -103,14 +129,16 @@ pub struct Interface {
 
 impl FromStr for Interface {
     type Err = String;
-    /// `NAME` or `NAME:MODE`, as given on the command line.
+    /// `NAME`, `NAME:MODE` (an XDP mode) or `NAME:tc`, as given on the command line.
     fn from_str(s: &str) -> Result<Self, String> {
-        let (name, mode) = match s.split_once(':') {
-            Some((n, m)) => (n, m.parse()?),
-            None => (s, XdpMode::default()),
+        let (name, hook, mode) = match s.split_once(':') {
+            Some((n, "tc")) => (n, Hook::Tc, XdpMode::default()),
+            Some((n, m)) => (n, Hook::Xdp, m.parse()?),
+            None => (s, Hook::Xdp, XdpMode::default()),
         };
         Ok(Self {
             name: name.to_string(),
+            hook,
             xdp_mode: mode,
             partial_checksums: PartialChecksums::default(),
         })
@@ -596,6 +624,13 @@ impl Config {
                 return Err(invalid(
                     field,
                     format!("interface {:?} is listed twice", ifc.name),
+                ));
+            }
+            if ifc.hook == Hook::Tc && self.translator_link.0.is_none() {
+                return Err(invalid(
+                    format!("interfaces[{i}].hook"),
+                    "the TC hook leaves ICMP errors, extension headers, IPv4 options and \
+                     fragments to the translator link, so translator_link cannot be \"off\"",
                 ));
             }
         }
@@ -1166,6 +1201,8 @@ mod tests {
         assert!(e.contains("not a usable link name"), "{e}");
         let e = err("translator_link = \"xl\"\n[[interfaces]]\nname = \"xl-dp\"");
         assert!(e.starts_with("translator_link: "), "{e}");
+        let e = err("translator_link = \"off\"\n[[interfaces]]\nname = \"eth0\"\nhook = \"tc\"");
+        assert!(e.starts_with("interfaces[0].hook: "), "{e}");
         assert!(e.contains("interfaces[0]"), "{e}");
     }
 
@@ -1178,12 +1215,15 @@ mod tests {
             log_format = "json"
             stats_interval_secs = 10
             pool6791 = "192.0.2.1"
-            translator_link = "off"
+            translator_link = "xl"
             [[interfaces]]
             name = "eth0"
             [[interfaces]]
             name = "eth1"
             xdp_mode = "generic"
+            [[interfaces]]
+            name = "eth2"
+            hook = "tc"
             [[eam]]
             ipv6 = "2001:db8:6::100/120"
             ipv4 = "198.51.100.0/24"
@@ -1193,12 +1233,18 @@ mod tests {
         .unwrap();
         assert_eq!(c.interfaces[0].xdp_mode, XdpMode::Native);
         assert_eq!(c.interfaces[1].xdp_mode, XdpMode::Generic);
+        assert_eq!(c.interfaces[1].hook, Hook::Xdp);
+        assert_eq!(c.interfaces[2].hook, Hook::Tc);
         assert_eq!(c.dataplane().pool6_len, 40);
         assert_eq!(c.dataplane().flags & CONFIG_F_COPY_TOS, 0);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.dataplane().pool6791, [192, 0, 2, 1]);
-        // pool6791 set, copy_tos off, and an EAM entry (hairpinning is looked for).
-        assert_eq!(c.dataplane().flags, CONFIG_F_POOL6791 | CONFIG_F_EAM);
+        // pool6791 set, copy_tos off, an EAM entry (hairpinning is looked for), and the
+        // translator link.
+        assert_eq!(
+            c.dataplane().flags,
+            CONFIG_F_POOL6791 | CONFIG_F_EAM | CONFIG_F_LINK
+        );
     }
 
     #[test]
@@ -1285,11 +1331,13 @@ mod tests {
             "xc:generic".parse::<Interface>().unwrap(),
             Interface {
                 name: "xc".into(),
+                hook: Hook::Xdp,
                 xdp_mode: XdpMode::Generic,
                 partial_checksums: PartialChecksums::Auto
             }
         );
         assert_eq!("xc".parse::<Interface>().unwrap().xdp_mode, XdpMode::Native);
+        assert_eq!("xc:tc".parse::<Interface>().unwrap().hook, Hook::Tc);
         assert!("xc:fast".parse::<Interface>().is_err());
     }
 

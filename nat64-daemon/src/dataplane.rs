@@ -5,9 +5,10 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapError, PerCpuArray, lpm_trie::Key},
     programs::{
-        ProgramError, Xdp, XdpMode,
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, LinkError, PinnedLink},
-        xdp::{XdpLink, XdpLinkId},
+        tc::{SchedClassifierLink, TcAttachOptions},
+        xdp::XdpLink,
     },
 };
 use nat64_common::{
@@ -33,7 +34,9 @@ pub const XDP_PROGRAM: &str = "nat64_xdp";
 pub const LINK_PROGRAM: &str = "nat64_link";
 /// The entry point for the kernel's end of the translator link (passes everything).
 pub const PASS_PROGRAM: &str = "nat64_pass";
-const PROGRAMS: [&str; 3] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM];
+/// The fast path at TC ingress (`hook = "tc"`).
+pub const TC_PROGRAM: &str = "nat64_tc";
+const XDP_PROGRAMS: [&str; 3] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM];
 /// The maps that hold state worth keeping across a daemon restart (see `load_with_state`).
 pub const STATE_MAPS: [&str; 5] = ["BIB6", "BIB4", "CLIENTS", "FRAGS", "STATS"];
 
@@ -54,10 +57,10 @@ pub enum DataplaneError {
         source: ProgramError,
     },
     /// Attaching failed (interface gone, mode unsupported by the driver, another program).
-    #[error("attaching to {iface} in {mode} XDP mode failed: {source}")]
+    #[error("attaching to {iface} ({hook}) failed: {source}")]
     Attach {
         iface: String,
-        mode: config::XdpMode,
+        hook: Hook,
         #[source]
         source: ProgramError,
     },
@@ -114,19 +117,52 @@ pub struct Dataplane {
     bindings: u32,
 }
 
-/// An attachment: interface, its index, the program, its mode and the kernel link.
+/// Where a program is attached: XDP in a mode, or TC ingress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    Xdp(XdpMode),
+    /// A tcx link (Linux 6.6), which can be pinned and swapped like an XDP link.
+    Tc,
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hook::Xdp(XdpMode::Skb) => f.write_str("generic XDP"),
+            Hook::Xdp(_) => f.write_str("native XDP"),
+            Hook::Tc => f.write_str("TC ingress"),
+        }
+    }
+}
+
+/// An attachment: interface, its index, the program, its hook and the kernel link.
 struct Attachment {
     iface: String,
     ifindex: u32,
     program: &'static str,
-    mode: XdpMode,
+    hook: Hook,
     handle: Handle,
+}
+
+/// A kernel link this process holds.
+enum Link {
+    Xdp(XdpLink),
+    Tc(SchedClassifierLink),
+}
+
+impl Link {
+    fn into_fd(self) -> Result<FdLink, LinkError> {
+        match self {
+            Link::Xdp(l) => FdLink::try_from(l),
+            Link::Tc(l) => FdLink::try_from(l),
+        }
+    }
 }
 
 /// Who keeps an attachment alive.
 enum Handle {
     /// This process: it ends when the daemon does.
-    Owned(XdpLink),
+    Owned(Link),
     /// A pin on bpffs: it ends when the pin is removed.
     Pinned(PinnedLink, std::path::PathBuf),
 }
@@ -141,15 +177,16 @@ pub enum Attached {
     TakenOver,
 }
 
-/// The name of an attachment's pin: interface and mode (a change of mode needs a new link),
-/// "IFACE@MODE". bpffs refuses names with a dot, which interface names may have (VLANs): it is
-/// written "%2e" (and '%' "%25").
-pub fn pin_name(iface: &str, mode: XdpMode) -> String {
-    let m = match mode {
-        XdpMode::Skb => "generic",
-        XdpMode::Driver => "native",
-        XdpMode::Hardware => "offload",
-        XdpMode::Default => "default",
+/// The name of an attachment's pin: interface and hook (a change of hook or XDP mode needs a
+/// new link), "IFACE@HOOK". bpffs refuses names with a dot, which interface names may have
+/// (VLANs): it is written "%2e" (and '%' "%25").
+pub fn pin_name(iface: &str, hook: Hook) -> String {
+    let m = match hook {
+        Hook::Xdp(XdpMode::Skb) => "generic",
+        Hook::Xdp(XdpMode::Driver) => "native",
+        Hook::Xdp(XdpMode::Hardware) => "offload",
+        Hook::Xdp(XdpMode::Default) => "default",
+        Hook::Tc => "tc",
     };
     format!("{}@{m}", iface.replace('%', "%25").replace('.', "%2e"))
 }
@@ -166,11 +203,11 @@ fn kernel_has_xdp_links() -> bool {
     aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(5, 9, 0))
 }
 
-fn attach_err(iface: &str, mode: XdpMode) -> impl FnOnce(ProgramError) -> DataplaneError {
+fn attach_err(iface: &str, hook: Hook) -> impl FnOnce(ProgramError) -> DataplaneError {
     let iface = iface.to_string();
     move |source| DataplaneError::Attach {
         iface,
-        mode: config_mode(mode),
+        hook,
         source,
     }
 }
@@ -223,7 +260,7 @@ impl Dataplane {
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        for name in PROGRAMS {
+        for name in XDP_PROGRAMS {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(DataplaneError::Missing(name))?
@@ -232,6 +269,14 @@ impl Dataplane {
             prog.load()
                 .map_err(|source| DataplaneError::Program { name, source })?;
         }
+        let name = TC_PROGRAM;
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .ok_or(DataplaneError::Missing(name))?
+            .try_into()
+            .map_err(|source| DataplaneError::Program { name, source })?;
+        prog.load()
+            .map_err(|source| DataplaneError::Program { name, source })?;
         Ok(ebpf)
     }
 
@@ -285,22 +330,17 @@ impl Dataplane {
                 iface,
                 ifindex,
                 program,
-                mode,
+                hook,
                 handle,
             } = a;
+            let what = || format!("the attachment to {iface}");
             let (link, pin) = match handle {
-                Handle::Owned(l) => (l, None),
-                Handle::Pinned(p, path) => (
-                    XdpLink::try_from(FdLink::from(p))
-                        .map_err(link_err(format!("the pinned attachment to {iface}")))?,
-                    Some(path),
-                ),
+                Handle::Owned(l) => (l.into_fd().map_err(link_err(what()))?, None),
+                Handle::Pinned(p, path) => (FdLink::from(p), Some(path)),
             };
             let swapped = next
-                .program_mut(program)?
-                .attach_to_link(link)
-                .map_err(attach_err(&iface, mode))
-                .and_then(|id| next.hold(program, id, pin.as_deref(), &iface));
+                .swap(program, link, hook, &iface)
+                .and_then(|l| next.hold(l, pin.as_deref(), &iface));
             let handle = match swapped {
                 Ok(h) => h,
                 Err(e) => {
@@ -310,7 +350,7 @@ impl Dataplane {
                     if let Some(path) = &pin {
                         let _ = std::fs::remove_file(path);
                     }
-                    match next.attach_program(program, &iface, ifindex, mode) {
+                    match next.attach_program(program, &iface, ifindex, hook) {
                         Ok(_) => continue,
                         Err(e) => {
                             tracing::error!(interface = %iface, error = %e, "attaching anew failed: the interface is not translating");
@@ -323,7 +363,7 @@ impl Dataplane {
                 iface,
                 ifindex,
                 program,
-                mode,
+                hook,
                 handle,
             });
         }
@@ -454,12 +494,20 @@ impl Dataplane {
     pub fn attach(
         &mut self,
         iface: &str,
+        hook: config::Hook,
         mode: config::XdpMode,
         partial_checksums: bool,
     ) -> Result<Attached, DataplaneError> {
+        let (program, hook) = match (hook, mode) {
+            (config::Hook::Tc, _) => (TC_PROGRAM, Hook::Tc),
+            (config::Hook::Xdp, config::XdpMode::Native) => {
+                (XDP_PROGRAM, Hook::Xdp(XdpMode::Driver))
+            }
+            (config::Hook::Xdp, config::XdpMode::Generic) => (XDP_PROGRAM, Hook::Xdp(XdpMode::Skb)),
+        };
         let ifindex = crate::sys::if_index(iface).ok_or_else(|| DataplaneError::Attach {
             iface: iface.to_string(),
-            mode,
+            hook,
             source: ProgramError::UnknownInterface {
                 name: iface.to_string(),
             },
@@ -471,11 +519,7 @@ impl Dataplane {
             addr4: crate::sys::ipv4_addr(iface),
         };
         self.set_interface(ifindex, &settings)?;
-        let aya_mode = match mode {
-            config::XdpMode::Native => XdpMode::Driver,
-            config::XdpMode::Generic => XdpMode::Skb,
-        };
-        self.attach_program(XDP_PROGRAM, iface, ifindex, aya_mode)
+        self.attach_program(program, iface, ifindex, hook)
     }
 
     /// Attaches to the translator link (natively: it is a veth): the translating program on
@@ -498,7 +542,9 @@ impl Dataplane {
             (&link.name, link.index, PASS_PROGRAM),
             (&link.peer, link.peer_index, LINK_PROGRAM),
         ] {
-            if self.attach_program(program, iface, ifindex, XdpMode::Driver)? == Attached::New {
+            if self.attach_program(program, iface, ifindex, Hook::Xdp(XdpMode::Driver))?
+                == Attached::New
+            {
                 how = Attached::New;
             }
         }
@@ -513,22 +559,22 @@ impl Dataplane {
         program: &'static str,
         iface: &str,
         ifindex: u32,
-        mode: XdpMode,
+        hook: Hook,
     ) -> Result<Attached, DataplaneError> {
         let pin = self
             .link_pins
             .as_ref()
-            .map(|d| d.join(pin_name(iface, mode)));
+            .map(|d| d.join(pin_name(iface, hook)));
         if let Some(path) = &pin {
             self.unpin_other_modes(iface, path);
             if path.exists() {
-                match self.take_over(program, iface, ifindex, path) {
+                match self.take_over(program, hook, iface, ifindex, path) {
                     Ok(handle) => {
                         self.links.push(Attachment {
                             iface: iface.to_string(),
                             ifindex,
                             program,
-                            mode,
+                            hook,
                             handle,
                         });
                         return Ok(Attached::TakenOver);
@@ -540,14 +586,10 @@ impl Dataplane {
                 }
             }
         }
-        let id = self
-            .program_mut(program)?
-            .attach_to_if_index(ifindex, mode)
-            .map_err(attach_err(iface, mode))?;
-        let handle = self.hold(program, id, None, iface)?;
-        let handle = match (handle, &pin) {
+        let link = self.attach_new(program, hook, iface, ifindex)?;
+        let handle = match (Handle::Owned(link), &pin) {
             (Handle::Owned(l), Some(path)) => {
-                let fd = FdLink::try_from(l).map_err(link_err(format!(
+                let fd = l.into_fd().map_err(link_err(format!(
                     "the attachment to {iface} is not a bpf link"
                 )))?;
                 Handle::Pinned(
@@ -564,10 +606,75 @@ impl Dataplane {
             iface: iface.to_string(),
             ifindex,
             program,
-            mode,
+            hook,
             handle,
         });
         Ok(Attached::New)
+    }
+
+    /// A new attachment of `program` to `iface` at `hook`.
+    fn attach_new(
+        &mut self,
+        program: &'static str,
+        hook: Hook,
+        iface: &str,
+        ifindex: u32,
+    ) -> Result<Link, DataplaneError> {
+        let prog_err = |source| DataplaneError::Program {
+            name: program,
+            source,
+        };
+        match hook {
+            Hook::Xdp(mode) => {
+                let p = self.program_mut(program)?;
+                let id = p
+                    .attach_to_if_index(ifindex, mode)
+                    .map_err(attach_err(iface, hook))?;
+                p.take_link(id).map(Link::Xdp).map_err(prog_err)
+            }
+            Hook::Tc => {
+                let p = self.tc_mut()?;
+                // A tcx link (not a clsact filter over netlink): it can be pinned and its
+                // program swapped atomically, like an XDP link.
+                let id = p
+                    .attach_with_options(
+                        iface,
+                        TcAttachType::Ingress,
+                        TcAttachOptions::TcxOrder(LinkOrder::default()),
+                    )
+                    .map_err(attach_err(iface, hook))?;
+                p.take_link(id).map(Link::Tc).map_err(prog_err)
+            }
+        }
+    }
+
+    /// Swaps `program` into the existing `link` (one atomic link update).
+    fn swap(
+        &mut self,
+        program: &'static str,
+        link: FdLink,
+        hook: Hook,
+        iface: &str,
+    ) -> Result<Link, DataplaneError> {
+        let what = || format!("the attachment to {iface}");
+        let prog_err = |source| DataplaneError::Program {
+            name: program,
+            source,
+        };
+        match hook {
+            Hook::Xdp(_) => {
+                let link = XdpLink::try_from(link).map_err(link_err(what()))?;
+                let p = self.program_mut(program)?;
+                let id = p.attach_to_link(link).map_err(attach_err(iface, hook))?;
+                p.take_link(id).map(Link::Xdp).map_err(prog_err)
+            }
+            Hook::Tc => {
+                let link = SchedClassifierLink::try_from(link).map_err(link_err(what()))?;
+                let p = self.tc_mut()?;
+                let id = p.attach_to_link(link).map_err(attach_err(iface, hook))?;
+                p.take_link(id).map(Link::Tc).map_err(prog_err)
+            }
+        }
     }
 
     /// Swaps `program` into the link pinned at `path`, after checking that the link is
@@ -575,6 +682,7 @@ impl Dataplane {
     fn take_over(
         &mut self,
         program: &'static str,
+        hook: Hook,
         iface: &str,
         ifindex: u32,
         path: &std::path::Path,
@@ -593,30 +701,18 @@ impl Dataplane {
             }
         }
         let pinned = PinnedLink::from_pin(path).map_err(link_err(what()))?;
-        let link = XdpLink::try_from(FdLink::from(pinned)).map_err(link_err(what()))?;
-        let id = self
-            .program_mut(program)?
-            .attach_to_link(link)
-            .map_err(attach_err(iface, XdpMode::Driver))?;
-        self.hold(program, id, Some(path), iface)
+        let link = self.swap(program, FdLink::from(pinned), hook, iface)?;
+        self.hold(link, Some(path), iface)
     }
 
-    /// Takes the link `id` from `program`'s keeping: as the pinned link at `pin` when there is
-    /// one (the descriptor the program held is closed; the pin keeps the link), else owned.
+    /// Keeps `link`: as the pinned link at `pin` when there is one (this descriptor is closed;
+    /// the pin keeps the link), else owned.
     fn hold(
         &mut self,
-        program: &'static str,
-        id: XdpLinkId,
+        link: Link,
         pin: Option<&std::path::Path>,
         iface: &str,
     ) -> Result<Handle, DataplaneError> {
-        let link =
-            self.program_mut(program)?
-                .take_link(id)
-                .map_err(|source| DataplaneError::Program {
-                    name: program,
-                    source,
-                })?;
         match pin {
             None => Ok(Handle::Owned(link)),
             Some(path) => {
@@ -779,6 +875,29 @@ impl Dataplane {
             .map_err(|source| DataplaneError::Program { name, source })
     }
 
+    /// The loaded TC program, for `BPF_PROG_TEST_RUN` in tests and benchmarks.
+    pub fn tc(&self) -> Result<&SchedClassifier, DataplaneError> {
+        self.ebpf
+            .program(TC_PROGRAM)
+            .ok_or(DataplaneError::Missing(TC_PROGRAM))?
+            .try_into()
+            .map_err(|source| DataplaneError::Program {
+                name: TC_PROGRAM,
+                source,
+            })
+    }
+
+    fn tc_mut(&mut self) -> Result<&mut SchedClassifier, DataplaneError> {
+        self.ebpf
+            .program_mut(TC_PROGRAM)
+            .ok_or(DataplaneError::Missing(TC_PROGRAM))?
+            .try_into()
+            .map_err(|source| DataplaneError::Program {
+                name: TC_PROGRAM,
+                source,
+            })
+    }
+
     fn program_mut(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
         self.ebpf
             .program_mut(name)
@@ -860,13 +979,6 @@ fn raw_fd(map: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
     }
 }
 
-fn config_mode(mode: XdpMode) -> config::XdpMode {
-    match mode {
-        XdpMode::Skb => config::XdpMode::Generic,
-        _ => config::XdpMode::Native,
-    }
-}
-
 fn same6(a: &Key<[u8; 16]>, b: &Key<[u8; 16]>) -> bool {
     a.prefix_len() == b.prefix_len() && a.data() == b.data()
 }
@@ -882,10 +994,14 @@ mod tests {
     #[test]
     fn pin_names_have_no_dot_and_give_the_interface_back() {
         for iface in ["eth0", "eth0.100", "a%2eb", "x.y.z"] {
-            let n = pin_name(iface, XdpMode::Skb);
+            let n = pin_name(iface, Hook::Xdp(XdpMode::Skb));
             assert!(!n.contains('.'), "{n}");
             assert_eq!(pin_interface(&n).as_deref(), Some(iface));
         }
-        assert_eq!(pin_name("eth0.7", XdpMode::Driver), "eth0%2e7@native");
+        assert_eq!(
+            pin_name("eth0.7", Hook::Xdp(XdpMode::Driver)),
+            "eth0%2e7@native"
+        );
+        assert_eq!(pin_name("eth0", Hook::Tc), "eth0@tc");
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use nat64_daemon::{
     Config, Dataplane,
-    config::{Interface, LogFormat, PartialChecksums, Pool6, XdpMode},
+    config::{Hook, Interface, LogFormat, PartialChecksums, Pool6, XdpMode},
     dataplane::Attached,
 };
 use tokio::signal::unix::{SignalKind, signal};
@@ -395,7 +395,9 @@ fn partial_checksums(ifc: &Interface) -> bool {
         PartialChecksums::On => true,
         PartialChecksums::Off => false,
         PartialChecksums::Auto => {
-            if ifc.xdp_mode == XdpMode::Generic {
+            // On the socket-buffer path (generic XDP, TC) any interface can deliver them: a
+            // virtio NIC passes the host's partial checksums on, for one.
+            if ifc.xdp_mode == XdpMode::Generic || ifc.hook == Hook::Tc {
                 return true;
             }
             match nat64_daemon::sys::driver_info(&ifc.name) {
@@ -496,9 +498,9 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let admin = Some(admin);
     for ifc in &cfg.interfaces {
         let partial = partial_checksums(ifc);
-        match dp.attach(&ifc.name, ifc.xdp_mode, partial) {
+        match dp.attach(&ifc.name, ifc.hook, ifc.xdp_mode, partial) {
             Ok(how) => {
-                info!(interface = %ifc.name, mode = %ifc.xdp_mode, partial_checksums = partial, taken_over = how == Attached::TakenOver, "attached")
+                info!(interface = %ifc.name, hook = %ifc.hook, mode = %ifc.xdp_mode, partial_checksums = partial, taken_over = how == Attached::TakenOver, "attached")
             }
             Err(e) => {
                 // Leave nothing half attached.
@@ -815,10 +817,10 @@ impl Reload<'_> {
                 }
                 continue;
             }
-            match dp.attach(&ifc.name, ifc.xdp_mode, partial_checksums(ifc)) {
+            match dp.attach(&ifc.name, ifc.hook, ifc.xdp_mode, partial_checksums(ifc)) {
                 Ok(_) => {
                     self.gone.remove(&ifc.name);
-                    info!(trigger, interface = %ifc.name, mode = %ifc.xdp_mode, "interface back: attached again");
+                    info!(trigger, interface = %ifc.name, hook = %ifc.hook, mode = %ifc.xdp_mode, "interface back: attached again");
                 }
                 Err(e) => {
                     error!(trigger, interface = %ifc.name, error = %e, "attaching again failed")

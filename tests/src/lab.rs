@@ -56,7 +56,7 @@ pub const EAM_V4: &str = "198.51.100.0/24";
 /// How the lab is built.
 #[derive(Clone, Debug)]
 pub struct LabOptions {
-    /// "native" or "generic".
+    /// "native" or "generic" (XDP), or "tc" (the TC ingress hook).
     pub xdp_mode: String,
     /// Turn off transmit checksum offload on the translator's own interfaces, so that any
     /// packet still carrying a partial checksum is completed in software when the translator
@@ -474,8 +474,12 @@ ipv4 = "{EAM_V4}"
             extra = self.opts.extra_config,
             interfaces = if self.opts.fast_path {
                 format!(
-                    "\n[[interfaces]]\nname = \"xc\"\nxdp_mode = \"{m}\"\n\n[[interfaces]]\nname = \"xs\"\nxdp_mode = \"{m}\"\n",
-                    m = self.opts.xdp_mode
+                    "\n[[interfaces]]\nname = \"xc\"\n{m}\n\n[[interfaces]]\nname = \"xs\"\n{m}\n",
+                    m = if self.opts.xdp_mode == "tc" {
+                        "hook = \"tc\"".to_string()
+                    } else {
+                        format!("xdp_mode = \"{}\"", self.opts.xdp_mode)
+                    }
                 )
             } else {
                 String::new()
@@ -617,6 +621,22 @@ ipv4 = "{EAM_V4}"
     pub fn xlat_link(&self, dev: &str) -> String {
         let out = self.xlat.output("ip", &["link", "show", "dev", dev]);
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The names of the programs attached at tcx ingress of `dev` in the translator's
+    /// namespace (asked of the kernel: BPF_PROG_QUERY).
+    pub fn xlat_tcx_programs(&self, dev: &str) -> Vec<String> {
+        use aya::programs::{SchedClassifier, TcAttachType};
+        let dev = dev.to_string();
+        self.xlat.run(
+            move || match SchedClassifier::query_tcx(&dev, TcAttachType::Ingress) {
+                Ok((_, progs)) => progs
+                    .iter()
+                    .map(|p| p.name_as_str().unwrap_or("?").to_string())
+                    .collect(),
+                Err(e) => vec![format!("query failed: {e}")],
+            },
+        )
     }
 }
 

@@ -14,6 +14,11 @@ pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
 pub const XDP_REDIRECT: u32 = 4;
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
+pub const TC_ACT_REDIRECT: u32 = 7;
+/// Size of `struct __sk_buff`, the TC program's context.
+const SK_BUFF_LEN: usize = 192;
 
 /// The embedded dataplane, loaded (verified by the kernel) with a configuration, not attached.
 pub struct Loaded {
@@ -79,6 +84,43 @@ impl Loaded {
             .unwrap_or_else(|e| panic!("{}: BPF_PROG_TEST_RUN failed: {e:?}", self.label));
         out.truncate(r.data_size_out as usize);
         (r.return_value, out)
+    }
+
+    /// Runs `nat64_tc` once on `input` as received on loopback (ifindex 1), as a GSO packet of
+    /// `gso_size`-byte segments when that is not 0: (its verdict as the equivalent XDP
+    /// action, output frame). TC_ACT_OK is XDP_PASS, TC_ACT_SHOT XDP_DROP, and a redirect out
+    /// of the interface the packet came in on XDP_TX.
+    pub fn run_tc(&self, input: &[u8], gso_size: u32) -> (u32, Vec<u8>) {
+        let prog = self
+            .dp
+            .tc()
+            .unwrap_or_else(|e| panic!("{}: no TC program: {e:?}", self.label));
+        // struct __sk_buff: ingress_ifindex at 36, gso_segs at 164, gso_size at 176; the
+        // kernel refuses any other field set but a few.
+        let mut ctx = [0u8; SK_BUFF_LEN];
+        ctx[36..40].copy_from_slice(&1u32.to_ne_bytes());
+        if gso_size != 0 {
+            let segs = (input.len() as u32).div_ceil(gso_size);
+            ctx[164..168].copy_from_slice(&segs.to_ne_bytes());
+            ctx[176..180].copy_from_slice(&gso_size.to_ne_bytes());
+        }
+        let mut out = vec![0u8; input.len() + 256];
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(input),
+                data_out: Some(&mut out),
+                ctx_in: Some(&ctx),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{}: BPF_PROG_TEST_RUN (TC) failed: {e:?}", self.label));
+        out.truncate(r.data_size_out as usize);
+        let action = match r.return_value {
+            TC_ACT_OK => XDP_PASS,
+            TC_ACT_SHOT => XDP_DROP,
+            TC_ACT_REDIRECT => XDP_TX,
+            n => 0x1000 + n,
+        };
+        (action, out)
     }
 
     /// Runs once and also returns the counters that moved.

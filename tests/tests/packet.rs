@@ -34,7 +34,7 @@ use etherparse::{
     IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4Options, Ipv6FlowLabel, Ipv6Header,
     NetSlice, SlicedPacket, TcpHeader, TcpOptionElement, TransportSlice, UdpHeader,
 };
-use nat64_common::{Counter, Dir, DropReason, L4Proto};
+use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
 use nat64_daemon::stats::all_counters;
 use nat64_tests::{
     frames::diff,
@@ -628,6 +628,8 @@ fn case_pass(name: &str, input: Vec<u8>) -> Case {
 struct Xlat {
     loaded: Loaded,
     link: bool,
+    /// Run through `nat64_tc` (the TC ingress hook) instead of `nat64_xdp`.
+    tc: bool,
 }
 
 impl std::ops::Deref for Xlat {
@@ -656,6 +658,7 @@ impl Xlat {
         Self {
             loaded: Loaded::load(label, toml),
             link: false,
+            tc: false,
         }
     }
 
@@ -667,7 +670,11 @@ impl Xlat {
         } else {
             nat64_daemon::dataplane::XDP_PROGRAM
         };
-        let (action, out) = self.run_program(program, &case.input);
+        let (action, out) = if self.tc {
+            self.run_tc(&case.input, 0)
+        } else {
+            self.run_program(program, &case.input)
+        };
         let translated = if self.link { XDP_TX } else { XDP_PASS };
         let link_hop = |mut p: Pkt| {
             if self.link {
@@ -691,7 +698,38 @@ impl Xlat {
             }
         };
 
+        // At TC, what the TC program leaves to the translator link is handed on untouched,
+        // counted as such: a packet XDP translates, and one it drops for a reason found after
+        // that decision (either is accepted there).
+        let slow = self.tc
+            && slow_in_tc(&case.input)
+            && matches!(
+                case.want,
+                Want::V4 { .. } | Want::V6 { .. } | Want::Drop(..)
+            );
+        let handed_off = action == XDP_PASS
+            && out == case.input
+            && moved
+                == [(
+                    Counter::Handoff(input_dir(&case.input), Handoff::SlowPath),
+                    1,
+                )];
         match &case.want {
+            _ if slow && (handed_off || !matches!(case.want, Want::Drop(..))) => {
+                if !handed_off {
+                    errors.push(format!(
+                        "expected to be handed to the translator link untouched (slow_path); \
+                         action {}, counters moved: {}{}",
+                        action_name(action),
+                        render_moved(&moved),
+                        if out == case.input {
+                            String::new()
+                        } else {
+                            format!("\n{}", diff(&case.input, &out))
+                        }
+                    ));
+                }
+            }
             Want::Unchanged => {
                 expect_action(XDP_PASS, &mut errors);
                 if action == XDP_PASS && out != case.input {
@@ -1089,6 +1127,109 @@ fn cases_4to6() -> Vec<Case> {
         ),
     ];
     cases
+}
+
+/// Whether `nat64_tc` leaves this frame to the translator link (`Handoff::SlowPath`): IPv6
+/// extension headers and ICMPv6 errors; IPv4 options, fragments, ICMP errors and UDP without a
+/// checksum.
+fn slow_in_tc(f: &[u8]) -> bool {
+    match u16::from_be_bytes([f[12], f[13]]) {
+        0x86dd => {
+            let nh = f[20];
+            matches!(nh, 0 | 43 | 44 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
+                || (nh == 58 && f.get(54).is_some_and(|t| *t < 128))
+        }
+        0x0800 => {
+            let ihl = (f[14] & 0x0f) as usize * 4;
+            let frag = u16::from_be_bytes([f[20], f[21]]) & 0x3fff;
+            let l4 = 14 + ihl;
+            ihl > 20
+                || frag != 0
+                || (f[23] == 1 && f.get(l4).is_some_and(|t| *t != 0 && *t != 8))
+                || (f[23] == 17 && f.get(l4 + 6..l4 + 8) == Some(&[0, 0][..]))
+        }
+        _ => false,
+    }
+}
+
+fn input_dir(f: &[u8]) -> Dir {
+    if u16::from_be_bytes([f[12], f[13]]) == 0x86dd {
+        Dir::V6ToV4
+    } else {
+        Dir::V4ToV6
+    }
+}
+
+/// The same corpus through `nat64_tc`, the fast path at the TC ingress hook: every packet it
+/// translates comes out byte for byte as from `nat64_xdp`, with the same counters; the rest of
+/// the fast path's work (extension headers, options, fragments, ICMP errors) is handed to the
+/// translator link untouched.
+#[test]
+fn translates_both_ways_at_tc() {
+    require_root();
+    let mut x = Xlat::load("tc", &base_config());
+    x.tc = true;
+    let mut cases = cases_6to4();
+    cases.extend(cases_4to6());
+    let slow = cases.iter().filter(|c| slow_in_tc(&c.input)).count();
+    let fast = cases.len() - slow;
+    println!("{fast} cases on the TC fast path, {slow} left to the link");
+    assert!(
+        fast >= 20 && slow >= 5,
+        "the corpus lost its spread: {fast} fast, {slow} slow"
+    );
+    finish(cases.len(), x.check_all(&cases));
+}
+
+/// A GSO aggregate at TC (two segments' worth of TCP as one packet, which XDP on a veth never
+/// gets to see): its headers are translated, its length carried over whole, its payload
+/// untouched; the kernel segments it after the hook.
+#[test]
+fn translates_a_gso_aggregate_at_tc() {
+    require_root();
+    let x = Xlat::load("tc-gso", &base_config());
+    let mut failures = Vec::new();
+    for (name, p, dir) in [
+        ("6to4", tcp_data(40000, 80, 2800), Dir::V6ToV4),
+        ("4to6", linux4(tcp_data(80, 40000, 2800)), Dir::V4ToV6),
+    ] {
+        // RFC 7915 section 5.1: more than 1260 bytes translated get DF=1, identification 0.
+        let p4 = Pkt {
+            df: true,
+            id: 0,
+            ..p.clone()
+        };
+        let (input, expected) = match dir {
+            Dir::V6ToV4 => (p.v6(CLIENT6, SERVER6), p4.v4(CLIENT4, SERVER4)),
+            Dir::V4ToV6 => (p.v4(SERVER4, CLIENT4), p.v6(SERVER6, CLIENT6)),
+        };
+        let before = x.stats();
+        let (action, out) = x.run_tc(&input, 1400);
+        let moved = counter_delta(&before, &x.stats());
+        let mut errors = Vec::new();
+        if action != XDP_PASS {
+            errors.push(format!(
+                "action {} (expected TC_ACT_OK)",
+                action_name(action)
+            ));
+        }
+        compare_frames(&expected, &out, &mut errors);
+        check_counters(
+            &moved,
+            &[
+                (Counter::Packets(dir, L4Proto::Tcp), 1),
+                (
+                    Counter::Bytes(dir),
+                    (if dir == Dir::V6ToV4 { 20 } else { 40 } + p.l4_len()) as u64,
+                ),
+            ],
+            &mut errors,
+        );
+        if !errors.is_empty() {
+            failures.push(format!("[{name}] {}", errors.join("\n")));
+        }
+    }
+    finish(2, failures);
 }
 
 /// The same corpus through `nat64_link`, the program on the far end of the translator link:
