@@ -108,7 +108,12 @@ pub fn nat64_tc(ctx: TcContext) -> i32 {
     if !tc::pull_headers(&ctx) {
         return tc::PASS;
     }
-    tc::verdict(&ctx, run(&ctx, cfg))
+    tc::complete_sum_before(&ctx);
+    let action = run(&ctx, cfg);
+    if action == xdp_action::XDP_PASS {
+        tc::complete_sum_after(&ctx);
+    }
+    tc::verdict(&ctx, action)
 }
 
 /// The translation core over either context; the verdict is an XDP action (`tc::verdict`

@@ -127,6 +127,13 @@ pub struct Scratch {
     /// value (both 0 when none changed), for the checksum update.
     pub port_old: u32,
     pub port_new: u32,
+    /// TC: the sum of the header window before translation (`tc::complete_sum_before`), kept
+    /// here so that no register or stack slot lives across the core (which would multiply
+    /// the verifier's states), with the window's transport length (0: no complete checksum)
+    /// and the ethertype the packet came with.
+    pub tc_sum: u32,
+    pub tc_sum_l4: u16,
+    pub tc_family: u16,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -8,11 +8,16 @@
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
-    helpers::generated::bpf_redirect,
+    helpers::generated::{bpf_csum_diff, bpf_csum_update, bpf_redirect},
     programs::TcContext,
 };
 
-use crate::{frame::Frame, packet::ETH_LEN};
+use crate::{
+    frame::Frame,
+    packet::{
+        ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPV4_LEN, IPV6_LEN, ethertype, ptr_at, read,
+    },
+};
 
 pub const PASS: i32 = TC_ACT_OK as i32;
 
@@ -44,5 +49,87 @@ pub fn verdict(ctx: &TcContext, action: u32) -> i32 {
         // SAFETY: plain helper call; flags 0 means the device's egress.
         xdp_action::XDP_TX => unsafe { bpf_redirect(ctx.ifindex(), 0) as i32 },
         _ => TC_ACT_SHOT as i32,
+    }
+}
+
+/// The receive checksum a NIC may have supplied (`CHECKSUM_COMPLETE`: the sum of everything
+/// after the Ethernet header, in `skb->csum`) must follow the bytes the translation changes,
+/// or the stack finds it wrong (and logs "hw csum failure") wherever it checks one, conntrack
+/// included. The helpers that resize keep it for the bytes they remove or insert (zeros); the
+/// direct writes do not. So the sum of the headers that change is taken before and after, and
+/// the difference added (`bpf_csum_update`, which does nothing to another kind of checksum).
+///
+/// The window: the network header and the transport header's first `l4` bytes (ports, the
+/// ICMP identifier and both checksums lie there); the payload is the same bytes moved by an
+/// even amount, which leaves its sum alone. For 6-to-4 the first 20 bytes of the IPv6 header
+/// were removed by `bpf_skb_change_proto`, which took them out of the sum itself, so the old
+/// window starts after them.
+/// The window's sum goes to the scratch slot (see `Scratch::tc_sum`).
+/// Transport bytes in the window: a TCP header's fixed part, else ICMP's or UDP's 8 bytes.
+#[inline(always)]
+fn window_l4(proto: u8) -> usize {
+    if proto == IPPROTO_TCP { 20 } else { 8 }
+}
+
+/// Ones' complement sum of the `N` bytes at `off`, or `None` when they are not all there.
+#[inline(always)]
+fn sum_at<const N: usize>(ctx: &TcContext, off: usize, seed: u32) -> Option<u32> {
+    let p = ptr_at::<[u8; N]>(ctx, off)?;
+    // SAFETY: `p` points at N bytes of the packet, checked by `ptr_at`.
+    let r = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, p as *mut u32, N as u32, seed) };
+    (r >= 0).then_some(r as u32)
+}
+
+/// Before the core runs: records the ethertype, and the old window's sum when the packet
+/// carries a complete checksum.
+#[inline(always)]
+pub fn complete_sum_before(ctx: &TcContext) {
+    let Ok(s) = crate::scratch::get() else { return };
+    s.tc_sum_l4 = 0;
+    s.tc_family = ethertype(ctx).unwrap_or(0);
+    // Adding 0 changes nothing, and fails unless the checksum is CHECKSUM_COMPLETE.
+    // SAFETY: plain helper call on the program's own context.
+    if unsafe { bpf_csum_update(ctx.skb.skb, 0) } < 0 {
+        return;
+    }
+    let (at, proto_at) = match s.tc_family {
+        ETH_P_IPV6 => (ETH_LEN + IPV6_LEN - IPV4_LEN, ETH_LEN + 6),
+        ETH_P_IP => (ETH_LEN, ETH_LEN + 9),
+        _ => return,
+    };
+    let l4 = window_l4(read::<u8>(ctx, proto_at).unwrap_or(0));
+    let sum = if l4 == 20 {
+        sum_at::<40>(ctx, at, 0)
+    } else {
+        sum_at::<28>(ctx, at, 0)
+    };
+    if let Some(sum) = sum {
+        s.tc_sum = sum;
+        s.tc_sum_l4 = l4 as u16;
+    }
+}
+
+/// After the core: when the packet was translated (its family changed; what stays in its
+/// family at TC is handed on untouched or answered) and carries a complete checksum, adds
+/// the new window's sum minus the old one to `skb->csum`.
+#[inline(always)]
+pub fn complete_sum_after(ctx: &TcContext) {
+    let Ok(s) = crate::scratch::get() else { return };
+    let now = ethertype(ctx).unwrap_or(0);
+    if s.tc_sum_l4 == 0 || now == s.tc_family {
+        return;
+    }
+    // Seeded with the old sum's complement: the helper returns new - old.
+    let seed = !s.tc_sum;
+    let diff = match (now, s.tc_sum_l4) {
+        (ETH_P_IP, 20) => sum_at::<40>(ctx, ETH_LEN, seed),
+        (ETH_P_IP, _) => sum_at::<28>(ctx, ETH_LEN, seed),
+        (ETH_P_IPV6, 20) => sum_at::<60>(ctx, ETH_LEN, seed),
+        (ETH_P_IPV6, _) => sum_at::<48>(ctx, ETH_LEN, seed),
+        _ => None,
+    };
+    if let Some(d) = diff {
+        // SAFETY: plain helper call on the program's own context.
+        unsafe { bpf_csum_update(ctx.skb.skb, d) };
     }
 }
