@@ -21,6 +21,8 @@ pub enum Mode {
     Forwarding,
     Tayga,
     Nat64d,
+    /// nat64d with `hook = "tc"` on the translator's interfaces.
+    Nat64dTc,
     /// nat64d with `forward_in_xdp`: translated packets routed and redirected from XDP.
     Nat64dXdpForward,
 }
@@ -31,6 +33,7 @@ impl Mode {
             Mode::Forwarding => "plain IPv4 forwarding",
             Mode::Tayga => "TAYGA",
             Mode::Nat64d => "nat64d (XDP)",
+            Mode::Nat64dTc => "nat64d (TC)",
             Mode::Nat64dXdpForward => "nat64d, forward_in_xdp",
         }
     }
@@ -60,6 +63,12 @@ fn lab(mode: Mode) -> Lab {
         sender_gso: true,
         // Redirecting into a veth needs an XDP program on its peer.
         neighbour_xdp: mode == Mode::Nat64dXdpForward,
+        xdp_mode: if mode == Mode::Nat64dTc {
+            "tc"
+        } else {
+            "native"
+        }
+        .into(),
         ..LabOptions::default()
     })
 }
@@ -129,7 +138,7 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
             std::thread::sleep(Duration::from_millis(500));
             Some(Killed(child))
         }
-        Mode::Nat64d => {
+        Mode::Nat64d | Mode::Nat64dTc => {
             lab.start_daemon();
             None
         }
@@ -160,7 +169,7 @@ fn target(mode: Mode) -> String {
     match mode {
         Mode::Forwarding => SERVER4.to_string(),
         Mode::Tayga => "2001:db8:64::c000:202".to_string(),
-        Mode::Nat64d | Mode::Nat64dXdpForward => SERVER4_AS_V6.to_string(),
+        Mode::Nat64d | Mode::Nat64dTc | Mode::Nat64dXdpForward => SERVER4_AS_V6.to_string(),
     }
 }
 

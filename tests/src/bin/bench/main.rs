@@ -104,6 +104,7 @@ fn main() {
             e2e::Mode::Forwarding,
             e2e::Mode::Tayga,
             e2e::Mode::Nat64d,
+            e2e::Mode::Nat64dTc,
             e2e::Mode::Nat64dXdpForward,
         ];
         let figures: Vec<e2e::Figures> = modes
@@ -118,61 +119,45 @@ fn main() {
             "## End to end: one path, plain forwarding, TAYGA and nat64d\n\nclient6 - xlat - server4 in namespaces over veth, GSO on at the senders, no XDP on \
              the neighbours (except for forward_in_xdp, which needs the pass-through program on \
              the veth peers to redirect into them, and complete checksums from the senders: \
-             transmit checksum offload off there, which also turns their TSO off). iperf3 3 s per run, {runs} run(s) per figure: min / median / max. \
+             transmit checksum offload off there, which also turns their TSO off). nat64d (XDP) \
+             runs the fast path in native XDP on the translator's interfaces, nat64d (TC) at \
+             their TC ingress hook (`hook = \"tc\"`). iperf3 3 s per run, {runs} run(s) per figure: min / median / max. \
              UDP: 64-byte payloads at the highest offered rate (25k to 400k packets/s) with at most \
              1% loss, delivered packets per second. Ratios compare medians.\n"
         );
-        let _ = writeln!(
-            md,
-            "| measure | {} | {} | {} | {} | nat64d / forwarding | nat64d / TAYGA | forward_in_xdp / forwarding |\n|---|---|---|---|---|---|---|---|",
-            modes[0].name(),
-            modes[1].name(),
-            modes[2].name(),
-            modes[3].name()
+        let mut head = String::from("| measure |");
+        for m in &modes {
+            let _ = write!(head, " {} |", m.name());
+        }
+        head.push_str(
+            " XDP / forwarding | TC / forwarding | forward_in_xdp / forwarding | XDP / TAYGA | TC / TAYGA |\n|---|",
         );
+        head.push_str(&"---|".repeat(modes.len() + 5));
+        let _ = writeln!(md, "{head}");
+        // Columns: 0 forwarding, 1 TAYGA, 2 XDP, 3 TC, 4 forward_in_xdp.
+        let row = |md: &mut String, label: &str, s: Vec<&Summary>, f: &dyn Fn(f64) -> String| {
+            let mut line = format!("| {label} |");
+            for x in &s {
+                let _ = write!(line, " {} |", mmm(x, f));
+            }
+            for (a, b) in [(2, 0), (3, 0), (4, 0), (2, 1), (3, 1)] {
+                let _ = write!(line, " {:.2} |", s[a].median / s[b].median);
+            }
+            let _ = writeln!(md, "{line}");
+        };
         let gb = |v: f64| format!("{v:.2}");
         for (i, case) in e2e::TCP_CASES.iter().enumerate() {
             let s: Vec<&Summary> = figures.iter().map(|f| &f.tcp[i]).collect();
-            let _ = writeln!(
-                md,
-                "| {case}, Gbit/s | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
-                mmm(s[0], gb),
-                mmm(s[1], gb),
-                mmm(s[2], gb),
-                mmm(s[3], gb),
-                s[2].median / s[0].median,
-                s[2].median / s[1].median,
-                s[3].median / s[0].median
-            );
+            row(&mut md, &format!("{case}, Gbit/s"), s, &gb);
         }
         let kp = |v: f64| format!("{:.0}k", v / 1000.0);
         for (i, dir) in ["6to4", "4to6"].into_iter().enumerate() {
             let s: Vec<&Summary> = figures.iter().map(|f| &f.udp_pps[i]).collect();
-            let _ = writeln!(
-                md,
-                "| UDP 64 bytes, {dir}, packets/s | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
-                mmm(s[0], kp),
-                mmm(s[1], kp),
-                mmm(s[2], kp),
-                mmm(s[3], kp),
-                s[2].median / s[0].median,
-                s[2].median / s[1].median,
-                s[3].median / s[0].median
-            );
+            row(&mut md, &format!("UDP 64 bytes, {dir}, packets/s"), s, &kp);
         }
         let us = |v: f64| format!("{v:.0}");
         let s: Vec<&Summary> = figures.iter().map(|f| &f.rtt_us).collect();
-        let _ = writeln!(
-            md,
-            "| ping round trip, µs | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
-            mmm(s[0], us),
-            mmm(s[1], us),
-            mmm(s[2], us),
-            mmm(s[3], us),
-            s[2].median / s[0].median,
-            s[2].median / s[1].median,
-            s[3].median / s[0].median
-        );
+        row(&mut md, "ping round trip, µs", s, &us);
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "{}", READING);
