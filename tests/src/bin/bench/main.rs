@@ -223,8 +223,11 @@ const READING: &str = "## Reading the figures
   over veth. Attaching XDP to a veth makes the kernel give up GSO/TSO on that link, so bulk TCP
   through the XDP fast path runs at the segment-by-segment rate (see
   `../shared/docs/performance-notes.md`): that, not the translation, is the gap to plain
-  forwarding in the TCP rows. A TC hook that keeps GSO packets whole is the way to close it on
-  veth (issue #8); physical NICs keep GRO after XDP_PASS. The UDP rows are bounded by iperf3's
+  forwarding in the XDP TCP rows. The TC hook (`hook = \"tc\"`) keeps GSO packets whole
+  (`bpf_skb_change_proto`) and closes most of it. On veth it also beats XDP on small packets
+  and latency (XDP on a veth converts every skb to an XDP frame and back); physical NICs keep
+  GRO after XDP_PASS and are where native XDP earns its place. At TC a GSO aggregate counts as
+  one translated packet. The UDP rows are bounded by iperf3's
   single-threaded generator on this machine as much as by the path, and move by 10-15% from one
   run to the next.
 - **forward_in_xdp** gains nothing measurable here: a redirect into a veth still builds an
