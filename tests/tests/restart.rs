@@ -259,3 +259,55 @@ fn with_on_stop_keep_the_dataplane_translates_while_no_daemon_runs() {
     let (ok, _) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 1);
     assert!(!ok, "still translating after cleanup");
 }
+
+/// The TC hook's tcx links are pinned and taken over like XDP links: with the daemon killed
+/// the program stays attached and translates; the next daemon swaps its own program into the
+/// same link (one program at tcx ingress, not two); a clean stop detaches it.
+#[test]
+fn tc_attachments_are_pinned_and_taken_over() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        xdp_mode: "tc".into(),
+        pinned_state: true,
+        ..LabOptions::default()
+    });
+    let target = SERVER4_AS_V6.to_string();
+    let attached = |lab: &Lab, when: &str| {
+        for dev in ["xc", "xs"] {
+            assert_eq!(
+                lab.xlat_tcx_programs(dev),
+                ["nat64_tc"],
+                "tcx ingress of {dev} {when}"
+            );
+        }
+    };
+    lab.start_daemon();
+    attached(&lab, "after the start");
+    let (ok, text) = ping(&lab.client6, &target, 2);
+    assert!(ok, "ping before:\n{text}");
+
+    lab.kill_daemon();
+    attached(&lab, "with the daemon killed");
+    let (ok, text) = ping(&lab.client6, &target, 2);
+    assert!(ok, "ping with no daemon running:\n{text}");
+
+    lab.start_daemon();
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("taken_over=true") && !log.contains("taken_over=false"),
+        "the new daemon takes the pinned tcx links over:\n{log}"
+    );
+    attached(&lab, "after the take-over");
+    let (ok, text) = ping(&lab.client6, &target, 2);
+    assert!(ok, "ping after the take-over:\n{text}");
+
+    let exit = lab.stop_daemon();
+    assert!(exit.status.success(), "{}", exit.stderr);
+    for dev in ["xc", "xs"] {
+        assert!(
+            lab.xlat_tcx_programs(dev).is_empty(),
+            "a clean stop detaches {dev}: {:?}",
+            lab.xlat_tcx_programs(dev)
+        );
+    }
+}
