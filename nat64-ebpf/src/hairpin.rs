@@ -16,7 +16,7 @@ use nat64_common::{
 };
 
 use crate::{
-    Packed, Step, addrmap, iface, l4, link,
+    Packed, Step, addrmap, l4, link,
     packet::{
         ETH_LEN, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_LEN, Ipv6Hdr, MAX_HEADERS_LEN,
         read, view, write_bytes, write_u16,
@@ -63,8 +63,7 @@ fn rewrite(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
                 old_port: 0,
                 new_port: 0,
             };
-            let partial = iface::partial_checksums(ctx);
-            l4::fix_checksum(ctx, proto, l4_off, &delta, partial, l4::ZeroUdp::Keep)?;
+            l4::fix_checksum(ctx, proto, l4_off, &delta, l4::ZeroUdp::Keep)?;
             if proto == IPPROTO_TCP {
                 L4Proto::Tcp
             } else {

@@ -39,14 +39,14 @@ pub enum ZeroUdp {
 }
 
 /// Rewrites the checksum of a TCP or UDP header at `l4` for the new pseudo-header; `zero_udp`
-/// says what a zero UDP checksum becomes.
+/// says what a zero UDP checksum becomes. Whether the ingress interface may deliver partial
+/// checksums (a hash lookup) is asked only of a field that looks like one.
 #[inline(always)]
 pub fn fix_checksum(
     ctx: &impl Frame,
     proto: u8,
     l4: usize,
     d: &PseudoDelta,
-    partial_ok: bool,
     zero_udp: ZeroUdp,
 ) -> Result<(), DropReason> {
     let off = match proto {
@@ -73,7 +73,8 @@ pub fn fix_checksum(
     }
     // A partial checksum covers only the pseudo-header (the port is summed later, by whoever
     // completes it); a full one covers the port too.
-    let mut n = if partial_ok && is_partial(c, d.old_addrs + d.len_proto) {
+    let mut n = if is_partial(c, d.old_addrs + d.len_proto) && crate::iface::partial_checksums(ctx)
+    {
         update_partial(c, d.old_addrs, d.new_addrs)
     } else {
         update(c, d.old_addrs + d.old_port, d.new_addrs + d.new_port)

@@ -237,8 +237,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                     len: payload_len as usize,
                 }
             };
-            let partial = crate::iface::partial_checksums(ctx);
-            l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, partial, zero_udp)?;
+            l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, zero_udp)?;
             (
                 ip4.proto,
                 if ip4.proto == IPPROTO_TCP {

@@ -264,14 +264,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // A zero UDP checksum is illegal in IPv6 (RFC 8200 section 8.1) but means "none"
             // in IPv4: keep it rather than invent one.
-            l4::fix_checksum(
-                ctx,
-                nh,
-                l4_off,
-                &delta,
-                crate::iface::partial_checksums(ctx),
-                l4::ZeroUdp::Keep,
-            )?;
+            l4::fix_checksum(ctx, nh, l4_off, &delta, l4::ZeroUdp::Keep)?;
             (
                 nh,
                 if nh == IPPROTO_TCP {
