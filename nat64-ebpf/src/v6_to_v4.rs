@@ -109,41 +109,22 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     }
     let mut nh = ip6.next_header;
     let mut l4_off = ETH_LEN + IPV6_LEN;
-    // RFC 7915 section 5.1: extension headers have no IPv4 counterpart and are skipped, except
-    // that a Fragment header gives the IPv4 fragment fields (section 5.1.1: MF, offset in the
-    // same 8-byte units, the low 16 bits of the identification; an atomic fragment, offset 0
-    // and M clear, is translated as an unfragmented packet, RFC 8021) and a routing header
-    // with segments left means the packet is not for us to deliver (discarded and counted).
+    // RFC 7915 section 5.1: extension headers have no IPv4 counterpart (see `ext_step`).
     let mut frag: Option<([u8; 2], [u8; 2])> = None;
-    // At TC, extension headers (fragments included) are left to the translator link.
-    if !C::FULL && is_extension_header(nh) {
-        return link::slow_path(cfg, Dir::V6ToV4);
-    }
-    for _ in 0..if C::FULL { MAX_EXTENSION_HEADERS } else { 0 } {
-        match nh {
-            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
-                let h = read::<[u8; 4]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
-                if nh == IPPROTO_ROUTING && h[3] != 0 {
-                    return Err(DropReason::SourceRoute);
-                }
-                nh = h[0];
-                l4_off += (h[1] as usize + 1) * 8;
-            }
-            IPPROTO_FRAGMENT => {
-                let f = read::<[u8; 8]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
-                nh = f[0];
-                l4_off += FRAG_LEN;
-                let off_m = u16::from_be_bytes([f[2], f[3]]);
-                let (offset, more) = (off_m >> 3, off_m & 1);
-                if offset != 0 || more != 0 {
-                    frag = Some(([f[6], f[7]], ((more << 13) | offset).to_be_bytes()));
-                }
-            }
-            _ => break,
+    if is_extension_header(nh) {
+        // At TC, extension headers (fragments included) are left to the translator link.
+        if !C::FULL {
+            return link::slow_path(cfg, Dir::V6ToV4);
         }
+        let w = walk_extension_headers(ctx, nh)?;
+        nh = w.nh as u8;
         // A bound the verifier can see for every later access at `l4_off`.
+        l4_off = w.off as usize & 0x3ff;
         if l4_off > MAX_HEADERS_LEN {
             return Err(DropReason::ExtensionHeader);
+        }
+        if w.fragmented != 0 {
+            frag = Some((w.frag_id, w.frag_word));
         }
     }
     if is_extension_header(nh) {
@@ -345,6 +326,110 @@ fn echo6_to_echo4(
     // SAFETY: bounds checked by `ptr_at`.
     unsafe { p.write_unaligned([ty4, h.code, cb0, cb1]) };
     Ok(())
+}
+
+const EXT_TRUNCATED: u32 = 1;
+const EXT_SOURCE_ROUTE: u32 = 2;
+const EXT_TOO_LONG: u32 = 3;
+
+/// State of the extension-header walk, shared with its `bpf_loop` callback.
+#[repr(C)]
+struct ExtWalk {
+    ctx: *mut core::ffi::c_void,
+    /// The next header, and the offset it starts at.
+    nh: u32,
+    off: u32,
+    /// A Fragment header that makes this a fragment: its identification (low 16 bits) and the
+    /// IPv4 flags and offset word it becomes.
+    fragmented: u32,
+    frag_id: [u8; 2],
+    frag_word: [u8; 2],
+    /// 0, or why the packet is dropped: `EXT_TRUNCATED`, `EXT_SOURCE_ROUTE`, `EXT_TOO_LONG`.
+    err: u32,
+}
+
+/// Walks the extension headers from `nh` (one), under `bpf_loop`: its callback is verified
+/// once, where an open-coded walk multiplied every later path by the ways out of it.
+#[inline(always)]
+fn walk_extension_headers<C: Frame>(ctx: &C, nh: u8) -> Result<ExtWalk, DropReason> {
+    let mut w = ExtWalk {
+        ctx: ctx.raw(),
+        nh: nh as u32,
+        off: (ETH_LEN + IPV6_LEN) as u32,
+        fragmented: 0,
+        frag_id: [0; 2],
+        frag_word: [0; 2],
+        err: 0,
+    };
+    // SAFETY: `ext_step` reads and writes only `w`, which outlives the call, and the packet
+    // through bounds-checked accessors.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            MAX_EXTENSION_HEADERS as u32,
+            ext_step::<C> as *mut core::ffi::c_void,
+            &mut w as *mut ExtWalk as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    // Constant reasons, not a table lookup: an index read back from the stack gives the
+    // verifier a value it cannot bound through the caller's unpacking.
+    match w.err {
+        0 => Ok(w),
+        EXT_TRUNCATED => Err(DropReason::Truncated),
+        EXT_SOURCE_ROUTE => Err(DropReason::SourceRoute),
+        _ => Err(DropReason::ExtensionHeader),
+    }
+}
+
+/// One extension header (RFC 7915 section 5.1): skipped, except that a Fragment header gives
+/// the IPv4 fragment fields (section 5.1.1: MF, offset in the same 8-byte units, the low 16
+/// bits of the identification; an atomic fragment, offset 0 and M clear, is translated as an
+/// unfragmented packet, RFC 8021) and a routing header with segments left means the packet is
+/// not for us to deliver (discarded and counted). Stops at the first header that is not an
+/// extension header.
+extern "C" fn ext_step<C: Frame>(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `ExtWalk` that `walk_extension_headers` passed to `bpf_loop`.
+    let w = unsafe { &mut *(c as *mut ExtWalk) };
+    let fail = |w: &mut ExtWalk, e: u32| {
+        w.err = e;
+        1
+    };
+    let off = w.off as usize;
+    if off > MAX_HEADERS_LEN {
+        return fail(w, EXT_TOO_LONG);
+    }
+    let ctx = C::from_raw(w.ctx);
+    match w.nh as u8 {
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
+            let Some(h) = read::<[u8; 4]>(&ctx, off) else {
+                return fail(w, EXT_TRUNCATED);
+            };
+            if w.nh as u8 == IPPROTO_ROUTING && h[3] != 0 {
+                return fail(w, EXT_SOURCE_ROUTE);
+            }
+            w.nh = h[0] as u32;
+            w.off += (h[1] as u32 + 1) * 8;
+        }
+        IPPROTO_FRAGMENT => {
+            let Some(f) = read::<[u8; 8]>(&ctx, off) else {
+                return fail(w, EXT_TRUNCATED);
+            };
+            w.nh = f[0] as u32;
+            w.off += FRAG_LEN as u32;
+            let off_m = u16::from_be_bytes([f[2], f[3]]);
+            let (offset, more) = (off_m >> 3, off_m & 1);
+            if offset != 0 || more != 0 {
+                w.fragmented = 1;
+                w.frag_id = [f[6], f[7]];
+                w.frag_word = ((more << 13) | offset).to_be_bytes();
+            }
+        }
+        _ => return 1,
+    }
+    if w.off as usize > MAX_HEADERS_LEN {
+        return fail(w, EXT_TOO_LONG);
+    }
+    0
 }
 
 /// Stateful NAT64 (RFC 6146): the flow's binding (made now if it has none), packed as
