@@ -195,9 +195,13 @@ fn which(program: &str) -> anyhow::Result<PathBuf> {
     bail!("{program} not found in PATH")
 }
 
-/// What only the benchmarks run: iperf3 (the load) and TAYGA (the userspace translator
-/// compared against).
-const BENCH_PACKAGES: &[(&str, &str)] = &[("iperf3", "iperf3"), ("tayga", "tayga")];
+/// What only the benchmarks run: iperf3 (the load), trafgen (netsniff-ng: overload) and TAYGA
+/// (the userspace translator compared against).
+const BENCH_PACKAGES: &[(&str, &str)] = &[
+    ("iperf3", "iperf3"),
+    ("tayga", "tayga"),
+    ("trafgen", "netsniff-ng"),
+];
 
 pub fn bench_packages() -> anyhow::Result<()> {
     install(BENCH_PACKAGES)

@@ -1,15 +1,18 @@
-//! The same topology three ways, in one run: plain IPv4 forwarding (no translation: the limit
-//! of this path), TAYGA (userspace, TUN) and nat64d; TCP throughput (1 and 4 streams, both
-//! directions), small-packet UDP rate at bounded loss, ping latency. iperf3 measures; each
-//! figure is taken `runs` times.
+//! The same topology several ways, in one run: plain IPv4 forwarding (no translation: the
+//! limit of this path), TAYGA (userspace, TUN) and nat64d; TCP throughput (1 and 4 streams,
+//! both directions; iperf3), small-packet UDP rate at bounded loss (trafgen: a packet socket
+//! that offers far more than iperf3's UDP socket, so that the path, not the generator, is
+//! measured), ping latency. Each figure is taken `runs` times.
 
 use std::{
     process::{Child, Stdio},
     time::Duration,
 };
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use nat64_tests::{
-    lab::{Lab, LabOptions, SERVER4, SERVER4_AS_V6, XLAT6},
+    lab::{CLIENT6, CLIENT6_AS_V4, Lab, LabOptions, SERVER4, SERVER4_AS_V6, XLAT6},
     netns::Netns,
 };
 
@@ -47,6 +50,8 @@ pub struct Figures {
     /// Delivered packets per second at the highest offered rate with at most 1% loss, 6to4
     /// and 4to6 (64-byte UDP payloads).
     pub udp_pps: [Summary; 2],
+    /// Delivered packets per second under overload (trafgen), 6to4 and 4to6.
+    pub overload_pps: [Summary; 2],
     /// Round-trip time, microseconds.
     pub rtt_us: Summary,
 }
@@ -90,7 +95,13 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
     match mode {
         Mode::Forwarding => {
             // The client gets an IPv4 address: no translation anywhere.
-            c.ip(&["addr", "add", "198.51.100.2/24", "dev", "c0"]);
+            c.ip(&[
+                "addr",
+                "add",
+                &format!("{FORWARDING_CLIENT4}/24"),
+                "dev",
+                "c0",
+            ]);
             x.ip(&["addr", "add", "198.51.100.1/24", "dev", "xc"]);
             c.ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"]);
             None
@@ -162,13 +173,18 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
     }
 }
 
+/// The client's IPv4 address in plain forwarding, and its TAYGA mapping.
+const FORWARDING_CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The server under TAYGA's prefix.
+const TAYGA_SERVER6: &str = "2001:db8:64::c000:202";
+
 /// TAYGA's translation prefix (see `prepare`).
 const TAYGA_PREFIX: &str = "2001:db8:64::/96";
 
 fn target(mode: Mode) -> String {
     match mode {
         Mode::Forwarding => SERVER4.to_string(),
-        Mode::Tayga => "2001:db8:64::c000:202".to_string(),
+        Mode::Tayga => TAYGA_SERVER6.to_string(),
         Mode::Nat64d | Mode::Nat64dTc | Mode::Nat64dXdpForward => SERVER4_AS_V6.to_string(),
     }
 }
@@ -213,7 +229,54 @@ fn tcp_gbps(c: &Netns, target: &str, streams: u32, reverse: bool) -> f64 {
         / 1e9
 }
 
-/// Offers `pps` 64-byte datagrams a second for 2 s: (delivered pps, loss percent).
+/// One direction of the small-packet measurement: who sends what out of which interface,
+/// and where it is counted.
+struct UdpFlow<'a> {
+    sender: &'a Netns,
+    dev: &'static str,
+    frame: Vec<u8>,
+    receiver: &'a Netns,
+    rx_dev: &'static str,
+}
+
+/// The MAC address of `dev` in `ns`.
+fn mac(ns: &Netns, dev: &str) -> [u8; 6] {
+    let out = ns.output("ip", &["-j", "link", "show", "dev", dev]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j link");
+    let text = v[0]["address"].as_str().expect("address");
+    let mut m = [0u8; 6];
+    for (b, part) in m.iter_mut().zip(text.split(':')) {
+        *b = u8::from_str_radix(part, 16).expect("hex");
+    }
+    m
+}
+
+/// Packets received on `dev` in `ns` so far.
+fn rx_packets(ns: &Netns, dev: &str) -> u64 {
+    let out = ns.output("ip", &["-j", "-s", "link", "show", "dev", dev]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j -s link");
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .expect("rx packets")
+}
+
+/// An Ethernet frame carrying a UDP datagram with a 64-byte payload (checksums filled in).
+fn udp_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: IpAddr, dst: IpAddr) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac);
+    let b = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => b.ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => b.ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("mixed families"),
+    };
+    let b = b.udp(40000, 9);
+    let payload = [0x5au8; 64];
+    let mut frame = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut frame, &payload).expect("frame");
+    frame
+}
+
+/// Offers `pps` 64-byte datagrams a second for 2 s with iperf3 (paced): (delivered pps, loss
+/// percent).
 fn udp_at(c: &Netns, target: &str, pps: u64, reverse: bool) -> (f64, f64) {
     let bits = (pps * 64 * 8).to_string();
     let mut args = vec!["-u", "-l", "64", "-b", &bits, "-t", "2"];
@@ -226,6 +289,51 @@ fn udp_at(c: &Netns, target: &str, pps: u64, reverse: bool) -> (f64, f64) {
     let packets = sum["packets"].as_f64().unwrap_or(0.0);
     let secs = sum["seconds"].as_f64().unwrap_or(2.0).max(0.1);
     (packets * (1.0 - lost / 100.0) / secs, lost)
+}
+
+/// Frames trafgen sends in an overload run.
+const OVERLOAD_FRAMES: u64 = 1_000_000;
+
+/// The flow's frame `OVERLOAD_FRAMES` times as fast as trafgen sends (its packet ring, one
+/// CPU, leaving socket memory and IRQ affinity alone): the packets per second delivered on
+/// the receiving interface while it sent, a path's capacity under overload whatever it drops.
+/// (trafgen's `--rate` does not pace at these rates: it sends back to back, 1-2 µs apart; its
+/// `--gap` paces but then sends slower than iperf3, so the paced, bounded-loss figure comes
+/// from iperf3.)
+fn udp_overload(flow: &UdpFlow) -> f64 {
+    let conf =
+        std::env::temp_dir().join(format!("{}-{}-trafgen.cfg", flow.sender.name(), flow.dev));
+    let bytes: Vec<String> = flow.frame.iter().map(|b| format!("0x{b:02x}")).collect();
+    std::fs::write(&conf, format!("{{ {} }}\n", bytes.join(", "))).expect("trafgen config");
+    let before = rx_packets(flow.receiver, flow.rx_dev);
+    let start = std::time::Instant::now();
+    let out = flow
+        .sender
+        .command("timeout")
+        .args(["60", "trafgen", "-o", flow.dev, "-i"])
+        .arg(&conf)
+        .args([
+            "-n",
+            &OVERLOAD_FRAMES.to_string(),
+            "-P",
+            "1",
+            "--no-sock-mem",
+            "-Q",
+            "-C",
+        ])
+        .output()
+        .expect("trafgen");
+    let secs = start.elapsed().as_secs_f64().max(0.1);
+    assert!(
+        out.status.success(),
+        "trafgen: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What is still in flight arrives within moments.
+    std::thread::sleep(Duration::from_millis(200));
+    let got = rx_packets(flow.receiver, flow.rx_dev).saturating_sub(before) as f64;
+    got / secs
 }
 
 fn rtt_us(c: &Netns, target: &str) -> f64 {
@@ -274,6 +382,45 @@ pub fn run(mode: Mode, runs: usize) -> Figures {
             .collect();
         f.tcp[i] = summarize(&mut v);
     }
+    // Addresses each way: the client as the server sees it, the server as the client does.
+    let (client_seen, server_seen): (IpAddr, IpAddr) = match mode {
+        Mode::Forwarding => (FORWARDING_CLIENT4.into(), SERVER4.into()),
+        Mode::Tayga => (
+            FORWARDING_CLIENT4.into(),
+            TAYGA_SERVER6.parse::<std::net::Ipv6Addr>().unwrap().into(),
+        ),
+        _ => (CLIENT6_AS_V4.into(), SERVER4_AS_V6.into()),
+    };
+    let client_src: IpAddr = match mode {
+        Mode::Forwarding => FORWARDING_CLIENT4.into(),
+        _ => CLIENT6.into(),
+    };
+    let flows = [
+        UdpFlow {
+            sender: &lab.client6,
+            dev: "c0",
+            frame: udp_frame(
+                mac(&lab.client6, "c0"),
+                mac(&lab.xlat, "xc"),
+                client_src,
+                server_seen,
+            ),
+            receiver: &lab.server4,
+            rx_dev: "s0",
+        },
+        UdpFlow {
+            sender: &lab.server4,
+            dev: "s0",
+            frame: udp_frame(
+                mac(&lab.server4, "s0"),
+                mac(&lab.xlat, "xs"),
+                SERVER4.into(),
+                client_seen,
+            ),
+            receiver: &lab.client6,
+            rx_dev: "c0",
+        },
+    ];
     for (i, reverse) in [false, true].into_iter().enumerate() {
         // The highest offered rate with at most 1% loss, then measured `runs` times.
         let mut best = RATES[0];
@@ -286,6 +433,10 @@ pub fn run(mode: Mode, runs: usize) -> Figures {
         }
         let mut v: Vec<f64> = (0..runs).map(|_| udp_at(c, &t, best, reverse).0).collect();
         f.udp_pps[i] = summarize(&mut v);
+    }
+    for (i, flow) in flows.iter().enumerate() {
+        let mut v: Vec<f64> = (0..runs).map(|_| udp_overload(flow)).collect();
+        f.overload_pps[i] = summarize(&mut v);
     }
     let mut v: Vec<f64> = (0..runs).map(|_| rtt_us(c, &t)).collect();
     f.rtt_us = summarize(&mut v);
