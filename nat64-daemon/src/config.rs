@@ -76,10 +76,15 @@ impl fmt::Display for XdpMode {
 #[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Hook {
+    /// TC on virtual links (veth: pods, containers), where it measured faster than XDP on
+    /// every count (docs/benchmarks.md), when the translator link is on (TC leaves the rare
+    /// paths to it), tcx exists (Linux 6.6) and `xdp_mode` is not "generic"; XDP otherwise
+    /// (physical NICs, where native XDP earns its place).
+    #[default]
+    Auto,
     /// XDP, before the kernel builds a socket buffer: the highest packet rate and the
     /// earliest drops. On a veth, the kernel gives up GSO for it, so bulk TCP crosses segment
     /// by segment.
-    #[default]
     Xdp,
     /// TC ingress (tcx, Linux 6.6): the same translation on the socket buffer, which keeps a
     /// GSO packet whole (`bpf_skb_change_proto`); for bulk TCP over veth.
@@ -89,6 +94,7 @@ pub enum Hook {
 impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Auto => "auto",
             Self::Xdp => "xdp",
             Self::Tc => "tc",
         })
@@ -129,12 +135,14 @@ pub struct Interface {
 
 impl FromStr for Interface {
     type Err = String;
-    /// `NAME`, `NAME:MODE` (an XDP mode) or `NAME:tc`, as given on the command line.
+    /// `NAME`, `NAME:MODE` (an XDP mode), `NAME:tc` or `NAME:xdp`, as given on the command
+    /// line.
     fn from_str(s: &str) -> Result<Self, String> {
         let (name, hook, mode) = match s.split_once(':') {
             Some((n, "tc")) => (n, Hook::Tc, XdpMode::default()),
+            Some((n, "xdp")) => (n, Hook::Xdp, XdpMode::default()),
             Some((n, m)) => (n, Hook::Xdp, m.parse()?),
-            None => (s, Hook::Xdp, XdpMode::default()),
+            None => (s, Hook::Auto, XdpMode::default()),
         };
         Ok(Self {
             name: name.to_string(),
@@ -1233,7 +1241,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.interfaces[0].xdp_mode, XdpMode::Native);
         assert_eq!(c.interfaces[1].xdp_mode, XdpMode::Generic);
-        assert_eq!(c.interfaces[1].hook, Hook::Xdp);
+        assert_eq!(c.interfaces[1].hook, Hook::Auto);
         assert_eq!(c.interfaces[2].hook, Hook::Tc);
         assert_eq!(c.dataplane().pool6_len, 40);
         assert_eq!(c.dataplane().flags & CONFIG_F_COPY_TOS, 0);
@@ -1338,6 +1346,8 @@ mod tests {
         );
         assert_eq!("xc".parse::<Interface>().unwrap().xdp_mode, XdpMode::Native);
         assert_eq!("xc:tc".parse::<Interface>().unwrap().hook, Hook::Tc);
+        assert_eq!("xc:xdp".parse::<Interface>().unwrap().hook, Hook::Xdp);
+        assert_eq!("xc".parse::<Interface>().unwrap().hook, Hook::Auto);
         assert!("xc:fast".parse::<Interface>().is_err());
     }
 

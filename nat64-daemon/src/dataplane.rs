@@ -498,12 +498,11 @@ impl Dataplane {
         mode: config::XdpMode,
         partial_checksums: bool,
     ) -> Result<Attached, DataplaneError> {
+        // `auto` is the daemon's to resolve; unresolved, it means XDP.
         let (program, hook) = match (hook, mode) {
             (config::Hook::Tc, _) => (TC_PROGRAM, Hook::Tc),
-            (config::Hook::Xdp, config::XdpMode::Native) => {
-                (XDP_PROGRAM, Hook::Xdp(XdpMode::Driver))
-            }
-            (config::Hook::Xdp, config::XdpMode::Generic) => (XDP_PROGRAM, Hook::Xdp(XdpMode::Skb)),
+            (_, config::XdpMode::Native) => (XDP_PROGRAM, Hook::Xdp(XdpMode::Driver)),
+            (_, config::XdpMode::Generic) => (XDP_PROGRAM, Hook::Xdp(XdpMode::Skb)),
         };
         let ifindex = crate::sys::if_index(iface).ok_or_else(|| DataplaneError::Attach {
             iface: iface.to_string(),

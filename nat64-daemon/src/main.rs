@@ -389,24 +389,48 @@ fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-/// Resolves `partial_checksums = "auto"` for an interface (see `config::PartialChecksums`).
-fn partial_checksums(ifc: &Interface) -> bool {
+/// Whether `iface` is a virtual link (no bus: veth, bridges, tunnels), by its driver.
+fn virtual_link(iface: &str) -> bool {
+    match nat64_daemon::sys::driver_info(iface) {
+        Ok(d) => d.bus_info.is_empty(),
+        Err(e) => {
+            warn!(interface = iface, error = %e, "cannot query the driver; assuming a virtual link");
+            true
+        }
+    }
+}
+
+/// Resolves `hook = "auto"` for an interface (see `config::Hook`): TC on a virtual link when
+/// the translator link is on, tcx exists and XDP's generic mode was not asked for.
+fn resolve_hook(ifc: &Interface, cfg: &Config) -> Hook {
+    match ifc.hook {
+        Hook::Auto => {
+            let tcx = aya::util::KernelVersion::current()
+                .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
+            if cfg.translator_link.0.is_some()
+                && tcx
+                && ifc.xdp_mode != XdpMode::Generic
+                && virtual_link(&ifc.name)
+            {
+                Hook::Tc
+            } else {
+                Hook::Xdp
+            }
+        }
+        h => h,
+    }
+}
+
+/// Resolves `partial_checksums = "auto"` for an interface at `hook` (see
+/// `config::PartialChecksums`).
+fn partial_checksums(ifc: &Interface, hook: Hook) -> bool {
     match ifc.partial_checksums {
         PartialChecksums::On => true,
         PartialChecksums::Off => false,
+        // On the socket-buffer path (generic XDP, TC) any interface can deliver them: a
+        // virtio NIC passes the host's partial checksums on, for one.
         PartialChecksums::Auto => {
-            // On the socket-buffer path (generic XDP, TC) any interface can deliver them: a
-            // virtio NIC passes the host's partial checksums on, for one.
-            if ifc.xdp_mode == XdpMode::Generic || ifc.hook == Hook::Tc {
-                return true;
-            }
-            match nat64_daemon::sys::driver_info(&ifc.name) {
-                Ok(d) => d.bus_info.is_empty(),
-                Err(e) => {
-                    warn!(interface = %ifc.name, error = %e, "cannot query the driver; assuming a virtual link");
-                    true
-                }
-            }
+            ifc.xdp_mode == XdpMode::Generic || hook == Hook::Tc || virtual_link(&ifc.name)
         }
     }
 }
@@ -497,10 +521,11 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     drop(requests);
     let admin = Some(admin);
     for ifc in &cfg.interfaces {
-        let partial = partial_checksums(ifc);
-        match dp.attach(&ifc.name, ifc.hook, ifc.xdp_mode, partial) {
+        let hook = resolve_hook(ifc, &cfg);
+        let partial = partial_checksums(ifc, hook);
+        match dp.attach(&ifc.name, hook, ifc.xdp_mode, partial) {
             Ok(how) => {
-                info!(interface = %ifc.name, hook = %ifc.hook, mode = %ifc.xdp_mode, partial_checksums = partial, taken_over = how == Attached::TakenOver, "attached")
+                info!(interface = %ifc.name, %hook, configured = %ifc.hook, mode = %ifc.xdp_mode, partial_checksums = partial, taken_over = how == Attached::TakenOver, "attached")
             }
             Err(e) => {
                 // Leave nothing half attached.
@@ -817,10 +842,11 @@ impl Reload<'_> {
                 }
                 continue;
             }
-            match dp.attach(&ifc.name, ifc.hook, ifc.xdp_mode, partial_checksums(ifc)) {
+            let hook = resolve_hook(ifc, cfg);
+            match dp.attach(&ifc.name, hook, ifc.xdp_mode, partial_checksums(ifc, hook)) {
                 Ok(_) => {
                     self.gone.remove(&ifc.name);
-                    info!(trigger, interface = %ifc.name, hook = %ifc.hook, mode = %ifc.xdp_mode, "interface back: attached again");
+                    info!(trigger, interface = %ifc.name, %hook, mode = %ifc.xdp_mode, "interface back: attached again");
                 }
                 Err(e) => {
                     error!(trigger, interface = %ifc.name, error = %e, "attaching again failed")

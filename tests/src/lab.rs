@@ -56,7 +56,8 @@ pub const EAM_V4: &str = "198.51.100.0/24";
 /// How the lab is built.
 #[derive(Clone, Debug)]
 pub struct LabOptions {
-    /// "native" or "generic" (XDP), or "tc" (the TC ingress hook).
+    /// "native" or "generic" (XDP), "tc" (the TC ingress hook), or "auto" (the daemon's
+    /// default: TC on these veths).
     pub xdp_mode: String,
     /// Turn off transmit checksum offload on the translator's own interfaces, so that any
     /// packet still carrying a partial checksum is completed in software when the translator
@@ -475,10 +476,10 @@ ipv4 = "{EAM_V4}"
             interfaces = if self.opts.fast_path {
                 format!(
                     "\n[[interfaces]]\nname = \"xc\"\n{m}\n\n[[interfaces]]\nname = \"xs\"\n{m}\n",
-                    m = if self.opts.xdp_mode == "tc" {
-                        "hook = \"tc\"".to_string()
-                    } else {
-                        format!("xdp_mode = \"{}\"", self.opts.xdp_mode)
+                    m = match self.opts.xdp_mode.as_str() {
+                        "tc" => "hook = \"tc\"".to_string(),
+                        "auto" => "hook = \"auto\"".to_string(),
+                        m => format!("hook = \"xdp\"\nxdp_mode = \"{m}\""),
                     }
                 )
             } else {

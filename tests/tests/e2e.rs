@@ -529,3 +529,41 @@ fn the_translator_link_alone_translates_forwarded_traffic() {
         );
     }
 }
+
+/// `hook = "auto"`, the default: TC on virtual links such as the lab's veths when the
+/// translator link is on (it takes what TC leaves), XDP without the link.
+#[test]
+fn auto_hook_is_tc_on_veth_with_the_link_and_xdp_without() {
+    nat64_tests::require_root();
+    for link in [true, false] {
+        let mut lab = Lab::new(LabOptions {
+            xdp_mode: "auto".into(),
+            translator_link: link,
+            ..LabOptions::default()
+        });
+        lab.start_daemon();
+        let want_tc = link;
+        for dev in ["xc", "xs"] {
+            let tcx = lab.xlat_tcx_programs(dev);
+            let xdp = lab.xlat_link(dev).contains("prog/xdp");
+            assert_eq!(
+                (tcx == ["nat64_tc"], xdp),
+                (want_tc, !want_tc),
+                "link {link}, {dev}: tcx {tcx:?}, XDP {xdp}\n{}",
+                lab.daemon_log()
+            );
+        }
+        let log = lab.daemon_log();
+        assert!(
+            log.contains(if want_tc { "hook=tc" } else { "hook=xdp" })
+                && log.contains("configured=auto"),
+            "{log}"
+        );
+        let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+        assert!(ok, "ping 6->4 (link {link}):\n{text}");
+        let (ok, text) = ping(&lab.server4, &CLIENT6_AS_V4.to_string(), 2);
+        assert!(ok, "ping 4->6 (link {link}):\n{text}");
+        let exit = lab.stop_daemon();
+        assert!(exit.status.success(), "{}", exit.stderr);
+    }
+}

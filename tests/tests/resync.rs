@@ -69,7 +69,7 @@ fn a_deleted_translator_link_is_recreated_with_its_programs_and_routes() {
 fn an_interface_deleted_and_recreated_is_attached_again() {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
-        extra_config: "[[interfaces]]\nname = \"xe\"\n".to_string(),
+        extra_config: "[[interfaces]]\nname = \"xe\"\nhook = \"xdp\"\n".to_string(),
         ..LabOptions::default()
     });
     let add = |lab: &Lab| {

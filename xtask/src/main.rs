@@ -32,8 +32,9 @@ enum Cmd {
     Build,
     /// Run the lab: IPv6-only and IPv4-only hosts in namespaces, translated by the real daemon.
     Lab {
-        /// XDP attach mode: native or generic.
-        #[arg(long, default_value = "native")]
+        /// Where the fast path runs on the lab's veths: auto (the daemon's default: TC there),
+        /// tc, or an XDP mode: native or generic.
+        #[arg(long, default_value = "auto")]
         xdp_mode: String,
     },
     /// Run the benchmark suite (release build): per-packet cost against a do-nothing program,

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let mode = std::env::args()
         .skip_while(|a| a != "--xdp-mode")
         .nth(1)
-        .unwrap_or_else(|| "native".into());
+        .unwrap_or_else(|| "auto".into());
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -71,7 +71,7 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
         CLIENT6
     );
     println!(
-        "    xlat     {} (nat64d, XDP {mode} on xc and xs)",
+        "    xlat     {} (nat64d on xc and xs, hook: {mode})",
         lab.xlat.name()
     );
     println!(
@@ -198,7 +198,10 @@ fn demo(mode: &str, interrupted: &AtomicBool) -> bool {
         sum(Dir::V6ToV4) > 0 && sum(Dir::V4ToV6) > 0,
         "packets translated in both directions",
     );
-    check(!lab.xlat_link("xc").contains("xdp"), "XDP detached from xc");
+    check(
+        !lab.xlat_link("xc").contains("xdp") && lab.xlat_tcx_programs("xc").is_empty(),
+        "the fast path detached from xc",
+    );
     all_ok
 }
 
