@@ -248,9 +248,14 @@ const READING: &str = "## Reading the figures
   (`bpf_skb_change_proto`) and closes most of it. On veth it also beats XDP on small packets
   and latency (XDP on a veth converts every skb to an XDP frame and back); physical NICs keep
   GRO after XDP_PASS and are where native XDP earns its place. At TC a GSO aggregate counts as
-  one translated packet. The UDP rows are bounded by iperf3's
+  one translated packet. The paced UDP rows are bounded by iperf3's
   single-threaded generator on this machine as much as by the path, and move by 10-15% from one
-  run to the next.
+  run to the next. The overload rows take the generator out (trafgen's packet ring offers more
+  than any path here carries) and measure capacity whatever is dropped: there the TC hook
+  carries what plain forwarding does, and TAYGA does far better than at bounded loss (its
+  loop never sleeps under overload). Two vCPUs
+  carry the generator, the translator and the receiver at once, so every figure here is a
+  ratio measured side by side, not a capacity of the translator alone.
 - **forward_in_xdp** gains nothing measurable here: a redirect into a veth still builds an
   skb on the receiving side, and the generator is the limit. Its case is physical NICs, where
   the redirected frame goes straight to the driver; it is not measured on this machine.
