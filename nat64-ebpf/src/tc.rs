@@ -21,22 +21,19 @@ use crate::{
 
 pub const PASS: i32 = TC_ACT_OK as i32;
 
-/// Longest run of headers the core reads in a GSO packet: Ethernet, an IPv4 header with
-/// options or an IPv6 header, and a TCP header with options.
-const GSO_HEADERS: usize = ETH_LEN + 60 + 60;
+/// Longest run of headers the TC program reads: Ethernet, an IPv4 header with options or an
+/// IPv6 header, and a TCP header with options.
+const HEADERS: usize = ETH_LEN + 60 + 60;
 
-/// Makes the bytes the core reads directly accessible: the whole packet when it is one packet
-/// on the wire (an ICMP error's quote, a UDP datagram whose checksum is computed), the headers
-/// of a GSO aggregate (its payload is never read, and copying 64 KiB would cost what the hook
-/// is there to save). `false` when the packet cannot be pulled (then it is left alone).
+/// Makes the bytes the core reads directly accessible: the headers (Ethernet, an IPv4 header
+/// with options or an IPv6 header, a TCP header with options). The TC program never reads
+/// further: what would need the payload (an ICMP error's quote, a UDP checksum to compute) is
+/// left to the translator link. Pulling more would copy every packet a driver delivers with
+/// its payload in pages, and a GSO aggregate's 64 KiB. `false` when even the headers cannot be
+/// pulled (then the packet is left alone).
 #[inline(always)]
 pub fn pull_headers(ctx: &TcContext) -> bool {
-    let len = Frame::len(ctx);
-    let want = if ctx.gso_size() == 0 {
-        len
-    } else {
-        len.min(GSO_HEADERS)
-    };
+    let want = Frame::len(ctx).min(HEADERS);
     want <= Frame::data_end(ctx) - Frame::data(ctx) || ctx.pull_data(want as u32).is_ok()
 }
 

@@ -91,6 +91,23 @@ impl Loaded {
     /// action, output frame). TC_ACT_OK is XDP_PASS, TC_ACT_SHOT XDP_DROP, and a redirect out
     /// of the interface the packet came in on XDP_TX.
     pub fn run_tc(&self, input: &[u8], gso_size: u32) -> (u32, Vec<u8>) {
+        self.try_run_tc(input, gso_size).unwrap_or_else(|e| {
+            panic!(
+                "{}: BPF_PROG_TEST_RUN (TC) of {} bytes failed: {e:?}\n{:02x?}",
+                self.label,
+                input.len(),
+                &input[..input.len().min(64)]
+            )
+        })
+    }
+
+    /// [`Loaded::run_tc`], or the error of a frame the kernel's socket-buffer harness refuses
+    /// before the program runs (it takes less than XDP's: some truncated IP headers).
+    pub fn try_run_tc(
+        &self,
+        input: &[u8],
+        gso_size: u32,
+    ) -> Result<(u32, Vec<u8>), aya::programs::ProgramError> {
         let prog = self
             .dp
             .tc()
@@ -105,14 +122,12 @@ impl Loaded {
             ctx[176..180].copy_from_slice(&gso_size.to_ne_bytes());
         }
         let mut out = vec![0u8; input.len() + 256];
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(input),
-                data_out: Some(&mut out),
-                ctx_in: Some(&ctx),
-                ..Default::default()
-            })
-            .unwrap_or_else(|e| panic!("{}: BPF_PROG_TEST_RUN (TC) failed: {e:?}", self.label));
+        let r = prog.test_run(TestRunOptions {
+            data_in: Some(input),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            ..Default::default()
+        })?;
         out.truncate(r.data_size_out as usize);
         let action = match r.return_value {
             TC_ACT_OK => XDP_PASS,
@@ -120,7 +135,7 @@ impl Loaded {
             TC_ACT_REDIRECT => XDP_TX,
             n => 0x1000 + n,
         };
-        (action, out)
+        Ok((action, out))
     }
 
     /// Runs once and also returns the counters that moved.
