@@ -176,9 +176,10 @@ impl Frame for TcContext {
                 _ => return false,
             };
         }
-        // Extension headers, options, fragment headers and an ICMP error's inner header: the
-        // rest of the change, right after the Ethernet header (only ever a packet on the wire:
-        // those are never GSO).
+        // Any rest of the change (extension headers, options, a Fragment header, an ICMP
+        // error's inner header, an answer's new headers), right after the Ethernet header. The
+        // TC program as built leaves all of those to the translator link (`Frame::FULL`); this
+        // keeps the contract whole for the core all the same.
         grow == 0
             // SAFETY: plain helper call on the program's own context.
             || unsafe { bpf_skb_adjust_room(sk(self), grow, BPF_ADJ_ROOM_MAC, 0) } == 0
