@@ -217,6 +217,38 @@ fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> DataplaneError
     move |source| DataplaneError::Link { what, source }
 }
 
+/// Whether `iface` is a virtual link (no bus: veth, bridges, tunnels), by its driver.
+pub fn virtual_link(iface: &str) -> std::io::Result<bool> {
+    crate::sys::driver_info(iface).map(|d| d.bus_info.is_empty())
+}
+
+/// Whether this kernel has tcx (Linux 6.6), which the TC hook attaches with.
+pub fn kernel_has_tcx() -> bool {
+    aya::util::KernelVersion::current().is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0))
+}
+
+/// The hook an interface gets, and why: `hook = "auto"` (see `config::Hook`) is TC on a
+/// virtual link when the translator link is on, tcx exists and XDP's generic mode was not
+/// asked for; XDP otherwise.
+pub fn resolve_hook(ifc: &config::Interface, cfg: &Config) -> (config::Hook, &'static str) {
+    use config::Hook;
+    match ifc.hook {
+        Hook::Auto if cfg.translator_link.0.is_none() => {
+            (Hook::Xdp, "auto: the translator link is off")
+        }
+        Hook::Auto if !kernel_has_tcx() => (Hook::Xdp, "auto: no tcx before Linux 6.6"),
+        Hook::Auto if ifc.xdp_mode == config::XdpMode::Generic => {
+            (Hook::Xdp, "auto: xdp_mode is generic")
+        }
+        // A driver that cannot be asked is taken for a virtual link, as for partial checksums.
+        Hook::Auto if virtual_link(&ifc.name).unwrap_or(true) => {
+            (Hook::Tc, "auto: a virtual link, where TC keeps GSO")
+        }
+        Hook::Auto => (Hook::Xdp, "auto: a physical NIC"),
+        h => (h, "configured"),
+    }
+}
+
 impl Dataplane {
     /// Loads the object, has the kernel verify the program and writes `cfg` into the maps.
     /// Attaches nothing.

@@ -234,6 +234,24 @@ pub fn run(cfg: &Config) -> Vec<Check> {
         };
         out.push(Check { name, verdict });
     }
+    for ifc in cfg.interfaces.iter() {
+        if crate::sys::if_index(&ifc.name).is_none() {
+            continue;
+        }
+        let (hook, why) = crate::dataplane::resolve_hook(ifc, cfg);
+        let verdict = if hook == crate::config::Hook::Tc && !crate::dataplane::kernel_has_tcx() {
+            Verdict::Fix {
+                problem: format!("{}: hook = \"tc\" needs tcx (Linux 6.6 or newer)", ifc.name),
+                fix: "set hook = \"xdp\" (or \"auto\") on it, or upgrade the kernel".into(),
+            }
+        } else {
+            Verdict::Ok(format!("{}: {hook} ({why})", ifc.name))
+        };
+        out.push(Check {
+            name: "hook",
+            verdict,
+        });
+    }
     if let (Some(link), Some(peer)) = (&cfg.translator_link.0, cfg.translator_link.peer()) {
         let verdict = match (crate::sys::if_index(link), crate::sys::if_index(&peer)) {
             (None, None) => Verdict::Ok(format!(

@@ -389,38 +389,6 @@ fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-/// Whether `iface` is a virtual link (no bus: veth, bridges, tunnels), by its driver.
-fn virtual_link(iface: &str) -> bool {
-    match nat64_daemon::sys::driver_info(iface) {
-        Ok(d) => d.bus_info.is_empty(),
-        Err(e) => {
-            warn!(interface = iface, error = %e, "cannot query the driver; assuming a virtual link");
-            true
-        }
-    }
-}
-
-/// Resolves `hook = "auto"` for an interface (see `config::Hook`): TC on a virtual link when
-/// the translator link is on, tcx exists and XDP's generic mode was not asked for.
-fn resolve_hook(ifc: &Interface, cfg: &Config) -> Hook {
-    match ifc.hook {
-        Hook::Auto => {
-            let tcx = aya::util::KernelVersion::current()
-                .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
-            if cfg.translator_link.0.is_some()
-                && tcx
-                && ifc.xdp_mode != XdpMode::Generic
-                && virtual_link(&ifc.name)
-            {
-                Hook::Tc
-            } else {
-                Hook::Xdp
-            }
-        }
-        h => h,
-    }
-}
-
 /// Resolves `partial_checksums = "auto"` for an interface at `hook` (see
 /// `config::PartialChecksums`).
 fn partial_checksums(ifc: &Interface, hook: Hook) -> bool {
@@ -430,7 +398,12 @@ fn partial_checksums(ifc: &Interface, hook: Hook) -> bool {
         // On the socket-buffer path (generic XDP, TC) any interface can deliver them: a
         // virtio NIC passes the host's partial checksums on, for one.
         PartialChecksums::Auto => {
-            ifc.xdp_mode == XdpMode::Generic || hook == Hook::Tc || virtual_link(&ifc.name)
+            ifc.xdp_mode == XdpMode::Generic
+                || hook == Hook::Tc
+                || nat64_daemon::dataplane::virtual_link(&ifc.name).unwrap_or_else(|e| {
+                    warn!(interface = %ifc.name, error = %e, "cannot query the driver; assuming a virtual link");
+                    true
+                })
         }
     }
 }
@@ -521,11 +494,11 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     drop(requests);
     let admin = Some(admin);
     for ifc in &cfg.interfaces {
-        let hook = resolve_hook(ifc, &cfg);
+        let (hook, why) = nat64_daemon::dataplane::resolve_hook(ifc, &cfg);
         let partial = partial_checksums(ifc, hook);
         match dp.attach(&ifc.name, hook, ifc.xdp_mode, partial) {
             Ok(how) => {
-                info!(interface = %ifc.name, %hook, configured = %ifc.hook, mode = %ifc.xdp_mode, partial_checksums = partial, taken_over = how == Attached::TakenOver, "attached")
+                info!(interface = %ifc.name, %hook, configured = %ifc.hook, why, mode = %ifc.xdp_mode, partial_checksums = partial, taken_over = how == Attached::TakenOver, "attached")
             }
             Err(e) => {
                 // Leave nothing half attached.
@@ -842,7 +815,7 @@ impl Reload<'_> {
                 }
                 continue;
             }
-            let hook = resolve_hook(ifc, cfg);
+            let (hook, _) = nat64_daemon::dataplane::resolve_hook(ifc, cfg);
             match dp.attach(&ifc.name, hook, ifc.xdp_mode, partial_checksums(ifc, hook)) {
                 Ok(_) => {
                     self.gone.remove(&ifc.name);

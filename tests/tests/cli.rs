@@ -118,6 +118,29 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
 
     // pool4 holding one of the node's own addresses: named, with the interface.
     ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+    // Which hook each interface gets, and why: `auto` is TC on a veth with the translator
+    // link on, XDP with it off.
+    for (link, want) in [
+        (
+            "",
+            "ok    hook: d0: tc (auto: a virtual link, where TC keeps GSO)",
+        ),
+        (
+            "translator_link = \"off\"\n",
+            "ok    hook: d0: xdp (auto: the translator link is off)",
+        ),
+    ] {
+        let cfg = std::env::temp_dir().join(format!("{}-hook.toml", ns.name()));
+        std::fs::write(&cfg, format!("{link}[[interfaces]]\nname = \"d0\"\n")).unwrap();
+        let out = ns
+            .command(nat64_tests::nat64d_path().to_str().unwrap())
+            .args(["doctor", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("run nat64d doctor");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(report.contains(want), "{report}");
+    }
     ns.ip(&["addr", "add", "203.0.113.5/24", "dev", "d0"]);
     let cfg = std::env::temp_dir().join(format!("{}-doctor.toml", ns.name()));
     std::fs::write(&cfg, "[stateful]\npool4 = \"203.0.113.0/29\"\n").unwrap();
