@@ -292,23 +292,15 @@ impl Dataplane {
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
+        let loaded = |name| move |source| DataplaneError::Program { name, source };
         for name in XDP_PROGRAMS {
-            let prog: &mut Xdp = ebpf
-                .program_mut(name)
-                .ok_or(DataplaneError::Missing(name))?
-                .try_into()
-                .map_err(|source| DataplaneError::Program { name, source })?;
-            prog.load()
-                .map_err(|source| DataplaneError::Program { name, source })?;
+            typed_mut::<Xdp>(&mut ebpf, name)?
+                .load()
+                .map_err(loaded(name))?;
         }
-        let name = TC_PROGRAM;
-        let prog: &mut SchedClassifier = ebpf
-            .program_mut(name)
-            .ok_or(DataplaneError::Missing(name))?
-            .try_into()
-            .map_err(|source| DataplaneError::Program { name, source })?;
-        prog.load()
-            .map_err(|source| DataplaneError::Program { name, source })?;
+        typed_mut::<SchedClassifier>(&mut ebpf, TC_PROGRAM)?
+            .load()
+            .map_err(loaded(TC_PROGRAM))?;
         Ok(ebpf)
     }
 
@@ -899,42 +891,20 @@ impl Dataplane {
 
     /// A loaded program by name (one of the `*_PROGRAM` constants).
     pub fn program(&self, name: &'static str) -> Result<&Xdp, DataplaneError> {
-        self.ebpf
-            .program(name)
-            .ok_or(DataplaneError::Missing(name))?
-            .try_into()
-            .map_err(|source| DataplaneError::Program { name, source })
+        typed(&self.ebpf, name)
     }
 
     /// The loaded TC program, for `BPF_PROG_TEST_RUN` in tests and benchmarks.
     pub fn tc(&self) -> Result<&SchedClassifier, DataplaneError> {
-        self.ebpf
-            .program(TC_PROGRAM)
-            .ok_or(DataplaneError::Missing(TC_PROGRAM))?
-            .try_into()
-            .map_err(|source| DataplaneError::Program {
-                name: TC_PROGRAM,
-                source,
-            })
+        typed(&self.ebpf, TC_PROGRAM)
     }
 
     fn tc_mut(&mut self) -> Result<&mut SchedClassifier, DataplaneError> {
-        self.ebpf
-            .program_mut(TC_PROGRAM)
-            .ok_or(DataplaneError::Missing(TC_PROGRAM))?
-            .try_into()
-            .map_err(|source| DataplaneError::Program {
-                name: TC_PROGRAM,
-                source,
-            })
+        typed_mut(&mut self.ebpf, TC_PROGRAM)
     }
 
     fn program_mut(&mut self, name: &'static str) -> Result<&mut Xdp, DataplaneError> {
-        self.ebpf
-            .program_mut(name)
-            .ok_or(DataplaneError::Missing(name))?
-            .try_into()
-            .map_err(|source| DataplaneError::Program { name, source })
+        typed_mut(&mut self.ebpf, name)
     }
 
     /// The binding tables (stateful NAT64), for the sweeper and for listing.
@@ -1008,6 +978,28 @@ fn raw_fd(map: &aya::maps::Map) -> Option<std::os::fd::RawFd> {
         | aya::maps::Map::LpmTrie(m) => Some(m.fd().as_fd().as_raw_fd()),
         _ => None,
     }
+}
+
+/// The program `name` of the object, as its type (`Xdp`, `SchedClassifier`).
+fn typed<'a, P>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a P, DataplaneError>
+where
+    &'a P: TryFrom<&'a aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program(name)
+        .ok_or(DataplaneError::Missing(name))?
+        .try_into()
+        .map_err(|source| DataplaneError::Program { name, source })
+}
+
+/// [`typed`], mutable.
+fn typed_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(DataplaneError::Missing(name))?
+        .try_into()
+        .map_err(|source| DataplaneError::Program { name, source })
 }
 
 fn same6(a: &Key<[u8; 16]>, b: &Key<[u8; 16]>) -> bool {

@@ -88,18 +88,20 @@ fn run_refuses_bad_override() {
 fn doctor_names_missing_forwarding_and_passes_once_fixed() {
     nat64_tests::require_root();
     let ns = nat64_tests::netns::Netns::new("doctor");
-    let doctor = |ns: &nat64_tests::netns::Netns| {
-        let out = ns
-            .command(nat64_tests::nat64d_path().to_str().unwrap())
-            .arg("doctor")
-            .output()
-            .expect("run nat64d doctor");
+    // `nat64d doctor [--config FILE]` in the namespace: (passed, report).
+    let doctor = |ns: &nat64_tests::netns::Netns, cfg: Option<&std::path::Path>| {
+        let mut cmd = ns.command(nat64_tests::nat64d_path().to_str().unwrap());
+        cmd.arg("doctor");
+        if let Some(cfg) = cfg {
+            cmd.arg("--config").arg(cfg);
+        }
+        let out = cmd.output().expect("run nat64d doctor");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    let (ok, report) = doctor(&ns);
+    let (ok, report) = doctor(&ns, None);
     assert!(!ok, "a node without forwarding passed:\n{report}");
     assert!(
         report.contains("FIX   ipv4 forwarding: net.ipv4.ip_forward = 0")
@@ -112,7 +114,7 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
     // A new namespace inherits the host's IPv4 settings, strict reverse-path filtering
     // included on some hosts.
     ns.sysctl("net.ipv4.conf.all.rp_filter", "0");
-    let (ok, report) = doctor(&ns);
+    let (ok, report) = doctor(&ns, None);
     assert!(ok, "still failing after the fixes:\n{report}");
     assert!(report.contains("ok    ipv4 forwarding"), "{report}");
 
@@ -132,26 +134,14 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
     ] {
         let cfg = std::env::temp_dir().join(format!("{}-hook.toml", ns.name()));
         std::fs::write(&cfg, format!("{link}[[interfaces]]\nname = \"d0\"\n")).unwrap();
-        let out = ns
-            .command(nat64_tests::nat64d_path().to_str().unwrap())
-            .args(["doctor", "--config"])
-            .arg(&cfg)
-            .output()
-            .expect("run nat64d doctor");
-        let report = String::from_utf8_lossy(&out.stdout);
+        let (_, report) = doctor(&ns, Some(&cfg));
         assert!(report.contains(want), "{report}");
     }
     ns.ip(&["addr", "add", "203.0.113.5/24", "dev", "d0"]);
     let cfg = std::env::temp_dir().join(format!("{}-doctor.toml", ns.name()));
     std::fs::write(&cfg, "[stateful]\npool4 = \"203.0.113.0/29\"\n").unwrap();
-    let out = ns
-        .command(nat64_tests::nat64d_path().to_str().unwrap())
-        .args(["doctor", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run nat64d doctor");
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{report}");
+    let (ok, report) = doctor(&ns, Some(&cfg));
+    assert!(!ok, "{report}");
     assert!(
         report.contains("FIX   own addresses: stateful.pool4[0] 203.0.113.0/29 holds 203.0.113.5, an address of d0"),
         "{report}"
@@ -182,15 +172,9 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
         "[[eam]]\nipv6 = \"2001:db8:6::/120\"\nipv4 = \"198.51.100.0/24\"\n",
     )
     .unwrap();
-    let out = ns
-        .command(nat64_tests::nat64d_path().to_str().unwrap())
-        .args(["doctor", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run nat64d doctor");
-    let report = String::from_utf8_lossy(&out.stdout);
+    let (ok, report) = doctor(&ns, Some(&cfg));
     let _ = std::fs::remove_file(&cfg);
-    assert!(!out.status.success(), "{report}");
+    assert!(!ok, "{report}");
     assert!(
         report.contains("FIX   routes:")
             && report.contains("198.51.100.128/25 dev d1 (inside 198.51.100.0/24)")
