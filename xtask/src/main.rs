@@ -4,7 +4,10 @@
 //!   rustc's own LLVM, Debian packages). Idempotent, prints what it does, quick when all is there.
 //! - `lab`: setup, build, then the self-contained lab (README's first command).
 //! - `test`: setup, build, then every test (README's second command).
+//! - `conformance`: setup, build, then Jool's graybox corpus through nat64d at the TC and XDP
+//!   hooks (the shared conformance runner), and docs/conformance.md.
 
+mod conformance;
 mod setup;
 
 use std::process::Command;
@@ -54,6 +57,37 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Replay Jool's graybox corpus (the shared conformance runner) through nat64d at the TC
+    /// and XDP hooks, print the tables, and write docs/conformance.md (a full run only).
+    Conformance {
+        /// siit, nat64 or both.
+        #[arg(long, default_value = "both")]
+        suite: String,
+        /// tc, xdp or both.
+        #[arg(long, default_value = "both")]
+        hook: String,
+        /// Only these groups (comma-separated, the runner's --group); writes nothing.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only cases matching these globs (the runner's --case); writes nothing.
+        #[arg(long)]
+        case: Option<String>,
+        /// Print the tables, write nothing.
+        #[arg(long)]
+        no_write: bool,
+    },
+    /// The conformance runner's adapter for nat64d (run by `conformance` through a wrapper
+    /// script that sets NAT64_CONFORMANCE_HOOK).
+    #[command(hide = true)]
+    ConformanceAdapter {
+        /// start, configure, health or stop.
+        verb: String,
+        netns: String,
+        if6: String,
+        if4: String,
+        /// For configure: the Jool keys that changed.
+        keys: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,6 +135,35 @@ fn main() -> anyhow::Result<()> {
             setup::all()?;
             build()?;
             run(cargo().args(["test", "--workspace"]).args(args))
+        }
+        Cmd::Conformance {
+            suite,
+            hook,
+            group,
+            case,
+            no_write,
+        } => conformance::run(&conformance::Options {
+            suites: conformance::Options::expand(&suite, ["siit", "nat64"])?,
+            hooks: conformance::Options::expand(&hook, ["tc", "xdp"])?,
+            group,
+            case,
+            no_write,
+        }),
+        Cmd::ConformanceAdapter {
+            verb,
+            netns,
+            if6,
+            if4,
+            keys,
+        } => {
+            // The runner reads the exit status (3: not expressible), so errors become 1 here
+            // rather than anyhow's report.
+            let code =
+                conformance::adapter_main(&verb, &netns, &if6, &if4, &keys).unwrap_or_else(|e| {
+                    eprintln!("conformance-adapter {verb}: {e:#}");
+                    1
+                });
+            std::process::exit(code.into())
         }
     }
 }
