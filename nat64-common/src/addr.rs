@@ -238,7 +238,8 @@ mod tests {
         let to6 = EamToV6 {
             v6: v6("2001:db8:6::"),
             v4_len: 24,
-            _pad: [0; 3],
+            flags: 0,
+            _pad: [0; 2],
         };
         assert_eq!(eam_to_v4(&v6("2001:db8:6::2a"), &to4), [198, 51, 100, 0x2a]);
         assert_eq!(eam_to_v6([198, 51, 100, 0x2a], &to6), v6("2001:db8:6::2a"));
@@ -252,7 +253,8 @@ mod tests {
         let h6 = EamToV6 {
             v6: v6("2001:db8::dead:beef"),
             v4_len: 32,
-            _pad: [0; 3],
+            flags: 0,
+            _pad: [0; 2],
         };
         assert_eq!(eam_to_v6([192, 0, 2, 7], &h6), v6("2001:db8::dead:beef"));
     }
@@ -297,7 +299,7 @@ mod tests {
 
         #[test]
         fn eam_round_trip(v4_len in 0u8..=32, p6 in any::<[u8; 16]>(), p4 in any::<[u8; 4]>(), host in any::<[u8; 4]>()) {
-            let to6 = EamToV6 { v6: p6, v4_len, _pad: [0; 3] };
+            let to6 = EamToV6 { v6: p6, v4_len, flags: 0, _pad: [0; 2] };
             let to4 = EamToV4 { v4: p4, v4_len, _pad: [0; 3] };
             let a6 = eam_to_v6(host, &to6);
             let back = eam_to_v4(&a6, &to4);

@@ -179,14 +179,20 @@ pub enum Handoff {
     /// (an ICMP error to translate, a hairpin, a packet answered with an ICMP error of the
     /// translator's own), so that the TC program stays within the verifier's budget.
     SlowPath = 2,
+    /// An ICMPv6 error from a source with no IPv4 mapping whose translation takes one of this
+    /// node's own addresses as its RFC 6791 source: the kernel drops a packet arriving with
+    /// its own source address as a martian, except on the translator link, where the daemon
+    /// lets it in (`accept_local`); so the error is translated there.
+    OwnSource = 3,
 }
 
 impl Handoff {
-    pub const COUNT: u32 = 3;
-    pub const ALL: [Handoff; 3] = [
+    pub const COUNT: u32 = 4;
+    pub const ALL: [Handoff; 4] = [
         Handoff::NeedsFragmentation,
         Handoff::GsoAggregate,
         Handoff::SlowPath,
+        Handoff::OwnSource,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -194,6 +200,7 @@ impl Handoff {
             Handoff::NeedsFragmentation => "needs_fragmentation",
             Handoff::GsoAggregate => "gso_aggregate",
             Handoff::SlowPath => "slow_path",
+            Handoff::OwnSource => "own_source",
         }
     }
 }
@@ -230,7 +237,7 @@ impl Generated {
 ///
 /// Layout: translated packets `[dir][proto]`, then translated bytes `[dir]`, then drops
 /// `[dir][reason]`, then hand-offs `[dir][reason]`, then generated ICMP errors `[kind]`, then
-/// packets forwarded from XDP `[dir]`. [`Counter::index`] is the only place that
+/// packets forwarded from XDP `[dir]`, then errors translated with an RFC 6791 source `[dir]`. [`Counter::index`] is the only place that
 /// knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -242,6 +249,9 @@ pub enum Counter {
     /// Translated packets the fast path forwarded itself (FIB lookup and redirect,
     /// `forward_in_xdp`), bypassing the kernel's forwarding.
     Forwarded(Dir),
+    /// ICMP errors translated with an RFC 6791 source, their own having no mapping in the
+    /// other family (typically a router's Packet Too Big: path MTU discovery at work).
+    Rfc6791(Dir),
 }
 
 const PACKETS_BASE: u32 = 0;
@@ -253,8 +263,10 @@ const GENERATED_BASE: u32 = HANDOFF_BASE + 2 * Handoff::COUNT;
 
 const FORWARDED_BASE: u32 = GENERATED_BASE + Generated::COUNT;
 
+const RFC6791_BASE: u32 = FORWARDED_BASE + 2;
+
 /// Number of slots in the `STATS` map.
-pub const STATS_LEN: u32 = FORWARDED_BASE + 2;
+pub const STATS_LEN: u32 = RFC6791_BASE + 2;
 
 impl Counter {
     #[inline(always)]
@@ -266,6 +278,7 @@ impl Counter {
             Counter::Handoff(d, h) => HANDOFF_BASE + d as u32 * Handoff::COUNT + h as u32,
             Counter::Generated(g) => GENERATED_BASE + g as u32,
             Counter::Forwarded(d) => FORWARDED_BASE + d as u32,
+            Counter::Rfc6791(d) => RFC6791_BASE + d as u32,
         }
     }
 }
@@ -291,6 +304,7 @@ mod tests {
                 v.push(Counter::Handoff(d, h));
             }
             v.push(Counter::Forwarded(d));
+            v.push(Counter::Rfc6791(d));
         }
         for g in Generated::ALL {
             v.push(Counter::Generated(g));

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 10;
+pub const LAYOUT_VERSION: u32 = 11;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -57,21 +57,27 @@ pub struct Config {
     /// dropped (DF clear).
     pub ipv6_mtu: u16,
     /// RFC 6791: the IPv4 source for translated ICMPv6 errors whose source (a router) has no
-    /// IPv4 mapping; valid when `CONFIG_F_POOL6791` is set.
+    /// IPv4 mapping; valid when `CONFIG_F_POOL6791` is set. Without it the node's own address
+    /// toward the error's destination is used (`CONFIG_F2_*`).
     pub pool6791: [u8; 4],
     /// Stateful NAT64 (RFC 6146, valid when `CONFIG_F_STATEFUL` is set): how many addresses
     /// pool4 has over all its prefixes (the `POOL4` map), and how many prefixes.
     pub pool4_addresses: u32,
     pub pool4_prefixes: u8,
-    pub _pad: u8,
+    /// More bit flags, see `CONFIG_F2_*`.
+    pub flags2: u8,
     /// Port ranges of pool4 per protocol, host order, `lo <= hi`: TCP, UDP, ICMP identifiers.
     pub tcp_ports: [u16; 2],
     pub udp_ports: [u16; 2],
     pub icmp_ids: [u16; 2],
     /// The most dynamic bindings one IPv6 /64 may hold (RFC 6888 REQ-4); 0: no limit.
     pub per_client_limit: u32,
+    /// RFC 6791 on the IPv6 side: the IPv6 source for translated ICMPv4 errors whose source
+    /// has no IPv6 mapping; valid when `CONFIG_F2_POOL6791_V6` is set, else the node's own
+    /// IPv6 address toward the error's destination is used.
+    pub pool6791v6: [u8; 16],
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 64);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
 /// When clear, the translator writes zero instead ("reset traffic class" of Jool).
@@ -102,6 +108,16 @@ pub const CONFIG_F_ON_LINK: u8 = 1 << 7;
 /// for the route, a local destination) goes up the stack as usual.
 pub const CONFIG_F_FIB: u8 = 1 << 5;
 
+/// `Config::pool6791v6` holds an address.
+pub const CONFIG_F2_POOL6791_V6: u8 = 1 << 0;
+/// The IPv4 source of translated errors from unmapped sources is one of this node's own
+/// addresses: `pool6791` is one of them, or is not set (the daemon sets this flag then). The kernel
+/// takes a packet arriving with its own source address for a martian unless the receiving
+/// interface accepts local sources (`accept_local`), which the daemon sets on its translator
+/// link only: so the fast path hands such errors to the link (`Handoff::OwnSource`), and
+/// without a link the daemon sets `accept_local` on the attached interfaces.
+pub const CONFIG_F2_POOL6791_LOCAL: u8 = 1 << 1;
+
 impl Config {
     pub const fn disabled() -> Self {
         Self {
@@ -112,11 +128,12 @@ impl Config {
             pool6791: [0; 4],
             pool4_addresses: 0,
             pool4_prefixes: 0,
-            _pad: 0,
+            flags2: 0,
             tcp_ports: [0; 2],
             udp_ports: [0; 2],
             icmp_ids: [0; 2],
             per_client_limit: 0,
+            pool6791v6: [0; 16],
         }
     }
 }
@@ -159,9 +176,20 @@ pub struct EamToV6 {
     pub v6: [u8; 16],
     /// IPv4 prefix length of the entry (the suffix length is 32 - `v4_len` on both sides).
     pub v4_len: u8,
-    pub _pad: [u8; 3],
+    /// Bit flags, see `EAM_F_*`.
+    pub flags: u8,
+    pub _pad: [u8; 2],
 }
 const _: () = assert!(core::mem::size_of::<EamToV6>() == 20);
+
+/// Not an EAM entry but (part of) a `pool6_ipv4` prefix: its IPv4 addresses stand for the
+/// IPv6 hosts they embed under pool6 (RFC 6052; the stateless IVI case of RFC 7915 section
+/// 4.1). The daemon writes it so that the EAM arithmetic gives pool6 + the address: with a /96
+/// pool6 one entry per prefix (the address is the IPv6 address's last 32 bits), with shorter
+/// ones an entry per address (the IPv4 bits straddle the u-octet). Kept in the same trie so
+/// that the longest prefix decides between the two (an EAM entry inside such a prefix wins, as
+/// RFC 7757 section 3.3 wants); the flag keeps an IPv6 host writing to one from hairpinning.
+pub const EAM_F_POOL6: u8 = 1 << 0;
 
 #[cfg(feature = "user")]
 mod pod {

@@ -9,7 +9,7 @@ use nat64_common::{
     addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
     maps::{
         CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_LINK, CONFIG_F_POOL6791, CONFIG_F_STATEFUL,
-        EAM_MAX_ENTRIES, POOL4_MAX_PREFIXES,
+        EAM_MAX_ENTRIES, EamToV6, POOL4_MAX_PREFIXES,
     },
 };
 use serde::Deserialize;
@@ -462,6 +462,10 @@ impl Stateful {
     }
 }
 
+/// The most addresses `pool6_ipv4` may cover with a pool6 shorter than /96 (each takes an entry
+/// of the EAM4 trie, which holds `EAM_MAX_ENTRIES`).
+pub const POOL6_IPV4_MAX_EXPANDED: u64 = 2048;
+
 /// The whole configuration file. Unknown keys are errors.
 #[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -473,9 +477,16 @@ pub struct Config {
     #[serde(default = "yes")]
     pub copy_tos: bool,
     /// RFC 6791: IPv4 source address of translated ICMPv6 errors whose source (typically an
-    /// IPv6 router) has no IPv4 mapping. Without it such errors are dropped and counted.
+    /// IPv6 router sending Packet Too Big) has no IPv4 mapping. Without it they leave from the
+    /// node's own address toward their destination, as Jool and TAYGA do (RFC 6791 section 4
+    /// allows a pool of one address), so path MTU discovery works out of the box.
     #[serde(default)]
     pub pool6791: Option<std::net::Ipv4Addr>,
+    /// RFC 6791 on the IPv6 side: IPv6 source address of translated ICMPv4 errors whose source
+    /// has no IPv6 mapping (no pool6, no EAM entry). Without it, the node's own IPv6 address
+    /// toward the error's destination.
+    #[serde(default)]
+    pub pool6791v6: Option<std::net::Ipv6Addr>,
     /// The IPv6 MTU translated packets must fit; an IPv4 packet that would grow past it gets
     /// ICMP Fragmentation Needed (DF set) or is dropped (DF clear). 0 disables the check.
     #[serde(default = "default_ipv6_mtu")]
@@ -486,6 +497,13 @@ pub struct Config {
     /// Explicit address mappings.
     #[serde(default)]
     pub eam: Vec<Eam>,
+    /// IPv4 prefixes whose addresses stand for IPv6 hosts under pool6 (RFC 6052: their
+    /// IPv4-translatable addresses; RFC 7915 section 4.1, the stateless IVI case): an IPv4
+    /// packet to one of them is translated to pool6 + the address. Routed into the translator
+    /// link like the EAM IPv4 prefixes. Empty: only EAM entries (and pool4) make an IPv4
+    /// destination the translator's, so nothing the node itself is sent is ever taken.
+    #[serde(default)]
+    pub pool6_ipv4: Vec<Ipv4Net>,
     /// The translator link's name, or "off" (see [`LinkName`]).
     #[serde(default)]
     pub translator_link: LinkName,
@@ -616,6 +634,14 @@ impl Config {
                 format!("{a} is not a unicast address a translated packet may come from"),
             ));
         }
+        if let Some(a) = self.pool6791v6
+            && (a.is_unspecified() || a.is_loopback() || a.is_multicast())
+        {
+            return Err(invalid(
+                "pool6791v6",
+                format!("{a} is not a unicast address a translated packet may come from"),
+            ));
+        }
         let mut names = BTreeSet::new();
         for (i, ifc) in self.interfaces.iter().enumerate() {
             let field = format!("interfaces[{i}].name");
@@ -670,7 +696,45 @@ impl Config {
                 ),
             ));
         }
-        if self.eam.len() > EAM_MAX_ENTRIES as usize {
+        for (i, p) in self.pool6_ipv4.iter().enumerate() {
+            let field = format!("pool6_ipv4[{i}]");
+            if self.pool6.0.is_none() {
+                return Err(invalid(
+                    field,
+                    "its addresses are embedded under pool6, which is \"off\"",
+                ));
+            }
+            if *p != p.trunc() {
+                return Err(invalid(
+                    field,
+                    format!("{p} has host bits set; write {}", p.trunc()),
+                ));
+            }
+            if self.pool6.0.is_some_and(|p6| p6.prefix_len() != 96)
+                && self
+                    .pool6_ipv4
+                    .iter()
+                    .map(|p| 1u64 << (32 - p.prefix_len()))
+                    .sum::<u64>()
+                    > POOL6_IPV4_MAX_EXPANDED
+            {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "with a pool6 shorter than /96 each address takes a table entry, and the prefixes hold more than {POOL6_IPV4_MAX_EXPANDED} addresses; list fewer, or use a /96 pool6"
+                    ),
+                ));
+            }
+            if !nat64_common::addr::is_translatable_v4(p.network().octets()) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{p} starts with an address that is never translated (0/8, 127/8, multicast, class E)"
+                    ),
+                ));
+            }
+        }
+        if self.eam.len() + self.pool6_ipv4_entries().count() > EAM_MAX_ENTRIES as usize {
             return Err(invalid(
                 "eam",
                 format!(
@@ -689,6 +753,19 @@ impl Config {
                     format!(
                         "{} overlaps pool6 {p}: an address would have two translations",
                         e.ipv6
+                    ),
+                ));
+            }
+            if let Some((j, p)) = self
+                .pool6_ipv4
+                .iter()
+                .enumerate()
+                .find(|(_, p)| **p == e.ipv4)
+            {
+                return Err(invalid(
+                    format!("pool6_ipv4[{j}]"),
+                    format!(
+                        "{p} is eam[{i}].ipv4 too: an address would have two translations (a longer or shorter prefix is fine: the longest match wins)"
                     ),
                 ));
             }
@@ -761,6 +838,40 @@ impl Config {
         Ok(())
     }
 
+    /// The EAM4 trie entries that make the `pool6_ipv4` prefixes map to pool6 + the address
+    /// (`EAM_F_POOL6`): the EAM arithmetic puts an entry's IPv4 suffix bits in the last bits
+    /// of its IPv6 prefix, which is where a /96 pool6 embeds the address, so one entry per
+    /// prefix; shorter pool6 prefixes spread the address around the u-octet (RFC 6052 section
+    /// 2.2), so one /32 entry per address ([`POOL6_IPV4_MAX_EXPANDED`] at most, validated).
+    pub fn pool6_ipv4_entries(&self) -> impl Iterator<Item = (Ipv4Net, EamToV6)> + '_ {
+        let pool6 = self.pool6.0;
+        let wide = pool6.is_some_and(|p| p.prefix_len() == 96);
+        self.pool6_ipv4.iter().flat_map(move |p| {
+            let nets: Vec<Ipv4Net> = if wide {
+                vec![*p]
+            } else {
+                p.subnets(32).map(Iterator::collect).unwrap_or_default()
+            };
+            nets.into_iter().filter_map(move |n| {
+                let p6 = pool6?;
+                let v6 = nat64_common::addr::embed(
+                    &p6.network().octets(),
+                    p6.prefix_len(),
+                    n.network().octets(),
+                )?;
+                Some((
+                    n,
+                    EamToV6 {
+                        v6,
+                        v4_len: n.prefix_len(),
+                        flags: nat64_common::maps::EAM_F_POOL6,
+                        _pad: [0; 2],
+                    },
+                ))
+            })
+        })
+    }
+
     /// The prefixes the daemon routes into the translator link: pool6, and the EAM IPv4
     /// prefixes with pool4.
     pub fn link_routes(&self) -> (Vec<Ipv6Net>, Vec<Ipv4Net>) {
@@ -769,6 +880,7 @@ impl Config {
             .eam
             .iter()
             .map(|e| e.ipv4)
+            .chain(self.pool6_ipv4.iter().copied())
             .chain(self.stateful.iter().flat_map(|s| s.pool4.iter().copied()))
             .collect();
         (v6, v4)
@@ -804,7 +916,12 @@ impl Config {
                 .enumerate()
                 .map(|(i, p)| (format!("stateful.pool4[{i}]"), *p))
         });
-        for (field, p) in eam.chain(pool4) {
+        let pool6_ipv4 = self
+            .pool6_ipv4
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("pool6_ipv4[{i}]"), *p));
+        for (field, p) in eam.chain(pool4).chain(pool6_ipv4) {
             if let Some((ifc, a)) = own.iter().find(|(_, a)| p.contains(a)) {
                 return Err(invalid(
                     field,
@@ -826,15 +943,25 @@ impl Config {
         }
         c.flags = if self.copy_tos { CONFIG_F_COPY_TOS } else { 0 };
         c.ipv6_mtu = self.ipv6_mtu;
-        if !self.eam.is_empty() {
+        // pool6_ipv4 prefixes live in the EAM4 trie (`EAM_F_POOL6`).
+        if !self.eam.is_empty() || !self.pool6_ipv4.is_empty() {
             c.flags |= CONFIG_F_EAM;
         }
         if self.forward_in_xdp {
             c.flags |= nat64_common::maps::CONFIG_F_FIB;
         }
-        if let Some(a) = self.pool6791 {
-            c.pool6791 = a.octets();
-            c.flags |= CONFIG_F_POOL6791;
+        match self.pool6791 {
+            Some(a) => {
+                c.pool6791 = a.octets();
+                c.flags |= CONFIG_F_POOL6791;
+            }
+            // The node's own address: the daemon also sets the flag for a configured address
+            // the node holds (`Dataplane::apply`), which it can only know at run time.
+            None => c.flags2 |= nat64_common::maps::CONFIG_F2_POOL6791_LOCAL,
+        }
+        if let Some(a) = self.pool6791v6 {
+            c.pool6791v6 = a.octets();
+            c.flags2 |= nat64_common::maps::CONFIG_F2_POOL6791_V6;
         }
         if self.translator_link.0.is_some() {
             c.flags |= CONFIG_F_LINK;

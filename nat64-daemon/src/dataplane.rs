@@ -405,7 +405,10 @@ impl Dataplane {
                 .ok_or(DataplaneError::Missing("map CONFIG"))?,
         )
         .map_err(map_err("CONFIG"))?;
-        let fast = cfg.dataplane();
+        let mut fast = cfg.dataplane();
+        if own_rfc6791_source(cfg) {
+            fast.flags2 |= nat64_common::maps::CONFIG_F2_POOL6791_LOCAL;
+        }
         let mut link = fast;
         link.flags |= CONFIG_F_ON_LINK;
         array
@@ -493,18 +496,27 @@ impl Dataplane {
         )
         .map_err(map_err("EAM4"))?;
         let stale: Vec<Key<[u8; 4]>> = t4.keys().filter_map(Result::ok).collect();
-        let wanted: Vec<Key<[u8; 4]>> = cfg
+        // The EAM entries, and the pool6_ipv4 prefixes (flagged: they map through pool6).
+        let entries: Vec<(ipnet::Ipv4Net, EamToV6)> = cfg
             .eam
             .iter()
-            .map(|e| Key::new(e.ipv4.prefix_len() as u32, e.ipv4.network().octets()))
+            .map(|e| {
+                let v = EamToV6 {
+                    v6: e.ipv6.network().octets(),
+                    v4_len: e.ipv4.prefix_len(),
+                    flags: 0,
+                    _pad: [0; 2],
+                };
+                (e.ipv4, v)
+            })
+            .chain(cfg.pool6_ipv4_entries())
             .collect();
-        for (e, k) in cfg.eam.iter().zip(&wanted) {
-            let v = EamToV6 {
-                v6: e.ipv6.network().octets(),
-                v4_len: e.ipv4.prefix_len(),
-                _pad: [0; 3],
-            };
-            t4.insert(k, v, 0).map_err(map_err("EAM4"))?;
+        let wanted: Vec<Key<[u8; 4]>> = entries
+            .iter()
+            .map(|(p, _)| Key::new(p.prefix_len() as u32, p.network().octets()))
+            .collect();
+        for ((_, v), k) in entries.iter().zip(&wanted) {
+            t4.insert(k, *v, 0).map_err(map_err("EAM4"))?;
         }
         for k in stale.iter().filter(|k| !wanted.iter().any(|w| same4(w, k))) {
             t4.remove(k).map_err(map_err("EAM4"))?;
@@ -1008,6 +1020,17 @@ fn same6(a: &Key<[u8; 16]>, b: &Key<[u8; 16]>) -> bool {
 
 fn same4(a: &Key<[u8; 4]>, b: &Key<[u8; 4]>) -> bool {
     a.prefix_len() == b.prefix_len() && a.data() == b.data()
+}
+
+/// Whether translated ICMPv6 errors from routers with no IPv4 mapping leave from one of this
+/// node's own addresses (RFC 6791): `pool6791` unset (the address toward the destination), or
+/// set to an address an interface holds. The kernel accepts those only on an interface with
+/// `accept_local` (see `CONFIG_F2_POOL6791_LOCAL`).
+pub fn own_rfc6791_source(cfg: &Config) -> bool {
+    match cfg.pool6791 {
+        None => true,
+        Some(a) => crate::sys::ipv4_addrs().iter().any(|(_, b)| *b == a),
+    }
 }
 
 #[cfg(test)]

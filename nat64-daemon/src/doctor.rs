@@ -360,6 +360,7 @@ pub fn run(cfg: &Config) -> Vec<Check> {
         },
     });
     }
+    out.push(rfc6791_source(cfg));
     if cfg.interfaces.is_empty() && cfg.translator_link.0.is_none() {
         out.push(Check {
             name: "attachment",
@@ -370,6 +371,86 @@ pub fn run(cfg: &Config) -> Vec<Check> {
         });
     }
     out
+}
+
+/// Whether the ICMPv6 errors of IPv6 routers with no IPv4 mapping (a Packet Too Big: the
+/// only signal path MTU discovery gets) will reach their IPv4 destination once translated
+/// with their RFC 6791 source (`pool6791`, or the node's own address). Also run by
+/// `check-config`.
+pub fn rfc6791_source(cfg: &Config) -> Check {
+    let name = "rfc6791 source";
+    let own = crate::sys::ipv4_addrs();
+    let verdict = match cfg.pool6791 {
+        // The address comes from a FIB lookup in the dataplane (BPF_FIB_LOOKUP_SRC).
+        None => match kernel_version() {
+            Some(v) if v < (6, 8) => Verdict::Fix {
+                problem: format!(
+                    "pool6791 is not set and Linux {}.{} cannot tell the dataplane this node's own address (BPF_FIB_LOOKUP_SRC needs 6.8): ICMPv6 errors from routers with no IPv4 mapping, Packet Too Big included, would be dropped and path MTU discovery would fail",
+                    v.0, v.1
+                ),
+                fix: "set pool6791 to an IPv4 address of this node's, or to one routed to it".into(),
+            },
+            _ => Verdict::Ok(
+                "pool6791 not set: errors from routers with no IPv4 mapping leave from this node's own address toward their destination".into(),
+            ),
+        },
+        Some(a) if own.iter().any(|(_, b)| *b == a) => Verdict::Ok(format!(
+            "pool6791 {a} is an address of this node: such errors are translated on the translator link (or, without one, on interfaces the daemon sets accept_local on)"
+        )),
+        Some(a) => rfc6791_reverse_path(cfg, a),
+    };
+    Check { name, verdict }
+}
+
+/// A configured pool6791 address the node does not hold: the translated errors arrive on the
+/// translator link or the attached interfaces with it as their source, and reverse-path
+/// filtering drops them unless it routes back (strict: through that interface; loose: at all).
+fn rfc6791_reverse_path(cfg: &Config, a: std::net::Ipv4Addr) -> Verdict {
+    let all = sysctl("net.ipv4.conf.all.rp_filter")
+        .and_then(|v| v.parse::<u8>().ok())
+        .unwrap_or(0);
+    // The daemon sets rp_filter = 0 on its own link: only `all` counts there.
+    let receiving = cfg
+        .translator_link
+        .0
+        .iter()
+        .map(|l| (l.clone(), all))
+        .chain(cfg.interfaces.iter().map(|i| {
+            let own = sysctl(&format!("net.ipv4.conf.{}.rp_filter", i.name))
+                .and_then(|v| v.parse::<u8>().ok())
+                .unwrap_or(0);
+            (i.name.clone(), all.max(own))
+        }));
+    let route = ipv4_routes()
+        .into_iter()
+        .filter(|(_, p)| p.contains(&a))
+        .max_by_key(|(_, p)| p.prefix_len());
+    let mut dropped = Vec::new();
+    for (dev, rp) in receiving {
+        match (rp, &route) {
+            (0, _) => {}
+            (_, None) => dropped.push(format!("{dev} (rp_filter {rp}: no route covers {a})")),
+            (1, Some((via, _))) if *via != dev => dropped.push(format!(
+                "{dev} (rp_filter 1, strict: {a} is routed through {via})"
+            )),
+            _ => {}
+        }
+    }
+    if dropped.is_empty() {
+        Verdict::Ok(format!(
+            "pool6791 {a}: reverse-path filtering lets translated errors from it through"
+        ))
+    } else {
+        Verdict::Fix {
+            problem: format!(
+                "pool6791 {a}: ICMP errors translated with this source would be dropped by reverse-path filtering on {}",
+                dropped.join(", ")
+            ),
+            fix: format!(
+                "route {a} back through the receiving interface (ip route add {a}/32 dev IFACE), or set rp_filter to 0 there, or leave pool6791 unset (the node's own address)"
+            ),
+        }
+    }
 }
 
 /// Whether any check asks for a fix.

@@ -212,6 +212,17 @@ async fn finish(handle: &Handle, link: &TranslatorLink, mtu: u32) -> Result<(), 
     {
         tracing::warn!(path = %path.display(), error = %e, "cannot switch IPv6 off on the translator link's far end; it keeps a link-local address (harmless)");
     }
+    // RFC 6791: an ICMPv6 error from a router with no IPv4 mapping comes back from the far end
+    // with one of this node's own addresses as its source (when `pool6791` is unset or is
+    // one). The kernel drops such a packet as a martian unless the interface accepts local
+    // sources, and strict reverse-path filtering would drop it too (the node's address is not
+    // routed into the link). The link is the daemon's own, so these settings go with it.
+    for (key, value) in [("accept_local", "1"), ("rp_filter", "0")] {
+        let path = crate::sys::sysctl_path(&format!("net.ipv4.conf.{}.{key}", link.name));
+        if let Err(e) = std::fs::write(&path, value) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write {value}: ICMP errors translated with the node's own address as their RFC 6791 source will be dropped as martians; set pool6791 to an address the node does not hold");
+        }
+    }
     handle
         .link()
         .set(
@@ -335,6 +346,40 @@ pub async fn remove_routes(
             .map_err(nl(format!("deleting route {p} dev {}", link.name)))?;
     }
     Ok(())
+}
+
+/// Sets `net.ipv4.conf.IFACE.accept_local` to 1 on each of `interfaces` where it is not, and
+/// returns what it changed (the sysctl's path and its old value), for [`restore_sysctls`].
+/// Without a translator link, an ICMPv6 error from a router with no IPv4 mapping is
+/// translated on the interface it arrives on, with one of this node's own addresses as its
+/// RFC 6791 source: the kernel drops it as a martian unless that interface accepts local
+/// sources.
+pub fn accept_local(interfaces: &[&str]) -> Result<Vec<(String, String)>, LinkError> {
+    let mut changed = Vec::new();
+    for iface in interfaces {
+        let path = crate::sys::sysctl_path(&format!("net.ipv4.conf.{iface}.accept_local"))
+            .display()
+            .to_string();
+        let err = |source| LinkError::Sysctl {
+            path: path.clone(),
+            source,
+        };
+        let now = std::fs::read_to_string(&path).map_err(err)?;
+        if now.trim() != "1" {
+            std::fs::write(&path, "1").map_err(err)?;
+            changed.push((path, now.trim().to_string()));
+        }
+    }
+    Ok(changed)
+}
+
+/// Writes back what [`accept_local`] changed.
+pub fn restore_sysctls(changed: &[(String, String)]) {
+    for (path, old) in changed {
+        if let Err(e) = std::fs::write(path, old) {
+            tracing::warn!(path, error = %e, "cannot restore {old}");
+        }
+    }
 }
 
 /// Sets a forwarding sysctl to 1 if it is not, and says whether it changed it.

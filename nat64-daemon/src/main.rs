@@ -188,6 +188,12 @@ fn check_config(file: &std::path::Path, skip_interface_check: bool) -> anyhow::R
     if !skip_interface_check {
         cfg.check_interfaces_exist()?;
         cfg.check_own_addresses()?;
+        // Whether router errors (path MTU discovery) would be delivered: a node condition,
+        // like the two above.
+        let rfc6791 = nat64_daemon::doctor::rfc6791_source(&cfg);
+        if let nat64_daemon::doctor::Verdict::Fix { problem, fix } = &rfc6791.verdict {
+            anyhow::bail!("{problem}\nfix: {fix}");
+        }
     }
     println!("{}: OK", file.display());
     Ok(())
@@ -510,6 +516,17 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // RFC 6791 without a translator link: see `link::accept_local`.
+    let mut sysctls = Vec::new();
+    if link.is_none() && nat64_daemon::dataplane::own_rfc6791_source(&cfg) {
+        let names: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
+        sysctls = nat64_daemon::link::accept_local(&names).context(
+            "accept_local (ICMP errors from unmapped routers leave from the node's own address)",
+        )?;
+        for (path, old) in &sysctls {
+            info!(sysctl = %path, old = %old, "set to 1: translated ICMP errors from routers with no IPv4 mapping carry this node's own address (RFC 6791)");
+        }
+    }
     for gone in dp.unpin_unclaimed() {
         info!(attachment = %gone, "detached: pinned by an earlier run, no longer configured");
     }
@@ -552,6 +569,9 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if !keep {
+        nat64_daemon::link::restore_sysctls(&sysctls);
+    }
     if let Some(l) = link.as_ref().filter(|_| !keep) {
         match nat64_daemon::link::remove(&nl, l.index).await {
             Ok(()) => info!(link = %l.name, "translator link removed, and its routes with it"),
@@ -583,13 +603,7 @@ async fn set_up_link(
     let l = link::create(nl, name, peer, mtu)
         .await
         .context("creating the translator link")?;
-    let v6: Vec<_> = cfg.pool6.0.into_iter().collect();
-    let v4: Vec<_> = cfg
-        .eam
-        .iter()
-        .map(|e| e.ipv4)
-        .chain(cfg.stateful.iter().flat_map(|s| s.pool4.iter().copied()))
-        .collect();
+    let (v6, v4) = cfg.link_routes();
     let mtu4 = mtu - link::IPV4_FRAGMENT_GROWTH;
     let r = match dp.attach_link(&l) {
         Ok(_) => link::add_routes(nl, &l, &v6, &v4, mtu4)

@@ -136,6 +136,19 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
             .inc_by(s.stats.get(Counter::Forwarded(d)));
     }
     r.register(Box::new(forwarded))?;
+    let rfc6791 = IntCounterVec::new(
+        Opts::new(
+            "nat64_icmp_errors_rfc6791_total",
+            "ICMP errors translated with an RFC 6791 source (their own source has no mapping: typically a router's Packet Too Big, path MTU discovery at work), by direction.",
+        ),
+        &["direction"],
+    )?;
+    for d in Dir::ALL {
+        rfc6791
+            .with_label_values(&[d.name()])
+            .inc_by(s.stats.get(Counter::Rfc6791(d)));
+    }
+    r.register(Box::new(rfc6791))?;
 
     let attached = IntGauge::new(
         "nat64_attached_programs",

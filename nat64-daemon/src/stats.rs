@@ -68,6 +68,7 @@ impl Stats {
                 Counter::Dropped(d, r) => (d, format!("dropped, {}", r.name())),
                 Counter::Handoff(d, h) => (d, format!("handed off, {}", h.name())),
                 Counter::Forwarded(d) => (d, "forwarded from XDP".to_string()),
+                Counter::Rfc6791(d) => (d, "ICMP errors with an RFC 6791 source".to_string()),
                 Counter::Generated(g) => {
                     let _ = writeln!(
                         out,
@@ -109,10 +110,11 @@ impl Stats {
                     .map(|&h| (h.name(), self.get(Counter::Handoff(d, h))))
                     .collect());
                 format!(
-                    "\"{}\":{{\"translated\":{translated},\"bytes\":{},\"dropped\":{dropped},\"handed_off\":{handed},\"forwarded_in_xdp\":{}}}",
+                    "\"{}\":{{\"translated\":{translated},\"bytes\":{},\"dropped\":{dropped},\"handed_off\":{handed},\"forwarded_in_xdp\":{},\"icmp_errors_rfc6791\":{}}}",
                     d.name(),
                     self.get(Counter::Bytes(d)),
-                    self.get(Counter::Forwarded(d))
+                    self.get(Counter::Forwarded(d)),
+                    self.get(Counter::Rfc6791(d))
                 )
             })
             .collect();
@@ -156,6 +158,7 @@ pub fn all_counters() -> impl Iterator<Item = Counter> {
                         .map(move |h| Counter::Handoff(d, h)),
                 )
                 .chain(std::iter::once(Counter::Forwarded(d)))
+                .chain(std::iter::once(Counter::Rfc6791(d)))
         })
         .chain(Generated::ALL.into_iter().map(Counter::Generated))
 }
@@ -185,6 +188,10 @@ pub fn series(c: Counter) -> String {
         }
         Counter::Forwarded(d) => format!(
             "nat64_xdp_forwarded_packets_total{{direction=\"{}\"}}",
+            d.name()
+        ),
+        Counter::Rfc6791(d) => format!(
+            "nat64_icmp_errors_rfc6791_total{{direction=\"{}\"}}",
             d.name()
         ),
     }

@@ -4,7 +4,7 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
     addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches},
-    maps::{CONFIG_F_EAM, Config, EamToV6},
+    maps::{CONFIG_F_EAM, Config, EAM_F_POOL6, EamToV6},
 };
 
 use crate::maps::{EAM4, EAM6};
@@ -45,15 +45,34 @@ pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
     None
 }
 
-/// The IPv6 host an IPv4 destination stands for. Only EAM entries make an IPv4 destination
-/// ours: an IPv4 address represents an IPv6 host only when the operator mapped it, so the
-/// node's own IPv4 traffic is never captured by pool6.
+/// The IPv6 host an IPv4 destination stands for. Only what the operator listed makes an IPv4
+/// destination ours: an EAM entry, or a `pool6_ipv4` prefix (RFC 7915 section 4.1 with RFC
+/// 6052: the IPv4-translatable address of an IPv6 host, embedded under pool6), both in the
+/// EAM4 trie; so the node's own IPv4 traffic is never captured.
 #[inline(always)]
 pub fn v4_dst(cfg: &Config, a: [u8; 4]) -> Option<To6> {
     if !has_eam(cfg) {
         return None;
     }
-    EAM4.get(Key::new(32, a)).map(To6::Eam)
+    EAM4.get(Key::new(32, a)).map(entry)
+}
+
+/// An EAM4 trie entry as a mapping. A `pool6_ipv4` prefix is written by the daemon as
+/// entries that give pool6 + the address by the EAM arithmetic itself (see `EAM_F_POOL6`):
+/// a branch here would stay live across the whole translation and double the paths the
+/// verifier follows.
+#[inline(always)]
+fn entry(e: &'static EamToV6) -> To6 {
+    To6::Eam(e)
+}
+
+impl To6 {
+    /// A real EAM entry (RFC 7757), not a `pool6_ipv4` prefix (whose IPv6 side is pool6 itself,
+    /// so an IPv6 host writing to it must not hairpin).
+    #[inline(always)]
+    pub fn is_eam(self) -> bool {
+        matches!(self, To6::Eam(e) if e.flags & EAM_F_POOL6 == 0)
+    }
 }
 
 /// Whether the EAM table has entries (the daemon sets the flag with them).
@@ -68,7 +87,7 @@ pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
     if has_eam(cfg)
         && let Some(e) = EAM4.get(Key::new(32, a))
     {
-        return Some(To6::Eam(e));
+        return Some(entry(e));
     }
     RFC6052_LENGTHS
         .contains(&cfg.pool6_len)
@@ -80,7 +99,8 @@ pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
 pub fn to6(cfg: &Config, m: To6, a: [u8; 4]) -> [u8; 16] {
     match m {
         To6::Eam(e) => eam_to_v6(a, e),
-        // `v4_src` only returns Pool6 for a valid length, so `embed` cannot fail here.
+        // `v4_src` only returns Pool6 for a valid length, and a `pool6_ipv4` prefix needs
+        // pool6 (the daemon's validation), so `embed` cannot fail here.
         To6::Pool6 => embed(&cfg.pool6, cfg.pool6_len, a).unwrap_or([0; 16]),
     }
 }

@@ -17,13 +17,13 @@
 
 use crate::frame::Frame;
 use nat64_common::{
-    Counter, Dir, DropReason, L4Proto,
+    Counter, Dir, DropReason, Handoff, L4Proto,
     checksum::{self, sum4, sum16},
     icmp::{
         ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, IPV6_MIN_MTU,
         Translation, icmp4_to_icmp6, icmp6_to_icmp4, mtu4_from_ptb, mtu6_from_frag_needed,
     },
-    maps::{CONFIG_F_POOL6791, CONFIG_F_STATEFUL, Config},
+    maps::{CONFIG_F_STATEFUL, Config},
 };
 
 use crate::{
@@ -35,8 +35,13 @@ use crate::{
         sum_words, view, word, write_bytes, write_u16,
     },
     packet::{MAX_HEADERS_LEN, sum_range},
+    rfc6791::{self, Source4},
     stats, v4_to_v6, v6_to_v4,
 };
+
+/// `Scratch::rfc6791`: the error's RFC 6791 source is one of the node's own, to be found on
+/// the translator link (see `rfc6791`).
+const HAND_OFF: u8 = 2;
 
 /// Extension headers walked in a quoted IPv6 packet, and the most bytes they may take.
 const MAX_QUOTED_EXTENSION_HEADERS: usize = 4;
@@ -176,6 +181,18 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     s.addr4[1] = addrmap::v6_to_v4(cfg, &ip6.dst).ok_or(DropReason::BadHeader)?;
     s.addr4[0] = addrmap::v6_to_v4(cfg, &ip6.src).unwrap_or([0; 4]);
     s.bound_port_at = 0;
+    // RFC 6791: the source it gets unless the binding of the quoted packet gives one. Settled
+    // here, before the branches below multiply the paths the verifier follows through the FIB
+    // lookup; a hand-off waits until the binding is known not to apply.
+    s.rfc6791 = 0;
+    s.rfc6791_src = [0; 4];
+    if s.addr4[0] == [0; 4] {
+        match rfc6791::source4(ctx, cfg) {
+            Source4::Address(a) => s.rfc6791_src = a,
+            Source4::HandOff => s.rfc6791 = HAND_OFF,
+            Source4::Found | Source4::Unknown => {}
+        }
+    }
 
     let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
     s.check_in = u16::from_be_bytes(icmp.check);
@@ -297,11 +314,22 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         new_port = word(b.port4[0], b.port4[1]);
     }
     if s.addr4[0] == [0; 4] {
-        // RFC 6791: a router with no IPv4 mapping, about a stateless flow.
-        if cfg.flags & CONFIG_F_POOL6791 == 0 {
+        // RFC 6791: a router with no IPv4 mapping, about a stateless flow (settled above).
+        // Nothing has been written to the packet yet (only a binding writes before this), so
+        // it can still be handed off untouched.
+        if s.rfc6791 == HAND_OFF {
+            return link::hand_off(
+                cfg,
+                Dir::V6ToV4,
+                Handoff::OwnSource,
+                DropReason::SourceUntranslatable,
+            );
+        }
+        if s.rfc6791_src == [0; 4] {
             return Err(DropReason::SourceUntranslatable);
         }
-        s.addr4[0] = cfg.pool6791;
+        s.addr4[0] = s.rfc6791_src;
+        s.rfc6791 = 1;
     }
     s.removed += old_port;
     s.added += new_port;
@@ -380,6 +408,9 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
 
     stats::add(Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), s.tot_len as u64);
+    if s.rfc6791 == 1 {
+        stats::add(Counter::Rfc6791(Dir::V6ToV4), 1);
+    }
     Ok(Step::Translated)
 }
 
@@ -407,8 +438,17 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         Some(m) => s.addr6[1] = addrmap::to6(cfg, m, ip4.dst),
         None => quoted_binding(ctx, s, ip4.dst, inner_off)?,
     }
-    let src_map = addrmap::v4_src(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
-    s.addr6[0] = addrmap::to6(cfg, src_map, ip4.src);
+    // RFC 6791: a router with no IPv6 mapping (no pool6, no EAM entry for it).
+    s.rfc6791 = 0;
+    match addrmap::v4_src(cfg, ip4.src) {
+        Some(m) => s.addr6[0] = addrmap::to6(cfg, m, ip4.src),
+        None => {
+            if !rfc6791::source6(ctx, cfg, s) {
+                return Err(DropReason::SourceUntranslatable);
+            }
+            s.rfc6791 = 1;
+        }
+    }
     s.outer_tos = ip4.tos;
     s.outer_ttl = link::hops(cfg, ip4.ttl);
 
@@ -557,6 +597,9 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     }
     stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);
+    if s.rfc6791 != 0 {
+        stats::add(Counter::Rfc6791(Dir::V4ToV6), 1);
+    }
     Ok(Step::Translated)
 }
 

@@ -39,6 +39,8 @@ mod maps;
 #[cfg(target_arch = "bpf")]
 mod packet;
 #[cfg(target_arch = "bpf")]
+mod rfc6791;
+#[cfg(target_arch = "bpf")]
 mod scratch;
 #[cfg(target_arch = "bpf")]
 mod stateful;

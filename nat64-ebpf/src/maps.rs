@@ -106,7 +106,9 @@ pub struct Scratch {
     pub l4_proto: u8,
     /// 6 to 4: the quoted packet was a fragment (its Fragment header gives the IPv4 fields).
     pub inner_fragmented: u8,
-    pub _pad2: [u8; 1],
+    /// The error being translated takes an RFC 6791 source (`rfc6791`), counted once done (1),
+    /// or is to be handed to the translator link if it needs one (2).
+    pub rfc6791: u8,
     pub inner_id: [u8; 2],
     pub inner_frag: [u8; 2],
     /// 6 to 4: where `translate` found the transport header (after any extension headers);
@@ -132,6 +134,8 @@ pub struct Scratch {
     /// the verifier's states), with the window's transport length (0: no complete checksum)
     /// and the ethertype the packet came with.
     pub tc_sum: u32,
+    /// 6 to 4: the RFC 6791 source an error takes if nothing else maps its source (zero: none).
+    pub rfc6791_src: [u8; 4],
     pub tc_sum_l4: u16,
     pub tc_family: u16,
 }

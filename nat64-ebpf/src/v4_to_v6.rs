@@ -153,7 +153,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if !is_translatable_v4(ip4.src) || !is_translatable_v4(ip4.dst) {
         return Err(DropReason::MartianAddress);
     }
-    let src_map = addrmap::v4_src(cfg, ip4.src).ok_or(DropReason::SourceUntranslatable)?;
+    // An ICMP error may come from a source with no mapping (RFC 6791: `icmp_error` gives it
+    // one); anything else must map.
+    let src_map = addrmap::v4_src(cfg, ip4.src);
 
     let payload_len = (tot_len - ihl) as u16;
     let l4_off = ETH_LEN + ihl;
@@ -169,6 +171,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     } else {
         None
     };
+    let src_map = src_map.ok_or(DropReason::SourceUntranslatable)?;
     // The translated packet must fit the IPv6 MTU. Too big with DF set: the sender runs path
     // MTU discovery (RFC 1191), so it gets Fragmentation Needed from here (`too_big`). Too big
     // without DF, or a fragment: RFC 7915 section 4.1 wants it fragmented so that each piece

@@ -6,7 +6,7 @@ use nat64_common::{
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{Translation, icmp6_to_icmp4, is_icmpv6_error},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_POOL6791, CONFIG_F_STATEFUL, Config},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_STATEFUL, Config},
     state,
 };
 
@@ -162,11 +162,11 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     s.port_new = 0;
     let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
         Some(a) => a,
-        None if is_error && cfg.flags & CONFIG_F_POOL6791 != 0 => cfg.pool6791,
-        // An error about a stateful flow: `icmp_error` takes the source from the binding of
-        // the packet it quotes (RFC 6146 section 3.5); a placeholder stands in until then
-        // (it only has to pass the martian check below, and is never sent).
-        None if is_error && cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => [192, 0, 2, 1],
+        // An error from a source with no mapping: `icmp_error` settles its source, from the
+        // binding of the packet it quotes (stateful, RFC 6146 section 3.5) or by RFC 6791 (a
+        // router's error about a stateless flow); a placeholder stands in until then (it only
+        // has to pass the martian check below, and is never sent).
+        None if is_error => [192, 0, 2, 1],
         // A later fragment has no port, and needs none: a host's bindings all have the pool
         // address of its /64.
         None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 && !first => {
@@ -203,7 +203,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     }
     // RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6
     // (as DNS64 would name it) is sent straight back to IPv6 (`hairpin`).
-    if via_pool6 && cfg.flags & CONFIG_F_EAM != 0 && addrmap::v4_dst(cfg, dst4).is_some() {
+    if via_pool6
+        && cfg.flags & CONFIG_F_EAM != 0
+        && addrmap::v4_dst(cfg, dst4).is_some_and(addrmap::To6::is_eam)
+    {
         // Not yet for fragments (only the first has the transport header) and ICMP errors
         // (their quoted packet would need the same treatment).
         if frag.is_some() {

@@ -42,13 +42,13 @@ use etherparse::{
     IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4Options, Ipv6FlowLabel, Ipv6Header,
     TcpHeader, TcpOptionElement, UdpHeader,
 };
-use nat64_common::{Counter, Dir, DropReason, L4Proto};
-use nat64_daemon::stats::all_counters;
+use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
+use nat64_daemon::{dataplane::LINK_PROGRAM, stats::all_counters};
 use nat64_tests::{
     frames::{diff, verify_icmp_error_checksums},
     require_root,
     xdp::{
-        Loaded, XDP_DROP, XDP_PASS, action_name, check_counters, counter_delta, finish,
+        Loaded, XDP_DROP, XDP_PASS, XDP_TX, action_name, check_counters, counter_delta, finish,
         render_moved,
     },
 };
@@ -886,14 +886,15 @@ impl Xlat {
                         errors.push(e);
                     }
                 }
-                check_counters(
-                    &moved,
-                    &[
-                        (Counter::Packets(case.dir, L4Proto::Icmp), 1),
-                        (Counter::Bytes(case.dir), (expected.len() - 14) as u64),
-                    ],
-                    &mut errors,
-                );
+                let mut want = vec![
+                    (Counter::Packets(case.dir, L4Proto::Icmp), 1),
+                    (Counter::Bytes(case.dir), (expected.len() - 14) as u64),
+                ];
+                // From the router with no IPv4 mapping: the RFC 6791 source, counted.
+                if case.dir == Dir::V6ToV4 && report.from6 == ROUTER6 {
+                    want.push((Counter::Rfc6791(case.dir), 1));
+                }
+                check_counters(&moved, &want, &mut errors);
             }
         }
         if errors.is_empty() {
@@ -1380,33 +1381,85 @@ fn errors_6to4_inner_untranslatable() {
     run_table("6to4 inner", &config_6791(), &cases);
 }
 
-/// Without a pool6791 address, an error from an IPv6 router without IPv4 mapping cannot be
-/// given a source: dropped and counted (RFC 6791 section 4 leaves the choice to the operator).
+/// Without a pool6791 address, an error from an IPv6 router without IPv4 mapping leaves from
+/// the node's own address toward its destination (RFC 6791 section 4 allows a pool of one;
+/// Jool and TAYGA do the same), so that path MTU discovery works out of the box. The kernel
+/// takes a packet arriving with its own source for a martian except on the translator link,
+/// where the daemon lets it in: the fast path hands the error there untouched, and the link's
+/// program asks the FIB for the address.
 #[test]
 fn errors_6to4_without_pool6791() {
     require_root();
-    let su = DropReason::SourceUntranslatable;
-    let cases = vec![
-        d64(
-            "time exceeded from 2001:db8:ff::1",
+    let x = Xlat::load("6to4 no pool6791", &base_config());
+    let cases = [
+        (
+            "time exceeded",
             expired(router6_reports(udp(40001, 33434, 32))),
             msg(3, 0),
-            su,
+            msg(11, 0),
         ),
-        d64(
-            "packet too big from 2001:db8:ff::1",
+        (
+            "packet too big",
             router6_reports(big6()).cut(Cut::L4(1192)),
             too_big(1400),
-            su,
-        ),
-        t64(
-            "port unreachable from the client (mapped) is still translated",
-            client_reports(udp(40001, 9999, 100)),
-            msg(1, 4),
-            msg(3, 3),
+            frag_needed(1380),
         ),
     ];
-    run_table("6to4 no pool6791", &base_config(), &cases);
+    // The error goes to the server, 192.0.2.2: in this namespace the node holds 192.0.2.1 on
+    // the interface that route leaves by.
+    let ns = nat64_tests::netns::Netns::new("rfc6791");
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+    let mut errors = Vec::new();
+    for (name, report, input, output) in cases {
+        let frame = report.input(Dir::V6ToV4, input);
+        // The fast path: handed off as it came.
+        let before = x.stats();
+        let (action, out) = x.run(&frame);
+        let moved = counter_delta(&before, &x.stats());
+        if action != XDP_PASS || out != frame {
+            errors.push(format!(
+                "{name}, fast path: {} (expected XDP_PASS, untouched)\n{}",
+                action_name(action),
+                diff(&frame, &out)
+            ));
+        }
+        check_counters(
+            &moved,
+            &[(Counter::Handoff(Dir::V6ToV4, Handoff::OwnSource), 1)],
+            &mut errors,
+        );
+        // The link: translated from 192.0.2.1, back into the link (MAC addresses swapped),
+        // with the hop the kernel took on the way in given back.
+        let before = x.stats();
+        let (action, out) = ns.run(|| x.run_program(LINK_PROGRAM, &frame));
+        let moved = counter_delta(&before, &x.stats());
+        let expected = Report { hop: 65, ..report }.expected4(
+            output,
+            true,
+            (be16(&out, OUTER_ID), be16(&out, INNER_ID)),
+        );
+        if action != XDP_TX || out.get(12..) != expected.get(12..) {
+            errors.push(format!(
+                "{name}, link: {} (expected XDP_TX)\n{}",
+                action_name(action),
+                diff(&expected[12..], out.get(12..).unwrap_or_default())
+            ));
+        }
+        check_counters(
+            &moved,
+            &[
+                (Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1),
+                (Counter::Bytes(Dir::V6ToV4), (expected.len() - 14) as u64),
+                (Counter::Rfc6791(Dir::V6ToV4), 1),
+            ],
+            &mut errors,
+        );
+    }
+    finish(2, errors);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1413,6 +1413,57 @@ fn eam_only() {
     run_table("eam-only", &cfg, &cases);
 }
 
+/// `pool6_ipv4`: the IPv4 addresses of 203.0.113.0/24 stand for the IPv6 hosts they embed
+/// under pool6 (RFC 6052; RFC 7915 section 4.1, the stateless IVI case), so an IPv4 packet to
+/// 203.0.113.9 goes to 64:ff9b::203.0.113.9, and that host's packets leave from 203.0.113.9.
+/// An EAM entry inside the prefix wins (RFC 7757 section 3.3), and an IPv4 destination
+/// outside every listed prefix stays the kernel's.
+#[test]
+fn pool6_ipv4_destinations() {
+    require_root();
+    let cfg = format!(
+        "pool6_ipv4 = [\"203.0.113.0/24\"]\n{}\n[[eam]]\nipv6 = \"2001:db8:4::7/128\"\nipv4 = \"203.0.113.7/32\"\n",
+        base_config()
+    );
+    let ivi4 = a4("203.0.113.9");
+    let ivi6 = a6("64:ff9b::cb00:7109");
+    let cases = vec![
+        case_4to6(
+            "4to6 to 203.0.113.9: pool6 + the address",
+            &linux4(tcp_data(80, 40000, 100)),
+            (SERVER4, ivi4),
+            (SERVER6, ivi6),
+            true,
+        ),
+        case_4to6(
+            "4to6 udp to 203.0.113.9",
+            &linux4(udp(53, 5353, 30)),
+            (SERVER4, ivi4),
+            (SERVER6, ivi6),
+            true,
+        ),
+        case_6to4(
+            "6to4 from 64:ff9b::203.0.113.9 back",
+            &tcp_data(40000, 80, 100),
+            (ivi6, SERVER6),
+            (ivi4, SERVER4),
+            true,
+        ),
+        case_4to6(
+            "4to6 to 203.0.113.7: the EAM entry inside the prefix wins",
+            &linux4(udp(53, 5353, 30)),
+            (SERVER4, a4("203.0.113.7")),
+            (SERVER6, a6("2001:db8:4::7")),
+            true,
+        ),
+        case_pass(
+            "4to6 to 198.18.0.1, in no listed prefix: not ours",
+            linux4(udp(53, 5353, 10)).v4(SERVER4, a4("198.18.0.1")),
+        ),
+    ];
+    run_table("pool6_ipv4", &cfg, &cases);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Drops, IPv6 to IPv4
 // ---------------------------------------------------------------------------------------------
