@@ -39,6 +39,17 @@ impl Translation {
     }
 }
 
+/// Whether an ICMPv4 type is an error RFC 7915 section 4.2 translates (Destination
+/// Unreachable, Time Exceeded, Parameter Problem), the kind that may come from a router with
+/// no IPv6 mapping (RFC 6791).
+#[inline(always)]
+pub const fn is_icmpv4_error(ty: u8) -> bool {
+    matches!(
+        ty,
+        ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM
+    )
+}
+
 /// Whether an ICMPv6 type is an error message (RFC 4443 section 2.1: types 0 to 127).
 #[inline(always)]
 pub const fn is_icmpv6_error(ty: u8) -> bool {
@@ -57,16 +68,46 @@ const PTR_4TO6: [u8; 20] = [
     24, 24, 24, 24, // destination address
 ];
 
+/// RFC 4884 section 4.1: the length of the "original datagram" field of an ICMPv4 error
+/// (Destination Unreachable, Time Exceeded), in 32-bit words, in the second byte of the header's
+/// second word; in ICMPv6 (section 4.2) in 64-bit words, in the first byte. RFC 7915 sections
+/// 4.2 and 5.2 translate it (RFC 4884 section 4.6): the quoted IPv4 header becomes a 40-byte
+/// IPv6 one, 20 bytes more (options apart). A length the other family cannot express (not a
+/// whole number of its words, or too long) becomes 0: no extension is claimed.
+#[inline(always)]
+pub const fn length_4to6(len4: u8) -> u8 {
+    let bytes = len4 as u32 * 4 + 20;
+    if len4 == 0 || bytes % 8 != 0 || bytes / 8 > 255 {
+        0
+    } else {
+        (bytes / 8) as u8
+    }
+}
+
+/// The reverse of [`length_4to6`]: 64-bit words of ICMPv6 to 32-bit words of ICMPv4, the
+/// quoted header 20 bytes shorter.
+#[inline(always)]
+pub const fn length_6to4(len6: u8) -> u8 {
+    let bytes = len6 as u32 * 8;
+    if len6 == 0 || bytes < 20 || (bytes - 20) / 4 > 255 {
+        0
+    } else {
+        ((bytes - 20) / 4) as u8
+    }
+}
+
 /// ICMPv4 to ICMPv6 (RFC 7915 section 4.2). `rest` is the second 32-bit word of the ICMPv4
 /// header (unused, pointer or MTU).
 #[inline(always)]
 pub fn icmp4_to_icmp6(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, DropReason> {
     use Translation::*;
+    // RFC 4884 length attribute (Destination Unreachable, Time Exceeded), see `length_4to6`.
+    let len6 = length_4to6(rest[1]);
     let unreach = |code6: u8| {
         Ok(Error {
             ty: ICMPV6_DEST_UNREACH,
             code: code6,
-            rest: [0; 4],
+            rest: [len6, 0, 0, 0],
         })
     };
     match ty {
@@ -104,7 +145,7 @@ pub fn icmp4_to_icmp6(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, Dr
         ICMP_TIME_EXCEEDED => Ok(Error {
             ty: ICMPV6_TIME_EXCEEDED,
             code,
-            rest: [0; 4],
+            rest: [len6, 0, 0, 0],
         }),
         ICMP_PARAM_PROBLEM => match code {
             // Pointer indicates the error, bad length: translate the pointer (Figure 3).
@@ -151,11 +192,13 @@ pub const fn ptr_6to4(ptr: u32) -> Option<u8> {
 #[inline(always)]
 pub fn icmp6_to_icmp4(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, DropReason> {
     use Translation::*;
+    // RFC 4884 length attribute (Destination Unreachable, Time Exceeded), see `length_6to4`.
+    let len4 = length_6to4(rest[0]);
     let unreach = |code4: u8| {
         Ok(Error {
             ty: ICMP_DEST_UNREACH,
             code: code4,
-            rest: [0; 4],
+            rest: [0, len4, 0, 0],
         })
     };
     match ty {
@@ -182,7 +225,7 @@ pub fn icmp6_to_icmp4(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, Dr
         ICMPV6_TIME_EXCEEDED => Ok(Error {
             ty: ICMP_TIME_EXCEEDED,
             code,
-            rest: [0; 4],
+            rest: [0, len4, 0, 0],
         }),
         ICMPV6_PARAM_PROBLEM => match code {
             // Erroneous header field: Parameter Problem with the pointer translated.
@@ -251,6 +294,26 @@ mod tests {
     use super::{Translation::*, *};
 
     #[test]
+    fn rfc4884_lengths_follow_the_quoted_header() {
+        // 132 bytes of IPv4 datagram (33 words) are 152 of IPv6 (19 words), and back.
+        assert_eq!(length_4to6(33), 19);
+        assert_eq!(length_6to4(19), 33);
+        // No length, no extension.
+        assert_eq!((length_4to6(0), length_6to4(0)), (0, 0));
+        // 128 + 20 bytes are no whole number of 64-bit words: not expressible, so none.
+        assert_eq!(length_4to6(32), 0);
+        // Carried by the tables, in each family's place.
+        match icmp6_to_icmp4(ICMPV6_DEST_UNREACH, 4, [19, 0, 0, 0]) {
+            Ok(Translation::Error { rest, .. }) => assert_eq!(rest, [0, 33, 0, 0]),
+            other => panic!("{other:?}"),
+        }
+        match icmp4_to_icmp6(ICMP_TIME_EXCEEDED, 0, [0, 33, 0, 0]) {
+            Ok(Translation::Error { rest, .. }) => assert_eq!(rest, [19, 0, 0, 0]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn echo_both_ways() {
         assert_eq!(icmp4_to_icmp6(8, 0, [0; 4]), Ok(Info { ty: 128 }));
         assert_eq!(icmp4_to_icmp6(0, 0, [0; 4]), Ok(Info { ty: 129 }));
@@ -313,12 +376,14 @@ mod tests {
 
     #[test]
     fn rfc7915_4_2_other_types() {
+        // The unused bytes are not carried; the second is RFC 4884's length (9 words of
+        // IPv4 datagram, 56 bytes once the quoted header is IPv6: 7 words).
         assert_eq!(
             icmp4_to_icmp6(11, 1, [9; 4]),
             Ok(Error {
                 ty: 3,
                 code: 1,
-                rest: [0; 4]
+                rest: [7, 0, 0, 0]
             })
         );
         for ty in [4, 5, 6, 9, 10, 13, 14, 15, 16, 17, 18, 42] {

@@ -10,6 +10,9 @@ pub const LAYOUT_VERSION: u32 = 11;
 /// keeping the trie small enough to preallocate.
 pub const EAM_MAX_ENTRIES: u32 = 4096;
 
+/// Most of this node's own IPv6 addresses the `NODE6` map holds.
+pub const NODE6_MAX_ENTRIES: u32 = 256;
+
 /// Maximum number of interfaces with per-interface settings (`IFACES` map).
 pub const IFACE_MAX_ENTRIES: u32 = 256;
 
@@ -117,6 +120,10 @@ pub const CONFIG_F2_POOL6791_V6: u8 = 1 << 0;
 /// link only: so the fast path hands such errors to the link (`Handoff::OwnSource`), and
 /// without a link the daemon sets `accept_local` on the attached interfaces.
 pub const CONFIG_F2_POOL6791_LOCAL: u8 = 1 << 1;
+
+/// RFC 7915 section 4.5: an unfragmented IPv4 UDP datagram without a checksum is dropped
+/// (counted as `udp_zero_checksum`) instead of given one.
+pub const CONFIG_F2_UDP_ZERO_DROP: u8 = 1 << 2;
 
 impl Config {
     pub const fn disabled() -> Self {

@@ -413,6 +413,22 @@ impl TryFrom<String> for PortRange {
     }
 }
 
+/// RFC 7915 section 4.5: what becomes of an unfragmented IPv4 UDP datagram without a checksum
+/// (zero), which IPv6 does not allow. A fragmented one is always dropped: its checksum cannot
+/// be computed from one fragment.
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum UdpZeroChecksum {
+    /// Compute it (what the section says a stateless translator should do; Jool's
+    /// `amend-udp-checksum-zero = true`).
+    #[default]
+    Compute,
+    /// Drop the datagram and count it (`udp_zero_checksum`), as for a fragment.
+    Drop,
+}
+
 /// What a clean stop (SIGTERM, SIGINT) does to the dataplane.
 #[derive(
     Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, clap::ValueEnum,
@@ -517,6 +533,10 @@ pub struct Config {
     /// filesystem the daemon says so and runs without pinning.
     #[serde(default = "default_state_dir")]
     pub state_dir: String,
+    /// RFC 7915 section 4.5: "compute" (default) the checksum of an unfragmented IPv4 UDP
+    /// datagram that has none, or "drop" it.
+    #[serde(default)]
+    pub udp_zero_checksum: UdpZeroChecksum,
     /// What a clean stop does to the dataplane: "detach" (default) or "keep" (needs
     /// `state_dir` on a bpf filesystem: attachments are pinned there).
     #[serde(default)]
@@ -899,29 +919,35 @@ impl Config {
         Ok(())
     }
 
-    /// Checks that no prefix the translator answers for (an EAM IPv4 prefix, a pool4 prefix)
-    /// holds an address of this host: it is routed into the translator link and the fast path
-    /// takes every packet to it, so the host's own traffic on that address (its local ports
-    /// included, whatever `ip_local_port_range` says) would be translated away or dropped.
-    pub fn check_own_addresses(&self) -> Result<(), ConfigError> {
-        let own = crate::sys::ipv4_addrs();
+    /// The IPv4 prefixes the translator answers for, with the field that sets each: the EAM
+    /// IPv4 prefixes, `pool6_ipv4` and pool4 (all routed into the translator link).
+    pub fn answered_ipv4(&self) -> Vec<(String, Ipv4Net)> {
         let eam = self
             .eam
             .iter()
             .enumerate()
             .map(|(i, e)| (format!("eam[{i}].ipv4"), e.ipv4));
+        let pool6_ipv4 = self
+            .pool6_ipv4
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("pool6_ipv4[{i}]"), *p));
         let pool4 = self.stateful.iter().flat_map(|s| {
             s.pool4
                 .iter()
                 .enumerate()
                 .map(|(i, p)| (format!("stateful.pool4[{i}]"), *p))
         });
-        let pool6_ipv4 = self
-            .pool6_ipv4
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (format!("pool6_ipv4[{i}]"), *p));
-        for (field, p) in eam.chain(pool4).chain(pool6_ipv4) {
+        eam.chain(pool6_ipv4).chain(pool4).collect()
+    }
+
+    /// Checks that no prefix the translator answers for (an EAM IPv4 prefix, a pool4 prefix)
+    /// holds an address of this host: it is routed into the translator link and the fast path
+    /// takes every packet to it, so the host's own traffic on that address (its local ports
+    /// included, whatever `ip_local_port_range` says) would be translated away or dropped.
+    pub fn check_own_addresses(&self) -> Result<(), ConfigError> {
+        let own = crate::sys::ipv4_addrs();
+        for (field, p) in self.answered_ipv4() {
             if let Some((ifc, a)) = own.iter().find(|(_, a)| p.contains(a)) {
                 return Err(invalid(
                     field,
@@ -963,6 +989,9 @@ impl Config {
             c.pool6791v6 = a.octets();
             c.flags2 |= nat64_common::maps::CONFIG_F2_POOL6791_V6;
         }
+        if self.udp_zero_checksum == UdpZeroChecksum::Drop {
+            c.flags2 |= nat64_common::maps::CONFIG_F2_UDP_ZERO_DROP;
+        }
         if self.translator_link.0.is_some() {
             c.flags |= CONFIG_F_LINK;
         }
@@ -982,13 +1011,25 @@ impl Config {
         c
     }
 
-    /// The MTU of the translator link: the IPv6 MTU, at most 1500 (XDP on veth caps the MTU
-    /// near one page, and a larger link buys nothing: what takes it is the exception).
+    /// The MTU of the translator link: 1500 whatever the IPv6 MTU (XDP on veth caps the MTU
+    /// near one page, and a larger link buys nothing: what takes it is the exception). Not
+    /// the IPv6 MTU: what the fast path hands off (an IPv6 fragment, an ICMP error) must get
+    /// in whole, and the IPv6 MTU only says what IPv4 packets are fragmented to, which the
+    /// IPv4 routes' own MTU does ([`Config::ipv4_route_mtu`]).
     pub fn link_mtu(&self) -> u32 {
-        match self.ipv6_mtu {
+        1500
+    }
+
+    /// The MTU of the IPv4 routes into the translator link: the kernel fragments what takes
+    /// them (IPv4 without DF that would outgrow the IPv6 MTU, RFC 7915 section 4.1) so that
+    /// each piece fits the IPv6 MTU once translated (20 bytes of header growth, 8 of Fragment
+    /// header).
+    pub fn ipv4_route_mtu(&self) -> u32 {
+        let v6 = match self.ipv6_mtu {
             0 => 1500,
             m => u32::from(m).min(1500),
-        }
+        };
+        v6 - crate::link::IPV4_FRAGMENT_GROWTH
     }
 }
 
@@ -1325,11 +1366,10 @@ mod tests {
         assert_eq!(c.dataplane().flags & CONFIG_F_LINK, 0);
         let c = Config::parse("translator_link = \"xl\"\nipv6_mtu = 1400", "x").unwrap();
         assert_eq!(c.translator_link.peer().as_deref(), Some("xl-dp"));
-        assert_eq!(c.link_mtu(), 1400);
-        assert_eq!(
-            Config::parse("ipv6_mtu = 9000", "x").unwrap().link_mtu(),
-            1500
-        );
+        assert_eq!(c.link_mtu(), 1500);
+        assert_eq!(c.ipv4_route_mtu(), 1372);
+        let c = Config::parse("ipv6_mtu = 9000", "x").unwrap();
+        assert_eq!((c.link_mtu(), c.ipv4_route_mtu()), (1500, 1472));
         let e = err("translator_link = \"thirteen-char\"");
         assert!(e.contains("not a usable link name"), "{e}");
         let e = err("translator_link = \"a b\"");

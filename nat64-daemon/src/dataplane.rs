@@ -399,6 +399,7 @@ impl Dataplane {
     pub fn apply(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
         self.apply_eams(cfg)?;
         self.apply_pool4(cfg)?;
+        self.sync_node_addresses()?;
         let mut array: Array<_, nat64_common::maps::Config> = Array::try_from(
             self.ebpf
                 .map_mut("CONFIG")
@@ -417,6 +418,35 @@ impl Dataplane {
         array
             .set(CONFIG_SLOT_FAST_PATH, fast, 0)
             .map_err(map_err("CONFIG"))
+    }
+
+    /// This node's own IPv6 addresses into `NODE6` (and the ones gone out): an ICMPv6 error
+    /// from one of them that reaches the translator link is the node's own, and leaves from
+    /// its IPv4 address. At start, on reload and at each re-sync.
+    pub fn sync_node_addresses(&mut self) -> Result<(), DataplaneError> {
+        let mut m: aya::maps::HashMap<_, [u8; 16], u8> = aya::maps::HashMap::try_from(
+            self.ebpf
+                .map_mut("NODE6")
+                .ok_or(DataplaneError::Missing("map NODE6"))?,
+        )
+        .map_err(map_err("NODE6"))?;
+        let want: Vec<[u8; 16]> = crate::sys::ipv6_addrs()
+            .iter()
+            .take(nat64_common::maps::NODE6_MAX_ENTRIES as usize)
+            .map(|a| a.octets())
+            .collect();
+        let stale: Vec<[u8; 16]> = m
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !want.contains(k))
+            .collect();
+        for k in stale {
+            m.remove(&k).map_err(map_err("NODE6"))?;
+        }
+        for k in &want {
+            m.insert(k, 1, 0).map_err(map_err("NODE6"))?;
+        }
+        Ok(())
     }
 
     /// pool4's prefixes, numbered in order (`POOL4`) and as a trie (`POOL4_LPM`).

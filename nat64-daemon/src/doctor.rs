@@ -274,18 +274,7 @@ pub fn run(cfg: &Config) -> Vec<Check> {
     // What the translator answers for must not be this host's own: its traffic would be
     // translated away (pool4 and the EAM IPv4 prefixes are routed into the translator link).
     let own = crate::sys::ipv4_addrs();
-    let ours: Vec<(String, ipnet::Ipv4Net)> = cfg
-        .eam
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (format!("eam[{i}].ipv4"), e.ipv4))
-        .chain(cfg.stateful.iter().flat_map(|s| {
-            s.pool4
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (format!("stateful.pool4[{i}]"), *p))
-        }))
-        .collect();
+    let ours = cfg.answered_ipv4();
     let clashes: Vec<String> = ours
         .iter()
         .flat_map(|(field, p)| {

@@ -604,7 +604,7 @@ async fn set_up_link(
         .await
         .context("creating the translator link")?;
     let (v6, v4) = cfg.link_routes();
-    let mtu4 = mtu - link::IPV4_FRAGMENT_GROWTH;
+    let mtu4 = cfg.ipv4_route_mtu();
     let r = match dp.attach_link(&l) {
         Ok(_) => link::add_routes(nl, &l, &v6, &v4, mtu4)
             .await
@@ -776,7 +776,7 @@ impl Reload<'_> {
         let Some(l) = &self.link else { return };
         let (old6, old4) = old;
         let (new6, new4) = cfg.link_routes();
-        let mtu4 = cfg.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
+        let mtu4 = cfg.ipv4_route_mtu();
         if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
             warn!(error = %e, "adding the new routes failed");
         }
@@ -800,6 +800,9 @@ impl Reload<'_> {
     /// no-op when they are intact).
     async fn resync(&mut self, dp: &mut Dataplane, cfg: &Config, trigger: &str) {
         use nat64_daemon::sys::if_index;
+        if let Err(e) = dp.sync_node_addresses() {
+            warn!(trigger, error = %e, "cannot record this node's IPv6 addresses");
+        }
         if let Some(l) = &self.link
             && (if_index(&l.name) != Some(l.index) || if_index(&l.peer) != Some(l.peer_index))
         {
@@ -842,7 +845,7 @@ impl Reload<'_> {
         }
         if let Some(l) = &self.link {
             let (v6, v4) = cfg.link_routes();
-            let mtu4 = cfg.link_mtu() - nat64_daemon::link::IPV4_FRAGMENT_GROWTH;
+            let mtu4 = cfg.ipv4_route_mtu();
             if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &v6, &v4, mtu4).await {
                 warn!(trigger, error = %e, "re-syncing the translator link's routes failed");
             }

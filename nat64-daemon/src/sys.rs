@@ -171,6 +171,18 @@ pub fn ipv4_addrs() -> Vec<(String, std::net::Ipv4Addr)> {
     out
 }
 
+/// Every IPv6 address of this host (`if_inet6`), link-local ones included. Read through
+/// `thread-self`: `/proc/net` is the process's namespace, not the calling thread's.
+pub fn ipv6_addrs() -> Vec<std::net::Ipv6Addr> {
+    let path = std::path::Path::new("/proc/thread-self/net/if_inet6");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| u128::from_str_radix(l.split_whitespace().next()?, 16).ok())
+        .map(std::net::Ipv6Addr::from)
+        .collect()
+}
+
 /// The first IPv4 address of interface `name`, if it has one.
 pub fn ipv4_addr(name: &str) -> Option<std::net::Ipv4Addr> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();

@@ -39,6 +39,9 @@ use crate::{
     stats, v4_to_v6, v6_to_v4,
 };
 
+/// RFC 1812 section 4.3.2.3: the most bytes an ICMPv4 error may take.
+const ICMP4_ERROR_MAX: usize = 576;
+
 /// `Scratch::rfc6791`: the error's RFC 6791 source is one of the node's own, to be found on
 /// the translator link (see `rfc6791`).
 const HAND_OFF: u8 = 2;
@@ -186,7 +189,10 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     // lookup; a hand-off waits until the binding is known not to apply.
     s.rfc6791 = 0;
     s.rfc6791_src = [0; 4];
-    if s.addr4[0] == [0; 4] {
+    if rfc6791::from_this_node(ctx, cfg, &ip6.src) {
+        s.addr4[0] = s.rfc6791_src;
+        s.rfc6791 = 1;
+    } else if s.addr4[0] == [0; 4] {
         match rfc6791::source4(ctx, cfg) {
             Source4::Address(a) => s.rfc6791_src = a,
             Source4::HandOff => s.rfc6791 = HAND_OFF,
@@ -360,6 +366,17 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         .tot_len
         .checked_sub(inner_ext as u16)
         .ok_or(DropReason::InnerUntranslatable)?;
+    // RFC 1812 section 4.3.2.3: an ICMPv4 error is at most 576 bytes long (as the kernel's own
+    // and Jool's are). A longer one loses the end of its quote; the bytes cut leave the
+    // checksum. They end where the IPv6 packet does, and start at an even offset of the
+    // message (headers and extension headers are all of even length).
+    let cut = (s.tot_len as usize).saturating_sub(ICMP4_ERROR_MAX) & 0xfff;
+    if cut > 0 {
+        let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+        let end = (ETH_LEN + IPV6_LEN + u16::from_be_bytes(ip6.payload_len) as usize) & 0xffff;
+        s.removed += sum_range(ctx, end.saturating_sub(cut), cut).ok_or(DropReason::Truncated)?;
+        s.tot_len = ICMP4_ERROR_MAX as u16;
+    }
     let [c0, c1] = checksum::update(s.check_in, s.removed, s.added).to_be_bytes();
     s.icmp[2] = c0;
     s.icmp[3] = c1;
@@ -404,6 +421,10 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     write_bytes(ctx, new + 12, ETH_P_IP.to_be_bytes())?;
     if !shrink_head(ctx, new as i32, ETH_P_IP) {
         return Err(DropReason::HeadroomExhausted);
+    }
+    // Everything past the error goes: what was cut, and any Ethernet padding.
+    if ctx.len() > ETH_LEN + s.tot_len as usize {
+        crate::packet::trim_to(ctx, ETH_LEN + s.tot_len as usize)?;
     }
 
     stats::add(Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1);
@@ -601,6 +622,50 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         stats::add(Counter::Rfc6791(Dir::V4ToV6), 1);
     }
     Ok(Step::Translated)
+}
+
+/// The longest ICMPv4 error handed whole to the translator link at TC: the link's IPv4 routes
+/// carry an MTU of `ipv6_mtu` - 28, at least 1252, and the kernel neither fragments nor
+/// answers an ICMP error that exceeds it: it drops it.
+const LINK_ERROR4_MAX: usize = 1252;
+
+/// At TC, an ICMPv4 error about to be handed to the translator link is cut to
+/// [`LINK_ERROR4_MAX`] bytes (its checksum and the IPv4 total length and header checksum
+/// updated). Nothing that would be sent is lost: translated, an error keeps only the first
+/// 1280 bytes of the ICMPv6 error it becomes (RFC 4443 section 2.4(c)), which 1252 bytes of
+/// IPv4 error hold (the headers grow by 40), options apart. Not inlined: its frame stays out
+/// of the entry point's (the stack is 512 bytes over the call chain).
+#[inline(never)]
+pub fn fit_for_link(ctx: &impl Frame) -> Packed {
+    Packed::pack(shorten(ctx).map(|()| Step::Done(0)))
+}
+
+#[inline(always)]
+fn shorten(ctx: &impl Frame) -> Result<(), DropReason> {
+    let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    let ihl = ((ip4.ver_ihl & 0x0f) as usize * 4) & 0x3c;
+    let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
+    if tot_len <= LINK_ERROR4_MAX || ihl < IPV4_LEN {
+        return Ok(());
+    }
+    let cut = (tot_len - LINK_ERROR4_MAX) & 0xffff;
+    // The bytes cut start at an even offset of the ICMP message (an IPv4 header is a whole
+    // number of words), so their sum is the checksum's to lose.
+    let removed = sum_range(ctx, ETH_LEN + LINK_ERROR4_MAX, cut).ok_or(DropReason::Truncated)?;
+    let csum_at = ETH_LEN + ihl + 2;
+    let c = read::<[u8; 2]>(ctx, csum_at).ok_or(DropReason::Truncated)?;
+    write_u16(
+        ctx,
+        csum_at,
+        checksum::update(u16::from_be_bytes(c), removed, 0),
+    )
+    .ok_or(DropReason::Truncated)?;
+    let check = u16::from_be_bytes(ip4.check);
+    let [l0, l1] = (LINK_ERROR4_MAX as u16).to_be_bytes();
+    let [c0, c1] = checksum::update(check, tot_len as u32, LINK_ERROR4_MAX as u32).to_be_bytes();
+    write_bytes(ctx, ETH_LEN + 2, [l0, l1])?;
+    write_bytes(ctx, ETH_LEN + 10, [c0, c1])?;
+    crate::packet::trim_to(ctx, ETH_LEN + LINK_ERROR4_MAX)
 }
 
 /// Stateful NAT64: the binding of the packet quoted by an ICMPv4 error sent to pool4 address

@@ -142,6 +142,18 @@ fn run<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
             r => (Dir::V6ToV4, r),
         },
         Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, cfg).unpack() {
+            // Cut to what the link's routes let in, or the kernel would drop it there.
+            Ok(Step::IcmpError) if !C::FULL => (
+                Dir::V4ToV6,
+                icmp_error::fit_for_link(ctx).unpack().and_then(|_| {
+                    link::hand_off(
+                        cfg,
+                        Dir::V4ToV6,
+                        Handoff::SlowPath,
+                        DropReason::IcmpUntranslatable,
+                    )
+                }),
+            ),
             Ok(Step::IcmpError | Step::FragNeeded) if !C::FULL => (
                 Dir::V4ToV6,
                 link::hand_off(

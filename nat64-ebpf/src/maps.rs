@@ -65,6 +65,13 @@ pub static POOL4_LPM: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(POOL4_MA
 #[map]
 pub static CLIENTS: HashMap<[u8; 8], u64> = HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
 
+/// This node's own IPv6 addresses (value unused), written by the daemon at start, on reload
+/// and at each re-sync: an ICMPv6 error from one of them that reaches the translator link is
+/// the node's own (`rfc6791::from_this_node`).
+#[map]
+pub static NODE6: HashMap<[u8; 16], u8> =
+    HashMap::with_max_entries(nat64_common::maps::NODE6_MAX_ENTRIES, 0);
+
 /// Per-interface settings keyed by ifindex; written by the daemon when it attaches.
 #[map]
 pub static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_MAX_ENTRIES, 0);

@@ -27,7 +27,7 @@ use nat64_common::maps::{
 
 use crate::{
     frame::Frame,
-    maps::{FIB, SCRATCH, Scratch},
+    maps::{FIB, NODE6, SCRATCH, Scratch},
 };
 
 const AF_INET: u8 = 2;
@@ -65,6 +65,20 @@ pub fn source4(ctx: &impl Frame, cfg: &Config) -> Source4 {
     }
 }
 
+/// Whether an ICMPv6 error reaching the translator link comes from this node itself: one its
+/// kernel sent (a Packet Too Big for a translated packet that outgrew the IPv6 route, a Time
+/// Exceeded), whose source `src` is one of the node's own addresses (`NODE6`). Such an error
+/// is this node's: it leaves from the node's own IPv4 address toward its destination (as the
+/// kernel's own ICMPv4 errors do, and Jool's), whatever pool6 or pool6791 would say, written
+/// to `rfc6791_src`. Asked on the link only: the node's own packets never reach the fast path.
+#[inline(always)]
+pub fn from_this_node(ctx: &impl Frame, cfg: &Config, src: &[u8; 16]) -> bool {
+    cfg.flags & CONFIG_F_ON_LINK != 0
+        // SAFETY: read-only lookup; only presence matters.
+        && unsafe { NODE6.get(src) }.is_some()
+        && own_source(ctx, AF_INET)
+}
+
 /// The IPv6 source for a translated ICMPv4 error to `s.addr6[1]` from a source with no IPv6
 /// mapping, written to `s.addr6[0]`; false if there is none. An IPv6 packet with a local
 /// source is not a martian to the kernel, so it is translated wherever it arrives.
@@ -77,13 +91,19 @@ pub fn source6(ctx: &impl Frame, cfg: &Config, s: &mut Scratch) -> bool {
     own_source(ctx, AF_INET6)
 }
 
+/// The node's own address toward the error's destination (`family`: of that destination).
+#[inline(always)]
+fn own_source(ctx: &impl Frame, family: u8) -> bool {
+    lookup(ctx, family as u32)
+}
+
 /// The FIB lookup under `bpf_loop` (one turn): its callback is verified once, where an inline
 /// lookup would be verified again for every path that reaches it (the error paths have many).
 #[inline(always)]
-fn own_source(ctx: &impl Frame, family: u8) -> bool {
+fn lookup(ctx: &impl Frame, family: u32) -> bool {
     let mut l = Lookup {
         ctx: ctx.raw(),
-        family: family as u32,
+        family,
         ifindex: ctx.ifindex(),
         found: 0,
     };

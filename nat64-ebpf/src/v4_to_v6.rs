@@ -6,8 +6,8 @@ use nat64_common::{
     Counter, Dir, DropReason, Handoff, L4Proto,
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
-    icmp::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Translation, icmp4_to_icmp6},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_STATEFUL, Config},
+    icmp::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Translation, icmp4_to_icmp6, is_icmpv4_error},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_LINK, CONFIG_F_STATEFUL, CONFIG_F2_UDP_ZERO_DROP, Config},
     state,
 };
 
@@ -153,9 +153,16 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if !is_translatable_v4(ip4.src) || !is_translatable_v4(ip4.dst) {
         return Err(DropReason::MartianAddress);
     }
-    // An ICMP error may come from a source with no mapping (RFC 6791: `icmp_error` gives it
-    // one); anything else must map.
-    let src_map = addrmap::v4_src(cfg, ip4.src);
+    let Some(src_map) = addrmap::v4_src(cfg, ip4.src) else {
+        // RFC 6791: an ICMP error may come from a source with no mapping (a router);
+        // `icmp_error` gives it one. Anything else must map. (Settled here, so that no
+        // optional mapping stays live across the paths below.)
+        if ip4.proto == IPPROTO_ICMP && read::<u8>(ctx, ETH_LEN + ihl).is_some_and(is_icmpv4_error)
+        {
+            return Ok(Step::IcmpError);
+        }
+        return Err(DropReason::SourceUntranslatable);
+    };
 
     let payload_len = (tot_len - ihl) as u16;
     let l4_off = ETH_LEN + ihl;
@@ -171,7 +178,6 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     } else {
         None
     };
-    let src_map = src_map.ok_or(DropReason::SourceUntranslatable)?;
     // The translated packet must fit the IPv6 MTU. Too big with DF set: the sender runs path
     // MTU discovery (RFC 1191), so it gets Fragmentation Needed from here (`too_big`). Too big
     // without DF, or a fragment: RFC 7915 section 4.1 wants it fragmented so that each piece
@@ -193,15 +199,24 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         }
     };
     if cfg.ipv6_mtu != 0 && v6_len > cfg.ipv6_mtu as usize {
+        // With DF (RFC 7915 section 4.1 leaves the IPv6 MTU to the IPv6 side): ipv6_mtu is
+        // what packets without DF are fragmented to (Jool's lowest-ipv6-mtu), not a bound on
+        // these. With a translator link the translated packet goes on and the kernel judges
+        // it against the real route; its Packet Too Big comes back through the link as
+        // Fragmentation Needed from this node (`rfc6791::from_this_node`). Without a link
+        // nothing would bring that error back, so the dataplane answers from here.
         if frag & IPV4_DF != 0 {
-            return Ok(Step::FragNeeded);
+            if cfg.flags & CONFIG_F_LINK == 0 {
+                return Ok(Step::FragNeeded);
+            }
+        } else {
+            return link::hand_off(
+                cfg,
+                Dir::V4ToV6,
+                Handoff::NeedsFragmentation,
+                DropReason::PacketTooBig,
+            );
         }
-        return link::hand_off(
-            cfg,
-            Dir::V4ToV6,
-            Handoff::NeedsFragmentation,
-            DropReason::PacketTooBig,
-        );
     }
     // The binding's IPv6 port replaces the destination port (TCP, UDP) or the echo identifier
     // (ICMP); written only now that nothing above can hand the packet on untouched.
@@ -229,11 +244,12 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         ),
         (IPPROTO_TCP | IPPROTO_UDP, _) => {
             // RFC 7915 section 4.5: IPv6 requires a UDP checksum. A stateless translator
-            // computes a missing one for an unfragmented datagram and drops a fragmented one.
+            // computes a missing one for an unfragmented datagram (unless configured to drop
+            // it) and drops a fragmented one.
             let zero_udp = if !C::FULL {
                 // Handed to the link above.
                 l4::ZeroUdp::Keep
-            } else if fragmented {
+            } else if fragmented || cfg.flags2 & CONFIG_F2_UDP_ZERO_DROP != 0 {
                 l4::ZeroUdp::Drop
             } else {
                 l4::ZeroUdp::Compute {

@@ -136,8 +136,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         .ok_or(DropReason::Truncated)?;
     let first = frag.is_none_or(|(_, f)| u16::from_be_bytes(f) & IPV4_OFFSET_MASK == 0);
     // A fragmented ICMPv6 message cannot be translated piecewise: its checksum covers a
-    // pseudo-header with the reassembled length, which no single fragment knows.
-    if frag.is_some() && nh == IPPROTO_ICMPV6 {
+    // pseudo-header with the reassembled length, which no single fragment knows. (An atomic
+    // fragment is a whole message: its offset and MF word is zero.)
+    if frag.is_some_and(|(_, w)| w != [0; 2]) && nh == IPPROTO_ICMPV6 {
         return Err(DropReason::Fragment);
     }
 
@@ -316,9 +317,12 @@ fn echo6_to_echo4(
     ty4: u8,
     (old_id, new_id): (u32, u32),
 ) -> Result<(), DropReason> {
-    // Pseudo-header of RFC 8200 section 8.1: addresses, 32-bit length, next header. The
-    // identifier changes too under a stateful binding (already written by the caller).
-    let pseudo = sum16(&ip6.src) + sum16(&ip6.dst) + payload_len as u32 + IPPROTO_ICMPV6 as u32;
+    // Pseudo-header of RFC 8200 section 8.1: addresses, the upper-layer packet length (the
+    // ICMPv6 message: the payload without the extension headers before it, which end at
+    // `off`), next header. The identifier changes too under a stateful binding (already
+    // written by the caller).
+    let l4_len = (payload_len as u32).wrapping_sub((off - ETH_LEN - IPV6_LEN) as u32) & 0xffff;
+    let pseudo = sum16(&ip6.src) + sum16(&ip6.dst) + l4_len + IPPROTO_ICMPV6 as u32;
     let c = checksum::update(
         u16::from_be_bytes(h.check),
         pseudo + word(h.ty, h.code) + old_id,
@@ -342,8 +346,8 @@ struct ExtWalk {
     /// The next header, and the offset it starts at.
     nh: u32,
     off: u32,
-    /// A Fragment header that makes this a fragment: its identification (low 16 bits) and the
-    /// IPv4 flags and offset word it becomes.
+    /// A Fragment header (1), atomic or not: its identification (low 16 bits) and the IPv4
+    /// flags and offset word it becomes (zero for an atomic fragment).
     fragmented: u32,
     frag_id: [u8; 2],
     frag_word: [u8; 2],
@@ -421,11 +425,13 @@ extern "C" fn ext_step<C: Frame>(_i: u64, c: *mut core::ffi::c_void) -> i64 {
             w.off += FRAG_LEN as u32;
             let off_m = u16::from_be_bytes([f[2], f[3]]);
             let (offset, more) = (off_m >> 3, off_m & 1);
-            if offset != 0 || more != 0 {
-                w.fragmented = 1;
-                w.frag_id = [f[6], f[7]];
-                w.frag_word = ((more << 13) | offset).to_be_bytes();
-            }
+            // Section 5.1.1: a Fragment header, an atomic one (offset 0, M clear) included,
+            // gives the Identification (its low 16 bits) and the flags (MF from M, DF clear);
+            // an atomic fragment is otherwise translated as a whole packet (RFC 8021), its
+            // flags and offset word zero.
+            w.fragmented = 1;
+            w.frag_id = [f[6], f[7]];
+            w.frag_word = ((more << 13) | offset).to_be_bytes();
         }
         _ => return 1,
     }

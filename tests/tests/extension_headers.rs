@@ -288,14 +288,23 @@ fn an_atomic_fragment_is_translated_as_a_whole_packet() {
     let datagram = udp6(CLIENT6, SERVER6, &payload);
     let (action, out, moved) = run(
         &dp,
-        &frag6(CLIENT6, SERVER6, 7, 0, false, IpNumber::UDP, &datagram),
+        &frag6(
+            CLIENT6,
+            SERVER6,
+            0x8765_4321,
+            0,
+            false,
+            IpNumber::UDP,
+            &datagram,
+        ),
     );
     assert_eq!(action, XDP_PASS);
-    // RFC 8021: no fragment fields; DF clear and a random ID for a small packet (section 5.1).
+    // RFC 8021: no fragment fields; RFC 7915 section 5.1.1: DF clear and the Identification
+    // from the Fragment header's low 16 bits, an atomic fragment's too.
     let mut h =
         Ipv4Header::new(datagram.len() as u16, 64, IpNumber::UDP, CLIENT4, SERVER4).unwrap();
     h.dont_fragment = false;
-    h.identification = u16::from_be_bytes([out[18], out[19]]);
+    h.identification = 0x4321;
     h.header_checksum = h.calc_header_checksum();
     let expected = [
         ETH4.to_vec(),

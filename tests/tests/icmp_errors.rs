@@ -703,7 +703,9 @@ impl Report {
         if !inner.df {
             inner.id = ids.1;
         }
-        let q = self.cut_output(inner.ip4(self.q4), 40, 20);
+        let mut q = self.cut_output(inner.ip4(self.q4), 40, 20);
+        // RFC 1812 section 4.3.2.3: an ICMPv4 error is at most 576 bytes, 28 of them headers.
+        q.truncate(576 - 28);
         let mut outer = as_v4(
             &Pkt {
                 tos: self.tos,
@@ -1460,6 +1462,108 @@ fn errors_6to4_without_pool6791() {
         );
     }
     finish(2, errors);
+}
+
+/// At TC, an ICMPv4 error is left to the translator link, whose IPv4 routes let in at most
+/// ipv6_mtu - 28 bytes (1252 at the least) and where the kernel drops a longer error rather
+/// than fragment it: so it is cut to 1252 bytes on its way (checksums kept right), which
+/// loses nothing the translated error would carry (at most 1280 bytes of IPv6).
+#[test]
+fn a_long_icmpv4_error_is_cut_to_fit_the_link_at_tc() {
+    require_root();
+    let x = Xlat::load("tc long error", &base_config());
+    let input = router4_reports(big6()).input(Dir::V4ToV6, msg(3, 1));
+    assert!(input.len() > 14 + 1252, "test setup: {} bytes", input.len());
+    let before = x.stats();
+    let (action, out) = x.run_tc(&input, 0);
+    assert_eq!(action, XDP_PASS, "{}", action_name(action));
+    assert_eq!(out.len(), 14 + 1252);
+    // The same bytes but for the total length and the two checksums.
+    let mut want = input[..14 + 1252].to_vec();
+    want[16..18].copy_from_slice(&1252u16.to_be_bytes());
+    for at in [24, 25, 36, 37] {
+        want[at] = out[at];
+    }
+    assert!(out == want, "{}", diff(&want, &out));
+    // Both checksums verify (the quoted packet is incomplete, so only the outer ones).
+    let ip = &out[14..];
+    let words = |b: &[u8]| -> u32 {
+        b.chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum()
+    };
+    let fold = |mut s: u32| {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s
+    };
+    assert_eq!(fold(words(&ip[..20])), 0xffff, "IPv4 header checksum");
+    assert_eq!(fold(words(&ip[20..])), 0xffff, "ICMP checksum");
+    assert_eq!(
+        counter_delta(&before, &x.stats()),
+        vec![(Counter::Handoff(Dir::V4ToV6, Handoff::SlowPath), 1)]
+    );
+}
+
+/// An ICMPv6 error from one of this node's own addresses (its kernel's Packet Too Big for a
+/// translated packet that outgrew the IPv6 route) is the node's own: on the translator link it
+/// leaves from the node's IPv4 address toward its destination, as the kernel's own ICMPv4
+/// errors do, not from pool6791.
+#[test]
+fn errors_of_this_node_leave_from_its_ipv4_address() {
+    require_root();
+    // The node holds 2001:db8:ff::1 (ROUTER6) and 192.0.2.1 toward the server.
+    let ns = nat64_tests::netns::Netns::new("own-errors");
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8:ff::1/64",
+        "dev",
+        "r0",
+        "nodad",
+    ]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+    // Loaded in the namespace: the daemon records the node's addresses where it runs.
+    let cfg = format!("pool6791 = \"203.0.113.9\"\n{}", base_config());
+    let x = ns.run(|| Xlat::load("own errors", &cfg));
+    let report = router6_reports(big6()).cut(Cut::L4(1192));
+    let frame = report.input(Dir::V6ToV4, too_big(1400));
+    let (action, out) = ns.run(|| x.run_program(LINK_PROGRAM, &frame));
+    let expected = Report {
+        hop: 65,
+        from4: a4("192.0.2.1"),
+        ..report
+    }
+    .expected4(
+        frag_needed(1380),
+        true,
+        (be16(&out, OUTER_ID), be16(&out, INNER_ID)),
+    );
+    assert_eq!(action, XDP_TX, "{}", action_name(action));
+    assert!(
+        out.get(12..) == expected.get(12..),
+        "{}",
+        diff(&expected[12..], out.get(12..).unwrap_or_default())
+    );
+    // The same error from a router the node is not: from pool6791.
+    let other = Report {
+        from6: a6("2001:db8:fe::1"),
+        ..router6_reports(big6()).cut(Cut::L4(1192))
+    };
+    let (action, out) =
+        ns.run(|| x.run_program(LINK_PROGRAM, &other.input(Dir::V6ToV4, too_big(1400))));
+    assert_eq!(action, XDP_TX, "{}", action_name(action));
+    assert_eq!(
+        &out[26..30],
+        &[203, 0, 113, 9],
+        "source of the translated error"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,10 +17,15 @@ const XLAT4: [u8; 4] = [192, 0, 2, 1];
 const MAC_X: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const MAC_S: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
-fn load(ipv6_mtu: u16, pool6791: bool, addr4: bool) -> Loaded {
+/// `link`: with the translator link (the default), or without (the interfaces-only
+/// deployment, where the dataplane answers DF packets that outgrow `ipv6_mtu` itself).
+fn load(ipv6_mtu: u16, pool6791: bool, addr4: bool, link: bool) -> Loaded {
     let mut toml = format!(
         "ipv6_mtu = {ipv6_mtu}\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n"
     );
+    if !link {
+        toml = format!("translator_link = \"off\"\n{toml}");
+    }
     if pool6791 {
         toml = format!("pool6791 = \"203.0.113.9\"\n{toml}");
     }
@@ -63,7 +68,7 @@ fn echo4(total: usize, df: bool) -> Vec<u8> {
 
 #[test]
 fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
-    let x = load(1300, false, true);
+    let x = load(1300, false, true, false);
     // 1290 bytes of IPv4 become 1310 of IPv6: 10 too many for 1300.
     let input = echo4(1290, true);
     let (action, out, moved) = x.run_counted(&input);
@@ -102,7 +107,7 @@ fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
 #[test]
 fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
     // Exactly 1300 bytes of IPv6: translated.
-    let x = load(1300, false, true);
+    let x = load(1300, false, true, true);
     let (action, out, moved) = x.run_counted(&echo4(1280, true));
     assert_eq!(action, XDP_PASS);
     assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
@@ -111,6 +116,20 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
         vec![
             (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
             (Counter::Bytes(Dir::V4ToV6), 1300)
+        ]
+    );
+    // Too big with DF, with the translator link: translated all the same. ipv6_mtu is what
+    // packets without DF are fragmented to (Jool's lowest-ipv6-mtu); one with DF is judged by
+    // the kernel against the real IPv6 route, and the kernel's Packet Too Big comes back
+    // through the link as Fragmentation Needed from this node (RFC 7915 section 5.2).
+    let (action, out, moved) = x.run_counted(&echo4(1290, true));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V4ToV6), 1310)
         ]
     );
     // Too big without DF: it must be fragmented (RFC 7915 section 4.1). Handed to the kernel
@@ -147,7 +166,7 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
     );
     // No address to send the error from: dropped and counted.
-    let x = load(1300, false, false);
+    let x = load(1300, false, false, false);
     let (action, _, moved) = x.run_counted(&echo4(1290, true));
     assert_eq!(action, XDP_DROP);
     assert_eq!(
@@ -155,12 +174,12 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
     );
     // ...unless there is an RFC 6791 address.
-    let x = load(1300, true, false);
+    let x = load(1300, true, false, false);
     let (action, out, _) = x.run_counted(&echo4(1290, true));
     assert_eq!(action, XDP_TX);
     assert_eq!(&out[26..30], &[203, 0, 113, 9]);
     // ipv6_mtu = 0: no limit.
-    let x = load(0, false, true);
+    let x = load(0, false, true, false);
     let (action, _, _) = x.run_counted(&echo4(1290, true));
     assert_eq!(action, XDP_PASS);
 }

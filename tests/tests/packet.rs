@@ -1413,6 +1413,33 @@ fn eam_only() {
     run_table("eam-only", &cfg, &cases);
 }
 
+/// `udp_zero_checksum = "drop"`: RFC 7915 section 4.5 lets a translator drop an unfragmented
+/// UDP datagram without a checksum rather than compute one (Jool's default); counted. With a
+/// checksum it goes through as ever.
+#[test]
+fn udp_zero_checksum_drop() {
+    require_root();
+    let cfg = format!("udp_zero_checksum = \"drop\"\n{}", base_config());
+    let with = Pkt {
+        csum: Csum::Full,
+        ..linux4(udp(7007, 40000, 333))
+    };
+    let cases = vec![
+        case_drop(
+            "UDP without checksum, unfragmented",
+            Pkt {
+                csum: Csum::Zero,
+                ..with.clone()
+            }
+            .v4(SERVER4, CLIENT4),
+            Dir::V4ToV6,
+            DropReason::UdpZeroChecksum,
+        ),
+        s2c("UDP with a checksum", &with),
+    ];
+    run_table("udp_zero_checksum drop", &cfg, &cases);
+}
+
 /// `pool6_ipv4`: the IPv4 addresses of 203.0.113.0/24 stand for the IPv6 hosts they embed
 /// under pool6 (RFC 6052; RFC 7915 section 4.1, the stateless IVI case), so an IPv4 packet to
 /// 203.0.113.9 goes to 64:ff9b::203.0.113.9, and that host's packets leave from 203.0.113.9.

@@ -411,6 +411,7 @@ fn probe_caps(ctx: &Ctx) -> mapping::Caps {
     mapping::Caps {
         pool6791v6: accepts("pool6791v6 = \"2001:db8::1\""),
         pool6_ipv4: accepts("pool6_ipv4 = []"),
+        udp_zero_checksum: accepts("udp_zero_checksum = \"drop\""),
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Caps {
     pub pool6791v6: bool,
     /// `pool6_ipv4`: IPv4 destinations translated through pool6 (the stateless IVI case).
     pub pool6_ipv4: bool,
+    /// `udp_zero_checksum = "drop"` (RFC 7915 section 4.5).
+    pub udp_zero_checksum: bool,
 }
 
 /// The IPv4 side of the SIIT topology's IPv6 network (Jool's `siit/network.md`: the IPv4 host
@@ -260,15 +262,13 @@ fn apply(key: &str, v: &Value, mode: &str, caps: Caps, c: &mut Nat64dConfig) -> 
              mapping are dropped (Jool uses the prefix, or its own IPv6 address)"
                 .into(),
         ),
-        // Jool: the size DF=0 IPv4 packets are fragmented to once translated. nat64d's ipv6_mtu
-        // does that (through the translator link) and also answers Fragmentation Needed for
-        // DF=1 packets that would outgrow it, where Jool goes by the route's MTU.
+        // Jool: the size DF=0 IPv4 packets are fragmented to once translated; DF=1 packets go
+        // by the route's MTU. So does nat64d's ipv6_mtu with its translator link (which the
+        // adapter always turns on).
         ("lowest-ipv6-mtu", Some(m)) => match m.parse::<u16>() {
             Ok(mtu) if mtu >= 1280 => {
                 c.set("ipv6_mtu", mtu.to_string());
-                Approx(format!(
-                    "ipv6_mtu = {mtu} also bounds DF=1 packets (Fragmentation Needed above it), where Jool uses the route's MTU"
-                ))
+                Exact
             }
             _ => Unsupported(format!(
                 "{m:?}: nat64d's ipv6_mtu is at least 1280 (RFC 8200 section 5)"
@@ -276,7 +276,17 @@ fn apply(key: &str, v: &Value, mode: &str, caps: Caps, c: &mut Nat64dConfig) -> 
         },
         // RFC 7915 section 4.5. nat64d always computes the checksum of an unfragmented
         // zero-checksum IPv4 UDP datagram and drops fragmented ones: Jool's "true".
-        ("amend-udp-checksum-zero", Some("true")) => Exact,
+        ("amend-udp-checksum-zero", Some("true")) => {
+            c.set("udp_zero_checksum", s("compute"));
+            Exact
+        }
+        ("amend-udp-checksum-zero", Some("false")) if caps.udp_zero_checksum => {
+            c.set("udp_zero_checksum", s("drop"));
+            Approx(
+                "nat64d drops the datagram and counts it; Jool also answers ICMPv4 Destination Unreachable 3/13"
+                    .into(),
+            )
+        }
         ("amend-udp-checksum-zero", Some("false")) => Unsupported(
             "nat64d always computes the checksum of an unfragmented zero-checksum IPv4 UDP \
              datagram (RFC 7915 section 4.5); Jool with false drops it"
