@@ -72,8 +72,9 @@ pub enum DropReason {
     /// checksum covers the whole message), stateless hairpinning of a fragment, or, with
     /// stateful NAT64, a later fragment whose first fragment never came through.
     Fragment = 6,
-    /// IPv4 UDP without checksum that is fragmented, so that no checksum can be computed for
-    /// it (RFC 7915 section 4.5; unfragmented ones get one computed).
+    /// IPv4 UDP without checksum that is not translated (RFC 7915 section 4.5): a fragment, for
+    /// which no checksum can be computed, or any with `udp_zero_checksum = "drop"`
+    /// (unfragmented ones get one computed otherwise). The sender gets ICMPv4 3/13.
     UdpZeroChecksum = 7,
     /// ICMP type or code with no counterpart, or one RFC 7915 sections 4.2 and 5.2 say to
     /// drop silently (MLD, neighbour discovery, obsolete ICMPv4 types, untranslatable
@@ -216,19 +217,24 @@ pub enum Generated {
     /// ICMPv6 Address Unreachable to an IPv6 client whose new flow got no binding (RFC 6146
     /// section 3.5.1.1).
     AddressUnreachable = 1,
+    /// ICMPv4 Communication Administratively Prohibited to an IPv4 sender whose UDP datagram
+    /// without a checksum is not translated (RFC 7915 section 4.5).
+    AdminProhibited = 2,
 }
 
 impl Generated {
-    pub const COUNT: u32 = 2;
-    pub const ALL: [Generated; 2] = [
+    pub const COUNT: u32 = 3;
+    pub const ALL: [Generated; 3] = [
         Generated::FragmentationNeeded,
         Generated::AddressUnreachable,
+        Generated::AdminProhibited,
     ];
 
     pub const fn name(self) -> &'static str {
         match self {
             Generated::FragmentationNeeded => "fragmentation_needed",
             Generated::AddressUnreachable => "address_unreachable",
+            Generated::AdminProhibited => "admin_prohibited",
         }
     }
 }

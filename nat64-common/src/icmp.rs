@@ -10,6 +10,11 @@ pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 pub const ICMP_PARAM_PROBLEM: u8 = 12;
 pub const ICMP_FRAG_NEEDED: u8 = 4;
+/// RFC 1812 section 5.2.7.1: Destination Unreachable, Communication Administratively
+/// Prohibited.
+pub const ICMP_ADMIN_PROHIBITED: u8 = 13;
+/// RFC 1812 section 4.3.2.3: the most bytes an ICMPv4 error may take.
+pub const ICMP4_ERROR_MAX: usize = 576;
 
 pub const ICMPV6_DEST_UNREACH: u8 = 1;
 pub const ICMPV6_PACKET_TOO_BIG: u8 = 2;
@@ -77,11 +82,32 @@ const PTR_4TO6: [u8; 20] = [
 #[inline(always)]
 pub const fn length_4to6(len4: u8) -> u8 {
     let bytes = len4 as u32 * 4 + 20;
-    if len4 == 0 || bytes % 8 != 0 || bytes / 8 > 255 {
+    if len4 == 0 || !bytes.is_multiple_of(8) || bytes / 8 > 255 {
         0
     } else {
         (bytes / 8) as u8
     }
+}
+
+/// The second word of a translated ICMPv6 error (`rest`, of type `ty6`) with the length
+/// attribute of the ICMPv4 error it came from (`len4`), for the types that carry one.
+#[inline(always)]
+pub const fn with_length_4to6(ty6: u8, mut rest: [u8; 4], len4: u8) -> [u8; 4] {
+    if ty6 == ICMPV6_DEST_UNREACH || ty6 == ICMPV6_TIME_EXCEEDED {
+        rest[0] = length_4to6(len4);
+    }
+    rest
+}
+
+/// The second word of a translated ICMPv4 error (`rest`, of type `ty4`) with the length
+/// attribute of the ICMPv6 error it came from (`len6`), for the types that carry one (not
+/// Fragmentation Needed, whose word holds the MTU and which comes from a Packet Too Big).
+#[inline(always)]
+pub const fn with_length_6to4(ty4: u8, mut rest: [u8; 4], len6: u8) -> [u8; 4] {
+    if ty4 == ICMP_DEST_UNREACH || ty4 == ICMP_TIME_EXCEEDED {
+        rest[1] = length_6to4(len6);
+    }
+    rest
 }
 
 /// The reverse of [`length_4to6`]: 64-bit words of ICMPv6 to 32-bit words of ICMPv4, the
@@ -101,13 +127,11 @@ pub const fn length_6to4(len6: u8) -> u8 {
 #[inline(always)]
 pub fn icmp4_to_icmp6(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, DropReason> {
     use Translation::*;
-    // RFC 4884 length attribute (Destination Unreachable, Time Exceeded), see `length_4to6`.
-    let len6 = length_4to6(rest[1]);
     let unreach = |code6: u8| {
         Ok(Error {
             ty: ICMPV6_DEST_UNREACH,
             code: code6,
-            rest: [len6, 0, 0, 0],
+            rest: [0; 4],
         })
     };
     match ty {
@@ -145,7 +169,7 @@ pub fn icmp4_to_icmp6(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, Dr
         ICMP_TIME_EXCEEDED => Ok(Error {
             ty: ICMPV6_TIME_EXCEEDED,
             code,
-            rest: [len6, 0, 0, 0],
+            rest: [0; 4],
         }),
         ICMP_PARAM_PROBLEM => match code {
             // Pointer indicates the error, bad length: translate the pointer (Figure 3).
@@ -192,13 +216,11 @@ pub const fn ptr_6to4(ptr: u32) -> Option<u8> {
 #[inline(always)]
 pub fn icmp6_to_icmp4(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, DropReason> {
     use Translation::*;
-    // RFC 4884 length attribute (Destination Unreachable, Time Exceeded), see `length_6to4`.
-    let len4 = length_6to4(rest[0]);
     let unreach = |code4: u8| {
         Ok(Error {
             ty: ICMP_DEST_UNREACH,
             code: code4,
-            rest: [0, len4, 0, 0],
+            rest: [0; 4],
         })
     };
     match ty {
@@ -225,7 +247,7 @@ pub fn icmp6_to_icmp4(ty: u8, code: u8, rest: [u8; 4]) -> Result<Translation, Dr
         ICMPV6_TIME_EXCEEDED => Ok(Error {
             ty: ICMP_TIME_EXCEEDED,
             code,
-            rest: [0, len4, 0, 0],
+            rest: [0; 4],
         }),
         ICMPV6_PARAM_PROBLEM => match code {
             // Erroneous header field: Parameter Problem with the pointer translated.
@@ -302,15 +324,20 @@ mod tests {
         assert_eq!((length_4to6(0), length_6to4(0)), (0, 0));
         // 128 + 20 bytes are no whole number of 64-bit words: not expressible, so none.
         assert_eq!(length_4to6(32), 0);
-        // Carried by the tables, in each family's place.
-        match icmp6_to_icmp4(ICMPV6_DEST_UNREACH, 4, [19, 0, 0, 0]) {
-            Ok(Translation::Error { rest, .. }) => assert_eq!(rest, [0, 33, 0, 0]),
-            other => panic!("{other:?}"),
-        }
-        match icmp4_to_icmp6(ICMP_TIME_EXCEEDED, 0, [0, 33, 0, 0]) {
-            Ok(Translation::Error { rest, .. }) => assert_eq!(rest, [19, 0, 0, 0]),
-            other => panic!("{other:?}"),
-        }
+        // Carried into the translated header, in each family's place, for the types that
+        // have it.
+        assert_eq!(
+            with_length_6to4(ICMP_DEST_UNREACH, [0; 4], 19),
+            [0, 33, 0, 0]
+        );
+        assert_eq!(
+            with_length_4to6(ICMPV6_TIME_EXCEEDED, [0; 4], 33),
+            [19, 0, 0, 0]
+        );
+        assert_eq!(
+            with_length_4to6(ICMPV6_PARAM_PROBLEM, [0, 0, 0, 6], 33),
+            [0, 0, 0, 6]
+        );
     }
 
     #[test]
@@ -376,14 +403,14 @@ mod tests {
 
     #[test]
     fn rfc7915_4_2_other_types() {
-        // The unused bytes are not carried; the second is RFC 4884's length (9 words of
-        // IPv4 datagram, 56 bytes once the quoted header is IPv6: 7 words).
+        // The unused bytes are not carried (RFC 4884's length is the error path's, see
+        // `with_length`).
         assert_eq!(
             icmp4_to_icmp6(11, 1, [9; 4]),
             Ok(Error {
                 ty: 3,
                 code: 1,
-                rest: [7, 0, 0, 0]
+                rest: [0; 4]
             })
         );
         for ty in [4, 5, 6, 9, 10, 13, 14, 15, 16, 17, 18, 42] {

@@ -20,8 +20,9 @@ use nat64_common::{
     Counter, Dir, DropReason, Handoff, L4Proto,
     checksum::{self, sum4, sum16},
     icmp::{
-        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, IPV6_MIN_MTU,
-        Translation, icmp4_to_icmp6, icmp6_to_icmp4, mtu4_from_ptb, mtu6_from_frag_needed,
+        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP4_ERROR_MAX, ICMPV6_ECHO_REPLY,
+        ICMPV6_ECHO_REQUEST, IPV6_MIN_MTU, Translation, icmp4_to_icmp6, icmp6_to_icmp4,
+        mtu4_from_ptb, mtu6_from_frag_needed, with_length_4to6, with_length_6to4,
     },
     maps::{CONFIG_F_STATEFUL, Config},
 };
@@ -38,9 +39,6 @@ use crate::{
     rfc6791::{self, Source4},
     stats, v4_to_v6, v6_to_v4,
 };
-
-/// RFC 1812 section 4.3.2.3: the most bytes an ICMPv4 error may take.
-const ICMP4_ERROR_MAX: usize = 576;
 
 /// `Scratch::rfc6791`: the error's RFC 6791 source is one of the node's own, to be found on
 /// the translator link (see `rfc6791`).
@@ -204,7 +202,10 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     s.check_in = u16::from_be_bytes(icmp.check);
     s.removed += word(icmp.ty, icmp.code) + rest_sum(&icmp.rest);
     let (ty, code, rest) = match icmp6_to_icmp4(icmp.ty, icmp.code, icmp.rest)? {
-        Translation::Error { ty, code, rest } => (ty, code, rest),
+        // RFC 4884's length attribute, where the type has one (RFC 7915 section 5.2).
+        Translation::Error { ty, code, rest } => {
+            (ty, code, with_length_6to4(ty, rest, icmp.rest[0]))
+        }
         Translation::TooBig { ty, code, mtu } => {
             let m = mtu4_from_ptb(mtu, iface::mtu(ctx));
             (ty, code, [0, 0, (m >> 8) as u8, m as u8])
@@ -514,7 +515,10 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     }
     s.tot_len = icmp_len as u16;
     let (ty, code, rest) = match icmp4_to_icmp6(icmp.ty, icmp.code, icmp.rest)? {
-        Translation::Error { ty, code, rest } => (ty, code, rest),
+        // RFC 4884's length attribute, where the type has one (RFC 7915 section 4.2).
+        Translation::Error { ty, code, rest } => {
+            (ty, code, with_length_4to6(ty, rest, icmp.rest[1]))
+        }
         Translation::TooBig { ty, code, mtu } => (
             ty,
             code,

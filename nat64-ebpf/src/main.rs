@@ -165,6 +165,11 @@ fn run<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
             ),
             Ok(Step::IcmpError) => (Dir::V4ToV6, icmp_error::v4_to_v6(ctx, cfg).unpack()),
             Ok(Step::FragNeeded) => (Dir::V4ToV6, too_big::frag_needed(ctx, cfg).unpack()),
+            // RFC 7915 section 4.5: a UDP datagram without a checksum that is not to get one
+            // (`l4::ZeroUdp::Drop`, decided before anything is written) is answered.
+            Err(DropReason::UdpZeroChecksum) => {
+                (Dir::V4ToV6, too_big::prohibited(ctx, cfg).unpack())
+            }
             r => (Dir::V4ToV6, r),
         },
         _ => return xdp_action::XDP_PASS,

@@ -91,6 +91,17 @@ pub fn source6(ctx: &impl Frame, cfg: &Config, s: &mut Scratch) -> bool {
     own_source(ctx, AF_INET6)
 }
 
+/// The node's own IPv4 address toward `dst`, for an error this node answers itself on the
+/// translator link (which has no address of its own), in the scratch slot's `rfc6791_src`.
+#[inline(always)]
+pub fn own4(ctx: &impl Frame, dst: [u8; 4]) -> bool {
+    let Ok(s) = crate::scratch::get() else {
+        return false;
+    };
+    s.addr4[1] = dst;
+    own_source(ctx, AF_INET)
+}
+
 /// The node's own address toward the error's destination (`family`: of that destination).
 #[inline(always)]
 fn own_source(ctx: &impl Frame, family: u8) -> bool {

@@ -183,3 +183,85 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
     let (action, _, _) = x.run_counted(&echo4(1290, true));
     assert_eq!(action, XDP_PASS);
 }
+
+/// RFC 7915 section 4.5: an IPv4 UDP datagram without a checksum that is not translated (a
+/// first fragment: its checksum cannot be computed; or any, with `udp_zero_checksum = "drop"`)
+/// is answered with Destination Unreachable, Communication Administratively Prohibited (code
+/// 13), from the interface's address, quoting as much as an ICMPv4 error may carry (RFC 1812
+/// section 4.3.2.3: 576 bytes in all), as Jool does.
+#[test]
+fn udp_without_checksum_not_translated_is_answered_prohibited() {
+    for (label, drop_mode, more_fragments, payload) in [
+        ("first fragment", false, true, 16),
+        ("udp_zero_checksum = drop", true, false, 600),
+    ] {
+        let mut x = load(1500, false, true, true);
+        if drop_mode {
+            let toml = "udp_zero_checksum = \"drop\"\nipv6_mtu = 1500\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n";
+            x = Loaded::load("udp zero drop", toml);
+            let settings = InterfaceSettings {
+                addr4: Some(XLAT4.into()),
+                ..Default::default()
+            };
+            x.dp.set_interface(1, &settings)
+                .expect("interface settings");
+        }
+        let data: Vec<u8> = (0..payload).map(|i| i as u8).collect();
+        let mut ip =
+            Ipv4Header::new((8 + payload) as u16, 64, IpNumber::UDP, SERVER4, CLIENT4).unwrap();
+        ip.more_fragments = more_fragments;
+        ip.identification = 0x77;
+        ip.header_checksum = ip.calc_header_checksum();
+        let mut input = [MAC_X, MAC_S].concat();
+        input.extend([0x08, 0x00]);
+        input.extend(ip.to_bytes());
+        input.extend([0x0f, 0xa0, 0x07, 0xd0]);
+        input.extend(((8 + payload) as u16).to_be_bytes());
+        input.extend([0, 0]);
+        input.extend(&data);
+        let (action, out, moved) = x.run_counted(&input);
+        assert_eq!(action, XDP_TX, "{label}");
+        let quote = &input[14..(14 + 20 + 8 + payload).min(14 + 548)];
+        let mut expected = [MAC_S, MAC_X].concat();
+        expected.extend([0x08, 0x00]);
+        let mut icmp = vec![3u8, 13, 0, 0, 0, 0, 0, 0];
+        icmp.extend(quote);
+        let sum = !fold(
+            icmp.chunks(2)
+                .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+                .sum(),
+        );
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut h = Ipv4Header::new(icmp.len() as u16, 64, IpNumber::ICMP, XLAT4, SERVER4).unwrap();
+        h.dont_fragment = false;
+        h.identification = u16::from_be_bytes([out[18], out[19]]);
+        h.header_checksum = h.calc_header_checksum();
+        expected.extend(h.to_bytes());
+        expected.extend(&icmp);
+        assert_eq!(
+            out, expected,
+            "{label}\n got {out:02x?}\nwant {expected:02x?}"
+        );
+        assert_eq!(
+            moved,
+            vec![
+                (
+                    Counter::Dropped(Dir::V4ToV6, DropReason::UdpZeroChecksum),
+                    1
+                ),
+                (
+                    Counter::Generated(nat64_common::Generated::AdminProhibited),
+                    1
+                ),
+            ],
+            "{label}"
+        );
+    }
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
