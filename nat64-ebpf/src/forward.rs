@@ -22,7 +22,7 @@ use nat64_common::{Counter, Dir, maps::CONFIG_F_FIB, maps::Config};
 
 use crate::{
     maps::FIB,
-    packet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, Ipv4Hdr, Ipv6Hdr, ptr_at},
+    packet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, Ipv4Hdr, Ipv6Hdr, addr_words, ptr_at},
     stats,
 };
 
@@ -85,8 +85,8 @@ pub fn forward(ctx: &XdpContext, dir: Dir) -> u32 {
             p.l4_protocol = ip.next_header;
             p.__bindgen_anon_1.tot_len = u16::from_be_bytes(ip.payload_len).wrapping_add(40);
             p.__bindgen_anon_2.flowinfo = u32::from_ne_bytes(ip.vtcfl) & 0xffff_ff0f_u32.to_be();
-            p.__bindgen_anon_3.ipv6_src = words(&ip.src);
-            p.__bindgen_anon_4.ipv6_dst = words(&ip.dst);
+            p.__bindgen_anon_3.ipv6_src = addr_words(&ip.src);
+            p.__bindgen_anon_4.ipv6_dst = addr_words(&ip.dst);
         }
         _ => return xdp_action::XDP_PASS,
     }
@@ -131,14 +131,4 @@ pub fn forward(ctx: &XdpContext, dir: Dir) -> u32 {
     stats::add(Counter::Forwarded(dir), 1);
     // SAFETY: plain helper call.
     unsafe { bpf_redirect(p.ifindex, 0) as u32 }
-}
-
-#[inline(always)]
-fn words(a: &[u8; 16]) -> [u32; 4] {
-    [
-        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
-        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
-        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
-        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
-    ]
 }

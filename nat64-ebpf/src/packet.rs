@@ -350,9 +350,35 @@ pub fn exceeds_mtu(ctx: &impl Frame) -> bool {
     rc == aya_ebpf::bindings::bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED as i64
 }
 
+/// An IPv6 address as the four native-order words `bpf_fib_lookup` takes.
+#[inline(always)]
+pub fn addr_words(a: &[u8; 16]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
+
 #[inline(always)]
 pub fn ethertype(ctx: &impl Frame) -> Option<u16> {
     read::<EthHdr>(ctx, 0).map(|e| u16::from_be_bytes(e.proto))
+}
+
+/// The verdict that sends a frame turned around by [`turn_back`] out of the interface it came
+/// in on: `XDP_TX`, except on a virtual link (`IFACE_F_PARTIAL_CSUM` marks them) in XDP. A
+/// veth hands `XDP_TX` frames to its peer at once only when the peer runs an XDP program of
+/// its own; a peer with GRO alone keeps them until its next packet, which may never come. A
+/// redirect to the same interface is flushed at once. (At TC `XDP_TX` becomes a redirect.)
+#[inline(always)]
+pub fn send_back(ctx: &impl Frame) -> u32 {
+    if ctx.as_xdp().is_some() && crate::iface::partial_checksums(ctx) {
+        // SAFETY: plain helper call; flags 0 (no fallback action).
+        unsafe { aya_ebpf::helpers::generated::bpf_redirect(ctx.ifindex(), 0) as u32 }
+    } else {
+        aya_ebpf::bindings::xdp_action::XDP_TX
+    }
 }
 
 /// Turns the frame around for an error this node answers in place (`XDP_TX`): the frame is

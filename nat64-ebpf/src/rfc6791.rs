@@ -28,6 +28,7 @@ use nat64_common::maps::{
 use crate::{
     frame::Frame,
     maps::{FIB, NODE6, SCRATCH, Scratch},
+    packet::addr_words,
 };
 
 const AF_INET: u8 = 2;
@@ -167,7 +168,7 @@ extern "C" fn lookup_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(s.addr4[1]);
     } else {
         p.__bindgen_anon_3.ipv6_src = [0; 4];
-        p.__bindgen_anon_4.ipv6_dst = words(&s.addr6[1]);
+        p.__bindgen_anon_4.ipv6_dst = addr_words(&s.addr6[1]);
     }
     // SAFETY: helper call with the context and a map value of the size given.
     let rc = unsafe {
@@ -206,14 +207,4 @@ extern "C" fn lookup_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         }
     }
     1
-}
-
-#[inline(always)]
-fn words(a: &[u8; 16]) -> [u32; 4] {
-    [
-        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
-        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
-        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
-        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
-    ]
 }

@@ -11,7 +11,6 @@
 //!   not translated (RFC 7915 section 4.5).
 
 use crate::frame::Frame;
-use aya_ebpf::bindings::xdp_action;
 use nat64_common::{
     Counter, Dir, DropReason, Generated, checksum,
     icmp::{ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP4_ERROR_MAX},
@@ -21,8 +20,8 @@ use nat64_common::{
 use crate::{
     Packed, Step, iface, link,
     packet::{
-        ETH_LEN, ETH_P_IP, ICMP_LEN, IPPROTO_ICMP, IPV4_LEN, Ipv4Hdr, ipv4_header, sum_range,
-        turn_back, view, word, write_bytes,
+        ETH_LEN, ETH_P_IP, ICMP_LEN, IPPROTO_ICMP, IPV4_LEN, Ipv4Hdr, ipv4_header, send_back,
+        sum_range, turn_back, view, word, write_bytes,
     },
     rfc6791, stats, v6_to_v4,
 };
@@ -138,5 +137,5 @@ fn reply(ctx: &impl Frame, cfg: &Config, a: &Answer) -> Result<u32, DropReason> 
     )?;
     stats::add(Counter::Dropped(Dir::V4ToV6, a.reason), 1);
     stats::add(Counter::Generated(a.kind), 1);
-    Ok(xdp_action::XDP_TX)
+    Ok(send_back(ctx))
 }

@@ -10,7 +10,6 @@
 //! the address the client wrote to.
 
 use crate::frame::Frame;
-use aya_ebpf::bindings::xdp_action;
 use nat64_common::{Counter, DropReason, Generated, checksum};
 
 use crate::{
@@ -74,5 +73,5 @@ fn reply(ctx: &impl Frame) -> Result<u32, DropReason> {
         [ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, c0, c1, 0, 0, 0, 0],
     )?;
     crate::stats::add(Counter::Generated(Generated::AddressUnreachable), 1);
-    Ok(xdp_action::XDP_TX)
+    Ok(crate::packet::send_back(ctx))
 }

@@ -642,8 +642,9 @@ ipv4 = "{EAM_V4}"
 }
 
 /// Loads the dataplane's `nat64_pass` program and attaches it natively to `dev` in the calling
-/// thread's namespace.
-fn attach_pass(dev: &str) -> aya::Ebpf {
+/// thread's namespace (a veth peer picks up the translator's `XDP_TX` frames at once only when
+/// it runs an XDP program). Detach it with [`detach_in`].
+pub fn attach_pass(dev: &str) -> aya::Ebpf {
     use nat64_daemon::dataplane::{EBPF_OBJECT, PASS_PROGRAM};
     let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).expect("load the dataplane object");
     let prog: &mut aya::programs::Xdp = ebpf
@@ -658,6 +659,17 @@ fn attach_pass(dev: &str) -> aya::Ebpf {
     ebpf
 }
 
+/// Detaches (drops) programs attached by [`attach_pass`] from inside the namespace `ns`, where
+/// they were attached: aya detaches by interface index, which names something else elsewhere.
+pub fn detach_in(ns: &str, ebpf: aya::Ebpf) {
+    let path = format!("/run/netns/{ns}");
+    let _ = std::thread::spawn(move || {
+        crate::netns::enter(&path);
+        drop(ebpf);
+    })
+    .join();
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         // The daemon first (its own drop stops it), then the programs on the neighbours.
@@ -665,12 +677,7 @@ impl Drop for Lab {
         // Detached where they were attached: aya detaches by interface index, which means
         // something else in any other namespace.
         for (ns, ebpf) in self.pass.drain(..) {
-            let path = format!("/run/netns/{ns}");
-            let _ = std::thread::spawn(move || {
-                crate::netns::enter(&path);
-                drop(ebpf);
-            })
-            .join();
+            detach_in(&ns, ebpf);
         }
         if self.opts.pinned_state {
             let _ = Command::new("umount").arg(self.dir.join("bpf")).output();

@@ -106,32 +106,26 @@ fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
 
 #[test]
 fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
-    // Exactly 1300 bytes of IPv6: translated.
     let x = load(1300, false, true, true);
-    let (action, out, moved) = x.run_counted(&echo4(1280, true));
-    assert_eq!(action, XDP_PASS);
-    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
-            (Counter::Bytes(Dir::V4ToV6), 1300)
-        ]
-    );
+    let translated = |ipv4_len: usize| {
+        let (action, out, moved) = x.run_counted(&echo4(ipv4_len, true));
+        assert_eq!(action, XDP_PASS, "{ipv4_len} bytes");
+        assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+                (Counter::Bytes(Dir::V4ToV6), ipv4_len as u64 + 20)
+            ]
+        );
+    };
+    // Exactly 1300 bytes of IPv6: translated.
+    translated(1280);
     // Too big with DF, with the translator link: translated all the same. ipv6_mtu is what
     // packets without DF are fragmented to (Jool's lowest-ipv6-mtu); one with DF is judged by
     // the kernel against the real IPv6 route, and the kernel's Packet Too Big comes back
     // through the link as Fragmentation Needed from this node (RFC 7915 section 5.2).
-    let (action, out, moved) = x.run_counted(&echo4(1290, true));
-    assert_eq!(action, XDP_PASS);
-    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
-            (Counter::Bytes(Dir::V4ToV6), 1310)
-        ]
-    );
+    translated(1290);
     // Too big without DF: it must be fragmented (RFC 7915 section 4.1). Handed to the kernel
     // untouched, which fragments it on its way into the translator link.
     let input = echo4(1290, false);
@@ -191,9 +185,10 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
 /// section 4.3.2.3: 576 bytes in all), as Jool does.
 #[test]
 fn udp_without_checksum_not_translated_is_answered_prohibited() {
-    for (label, drop_mode, more_fragments, payload) in [
-        ("first fragment", false, true, 16),
-        ("udp_zero_checksum = drop", true, false, 600),
+    for (label, drop_mode, more_fragments, df, payload) in [
+        ("first fragment", false, true, false, 16),
+        ("first fragment with DF", false, true, true, 4),
+        ("udp_zero_checksum = drop", true, false, false, 600),
     ] {
         let mut x = load(1500, false, true, true);
         if drop_mode {
@@ -210,6 +205,7 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
         let mut ip =
             Ipv4Header::new((8 + payload) as u16, 64, IpNumber::UDP, SERVER4, CLIENT4).unwrap();
         ip.more_fragments = more_fragments;
+        ip.dont_fragment = df;
         ip.identification = 0x77;
         ip.header_checksum = ip.calc_header_checksum();
         let mut input = [MAC_X, MAC_S].concat();

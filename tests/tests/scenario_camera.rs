@@ -29,7 +29,7 @@ use std::{
 };
 
 use nat64_tests::{
-    lab::{Daemon, ping},
+    lab::{Daemon, attach_pass, detach_in, ping},
     netns::{Netns, run_ok},
     peers,
 };
@@ -320,33 +320,11 @@ impl Drop for Scenario {
         // namespaces (aya detaches by interface index, which names something else elsewhere).
         drop(self.daemon.take());
         for (ns, ebpf) in self.pass.drain(..) {
-            let path = format!("/run/netns/{ns}");
-            let _ = std::thread::spawn(move || {
-                nat64_tests::netns::enter(&path);
-                drop(ebpf);
-            })
-            .join();
+            detach_in(&ns, ebpf);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         // The namespaces go after this, taking their links with them.
     }
-}
-
-/// Loads the dataplane's pass-through program and attaches it natively to `dev` in the
-/// calling thread's namespace (as `tests/src/lab.rs` does for the lab's neighbours).
-fn attach_pass(dev: &str) -> aya::Ebpf {
-    use nat64_daemon::dataplane::{EBPF_OBJECT, PASS_PROGRAM};
-    let mut ebpf = aya::Ebpf::load(EBPF_OBJECT).expect("load the dataplane object");
-    let prog: &mut aya::programs::Xdp = ebpf
-        .program_mut(PASS_PROGRAM)
-        .expect("pass program")
-        .try_into()
-        .expect("an XDP program");
-    prog.load().expect("load the pass program");
-    let ifindex = nat64_daemon::sys::if_index(dev).unwrap_or_else(|| panic!("no {dev}"));
-    prog.attach_to_if_index(ifindex, aya::programs::XdpMode::Driver)
-        .unwrap_or_else(|e| panic!("attaching XDP to {dev}: {e}"));
-    ebpf
 }
 
 /// What the camera saw of the upload.

@@ -200,7 +200,7 @@ fn which(program: &str) -> anyhow::Result<PathBuf> {
 const BENCH_PACKAGES: &[(&str, &str)] = &[
     ("iperf3", "iperf3"),
     ("tayga", "tayga"),
-    ("trafgen", "netsniff-ng"),
+    ("netsniff-ng", "trafgen"),
 ];
 
 pub fn bench_packages() -> anyhow::Result<()> {
