@@ -114,11 +114,15 @@ pub enum DropReason {
     /// Stateful NAT64: the binding table is full (`max_bindings`), so no binding could be made
     /// for a new flow; as with [`DropReason::PoolExhausted`], nothing is evicted for it.
     TableFull = 17,
+    /// An ICMPv6 error whose checksum is wrong: RFC 7915 section 5.2 has the translator check
+    /// it before translating (the translation updates the checksum incrementally, which would
+    /// carry the error into a packet that looks whole to nobody).
+    BadChecksum = 18,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 18;
-    pub const ALL: [DropReason; 18] = [
+    pub const COUNT: u32 = 19;
+    pub const ALL: [DropReason; 19] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -137,6 +141,7 @@ impl DropReason {
         DropReason::NoBinding,
         DropReason::ClientLimit,
         DropReason::TableFull,
+        DropReason::BadChecksum,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -159,6 +164,7 @@ impl DropReason {
             DropReason::NoBinding => "no_binding",
             DropReason::ClientLimit => "client_limit",
             DropReason::TableFull => "table_full",
+            DropReason::BadChecksum => "bad_checksum",
         }
     }
 }

@@ -3,8 +3,10 @@
 //! An error carries the offending packet as a router saw it, usually truncated. Its IP header
 //! is translated like an outer one, its addresses mapped the same way, its transport checksum
 //! updated where it was quoted, and the outer ICMP checksum, which covers all of it, updated
-//! incrementally: the words that left are subtracted and the ones that came are added. An error
-//! with a wrong checksum therefore stays wrong after translation; nothing corrupt is repaired.
+//! incrementally: the words that left are subtracted and the ones that came are added. So an
+//! ICMPv6 error's checksum is checked first (RFC 7915 section 5.2) and a wrong one dropped; an
+//! ICMPv4 error with a wrong checksum stays wrong after translation (nothing corrupt is
+//! repaired), and the IPv6 host drops it.
 //!
 //! Layout, 6 to 4 (the frame shrinks by 40 bytes; the quoted data does not move):
 //! `eth | IPv6 40 | ICMPv6 8 | IPv6 40 | data` -> `eth | IPv4 20 | ICMP 8 | IPv4 20 | data`.
@@ -173,6 +175,12 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     }
     // The ICMPv6 checksum covers a pseudo-header that ICMPv4 lacks (RFC 8200 section 8.1).
     s.removed = sum16(&ip6.src) + sum16(&ip6.dst) + msg_len as u32 + IPPROTO_ICMPV6 as u32;
+    // RFC 7915 section 5.2: the checksum is checked before translation; the incremental
+    // update below would otherwise carry a corrupt message into an ICMPv4 one.
+    let whole = sum_range(ctx, icmp_off, msg_len as usize).ok_or(DropReason::Truncated)?;
+    if checksum::fold(s.removed + whole) != 0xffff {
+        return Err(DropReason::BadChecksum);
+    }
     s.added = 0;
     s.tot_len = msg_len; // 20 + 8 + 20 + data = 8 + 40 + data
     s.outer_tos = v6_to_v4::tos(cfg, ip6);

@@ -1464,6 +1464,24 @@ fn errors_6to4_without_pool6791() {
     finish(2, errors);
 }
 
+/// RFC 7915 section 5.2: an ICMPv6 error's checksum is checked before translation; one with a
+/// wrong checksum is dropped and counted, not translated into a corrupt ICMPv4 error.
+#[test]
+fn an_icmpv6_error_with_a_wrong_checksum_is_dropped() {
+    require_root();
+    let x = Xlat::load("bad checksum", &config_6791());
+    let mut input = client_reports(udp(40001, 9999, 100)).input(Dir::V6ToV4, msg(1, 4));
+    // The ICMPv6 checksum: after the Ethernet and IPv6 headers, at offset 2.
+    input[14 + 40 + 2] ^= 0x5a;
+    let before = x.stats();
+    let (action, _) = x.run(&input);
+    assert_eq!(action, XDP_DROP, "{}", action_name(action));
+    assert_eq!(
+        counter_delta(&before, &x.stats()),
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::BadChecksum), 1)]
+    );
+}
+
 /// At TC, an ICMPv4 error is left to the translator link, whose IPv4 routes let in at most
 /// ipv6_mtu - 28 bytes (1252 at the least) and where the kernel drops a longer error rather
 /// than fragment it: so it is cut to 1252 bytes on its way (checksums kept right), which
