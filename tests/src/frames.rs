@@ -182,6 +182,19 @@ fn transport_field(proto: u8, o: usize) -> String {
 /// Parses the output frame with etherparse and recomputes its checksums: the outer IPv4
 /// header and ICMP or ICMPv6 checksum over the whole message, the quoted IPv4 header, and the
 /// quoted transport checksum when the whole quoted packet is there.
+/// The one's complement sum of `bytes` as 16-bit words (an odd last byte padded), folded:
+/// 0xffff over a header or message whose checksum is right.
+pub fn folded_sum(bytes: &[u8]) -> u16 {
+    let mut s: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
 pub fn verify_icmp_error_checksums(frame: &[u8]) -> Result<(), String> {
     let ip = frame.get(14..).ok_or("no IP packet in the output")?;
     verify_ip(ip).map_err(|e| format!("outer packet: {e}"))?;

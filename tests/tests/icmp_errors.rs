@@ -45,7 +45,7 @@ use etherparse::{
 use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
 use nat64_daemon::{dataplane::LINK_PROGRAM, stats::all_counters};
 use nat64_tests::{
-    frames::{diff, verify_icmp_error_checksums},
+    frames::{diff, folded_sum, verify_icmp_error_checksums},
     require_root,
     xdp::{
         Loaded, XDP_DROP, XDP_PASS, XDP_TX, action_name, check_counters, counter_delta, finish,
@@ -1383,6 +1383,19 @@ fn errors_6to4_inner_untranslatable() {
     run_table("6to4 inner", &config_6791(), &cases);
 }
 
+/// A namespace standing for the translator node on the IPv4 side: it forwards, and holds
+/// 192.0.2.1 on `r0`, the interface its route toward the server (192.0.2.2) leaves by, so a FIB
+/// lookup there gives 192.0.2.1 as the node's own source.
+fn node_namespace(role: &str) -> nat64_tests::netns::Netns {
+    let ns = nat64_tests::netns::Netns::new(role);
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+    ns
+}
+
 /// Without a pool6791 address, an error from an IPv6 router without IPv4 mapping leaves from
 /// the node's own address toward its destination (RFC 6791 section 4 allows a pool of one;
 /// Jool and TAYGA do the same), so that path MTU discovery works out of the box. The kernel
@@ -1409,12 +1422,7 @@ fn errors_6to4_without_pool6791() {
     ];
     // The error goes to the server, 192.0.2.2: in this namespace the node holds 192.0.2.1 on
     // the interface that route leaves by.
-    let ns = nat64_tests::netns::Netns::new("rfc6791");
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
-    ns.ip(&["link", "set", "r0", "up"]);
-    ns.ip(&["link", "set", "r1", "up"]);
-    ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+    let ns = node_namespace("rfc6791");
     let mut errors = Vec::new();
     for (name, report, input, output) in cases {
         let frame = report.input(Dir::V6ToV4, input);
@@ -1505,19 +1513,8 @@ fn a_long_icmpv4_error_is_cut_to_fit_the_link_at_tc() {
     assert!(out == want, "{}", diff(&want, &out));
     // Both checksums verify (the quoted packet is incomplete, so only the outer ones).
     let ip = &out[14..];
-    let words = |b: &[u8]| -> u32 {
-        b.chunks(2)
-            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-            .sum()
-    };
-    let fold = |mut s: u32| {
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
-        s
-    };
-    assert_eq!(fold(words(&ip[..20])), 0xffff, "IPv4 header checksum");
-    assert_eq!(fold(words(&ip[20..])), 0xffff, "ICMP checksum");
+    assert_eq!(folded_sum(&ip[..20]), 0xffff, "IPv4 header checksum");
+    assert_eq!(folded_sum(&ip[20..]), 0xffff, "ICMP checksum");
     assert_eq!(
         counter_delta(&before, &x.stats()),
         vec![(Counter::Handoff(Dir::V4ToV6, Handoff::SlowPath), 1)]
@@ -1532,9 +1529,7 @@ fn a_long_icmpv4_error_is_cut_to_fit_the_link_at_tc() {
 fn errors_of_this_node_leave_from_its_ipv4_address() {
     require_root();
     // The node holds 2001:db8:ff::1 (ROUTER6) and 192.0.2.1 toward the server.
-    let ns = nat64_tests::netns::Netns::new("own-errors");
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
+    let ns = node_namespace("own-errors");
     ns.ip(&[
         "-6",
         "addr",
@@ -1544,9 +1539,6 @@ fn errors_of_this_node_leave_from_its_ipv4_address() {
         "r0",
         "nodad",
     ]);
-    ns.ip(&["link", "set", "r0", "up"]);
-    ns.ip(&["link", "set", "r1", "up"]);
-    ns.sysctl("net.ipv4.conf.all.forwarding", "1");
     // Loaded in the namespace: the daemon records the node's addresses where it runs.
     let cfg = format!("pool6791 = \"203.0.113.9\"\n{}", base_config());
     let x = ns.run(|| Xlat::load("own errors", &cfg));

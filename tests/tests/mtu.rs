@@ -9,7 +9,10 @@ use etherparse::{
 };
 use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
 use nat64_daemon::{InterfaceSettings, dataplane::LINK_PROGRAM};
-use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta};
+use nat64_tests::{
+    frames::folded_sum,
+    xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta},
+};
 
 const SERVER4: [u8; 4] = [192, 0, 2, 2];
 const CLIENT4: [u8; 4] = [198, 51, 100, 2];
@@ -222,11 +225,7 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
         expected.extend([0x08, 0x00]);
         let mut icmp = vec![3u8, 13, 0, 0, 0, 0, 0, 0];
         icmp.extend(quote);
-        let sum = !fold(
-            icmp.chunks(2)
-                .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-                .sum(),
-        );
+        let sum = !folded_sum(&icmp);
         icmp[2..4].copy_from_slice(&sum.to_be_bytes());
         let mut h = Ipv4Header::new(icmp.len() as u16, 64, IpNumber::ICMP, XLAT4, SERVER4).unwrap();
         h.dont_fragment = false;
@@ -253,11 +252,4 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
             "{label}"
         );
     }
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
 }
