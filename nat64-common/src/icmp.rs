@@ -73,53 +73,21 @@ const PTR_4TO6: [u8; 20] = [
     24, 24, 24, 24, // destination address
 ];
 
-/// RFC 4884 section 4.1: the length of the "original datagram" field of an ICMPv4 error
-/// (Destination Unreachable, Time Exceeded), in 32-bit words, in the second byte of the header's
-/// second word; in ICMPv6 (section 4.2) in 64-bit words, in the first byte. RFC 7915 sections
-/// 4.2 and 5.2 translate it (RFC 4884 section 4.6): the quoted IPv4 header becomes a 40-byte
-/// IPv6 one, 20 bytes more (options apart). A length the other family cannot express (not a
-/// whole number of its words, or too long) becomes 0: no extension is claimed.
+/// Whether an ICMPv6 error type carries RFC 4884's length attribute (section 4.2: Destination
+/// Unreachable and Time Exceeded, in the first byte of the header's second word); the
+/// layout of a translated error with one is `rfc4884`'s.
 #[inline(always)]
-pub const fn length_4to6(len4: u8) -> u8 {
-    let bytes = len4 as u32 * 4 + 20;
-    if len4 == 0 || !bytes.is_multiple_of(8) || bytes / 8 > 255 {
-        0
-    } else {
-        (bytes / 8) as u8
-    }
+pub const fn has_length6(ty6: u8) -> bool {
+    ty6 == ICMPV6_DEST_UNREACH || ty6 == ICMPV6_TIME_EXCEEDED
 }
 
-/// The second word of a translated ICMPv6 error (`rest`, of type `ty6`) with the length
-/// attribute of the ICMPv4 error it came from (`len4`), for the types that carry one.
+/// Whether an ICMPv4 error loses any RFC 4884 extension when translated: the ones that become
+/// an ICMPv6 type without a length attribute (Protocol Unreachable and Parameter Problem
+/// become Parameter Problem, Fragmentation Needed becomes Packet Too Big; RFC 7915 section
+/// 4.2).
 #[inline(always)]
-pub const fn with_length_4to6(ty6: u8, mut rest: [u8; 4], len4: u8) -> [u8; 4] {
-    if ty6 == ICMPV6_DEST_UNREACH || ty6 == ICMPV6_TIME_EXCEEDED {
-        rest[0] = length_4to6(len4);
-    }
-    rest
-}
-
-/// The second word of a translated ICMPv4 error (`rest`, of type `ty4`) with the length
-/// attribute of the ICMPv6 error it came from (`len6`), for the types that carry one (not
-/// Fragmentation Needed, whose word holds the MTU and which comes from a Packet Too Big).
-#[inline(always)]
-pub const fn with_length_6to4(ty4: u8, mut rest: [u8; 4], len6: u8) -> [u8; 4] {
-    if ty4 == ICMP_DEST_UNREACH || ty4 == ICMP_TIME_EXCEEDED {
-        rest[1] = length_6to4(len6);
-    }
-    rest
-}
-
-/// The reverse of [`length_4to6`]: 64-bit words of ICMPv6 to 32-bit words of ICMPv4, the
-/// quoted header 20 bytes shorter.
-#[inline(always)]
-pub const fn length_6to4(len6: u8) -> u8 {
-    let bytes = len6 as u32 * 8;
-    if len6 == 0 || bytes < 20 || (bytes - 20) / 4 > 255 {
-        0
-    } else {
-        ((bytes - 20) / 4) as u8
-    }
+pub const fn drops_extension4(ty: u8, code: u8) -> bool {
+    ty == ICMP_PARAM_PROBLEM || (ty == ICMP_DEST_UNREACH && (code == 2 || code == ICMP_FRAG_NEEDED))
 }
 
 /// ICMPv4 to ICMPv6 (RFC 7915 section 4.2). `rest` is the second 32-bit word of the ICMPv4
@@ -316,28 +284,23 @@ mod tests {
     use super::{Translation::*, *};
 
     #[test]
-    fn rfc4884_lengths_follow_the_quoted_header() {
-        // 132 bytes of IPv4 datagram (33 words) are 152 of IPv6 (19 words), and back.
-        assert_eq!(length_4to6(33), 19);
-        assert_eq!(length_6to4(19), 33);
-        // No length, no extension.
-        assert_eq!((length_4to6(0), length_6to4(0)), (0, 0));
-        // 128 + 20 bytes are no whole number of 64-bit words: not expressible, so none.
-        assert_eq!(length_4to6(32), 0);
-        // Carried into the translated header, in each family's place, for the types that
-        // have it.
-        assert_eq!(
-            with_length_6to4(ICMP_DEST_UNREACH, [0; 4], 19),
-            [0, 33, 0, 0]
-        );
-        assert_eq!(
-            with_length_4to6(ICMPV6_TIME_EXCEEDED, [0; 4], 33),
-            [19, 0, 0, 0]
-        );
-        assert_eq!(
-            with_length_4to6(ICMPV6_PARAM_PROBLEM, [0, 0, 0, 6], 33),
-            [0, 0, 0, 6]
-        );
+    fn rfc4884_length_in_two_icmpv6_types() {
+        assert!(has_length6(ICMPV6_DEST_UNREACH) && has_length6(ICMPV6_TIME_EXCEEDED));
+        assert!(!has_length6(ICMPV6_PACKET_TOO_BIG) && !has_length6(ICMPV6_PARAM_PROBLEM));
+        // The ICMPv4 errors that become those two lose their extension.
+        for (ty, code) in [(3, 2), (3, 4), (12, 0), (12, 2)] {
+            assert!(drops_extension4(ty, code), "{ty}/{code}");
+            let t = icmp4_to_icmp6(ty, code, [0; 4]);
+            assert!(matches!(t, Ok(Error { ty, .. } | TooBig { ty, .. }) if !has_length6(ty)));
+        }
+        for (ty, code) in [(3, 0), (3, 1), (3, 3), (3, 13), (11, 0), (11, 1)] {
+            assert!(!drops_extension4(ty, code), "{ty}/{code}");
+            let t = icmp4_to_icmp6(ty, code, [0; 4]);
+            assert!(
+                matches!(t, Ok(Error { ty, .. }) if has_length6(ty)),
+                "{ty}/{code}"
+            );
+        }
     }
 
     #[test]
@@ -404,7 +367,7 @@ mod tests {
     #[test]
     fn rfc7915_4_2_other_types() {
         // The unused bytes are not carried (RFC 4884's length is the error path's, see
-        // `with_length`).
+        // `rfc4884`).
         assert_eq!(
             icmp4_to_icmp6(11, 1, [9; 4]),
             Ok(Error {

@@ -11,6 +11,7 @@ pub mod checksum;
 pub mod counters;
 pub mod icmp;
 pub mod maps;
+pub mod rfc4884;
 pub mod state;
 
 pub use counters::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};

@@ -17,7 +17,8 @@ use aya_ebpf::{
     bindings::{__sk_buff, bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, xdp_md},
     helpers::generated::{
         bpf_skb_adjust_room, bpf_skb_change_proto, bpf_skb_change_tail, bpf_skb_load_bytes,
-        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_skb_store_bytes, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_xdp_store_bytes,
     },
     programs::{TcContext, XdpContext},
 };
@@ -51,6 +52,14 @@ pub trait Frame {
     fn move_head(&self, delta: i32, proto: u16) -> bool;
     /// Cuts the packet to `len` bytes.
     fn set_len(&self, len: u32) -> bool;
+    /// Makes the packet `len` bytes long, cutting or growing it at the end (new bytes are
+    /// the caller's to write).
+    fn resize_tail(&self, len: u32) -> bool;
+    /// Copies `len` bytes at `at` to `to`, or stores `len` bytes from `from` at `at`, through
+    /// the context's helpers (any offset, any part of the packet); 0 on success. The caller
+    /// keeps `len` within its buffer, where the verifier can see it.
+    fn load_into(&self, at: u32, to: *mut u8, len: u32) -> i64;
+    fn store_from(&self, at: u32, from: *const u8, len: u32) -> i64;
     /// This is the XDP context, for what only XDP does (forwarding from the hook).
     fn as_xdp(&self) -> Option<&XdpContext>;
 }
@@ -100,6 +109,22 @@ impl Frame for XdpContext {
         let cut = Frame::len(self).saturating_sub(len as usize);
         // SAFETY: plain helper call on the program's own context.
         cut == 0 || unsafe { bpf_xdp_adjust_tail(self.ctx, -(cut as i32)) == 0 }
+    }
+    #[inline(always)]
+    fn resize_tail(&self, len: u32) -> bool {
+        let delta = len as i32 - Frame::len(self) as i32;
+        // SAFETY: plain helper call on the program's own context.
+        delta == 0 || unsafe { bpf_xdp_adjust_tail(self.ctx, delta) == 0 }
+    }
+    #[inline(always)]
+    fn load_into(&self, at: u32, to: *mut u8, len: u32) -> i64 {
+        // SAFETY: the caller keeps `len` within `to`.
+        unsafe { bpf_xdp_load_bytes(self.ctx, at, to as *mut c_void, len) }
+    }
+    #[inline(always)]
+    fn store_from(&self, at: u32, from: *const u8, len: u32) -> i64 {
+        // SAFETY: the caller keeps `len` within `from`; the helper only reads it.
+        unsafe { bpf_xdp_store_bytes(self.ctx, at, from as *mut c_void, len) }
     }
     #[inline(always)]
     fn as_xdp(&self) -> Option<&XdpContext> {
@@ -188,6 +213,22 @@ impl Frame for TcContext {
     fn set_len(&self, len: u32) -> bool {
         // SAFETY: plain helper call on the program's own context.
         len as usize >= Frame::len(self) || unsafe { bpf_skb_change_tail(sk(self), len, 0) } == 0
+    }
+    #[inline(always)]
+    fn resize_tail(&self, len: u32) -> bool {
+        // SAFETY: plain helper call on the program's own context.
+        len as usize == Frame::len(self) || unsafe { bpf_skb_change_tail(sk(self), len, 0) } == 0
+    }
+    #[inline(always)]
+    fn load_into(&self, at: u32, to: *mut u8, len: u32) -> i64 {
+        // SAFETY: the caller keeps `len` within `to`.
+        unsafe { bpf_skb_load_bytes(sk(self) as *const c_void, at, to as *mut c_void, len) }
+    }
+    #[inline(always)]
+    fn store_from(&self, at: u32, from: *const u8, len: u32) -> i64 {
+        // SAFETY: the caller keeps `len` within `from`; the helper only reads it.
+        // BPF_F_RECOMPUTE_CSUM: a receive checksum (`CHECKSUM_COMPLETE`) follows the bytes.
+        unsafe { bpf_skb_store_bytes(sk(self), at, from as *const c_void, len, 1) }
     }
     #[inline(always)]
     fn as_xdp(&self) -> Option<&XdpContext> {

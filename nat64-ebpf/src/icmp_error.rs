@@ -22,19 +22,20 @@ use nat64_common::{
     Counter, Dir, DropReason, Handoff, L4Proto,
     checksum::{self, sum4, sum16},
     icmp::{
-        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP4_ERROR_MAX, ICMPV6_ECHO_REPLY,
-        ICMPV6_ECHO_REQUEST, IPV6_MIN_MTU, Translation, icmp4_to_icmp6, icmp6_to_icmp4,
-        mtu4_from_ptb, mtu6_from_frag_needed, with_length_4to6, with_length_6to4,
+        ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, Translation,
+        drops_extension4, has_length6, icmp4_to_icmp6, icmp6_to_icmp4, mtu4_from_ptb,
+        mtu6_from_frag_needed,
     },
     maps::{CONFIG_F_STATEFUL, Config},
+    rfc4884::{self, Towards},
 };
 
 use crate::{
-    Packed, Step, addrmap, iface, link,
+    Packed, Step, addrmap, extension, iface, link,
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
         IPPROTO_UDP, IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF,
-        ipv4_header, ipv6_header_sum, is_extension_header, read, resize_head, shrink_head,
+        ipv4_header, ipv6_header_sum, is_extension_header, load_u8, read, resize_head, shrink_head,
         sum_words, view, word, write_bytes, write_u16,
     },
     packet::{MAX_HEADERS_LEN, sum_range},
@@ -209,10 +210,15 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
     s.check_in = u16::from_be_bytes(icmp.check);
     s.removed += word(icmp.ty, icmp.code) + rest_sum(&icmp.rest);
+    // RFC 4884's length attribute (RFC 7915 section 5.2), where the type has one: the quote's
+    // length in bytes, settled with the layout once the quote is known.
+    s.ext_from = 0;
     let (ty, code, rest) = match icmp6_to_icmp4(icmp.ty, icmp.code, icmp.rest)? {
-        // RFC 4884's length attribute, where the type has one (RFC 7915 section 5.2).
         Translation::Error { ty, code, rest } => {
-            (ty, code, with_length_6to4(ty, rest, icmp.rest[0]))
+            if has_length6(icmp.ty) {
+                s.ext_from = icmp.rest[0] as u16 * 8;
+            }
+            (ty, code, rest)
         }
         Translation::TooBig { ty, code, mtu } => {
             let m = mtu4_from_ptb(mtu, iface::mtu(ctx));
@@ -370,22 +376,36 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     s.inner_proto = l4.proto;
     s.removed += l4.removed;
     s.added += l4.added;
-    // Both IP headers shrink by 20 bytes and the quoted extension headers go.
-    s.tot_len = s
-        .tot_len
-        .checked_sub(inner_ext as u16)
-        .ok_or(DropReason::InnerUntranslatable)?;
     // RFC 1812 section 4.3.2.3: an ICMPv4 error is at most 576 bytes long (as the kernel's own
-    // and Jool's are). A longer one loses the end of its quote; the bytes cut leave the
-    // checksum. They end where the IPv6 packet does, and start at an even offset of the
-    // message (headers and extension headers are all of even length).
-    let cut = (s.tot_len as usize).saturating_sub(ICMP4_ERROR_MAX) & 0xfff;
-    if cut > 0 {
-        let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
-        let end = (ETH_LEN + IPV6_LEN + u16::from_be_bytes(ip6.payload_len) as usize) & 0xffff;
-        s.removed += sum_range(ctx, end.saturating_sub(cut), cut).ok_or(DropReason::Truncated)?;
-        s.tot_len = ICMP4_ERROR_MAX as u16;
+    // and Jool's are), and RFC 4884 lays out a quote followed by an extension (see
+    // `nat64_common::rfc4884`). Both IP headers shrink by 20 bytes and the quoted extension
+    // headers go.
+    let shrink = IPV6_LEN - IPV4_LEN + inner_ext;
+    let body_in = msg_len as usize - ICMP_LEN;
+    let l = rfc4884::layout(
+        Towards::V4,
+        s.ext_from as usize,
+        body_in,
+        IPV6_LEN + inner_ext,
+        shrink as isize,
+        false,
+    )
+    .ok_or(DropReason::InnerUntranslatable)?;
+    s.icmp[5] = l.length;
+    s.added += l.length as u32;
+    // The bytes that leave the message (the end of the quote, where it was cut) leave the
+    // checksum. They start at an even offset of the message (headers and extension headers
+    // are all of even length, the quote kept a whole number of words).
+    let gap = (l.gap_end - l.keep) & 0xfff;
+    if gap > 0 {
+        let at = (icmp_off + ICMP_LEN + l.keep + shrink) & 0xffff;
+        s.removed += sum_range(ctx, at, gap).ok_or(DropReason::Truncated)?;
     }
+    s.keep = l.keep as u16;
+    s.pad = l.pad as u16;
+    s.ext_len = l.ext as u16;
+    s.ext_from = l.ext_from as u16;
+    s.tot_len = (IPV4_LEN + ICMP_LEN + l.body()) as u16;
     let [c0, c1] = checksum::update(s.check_in, s.removed, s.added).to_be_bytes();
     s.icmp[2] = c0;
     s.icmp[3] = c1;
@@ -431,10 +451,17 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     if !shrink_head(ctx, new as i32, ETH_P_IP) {
         return Err(DropReason::HeadroomExhausted);
     }
-    // Everything past the error goes: what was cut, and any Ethernet padding.
-    if ctx.len() > ETH_LEN + s.tot_len as usize {
-        crate::packet::trim_to(ctx, ETH_LEN + s.tot_len as usize)?;
-    }
+    // Everything past the error goes (what was cut, any Ethernet padding), and an extension
+    // moves behind the quote.
+    let body = ETH_LEN + IPV4_LEN + ICMP_LEN;
+    extension::finish(
+        ctx,
+        body + s.ext_from as usize,
+        s.ext_len as usize,
+        body + s.keep as usize,
+        s.pad as usize,
+        ETH_LEN + s.tot_len as usize,
+    )?;
 
     stats::add(Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), s.tot_len as u64);
@@ -512,21 +539,8 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     s.inner_tos = inner.tos;
     s.inner_ttl = inner.ttl;
 
-    // RFC 4443 section 2.4(c): an ICMPv6 error must not exceed the minimum IPv6 MTU. A longer
-    // one loses the end of its quote; the bytes cut leave the checksum. (The cut starts at an
-    // even offset of the message: 1240 bytes are kept.)
-    let full_icmp_len = (tot_len - ihl) - ihl_in + IPV6_LEN;
-    let cut = (IPV6_LEN + full_icmp_len).saturating_sub(IPV6_MIN_MTU as usize);
-    let icmp_len = full_icmp_len - cut;
-    if cut > 0 {
-        s.removed += sum_range(ctx, ETH_LEN + tot_len - cut, cut).ok_or(DropReason::Truncated)?;
-    }
-    s.tot_len = icmp_len as u16;
-    let (ty, code, rest) = match icmp4_to_icmp6(icmp.ty, icmp.code, icmp.rest)? {
-        // RFC 4884's length attribute, where the type has one (RFC 7915 section 4.2).
-        Translation::Error { ty, code, rest } => {
-            (ty, code, with_length_4to6(ty, rest, icmp.rest[1]))
-        }
+    let (ty, code, mut rest) = match icmp4_to_icmp6(icmp.ty, icmp.code, icmp.rest)? {
+        Translation::Error { ty, code, rest } => (ty, code, rest),
         Translation::TooBig { ty, code, mtu } => (
             ty,
             code,
@@ -534,6 +548,35 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         ),
         Translation::Info { .. } => return Err(DropReason::IcmpUntranslatable),
     };
+    // RFC 4443 section 2.4(c): an ICMPv6 error must not exceed the minimum IPv6 MTU, and RFC
+    // 4884 lays out a quote followed by an extension (RFC 7915 section 4.2; see
+    // `nat64_common::rfc4884`). The length attribute is read from every ICMPv4 error, as the
+    // second byte of its second word; the types that become an ICMPv6 type without one
+    // (Protocol Unreachable and Parameter Problem become Parameter Problem, Fragmentation
+    // Needed becomes Packet Too Big) lose their extension.
+    let l = rfc4884::layout(
+        Towards::V6,
+        icmp.rest[1] as usize * 4,
+        tot_len - ihl - ICMP_LEN,
+        ihl_in,
+        ihl_in as isize - IPV6_LEN as isize,
+        !has_length6(ty),
+    )
+    .ok_or(DropReason::InnerUntranslatable)?;
+    rest[0] = l.length;
+    // The bytes that leave the message leave the checksum; they start at an even offset of it
+    // (the quote kept is a whole number of 64-bit words, or all of it: 1240 bytes at most).
+    let gap = (l.gap_end - l.keep) & 0xfff;
+    if gap > 0 {
+        let at = (ETH_LEN + ihl + ICMP_LEN + l.keep + ihl_in - IPV6_LEN) & 0xffff;
+        s.removed += sum_range(ctx, at, gap).ok_or(DropReason::Truncated)?;
+    }
+    s.keep = l.keep as u16;
+    s.pad = l.pad as u16;
+    s.ext_len = l.ext as u16;
+    s.ext_from = l.ext_from as u16;
+    let icmp_len = ICMP_LEN + l.body();
+    s.tot_len = icmp_len as u16;
     s.icmp = [ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
     // The ICMPv6 checksum gains the pseudo-header (RFC 8200 section 8.1).
     s.added = sum16(&s.addr6[0])
@@ -624,10 +667,17 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     write_bytes(ctx, at + 8, s.addr6[2])?;
     write_bytes(ctx, at + 24, s.addr6[3])?;
 
-    if cut > 0 {
-        // Everything past the kept message goes (Ethernet padding included).
-        crate::packet::trim_to(ctx, ETH_LEN + IPV6_LEN + icmp_len)?;
-    }
+    // Everything past the kept message goes (Ethernet padding included), and an extension
+    // moves behind the quote.
+    let body = ETH_LEN + IPV6_LEN + ICMP_LEN;
+    extension::finish(
+        ctx,
+        body + s.ext_from as usize,
+        s.ext_len as usize,
+        body + s.keep as usize,
+        s.pad as usize,
+        ETH_LEN + IPV6_LEN + s.tot_len as usize,
+    )?;
     stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);
     if s.rfc6791 != 0 {
@@ -641,12 +691,15 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
 /// answers an ICMP error that exceeds it: it drops it.
 const LINK_ERROR4_MAX: usize = 1252;
 
-/// At TC, an ICMPv4 error about to be handed to the translator link is cut to
-/// [`LINK_ERROR4_MAX`] bytes (its checksum and the IPv4 total length and header checksum
-/// updated). Nothing that would be sent is lost: translated, an error keeps only the first
-/// 1280 bytes of the ICMPv6 error it becomes (RFC 4443 section 2.4(c)), which 1252 bytes of
-/// IPv4 error hold (the headers grow by 40), options apart. Not inlined: its frame stays out
-/// of the entry point's (the stack is 512 bytes over the call chain).
+/// At TC, an ICMPv4 error longer than [`LINK_ERROR4_MAX`] about to be handed to the
+/// translator link loses there what its translation would lose: translated, an error keeps
+/// only the first 1280 bytes of the ICMPv6 error it becomes (RFC 4443 section 2.4(c)), laid
+/// out as RFC 4884 says when it has an extension (`nat64_common::rfc4884`). So the bytes of the
+/// quote that would go, go now, and any extension that stays moves up behind the rest, its
+/// length attribute (in IPv4's 32-bit words) telling the link where; the checksum, total length
+/// and header checksum follow. Nothing that would be sent is lost, and the link translates the
+/// shorter error into the same ICMPv6 error. Not inlined: its frame stays out of the entry
+/// point's (the stack is 512 bytes over the call chain).
 #[inline(never)]
 pub fn fit_for_link(ctx: &impl Frame) -> Packed {
     Packed::pack(shorten(ctx).map(|()| Step::Done(0)))
@@ -660,24 +713,51 @@ fn shorten(ctx: &impl Frame) -> Result<(), DropReason> {
     if tot_len <= LINK_ERROR4_MAX || ihl < IPV4_LEN {
         return Ok(());
     }
-    let cut = (tot_len - LINK_ERROR4_MAX) & 0xffff;
-    // The bytes cut start at an even offset of the ICMP message (an IPv4 header is a whole
-    // number of words), so their sum is the checksum's to lose.
-    let removed = sum_range(ctx, ETH_LEN + LINK_ERROR4_MAX, cut).ok_or(DropReason::Truncated)?;
-    let csum_at = ETH_LEN + ihl + 2;
-    let c = read::<[u8; 2]>(ctx, csum_at).ok_or(DropReason::Truncated)?;
-    write_u16(
-        ctx,
-        csum_at,
-        checksum::update(u16::from_be_bytes(c), removed, 0),
-    )
-    .ok_or(DropReason::Truncated)?;
     let check = u16::from_be_bytes(ip4.check);
-    let [l0, l1] = (LINK_ERROR4_MAX as u16).to_be_bytes();
-    let [c0, c1] = checksum::update(check, tot_len as u32, LINK_ERROR4_MAX as u32).to_be_bytes();
+    let icmp_off = ETH_LEN + ihl;
+    let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
+    let inner = load_u8(ctx, icmp_off + ICMP_LEN).ok_or(DropReason::Truncated)?;
+    let ihl_in = (inner & 0x0f) as usize * 4;
+    let shrink = ihl_in as isize - IPV6_LEN as isize;
+    let Some(l) = rfc4884::layout(
+        Towards::V6,
+        icmp.rest[1] as usize * 4,
+        tot_len - ihl - ICMP_LEN,
+        ihl_in,
+        shrink,
+        drops_extension4(icmp.ty, icmp.code),
+    ) else {
+        // Not a valid extended error: the link drops it and counts why.
+        return Ok(());
+    };
+    // The quote as the link will keep it, in IPv4 terms (never longer than it was).
+    let quote = ((l.keep as isize + shrink) as usize) & 0x7ff;
+    let body = ETH_LEN + ihl + ICMP_LEN;
+    let gap = ((l.gap_end as isize + shrink) as usize).saturating_sub(quote) & 0x7ff;
+    let removed = if gap > 0 {
+        sum_range(ctx, body + quote, gap).ok_or(DropReason::Truncated)?
+    } else {
+        0
+    };
+    let length = if l.ext > 0 { (quote / 4) as u8 } else { 0 };
+    let new_len = ihl + ICMP_LEN + quote + l.ext;
+    let c = u16::from_be_bytes(icmp.check);
+    let c = checksum::update(c, removed + icmp.rest[1] as u32, length as u32);
+    let [c0, c1] = c.to_be_bytes();
+    write_bytes(ctx, icmp_off + 2, [c0, c1])?;
+    write_bytes(ctx, icmp_off + 5, [length])?;
+    let [l0, l1] = (new_len as u16).to_be_bytes();
+    let [h0, h1] = checksum::update(check, tot_len as u32, new_len as u32).to_be_bytes();
     write_bytes(ctx, ETH_LEN + 2, [l0, l1])?;
-    write_bytes(ctx, ETH_LEN + 10, [c0, c1])?;
-    crate::packet::trim_to(ctx, ETH_LEN + LINK_ERROR4_MAX)
+    write_bytes(ctx, ETH_LEN + 10, [h0, h1])?;
+    extension::finish(
+        ctx,
+        body + quote + gap,
+        l.ext,
+        body + quote,
+        0,
+        ETH_LEN + new_len,
+    )
 }
 
 /// Stateful NAT64: the binding of the packet quoted by an ICMPv4 error sent to pool4 address

@@ -82,6 +82,23 @@ pub static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_M
 pub static FIB: PerCpuArray<aya_ebpf::bindings::bpf_fib_lookup> =
     PerCpuArray::with_max_entries(1, 0);
 
+/// The longest RFC 4884 extension a translated ICMP error keeps: an ICMPv6 error of 1280
+/// bytes with the least quote (`nat64_common::rfc4884`).
+pub const EXTENSION_MAX: usize =
+    nat64_common::rfc4884::MAX_BODY6 - nat64_common::rfc4884::MIN_QUOTE;
+
+/// The most bytes before the padding of an ICMP error that grows (its headers and a quote
+/// shorter than 128 bytes), moved when the frame grows at its start (`extension.rs`).
+pub const FRONT_MAX: usize = 256;
+
+/// The buffer an RFC 4884 extension moves through (`extension.rs`), one per CPU: 128 bytes
+/// that stay zero (the quote's padding is copied from them), room for the front of a frame
+/// that grows, then the extension.
+#[map]
+pub static EXTENSION: PerCpuArray<
+    [u8; nat64_common::rfc4884::MIN_QUOTE + FRONT_MAX + EXTENSION_MAX],
+> = PerCpuArray::with_max_entries(1, 0);
+
 /// Working state of the side paths (`scratch.rs`: ICMP errors, hairpinning), one slot per CPU. Values kept here
 /// instead of in locals do not take BPF stack slots across helper calls (the stack is 512
 /// bytes). XDP runs to completion on its CPU, so the slot is private to the packet at hand.
@@ -143,6 +160,12 @@ pub struct Scratch {
     pub tc_sum: u32,
     /// 6 to 4: the RFC 6791 source an error takes if nothing else maps its source (zero: none).
     pub rfc6791_src: [u8; 4],
+    /// ICMP errors: the translated body's layout (`nat64_common::rfc4884::Layout`): the quote
+    /// kept, the padding after it, the extension and where it sits before it moves.
+    pub keep: u16,
+    pub pad: u16,
+    pub ext_len: u16,
+    pub ext_from: u16,
     pub tc_sum_l4: u16,
     pub tc_family: u16,
 }

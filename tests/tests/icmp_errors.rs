@@ -542,6 +542,11 @@ struct Report {
     cut: Cut,
     /// Bytes of the input's quoted packet overwritten after it is built (corrupt quotes).
     patch: Vec<(usize, u8)>,
+    /// RFC 4884: zero bytes after the input's quote, then an extension (empty: none).
+    ext_in: (usize, Vec<u8>),
+    /// RFC 4884, the output: the translated quote cut or padded with zeros to this many bytes,
+    /// and whether the extension follows (`None`: no extension is involved).
+    ext_out: Option<(usize, bool)>,
 }
 
 /// 6to4: the IPv6 client itself reports on a packet the IPv4 server sent it (translated 4to6
@@ -564,6 +569,8 @@ fn client_reports(quote: Pkt) -> Report {
         q4: (SERVER4, CLIENT4),
         cut: Cut::All,
         patch: Vec::new(),
+        ext_in: (0, Vec::new()),
+        ext_out: None,
     }
 }
 
@@ -613,6 +620,8 @@ fn router4_reports(quote: Pkt) -> Report {
         q4: (CLIENT4, SERVER4),
         cut: Cut::All,
         patch: Vec::new(),
+        ext_in: (0, Vec::new()),
+        ext_out: None,
     }
 }
 
@@ -646,7 +655,22 @@ impl Report {
         for &(i, b) in &self.patch {
             ip[i] = b;
         }
+        let (pad, ext) = &self.ext_in;
+        ip.resize(ip.len() + pad, 0);
+        ip.extend_from_slice(ext);
         ip
+    }
+
+    /// With an RFC 4884 extension, the output's translated quote `q` cut or padded as the case
+    /// says, and the extension after it; `None` without one.
+    fn extended_output(&self, q: &[u8]) -> Option<Vec<u8>> {
+        let (len, keep) = self.ext_out?;
+        let mut q = q.to_vec();
+        q.resize(len, 0);
+        if keep {
+            q.extend_from_slice(&self.ext_in.1);
+        }
+        Some(q)
     }
 
     /// The quoted part of the translated packet `ip`: the same transport bytes as in the input
@@ -706,6 +730,7 @@ impl Report {
         let mut q = self.cut_output(inner.ip4(self.q4), 40, 20);
         // RFC 1812 section 4.3.2.3: an ICMPv4 error is at most 576 bytes, 28 of them headers.
         q.truncate(576 - 28);
+        let q = self.extended_output(&q).unwrap_or(q);
         let mut outer = as_v4(
             &Pkt {
                 tos: self.tos,
@@ -725,6 +750,7 @@ impl Report {
     fn expected6(&self, m: Msg, copy_tos: bool) -> Vec<u8> {
         let inner = as_v6(&self.quote, copy_tos);
         let q = self.cut_output(inner.ip6(self.q6), 20 + self.quote.options.len(), 40);
+        let q = self.extended_output(&q).unwrap_or(q);
         let outer = as_v6(
             &Pkt {
                 tos: self.tos,
@@ -1490,10 +1516,193 @@ fn an_icmpv6_error_with_a_wrong_checksum_is_dropped() {
     );
 }
 
+/// RFC 4884 extension bytes: an extension header (version 2) and an object, then a pattern.
+fn extension(n: usize) -> Vec<u8> {
+    let mut e = vec![0x20, 0, 0, 0, 0, 8, 1, 1, 192, 0, 2, 9];
+    e.extend(pattern(n, 13));
+    e.truncate(n);
+    e
+}
+
+/// The same report with an RFC 4884 extension of `ext` bytes after `pad` zero bytes in the
+/// input, and in the output the translated quote cut or padded to `out` bytes, the extension
+/// after it when `kept`.
+fn extended(r: Report, pad: usize, ext: usize, out: usize, kept: bool) -> Report {
+    Report {
+        ext_in: (pad, extension(ext)),
+        ext_out: Some((out, kept)),
+        ..r
+    }
+}
+
+/// An error header with an RFC 4884 length attribute: ICMPv6 in 64-bit words in the first
+/// byte of the second word (RFC 4884 section 4.2), ICMPv4 in 32-bit words in the second byte
+/// (section 4.1).
+const fn len6(ty: u8, code: u8, words: u8) -> Msg {
+    Msg {
+        ty,
+        code,
+        rest: [words, 0, 0, 0],
+    }
+}
+
+const fn len4(ty: u8, code: u8, words: u8) -> Msg {
+    Msg {
+        ty,
+        code,
+        rest: [0, words, 0, 0],
+    }
+}
+
+/// RFC 7915 sections 4.2 and 5.2 with RFC 4884: an extended error keeps its extension as an
+/// opaque string after the translated quote, which is padded with zeros or cut to the other
+/// family's unit (at least 128 bytes with its padding, RFC 4884 section 5.1), gives way to the
+/// extension within 576 bytes of ICMPv4 (RFC 1812 section 4.3.2.3) or 1280 of ICMPv6 (RFC 4443
+/// section 2.4(c)), and loses it when it does not fit beside 128 bytes of quote; the length
+/// attribute counts the quote and its padding. The figures are those of Jool's graybox
+/// README (`siit/7915`, groups ib, ic and id).
+#[test]
+fn rfc4884_extensions_both_ways() {
+    require_root();
+    let iu = DropReason::InnerUntranslatable;
+    let q6 = |n| client_reports(udp(40001, 9999, n));
+    let q4 = |n| router4_reports(udp(40001, 9999, n));
+    let cases = vec![
+        t64(
+            "6to4: 122-byte quote and 6 bytes of padding (16 words), 20 of extension: \
+             102 + 26 zero bytes (32 words)",
+            extended(q6(74), 6, 20, 128, true),
+            len6(1, 4, 16),
+            len4(3, 3, 32),
+        ),
+        t64(
+            "6to4: 420 bytes of extension beside 128 of quote: 576 bytes",
+            extended(q6(80), 0, 420, 128, true),
+            len6(1, 4, 16),
+            len4(3, 3, 32),
+        ),
+        t64(
+            "6to4: 421 bytes of extension do not fit: it goes, with the attribute",
+            extended(q6(80), 0, 421, 108, false),
+            len6(1, 4, 16),
+            msg(3, 3),
+        ),
+        t64(
+            "6to4: a 536-byte quote gives way to 40 bytes of extension (508 kept)",
+            extended(q6(488), 0, 40, 508, true),
+            len6(1, 4, 67),
+            len4(3, 3, 127),
+        ),
+        t64(
+            "6to4: a 48-byte quote (6 words, short of 128) is padded to 128",
+            extended(q6(0), 0, 40, 128, true),
+            len6(1, 4, 6),
+            len4(3, 3, 32),
+        ),
+        t64(
+            "6to4: Time Exceeded keeps its extension too",
+            extended(expired(q6(80)), 0, 8, 128, true),
+            len6(3, 0, 16),
+            len4(11, 0, 32),
+        ),
+        d64(
+            "6to4: an attribute past the end of the message",
+            extended(q6(80), 0, 20, 0, false),
+            len6(1, 4, 20),
+            iu,
+        ),
+        d64(
+            "6to4: an attribute short of the quoted IPv6 header",
+            extended(q6(80), 0, 20, 0, false),
+            len6(1, 4, 4),
+            iu,
+        ),
+        t46(
+            "4to6: 126-byte quote and 2 bytes of padding (32 words), 20 of extension: cut to \
+             144 bytes (18 words)",
+            extended(q4(98), 2, 20, 144, true),
+            len4(3, 1, 32),
+            len6(1, 0, 18),
+        ),
+        t46(
+            "4to6: a 28-byte quote (7 words) is padded to 128",
+            extended(q4(0), 0, 40, 128, true),
+            len4(3, 3, 7),
+            len6(1, 4, 16),
+        ),
+        t46(
+            "4to6: Parameter Problem becomes a type without the attribute: the extension goes",
+            extended(q4(100), 0, 20, 148, false),
+            Msg {
+                ty: 12,
+                code: 0,
+                rest: [8, 32, 0, 0],
+            },
+            param6(0, 7),
+        ),
+        t46(
+            "4to6: a 1020-byte quote (255 words) and 200 bytes of extension: 1280 bytes",
+            extended(q4(992), 0, 200, 1032, true),
+            len4(3, 1, 255),
+            len6(1, 0, 129),
+        ),
+        t46(
+            "4to6: 1105 bytes of extension do not fit beside 128 of quote: it goes",
+            extended(q4(100), 0, 1105, 148, false),
+            len4(3, 1, 32),
+            msg(1, 0),
+        ),
+        d46(
+            "4to6: an attribute past the end of the message",
+            extended(q4(100), 0, 20, 0, false),
+            len4(3, 1, 40),
+            iu,
+        ),
+    ];
+    run_table("rfc4884", &base_config(), &cases);
+}
+
+/// At TC, an ICMPv4 error too long for the translator link loses there what its translation
+/// would lose, and an RFC 4884 extension moves up behind the shorter quote with the length
+/// attribute in IPv4's words: the link then makes the very ICMPv6 error that the whole error
+/// makes in XDP.
+#[test]
+fn a_long_extended_icmpv4_error_keeps_its_extension_through_the_link_at_tc() {
+    require_root();
+    let x = Xlat::load("tc long extended error", &base_config());
+    // 1020 bytes of quote (255 words) and 300 of extension: 1348 bytes of IPv4.
+    let report = extended(router4_reports(udp(40001, 9999, 992)), 0, 300, 928, true);
+    let input = report.input(Dir::V4ToV6, len4(3, 1, 255));
+    assert_eq!(input.len(), 14 + 1348, "test setup");
+    let (action, out) = x.run_tc(&input, 0);
+    assert_eq!(action, XDP_PASS, "{}", action_name(action));
+    // The quote as the link keeps it: 928 bytes of IPv6 are 908 of IPv4 (227 words).
+    let shorter = Report {
+        ext_out: None,
+        ..extended(router4_reports(udp(40001, 9999, 992)), 0, 300, 0, true)
+    }
+    .cut(Cut::Ip(908));
+    let mut want = shorter.input(Dir::V4ToV6, len4(3, 1, 227));
+    // The header's ID and DF are the input's; only the lengths and checksums differ.
+    want[14..14 + 20].copy_from_slice(&out[14..14 + 20]);
+    assert!(out == want, "{}", diff(&want, &out));
+    let ip = &out[14..];
+    assert_eq!(be16(ip, 2), 1236, "IPv4 total length");
+    assert_eq!(folded_sum(&ip[..20]), 0xffff, "IPv4 header checksum");
+    assert_eq!(folded_sum(&ip[20..]), 0xffff, "ICMP checksum");
+    // The link's translation of it is the XDP translation of the whole error.
+    let (_, whole) = x.run(&input);
+    let (action, linked) = x.run(&out);
+    assert_eq!(action, XDP_PASS, "{}", action_name(action));
+    let expected = report.expected6(len6(1, 0, 116), false);
+    assert!(linked == expected, "{}", diff(&expected, &linked));
+    assert!(whole == expected, "{}", diff(&expected, &whole));
+}
+
 /// At TC, an ICMPv4 error is left to the translator link, whose IPv4 routes let in at most
 /// ipv6_mtu - 28 bytes (1252 at the least) and where the kernel drops a longer error rather
-/// than fragment it: so it is cut to 1252 bytes on its way (checksums kept right), which
-/// loses nothing the translated error would carry (at most 1280 bytes of IPv6).
+/// than fragment it: so it is cut on its way to the 1240 bytes that its translation keeps
+/// (1280 bytes of IPv6, RFC 4443 section 2.4(c)), checksums kept right.
 #[test]
 fn a_long_icmpv4_error_is_cut_to_fit_the_link_at_tc() {
     require_root();
@@ -1503,10 +1712,10 @@ fn a_long_icmpv4_error_is_cut_to_fit_the_link_at_tc() {
     let before = x.stats();
     let (action, out) = x.run_tc(&input, 0);
     assert_eq!(action, XDP_PASS, "{}", action_name(action));
-    assert_eq!(out.len(), 14 + 1252);
+    assert_eq!(out.len(), 14 + 1240);
     // The same bytes but for the total length and the two checksums.
-    let mut want = input[..14 + 1252].to_vec();
-    want[16..18].copy_from_slice(&1252u16.to_be_bytes());
+    let mut want = input[..14 + 1240].to_vec();
+    want[16..18].copy_from_slice(&1240u16.to_be_bytes());
     for at in [24, 25, 36, 37] {
         want[at] = out[at];
     }
