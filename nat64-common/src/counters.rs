@@ -118,11 +118,17 @@ pub enum DropReason {
     /// it before translating (the translation updates the checksum incrementally, which would
     /// carry the error into a packet that looks whole to nobody).
     BadChecksum = 18,
+    /// A malformed IPv6 fragment: an extension header after the Fragment header, or a second
+    /// Fragment header (RFC 8200 section 4.1 allows neither; RFC 7915 section 5.1 does not
+    /// translate them, and the sender gets ICMPv6 Destination Unreachable, Communication
+    /// Administratively Prohibited, section 5.4, as from Jool), or a fragment with more to
+    /// come whose length is not a multiple of 8 (RFC 8200 section 4.5: discarded).
+    BadFragment = 19,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 19;
-    pub const ALL: [DropReason; 19] = [
+    pub const COUNT: u32 = 20;
+    pub const ALL: [DropReason; 20] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -142,6 +148,7 @@ impl DropReason {
         DropReason::ClientLimit,
         DropReason::TableFull,
         DropReason::BadChecksum,
+        DropReason::BadFragment,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -165,6 +172,7 @@ impl DropReason {
             DropReason::ClientLimit => "client_limit",
             DropReason::TableFull => "table_full",
             DropReason::BadChecksum => "bad_checksum",
+            DropReason::BadFragment => "bad_fragment",
         }
     }
 }
@@ -223,8 +231,9 @@ pub enum Generated {
     /// ICMPv6 Address Unreachable to an IPv6 client whose new flow got no binding (RFC 6146
     /// section 3.5.1.1).
     AddressUnreachable = 1,
-    /// ICMPv4 Communication Administratively Prohibited to an IPv4 sender whose UDP datagram
-    /// without a checksum is not translated (RFC 7915 section 4.5).
+    /// Communication Administratively Prohibited: ICMPv4 to an IPv4 sender whose UDP datagram
+    /// without a checksum is not translated (RFC 7915 section 4.5), ICMPv6 to an IPv6 sender
+    /// of a malformed fragment (section 5.4, [`DropReason::BadFragment`]).
     AdminProhibited = 2,
 }
 

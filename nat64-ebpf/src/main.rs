@@ -140,7 +140,7 @@ fn run<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
             // Called from here, not from `translate`, so that its frame replaces that one.
             Ok(Step::IcmpError) => (Dir::V6ToV4, icmp_error::v6_to_v4(ctx, cfg).unpack()),
             Ok(Step::Hairpin) => (Dir::V6ToV4, hairpin::v6(ctx, cfg).unpack()),
-            Ok(Step::Unreachable) => (Dir::V6ToV4, unreachable::address_unreachable(ctx).unpack()),
+            Ok(Step::Unreachable) => (Dir::V6ToV4, unreachable::answer(ctx, cfg).unpack()),
             r => (Dir::V6ToV4, r),
         },
         Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, cfg).unpack() {
@@ -202,7 +202,8 @@ pub enum Step {
     Hairpin,
     /// Translated in place: `link::emit` decides where it goes.
     Translated,
-    /// A new stateful flow got no binding (counted already): `unreachable` answers it.
+    /// Not translated, and counted already: `unreachable` answers with the ICMPv6 Destination
+    /// Unreachable code in the scratch slot (`Scratch::answer6`).
     Unreachable,
 }
 

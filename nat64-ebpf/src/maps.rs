@@ -166,6 +166,8 @@ pub struct Scratch {
     pub pad: u16,
     pub ext_len: u16,
     pub ext_from: u16,
+    /// 6 to 4: the code of the ICMPv6 Destination Unreachable `unreachable` answers with.
+    pub answer6: u8,
     pub tc_sum_l4: u16,
     pub tc_family: u16,
 }

@@ -92,6 +92,13 @@ pub fn source6(ctx: &impl Frame, cfg: &Config, s: &mut Scratch) -> bool {
     own_source(ctx, AF_INET6)
 }
 
+/// The node's own IPv6 address toward the scratch slot's `addr6[1]`, for an error this node
+/// answers itself, written to `addr6[0]`.
+#[inline(always)]
+pub fn own6(ctx: &impl Frame) -> bool {
+    own_source(ctx, AF_INET6)
+}
+
 /// The node's own IPv4 address toward `dst`, for an error this node answers itself on the
 /// translator link (which has no address of its own), in the scratch slot's `rfc6791_src`.
 #[inline(always)]

@@ -1,46 +1,68 @@
-//! ICMPv6 Destination Unreachable, Address Unreachable, for a new stateful flow that gets no
-//! binding (RFC 6146 section 3.5.1.1: "the packet is discarded and the NAT64 SHOULD send an
-//! ICMPv6 Destination Unreachable error message with Code 3"): the pool is exhausted, the
-//! table full, or the client's /64 at its limit. The client's stack then fails the connection
-//! at once instead of retrying into silence.
+//! ICMPv6 Destination Unreachable errors the dataplane answers itself:
+//!
+//! - Address Unreachable for a new stateful flow that gets no binding (RFC 6146 section
+//!   3.5.1.1: "the packet is discarded and the NAT64 SHOULD send an ICMPv6 Destination
+//!   Unreachable error message with Code 3"): the pool is exhausted, the table full, or the
+//!   client's /64 at its limit. The client's stack then fails the connection at once instead
+//!   of retrying into silence. It comes from the address the client wrote to.
+//! - Communication Administratively Prohibited for a packet that is not translated (RFC 7915
+//!   section 5.4): a malformed fragment (`DropReason::BadFragment`). It comes from this node,
+//!   the address its kernel would send its own packet to the sender from (as Jool's does).
 //!
 //! The frame becomes the error in place: 48 bytes of new headers go in front of the offending
 //! IPv6 packet, which stays where it is as the quote, cut so that the error fits the minimum
-//! IPv6 MTU (RFC 4443 section 2.4(c)). It goes back out of the interface it came in on, from
-//! the address the client wrote to.
+//! IPv6 MTU (RFC 4443 section 2.4(c)). It goes back out of the interface it came in on.
 
 use crate::frame::Frame;
-use nat64_common::{Counter, DropReason, Generated, checksum};
+use nat64_common::{Counter, DropReason, Generated, checksum, maps::Config};
 
 use crate::{
-    Packed, Step,
+    Packed, Step, link,
     packet::{
         ETH_LEN, ETH_P_IPV6, ICMP_LEN, IPPROTO_ICMPV6, IPV6_LEN, Ipv6Hdr, sum_range, turn_back,
         view, word, write_bytes,
     },
+    rfc6791,
 };
 
-/// RFC 4443 section 3.1.
+/// RFC 4443 section 3.1: the type, and the codes answered with (`Scratch::answer6`).
 const ICMPV6_DEST_UNREACH: u8 = 1;
-const ICMPV6_ADDR_UNREACH: u8 = 3;
+pub const ADMIN_PROHIBITED: u8 = 1;
+pub const ADDRESS_UNREACHABLE: u8 = 3;
 /// The hop limit of errors this node originates (the kernel's default).
 const HOP_LIMIT: u8 = 64;
 /// The most of the offending packet an error may quote: 1280 - 40 - 8.
 const MAX_QUOTE: usize = 1232;
 
-/// Not inlined: its frame replaces `translate`'s rather than adding to it.
+/// Not inlined: its frame replaces `translate`'s rather than adding to it. The code is the
+/// scratch slot's `answer6`.
 #[inline(never)]
-pub fn address_unreachable(ctx: &impl Frame) -> Packed {
-    Packed::pack(reply(ctx).map(Step::Done))
+pub fn answer(ctx: &impl Frame, cfg: &Config) -> Packed {
+    Packed::pack(reply(ctx, cfg).map(Step::Done))
 }
 
 #[inline(always)]
-fn reply(ctx: &impl Frame) -> Result<u32, DropReason> {
+fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     let s = crate::scratch::get()?;
+    let code = if s.answer6 == ADMIN_PROHIBITED {
+        ADMIN_PROHIBITED
+    } else {
+        ADDRESS_UNREACHABLE
+    };
+    // On the translator link the kernel took a hop on the way in: the quote shows the packet
+    // as its sender sent it, the hop given back.
+    if link::on_link(cfg) {
+        let h = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+        write_bytes(ctx, ETH_LEN + 7, [h.hop_limit.saturating_add(1)])?;
+    }
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
-    // The error comes from the address the client wrote to and goes back to the client.
+    // The error goes back to the sender, from the address it wrote to, or from this node's
+    // own toward it (that address when the node has no route back).
     s.addr6[0] = ip6.dst;
     s.addr6[1] = ip6.src;
+    if code == ADMIN_PROHIBITED && !rfc6791::own6(ctx) {
+        s.addr6[0] = ip6.dst;
+    }
     let packet_len = IPV6_LEN + u16::from_be_bytes(ip6.payload_len) as usize;
     let quote = if packet_len < MAX_QUOTE {
         packet_len
@@ -54,7 +76,7 @@ fn reply(ctx: &impl Frame) -> Result<u32, DropReason> {
         + checksum::sum16(&s.addr6[1])
         + icmp_len as u32
         + IPPROTO_ICMPV6 as u32
-        + word(ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH)
+        + word(ICMPV6_DEST_UNREACH, code)
         + quoted;
     let [c0, c1] = (!checksum::fold(sum)).to_be_bytes();
     const NEW: usize = IPV6_LEN + ICMP_LEN;
@@ -63,15 +85,31 @@ fn reply(ctx: &impl Frame) -> Result<u32, DropReason> {
     write_bytes(
         ctx,
         ETH_LEN,
-        [0x60, 0, 0, 0, l0, l1, IPPROTO_ICMPV6, HOP_LIMIT],
+        [
+            0x60,
+            0,
+            0,
+            0,
+            l0,
+            l1,
+            IPPROTO_ICMPV6,
+            link::hops(cfg, HOP_LIMIT),
+        ],
     )?;
     write_bytes(ctx, ETH_LEN + 8, s.addr6[0])?;
     write_bytes(ctx, ETH_LEN + 24, s.addr6[1])?;
     write_bytes(
         ctx,
         ETH_LEN + IPV6_LEN,
-        [ICMPV6_DEST_UNREACH, ICMPV6_ADDR_UNREACH, c0, c1, 0, 0, 0, 0],
+        [ICMPV6_DEST_UNREACH, code, c0, c1, 0, 0, 0, 0],
     )?;
-    crate::stats::add(Counter::Generated(Generated::AddressUnreachable), 1);
+    crate::stats::add(
+        Counter::Generated(if code == ADMIN_PROHIBITED {
+            Generated::AdminProhibited
+        } else {
+            Generated::AddressUnreachable
+        }),
+        1,
+    );
     Ok(crate::packet::send_back(ctx))
 }

@@ -19,13 +19,14 @@ use crate::{
         IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, MAX_HEADERS_LEN, exceeds_mtu, frame_len,
         is_extension_header, ptr_at, read, resize_head, view, with_checksum, word, write_bytes,
     },
-    stateful, stats,
+    stateful, stats, unreachable,
 };
 
 /// RFC 7915 section 5.1: a translated packet of at most 1260 bytes gets DF=0 (so that an IPv4
 /// router can still fragment it for a path MTU below 1280), a larger one DF=1.
 const DF_THRESHOLD: u16 = 1260;
 const IPV4_DF: u16 = 0x4000;
+const IPV4_MF: u16 = 0x2000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ROUTING: u8 = 43;
@@ -116,7 +117,18 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         if !C::FULL {
             return link::slow_path(cfg, Dir::V6ToV4);
         }
-        let w = walk_extension_headers(ctx, nh)?;
+        let w = match walk_extension_headers(ctx, nh) {
+            Ok(w) => w,
+            // Section 5.4: a packet that is not translated is answered with ICMPv6 Destination
+            // Unreachable, Communication Administratively Prohibited (`unreachable`); it
+            // counts as dropped.
+            Err(DropReason::BadFragment) => {
+                stats::add(Counter::Dropped(Dir::V6ToV4, DropReason::BadFragment), 1);
+                crate::scratch::get()?.answer6 = unreachable::ADMIN_PROHIBITED;
+                return Ok(Step::Unreachable);
+            }
+            Err(e) => return Err(e),
+        };
         nh = w.nh as u8;
         // A bound the verifier can see for every later access at `l4_off`.
         l4_off = w.off as usize & 0x3ff;
@@ -135,6 +147,11 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         .checked_sub((l4_off - ETH_LEN - IPV6_LEN) as u16)
         .ok_or(DropReason::Truncated)?;
     let first = frag.is_none_or(|(_, f)| u16::from_be_bytes(f) & IPV4_OFFSET_MASK == 0);
+    // RFC 8200 section 4.5: a fragment with more to come whose length is not a multiple of 8
+    // is discarded (no Fragment Offset could follow it).
+    if frag.is_some_and(|(_, f)| u16::from_be_bytes(f) & IPV4_MF != 0) && l4_len & 7 != 0 {
+        return Err(DropReason::BadFragment);
+    }
     // A fragmented ICMPv6 message cannot be translated piecewise: its checksum covers a
     // pseudo-header with the reassembled length, which no single fragment knows. (An atomic
     // fragment is a whole message: its offset and MF word is zero.)
@@ -191,6 +208,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                         return link::slow_path(cfg, Dir::V6ToV4);
                     }
                     stats::add(Counter::Dropped(Dir::V6ToV4, reason), 1);
+                    s.answer6 = unreachable::ADDRESS_UNREACHABLE;
                     return Ok(Step::Unreachable);
                 }
                 return Err(reason);
@@ -338,6 +356,7 @@ fn echo6_to_echo4(
 const EXT_TRUNCATED: u32 = 1;
 const EXT_SOURCE_ROUTE: u32 = 2;
 const EXT_TOO_LONG: u32 = 3;
+const EXT_AFTER_FRAGMENT: u32 = 4;
 
 /// State of the extension-header walk, shared with its `bpf_loop` callback.
 #[repr(C)]
@@ -351,7 +370,8 @@ struct ExtWalk {
     fragmented: u32,
     frag_id: [u8; 2],
     frag_word: [u8; 2],
-    /// 0, or why the packet is dropped: `EXT_TRUNCATED`, `EXT_SOURCE_ROUTE`, `EXT_TOO_LONG`.
+    /// 0, or why the packet is dropped: `EXT_TRUNCATED`, `EXT_SOURCE_ROUTE`, `EXT_TOO_LONG`,
+    /// `EXT_AFTER_FRAGMENT`.
     err: u32,
 }
 
@@ -384,6 +404,7 @@ fn walk_extension_headers<C: Frame>(ctx: &C, nh: u8) -> Result<ExtWalk, DropReas
         0 => Ok(w),
         EXT_TRUNCATED => Err(DropReason::Truncated),
         EXT_SOURCE_ROUTE => Err(DropReason::SourceRoute),
+        EXT_AFTER_FRAGMENT => Err(DropReason::BadFragment),
         _ => Err(DropReason::ExtensionHeader),
     }
 }
@@ -406,6 +427,18 @@ extern "C" fn ext_step<C: Frame>(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         return fail(w, EXT_TOO_LONG);
     }
     let ctx = C::from_raw(w.ctx);
+    // RFC 8200 section 4.1: nothing but the upper-layer header follows a Fragment header (the
+    // headers after it belong to the fragmentable part, which is never walked before
+    // reassembly), and a packet has at most one. Such a packet is not translated (RFC 7915
+    // section 5.1 has no rule for it; Jool answers it as section 5.4 says).
+    if w.fragmented != 0
+        && matches!(
+            w.nh as u8,
+            IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_FRAGMENT
+        )
+    {
+        return fail(w, EXT_AFTER_FRAGMENT);
+    }
     match w.nh as u8 {
         IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
             let Some(h) = read::<[u8; 4]>(&ctx, off) else {

@@ -461,6 +461,110 @@ fn extension_headers_that_cannot_be_skipped_are_refused() {
     }
 }
 
+/// RFC 8200 section 4.1: only the upper-layer header follows a Fragment header, and there is
+/// at most one. A packet with an extension header after it, or a second one, is not translated
+/// (RFC 7915 section 5.1 has no rule for it) and is answered as section 5.4 says: ICMPv6
+/// Destination Unreachable, Communication Administratively Prohibited (1/1), quoting it, from
+/// the node's own address toward the sender (as Jool answers, its graybox `ac` cases).
+#[test]
+fn headers_after_the_fragment_header_are_answered_with_admin_prohibited() {
+    let dp = dataplane();
+    // The node holds 2001:db8:6::1 on the interface its route toward the client leaves by.
+    let ns = nat64_tests::netns::Netns::new("after-fragment");
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    // The kernel's IPv6 FIB lookup for a received packet needs forwarding on, as on a node.
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let node6: [u8; 16] = "2001:db8:6::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let datagram = udp6(CLIENT6, SERVER6, &pattern(40));
+    let (hop, dst, rt, frag) = (0u8, 60u8, 43u8, 44u8);
+    let f = |next: u8| frag_header(IpNumber(next), 0, true, 0x0102_0304).to_vec();
+    let cases: [(&str, u8, Vec<Vec<u8>>); 5] = [
+        ("hop-by-hop after it", frag, vec![f(hop), options(17, 0)]),
+        (
+            "destination options after it",
+            frag,
+            vec![f(dst), options(17, 0)],
+        ),
+        ("routing after it", frag, vec![f(rt), routing(17, 0)]),
+        ("a second Fragment header", frag, vec![f(frag), f(17)]),
+        (
+            "hop-by-hop, Fragment, destination options",
+            hop,
+            vec![options(frag, 0), f(dst), options(17, 0)],
+        ),
+    ];
+    for (name, first, exts) in cases {
+        let input = with_exts(first, &exts, &datagram);
+        let (action, out, moved) = ns.run(|| run(&dp, &input));
+        assert_eq!(action, nat64_tests::xdp::XDP_TX, "{name}");
+        // RFC 4443 section 3.1, the whole packet quoted (it is short), back where it came from.
+        let quote = &input[14..];
+        let icmp = etherparse::Icmpv6Header::with_checksum(
+            etherparse::Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::Prohibited,
+            ),
+            node6,
+            CLIENT6,
+            quote,
+        )
+        .unwrap();
+        let ip = ipv6(
+            node6,
+            CLIENT6,
+            (8 + quote.len()) as u16,
+            IpNumber::IPV6_ICMP,
+            64,
+        );
+        let eth = [&ETH6[6..12], &ETH6[0..6], &ETH6[12..]].concat();
+        let expected = [
+            eth,
+            ip.to_bytes().to_vec(),
+            icmp.to_bytes().to_vec(),
+            quote.to_vec(),
+        ]
+        .concat();
+        assert_frame(name, &out, &expected);
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Dropped(Dir::V6ToV4, DropReason::BadFragment), 1),
+                (
+                    Counter::Generated(nat64_common::Generated::AdminProhibited),
+                    1
+                )
+            ],
+            "{name}"
+        );
+    }
+}
+
+/// RFC 8200 section 4.5: a fragment with more to come whose length is not a multiple of 8 is
+/// discarded (and counted); the last fragment may be any length.
+#[test]
+fn a_fragment_with_more_to_come_and_an_odd_length_is_dropped() {
+    let dp = dataplane();
+    let (action, _, moved) = run(
+        &dp,
+        &frag6(CLIENT6, SERVER6, 9, 0, true, IpNumber::UDP, &pattern(44)),
+    );
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::BadFragment), 1)]
+    );
+    let (action, _, _) = run(
+        &dp,
+        &frag6(CLIENT6, SERVER6, 9, 6, false, IpNumber::UDP, &pattern(44)),
+    );
+    assert_eq!(action, XDP_PASS, "the last fragment, 44 bytes");
+}
+
 /// An ICMPv6 error (`ty`, `code`, `rest`) from `src` to `dst` quoting `quoted`, as a frame.
 fn icmp6_error(
     src: [u8; 16],
