@@ -159,6 +159,65 @@ pub const fn is_translatable_v4(a: [u8; 4]) -> bool {
     !(a[0] == 0 || a[0] == 127 || a[0] >= 224)
 }
 
+/// The Well-Known Prefix, 64:ff9b::/96 (RFC 6052 section 2.1).
+pub const WKP: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// The IPv4 ranges that are not global (RFC 6890, "Global: False"; RFC 6052 section 3.1 names
+/// RFC 1918 and RFC 5735 section 3), as (address, prefix length, at most 16): the Well-Known
+/// Prefix must not carry them. Left out on purpose: the three documentation ranges
+/// (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, RFC 5737), never routed, so no real traffic
+/// is at stake, and what labs, examples and tests use with 64:ff9b::/96; and 192.0.0.0/24, the
+/// IETF's protocol assignments (the 464XLAT dummy source 192.0.0.8 of RFC 7600 among them).
+/// Multicast, class E and broadcast are refused everywhere ([`is_translatable_v4`]).
+pub const NON_GLOBAL_V4: [([u8; 4], u8); 8] = [
+    ([0, 0, 0, 0], 8),      // "this network" (RFC 1122)
+    ([10, 0, 0, 0], 8),     // private (RFC 1918)
+    ([100, 64, 0, 0], 10),  // shared address space (RFC 6598)
+    ([127, 0, 0, 0], 8),    // loopback (RFC 1122)
+    ([169, 254, 0, 0], 16), // link local (RFC 3927)
+    ([172, 16, 0, 0], 12),  // private (RFC 1918)
+    ([192, 168, 0, 0], 16), // private (RFC 1918)
+    ([198, 18, 0, 0], 15),  // benchmarking (RFC 2544)
+];
+
+/// [`NON_GLOBAL_V4`] indexed by first octet: the mask (high byte) and value (low byte) that the
+/// second octet of a non-global address has. A table rather than a chain of comparisons: the
+/// dataplane checks it with one load and one branch.
+pub static WKP_RULES: [u16; 256] = wkp_rules();
+
+const fn wkp_rules() -> [u16; 256] {
+    // Mask 0, value 1: no second octet matches (global).
+    let mut t = [0x0001u16; 256];
+    let mut i = 0;
+    while i < NON_GLOBAL_V4.len() {
+        let (a, len) = NON_GLOBAL_V4[i];
+        let mask: u8 = if len <= 8 { 0 } else { 0xff << (16 - len) };
+        t[a[0] as usize] = ((mask as u16) << 8) | (a[1] & mask) as u16;
+        i += 1;
+    }
+    t
+}
+
+/// Whether `a` lies in `p`/`len`.
+#[inline(always)]
+pub const fn in_prefix4(a: [u8; 4], p: [u8; 4], len: u8) -> bool {
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len as u32)
+    };
+    u32::from_be_bytes(a) & mask == u32::from_be_bytes(p) & mask
+}
+
+/// RFC 6052 section 3.1: whether the Well-Known Prefix may carry `a` ("MUST NOT be used to
+/// represent non-global IPv4 addresses"; translators "MUST drop these packets"). See
+/// [`NON_GLOBAL_V4`].
+#[inline(always)]
+pub fn wkp_may_embed(a: [u8; 4]) -> bool {
+    let r = WKP_RULES[a[0] as usize];
+    a[1] & (r >> 8) as u8 != r as u8
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -307,6 +366,47 @@ mod tests {
             // The suffix survives the round trip; the prefix part comes from the entry.
             prop_assert_eq!(u32::from_be_bytes(back) & !m, u32::from_be_bytes(host) & !m);
             prop_assert_eq!(u32::from_be_bytes(back) & m, u32::from_be_bytes(p4) & m);
+        }
+    }
+
+    #[test]
+    fn rfc6052_3_1_non_global_addresses_under_the_wkp() {
+        let v4 = |s: &str| s.parse::<Ipv4Addr>().unwrap().octets();
+        for a in [
+            "10.1.2.3",
+            "172.31.255.255",
+            "192.168.0.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "169.254.1.1",
+            "0.0.0.0",
+            "198.18.0.1",
+            "198.19.255.255",
+        ] {
+            assert!(!wkp_may_embed(v4(a)), "{a} is not global");
+        }
+        for a in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "198.20.0.1",
+            "192.0.0.8",
+            // Documentation ranges: left to labs (see NON_GLOBAL_V4).
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.200",
+        ] {
+            assert!(wkp_may_embed(v4(a)), "{a} may be embedded");
+        }
+        assert_eq!(WKP, v6("64:ff9b::"));
+        // The table says what the list says, for every address of every first octet's /16s.
+        for a0 in 0..=255u8 {
+            for a1 in 0..=255u8 {
+                let a = [a0, a1, 7, 9];
+                let listed = NON_GLOBAL_V4.iter().any(|&(p, l)| in_prefix4(a, p, l));
+                assert_eq!(wkp_may_embed(a), !listed, "{a:?}");
+            }
         }
     }
 }

@@ -121,8 +121,7 @@ pub enum DropReason {
     /// A malformed IPv6 fragment: an extension header after the Fragment header, or a second
     /// Fragment header (RFC 8200 section 4.1 allows neither; RFC 7915 section 5.1 does not
     /// translate them, and the sender gets ICMPv6 Destination Unreachable, Communication
-    /// Administratively Prohibited, section 5.4, as from Jool), or a fragment with more to
-    /// come whose length is not a multiple of 8 (RFC 8200 section 4.5: discarded).
+    /// Administratively Prohibited, section 5.4, as from Jool).
     BadFragment = 19,
 }
 

@@ -125,6 +125,11 @@ pub const CONFIG_F2_POOL6791_LOCAL: u8 = 1 << 1;
 /// (counted as `udp_zero_checksum`) instead of given one.
 pub const CONFIG_F2_UDP_ZERO_DROP: u8 = 1 << 2;
 
+/// pool6 is the Well-Known Prefix 64:ff9b::/96, which must not carry non-global IPv4
+/// addresses (RFC 6052 section 3.1, `addr::wkp_may_embed`): packets that would need one are
+/// dropped, and an ICMPv4 error from such a router takes an RFC 6791 source.
+pub const CONFIG_F2_POOL6_WKP: u8 = 1 << 3;
+
 impl Config {
     pub const fn disabled() -> Self {
         Self {

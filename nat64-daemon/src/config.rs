@@ -753,6 +753,22 @@ impl Config {
                     ),
                 ));
             }
+            // RFC 6052 section 3.1: the Well-Known Prefix must not carry non-global addresses.
+            let wkp = self.pool6.0.is_some_and(|p6| {
+                p6.prefix_len() == 96 && p6.addr().octets() == nat64_common::addr::WKP
+            });
+            if let Some((a, len)) = nat64_common::addr::NON_GLOBAL_V4.iter().find(|(a, len)| {
+                wkp && Ipv4Net::new(std::net::Ipv4Addr::from(*a), *len)
+                    .is_ok_and(|n| n.contains(p) || p.contains(&n))
+            }) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{p} overlaps {}/{len}, which is not global: the well-known prefix 64:ff9b::/96 must not carry it (RFC 6052 section 3.1); use a network-specific pool6 (such as a /96 of your own) or an EAM entry",
+                        std::net::Ipv4Addr::from(*a)
+                    ),
+                ));
+            }
         }
         if self.eam.len() + self.pool6_ipv4_entries().count() > EAM_MAX_ENTRIES as usize {
             return Err(invalid(
@@ -991,6 +1007,9 @@ impl Config {
         }
         if self.udp_zero_checksum == UdpZeroChecksum::Drop {
             c.flags2 |= nat64_common::maps::CONFIG_F2_UDP_ZERO_DROP;
+        }
+        if c.pool6_len == 96 && c.pool6 == nat64_common::addr::WKP {
+            c.flags2 |= nat64_common::maps::CONFIG_F2_POOL6_WKP;
         }
         if self.translator_link.0.is_some() {
             c.flags |= CONFIG_F_LINK;
@@ -1248,6 +1267,25 @@ mod tests {
     }
 
     #[test]
+    fn pool6_ipv4_under_the_well_known_prefix_must_be_global() {
+        // RFC 6052 section 3.1.
+        let e = err("pool6_ipv4 = [\"192.0.2.0/24\", \"10.1.0.0/16\"]");
+        assert!(
+            e.contains("pool6_ipv4[1]") && e.contains("10.0.0.0/8") && e.contains("RFC 6052"),
+            "{e}"
+        );
+        let e = err("pool6_ipv4 = [\"172.0.0.0/8\"]");
+        assert!(e.contains("172.16.0.0/12"), "{e}");
+        // Documentation ranges are left to labs; a network-specific prefix carries anything.
+        Config::parse("pool6_ipv4 = [\"192.0.2.0/24\"]", "x").unwrap();
+        Config::parse(
+            "pool6 = \"2001:db8:64::/96\"\npool6_ipv4 = [\"10.1.0.0/16\"]",
+            "x",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn empty_config_means_well_known_prefix() {
         let c = Config::parse("", "x").unwrap();
         assert_eq!(c.pool6.0.unwrap().to_string(), "64:ff9b::/96");
@@ -1256,6 +1294,7 @@ mod tests {
         assert_eq!(d.pool6, WELL_KNOWN_PREFIX);
         assert_eq!(d.pool6_len, 96);
         assert_eq!(d.flags, CONFIG_F_COPY_TOS | CONFIG_F_LINK);
+        assert_ne!(d.flags2 & nat64_common::maps::CONFIG_F2_POOL6_WKP, 0);
         assert_eq!(c.translator_link.0.as_deref(), Some("nat64"));
         assert_eq!(c.translator_link.peer().as_deref(), Some("nat64-dp"));
         assert_eq!(c.link_mtu(), 1500);

@@ -3,8 +3,8 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
-    addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches},
-    maps::{CONFIG_F_EAM, Config, EAM_F_POOL6, EamToV6},
+    addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches, wkp_may_embed},
+    maps::{CONFIG_F_EAM, CONFIG_F2_POOL6_WKP, Config, EAM_F_POOL6, EamToV6},
 };
 
 use crate::maps::{EAM4, EAM6};
@@ -81,7 +81,8 @@ fn has_eam(cfg: &Config) -> bool {
     cfg.flags & CONFIG_F_EAM != 0
 }
 
-/// How an IPv4 source appears on the IPv6 side: its EAM entry, else embedded in pool6.
+/// How an IPv4 source appears on the IPv6 side: its EAM entry, else embedded in pool6 (not
+/// a non-global address under the Well-Known Prefix, RFC 6052 section 3.1: it has none).
 #[inline(always)]
 pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
     if has_eam(cfg)
@@ -89,9 +90,21 @@ pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
     {
         return Some(entry(e));
     }
-    RFC6052_LENGTHS
-        .contains(&cfg.pool6_len)
-        .then_some(To6::Pool6)
+    (RFC6052_LENGTHS.contains(&cfg.pool6_len) && wkp_allows(cfg, a)).then_some(To6::Pool6)
+}
+
+/// RFC 6052 section 3.1: whether pool6 may carry `a` (anything, unless pool6 is the
+/// Well-Known Prefix and `a` is not global).
+#[inline(always)]
+pub fn wkp_allows(cfg: &Config, a: [u8; 4]) -> bool {
+    cfg.flags2 & CONFIG_F2_POOL6_WKP == 0 || wkp_may_embed(a)
+}
+
+/// Whether the IPv6 address `a`, which maps to `a4`, is an IPv4 address under pool6 that the
+/// Well-Known Prefix must not carry (RFC 6052 section 3.1: such packets are dropped).
+#[inline(always)]
+pub fn wkp_refuses(cfg: &Config, a: &[u8; 16], a4: [u8; 4]) -> bool {
+    !wkp_allows(cfg, a4) && prefix_matches(a, &cfg.pool6, cfg.pool6_len)
 }
 
 /// The IPv6 address of `a` under mapping `m`.

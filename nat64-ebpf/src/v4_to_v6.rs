@@ -150,7 +150,17 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             check_options(ctx, ihl)?;
         }
     }
-    if !is_translatable_v4(ip4.src) || !is_translatable_v4(ip4.dst) {
+    if !is_translatable_v4(ip4.dst) {
+        return Err(DropReason::MartianAddress);
+    }
+    // An ICMP error is translated whatever its source (a router's loopback or unspecified
+    // address says nothing about where replies go; Jool does the same): it maps like any
+    // other, or takes an RFC 6791 source.
+    if !is_translatable_v4(ip4.src) {
+        if ip4.proto == IPPROTO_ICMP && read::<u8>(ctx, ETH_LEN + ihl).is_some_and(is_icmpv4_error)
+        {
+            return Ok(Step::IcmpError);
+        }
         return Err(DropReason::MartianAddress);
     }
     let Some(src_map) = addrmap::v4_src(cfg, ip4.src) else {

@@ -26,7 +26,6 @@ use crate::{
 /// router can still fragment it for a path MTU below 1280), a larger one DF=1.
 const DF_THRESHOLD: u16 = 1260;
 const IPV4_DF: u16 = 0x4000;
-const IPV4_MF: u16 = 0x2000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ROUTING: u8 = 43;
@@ -147,11 +146,6 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         .checked_sub((l4_off - ETH_LEN - IPV6_LEN) as u16)
         .ok_or(DropReason::Truncated)?;
     let first = frag.is_none_or(|(_, f)| u16::from_be_bytes(f) & IPV4_OFFSET_MASK == 0);
-    // RFC 8200 section 4.5: a fragment with more to come whose length is not a multiple of 8
-    // is discarded (no Fragment Offset could follow it).
-    if frag.is_some_and(|(_, f)| u16::from_be_bytes(f) & IPV4_MF != 0) && l4_len & 7 != 0 {
-        return Err(DropReason::BadFragment);
-    }
     // A fragmented ICMPv6 message cannot be translated piecewise: its checksum covers a
     // pseudo-header with the reassembled length, which no single fragment knows. (An atomic
     // fragment is a whole message: its offset and MF word is zero.)
@@ -218,6 +212,11 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         None => return Err(DropReason::SourceUntranslatable),
     };
     if !is_translatable_v4(dst4) || !is_translatable_v4(src4) {
+        return Err(DropReason::MartianAddress);
+    }
+    // RFC 6052 section 3.1: translators "MUST drop" packets with an address made of the
+    // Well-Known Prefix and a non-global IPv4 address.
+    if (via_pool6 && !addrmap::wkp_allows(cfg, dst4)) || addrmap::wkp_refuses(cfg, &ip6.src, src4) {
         return Err(DropReason::MartianAddress);
     }
     // RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6

@@ -1516,6 +1516,50 @@ fn an_icmpv6_error_with_a_wrong_checksum_is_dropped() {
     );
 }
 
+/// An ICMPv4 error is translated whatever its source (Jool's graybox `ha`: a router may answer
+/// from its loopback or from 0.0.0.0). Under the Well-Known Prefix, which must not carry
+/// non-global addresses (RFC 6052 section 3.1), such a router, like one with a private
+/// address, has no IPv6 address: the error takes the RFC 6791 source (`pool6791v6`).
+#[test]
+fn errors_from_martian_or_private_routers_take_the_rfc6791_source() {
+    require_root();
+    let pool6791v6: Ipv6Addr = "2001:db8:ff::6791".parse().unwrap();
+    let x = Xlat::load(
+        "martian routers",
+        &format!("pool6791v6 = \"{pool6791v6}\"\n{}", base_config()),
+    );
+    let mut errors = Vec::new();
+    for router in ["127.0.0.1", "0.0.0.0", "10.0.0.1", "192.168.1.1"] {
+        let report = Report {
+            from4: router.parse().unwrap(),
+            from6: pool6791v6,
+            ..router4_reports(udp(40001, 33434, 32))
+        };
+        let input = report.input(Dir::V4ToV6, msg(11, 0));
+        let before = x.stats();
+        let (action, out) = x.run(&input);
+        let moved = counter_delta(&before, &x.stats());
+        let expected = report.expected6(msg(3, 0), x.cfg.copy_tos);
+        if action != XDP_PASS || out != expected {
+            errors.push(format!(
+                "from {router}: {}\n{}",
+                action_name(action),
+                diff(&expected, &out)
+            ));
+        }
+        check_counters(
+            &moved,
+            &[
+                (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+                (Counter::Bytes(Dir::V4ToV6), (expected.len() - 14) as u64),
+                (Counter::Rfc6791(Dir::V4ToV6), 1),
+            ],
+            &mut errors,
+        );
+    }
+    finish(4, errors);
+}
+
 /// RFC 4884 extension bytes: an extension header (version 2) and an object, then a pattern.
 fn extension(n: usize) -> Vec<u8> {
     let mut e = vec![0x20, 0, 0, 0, 0, 8, 1, 1, 192, 0, 2, 9];

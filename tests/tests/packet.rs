@@ -1613,6 +1613,87 @@ fn drops_6to4() {
 // Drops, IPv4 to IPv6
 // ---------------------------------------------------------------------------------------------
 
+/// RFC 6052 section 3.1: the Well-Known Prefix "MUST NOT be used to represent non-global IPv4
+/// addresses" and translators "MUST drop these packets": under 64:ff9b::/96 a private
+/// destination or source is refused (counted), while an EAM entry may still give a private
+/// address to an IPv6 host, and a network-specific prefix carries any address. (The
+/// documentation ranges the other tests use are left to labs: see
+/// `nat64_common::addr::NON_GLOBAL_V4`.)
+#[test]
+fn non_global_addresses_under_the_well_known_prefix() {
+    require_root();
+    let u = || udp(5353, 53, 20);
+    let u4 = || linux4(udp(53, 5353, 20));
+    let private_eam = "[[eam]]\nipv6 = \"2001:db8:a::/120\"\nipv4 = \"10.0.0.0/24\"\n";
+    let wkp = format!("{}\n{private_eam}", base_config());
+    let cases = vec![
+        case_drop(
+            "to 10.1.2.3 under the WKP",
+            u().v6(CLIENT6, a6("64:ff9b::a01:203")),
+            Dir::V6ToV4,
+            DropReason::MartianAddress,
+        ),
+        case_drop(
+            "to 192.168.1.1 under the WKP",
+            u().v6(CLIENT6, a6("64:ff9b::c0a8:101")),
+            Dir::V6ToV4,
+            DropReason::MartianAddress,
+        ),
+        case_drop(
+            "to 100.64.0.1 (shared address space) under the WKP",
+            u().v6(CLIENT6, a6("64:ff9b::6440:1")),
+            Dir::V6ToV4,
+            DropReason::MartianAddress,
+        ),
+        case_drop(
+            "from 172.16.0.1 under the WKP",
+            u().v6(a6("64:ff9b::ac10:1"), SERVER6),
+            Dir::V6ToV4,
+            DropReason::MartianAddress,
+        ),
+        case_drop(
+            "IPv4 from 10.1.2.3: no address under the WKP",
+            u4().v4(a4("10.1.2.3"), CLIENT4),
+            Dir::V4ToV6,
+            DropReason::SourceUntranslatable,
+        ),
+        case_6to4(
+            "from a host with a private EAM address",
+            &u(),
+            (a6("2001:db8:a::5"), SERVER6),
+            (a4("10.0.0.5"), SERVER4),
+            true,
+        ),
+        case_4to6(
+            "to a host with a private EAM address",
+            &u4(),
+            (SERVER4, a4("10.0.0.5")),
+            (SERVER6, a6("2001:db8:a::5")),
+            true,
+        ),
+    ];
+    run_table("wkp non-global", &wkp, &cases);
+    // A network-specific prefix carries them.
+    let nsp = format!("pool6 = \"2001:db8:64::/96\"\n{EAM_CLIENT}");
+    let cases = vec![
+        case_6to4(
+            "to 10.1.2.3 under 2001:db8:64::/96",
+            &u(),
+            (CLIENT6, a6("2001:db8:64::a01:203")),
+            (CLIENT4, a4("10.1.2.3")),
+            true,
+        ),
+        case_4to6(
+            "from 10.1.2.3 under 2001:db8:64::/96",
+            &u4(),
+            (a4("10.1.2.3"), CLIENT4),
+            (a6("2001:db8:64::a01:203"), CLIENT6),
+            true,
+        ),
+    ];
+    run_table("nsp non-global", &nsp, &cases);
+}
+
 #[test]
 fn drops_4to6() {
     require_root();
