@@ -125,23 +125,58 @@ pub const fn mask32(len: u8) -> u32 {
     }
 }
 
-/// RFC 7757 section 3.2: the IPv4 address of `v6` under an EAM entry whose IPv6 prefix matched.
-/// Both prefixes have the same suffix length (32 - `v4_len`), so the suffix is the low bits of the
-/// IPv6 address copied under the IPv4 prefix.
+/// RFC 7757 section 3.2: where an EAM entry of an IPv6 prefix of `v6_len` bits and an IPv4
+/// prefix of `v4_len` bits puts the IPv4 suffix: right after the IPv6 prefix, so `shift` bits
+/// above the end of the address (the IPv6 suffix length less the IPv4 one; 0 when they are
+/// equal). `None` when the IPv6 suffix is the shorter (the mapping would lose bits) or when it
+/// passes 64 bits (the dataplane keeps the suffix within the address's last 64 bits; IPv6
+/// prefixes of /64 and longer, which is what subnets are).
+pub const fn eam_shift(v6_len: u8, v4_len: u8) -> Option<u8> {
+    if v6_len > 128 || v4_len > 32 {
+        return None;
+    }
+    let (s6, s4) = (128 - v6_len, 32 - v4_len);
+    if s6 < s4 || s6 > 64 {
+        None
+    } else {
+        Some(s6 - s4)
+    }
+}
+
+/// RFC 7757 section 3.2: the IPv6 address of `v4` under an entry of IPv6 prefix `p6` and an
+/// IPv4 prefix of `v4_len` bits whose suffix sits `shift` bits above the end of the address
+/// ([`eam_shift`]): the prefix, the IPv4 suffix, zero bits.
+pub fn eam_place(p6: &[u8; 16], v4_len: u8, shift: u8, v4: [u8; 4]) -> [u8; 16] {
+    let suffix = (!mask32(v4_len)) as u128;
+    let a = u128::from_be_bytes(*p6) & !(suffix << shift)
+        | ((u32::from_be_bytes(v4) as u128 & suffix) << shift);
+    a.to_be_bytes()
+}
+
+/// The last 64 bits of an IPv6 address.
+#[inline(always)]
+fn low64(a: &[u8; 16]) -> u64 {
+    u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]])
+}
+
+/// RFC 7757 section 3.2: the IPv4 address of `v6` under an EAM entry whose IPv6 prefix matched:
+/// the IPv4 prefix, then the IPv6 address's bits right after its prefix (the IPv4 suffix,
+/// `shift` bits above the end of the address; any bits below are not part of the mapping).
 #[inline(always)]
 pub fn eam_to_v4(v6: &[u8; 16], e: &EamToV4) -> [u8; 4] {
     let m = mask32(e.v4_len);
-    let low = u32::from_be_bytes([v6[12], v6[13], v6[14], v6[15]]);
+    let low = (low64(v6) >> (e.shift & 63)) as u32;
     let p = u32::from_be_bytes(e.v4);
     ((p & m) | (low & !m)).to_be_bytes()
 }
 
 /// RFC 7757 section 3.2, the other way: the IPv6 address of `v4` under an EAM entry whose IPv4
-/// prefix matched.
+/// prefix matched: the IPv6 prefix with the IPv4 suffix in its last bits. (An entry whose IPv6
+/// suffix is the longer is written as one /32 entry per address, its whole IPv6 address
+/// computed by the daemon with [`eam_place`]: a variable shift here costs the verifier more
+/// than it has.)
 #[inline(always)]
 pub fn eam_to_v6(v4: [u8; 4], e: &EamToV6) -> [u8; 16] {
-    // The IPv6 prefix keeps its bits; the IPv4 suffix replaces the low bits (both sides have
-    // 32 - v4_len suffix bits, all within the last 32 bits of the address).
     let suffix = (!mask32(e.v4_len)) as u64;
     let (hi, lo) = halves(&e.v6);
     join(
@@ -292,7 +327,8 @@ mod tests {
         let to4 = EamToV4 {
             v4: [198, 51, 100, 0],
             v4_len: 24,
-            _pad: [0; 3],
+            shift: 0,
+            _pad: [0; 2],
         };
         let to6 = EamToV6 {
             v6: v6("2001:db8:6::"),
@@ -306,7 +342,8 @@ mod tests {
         let h4 = EamToV4 {
             v4: [192, 0, 2, 7],
             v4_len: 32,
-            _pad: [0; 3],
+            shift: 0,
+            _pad: [0; 2],
         };
         assert_eq!(eam_to_v4(&v6("2001:db8::dead:beef"), &h4), [192, 0, 2, 7]);
         let h6 = EamToV6 {
@@ -316,6 +353,50 @@ mod tests {
             _pad: [0; 2],
         };
         assert_eq!(eam_to_v6([192, 0, 2, 7], &h6), v6("2001:db8::dead:beef"));
+    }
+
+    #[test]
+    fn eam_with_a_longer_ipv6_suffix() {
+        // RFC 7757 section 3.2 (Jool's graybox 6791v46t): 2001:db8:1c6:3364::/72 <->
+        // 198.51.100.0/24: the 8 IPv4 suffix bits go right after the 72-bit IPv6 prefix.
+        let shift = eam_shift(72, 24).unwrap();
+        assert_eq!(shift, 48);
+        let to4 = EamToV4 {
+            v4: [198, 51, 100, 0],
+            v4_len: 24,
+            shift,
+            _pad: [0; 2],
+        };
+        let p6 = v6("2001:db8:1c6:3364::");
+        assert_eq!(
+            eam_place(&p6, 24, shift, [198, 51, 100, 2]),
+            v6("2001:db8:1c6:3364:2::")
+        );
+        // As the dataplane gets it: one /32 entry per address, the whole IPv6 address in it.
+        let to6 = EamToV6 {
+            v6: eam_place(&p6, 24, shift, [198, 51, 100, 2]),
+            v4_len: 32,
+            flags: 0,
+            _pad: [0; 2],
+        };
+        assert_eq!(
+            eam_to_v6([198, 51, 100, 2], &to6),
+            v6("2001:db8:1c6:3364:2::")
+        );
+        assert_eq!(
+            eam_to_v4(&v6("2001:db8:1c6:3364:2::"), &to4),
+            [198, 51, 100, 2]
+        );
+        // Bits past the IPv4 suffix are not part of the mapping.
+        assert_eq!(
+            eam_to_v4(&v6("2001:db8:1c6:3364:2:0:0:9"), &to4),
+            [198, 51, 100, 2]
+        );
+        // Equal suffixes need no shift; a shorter IPv6 suffix, or one past 64 bits, is refused.
+        assert_eq!(eam_shift(120, 24), Some(0));
+        assert_eq!(eam_shift(64, 0), Some(32));
+        assert_eq!(eam_shift(128, 24), None);
+        assert_eq!(eam_shift(56, 24), None);
     }
 
     #[test]
@@ -357,10 +438,15 @@ mod tests {
         }
 
         #[test]
-        fn eam_round_trip(v4_len in 0u8..=32, p6 in any::<[u8; 16]>(), p4 in any::<[u8; 4]>(), host in any::<[u8; 4]>()) {
-            let to6 = EamToV6 { v6: p6, v4_len, flags: 0, _pad: [0; 2] };
-            let to4 = EamToV4 { v4: p4, v4_len, _pad: [0; 3] };
-            let a6 = eam_to_v6(host, &to6);
+        fn eam_round_trip(v4_len in 0u8..=32, extra in 0u8..=32, p6 in any::<[u8; 16]>(), p4 in any::<[u8; 4]>(), host in any::<[u8; 4]>()) {
+            let v6_len = (96 + v4_len).saturating_sub(extra).max(64);
+            let shift = eam_shift(v6_len, v4_len).unwrap();
+            let to4 = EamToV4 { v4: p4, v4_len, shift, _pad: [0; 2] };
+            let a6 = if shift == 0 {
+                eam_to_v6(host, &EamToV6 { v6: p6, v4_len, flags: 0, _pad: [0; 2] })
+            } else {
+                eam_place(&p6, v4_len, shift, host)
+            };
             let back = eam_to_v4(&a6, &to4);
             let m = mask32(v4_len);
             // The suffix survives the round trip; the prefix part comes from the entry.

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 14;
+pub const LAYOUT_VERSION: u32 = 15;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -151,7 +151,8 @@ impl Config {
 }
 
 /// Value of the IPv6-keyed EAM trie: the IPv4 side of an RFC 7757 entry.
-/// The trie key is the IPv6 prefix; both prefixes have the same suffix length (32 - `v4_len`).
+/// The trie key is the IPv6 prefix; the IPv4 suffix (32 - `v4_len` bits) sits right after it
+/// (RFC 7757 section 3.2), `shift` bits above the end of the address (`addr::eam_shift`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EamToV4 {
@@ -159,7 +160,9 @@ pub struct EamToV4 {
     pub v4: [u8; 4],
     /// IPv4 prefix length in bits.
     pub v4_len: u8,
-    pub _pad: [u8; 3],
+    /// IPv6 bits after the IPv4 suffix: the IPv6 suffix length less the IPv4 one.
+    pub shift: u8,
+    pub _pad: [u8; 2],
 }
 const _: () = assert!(core::mem::size_of::<EamToV4>() == 8);
 
@@ -186,7 +189,9 @@ const _: () = assert!(core::mem::size_of::<Pool4Prefix>() == 16);
 pub struct EamToV6 {
     /// IPv6 prefix, network byte order.
     pub v6: [u8; 16],
-    /// IPv4 prefix length of the entry (the suffix length is 32 - `v4_len` on both sides).
+    /// IPv4 prefix length of the entry; its suffix (32 - `v4_len` bits) replaces the last bits
+    /// of `v6`. (An RFC 7757 entry whose IPv6 suffix is the longer is written as one /32
+    /// entry per address, `v6` the whole address: `addr::eam_place`.)
     pub v4_len: u8,
     /// Bit flags, see `EAM_F_*`.
     pub flags: u8,

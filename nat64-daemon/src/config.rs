@@ -153,13 +153,22 @@ impl FromStr for Interface {
     }
 }
 
-/// An explicit address mapping (RFC 7757): an IPv6 prefix and an IPv4 prefix with the same
-/// number of suffix bits, mapped bit for bit.
+/// An explicit address mapping (RFC 7757): an IPv6 prefix and an IPv4 prefix whose suffix
+/// bits map to the IPv6 bits right after the IPv6 prefix (section 3.2); the IPv6 suffix may be
+/// the longer (any bits after the IPv4 suffix's are zero going to IPv6, ignored coming from
+/// it), within the address's last 64 bits.
 #[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Eam {
     pub ipv6: Ipv6Net,
     pub ipv4: Ipv4Net,
+}
+
+impl Eam {
+    /// Where the IPv4 suffix sits (`nat64_common::addr::eam_shift`; validated).
+    pub fn shift(&self) -> u8 {
+        nat64_common::addr::eam_shift(self.ipv6.prefix_len(), self.ipv4.prefix_len()).unwrap_or(0)
+    }
 }
 
 /// pool6: the RFC 6052 prefix, or "off" for an EAM-only translator.
@@ -770,28 +779,34 @@ impl Config {
                 ));
             }
         }
-        if self.eam.len() + self.pool6_ipv4_entries().count() > EAM_MAX_ENTRIES as usize {
+        // Entries with a longer IPv6 suffix take one per address (`eam4_entries`), counted
+        // once each is known valid.
+        for (i, e) in self.eam.iter().enumerate() {
+            validate_eam(i, e)?;
+        }
+        // Counted, not listed: a /0 would list four billion.
+        let entries = self
+            .eam
+            .iter()
+            .map(|e| match e.shift() {
+                0 => 1u64,
+                _ => 1u64 << (32 - e.ipv4.prefix_len()),
+            })
+            .sum::<u64>()
+            + self.pool6_ipv4_entries().count() as u64;
+        if entries > EAM_MAX_ENTRIES as u64 {
             return Err(invalid(
                 "eam",
                 format!(
-                    "{} entries; the dataplane holds at most {EAM_MAX_ENTRIES}",
+                    "{} entries take {entries} table entries (an entry whose IPv6 suffix is longer than its IPv4 one takes one per address, as does pool6_ipv4 under a pool6 shorter than /96); the dataplane holds at most {EAM_MAX_ENTRIES}",
                     self.eam.len()
                 ),
             ));
         }
         for (i, e) in self.eam.iter().enumerate() {
+            // An entry inside pool6 is fine: the EAM table is looked up first (RFC 7757
+            // section 3.3), so its addresses translate by it and the rest of pool6 as usual.
             validate_eam(i, e)?;
-            if let Some(p) = self.pool6.0
-                && overlaps(IpNet::V6(e.ipv6), IpNet::V6(p))
-            {
-                return Err(invalid(
-                    format!("eam[{i}].ipv6"),
-                    format!(
-                        "{} overlaps pool6 {p}: an address would have two translations",
-                        e.ipv6
-                    ),
-                ));
-            }
             if let Some((j, p)) = self
                 .pool6_ipv4
                 .iter()
@@ -872,6 +887,45 @@ impl Config {
             _ => return restart("stateful"),
         }
         Ok(())
+    }
+
+    /// The EAM4 trie entries of the EAM table: one per entry whose suffixes have the same
+    /// length; one /32 per address for an entry whose IPv6 suffix is the longer, its whole IPv6
+    /// address computed here (RFC 7757 section 3.2; see `nat64_common::addr::eam_to_v6`).
+    pub fn eam4_entries(&self) -> impl Iterator<Item = (Ipv4Net, EamToV6)> + '_ {
+        self.eam.iter().flat_map(|e| {
+            let shift = e.shift();
+            let nets: Vec<Ipv4Net> = if shift == 0 {
+                vec![e.ipv4]
+            } else {
+                e.ipv4
+                    .subnets(32)
+                    .map(Iterator::collect)
+                    .unwrap_or_default()
+            };
+            let p6 = e.ipv6.network().octets();
+            nets.into_iter().map(move |n| {
+                let v6 = if shift == 0 {
+                    p6
+                } else {
+                    nat64_common::addr::eam_place(
+                        &p6,
+                        e.ipv4.prefix_len(),
+                        shift,
+                        n.network().octets(),
+                    )
+                };
+                (
+                    n,
+                    EamToV6 {
+                        v6,
+                        v4_len: n.prefix_len(),
+                        flags: 0,
+                        _pad: [0; 2],
+                    },
+                )
+            })
+        })
     }
 
     /// The EAM4 trie entries that make the `pool6_ipv4` prefixes map to pool6 + the address
@@ -1221,11 +1275,20 @@ fn validate_eam(i: usize, e: &Eam) -> Result<(), ConfigError> {
     }
     let s6 = 128 - e.ipv6.prefix_len();
     let s4 = 32 - e.ipv4.prefix_len();
-    if s6 != s4 {
+    if s6 < s4 {
         return Err(invalid(
             format!("eam[{i}]"),
             format!(
-                "{} has {s6} suffix bits but {} has {s4}; both sides of an explicit address mapping must have the same number (RFC 7757 section 3.2)",
+                "{} has {s6} suffix bits but {} has {s4}; the IPv6 side of an explicit address mapping needs at least as many (RFC 7757 section 3.2), or addresses would be lost",
+                e.ipv6, e.ipv4
+            ),
+        ));
+    }
+    if s6 > 64 {
+        return Err(invalid(
+            format!("eam[{i}]"),
+            format!(
+                "{} is shorter than /64 and has more suffix bits than {} ({s6} against {s4}); the IPv4 suffix must lie in the IPv6 address's last 64 bits: use a /64 or longer IPv6 prefix",
                 e.ipv6, e.ipv4
             ),
         ));
@@ -1527,8 +1590,20 @@ mod tests {
              [[eam]]\nipv6 = \"2001:db8:1::/120\"\nipv4 = \"192.0.2.0/24\"",
         );
         assert!(e.starts_with("eam[1].ipv4: "), "{e}");
-        let e = err("[[eam]]\nipv6 = \"64:ff9b::c000:200/120\"\nipv4 = \"192.0.2.0/24\"");
-        assert!(e.contains("overlaps pool6"), "{e}");
+        // Inside pool6: the EAM table comes first (RFC 7757 section 3.3).
+        Config::parse(
+            "[[eam]]\nipv6 = \"64:ff9b::c000:200/120\"\nipv4 = \"192.0.2.0/24\"",
+            "x",
+        )
+        .unwrap();
+        // A longer IPv6 suffix (section 3.2), within the last 64 bits.
+        Config::parse(
+            "pool6 = \"2001:db8:100::/40\"\n[[eam]]\nipv6 = \"2001:db8:1c6:3364::/72\"\nipv4 = \"198.51.100.0/24\"",
+            "x",
+        )
+        .unwrap();
+        let e = err("[[eam]]\nipv6 = \"2001:db8::/56\"\nipv4 = \"192.0.2.0/24\"");
+        assert!(e.contains("last 64 bits"), "{e}");
     }
 
     #[test]

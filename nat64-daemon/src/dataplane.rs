@@ -511,7 +511,8 @@ impl Dataplane {
                 let v = EamToV4 {
                     v4: e.ipv4.network().octets(),
                     v4_len: e.ipv4.prefix_len(),
-                    _pad: [0; 3],
+                    shift: e.shift(),
+                    _pad: [0; 2],
                 };
                 t6.insert(k, v, 0).map_err(map_err("EAM6"))?;
             }
@@ -527,20 +528,8 @@ impl Dataplane {
         .map_err(map_err("EAM4"))?;
         let stale: Vec<Key<[u8; 4]>> = t4.keys().filter_map(Result::ok).collect();
         // The EAM entries, and the pool6_ipv4 prefixes (flagged: they map through pool6).
-        let entries: Vec<(ipnet::Ipv4Net, EamToV6)> = cfg
-            .eam
-            .iter()
-            .map(|e| {
-                let v = EamToV6 {
-                    v6: e.ipv6.network().octets(),
-                    v4_len: e.ipv4.prefix_len(),
-                    flags: 0,
-                    _pad: [0; 2],
-                };
-                (e.ipv4, v)
-            })
-            .chain(cfg.pool6_ipv4_entries())
-            .collect();
+        let entries: Vec<(ipnet::Ipv4Net, EamToV6)> =
+            cfg.eam4_entries().chain(cfg.pool6_ipv4_entries()).collect();
         let wanted: Vec<Key<[u8; 4]>> = entries
             .iter()
             .map(|(p, _)| Key::new(p.prefix_len() as u32, p.network().octets()))

@@ -1613,6 +1613,58 @@ fn drops_6to4() {
 // Drops, IPv4 to IPv6
 // ---------------------------------------------------------------------------------------------
 
+/// RFC 7757 section 3.2: an EAM entry whose IPv6 suffix is longer than its IPv4 one puts the
+/// IPv4 suffix right after the IPv6 prefix (2001:db8:1c6:3364::/72 <-> 203.0.113.0/24: the
+/// host byte is the IPv6 address's tenth byte); bits after it are zero going to IPv6 and
+/// ignored coming from it. An entry may also lie inside pool6 (section 3.3: it is looked up
+/// first).
+#[test]
+fn eam_with_a_longer_ipv6_suffix_and_inside_pool6() {
+    require_root();
+    let u = || udp(5353, 53, 20);
+    let u4 = || linux4(udp(53, 5353, 20));
+    let toml = format!(
+        "{}\n[[eam]]\nipv6 = \"2001:db8:1c6:3364::/72\"\nipv4 = \"203.0.113.0/24\"\n",
+        base_config()
+    );
+    let cases = vec![
+        case_6to4(
+            "from 2001:db8:1c6:3364:5:: (203.0.113.5)",
+            &u(),
+            (a6("2001:db8:1c6:3364:5::"), SERVER6),
+            (a4("203.0.113.5"), SERVER4),
+            true,
+        ),
+        case_6to4(
+            "from 2001:db8:1c6:3364:5:ff:0:9: bits past the IPv4 suffix are not mapped",
+            &u(),
+            (a6("2001:db8:1c6:3364:5:ff:0:9"), SERVER6),
+            (a4("203.0.113.5"), SERVER4),
+            true,
+        ),
+        case_4to6(
+            "to 203.0.113.5",
+            &u4(),
+            (SERVER4, a4("203.0.113.5")),
+            (SERVER6, a6("2001:db8:1c6:3364:5::")),
+            true,
+        ),
+    ];
+    run_table("eam longer ipv6 suffix", &toml, &cases);
+    let toml = format!(
+        "{}\n[[eam]]\nipv6 = \"64:ff9b::c633:6400/120\"\nipv4 = \"203.0.113.0/24\"\n",
+        base_config()
+    );
+    let cases = vec![case_6to4(
+        "to 64:ff9b::c633:6407, an EAM entry inside pool6: 203.0.113.7, not 198.51.100.7",
+        &u(),
+        (CLIENT6, a6("64:ff9b::c633:6407")),
+        (CLIENT4, a4("203.0.113.7")),
+        true,
+    )];
+    run_table("eam inside pool6", &toml, &cases);
+}
+
 /// RFC 6052 section 3.1: the Well-Known Prefix "MUST NOT be used to represent non-global IPv4
 /// addresses" and translators "MUST drop these packets": under 64:ff9b::/96 a private
 /// destination or source is refused (counted), while an EAM entry may still give a private
