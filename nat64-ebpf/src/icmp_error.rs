@@ -272,11 +272,10 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
                 at += 8;
                 let off_m = u16::from_be_bytes([f[2], f[3]]);
                 let (offset, more) = (off_m >> 3, off_m & 1);
-                if offset != 0 || more != 0 {
-                    s.inner_fragmented = 1;
-                    s.inner_id = [f[6], f[7]];
-                    s.inner_frag = ((more << 13) | offset).to_be_bytes();
-                }
+                // Section 5.1.1, an atomic fragment included: its Identification, DF clear.
+                s.inner_fragmented = 1;
+                s.inner_id = [f[6], f[7]];
+                s.inner_frag = ((more << 13) | offset).to_be_bytes();
             }
             _ => break,
         }
@@ -302,7 +301,7 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         .checked_add(IPV4_LEN as u16)
         .ok_or(DropReason::InnerUntranslatable)?;
     let first = s.inner_fragmented == 0 || u16::from_be_bytes(s.inner_frag) & 0x1fff == 0;
-    if s.inner_fragmented != 0 && nh == IPPROTO_ICMPV6 {
+    if s.inner_frag != [0; 2] && s.inner_fragmented != 0 && nh == IPPROTO_ICMPV6 {
         // Its checksum covers a pseudo-header with the reassembled length: not known here.
         return Err(DropReason::InnerUntranslatable);
     }
@@ -413,7 +412,11 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     // Everything is read; the new headers go where the frame will start (40 bytes in, plus
     // the extension headers), and only then does the start move.
     let new = 2 * (IPV6_LEN - IPV4_LEN) + ext_len + inner_ext;
-    let (id, frag) = v6_to_v4::id_and_flags(s.tot_len);
+    let (id, frag) = if s.outer_fragmented != 0 {
+        (s.outer_id, [0; 2])
+    } else {
+        v6_to_v4::id_and_flags(s.tot_len)
+    };
     let outer = ipv4_header(
         s.outer_tos,
         s.tot_len,

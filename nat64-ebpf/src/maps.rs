@@ -135,6 +135,10 @@ pub struct Scratch {
     pub rfc6791: u8,
     pub inner_id: [u8; 2],
     pub inner_frag: [u8; 2],
+    /// 6 to 4: the ICMPv6 error itself had a Fragment header (atomic), with this
+    /// Identification (its low 16 bits).
+    pub outer_fragmented: u8,
+    pub outer_id: [u8; 2],
     /// 6 to 4: where `translate` found the transport header (after any extension headers);
     /// the error and hairpin paths continue from there.
     pub l4_off: u16,

@@ -238,6 +238,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     }
     if is_error {
         crate::scratch::hand_over_6to4(l4_off, nh)?;
+        // Section 5.1.1 holds for the error's own header: an (atomic: a fragmented ICMPv6
+        // message was refused above) Fragment header gives the Identification, DF clear.
+        s.outer_fragmented = frag.is_some() as u8;
+        s.outer_id = frag.map_or([0; 2], |(id, _)| id);
         return Ok(Step::IcmpError);
     }
     // An IPv4 total length is 16 bits; XDP frames never get close, but say so explicitly.

@@ -619,6 +619,75 @@ fn expected_icmp4_error(ty: etherparse::Icmpv4Type, quoted4: &[u8], out: &[u8]) 
     .concat()
 }
 
+/// RFC 7915 section 5.1.1 holds for an ICMPv6 error's own header and for the packet it quotes
+/// (section 5.3): an atomic Fragment header (offset 0, M clear) gives the IPv4 Identification
+/// (its low 16 bits) and DF clear (Jool's graybox `icmpe64`).
+#[test]
+fn atomic_fragment_headers_in_an_error_give_its_identifications() {
+    let x = Loaded::load(
+        "atomic fragments in an error",
+        "pool6 = \"64:ff9b::/96\"\npool6791 = \"192.0.2.1\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
+    );
+    const ROUTER6: [u8; 16] = [
+        0x20, 0x01, 0x0d, 0xb8, 0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    ];
+    let payload = pattern(100);
+    let dgram6 = udp6(SERVER6, CLIENT6, &payload);
+    let dgram4 = udp4(SERVER4, CLIENT4, &payload);
+    let quoted = [
+        ipv6(
+            SERVER6,
+            CLIENT6,
+            (8 + dgram6.len()) as u16,
+            IpNumber::IPV6_FRAGMENTATION_HEADER,
+            61,
+        )
+        .to_bytes()
+        .to_vec(),
+        frag_header(IpNumber::UDP, 0, false, 0x0102_0304).to_vec(),
+        dgram6,
+    ]
+    .concat();
+    // The error as `icmp6_error` makes it, then an atomic Fragment header put in front of its
+    // ICMPv6 message.
+    let plain = icmp6_error(ROUTER6, SERVER6, 1, 4, [0; 4], &quoted);
+    let msg = &plain[14 + 40..];
+    let ip = ipv6(
+        ROUTER6,
+        SERVER6,
+        (8 + msg.len()) as u16,
+        IpNumber::IPV6_FRAGMENTATION_HEADER,
+        64,
+    );
+    let input = [
+        ETH6.to_vec(),
+        ip.to_bytes().to_vec(),
+        frag_header(IpNumber::IPV6_ICMP, 0, false, 0x8765_4321).to_vec(),
+        msg.to_vec(),
+    ]
+    .concat();
+    let (action, out, _) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS);
+    let mut q4 = Ipv4Header::new(dgram4.len() as u16, 61, IpNumber::UDP, SERVER4, CLIENT4).unwrap();
+    q4.identification = 0x0304;
+    q4.dont_fragment = false;
+    q4.header_checksum = q4.calc_header_checksum();
+    let quoted4 = [q4.to_bytes().to_vec(), dgram4].concat();
+    let expected = expected_icmp4_error(
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ),
+        &quoted4,
+        &out,
+    );
+    assert_frame("atomic fragments in an error", &out, &expected);
+    assert_eq!(
+        u16::from_be_bytes([out[18], out[19]]),
+        0x4321,
+        "outer Identification"
+    );
+}
+
 /// The IPv4 server's DF=0 datagram, translated into IPv6 fragments, meets a narrower IPv6 link:
 /// the router's Packet Too Big quotes the IPv6 fragment, Fragment header and all. The IPv4
 /// server must get Fragmentation Needed quoting its own IPv4 fragment: identification, MF,
