@@ -328,7 +328,8 @@ mod tests {
             v4: [198, 51, 100, 0],
             v4_len: 24,
             shift: 0,
-            _pad: [0; 2],
+            flags: 0,
+            _pad: [0; 1],
         };
         let to6 = EamToV6 {
             v6: v6("2001:db8:6::"),
@@ -343,7 +344,8 @@ mod tests {
             v4: [192, 0, 2, 7],
             v4_len: 32,
             shift: 0,
-            _pad: [0; 2],
+            flags: 0,
+            _pad: [0; 1],
         };
         assert_eq!(eam_to_v4(&v6("2001:db8::dead:beef"), &h4), [192, 0, 2, 7]);
         let h6 = EamToV6 {
@@ -365,7 +367,8 @@ mod tests {
             v4: [198, 51, 100, 0],
             v4_len: 24,
             shift,
-            _pad: [0; 2],
+            flags: 0,
+            _pad: [0; 1],
         };
         let p6 = v6("2001:db8:1c6:3364::");
         assert_eq!(
@@ -441,7 +444,7 @@ mod tests {
         fn eam_round_trip(v4_len in 0u8..=32, extra in 0u8..=32, p6 in any::<[u8; 16]>(), p4 in any::<[u8; 4]>(), host in any::<[u8; 4]>()) {
             let v6_len = (96 + v4_len).saturating_sub(extra).max(64);
             let shift = eam_shift(v6_len, v4_len).unwrap();
-            let to4 = EamToV4 { v4: p4, v4_len, shift, _pad: [0; 2] };
+            let to4 = EamToV4 { v4: p4, v4_len, shift, flags: 0, _pad: [0; 1] };
             let a6 = if shift == 0 {
                 eam_to_v6(host, &EamToV6 { v6: p6, v4_len, flags: 0, _pad: [0; 2] })
             } else {

@@ -162,7 +162,9 @@ pub struct EamToV4 {
     pub v4_len: u8,
     /// IPv6 bits after the IPv4 suffix: the IPv6 suffix length less the IPv4 one.
     pub shift: u8,
-    pub _pad: [u8; 2],
+    /// Bit flags, see `EAM_F_*` (only `EAM_F_LOCAL` here).
+    pub flags: u8,
+    pub _pad: [u8; 1],
 }
 const _: () = assert!(core::mem::size_of::<EamToV4>() == 8);
 
@@ -207,6 +209,13 @@ const _: () = assert!(core::mem::size_of::<EamToV6>() == 20);
 /// that the longest prefix decides between the two (an EAM entry inside such a prefix wins, as
 /// RFC 7757 section 3.3 wants); the flag keeps an IPv6 host writing to one from hairpinning.
 pub const EAM_F_POOL6: u8 = 1 << 0;
+
+/// Not a mapping: this node's own IPv4 address inside an EAM (or `pool6_ipv4`) prefix, as a
+/// /32 entry in EAM4 and, for an EAM entry, the /128 of its IPv6 counterpart in EAM6. The
+/// longest match makes the address the node's: nothing to or from it is translated by the
+/// entry (Jool does the same for its own addresses), and the node's traffic on it stays its
+/// own. Written by the daemon from the node's addresses at start and on reload.
+pub const EAM_F_LOCAL: u8 = 1 << 1;
 
 #[cfg(feature = "user")]
 mod pod {

@@ -9,7 +9,7 @@ use nat64_common::{
     addr::{RFC6052_LENGTHS, U_OCTET, WELL_KNOWN_PREFIX},
     maps::{
         CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_LINK, CONFIG_F_POOL6791, CONFIG_F_STATEFUL,
-        EAM_MAX_ENTRIES, EamToV6, POOL4_MAX_PREFIXES,
+        EAM_MAX_ENTRIES, EamToV4, EamToV6, POOL4_MAX_PREFIXES,
     },
 };
 use serde::Deserialize;
@@ -152,6 +152,10 @@ impl FromStr for Interface {
         })
     }
 }
+
+/// The trie entries that keep the node's own addresses its own: EAM6 (IPv6 /128s) and EAM4
+/// (IPv4 /32s), see `Config::local_exclusions`.
+pub type LocalExclusions = (Vec<(Ipv6Net, EamToV4)>, Vec<(Ipv4Net, EamToV6)>);
 
 /// An explicit address mapping (RFC 7757): an IPv6 prefix and an IPv4 prefix whose suffix
 /// bits map to the IPv6 bits right after the IPv6 prefix (section 3.2); the IPv6 suffix may be
@@ -1011,13 +1015,63 @@ impl Config {
         eam.chain(pool6_ipv4).chain(pool4).collect()
     }
 
-    /// Checks that no prefix the translator answers for (an EAM IPv4 prefix, a pool4 prefix)
-    /// holds an address of this host: it is routed into the translator link and the fast path
-    /// takes every packet to it, so the host's own traffic on that address (its local ports
-    /// included, whatever `ip_local_port_range` says) would be translated away or dropped.
+    /// This node's addresses `own` inside the EAM and `pool6_ipv4` prefixes, as the trie entries
+    /// that keep them the node's (`EAM_F_LOCAL`): a /128 of the IPv6 counterpart of each EAM
+    /// one (EAM6), a /32 of each (EAM4). Jool likewise translates nothing to or from its own
+    /// addresses.
+    pub fn local_exclusions(&self, own: &[(String, std::net::Ipv4Addr)]) -> LocalExclusions {
+        use nat64_common::maps::EAM_F_LOCAL;
+        let (mut six, mut four) = (Vec::new(), Vec::new());
+        for (_, a) in own {
+            let eam = self.eam.iter().find(|e| e.ipv4.contains(a));
+            let in_pool6_ipv4 = self.pool6_ipv4.iter().any(|p| p.contains(a));
+            if let Some(e) = eam {
+                let v6 = nat64_common::addr::eam_place(
+                    &e.ipv6.network().octets(),
+                    e.ipv4.prefix_len(),
+                    e.shift(),
+                    a.octets(),
+                );
+                if let Ok(k) = Ipv6Net::new(v6.into(), 128) {
+                    six.push((
+                        k,
+                        EamToV4 {
+                            v4: a.octets(),
+                            v4_len: 32,
+                            shift: 0,
+                            flags: EAM_F_LOCAL,
+                            _pad: [0; 1],
+                        },
+                    ));
+                }
+            }
+            if eam.is_some() || in_pool6_ipv4 {
+                four.push((
+                    Ipv4Net::from(*a),
+                    EamToV6 {
+                        v6: [0; 16],
+                        v4_len: 32,
+                        flags: EAM_F_LOCAL,
+                        _pad: [0; 2],
+                    },
+                ));
+            }
+        }
+        (six, four)
+    }
+
+    /// Checks that no pool4 prefix holds an address of this host: it is routed into the
+    /// translator link and the fast path takes every packet to it, so the host's own traffic on
+    /// that address (its local ports included, whatever `ip_local_port_range` says) would be
+    /// translated away or dropped. (An EAM or `pool6_ipv4` prefix may: the node's addresses in
+    /// it are kept its own, see `local_exclusions`.)
     pub fn check_own_addresses(&self) -> Result<(), ConfigError> {
         let own = crate::sys::ipv4_addrs();
-        for (field, p) in self.answered_ipv4() {
+        for (field, p) in self
+            .answered_ipv4()
+            .into_iter()
+            .filter(|(f, _)| f.starts_with("stateful."))
+        {
             if let Some((ifc, a)) = own.iter().find(|(_, a)| p.contains(a)) {
                 return Err(invalid(
                     field,

@@ -494,6 +494,7 @@ impl Dataplane {
     }
 
     fn apply_eams(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
+        let (local6, local4) = cfg.local_exclusions(&crate::sys::ipv4_addrs());
         {
             let mut t6: LpmTrie<_, [u8; 16], EamToV4> = LpmTrie::try_from(
                 self.ebpf
@@ -502,19 +503,28 @@ impl Dataplane {
             )
             .map_err(map_err("EAM6"))?;
             let stale: Vec<Key<[u8; 16]>> = t6.keys().filter_map(Result::ok).collect();
-            let wanted: Vec<Key<[u8; 16]>> = cfg
+            // The EAM entries, then this node's own addresses among them (`EAM_F_LOCAL`).
+            let entries: Vec<(ipnet::Ipv6Net, EamToV4)> = cfg
                 .eam
                 .iter()
-                .map(|e| Key::new(e.ipv6.prefix_len() as u32, e.ipv6.network().octets()))
+                .map(|e| {
+                    let v = EamToV4 {
+                        v4: e.ipv4.network().octets(),
+                        v4_len: e.ipv4.prefix_len(),
+                        shift: e.shift(),
+                        flags: 0,
+                        _pad: [0; 1],
+                    };
+                    (e.ipv6, v)
+                })
+                .chain(local6)
                 .collect();
-            for (e, k) in cfg.eam.iter().zip(&wanted) {
-                let v = EamToV4 {
-                    v4: e.ipv4.network().octets(),
-                    v4_len: e.ipv4.prefix_len(),
-                    shift: e.shift(),
-                    _pad: [0; 2],
-                };
-                t6.insert(k, v, 0).map_err(map_err("EAM6"))?;
+            let wanted: Vec<Key<[u8; 16]>> = entries
+                .iter()
+                .map(|(p, _)| Key::new(p.prefix_len() as u32, p.network().octets()))
+                .collect();
+            for ((_, v), k) in entries.iter().zip(&wanted) {
+                t6.insert(k, *v, 0).map_err(map_err("EAM6"))?;
             }
             for k in stale.iter().filter(|k| !wanted.iter().any(|w| same6(w, k))) {
                 t6.remove(k).map_err(map_err("EAM6"))?;
@@ -528,8 +538,12 @@ impl Dataplane {
         .map_err(map_err("EAM4"))?;
         let stale: Vec<Key<[u8; 4]>> = t4.keys().filter_map(Result::ok).collect();
         // The EAM entries, and the pool6_ipv4 prefixes (flagged: they map through pool6).
-        let entries: Vec<(ipnet::Ipv4Net, EamToV6)> =
-            cfg.eam4_entries().chain(cfg.pool6_ipv4_entries()).collect();
+        // Then this node's own addresses among them (`EAM_F_LOCAL`), last so that they win.
+        let entries: Vec<(ipnet::Ipv4Net, EamToV6)> = cfg
+            .eam4_entries()
+            .chain(cfg.pool6_ipv4_entries())
+            .chain(local4)
+            .collect();
         let wanted: Vec<Key<[u8; 4]>> = entries
             .iter()
             .map(|(p, _)| Key::new(p.prefix_len() as u32, p.network().octets()))

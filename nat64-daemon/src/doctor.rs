@@ -271,12 +271,14 @@ pub fn run(cfg: &Config) -> Vec<Check> {
             verdict: Verdict::Warn("off: DF=0 IPv4 packets that outgrow the IPv6 MTU are dropped, GSO aggregates in generic mode are dropped, traffic this node originates is not translated, and you route pool6 and the EAM IPv4 prefixes yourself".into()),
         });
     }
-    // What the translator answers for must not be this host's own: its traffic would be
-    // translated away (pool4 and the EAM IPv4 prefixes are routed into the translator link).
+    // pool4 must not be this host's own: its traffic would be translated away (pool4 is
+    // routed into the translator link). The node's addresses inside an EAM or pool6_ipv4
+    // prefix are kept its own by the dataplane (`Config::local_exclusions`).
     let own = crate::sys::ipv4_addrs();
     let ours = cfg.answered_ipv4();
     let clashes: Vec<String> = ours
         .iter()
+        .filter(|(field, _)| field.starts_with("stateful."))
         .flat_map(|(field, p)| {
             own.iter()
                 .filter(|(_, a)| p.contains(a))
@@ -286,7 +288,7 @@ pub fn run(cfg: &Config) -> Vec<Check> {
     out.push(Check {
         name: "own addresses",
         verdict: if clashes.is_empty() {
-            Verdict::Ok("no EAM IPv4 prefix or pool4 prefix holds an address of this host".into())
+            Verdict::Ok("no pool4 prefix holds an address of this host".into())
         } else {
             Verdict::Fix {
                 problem: clashes.join("; "),

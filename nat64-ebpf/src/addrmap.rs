@@ -4,7 +4,7 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
     addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches, wkp_may_embed},
-    maps::{CONFIG_F_EAM, CONFIG_F2_POOL6_WKP, Config, EAM_F_POOL6, EamToV6},
+    maps::{CONFIG_F_EAM, CONFIG_F2_POOL6_WKP, Config, EAM_F_LOCAL, EAM_F_POOL6, EamToV6},
 };
 
 use crate::maps::{EAM4, EAM6};
@@ -37,6 +37,10 @@ pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
     if has_eam(cfg)
         && let Some(e) = EAM6.get(Key::new(128, *a))
     {
+        // The IPv6 counterpart of one of this node's own IPv4 addresses: not translated.
+        if e.flags & EAM_F_LOCAL != 0 {
+            return None;
+        }
         return Some((eam_to_v4(a, e), false));
     }
     if prefix_matches(a, &cfg.pool6, cfg.pool6_len) {
@@ -54,7 +58,10 @@ pub fn v4_dst(cfg: &Config, a: [u8; 4]) -> Option<To6> {
     if !has_eam(cfg) {
         return None;
     }
-    EAM4.get(Key::new(32, a)).map(entry)
+    // One of this node's own addresses (`EAM_F_LOCAL`) is not a translated destination.
+    EAM4.get(Key::new(32, a))
+        .filter(|e| e.flags & EAM_F_LOCAL == 0)
+        .map(entry)
 }
 
 /// An EAM4 trie entry as a mapping. A `pool6_ipv4` prefix is written by the daemon as
@@ -87,6 +94,7 @@ fn has_eam(cfg: &Config) -> bool {
 pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
     if has_eam(cfg)
         && let Some(e) = EAM4.get(Key::new(32, a))
+        && e.flags & EAM_F_LOCAL == 0
     {
         return Some(entry(e));
     }

@@ -44,8 +44,8 @@ fn check_config_names_field_and_reason() {
         ),
         (
             "eam",
-            "[[eam]]\nipv6 = \"2001:db8::/120\"\nipv4 = \"192.0.2.0/25\"\n",
-            "eam[0]: 2001:db8::/120 has 8 suffix bits but 192.0.2.0/25 has 7",
+            "[[eam]]\nipv6 = \"2001:db8::/121\"\nipv4 = \"192.0.2.0/24\"\n",
+            "eam[0]: 2001:db8::/121 has 7 suffix bits but 192.0.2.0/24 has 8",
         ),
         ("syntax", "pool6 = \n", "TOML parse error"),
     ];

@@ -1665,6 +1665,43 @@ fn eam_with_a_longer_ipv6_suffix_and_inside_pool6() {
     run_table("eam inside pool6", &toml, &cases);
 }
 
+/// This node's own IPv4 address inside an EAM prefix stays the node's: nothing to it, nor to
+/// its IPv6 counterpart, is translated (Jool's graybox `6791v46t` runs with such a setup), and
+/// the rest of the prefix maps as usual. The daemon writes the exclusions from the node's
+/// addresses, so the dataplane is loaded in a namespace where 203.0.113.1 is one.
+#[test]
+fn the_nodes_own_address_inside_an_eam_prefix_is_not_translated() {
+    require_root();
+    let ns = nat64_tests::netns::Netns::new("eam-own");
+    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+    ns.ip(&["addr", "add", "203.0.113.1/24", "dev", "d0"]);
+    ns.ip(&["link", "set", "d0", "up"]);
+    let u = || udp(5353, 53, 20);
+    let u4 = || linux4(udp(53, 5353, 20));
+    let toml = format!(
+        "{}\n[[eam]]\nipv6 = \"2001:db8:1c6:3364::/72\"\nipv4 = \"203.0.113.0/24\"\n",
+        base_config()
+    );
+    let cases = vec![
+        case_pass(
+            "to 203.0.113.1, the node's",
+            u4().v4(SERVER4, a4("203.0.113.1")),
+        ),
+        case_pass(
+            "to 2001:db8:1c6:3364:1::, its IPv6 counterpart",
+            u().v6(CLIENT6, a6("2001:db8:1c6:3364:1::")),
+        ),
+        case_4to6(
+            "to 203.0.113.5, an IPv6 host's",
+            &u4(),
+            (SERVER4, a4("203.0.113.5")),
+            (SERVER6, a6("2001:db8:1c6:3364:5::")),
+            true,
+        ),
+    ];
+    ns.run(|| run_table("eam holding the node's address", &toml, &cases));
+}
+
 /// RFC 6052 section 3.1: the Well-Known Prefix "MUST NOT be used to represent non-global IPv4
 /// addresses" and translators "MUST drop these packets": under 64:ff9b::/96 a private
 /// destination or source is refused (counted), while an EAM entry may still give a private
