@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 15;
+pub const LAYOUT_VERSION: u32 = 16;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -79,8 +79,14 @@ pub struct Config {
     /// has no IPv6 mapping; valid when `CONFIG_F2_POOL6791_V6` is set, else the node's own
     /// IPv6 address toward the error's destination is used.
     pub pool6791v6: [u8; 16],
+    /// The translator link's kernel side: its ifindex (0: no link) and MAC address. At TC, a
+    /// packet the kernel would refuse before routing it into the link (an IPv4 source route,
+    /// a martian source) is redirected straight into it instead (`tc::verdict`).
+    pub link_ifindex: u32,
+    pub link_mac: [u8; 6],
+    pub _pad: [u8; 6],
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 64);
+const _: () = assert!(core::mem::size_of::<Config>() == 80);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
 /// When clear, the translator writes zero instead ("reset traffic class" of Jool).
@@ -146,6 +152,9 @@ impl Config {
             icmp_ids: [0; 2],
             per_client_limit: 0,
             pool6791v6: [0; 16],
+            link_ifindex: 0,
+            link_mac: [0; 6],
+            _pad: [0; 6],
         }
     }
 }

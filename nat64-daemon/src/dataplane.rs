@@ -410,6 +410,14 @@ impl Dataplane {
         if own_rfc6791_source(cfg) {
             fast.flags2 |= nat64_common::maps::CONFIG_F2_POOL6791_LOCAL;
         }
+        // The link's kernel side, for what TC redirects into it (`Config::link_ifindex`).
+        if let Some(name) = cfg.translator_link.0.as_deref()
+            && let Some(ifindex) = crate::sys::if_index(name)
+            && let Ok(mac) = crate::sys::mac(name)
+        {
+            fast.link_ifindex = ifindex;
+            fast.link_mac = mac;
+        }
         let mut link = fast;
         link.flags |= CONFIG_F_ON_LINK;
         array

@@ -250,6 +250,10 @@ async fn finish(handle: &Handle, link: &TranslatorLink, mtu: u32) -> Result<(), 
     Ok(())
 }
 
+/// The metric of a route into the link for a prefix the node has an address in (see
+/// `add_routes`).
+const YIELD_METRIC: u32 = 1024;
+
 /// The route of IPv6 prefix `p` into the link, as the daemon adds it and deletes it. One
 /// builder for both: the kernel deletes only a route of the protocol named, so the two must
 /// agree (the builder's default, "static", is not ours).
@@ -289,10 +293,18 @@ pub async fn add_routes(
             .await
             .map_err(nl(format!("adding route {p} dev {}", link.name)))?;
     }
+    // A prefix holding one of the node's own addresses is a subnet the node is on: its
+    // connected route stays first (ours, behind it at YIELD_METRIC, would otherwise replace
+    // it and cut the node off its neighbours). The dataplane keeps those addresses the
+    // node's (`EAM_F_LOCAL`), and translates what arrives for the rest before routing.
+    let own = crate::sys::ipv4_addrs();
     for p in v4 {
         let mut msg = route4(link, p);
         msg.attributes
             .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu4)]));
+        if own.iter().any(|(_, a)| p.contains(a)) {
+            msg.attributes.push(RouteAttribute::Priority(YIELD_METRIC));
+        }
         handle
             .route()
             .add(msg)

@@ -611,6 +611,11 @@ async fn set_up_link(
             .context("routing into the translator link"),
         Err(e) => Err(anyhow::Error::from(e).context("attaching to the translator link")),
     };
+    // The configuration again, now with the link's ifindex and MAC (`Config::link_ifindex`).
+    let r = r.and_then(|()| {
+        dp.apply(cfg)
+            .map_err(|e| anyhow::Error::from(e).context("writing the translator link's settings"))
+    });
     if let Err(e) = r {
         dp.detach_all();
         let _ = link::remove(nl, l.index).await;

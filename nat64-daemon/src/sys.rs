@@ -43,6 +43,31 @@ pub fn mtu(name: &str) -> std::io::Result<u32> {
     Ok(req.mtu as u32)
 }
 
+/// The hardware (MAC) address of interface `name` (SIOCGIFHWADDR).
+pub fn mac(name: &str) -> std::io::Result<[u8; 6]> {
+    #[repr(C)]
+    struct IfReqHw {
+        name: [u8; libc::IFNAMSIZ],
+        addr: libc::sockaddr,
+        _pad: [u8; 8],
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: an all-zero ifreq is a valid value of this plain C struct.
+    let mut req: IfReqHw = unsafe { std::mem::zeroed() };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    ioctl_on_dgram_socket(
+        libc::SIOCGIFHWADDR,
+        &mut req as *mut IfReqHw as *mut libc::c_void,
+    )?;
+    let mut mac = [0u8; 6];
+    for (m, b) in mac.iter_mut().zip(req.addr.sa_data.iter()) {
+        *m = *b as u8;
+    }
+    Ok(mac)
+}
+
 /// Runs one interface ioctl on a throwaway datagram socket.
 fn ioctl_on_dgram_socket(request: libc::c_ulong, arg: *mut libc::c_void) -> std::io::Result<()> {
     // SAFETY: a datagram socket only used for the ioctl, closed below.

@@ -66,6 +66,20 @@ pub fn slow_path(cfg: &Config, dir: Dir) -> Result<Step, DropReason> {
     hand_off(cfg, dir, Handoff::SlowPath, DropReason::IcmpUntranslatable)
 }
 
+/// At TC: a packet of ours the kernel would refuse before routing it into the translator link
+/// (an IPv4 source route, a martian source) is redirected into the link itself
+/// (`tc::verdict`, which takes the hop the kernel would have), counted as a hand-off. Without
+/// a link, as `slow_path`.
+#[inline(always)]
+pub fn redirect(cfg: &Config, dir: Dir) -> Result<Step, DropReason> {
+    if cfg.link_ifindex != 0 && cfg.flags & (CONFIG_F_LINK | CONFIG_F_ON_LINK) == CONFIG_F_LINK {
+        stats::add(Counter::Handoff(dir, Handoff::SlowPath), 1);
+        Ok(Step::Done(xdp_action::XDP_REDIRECT))
+    } else {
+        slow_path(cfg, dir)
+    }
+}
+
 /// The verdict for a translated packet: up the stack on the fast path, so routing, netfilter
 /// and service load balancing apply to it; back into the link on its far end.
 #[inline(always)]

@@ -117,7 +117,7 @@ pub fn nat64_tc(ctx: TcContext) -> i32 {
     if action == xdp_action::XDP_PASS {
         tc::complete_sum_after(&ctx);
     }
-    tc::verdict(&ctx, action)
+    tc::verdict(&ctx, action, cfg)
 }
 
 /// The translation core over either context; the verdict is an XDP action (`tc::verdict`
@@ -145,16 +145,13 @@ fn run<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
         },
         Some(packet::ETH_P_IP) => match v4_to_v6::translate(ctx, cfg).unpack() {
             // Cut to what the link's routes let in, or the kernel would drop it there.
+            // Straight into the link: the kernel would drop one from a martian source (a
+            // router's 127.0.0.1) before routing it there.
             Ok(Step::IcmpError) if !C::FULL => (
                 Dir::V4ToV6,
-                icmp_error::fit_for_link(ctx).unpack().and_then(|_| {
-                    link::hand_off(
-                        cfg,
-                        Dir::V4ToV6,
-                        Handoff::SlowPath,
-                        DropReason::IcmpUntranslatable,
-                    )
-                }),
+                icmp_error::fit_for_link(ctx)
+                    .unpack()
+                    .and_then(|_| link::redirect(cfg, Dir::V4ToV6)),
             ),
             Ok(Step::IcmpError | Step::FragNeeded) if !C::FULL => (
                 Dir::V4ToV6,

@@ -120,8 +120,12 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if fragmented && ip4.proto == IPPROTO_ICMP {
         return Err(DropReason::Fragment);
     }
-    // At TC, options and fragments are left to the translator link.
+    // At TC, options and fragments are left to the translator link; a source route, which
+    // the kernel would drop on its way there, goes into it directly.
     if !C::FULL && (fragmented || ihl > IPV4_LEN) {
+        if !fragmented && has_source_route(ctx, ihl) {
+            return link::redirect(cfg, Dir::V4ToV6);
+        }
         return link::slow_path(cfg, Dir::V4ToV6);
     }
     // So is a UDP datagram without a checksum, which needs one computed over all of it.
@@ -342,11 +346,25 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
 /// up to 40 steps is verified again on every path that reaches it.
 #[inline(always)]
 fn check_options<C: Frame>(ctx: &C, ihl: usize) -> Result<(), DropReason> {
+    walk_options(ctx, ihl, 0)
+}
+
+/// Whether the options hold a source route at all, traversed or not: the kernel drops such a
+/// packet on arrival (`accept_source_route` is off by default), so at TC it goes into the
+/// translator link directly (`link::redirect`), where `check_options` judges it.
+#[inline(always)]
+fn has_source_route<C: Frame>(ctx: &C, ihl: usize) -> bool {
+    walk_options(ctx, ihl, 1) == Err(DropReason::SourceRoute)
+}
+
+#[inline(always)]
+fn walk_options<C: Frame>(ctx: &C, ihl: usize, any_route: u32) -> Result<(), DropReason> {
     let mut walk = OptionWalk {
         ctx: ctx.raw(),
         end: (ihl - IPV4_LEN) as u32,
         i: 0,
         verdict: 0,
+        any_route,
     };
     // SAFETY: `option_step` reads and writes only `walk`, which outlives the call.
     unsafe {
@@ -373,6 +391,8 @@ struct OptionWalk {
     i: u32,
     /// 0 fine, 1 source route, 2 bad option, 3 truncated.
     verdict: u32,
+    /// 1: a traversed source route counts too.
+    any_route: u32,
 }
 
 /// One option. Each step consumes at least one byte, so `MAX_OPTIONS` steps cover the area.
@@ -404,7 +424,7 @@ extern "C" fn option_step<C: Frame>(_n: u64, c: *mut core::ffi::c_void) -> i64 {
                 c.verdict = 2;
                 return 1;
             }
-            if (ty == IPOPT_LSRR || ty == IPOPT_SSRR) && ptr <= len {
+            if (ty == IPOPT_LSRR || ty == IPOPT_SSRR) && (ptr <= len || c.any_route != 0) {
                 c.verdict = 1;
                 return 1;
             }

@@ -1560,6 +1560,73 @@ fn errors_from_martian_or_private_routers_take_the_rfc6791_source() {
     finish(4, errors);
 }
 
+/// At TC, what the kernel would drop before routing it into the translator link goes into the
+/// link directly: an ICMPv4 error from a martian source (a router's 127.0.0.1), a packet with
+/// a source route option (the kernel drops those unless `accept_source_route`). It leaves
+/// addressed to the link's kernel side (both MAC addresses its own, as the kernel addresses
+/// what it routes there) with the hop the kernel's forwarding would have taken, and the
+/// link's program translates it.
+#[test]
+fn what_the_kernel_would_drop_goes_into_the_link_at_tc() {
+    require_root();
+    let ns = nat64_tests::netns::Netns::new("tc-into-link");
+    ns.ip(&[
+        "link", "add", "nat64", "type", "veth", "peer", "name", "nat64-dp",
+    ]);
+    ns.ip(&["link", "set", "nat64", "up"]);
+    let show = ns.output("ip", &["-br", "link", "show", "nat64"]);
+    let text = String::from_utf8_lossy(&show.stdout).to_string();
+    let mac: Vec<u8> = text
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no MAC address in {text:?}"))
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    let martian = Report {
+        from4: "127.0.0.1".parse().unwrap(),
+        ..router4_reports(udp(40001, 33434, 32))
+    };
+    // A traversed loose source route (pointer past the length): the link translates it.
+    let routed = Report {
+        options: vec![131, 7, 8, 192, 0, 2, 9, 0],
+        ..router4_reports(udp(40001, 33434, 32))
+    };
+    let mut errors = Vec::new();
+    ns.run(|| {
+        // Loaded here, where the link is: the daemon's settings name its kernel side.
+        let x = Xlat::load("tc into the link", &base_config());
+        for (name, report) in [("martian source", martian), ("source route", routed)] {
+            let input = report.input(Dir::V4ToV6, msg(11, 0));
+            let before = x.stats();
+            let (action, out) = x.run_tc(&input, 0);
+            let moved = counter_delta(&before, &x.stats());
+            // The input, MAC addresses the link's, TTL one less (62 -> 61), checksum after.
+            let mut want = input.clone();
+            want[..6].copy_from_slice(&mac);
+            want[6..12].copy_from_slice(&mac);
+            want[14 + 8] = 61;
+            let ihl = usize::from(want[14] & 0x0f) * 4;
+            want[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+            let c = !folded_sum(&want[14..14 + ihl]);
+            want[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+            if action != XDP_TX || out != want {
+                errors.push(format!(
+                    "{name}: {} (expected a redirect)\n{}",
+                    action_name(action),
+                    diff(&want, &out)
+                ));
+            }
+            check_counters(
+                &moved,
+                &[(Counter::Handoff(Dir::V4ToV6, Handoff::SlowPath), 1)],
+                &mut errors,
+            );
+        }
+    });
+    finish(2, errors);
+}
+
 /// RFC 4884 extension bytes: an extension header (version 2) and an object, then a pattern.
 fn extension(n: usize) -> Vec<u8> {
     let mut e = vec![0x20, 0, 0, 0, 0, 8, 1, 1, 192, 0, 2, 9];
