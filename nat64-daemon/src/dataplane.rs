@@ -115,6 +115,10 @@ pub struct Dataplane {
     link_pins: Option<std::path::PathBuf>,
     /// The size of the binding tables this object was loaded with.
     bindings: u32,
+    /// The node's own IPv4 addresses (with their interfaces), kept its own inside EAM and
+    /// `pool6_ipv4` prefixes (`Config::local_exclusions`); the daemon sets them
+    /// ([`Dataplane::keep_own_addresses`]), a bare dataplane has none.
+    own4: Vec<(String, std::net::Ipv4Addr)>,
 }
 
 /// Where a program is attached: XDP in a mode, or TC ingress.
@@ -273,6 +277,7 @@ impl Dataplane {
             state: state.map(std::path::Path::to_path_buf),
             link_pins: None,
             bindings,
+            own4: Vec::new(),
         };
         dp.apply(cfg)?;
         Ok(dp)
@@ -338,6 +343,7 @@ impl Dataplane {
             state: Some(state),
             link_pins: self.link_pins.clone(),
             bindings: self.bindings,
+            own4: self.own4.clone(),
         };
         next.apply(cfg)?;
         // Interface settings are per interface, not per configuration: carry them over.
@@ -393,6 +399,12 @@ impl Dataplane {
         }
         *self = next;
         Ok(())
+    }
+
+    /// The node's own IPv4 addresses, for the next [`Dataplane::apply`] to keep its own inside
+    /// EAM and `pool6_ipv4` prefixes (the daemon's, at start and on reload).
+    pub fn keep_own_addresses(&mut self, own4: Vec<(String, std::net::Ipv4Addr)>) {
+        self.own4 = own4;
     }
 
     /// Writes a validated configuration into the maps: EAM entries first, then the config slot.
@@ -502,7 +514,7 @@ impl Dataplane {
     }
 
     fn apply_eams(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
-        let (local6, local4) = cfg.local_exclusions(&crate::sys::ipv4_addrs());
+        let (local6, local4) = cfg.local_exclusions(&self.own4);
         {
             let mut t6: LpmTrie<_, [u8; 16], EamToV4> = LpmTrie::try_from(
                 self.ebpf

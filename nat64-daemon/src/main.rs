@@ -452,6 +452,10 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let state = state_dir(&cfg);
     let mut dp = Dataplane::load_with_state(&cfg, state.as_ref().map(|(maps, _)| maps.as_path()))
         .context("loading the dataplane")?;
+    // The node's own addresses inside EAM and pool6_ipv4 prefixes stay its own.
+    dp.keep_own_addresses(nat64_daemon::sys::ipv4_addrs());
+    dp.apply(&cfg)
+        .context("keeping the node's own addresses its own")?;
     let pinned = match &state {
         Some((_, links)) => match dp.pin_attachments(links) {
             Ok(true) => true,
@@ -732,6 +736,7 @@ impl Reload<'_> {
         // With pinned state, a new copy of the programs with the new configuration is swapped
         // in whole (no packet sees half of it); without, the maps are written in place (EAM
         // entries added before the configuration slot changes, removed after it).
+        dp.keep_own_addresses(nat64_daemon::sys::ipv4_addrs());
         if let Err(e) = dp.replace(&new) {
             error!(trigger, error = %e, "applying the new configuration failed; the running one is written back");
             if let Err(e) = dp.apply(cur) {

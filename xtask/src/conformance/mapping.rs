@@ -280,12 +280,10 @@ fn apply(key: &str, v: &Value, mode: &str, caps: Caps, c: &mut Nat64dConfig) -> 
             c.set("udp_zero_checksum", s("compute"));
             Exact
         }
+        // Dropped, counted and answered with ICMPv4 3/13 (RFC 7915 section 4.5), as by Jool.
         ("amend-udp-checksum-zero", Some("false")) if caps.udp_zero_checksum => {
             c.set("udp_zero_checksum", s("drop"));
-            Approx(
-                "nat64d drops the datagram and counts it; Jool also answers ICMPv4 Destination Unreachable 3/13"
-                    .into(),
-            )
+            Exact
         }
         ("amend-udp-checksum-zero", Some("false")) => Unsupported(
             "nat64d always computes the checksum of an unfragmented zero-checksum IPv4 UDP \
