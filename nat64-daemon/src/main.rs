@@ -85,7 +85,8 @@ enum Command {
 enum EamAction {
     /// The mappings in force.
     List,
-    /// Add a mapping: an IPv6 prefix and an IPv4 prefix of as many suffix bits.
+    /// Add a mapping: an IPv6 prefix and an IPv4 prefix of as many suffix bits or fewer (RFC
+    /// 7757 section 3.2).
     Add {
         #[arg(long)]
         ipv6: ipnet::Ipv6Net,

@@ -197,15 +197,16 @@ fn nat46_mappings_are_added_and_removed_at_run_time() {
     let lab = lab();
     let (ok, _) = ping(&lab.server4, "203.0.113.99", 1);
     assert!(!ok, "mapped before it was added");
-    // Refused, with the reason: sizes that do not match (RFC 7757), and nothing changes.
+    // Refused, with the reason: an IPv6 suffix shorter than the IPv4 one (RFC 7757 section
+    // 3.2), and nothing changes.
     let (ok, _, err) = eam(
         &lab,
         &[
             "add",
             "--ipv6",
-            "2001:db8:6::300/120",
+            "2001:db8:6::300/128",
             "--ipv4",
-            "203.0.113.99/32",
+            "203.0.113.96/30",
         ],
     );
     assert!(!ok && err.contains("eam[1]"), "{err}");
@@ -254,5 +255,44 @@ fn nat46_mappings_are_added_and_removed_at_run_time() {
     assert!(!ok && err.contains("no EAM entry"), "{err}");
     // The file's own mapping was never disturbed.
     let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 1);
+    assert!(ok, "{text}");
+}
+
+/// An EAM prefix may hold one of the node's own addresses (here the translator's 192.0.2.1/24,
+/// the server's subnet): that address stays the node's, and the route into the translator link
+/// for the prefix goes in behind the node's connected route (metric 1024) instead of replacing
+/// it, so the node keeps its subnet, also when a reload takes the entry away again.
+#[test]
+fn an_eam_prefix_on_the_nodes_subnet_leaves_its_connected_route_alone() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    let with_subnet = format!(
+        "{}\n[[eam]]\nipv6 = \"2001:db8:1c0:2::/72\"\nipv4 = \"192.0.2.0/24\"\n",
+        lab.config_toml()
+    );
+    lab.start_daemon_with(&with_subnet);
+    let routes = |lab: &Lab| {
+        let out = lab
+            .xlat
+            .output("ip", &["-4", "route", "show", "192.0.2.0/24"]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let r = routes(&lab);
+    assert!(
+        r.contains("dev xs proto kernel") && r.contains("dev nat64") && r.contains("metric 1024"),
+        "the connected route and ours behind it:\n{r}"
+    );
+    std::fs::write(lab.config_path(), lab.config_toml()).unwrap();
+    lab.daemon().signal(libc::SIGHUP);
+    lab.daemon()
+        .wait_log("configuration reloaded", 1, Duration::from_secs(10))
+        .unwrap_or_else(|log| panic!("no reload:\n{log}"));
+    let r = routes(&lab);
+    assert!(
+        r.contains("dev xs proto kernel") && !r.contains("dev nat64"),
+        "the connected route alone:\n{r}"
+    );
+    // The lab translates as before.
+    let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
     assert!(ok, "{text}");
 }
