@@ -84,7 +84,11 @@ pub struct Config {
     /// a martian source) is redirected straight into it instead (`tc::verdict`).
     pub link_ifindex: u32,
     pub link_mac: [u8; 6],
-    pub _pad: [u8; 6],
+    /// A pool4 address that is also the node's own (shared by port; zero: none). The kernel
+    /// delivers what is routed to it locally, so a packet translated toward it (stateful
+    /// hairpinning) is redirected into the translator link instead (`link::emit`).
+    pub shared4: [u8; 4],
+    pub _pad: [u8; 2],
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 80);
 
@@ -154,7 +158,8 @@ impl Config {
             pool6791v6: [0; 16],
             link_ifindex: 0,
             link_mac: [0; 6],
-            _pad: [0; 6],
+            shared4: [0; 4],
+            _pad: [0; 2],
         }
     }
 }

@@ -1060,25 +1060,51 @@ impl Config {
         (six, four)
     }
 
-    /// Checks that no pool4 prefix holds an address of this host: it is routed into the
-    /// translator link and the fast path takes every packet to it, so the host's own traffic on
-    /// that address (its local ports included, whatever `ip_local_port_range` says) would be
-    /// translated away or dropped. (An EAM or `pool6_ipv4` prefix may: the node's addresses in
-    /// it are kept its own, see `local_exclusions`.)
+    /// Checks that a pool4 prefix holding an address of this host shares it safely: the node's
+    /// own sockets take their ports from `net.ipv4.ip_local_port_range` (ping sockets their
+    /// identifiers too), so pool4's port ranges must lie outside it. Then bindings and the
+    /// node's sockets never meet, and the dataplane leaves to the kernel what arrives for the
+    /// address outside pool4's ranges (Jool's default pool4 is the node's addresses, ports
+    /// 61001-65535, beside Linux's default 32768-60999). (An EAM or `pool6_ipv4` prefix may
+    /// hold one too: the node's addresses in it are kept its own, see `local_exclusions`.)
     pub fn check_own_addresses(&self) -> Result<(), ConfigError> {
         let own = crate::sys::ipv4_addrs();
+        let Some(st) = &self.stateful else {
+            return Ok(());
+        };
         for (field, p) in self
             .answered_ipv4()
             .into_iter()
             .filter(|(f, _)| f.starts_with("stateful."))
         {
-            if let Some((ifc, a)) = own.iter().find(|(_, a)| p.contains(a)) {
+            let Some((ifc, a)) = own.iter().find(|(_, a)| p.contains(a)) else {
+                continue;
+            };
+            let local =
+                std::fs::read_to_string(crate::sys::sysctl_path("net.ipv4.ip_local_port_range"))
+                    .unwrap_or_default();
+            let mut it = local
+                .split_whitespace()
+                .filter_map(|v| v.parse::<u16>().ok());
+            let (Some(lo), Some(hi)) = (it.next(), it.next()) else {
                 return Err(invalid(
                     field,
                     format!(
-                        "{p} holds {a}, an address of {ifc} on this host: its traffic would be taken for translation; use a prefix no interface of this host has"
+                        "{p} holds {a}, an address of {ifc} on this host, and net.ipv4.ip_local_port_range cannot be read to check that pool4's ports stay clear of the host's own"
                     ),
                 ));
+            };
+            for (j, name) in ["tcp_ports", "udp_ports", "icmp_ids"].iter().enumerate() {
+                let r = st.range(j);
+                if r.0 <= hi && lo <= r.1 {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{p} holds {a}, an address of {ifc} on this host, and pool4's {name} {}-{} overlap net.ipv4.ip_local_port_range {lo}-{hi}: bindings and the host's own sockets would take the same ports; set stateful.ports (or {name}) outside it, such as \"61001-65535\" (Jool's default for a pool4 on the node's address), or narrow ip_local_port_range",
+                            r.0, r.1
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

@@ -422,6 +422,15 @@ impl Dataplane {
         if own_rfc6791_source(cfg) {
             fast.flags2 |= nat64_common::maps::CONFIG_F2_POOL6791_LOCAL;
         }
+        // A pool4 address shared with the node (`Config::shared4`).
+        if let Some(st) = &cfg.stateful
+            && let Some((_, a)) = self
+                .own4
+                .iter()
+                .find(|(_, a)| st.pool4.iter().any(|p| p.contains(a)))
+        {
+            fast.shared4 = a.octets();
+        }
         // The link's kernel side, for what TC redirects into it (`Config::link_ifindex`).
         if let Some(name) = cfg.translator_link.0.as_deref()
             && let Some(ifindex) = crate::sys::if_index(name)

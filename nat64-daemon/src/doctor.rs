@@ -271,12 +271,12 @@ pub fn run(cfg: &Config) -> Vec<Check> {
             verdict: Verdict::Warn("off: DF=0 IPv4 packets that outgrow the IPv6 MTU are dropped, GSO aggregates in generic mode are dropped, traffic this node originates is not translated, and you route pool6 and the EAM IPv4 prefixes yourself".into()),
         });
     }
-    // pool4 must not be this host's own: its traffic would be translated away (pool4 is
-    // routed into the translator link). The node's addresses inside an EAM or pool6_ipv4
-    // prefix are kept its own by the dataplane (`Config::local_exclusions`).
+    // A pool4 address of this host's own is shared by port: the host's sockets take their
+    // ports from ip_local_port_range, pool4's ranges must lie outside it. (The node's
+    // addresses inside an EAM or pool6_ipv4 prefix are kept its own by the dataplane.)
     let own = crate::sys::ipv4_addrs();
     let ours = cfg.answered_ipv4();
-    let clashes: Vec<String> = ours
+    let shared: Vec<String> = ours
         .iter()
         .filter(|(field, _)| field.starts_with("stateful."))
         .flat_map(|(field, p)| {
@@ -285,19 +285,6 @@ pub fn run(cfg: &Config) -> Vec<Check> {
                 .map(move |(ifc, a)| format!("{field} {p} holds {a}, an address of {ifc}"))
         })
         .collect();
-    out.push(Check {
-        name: "own addresses",
-        verdict: if clashes.is_empty() {
-            Verdict::Ok("no pool4 prefix holds an address of this host".into())
-        } else {
-            Verdict::Fix {
-                problem: clashes.join("; "),
-                fix: "take prefixes that no interface of this node uses".into(),
-            }
-        },
-    });
-    // Ports: only a pool4 address of the host's own could collide with the ports the kernel
-    // hands its own sockets; that case is refused above, so here the range is reported.
     if let Some(st) = &cfg.stateful {
         let local = sysctl("net.ipv4.ip_local_port_range").unwrap_or_default();
         let mut it = local
@@ -309,16 +296,22 @@ pub fn run(cfg: &Config) -> Vec<Check> {
                     let r = st.range(j);
                     r.0 <= hi && lo <= r.1
                 });
-                if overlap && !clashes.is_empty() {
+                if shared.is_empty() {
+                    Verdict::Ok(format!(
+                        "ip_local_port_range {lo}-{hi}; pool4 holds no address of this host, so its ports cannot collide with the host's sockets"
+                    ))
+                } else if overlap {
                     Verdict::Fix {
                         problem: format!(
-                            "pool4 holds an address of this host and its port ranges overlap ip_local_port_range {lo}-{hi}: bindings and the host's own sockets would take the same ports"
+                            "{}, and pool4's port ranges overlap ip_local_port_range {lo}-{hi}: bindings and the host's own sockets would take the same ports",
+                            shared.join("; ")
                         ),
-                        fix: "take a pool4 prefix no interface of this node uses".into(),
+                        fix: "set stateful.ports outside ip_local_port_range (\"61001-65535\" beside Linux's default 32768-60999, as Jool does), or narrow net.ipv4.ip_local_port_range".into(),
                     }
                 } else {
                     Verdict::Ok(format!(
-                        "ip_local_port_range {lo}-{hi}; pool4 holds no address of this host, so its ports cannot collide with the host's sockets"
+                        "{}, shared by port: pool4's ranges stay clear of ip_local_port_range {lo}-{hi}, and the rest of the address's traffic is the host's",
+                        shared.join("; ")
                     ))
                 }
             }

@@ -521,9 +521,25 @@ async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
-    // RFC 6791 without a translator link: see `link::accept_local`.
+    // RFC 6791 without a translator link: see `link::accept_local`. And a pool4 address shared
+    // with the node: translated packets from it arrive on the attached interfaces carrying
+    // one of the node's own addresses as their source, which the kernel drops as a martian
+    // unless the interface accepts local sources.
     let mut sysctls = Vec::new();
-    if link.is_none() && nat64_daemon::dataplane::own_rfc6791_source(&cfg) {
+    let shared_pool4 = cfg.stateful.as_ref().is_some_and(|st| {
+        nat64_daemon::sys::ipv4_addrs()
+            .iter()
+            .any(|(_, a)| st.pool4.iter().any(|p| p.contains(a)))
+    });
+    if shared_pool4 {
+        let names: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
+        sysctls = nat64_daemon::link::accept_local(&names).context(
+            "accept_local (translated packets leave from pool4, the node's own address)",
+        )?;
+        for (path, old) in &sysctls {
+            info!(sysctl = %path, old = %old, "set to 1: translated packets carry pool4, one of this node's own addresses, as their source");
+        }
+    } else if link.is_none() && nat64_daemon::dataplane::own_rfc6791_source(&cfg) {
         let names: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
         sysctls = nat64_daemon::link::accept_local(&names).context(
             "accept_local (ICMP errors from unmapped routers leave from the node's own address)",

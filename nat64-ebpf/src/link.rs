@@ -81,10 +81,29 @@ pub fn redirect(cfg: &Config, dir: Dir) -> Result<Step, DropReason> {
 }
 
 /// The verdict for a translated packet: up the stack on the fast path, so routing, netfilter
-/// and service load balancing apply to it; back into the link on its far end.
+/// and service load balancing apply to it; back into the link on its far end. On the fast path,
+/// an IPv4 packet to a pool4 address the node shares (`Config::shared4`: stateful hairpinning)
+/// goes into the link directly, as the kernel would deliver it locally.
 #[inline(always)]
-pub fn emit(ctx: &impl Frame, cfg: &Config) -> u32 {
+pub fn emit(ctx: &impl Frame, cfg: &Config, dir: Dir) -> u32 {
     if !on_link(cfg) {
+        if dir == Dir::V6ToV4
+            && cfg.shared4 != [0; 4]
+            && read::<[u8; 4]>(ctx, crate::packet::ETH_LEN + 16) == Some(cfg.shared4)
+            && cfg.link_ifindex != 0
+        {
+            return match ctx.as_xdp() {
+                Some(_) if prepare(ctx, cfg) => {
+                    // SAFETY: plain helper call; flags 0.
+                    unsafe {
+                        aya_ebpf::helpers::generated::bpf_redirect(cfg.link_ifindex, 0) as u32
+                    }
+                }
+                Some(_) => xdp_action::XDP_DROP,
+                // At TC, `tc::verdict` readies it.
+                None => xdp_action::XDP_REDIRECT,
+            };
+        }
         return xdp_action::XDP_PASS;
     }
     // The frame came from the kernel side of the link, addressed to its own MAC (the link has
@@ -99,4 +118,37 @@ pub fn emit(ctx: &impl Frame, cfg: &Config) -> u32 {
         Ok(()) => xdp_action::XDP_TX,
         Err(_) => xdp_action::XDP_DROP,
     }
+}
+
+/// Readies an IPv4 packet to be redirected into the link: both MAC addresses the link's
+/// kernel side's (as the kernel addresses what it routes there; the link has no neighbours),
+/// the TTL one less, as the kernel's forwarding would take it (the link's program gives it
+/// back; RFC 1624 for the header checksum). `false` when it has no hop left (counted). Not
+/// inlined: its locals stay out of the entry point's frame (the stack is 512 bytes over the
+/// call chain).
+#[inline(never)]
+pub fn prepare(ctx: &impl Frame, cfg: &Config) -> bool {
+    let Some(h) = read::<[u8; 12]>(ctx, crate::packet::ETH_LEN) else {
+        return false;
+    };
+    let (ttl, proto) = (h[8], h[9]);
+    if ttl <= 1 {
+        stats::add(
+            Counter::Dropped(Dir::V4ToV6, DropReason::HopLimitExceeded),
+            1,
+        );
+        return false;
+    }
+    let check = u16::from_be_bytes([h[10], h[11]]);
+    let check = nat64_common::checksum::update(
+        check,
+        crate::packet::word(ttl, proto),
+        crate::packet::word(ttl - 1, proto),
+    );
+    let [c0, c1] = check.to_be_bytes();
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&cfg.link_mac);
+    macs[6..].copy_from_slice(&cfg.link_mac);
+    write_bytes(ctx, 0, macs).is_ok()
+        && write_bytes(ctx, crate::packet::ETH_LEN + 8, [ttl - 1, proto, c0, c1]).is_ok()
 }

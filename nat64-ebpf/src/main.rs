@@ -180,7 +180,7 @@ fn run<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
                 None => xdp_action::XDP_PASS,
             }
         }
-        (_, Ok(Step::Translated)) => link::emit(ctx, cfg),
+        (dir, Ok(Step::Translated)) => link::emit(ctx, cfg, dir),
         (dir, r) => verdict(dir, r),
     }
 }

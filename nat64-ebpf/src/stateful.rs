@@ -30,6 +30,18 @@ pub fn in_pool4(a: [u8; 4]) -> bool {
     POOL4_LPM.get(Key::new(32, a)).is_some()
 }
 
+/// Whether `port` (network order) lies in pool4's range for `proto` (`BIB_*`).
+#[inline(always)]
+pub fn in_ports(cfg: &Config, proto: u8, port: [u8; 2]) -> bool {
+    let [lo, hi] = match proto {
+        BIB_TCP => cfg.tcp_ports,
+        BIB_UDP => cfg.udp_ports,
+        _ => cfg.icmp_ids,
+    };
+    let p = u16::from_be_bytes(port);
+    lo <= p && p <= hi
+}
+
 /// The pool4 address and port of the outbound flow (`src6`, `port6`, `proto`), made now if it
 /// has none (RFC 6146 section 3.5.1.1 for UDP, 3.5.2.2 for TCP, 3.5.3 for ICMP queries).
 /// `tcp_flags` is the TCP flag byte (0 for UDP and ICMP). Packed as `addr4 << 16 | port4`

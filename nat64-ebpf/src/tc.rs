@@ -12,13 +12,12 @@ use aya_ebpf::{
     programs::TcContext,
 };
 
-use nat64_common::{Counter, Dir, DropReason, checksum, maps::Config};
+use nat64_common::maps::Config;
 
 use crate::{
     frame::Frame,
     packet::{
         ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPV4_LEN, IPV6_LEN, ethertype, ptr_at, read,
-        word, write_bytes,
     },
 };
 
@@ -51,37 +50,12 @@ pub fn verdict(ctx: &TcContext, action: u32, cfg: &Config) -> i32 {
         xdp_action::XDP_PASS => TC_ACT_OK as i32,
         // SAFETY: plain helper call; flags 0 means the device's egress.
         xdp_action::XDP_TX => unsafe { bpf_redirect(ctx.ifindex(), 0) as i32 },
-        xdp_action::XDP_REDIRECT if into_link(ctx, cfg) => {
+        xdp_action::XDP_REDIRECT if crate::link::prepare(ctx, cfg) => {
             // SAFETY: plain helper call; flags 0 means the device's egress.
             unsafe { bpf_redirect(cfg.link_ifindex, 0) as i32 }
         }
         _ => TC_ACT_SHOT as i32,
     }
-}
-
-/// Readies an IPv4 packet for the link: both MAC addresses the link's, the TTL one less (RFC
-/// 1624 for the header checksum). `false` (dropped) when it has no hop left.
-#[inline(always)]
-fn into_link(ctx: &TcContext, cfg: &Config) -> bool {
-    let Some(h) = read::<[u8; 12]>(ctx, ETH_LEN) else {
-        return false;
-    };
-    let (ttl, proto) = (h[8], h[9]);
-    if ttl <= 1 {
-        crate::stats::add(
-            Counter::Dropped(Dir::V4ToV6, DropReason::HopLimitExceeded),
-            1,
-        );
-        return false;
-    }
-    let check = u16::from_be_bytes([h[10], h[11]]);
-    let check = checksum::update(check, word(ttl, proto), word(ttl - 1, proto));
-    let [c0, c1] = check.to_be_bytes();
-    let mut macs = [0u8; 12];
-    macs[..6].copy_from_slice(&cfg.link_mac);
-    macs[6..].copy_from_slice(&cfg.link_mac);
-    write_bytes(ctx, 0, macs).is_ok()
-        && write_bytes(ctx, ETH_LEN + 8, [ttl - 1, proto, c0, c1]).is_ok()
 }
 
 /// The receive checksum a NIC may have supplied (`CHECKSUM_COMPLETE`: the sum of everything

@@ -79,7 +79,15 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     match eam_dst {
         Some(m) => s.addr6[1] = addrmap::to6(cfg, m, ip4.dst),
         None => {
-            let r = stateful_destination(ctx);
+            let r = stateful_destination(ctx, cfg);
+            // The node's own traffic on a pool4 address it shares: up the stack untouched
+            // (on the translator link, where it cannot come from the node, refused).
+            if r == NOT_OURS {
+                if link::on_link(cfg) {
+                    return Err(DropReason::NoBinding);
+                }
+                return Ok(Step::Done(xdp_action::XDP_PASS));
+            }
             if r != 0 {
                 return Err(DropReason::ALL
                     .get((r & 0xff) as usize)
@@ -463,20 +471,30 @@ fn echo4_to_echo6(
 /// of its transport address (or, for a later fragment, the binding its first fragment found),
 /// written to the scratch slot with the port word change and where the new port goes (the
 /// caller writes it once its checks pass). ICMP errors are left to `icmp_error` (the binding
-/// of the packet they quote); other ICMP messages than echo to the ICMP table. Returns 0, or
-/// 0x100 with the `DropReason` index in the low byte.
+/// of the packet they quote); other ICMP messages than echo to the ICMP table. Returns 0,
+/// [`NOT_OURS`], or 0x100 with the `DropReason` index in the low byte.
+///
+/// A pool4 address may be one of the node's own, shared by port (Jool's default pool4 is the
+/// node's addresses, ports 61001-65535): what arrives for it outside pool4's port ranges, and
+/// finds no binding, is the node's own traffic (its sockets' ephemeral ports, SSH, an echo
+/// reply to its own ping, an ICMP error about a packet it sent, other protocols), and is left
+/// to the kernel.
 ///
 /// Not inlined, and called before the translation branches: it is verified for few paths.
 #[inline(never)]
-fn stateful_destination(ctx: &impl Frame) -> u32 {
-    match resolve_destination(ctx) {
-        Ok(()) => 0,
+fn stateful_destination(ctx: &impl Frame, cfg: &Config) -> u32 {
+    match resolve_destination(ctx, cfg) {
+        Ok(true) => 0,
+        Ok(false) => NOT_OURS,
         Err(r) => r as u32 | 0x100,
     }
 }
 
+/// [`stateful_destination`]: not a translated flow, but the node's own.
+const NOT_OURS: u32 = 0x200;
+
 #[inline(always)]
-fn resolve_destination(ctx: &impl Frame) -> Result<(), DropReason> {
+fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReason> {
     let s = crate::scratch::get()?;
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let l4_off = ETH_LEN + (((ip4.ver_ihl & 0x0f) as usize) * 4 & 0x3c);
@@ -486,7 +504,7 @@ fn resolve_destination(ctx: &impl Frame) -> Result<(), DropReason> {
         let b = stateful::fragment_binding(ip4.src, ip4.dst, ip4.id, ip4.proto)
             .ok_or(DropReason::Fragment)?;
         s.addr6[1] = b.addr6;
-        return Ok(());
+        return Ok(true);
     }
     let (at, bib_proto, tcp) = match ip4.proto {
         IPPROTO_TCP => {
@@ -497,14 +515,23 @@ fn resolve_destination(ctx: &impl Frame) -> Result<(), DropReason> {
         IPPROTO_ICMP => {
             let h = read::<[u8; 2]>(ctx, l4_off).ok_or(DropReason::Truncated)?;
             if h[0] != ICMP_ECHO_REQUEST && h[0] != ICMP_ECHO_REPLY {
-                return Ok(());
+                // Other queries (timestamps, ...) have no binding: the node's, if any.
+                return Ok(is_icmpv4_error(h[0]) && quoted_is_ours(ctx, cfg, ip4.dst, l4_off));
             }
             (l4_off + 4, state::BIB_ICMP, 0)
         }
-        _ => return Err(DropReason::NoBinding),
+        // Another protocol to a pool4 address: the node's own, if it is the node's address.
+        _ => return Ok(false),
     };
     let port4 = read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?;
-    let b = stateful::inbound(ip4.dst, port4, bib_proto, tcp).ok_or(DropReason::NoBinding)?;
+    let Some(b) = stateful::inbound(ip4.dst, port4, bib_proto, tcp) else {
+        // No binding: outside pool4's ports (or an echo, whose identifiers the node's own
+        // pings share), the node's; inside them, refused (RFC 6146 section 3.5).
+        if bib_proto == state::BIB_ICMP || !stateful::in_ports(cfg, bib_proto, port4) {
+            return Ok(false);
+        }
+        return Err(DropReason::NoBinding);
+    };
     // An IPv4 host opening a TCP connection (a SYN without ACK) gets through only a static
     // binding: a dynamic one exists for its IPv6 client's own connections, and accepting
     // inbound SYNs on it would open the pool to unsolicited traffic (RFC 6146 section
@@ -522,5 +549,29 @@ fn resolve_destination(ctx: &impl Frame) -> Result<(), DropReason> {
     s.port_new = word(b.port6[0], b.port6[1]);
     s.bound_port6 = b.port6;
     s.bound_port_at = at as u16;
-    Ok(())
+    Ok(true)
+}
+
+/// Whether the ICMPv4 error at `l4_off`, to pool4 address `dst4`, is about a translated flow:
+/// the packet it quotes left from `dst4` with a binding's port (or one inside pool4's ranges,
+/// which `icmp_error` then refuses without a binding). One the node sent itself (another
+/// source port, another protocol) is the node's to receive.
+#[inline(always)]
+fn quoted_is_ours(ctx: &impl Frame, cfg: &Config, dst4: [u8; 4], l4_off: usize) -> bool {
+    let inner = l4_off + crate::packet::ICMP_LEN;
+    let Some(h) = read::<[u8; 12]>(ctx, inner) else {
+        return true;
+    };
+    let at = inner + (((h[0] & 0x0f) as usize) * 4 & 0x3c);
+    let (at, proto) = match h[9] {
+        IPPROTO_TCP => (at, state::BIB_TCP),
+        IPPROTO_UDP => (at, state::BIB_UDP),
+        IPPROTO_ICMP => (at + 4, state::BIB_ICMP),
+        _ => return false,
+    };
+    let Some(port) = read::<[u8; 2]>(ctx, at & 0x3ff) else {
+        return true;
+    };
+    stateful::lookup4(dst4, port, proto).is_some()
+        || (proto != state::BIB_ICMP && stateful::in_ports(cfg, proto, port))
 }

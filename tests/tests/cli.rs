@@ -142,11 +142,13 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
     std::fs::write(&cfg, "[stateful]\npool4 = \"203.0.113.0/29\"\n").unwrap();
     let (ok, report) = doctor(&ns, Some(&cfg));
     assert!(!ok, "{report}");
+    // With the default ports (1024-65535) it would take the host's own ports: named, with
+    // the interface and the fix.
     assert!(
-        report.contains("FIX   own addresses: stateful.pool4[0] 203.0.113.0/29 holds 203.0.113.5, an address of d0"),
+        report.contains("FIX   pool4 ports: stateful.pool4[0] 203.0.113.0/29 holds 203.0.113.5, an address of d0, and pool4's port ranges overlap ip_local_port_range"),
         "{report}"
     );
-    assert!(report.contains("FIX   pool4 ports: pool4 holds an address of this host and its port ranges overlap ip_local_port_range"), "{report}");
+    assert!(report.contains("61001-65535"), "{report}");
     // `nat64d run` refuses the same configuration before touching anything, naming the field.
     let out = ns
         .command(nat64_tests::nat64d_path().to_str().unwrap())
@@ -157,8 +159,20 @@ fn doctor_names_missing_forwarding_and_passes_once_fixed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
-        err.contains("stateful.pool4[0]: 203.0.113.0/29 holds 203.0.113.5, an address of d0"),
+        err.contains("stateful.pool4[0]: 203.0.113.0/29 holds 203.0.113.5, an address of d0 on this host, and pool4's tcp_ports 1024-65535 overlap net.ipv4.ip_local_port_range"),
         "{err}"
+    );
+    // Shared by port, clear of ip_local_port_range: fine (RFC 6146 pool4 on the node's own
+    // address, as Jool's default).
+    std::fs::write(
+        &cfg,
+        "[stateful]\npool4 = \"203.0.113.0/29\"\nports = \"61001-65535\"\n",
+    )
+    .unwrap();
+    let (_, report) = doctor(&ns, Some(&cfg));
+    assert!(
+        report.contains("ok    pool4 ports: stateful.pool4[0] 203.0.113.0/29 holds 203.0.113.5, an address of d0, shared by port"),
+        "{report}"
     );
 
     // Someone else's routes inside what the translator answers for: a more specific one wins

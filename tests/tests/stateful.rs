@@ -829,3 +829,130 @@ fn several_pool4_prefixes_and_a_range_per_protocol() {
         src_of(&out).1
     );
 }
+
+/// RFC 6146 pool4 on the node's own address, shared by port (issue #17; Jool's default pool4):
+/// what arrives for a pool4 address outside pool4's ports and finds no binding is the node's
+/// own traffic and goes up the stack untouched: its SSH, an echo reply to its own ping, an
+/// ICMP error about a packet it sent, other protocols. Inside pool4's ports, no binding still
+/// means a drop (RFC 6146 section 3.5), and a static binding outside them still translates.
+#[test]
+fn a_pool4_address_shared_with_the_node_leaves_the_nodes_traffic_alone() {
+    let mut x = Loaded::load(
+        "shared pool4",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
+    );
+    let st = x.cfg.stateful.clone().unwrap();
+    x.dp.bindings()
+        .unwrap()
+        .add_static(
+            &st.pool4,
+            nat64_daemon::bindings::Protocol::Udp,
+            "[2001:db8:6::201]:53".parse().unwrap(),
+            "198.51.100.201:53".parse().unwrap(),
+        )
+        .unwrap();
+    let node = [198, 51, 100, 200];
+    let unchanged = |name: &str, frame: Vec<u8>| {
+        let (action, out, moved) = x.run_counted(&frame);
+        assert_eq!(action, XDP_PASS, "{name}");
+        assert_eq!(out, frame, "{name}: touched");
+        assert_eq!(moved, vec![], "{name}: counted");
+    };
+    // The node's SSH server, and its own outgoing connection's reply (an ephemeral port).
+    unchanged(
+        "UDP to port 22",
+        udp4((SERVER4, 40000), (node, 22), 60, 1, b"ssh"),
+    );
+    unchanged(
+        "UDP to port 40000",
+        udp4((SERVER4, 53), (node, 40000), 60, 2, b"dns"),
+    );
+    // Another protocol (GRE).
+    let mut gre = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    gre.extend(ip4(SERVER4, node, 60, 3, 47, 8).to_bytes());
+    gre.extend([0u8; 8]);
+    unchanged("GRE", gre);
+    // An echo reply to the node's own ping, its identifier inside pool4's range or not.
+    for id in [1234u16, 62000] {
+        let mut echo = Vec::new();
+        PacketBuilder::ethernet2(MACS.1, MACS.0)
+            .ipv4(SERVER4, node, 60)
+            .icmpv4_echo_reply(id, 1)
+            .write(&mut echo, b"ping")
+            .unwrap();
+        unchanged(&format!("echo reply, identifier {id}"), echo);
+    }
+    // Port Unreachable about a datagram the node sent from its ephemeral port 40000.
+    let quoted = &udp4((node, 40000), (SERVER4, 53), 63, 9, b"q")[14..];
+    let mut err = Vec::new();
+    PacketBuilder::ethernet2(MACS.1, MACS.0)
+        .ipv4(SERVER4, node, 60)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
+        .write(&mut err, quoted)
+        .unwrap();
+    unchanged("port unreachable about the node's datagram", err);
+    // Inside pool4's ports with no binding: refused, as before.
+    let (action, _, moved) = x.run_counted(&udp4((SERVER4, 53), (node, 61005), 60, 4, b"x"));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+    // A static binding on port 53, outside pool4's ports: translated.
+    let (action, out, _) = x.run_counted(&udp4(
+        (SERVER4, 5353),
+        ([198, 51, 100, 201], 53),
+        60,
+        5,
+        b"static",
+    ));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[12..14], &[0x86, 0xdd], "translated to IPv6");
+}
+
+/// Stateful hairpinning toward a pool4 address the node shares: the kernel would deliver the
+/// translated IPv4 packet locally, so the fast path redirects it into the translator link
+/// (both MAC addresses the link's kernel side's, the TTL one less, as the kernel's forwarding
+/// would leave it), where the link's program translates it back through the binding.
+#[test]
+fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("shared-hairpin");
+    ns.ip(&[
+        "link", "add", "nat64", "type", "veth", "peer", "name", "nat64-dp",
+    ]);
+    ns.ip(&["link", "set", "nat64", "up"]);
+    let show = ns.output("ip", &["-br", "link", "show", "nat64"]);
+    let text = String::from_utf8_lossy(&show.stdout).to_string();
+    let mac: Vec<u8> = text
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no MAC address in {text:?}"))
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    ns.run(|| {
+        let mut x = Loaded::load(
+            "shared hairpin",
+            "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
+        );
+        x.dp.keep_own_addresses(vec![("d0".into(), [198, 51, 100, 200].into())]);
+        let cfg = x.cfg.clone();
+        x.dp.apply(&cfg).expect("apply");
+        // B writes to 64:ff9b::198.51.100.200, port 61001: the pool4 address itself.
+        let to_pool4 = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 198, 51, 100, 200];
+        let input = udp6(B, 5000, to_pool4, 61001, b"hairpin");
+        let (action, out, _) = x.run_counted(&input);
+        assert_eq!(action, nat64_tests::xdp::XDP_REDIRECT, "redirected into the link");
+        assert_eq!(&out[..6], &mac[..], "to the link's kernel side");
+        assert_eq!(&out[6..12], &mac[..], "from the link's kernel side");
+        assert_eq!(&out[12..14], &[0x08, 0x00], "translated to IPv4");
+        assert_eq!(out[14 + 8], 62, "TTL: hop limit 63, one taken");
+        assert_eq!(&out[14 + 16..14 + 20], &[198, 51, 100, 200]);
+        // The header checksum still verifies after the TTL change.
+        let h = Ipv4Header::from_slice(&out[14..]).unwrap().0;
+        assert_eq!(h.header_checksum, h.calc_header_checksum());
+    });
+}

@@ -157,10 +157,15 @@ fn start(ctx: &Ctx) -> anyhow::Result<u8> {
 /// the namespace.
 fn bring_up(ctx: &Ctx, t: &Translation, fresh_log: bool) -> anyhow::Result<Vec<String>> {
     ensure_bpffs()?;
-    let notes = free_pool4_addresses(ctx, &t.pool4)?;
     let toml = ctx.toml();
     write_atomically(&toml, &t.config.render())?;
-    check_config(ctx, &toml).map_err(anyhow::Error::msg)?;
+    // Jool's setup as it is (pool4 on the namespace's own address, shared by port) when the
+    // daemon takes it; an older one refuses it, and gets the address moved.
+    let mut notes = Vec::new();
+    if check_config(ctx, &toml).is_err() {
+        notes = free_pool4_addresses(ctx, &t.pool4)?;
+        check_config(ctx, &toml).map_err(anyhow::Error::msg)?;
+    }
     fs::create_dir_all(ctx.file("admin"))?;
     let log = fs::OpenOptions::new()
         .create(true)
@@ -428,9 +433,9 @@ fn ensure_bpffs() -> anyhow::Result<()> {
 }
 
 /// Jool's pool4 is the translator's own IPv4 address (it shares it with the host, ports 1-3000
-/// against the kernel's ephemeral ones). nat64d refuses a pool4 that holds an address of the
-/// host: it routes pool4 into its link and the fast path takes all of its traffic. So the
-/// namespace's address moves to a free one in the same subnet, recorded for `stop` to undo.
+/// against the kernel's ephemeral ones). A nat64d from before issue #17 refuses a pool4 that
+/// holds an address of the host. For one of those, the namespace's address moves to a free one
+/// in the same subnet, recorded for `stop` to undo.
 fn free_pool4_addresses(ctx: &Ctx, pool4: &[Ipv4Addr]) -> anyhow::Result<Vec<String>> {
     let mut notes = Vec::new();
     if pool4.is_empty() {
