@@ -34,9 +34,11 @@ pub const XDP_PROGRAM: &str = "nat64_xdp";
 pub const LINK_PROGRAM: &str = "nat64_link";
 /// The entry point for the kernel's end of the translator link (passes everything).
 pub const PASS_PROGRAM: &str = "nat64_pass";
+/// The program on the translator link's kernel side (see `nat64_return` in the dataplane).
+pub const RETURN_PROGRAM: &str = "nat64_return";
 /// The fast path at TC ingress (`hook = "tc"`).
 pub const TC_PROGRAM: &str = "nat64_tc";
-const XDP_PROGRAMS: [&str; 3] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM];
+const XDP_PROGRAMS: [&str; 4] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM, RETURN_PROGRAM];
 /// The maps that hold state worth keeping across a daemon restart (see `load_with_state`).
 pub const STATE_MAPS: [&str; 5] = ["BIB6", "BIB4", "CLIENTS", "FRAGS", "STATS"];
 
@@ -636,7 +638,7 @@ impl Dataplane {
         self.set_interface(link.peer_index, &settings)?;
         let mut how = Attached::TakenOver;
         for (iface, ifindex, program) in [
-            (&link.name, link.index, PASS_PROGRAM),
+            (&link.name, link.index, RETURN_PROGRAM),
             (&link.peer, link.peer_index, LINK_PROGRAM),
         ] {
             if self.attach_program(program, iface, ifindex, Hook::Xdp(XdpMode::Driver))?

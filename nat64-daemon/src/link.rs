@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  kernel routes pool6 and EAM IPv4 ──> <name> ══ veth ══ <name>-dp  (nat64_link: translate,
-//!  (forward, fragment, segment)         nat64_pass                    XDP_TX back into <name>)
+//!  (forward, fragment, segment)         nat64_return                  XDP_TX back into <name>)
 //! ```
 //!
 //! The kernel side (`<name>`) has ARP and neighbour discovery off: its "neighbours" are the

@@ -128,6 +128,35 @@ pub fn emit(ctx: &impl Frame, cfg: &Config, dir: Dir) -> u32 {
 /// call chain).
 #[inline(never)]
 pub fn prepare(ctx: &impl Frame, cfg: &Config) -> bool {
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&cfg.link_mac);
+    macs[6..].copy_from_slice(&cfg.link_mac);
+    take_hop(ctx) && write_bytes(ctx, 0, macs).is_ok()
+}
+
+/// On the link's kernel side (`nat64_return`): an IPv4 packet the far end translated toward a
+/// pool4 address the node shares (`Config::shared4`) goes back to the far end, which
+/// translates it again through the binding (the kernel would deliver it locally). It loses the
+/// hop the kernel's forwarding would have taken. Anything else goes up the stack.
+#[inline(always)]
+pub fn bounce(ctx: &impl Frame, cfg: &Config) -> u32 {
+    if cfg.shared4 == [0; 4]
+        || crate::packet::ethertype(ctx) != Some(crate::packet::ETH_P_IP)
+        || read::<[u8; 4]>(ctx, crate::packet::ETH_LEN + 16) != Some(cfg.shared4)
+    {
+        return xdp_action::XDP_PASS;
+    }
+    if take_hop(ctx) {
+        xdp_action::XDP_TX
+    } else {
+        xdp_action::XDP_DROP
+    }
+}
+
+/// One hop off an IPv4 packet (RFC 1624 for the header checksum); `false` when it had none
+/// left (counted).
+#[inline(always)]
+fn take_hop(ctx: &impl Frame) -> bool {
     let Some(h) = read::<[u8; 12]>(ctx, crate::packet::ETH_LEN) else {
         return false;
     };
@@ -139,16 +168,11 @@ pub fn prepare(ctx: &impl Frame, cfg: &Config) -> bool {
         );
         return false;
     }
-    let check = u16::from_be_bytes([h[10], h[11]]);
     let check = nat64_common::checksum::update(
-        check,
+        u16::from_be_bytes([h[10], h[11]]),
         crate::packet::word(ttl, proto),
         crate::packet::word(ttl - 1, proto),
     );
     let [c0, c1] = check.to_be_bytes();
-    let mut macs = [0u8; 12];
-    macs[..6].copy_from_slice(&cfg.link_mac);
-    macs[6..].copy_from_slice(&cfg.link_mac);
-    write_bytes(ctx, 0, macs).is_ok()
-        && write_bytes(ctx, crate::packet::ETH_LEN + 8, [ttl - 1, proto, c0, c1]).is_ok()
+    write_bytes(ctx, crate::packet::ETH_LEN + 8, [ttl - 1, proto, c0, c1]).is_ok()
 }

@@ -9,8 +9,9 @@
 //!   handling still apply to it;
 //! - `nat64_link`, the same core on the far end of the translator link (see `link`), for what
 //!   the kernel routes there: what the fast path handed off, and traffic this node originates;
-//! - `nat64_pass`, on the kernel's end of that link: it only gives the veth the NAPI context
-//!   that `XDP_TX` from the far end needs;
+//! - `nat64_return`, on the kernel's end of that link: it gives the veth the NAPI context that
+//!   `XDP_TX` from the far end needs, and sends hairpinned packets to a shared pool4 address
+//!   back in (`nat64_pass` does nothing at all: the benchmarks' floor, the tests' neighbours);
 //! - `nat64_tc`, the fast path again, at the TC ingress hook instead of XDP (see `tc`): it sees
 //!   GSO packets whole, which XDP on a veth makes the kernel give up.
 //!
@@ -100,6 +101,19 @@ pub fn nat64_link(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn nat64_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
+}
+
+/// The kernel's end of the translator link: gives the veth the NAPI context that `XDP_TX` from
+/// the far end needs, and sends back into the link what the far end translated toward a
+/// pool4 address the node shares (stateful hairpinning that went through the kernel), which
+/// the kernel would deliver locally (`link::bounce`).
+#[cfg(target_arch = "bpf")]
+#[xdp]
+pub fn nat64_return(ctx: XdpContext) -> u32 {
+    match maps::CONFIG.get(maps::CONFIG_LINK) {
+        Some(cfg) => link::bounce(&ctx, cfg),
+        None => xdp_action::XDP_PASS,
+    }
 }
 
 #[cfg(target_arch = "bpf")]

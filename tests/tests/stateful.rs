@@ -956,3 +956,47 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         assert_eq!(h.header_checksum, h.calc_header_checksum());
     });
 }
+
+/// The link's kernel side (`nat64_return`): what the far end translated toward a pool4 address
+/// the node shares goes back into the link with one hop taken (the kernel would deliver it
+/// locally); anything else goes up the stack untouched.
+#[test]
+fn the_links_kernel_side_returns_hairpinned_packets_to_a_shared_address() {
+    let mut x = Loaded::load(
+        "link return",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
+    );
+    x.dp.keep_own_addresses(vec![("d0".into(), [198, 51, 100, 200].into())]);
+    let cfg = x.cfg.clone();
+    x.dp.apply(&cfg).expect("apply");
+    let prog = nat64_daemon::dataplane::RETURN_PROGRAM;
+    let hairpinned = udp4(
+        (SERVER4, 5000),
+        ([198, 51, 100, 200], 61001),
+        64,
+        7,
+        b"back",
+    );
+    let (action, out) = x.run_program(prog, &hairpinned);
+    assert_eq!(action, XDP_TX, "sent back to the far end");
+    assert_eq!(out[14 + 8], 63, "one hop taken");
+    let h = Ipv4Header::from_slice(&out[14..]).unwrap().0;
+    assert_eq!(h.header_checksum, h.calc_header_checksum());
+    assert_eq!(&out[..14], &hairpinned[..14]);
+    assert_eq!(&out[14 + 12..], &hairpinned[14 + 12..]);
+    // Another destination, and IPv6: up the stack untouched.
+    for frame in [
+        udp4(
+            (SERVER4, 5000),
+            ([198, 51, 100, 201], 61001),
+            64,
+            8,
+            b"other",
+        ),
+        udp6(A, 5000, SERVER6, 53, b"six"),
+    ] {
+        let (action, out) = x.run_program(prog, &frame);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(out, frame);
+    }
+}
