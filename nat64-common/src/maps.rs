@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 16;
+pub const LAYOUT_VERSION: u32 = 17;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -88,12 +88,14 @@ pub struct Config {
     /// delivers what is routed to it locally, so a packet translated toward it (stateful
     /// hairpinning) is redirected into the translator link instead (`link::emit`).
     pub shared4: [u8; 4],
-    pub _pad: [u8; 2],
+    /// RFC 7915 section 5.1: the IPv4 TOS written when `CONFIG_F_COPY_TOS` is clear.
+    pub tos: u8,
+    pub _pad: [u8; 1],
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 80);
 
-/// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS (and back, section 4.1).
-/// When clear, the translator writes zero instead ("reset traffic class" of Jool).
+/// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS. When clear, the
+/// translator writes `Config::tos` instead (Jool's override-tos).
 pub const CONFIG_F_COPY_TOS: u8 = 1 << 0;
 /// `Config::pool6791` holds an address.
 pub const CONFIG_F_POOL6791: u8 = 1 << 1;
@@ -140,6 +142,10 @@ pub const CONFIG_F2_UDP_ZERO_DROP: u8 = 1 << 2;
 /// dropped, and an ICMPv4 error from such a router takes an RFC 6791 source.
 pub const CONFIG_F2_POOL6_WKP: u8 = 1 << 3;
 
+/// RFC 7915 section 4.1: the traffic class of IPv4-to-IPv6 packets is zero instead of the TOS
+/// (Jool's zeroize-traffic-class).
+pub const CONFIG_F2_TC_ZERO: u8 = 1 << 4;
+
 impl Config {
     pub const fn disabled() -> Self {
         Self {
@@ -159,7 +165,8 @@ impl Config {
             link_ifindex: 0,
             link_mac: [0; 6],
             shared4: [0; 4],
-            _pad: [0; 2],
+            tos: 0,
+            _pad: [0; 1],
         }
     }
 }

@@ -175,6 +175,50 @@ impl Eam {
     }
 }
 
+/// `tos`: copy the IPv6 traffic class, or set this value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(try_from = "TosRepr", into = "TosRepr")]
+pub enum Tos {
+    Copy,
+    Set(u8),
+}
+
+/// How `tos` is written: the word "copy" or a number.
+#[derive(Deserialize, serde::Serialize)]
+#[serde(untagged)]
+enum TosRepr {
+    Word(String),
+    Value(u8),
+}
+
+impl TryFrom<TosRepr> for Tos {
+    type Error = String;
+    fn try_from(r: TosRepr) -> Result<Self, String> {
+        match r {
+            TosRepr::Word(w) if w == "copy" => Ok(Tos::Copy),
+            TosRepr::Word(w) => Err(format!("{w:?} is neither \"copy\" nor a TOS value 0-255")),
+            TosRepr::Value(v) => Ok(Tos::Set(v)),
+        }
+    }
+}
+
+impl From<Tos> for TosRepr {
+    fn from(t: Tos) -> Self {
+        match t {
+            Tos::Copy => TosRepr::Word("copy".into()),
+            Tos::Set(v) => TosRepr::Value(v),
+        }
+    }
+}
+
+/// `traffic_class`: copy the IPv4 TOS, or write zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrafficClass {
+    Copy,
+    Zero,
+}
+
 /// pool6: the RFC 6052 prefix, or "off" for an EAM-only translator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(try_from = "String", into = "String")]
@@ -502,9 +546,20 @@ pub struct Config {
     /// RFC 6052 prefix; default the Well-Known Prefix 64:ff9b::/96.
     #[serde(default)]
     pub pool6: Pool6,
-    /// RFC 7915 sections 4.1 and 5.1: copy TOS to traffic class and back (true), or write zero.
+    /// RFC 7915 sections 4.1 and 5.1: copy TOS to traffic class and back (true), or write zero;
+    /// the default of `tos` and `traffic_class`, which set each direction on its own.
     #[serde(default = "yes")]
     pub copy_tos: bool,
+    /// RFC 7915 section 5.1: the IPv4 TOS of IPv6-to-IPv4 packets, `"copy"` (the traffic class)
+    /// or a value to always set ("an administratively configurable option to ignore the IPv6
+    /// traffic class and always set the IPv4 TOS Octet to a specified value").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos: Option<Tos>,
+    /// RFC 7915 section 4.1: the IPv6 traffic class of IPv4-to-IPv6 packets, `"copy"` (the
+    /// TOS) or `"zero"` ("the ability to ignore the IPv4 TOS and always set the IPv6 traffic
+    /// class (TC) to zero").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_class: Option<TrafficClass>,
     /// RFC 6791: IPv4 source address of translated ICMPv6 errors whose source (typically an
     /// IPv6 router sending Packet Too Big) has no IPv4 mapping. Without it they leave from the
     /// node's own address toward their destination, as Jool and TAYGA do (RFC 6791 section 4
@@ -1117,7 +1172,27 @@ impl Config {
             c.pool6 = p.network().octets();
             c.pool6_len = p.prefix_len();
         }
-        c.flags = if self.copy_tos { CONFIG_F_COPY_TOS } else { 0 };
+        // Each direction on its own (RFC 7915 sections 4.1 and 5.1), copy_tos the default.
+        let tos = self.tos.unwrap_or(if self.copy_tos {
+            Tos::Copy
+        } else {
+            Tos::Set(0)
+        });
+        let tc = self.traffic_class.unwrap_or(if self.copy_tos {
+            TrafficClass::Copy
+        } else {
+            TrafficClass::Zero
+        });
+        c.flags = match tos {
+            Tos::Copy => CONFIG_F_COPY_TOS,
+            Tos::Set(v) => {
+                c.tos = v;
+                0
+            }
+        };
+        if tc == TrafficClass::Zero {
+            c.flags2 |= nat64_common::maps::CONFIG_F2_TC_ZERO;
+        }
         c.ipv6_mtu = self.ipv6_mtu;
         // pool6_ipv4 prefixes live in the EAM4 trie (`EAM_F_POOL6`).
         if !self.eam.is_empty() || !self.pool6_ipv4.is_empty() {
@@ -1407,6 +1482,57 @@ mod tests {
         assert!(shown.contains("pool6 = \"off\""), "{shown}");
         assert!(shown.contains("on_stop = \"detach\""), "{shown}");
         assert_eq!(Config::parse(&shown, "shown").unwrap(), c);
+    }
+
+    #[test]
+    fn tos_and_traffic_class_each_direction_on_its_own() {
+        use nat64_common::maps::CONFIG_F2_TC_ZERO;
+        let d = |t: &str| Config::parse(t, "x").unwrap().dataplane();
+        // Default: copy both ways; copy_tos = false: zero both ways.
+        let c = d("");
+        assert_eq!(
+            (c.flags & CONFIG_F_COPY_TOS, c.flags2 & CONFIG_F2_TC_ZERO),
+            (CONFIG_F_COPY_TOS, 0)
+        );
+        let c = d("copy_tos = false");
+        assert_eq!(
+            (
+                c.flags & CONFIG_F_COPY_TOS,
+                c.tos,
+                c.flags2 & CONFIG_F2_TC_ZERO
+            ),
+            (0, 0, CONFIG_F2_TC_ZERO)
+        );
+        // RFC 7915 section 5.1: a TOS value always set; section 4.1: traffic class zero.
+        let c = d("tos = 184\ntraffic_class = \"copy\"");
+        assert_eq!(
+            (
+                c.flags & CONFIG_F_COPY_TOS,
+                c.tos,
+                c.flags2 & CONFIG_F2_TC_ZERO
+            ),
+            (0, 184, 0)
+        );
+        let c = d("traffic_class = \"zero\"");
+        assert_eq!(
+            (c.flags & CONFIG_F_COPY_TOS, c.flags2 & CONFIG_F2_TC_ZERO),
+            (CONFIG_F_COPY_TOS, CONFIG_F2_TC_ZERO)
+        );
+        let c = d("copy_tos = false\ntos = \"copy\"");
+        assert_eq!(
+            (c.flags & CONFIG_F_COPY_TOS, c.flags2 & CONFIG_F2_TC_ZERO),
+            (CONFIG_F_COPY_TOS, CONFIG_F2_TC_ZERO)
+        );
+        // Refused, with the reason.
+        let e = err("tos = \"keep\"");
+        assert!(e.contains("tos") && e.contains("neither \"copy\""), "{e}");
+        let e = err("tos = 300");
+        assert!(e.contains("tos"), "{e}");
+        let e = err("traffic_class = \"one\"");
+        assert!(e.contains("traffic_class"), "{e}");
+        // Rendered and read back.
+        let c = Config::parse("tos = 32\ntraffic_class = \"zero\"", "x").unwrap();
+        assert_eq!(Config::parse(&c.to_toml(), "shown").unwrap(), c);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use nat64_common::{
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Translation, icmp4_to_icmp6, is_icmpv4_error},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_LINK, CONFIG_F_STATEFUL, CONFIG_F2_UDP_ZERO_DROP, Config},
+    maps::{CONFIG_F_LINK, CONFIG_F_STATEFUL, CONFIG_F2_TC_ZERO, CONFIG_F2_UDP_ZERO_DROP, Config},
     state,
 };
 
@@ -34,10 +34,10 @@ const IPOPT_LSRR: u8 = 131;
 const IPOPT_SSRR: u8 = 137;
 
 /// RFC 7915 section 4.1: the first IPv6 header word: version 6, traffic class from the TOS
-/// (or zero when so configured), flow label zero.
+/// (or zero when so configured, `CONFIG_F2_TC_ZERO`), flow label zero.
 #[inline(always)]
 pub fn first_word(cfg: &Config, tos: u8) -> [u8; 4] {
-    let tc = if cfg.flags & CONFIG_F_COPY_TOS != 0 {
+    let tc = if cfg.flags2 & CONFIG_F2_TC_ZERO == 0 {
         tos
     } else {
         0

@@ -50,13 +50,15 @@ pub fn id_and_flags(tot_len: u16) -> ([u8; 2], [u8; 2]) {
     }
 }
 
-/// RFC 7915 section 5.1: TOS from the traffic class, or zero when so configured.
-#[inline(always)]
+/// RFC 7915 section 5.1: TOS from the traffic class, or the configured value. Not inlined:
+/// inlined, reading the configured value kept one more value on the stack of the deepest
+/// call chain, past the 512 bytes BPF allows.
+#[inline(never)]
 pub fn tos(cfg: &Config, ip6: &Ipv6Hdr) -> u8 {
     if cfg.flags & CONFIG_F_COPY_TOS != 0 {
         (ip6.vtcfl[0] << 4) | (ip6.vtcfl[1] >> 4)
     } else {
-        0
+        cfg.tos
     }
 }
 

@@ -1295,6 +1295,68 @@ fn copy_tos_off_writes_zero() {
     run_table("copy_tos=false", &cfg, &cases);
 }
 
+/// RFC 7915 sections 5.1 and 4.1, each direction on its own: `tos` sets the IPv4 TOS of
+/// IPv6-to-IPv4 packets to a configured value ("always set the IPv4 TOS Octet to a specified
+/// value"), while `traffic_class = "copy"` keeps the IPv4 TOS in the other direction; and the
+/// reverse pair.
+#[test]
+fn tos_and_traffic_class_are_set_per_direction() {
+    require_root();
+    let six = || Pkt {
+        tos: 0xb9,
+        ..tcp_data(40000, 80, 10)
+    };
+    let four = || Pkt {
+        tos: 0x2a,
+        ..linux4(udp(53, 5353, 10))
+    };
+    let set_tos = |p: &Pkt, tos: u8| Case {
+        name: format!("6to4: traffic class 0xb9 -> TOS {tos:#x}"),
+        input: p.v6(CLIENT6, SERVER6),
+        want: Want::V4 {
+            pkt: Pkt {
+                tos,
+                ..as_v4(p, false)
+            },
+            src: CLIENT4,
+            dst: SERVER4,
+        },
+    };
+    let cfg = format!("tos = 184\ntraffic_class = \"copy\"\n{}", base_config());
+    let cases = vec![
+        set_tos(&six(), 184),
+        case_4to6(
+            "4to6: TOS 0x2a copied to the traffic class",
+            &four(),
+            (SERVER4, CLIENT4),
+            (SERVER6, CLIENT6),
+            true,
+        ),
+    ];
+    run_table("tos=184", &cfg, &cases);
+    let cfg = format!(
+        "tos = \"copy\"\ntraffic_class = \"zero\"\n{}",
+        base_config()
+    );
+    let cases = vec![
+        case_6to4(
+            "6to4: traffic class 0xb9 copied to the TOS",
+            &six(),
+            (CLIENT6, SERVER6),
+            (CLIENT4, SERVER4),
+            true,
+        ),
+        case_4to6(
+            "4to6: TOS 0x2a -> traffic class 0",
+            &four(),
+            (SERVER4, CLIENT4),
+            (SERVER6, CLIENT6),
+            false,
+        ),
+    ];
+    run_table("traffic_class=zero", &cfg, &cases);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every RFC 6052 prefix length, with the examples of RFC 6052 section 2.4
 // ---------------------------------------------------------------------------------------------

@@ -290,18 +290,15 @@ fn apply(key: &str, v: &Value, mode: &str, caps: Caps, c: &mut Nat64dConfig) -> 
              datagram (RFC 7915 section 4.5); Jool with false drops it"
                 .into(),
         ),
-        // IPv4 to IPv6: traffic class zero instead of the TOS. nat64d's copy_tos covers both
-        // directions; Jool's IPv6-to-IPv4 counterpart (override-tos) stays off.
+        // IPv4 to IPv6: traffic class zero instead of the TOS (RFC 7915 section 4.1); the
+        // IPv6-to-IPv4 TOS (Jool's override-tos, off) is copied either way.
         ("zeroize-traffic-class", Some("false")) => {
-            c.set("copy_tos", "true".into());
+            c.set("traffic_class", s("copy"));
             Exact
         }
         ("zeroize-traffic-class", Some("true")) => {
-            c.set("copy_tos", "false".into());
-            Approx(
-                "copy_tos = false also zeroes the TOS of IPv6-to-IPv4 packets (Jool's override-tos stays off)"
-                    .into(),
-            )
+            c.set("traffic_class", s("zero"));
+            Exact
         }
         // NAT64: the outer source of a translated ICMPv4 error. nat64d embeds the error's own
         // source in pool6 (Jool's "true"); RFC 6146's inner-destination rule is not offered.
