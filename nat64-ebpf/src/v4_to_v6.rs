@@ -130,8 +130,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     }
     // At TC, options and fragments are left to the translator link; a source route, which
     // the kernel would drop on its way there, goes into it directly.
+    // So does one to a pool4 address the node shares, which the kernel would deliver locally.
+    let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
     if !C::FULL && (fragmented || ihl > IPV4_LEN) {
-        if !fragmented && has_source_route(ctx, ihl) {
+        if shared || (!fragmented && has_source_route(ctx, ihl)) {
             return link::redirect(cfg, Dir::V4ToV6);
         }
         return link::slow_path(cfg, Dir::V4ToV6);
@@ -140,6 +142,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if !C::FULL && ip4.proto == IPPROTO_UDP {
         let c = read::<[u8; 2]>(ctx, ETH_LEN + IPV4_LEN + 6).ok_or(DropReason::Truncated)?;
         if c == [0, 0] {
+            if shared {
+                return link::redirect(cfg, Dir::V4ToV6);
+            }
             return link::slow_path(cfg, Dir::V4ToV6);
         }
     }

@@ -954,6 +954,26 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         // The header checksum still verifies after the TTL change.
         let h = Ipv4Header::from_slice(&out[14..]).unwrap().0;
         assert_eq!(h.header_checksum, h.calc_header_checksum());
+        // At TC, an IPv4 fragment for that address (a static binding's port), which TC leaves
+        // to the link, goes into the link directly too: the kernel would reassemble it for
+        // itself.
+        let st = x.cfg.stateful.clone().unwrap();
+        x.dp.bindings()
+            .unwrap()
+            .add_static(
+                &st.pool4,
+                nat64_daemon::bindings::Protocol::Udp,
+                "[2001:db8:6::201]:53".parse().unwrap(),
+                "198.51.100.200:61010".parse().unwrap(),
+            )
+            .unwrap();
+        let mut frag = udp4((SERVER4, 53), ([198, 51, 100, 200], 61010), 60, 7, b"frag");
+        frag[20] = 0x20; // MF
+        fix_ipv4_checksum(&mut frag);
+        let (action, out) = x.run_tc(&frag, 0);
+        assert_eq!(action, XDP_TX, "redirected (TC_ACT_REDIRECT)");
+        assert_eq!(&out[..6], &mac[..], "to the link's kernel side");
+        assert_eq!(out[14 + 8], 59, "one hop taken");
     });
 }
 
