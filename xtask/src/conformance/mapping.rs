@@ -148,8 +148,10 @@ pub fn translate(jc: &Value, site: &Site<'_>) -> Translation {
     c.set("metrics_listen", s("off"));
     c.set("log_format", s("json"));
     c.set("translator_link", s("nat64"));
-    // Jool's defaults where the runner does not say otherwise: it copies TOS both ways.
+    // Jool's defaults where the runner does not say otherwise: it copies TOS both ways, and
+    // fragments to 1280 bytes (lowest-ipv6-mtu).
     c.set("copy_tos", "true".into());
+    c.set("ipv6_mtu", "1280".into());
     let mode = jc["mode"].as_str().unwrap_or("siit").to_string();
     let mut fits = Vec::new();
     if let Some(settings) = jc["settings"].as_object() {
