@@ -562,3 +562,70 @@ fn stateful_clients_reach_each_other_through_their_pool4_addresses() {
         exit.stdout
     );
 }
+
+/// pool4 on the translator's own address, shared by port (Jool's default pool4): the node's
+/// 192.0.2.1 serves as pool4 with ports 61001-65535, beside the kernel's ephemeral ports. A
+/// stateful client's flows leave from it with a pool4 port, while the node's own traffic on
+/// the same address (its ping, a datagram from its own ephemeral port) comes and goes as
+/// before: the translator leaves it to the kernel.
+#[test]
+fn pool4_on_the_translators_own_address_is_shared_by_port() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
+    let toml = lab.config_toml().replace(
+        "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
+        "pool4 = \"192.0.2.1/32\"\nports = \"61001-65535\"",
+    );
+    assert!(
+        toml.contains("pool4 = \"192.0.2.1/32\""),
+        "test setup:\n{toml}"
+    );
+    lab.start_daemon_with(&toml);
+    let echo = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 7007)))
+        .expect("bind udp");
+    let echo = std::thread::spawn(move || peers::udp_echo(echo, 2));
+    // A stateful client through the shared address.
+    let client = lab
+        .client6
+        .run(|| UdpSocket::bind((STATEFUL_CLIENTS[0], 0)))
+        .expect("bind client udp");
+    assert_eq!(
+        peers::udp_exchange(&client, (SERVER4_AS_V6, 7007).into(), &[64], 1),
+        1,
+        "the client's datagram through pool4 on 192.0.2.1"
+    );
+    // The node's own datagram, from its own ephemeral port on the same address.
+    let own = lab
+        .xlat
+        .run(|| UdpSocket::bind(("192.0.2.1", 0)))
+        .expect("bind node udp");
+    assert_eq!(
+        peers::udp_exchange(&own, (SERVER4, 7007).into(), &[32], 2),
+        1,
+        "the node's own datagram and its echo\n{}",
+        lab.daemon_log()
+    );
+    let seen = echo.join().expect("echo thread");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let client_port = seen[0].port();
+    assert_eq!(seen[0].ip(), IpAddr::from([192, 0, 2, 1]), "{seen:?}");
+    assert!(
+        (61001..=65535).contains(&client_port),
+        "the client's binding takes a pool4 port: {seen:?}"
+    );
+    assert!(
+        !(61001..=65535).contains(&seen[1].port()),
+        "the node's own socket keeps an ephemeral port: {seen:?}"
+    );
+    // The node's own ping: the echo replies to 192.0.2.1 are its own.
+    let (ok, text) = nat64_tests::lab::ping(&lab.xlat, "192.0.2.2", 2);
+    assert!(ok, "the node's ping:\n{text}");
+    // The client's ping through the shared address too.
+    let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "the client's ping:\n{text}");
+}
