@@ -8,11 +8,14 @@
 
 use core::ffi::c_void;
 
-use nat64_common::{DropReason, rfc4884::MIN_QUOTE};
+use nat64_common::{
+    DropReason,
+    rfc4884::{Layout, MIN_QUOTE},
+};
 
 use crate::{
     frame::Frame,
-    maps::{EXTENSION, EXTENSION_MAX, FRONT_MAX},
+    maps::{EXTENSION, EXTENSION_MAX, FRONT_MAX, Scratch},
 };
 
 /// Where things go, in bytes from the start of the frame.
@@ -31,10 +34,36 @@ struct Move {
     failed: u32,
 }
 
-/// Gives the frame its final length `end`, with `pad` zero bytes at `pad_at` and the `len`
-/// bytes of extension now at `from` right after them.
+/// Records a translated error body's layout in the scratch slot, for [`finish`] once the
+/// headers are written.
 #[inline(always)]
-pub fn finish<C: Frame>(
+pub fn record(s: &mut Scratch, l: &Layout) {
+    s.keep = l.keep as u16;
+    s.pad = l.pad as u16;
+    s.ext_len = l.ext as u16;
+    s.ext_from = l.ext_from as u16;
+}
+
+/// Gives the frame its final length `end` (everything past it goes: what was cut, any
+/// Ethernet padding), the translated body starting at `body`, laid out as [`record`] noted:
+/// the padding after the quote kept, then the extension, moved behind it.
+#[inline(always)]
+pub fn finish<C: Frame>(ctx: &C, s: &Scratch, body: usize, end: usize) -> Result<(), DropReason> {
+    move_extension(
+        ctx,
+        body + s.ext_from as usize,
+        s.ext_len as usize,
+        body + s.keep as usize,
+        s.pad as usize,
+        end,
+    )
+}
+
+/// [`finish`], and TC's shortening of an error for the link (`icmp_error::fit_for_link`): `pad`
+/// zero bytes at `pad_at`, the `len` bytes of extension now at `from` right after them, the
+/// frame `end` bytes long.
+#[inline(always)]
+pub fn move_extension<C: Frame>(
     ctx: &C,
     from: usize,
     len: usize,

@@ -400,10 +400,7 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         let at = (icmp_off + ICMP_LEN + l.keep + shrink) & 0xffff;
         s.removed += sum_range(ctx, at, gap).ok_or(DropReason::Truncated)?;
     }
-    s.keep = l.keep as u16;
-    s.pad = l.pad as u16;
-    s.ext_len = l.ext as u16;
-    s.ext_from = l.ext_from as u16;
+    extension::record(s, &l);
     s.tot_len = (IPV4_LEN + ICMP_LEN + l.body()) as u16;
     let [c0, c1] = checksum::update(s.check_in, s.removed, s.added).to_be_bytes();
     s.icmp[2] = c0;
@@ -454,17 +451,8 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     if !shrink_head(ctx, new as i32, ETH_P_IP) {
         return Err(DropReason::HeadroomExhausted);
     }
-    // Everything past the error goes (what was cut, any Ethernet padding), and an extension
-    // moves behind the quote.
     let body = ETH_LEN + IPV4_LEN + ICMP_LEN;
-    extension::finish(
-        ctx,
-        body + s.ext_from as usize,
-        s.ext_len as usize,
-        body + s.keep as usize,
-        s.pad as usize,
-        ETH_LEN + s.tot_len as usize,
-    )?;
+    extension::finish(ctx, s, body, ETH_LEN + s.tot_len as usize)?;
 
     stats::add(Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), s.tot_len as u64);
@@ -574,10 +562,7 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         let at = (ETH_LEN + ihl + ICMP_LEN + l.keep + ihl_in - IPV6_LEN) & 0xffff;
         s.removed += sum_range(ctx, at, gap).ok_or(DropReason::Truncated)?;
     }
-    s.keep = l.keep as u16;
-    s.pad = l.pad as u16;
-    s.ext_len = l.ext as u16;
-    s.ext_from = l.ext_from as u16;
+    extension::record(s, &l);
     let icmp_len = ICMP_LEN + l.body();
     s.tot_len = icmp_len as u16;
     s.icmp = [ty, code, 0, 0, rest[0], rest[1], rest[2], rest[3]];
@@ -670,17 +655,8 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     write_bytes(ctx, at + 8, s.addr6[2])?;
     write_bytes(ctx, at + 24, s.addr6[3])?;
 
-    // Everything past the kept message goes (Ethernet padding included), and an extension
-    // moves behind the quote.
     let body = ETH_LEN + IPV6_LEN + ICMP_LEN;
-    extension::finish(
-        ctx,
-        body + s.ext_from as usize,
-        s.ext_len as usize,
-        body + s.keep as usize,
-        s.pad as usize,
-        ETH_LEN + IPV6_LEN + s.tot_len as usize,
-    )?;
+    extension::finish(ctx, s, body, ETH_LEN + IPV6_LEN + s.tot_len as usize)?;
     stats::add(Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1);
     stats::add(Counter::Bytes(Dir::V4ToV6), (IPV6_LEN + icmp_len) as u64);
     if s.rfc6791 != 0 {
@@ -753,7 +729,7 @@ fn shorten(ctx: &impl Frame) -> Result<(), DropReason> {
     let [h0, h1] = checksum::update(check, tot_len as u32, new_len as u32).to_be_bytes();
     write_bytes(ctx, ETH_LEN + 2, [l0, l1])?;
     write_bytes(ctx, ETH_LEN + 10, [h0, h1])?;
-    extension::finish(
+    extension::move_extension(
         ctx,
         body + quote + gap,
         l.ext,

@@ -40,6 +40,22 @@ impl Netns {
         run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args));
     }
 
+    /// The MAC address of interface `dev` in the namespace (`ip -br link show`).
+    pub fn mac(&self, dev: &str) -> [u8; 6] {
+        let out = self.output("ip", &["-br", "link", "show", dev]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let bytes: Vec<u8> = text
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or_else(|| panic!("no MAC address for {dev} in {text:?}"))
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).expect("hex"))
+            .collect();
+        bytes
+            .try_into()
+            .unwrap_or_else(|b| panic!("not a MAC address: {b:?}"))
+    }
+
     /// Sets a sysctl inside the namespace (never in the root namespace).
     pub fn sysctl(&self, key: &str, value: &str) {
         run_ok(

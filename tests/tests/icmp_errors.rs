@@ -1574,15 +1574,7 @@ fn what_the_kernel_would_drop_goes_into_the_link_at_tc() {
         "link", "add", "nat64", "type", "veth", "peer", "name", "nat64-dp",
     ]);
     ns.ip(&["link", "set", "nat64", "up"]);
-    let show = ns.output("ip", &["-br", "link", "show", "nat64"]);
-    let text = String::from_utf8_lossy(&show.stdout).to_string();
-    let mac: Vec<u8> = text
-        .split_whitespace()
-        .nth(2)
-        .unwrap_or_else(|| panic!("no MAC address in {text:?}"))
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
+    let mac = ns.mac("nat64");
     let martian = Report {
         from4: "127.0.0.1".parse().unwrap(),
         ..router4_reports(udp(40001, 33434, 32))

@@ -837,10 +837,7 @@ fn several_pool4_prefixes_and_a_range_per_protocol() {
 /// means a drop (RFC 6146 section 3.5), and a static binding outside them still translates.
 #[test]
 fn a_pool4_address_shared_with_the_node_leaves_the_nodes_traffic_alone() {
-    let mut x = Loaded::load(
-        "shared pool4",
-        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
-    );
+    let mut x = shared_pool4("shared pool4");
     let st = x.cfg.stateful.clone().unwrap();
     x.dp.bindings()
         .unwrap()
@@ -924,28 +921,20 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         "link", "add", "nat64", "type", "veth", "peer", "name", "nat64-dp",
     ]);
     ns.ip(&["link", "set", "nat64", "up"]);
-    let show = ns.output("ip", &["-br", "link", "show", "nat64"]);
-    let text = String::from_utf8_lossy(&show.stdout).to_string();
-    let mac: Vec<u8> = text
-        .split_whitespace()
-        .nth(2)
-        .unwrap_or_else(|| panic!("no MAC address in {text:?}"))
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect();
+    let mac = ns.mac("nat64");
     ns.run(|| {
-        let mut x = Loaded::load(
-            "shared hairpin",
-            "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
-        );
-        x.dp.keep_own_addresses(vec![("d0".into(), [198, 51, 100, 200].into())]);
-        let cfg = x.cfg.clone();
-        x.dp.apply(&cfg).expect("apply");
+        let mut x = shared_pool4("shared hairpin");
         // B writes to 64:ff9b::198.51.100.200, port 61001: the pool4 address itself.
-        let to_pool4 = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 198, 51, 100, 200];
+        let to_pool4 = [
+            0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 198, 51, 100, 200,
+        ];
         let input = udp6(B, 5000, to_pool4, 61001, b"hairpin");
         let (action, out, _) = x.run_counted(&input);
-        assert_eq!(action, nat64_tests::xdp::XDP_REDIRECT, "redirected into the link");
+        assert_eq!(
+            action,
+            nat64_tests::xdp::XDP_REDIRECT,
+            "redirected into the link"
+        );
         assert_eq!(&out[..6], &mac[..], "to the link's kernel side");
         assert_eq!(&out[6..12], &mac[..], "from the link's kernel side");
         assert_eq!(&out[12..14], &[0x08, 0x00], "translated to IPv4");
@@ -982,13 +971,7 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
 /// locally); anything else goes up the stack untouched.
 #[test]
 fn the_links_kernel_side_returns_hairpinned_packets_to_a_shared_address() {
-    let mut x = Loaded::load(
-        "link return",
-        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
-    );
-    x.dp.keep_own_addresses(vec![("d0".into(), [198, 51, 100, 200].into())]);
-    let cfg = x.cfg.clone();
-    x.dp.apply(&cfg).expect("apply");
+    let x = shared_pool4("link return");
     let prog = nat64_daemon::dataplane::RETURN_PROGRAM;
     let hairpinned = udp4(
         (SERVER4, 5000),
@@ -1019,4 +1002,17 @@ fn the_links_kernel_side_returns_hairpinned_packets_to_a_shared_address() {
         assert_eq!(action, XDP_PASS);
         assert_eq!(out, frame);
     }
+}
+
+/// A dataplane with pool4 198.51.100.200/30 (ports 61001-65535) whose first address is the
+/// node's own, as the daemon hands it over (`Dataplane::keep_own_addresses`).
+fn shared_pool4(label: &str) -> Loaded {
+    let mut x = Loaded::load(
+        label,
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
+    );
+    x.dp.keep_own_addresses(vec![("d0".into(), [198, 51, 100, 200].into())]);
+    let cfg = x.cfg.clone();
+    x.dp.apply(&cfg).expect("apply");
+    x
 }
