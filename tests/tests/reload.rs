@@ -150,11 +150,13 @@ fn a_bad_or_restart_only_reload_is_refused_and_the_running_configuration_kept() 
     )
     .unwrap();
     lab.daemon().signal(libc::SIGHUP);
+    // The daemon reloads on SIGHUP and on the file's change alike, so each refusal may be
+    // logged twice: wait for each by its reason, not by a count of refusals.
     let log = lab
         .daemon()
-        .wait_log("reload refused", 1, Duration::from_secs(10))
+        .wait_log("pool6: prefix length /80", 1, Duration::from_secs(10))
         .unwrap_or_else(|log| panic!("a bad file was not refused:\n{log}"));
-    assert!(log.contains("pool6: prefix length /80"), "{log}");
+    assert!(log.contains("reload refused"), "{log}");
     // Valid, but only a restart can apply it.
     std::fs::write(
         lab.config_path(),
@@ -162,14 +164,14 @@ fn a_bad_or_restart_only_reload_is_refused_and_the_running_configuration_kept() 
     )
     .unwrap();
     lab.daemon().signal(libc::SIGHUP);
-    let log = lab
-        .daemon()
-        .wait_log("reload refused", 2, Duration::from_secs(10))
+    lab.daemon()
+        .wait_log(
+            "translator_link: changes only with a restart",
+            1,
+            Duration::from_secs(10),
+        )
         .unwrap_or_else(|log| panic!("a restart-only change was not refused:\n{log}"));
-    assert!(
-        log.contains("translator_link: changes only with a restart"),
-        "{log}"
-    );
+    let log = lab.daemon_log();
     // The running configuration still translates.
     let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
     assert!(ok, "{text}");
