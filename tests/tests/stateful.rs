@@ -776,16 +776,12 @@ fn inbound_syns_need_a_static_binding() {
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
     );
     // Through a static binding a SYN is welcome.
-    let st = x.cfg.stateful.clone().unwrap();
-    x.dp.bindings()
-        .unwrap()
-        .add_static(
-            &st.pool4,
-            nat64_daemon::bindings::Protocol::Tcp,
-            "[2001:db8:6::201]:80".parse().unwrap(),
-            std::net::SocketAddrV4::new(addr4.into(), 80),
-        )
-        .unwrap();
+    add_static(
+        &mut x,
+        nat64_daemon::bindings::Protocol::Tcp,
+        "[2001:db8:6::201]:80".parse().unwrap(),
+        std::net::SocketAddrV4::new(addr4.into(), 80),
+    );
     let (action, out, _) = x.run_counted(&tcp4(OTHER4, 5555, 80, true, false));
     assert_eq!(action, XDP_PASS);
     assert_eq!(&out[38..54], &A, "to the static binding's IPv6 host");
@@ -838,16 +834,12 @@ fn several_pool4_prefixes_and_a_range_per_protocol() {
 #[test]
 fn a_pool4_address_shared_with_the_node_leaves_the_nodes_traffic_alone() {
     let mut x = shared_pool4("shared pool4");
-    let st = x.cfg.stateful.clone().unwrap();
-    x.dp.bindings()
-        .unwrap()
-        .add_static(
-            &st.pool4,
-            nat64_daemon::bindings::Protocol::Udp,
-            "[2001:db8:6::201]:53".parse().unwrap(),
-            "198.51.100.201:53".parse().unwrap(),
-        )
-        .unwrap();
+    add_static(
+        &mut x,
+        nat64_daemon::bindings::Protocol::Udp,
+        "[2001:db8:6::201]:53".parse().unwrap(),
+        "198.51.100.201:53".parse().unwrap(),
+    );
     let node = [198, 51, 100, 200];
     let unchanged = |name: &str, frame: Vec<u8>| {
         let (action, out, moved) = x.run_counted(&frame);
@@ -946,16 +938,12 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         // At TC, an IPv4 fragment for that address (a static binding's port), which TC leaves
         // to the link, goes into the link directly too: the kernel would reassemble it for
         // itself.
-        let st = x.cfg.stateful.clone().unwrap();
-        x.dp.bindings()
-            .unwrap()
-            .add_static(
-                &st.pool4,
-                nat64_daemon::bindings::Protocol::Udp,
-                "[2001:db8:6::201]:53".parse().unwrap(),
-                "198.51.100.200:61010".parse().unwrap(),
-            )
-            .unwrap();
+        add_static(
+            &mut x,
+            nat64_daemon::bindings::Protocol::Udp,
+            "[2001:db8:6::201]:53".parse().unwrap(),
+            "198.51.100.200:61010".parse().unwrap(),
+        );
         let mut frag = udp4((SERVER4, 53), ([198, 51, 100, 200], 61010), 60, 7, b"frag");
         frag[20] = 0x20; // MF
         fix_ipv4_checksum(&mut frag);
@@ -1015,4 +1003,18 @@ fn shared_pool4(label: &str) -> Loaded {
     let cfg = x.cfg.clone();
     x.dp.apply(&cfg).expect("apply");
     x
+}
+
+/// Adds a static binding (`[[stateful.static]]`, as the daemon does at start) to `x`'s tables.
+fn add_static(
+    x: &mut Loaded,
+    protocol: nat64_daemon::bindings::Protocol,
+    ipv6: std::net::SocketAddrV6,
+    ipv4: std::net::SocketAddrV4,
+) {
+    let st = x.cfg.stateful.clone().unwrap();
+    x.dp.bindings()
+        .unwrap()
+        .add_static(&st.pool4, protocol, ipv6, ipv4)
+        .unwrap();
 }
