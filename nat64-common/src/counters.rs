@@ -123,11 +123,18 @@ pub enum DropReason {
     /// translate them, and the sender gets ICMPv6 Destination Unreachable, Communication
     /// Administratively Prohibited, section 5.4, as from Jool).
     BadFragment = 19,
+    /// Stateful NAT64: a TCP SYN from an IPv4 host to a pool4 port with no binding (or, from
+    /// an IPv6 client, to another client's pool4 port with none). RFC 6146 section 3.5.2.2:
+    /// it is held for 6 seconds; if the IPv6 side opens the same connection meanwhile (a
+    /// simultaneous open) its binding takes that port, otherwise the daemon answers ICMP Port
+    /// Unreachable. A repeated SYN, or one that finds the table of held SYNs full, is only
+    /// dropped.
+    UnsolicitedSyn = 20,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 20;
-    pub const ALL: [DropReason; 20] = [
+    pub const COUNT: u32 = 21;
+    pub const ALL: [DropReason; 21] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -148,6 +155,7 @@ impl DropReason {
         DropReason::TableFull,
         DropReason::BadChecksum,
         DropReason::BadFragment,
+        DropReason::UnsolicitedSyn,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -172,6 +180,7 @@ impl DropReason {
             DropReason::TableFull => "table_full",
             DropReason::BadChecksum => "bad_checksum",
             DropReason::BadFragment => "bad_fragment",
+            DropReason::UnsolicitedSyn => "unsolicited_syn",
         }
     }
 }
@@ -234,14 +243,20 @@ pub enum Generated {
     /// without a checksum is not translated (RFC 7915 section 4.5), ICMPv6 to an IPv6 sender
     /// of a malformed fragment (section 5.4, [`DropReason::BadFragment`]).
     AdminProhibited = 2,
+    /// Port Unreachable for an unsolicited TCP SYN held 6 seconds without a simultaneous open
+    /// (RFC 6146 section 3.5.2.2, [`DropReason::UnsolicitedSyn`]): ICMPv4 3/3 to the IPv4
+    /// host, or ICMPv6 1/4 to an IPv6 client whose SYN hairpinned. Sent by the daemon, which
+    /// keeps the time; this slot is written by the daemon only.
+    PortUnreachable = 3,
 }
 
 impl Generated {
-    pub const COUNT: u32 = 3;
-    pub const ALL: [Generated; 3] = [
+    pub const COUNT: u32 = 4;
+    pub const ALL: [Generated; 4] = [
         Generated::FragmentationNeeded,
         Generated::AddressUnreachable,
         Generated::AdminProhibited,
+        Generated::PortUnreachable,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -249,6 +264,7 @@ impl Generated {
             Generated::FragmentationNeeded => "fragmentation_needed",
             Generated::AddressUnreachable => "address_unreachable",
             Generated::AdminProhibited => "admin_prohibited",
+            Generated::PortUnreachable => "port_unreachable",
         }
     }
 }

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 17;
+pub const LAYOUT_VERSION: u32 = 18;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -251,4 +251,6 @@ mod pod {
     unsafe impl aya::Pod for crate::state::Bib4Key {}
     unsafe impl aya::Pod for crate::state::Bib6Value {}
     unsafe impl aya::Pod for crate::state::Bib4Value {}
+    unsafe impl aya::Pod for crate::state::SynKey {}
+    unsafe impl aya::Pod for crate::state::HeldSyn {}
 }

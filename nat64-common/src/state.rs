@@ -58,6 +58,54 @@ const _: () = assert!(core::mem::size_of::<FragKey>() == 12);
 /// map: forgetting an old datagram costs only its late fragments.
 pub const FRAG_MAX_ENTRIES: u32 = 16_384;
 
+/// Key of the held-SYN table (RFC 6146 section 3.5.2.2, simultaneous open): an IPv4 SYN
+/// that found no binding, by the remote endpoint that sent it and the pool4 address it went
+/// to. An IPv6 SYN toward that remote endpoint from a client of that pool4 address (a
+/// simultaneous open) looks its port up here. One SYN per remote endpoint and pool4 address
+/// is held, as Jool holds one per remote endpoint: a repeated SYN is dropped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SynKey {
+    pub remote4: [u8; 4],
+    pub pool4: [u8; 4],
+    /// Network byte order.
+    pub remote_port: [u8; 2],
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<SynKey>() == 12);
+
+/// How many bytes of a held SYN are kept: an IPv4 header with options and a TCP header with
+/// options (or an IPv6 header and a TCP header with most options). The ICMP error that
+/// answers it quotes these (RFC 792 asks for the header and 8 bytes of data; a longer SYN,
+/// one carrying data, is quoted cut).
+pub const HELD_SYN_BYTES: usize = 128;
+const _: () = assert!(HELD_SYN_BYTES.is_power_of_two());
+
+/// Entries of the held-SYN table. A full table holds no more (the SYN is dropped, counted):
+/// memory stays bounded whatever a scan of pool4 sends (RFC 6146 section 5.3 on resource
+/// exhaustion).
+pub const HELD_SYN_MAX_ENTRIES: u32 = 4096;
+
+/// RFC 6146 section 3.5.2.2: an unsolicited SYN is held "for at least 6 seconds".
+pub const SYN_HOLD_SECS: u64 = 6;
+
+/// Value of the held-SYN table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldSyn {
+    /// `bpf_ktime_get_coarse_ns` when it arrived.
+    pub since_ns: u64,
+    /// The pool4 port it went to (network order).
+    pub pool_port: [u8; 2],
+    /// How many bytes of `packet` are the SYN's, from its IPv4 header on.
+    pub len: u16,
+    pub _pad: [u8; 4],
+    /// The SYN as it came (an IPv6 client's SYN that hairpinned to a pool4 address comes as
+    /// its translation; the daemon translates it back for the ICMPv6 error).
+    pub packet: [u8; HELD_SYN_BYTES],
+}
+const _: () = assert!(core::mem::size_of::<HeldSyn>() == 16 + HELD_SYN_BYTES);
+
 /// Value of the IPv6-side map: the IPv4 transport address, and when the binding was last used
 /// from the IPv6 side.
 #[repr(C)]

@@ -17,6 +17,7 @@ use nat64_common::{
         CONFIG_F_ON_LINK, CONFIG_SLOT_FAST_PATH, CONFIG_SLOT_LINK, EamToV4, EamToV6,
         IFACE_F_PARTIAL_CSUM, IfaceConfig, Pool4Prefix,
     },
+    state::{HeldSyn, SynKey},
 };
 
 use crate::{
@@ -40,7 +41,7 @@ pub const RETURN_PROGRAM: &str = "nat64_return";
 pub const TC_PROGRAM: &str = "nat64_tc";
 const XDP_PROGRAMS: [&str; 4] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM, RETURN_PROGRAM];
 /// The maps that hold state worth keeping across a daemon restart (see `load_with_state`).
-pub const STATE_MAPS: [&str; 5] = ["BIB6", "BIB4", "CLIENTS", "FRAGS", "STATS"];
+pub const STATE_MAPS: [&str; 6] = ["BIB6", "BIB4", "CLIENTS", "FRAGS", "HELD_SYNS", "STATS"];
 
 /// What can go wrong between the object and a running dataplane.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,9 @@ pub enum DataplaneError {
         #[source]
         source: MapError,
     },
+    /// A packet the daemon made could not be handed to the kernel.
+    #[error("injecting a packet: {0}")]
+    Inject(String),
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
@@ -121,6 +125,9 @@ pub struct Dataplane {
     /// `pool6_ipv4` prefixes (`Config::local_exclusions`); the daemon sets them
     /// ([`Dataplane::keep_own_addresses`]), a bare dataplane has none.
     own4: Vec<(String, std::net::Ipv4Addr)>,
+    /// The translator link's kernel side (ifindex, MAC), where packets the daemon makes enter
+    /// the kernel ([`Dataplane::inject`]); set by [`Dataplane::apply`].
+    link_side: Option<(u32, [u8; 6])>,
 }
 
 /// Where a program is attached: XDP in a mode, or TC ingress.
@@ -280,6 +287,7 @@ impl Dataplane {
             link_pins: None,
             bindings,
             own4: Vec::new(),
+            link_side: None,
         };
         dp.apply(cfg)?;
         Ok(dp)
@@ -289,10 +297,17 @@ impl Dataplane {
     /// from (or pinned in) `state`.
     fn load_object(bindings: u32, state: Option<&std::path::Path>) -> Result<Ebpf, DataplaneError> {
         let mut loader = EbpfLoader::new();
+        // Without stateful NAT64 (one-entry binding tables) no SYN is ever held.
+        let held = if bindings > 1 {
+            nat64_common::state::HELD_SYN_MAX_ENTRIES
+        } else {
+            1
+        };
         loader
             .map_max_entries("BIB6", bindings)
             .map_max_entries("BIB4", bindings)
-            .map_max_entries("CLIENTS", bindings);
+            .map_max_entries("CLIENTS", bindings)
+            .map_max_entries("HELD_SYNS", held);
         if let Some(dir) = state {
             for name in STATE_MAPS {
                 loader.map_pin_path(name, dir.join(name));
@@ -346,6 +361,7 @@ impl Dataplane {
             link_pins: self.link_pins.clone(),
             bindings: self.bindings,
             own4: self.own4.clone(),
+            link_side: None,
         };
         next.apply(cfg)?;
         // Interface settings are per interface, not per configuration: carry them over.
@@ -440,6 +456,9 @@ impl Dataplane {
         {
             fast.link_ifindex = ifindex;
             fast.link_mac = mac;
+            self.link_side = Some((ifindex, mac));
+        } else {
+            self.link_side = None;
         }
         let mut link = fast;
         link.flags |= CONFIG_F_ON_LINK;
@@ -1023,6 +1042,103 @@ impl Dataplane {
                 Some((name.to_string(), bytes))
             })
             .collect()
+    }
+
+    /// Removes the held SYNs (RFC 6146 section 3.5.2.2) whose 6 seconds are up at `now_ns`
+    /// and returns them, for the daemon to answer ([`crate::held_syns`]). At most `budget`.
+    pub fn take_expired_syns(
+        &mut self,
+        now_ns: u64,
+        budget: usize,
+    ) -> Result<Vec<(SynKey, HeldSyn)>, DataplaneError> {
+        let mut m: HashMap<_, SynKey, HeldSyn> = HashMap::try_from(
+            self.ebpf
+                .map_mut("HELD_SYNS")
+                .ok_or(DataplaneError::Missing("map HELD_SYNS"))?,
+        )
+        .map_err(map_err("HELD_SYNS"))?;
+        let due: Vec<(SynKey, HeldSyn)> = m
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, h)| crate::held_syns::expired(h, now_ns))
+            .take(budget)
+            .collect();
+        let mut taken = Vec::with_capacity(due.len());
+        for (k, h) in due {
+            // Gone already: a simultaneous open took it in the meantime.
+            if m.remove(&k).is_ok() {
+                taken.push((k, h));
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Hands `ip` (an IPv4 or IPv6 packet the daemon made) to the kernel as if it had arrived
+    /// on the translator link's kernel side, which routes it on (`BPF_PROG_TEST_RUN` of
+    /// `nat64_return`, which passes it, with `BPF_F_TEST_XDP_LIVE_FRAMES`: the frame goes
+    /// up the stack for real). That side accepts the node's own source addresses
+    /// (`accept_local`), and this needs no privilege beyond the ones the dataplane does. Without
+    /// a link, the first attached interface takes it through the fast path's program (which
+    /// passes what is not its own).
+    pub fn inject(&self, ip: &[u8]) -> Result<(), DataplaneError> {
+        let (prog, ifindex, mac) = match self.link_side {
+            Some((i, mac)) => (RETURN_PROGRAM, i, mac),
+            None => {
+                let a = self
+                    .links
+                    .iter()
+                    .find(|a| matches!(a.hook, Hook::Xdp(_)))
+                    .ok_or(DataplaneError::Missing("an interface to inject packets on"))?;
+                let mac =
+                    crate::sys::mac(&a.iface).map_err(|e| DataplaneError::Inject(e.to_string()))?;
+                (XDP_PROGRAM, a.ifindex, mac)
+            }
+        };
+        let ethertype: u16 = if ip.first().is_some_and(|b| b >> 4 == 6) {
+            0x86dd
+        } else {
+            0x0800
+        };
+        let mut frame = Vec::with_capacity(14 + ip.len());
+        frame.extend_from_slice(&mac);
+        frame.extend_from_slice(&mac);
+        frame.extend_from_slice(&ethertype.to_be_bytes());
+        frame.extend_from_slice(ip);
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex; the kernel wants data_end to be the frame's length.
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        use aya::programs::TestRun as _;
+        self.program(prog)?
+            .test_run(aya::programs::TestRunOptions {
+                data_in: Some(&frame),
+                ctx_in: Some(&ctx),
+                attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(1),
+                ..Default::default()
+            })
+            .map_err(|e| DataplaneError::Inject(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Adds `n` to a counter the daemon keeps itself (CPU 0's slot; the dataplane never
+    /// writes it), so that it shows with the dataplane's own.
+    pub fn count(&mut self, c: nat64_common::Counter, n: u64) -> Result<(), DataplaneError> {
+        let mut arr: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map_mut("STATS")
+                .ok_or(DataplaneError::Missing("map STATS"))?,
+        )
+        .map_err(map_err("STATS"))?;
+        let i = c.index();
+        let values = arr.get(&i, 0).map_err(map_err("STATS"))?;
+        let mut v: Vec<u64> = values.iter().copied().collect();
+        if let Some(first) = v.first_mut() {
+            *first += n;
+        }
+        let values = aya::maps::PerCpuValues::try_from(v)
+            .map_err(|e| DataplaneError::Inject(e.to_string()))?;
+        arr.set(i, values, 0).map_err(map_err("STATS"))
     }
 
     /// Sums every counter over all CPUs.

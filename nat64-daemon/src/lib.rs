@@ -6,6 +6,7 @@ pub mod bindings;
 pub mod config;
 pub mod dataplane;
 pub mod doctor;
+pub mod held_syns;
 pub mod link;
 pub mod metrics;
 pub mod stats;

@@ -10,7 +10,7 @@ use nat64_daemon::{
     dataplane::Attached,
 };
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -934,6 +934,10 @@ async fn wait_for_shutdown(
         });
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.tick().await;
+    // Stateful NAT64: unsolicited SYNs held 6 seconds are answered within a second after
+    // (RFC 6146 section 3.5.2.2, `held_syns`).
+    let mut held_syns = tokio::time::interval(Duration::from_secs(1));
+    held_syns.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // What the last sweep found in use, for the periodic summary.
     let mut usage = nat64_daemon::bindings::Sweep::default();
     let mut binding_log = nat64_daemon::bindings::BindingLog::default();
@@ -1023,6 +1027,18 @@ async fn wait_for_shutdown(
                     ),
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "sweeping bindings failed"),
+                }
+            }
+            _ = held_syns.tick(), if cfg.stateful.is_some() => {
+                let now = nat64_daemon::bindings::now_ns();
+                match nat64_daemon::held_syns::answer_expired(dp, cfg, now, 4096) {
+                    Ok(a) if a.sent + a.unanswered > 0 => debug!(
+                        sent = a.sent,
+                        unanswered = a.unanswered,
+                        "held SYNs answered with Port Unreachable"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "answering held SYNs failed"),
                 }
             }
             _ = tick.tick(), if stats_interval_secs > 0 => {

@@ -13,6 +13,7 @@ use nat64_common::{
     },
     state::{
         BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FRAG_MAX_ENTRIES, FragKey,
+        HELD_SYN_MAX_ENTRIES, HeldSyn, SynKey,
     },
 };
 
@@ -50,6 +51,13 @@ pub static BIB4: HashMap<Bib4Key, Bib4Value> =
 #[map]
 pub static FRAGS: LruHashMap<FragKey, Bib4Value> =
     LruHashMap::with_max_entries(FRAG_MAX_ENTRIES, 0);
+
+/// Stateful NAT64: unsolicited TCP SYNs held for 6 seconds (RFC 6146 section 3.5.2.2),
+/// inserted here (`stateful::hold_syn`), taken by the binding of a simultaneous open
+/// (`stateful::bind`), and answered with ICMP Port Unreachable and removed by the daemon when
+/// their time is up. A preallocated hash map: a full table holds no more.
+#[map]
+pub static HELD_SYNS: HashMap<SynKey, HeldSyn> = HashMap::with_max_entries(HELD_SYN_MAX_ENTRIES, 0);
 
 /// pool4's prefixes in order (`Pool4Prefix`); written by the daemon from config.
 #[map]
@@ -174,6 +182,14 @@ pub struct Scratch {
     pub answer6: u8,
     pub tc_sum_l4: u16,
     pub tc_family: u16,
+    /// Stateful NAT64, 6 to 4: the IPv4 destination and port of a TCP flow being bound, for
+    /// the simultaneous-open lookup (`stateful::bind`); the port is zero for other protocols.
+    pub remote4: [u8; 4],
+    pub remote_port: [u8; 2],
+    /// A SYN being held (`stateful::hold_syn`): its key and value, built here (the value is
+    /// larger than the stack allows).
+    pub syn_key: SynKey,
+    pub held: HeldSyn,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

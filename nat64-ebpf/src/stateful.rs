@@ -13,11 +13,16 @@ use nat64_common::{
     maps::{Config, POOL4_MAX_PREFIXES},
     state::{
         BIB_F_HELD, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey,
-        candidate_port, client_key, next_candidate, pool4_index, tcp_next,
+        HELD_SYN_BYTES, TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_SYN, candidate_port,
+        client_key, next_candidate, pool4_index, tcp_next,
     },
 };
 
-use crate::maps::{BIB4, BIB6, CLIENTS, FRAGS, POOL4, POOL4_LPM};
+use crate::{
+    frame::Frame,
+    maps::{BIB4, BIB6, CLIENTS, FRAGS, HELD_SYNS, POOL4, POOL4_LPM},
+    packet::ETH_LEN,
+};
 
 /// How many ports a new flow tries before it is refused: a random one, then the next ones of
 /// the same parity (RFC 6056 section 3.3.2). Each try is one atomic insert that fails if the
@@ -42,16 +47,20 @@ pub fn in_ports(cfg: &Config, proto: u8, port: [u8; 2]) -> bool {
     lo <= p && p <= hi
 }
 
-/// The pool4 address and port of the outbound flow (`src6`, `port6`, `proto`), made now if it
-/// has none (RFC 6146 section 3.5.1.1 for UDP, 3.5.2.2 for TCP, 3.5.3 for ICMP queries).
+/// The pool4 address and port of the outbound flow (`src6`, the source port in the high half
+/// of `ports`, `proto`), made now if it has none (RFC 6146 section 3.5.1.1 for UDP, 3.5.2.2 for TCP, 3.5.3 for ICMP queries).
 /// `tcp_flags` is the TCP flag byte (0 for UDP and ICMP). Packed as `addr4 << 16 | port4`
 /// (host order), or [`OUTBOUND_ERR`] with the reason, so that the result stays one register.
 ///
 /// Not inlined, and its keys and values live in the scratch slot: the BPF stack is 512
 /// bytes over the call chain.
 #[inline(never)]
-pub fn outbound(cfg: &Config, src6: &[u8; 16], port6: u16, proto: u8, tcp_flags: u8) -> u64 {
-    match bind(cfg, src6, port6, proto, tcp_flags) {
+pub fn outbound(cfg: &Config, src6: &[u8; 16], ports: u32, proto: u8, tcp_flags: u8) -> u64 {
+    // The destination port (low half), for a TCP simultaneous open (`held_port`).
+    if let Ok(s) = crate::scratch::get() {
+        s.remote_port = (ports as u16).to_be_bytes();
+    }
+    match bind(cfg, src6, (ports >> 16) as u16, proto, tcp_flags) {
         Ok(()) => match crate::scratch::get() {
             Ok(s) => {
                 ((u32::from_be_bytes(s.bib6_val.addr4) as u64) << 16)
@@ -253,7 +262,18 @@ extern "C" fn try_port(i: u64, c: *mut core::ffi::c_void) -> i64 {
     let Ok(s) = crate::scratch::get() else {
         return 1;
     };
-    let port = if i == 0 {
+    // RFC 6146 section 3.5.2.2, simultaneous open: an IPv4 SYN from the host this SYN goes
+    // to, held because it found no binding, gives the new binding its pool4 port, so that
+    // both SYNs belong to one connection.
+    // (A new TCP binding whose IPv6 side is at `TCP_SYN` was made by a SYN.)
+    let held = if i == 0 && s.bib4_key.proto == BIB_TCP && s.bib6_val.tcp == TCP_SYN {
+        held_port(s)
+    } else {
+        0
+    };
+    let port = if held != 0 {
+        held
+    } else if i == 0 {
         // SAFETY: plain helper call.
         let random = unsafe { bpf_get_prandom_u32() };
         candidate_port(random, c.lo, c.hi, c.port6)
@@ -277,6 +297,9 @@ extern "C" fn try_port(i: u64, c: *mut core::ffi::c_void) -> i64 {
         .is_ok()
     {
         c.outcome = TRY_BOUND;
+        if held != 0 {
+            let _ = HELD_SYNS.remove(&s.syn_key);
+        }
     } else {
         let _ = BIB4.remove(&s.bib4_key);
         c.outcome = TRY_RACE;
@@ -340,4 +363,77 @@ pub fn lookup4(addr4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static Bib
     };
     // SAFETY: read-only lookup; the value lives in map memory for this program run.
     unsafe { BIB4.get(&k4) }.filter(|v| v.flags & BIB_F_HELD == 0)
+}
+
+/// Whether TCP flags open a connection: a SYN without ACK or RST (RFC 6146 section 3.5.2.2's
+/// "V4 SYN" and "V6 SYN").
+#[inline(always)]
+pub fn is_opening(tcp_flags: u8) -> bool {
+    tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST) == TCP_FLAG_SYN
+}
+
+/// The pool4 port of a SYN held from the IPv4 host a new TCP binding opens a connection to
+/// (`remote4` and `remote_port` in the scratch slot), on the binding's pool4 address
+/// (`bib4_key`), or 0. Its key is left in `syn_key`, and the SYN counts as the IPv4 side's in
+/// the binding's TCP state.
+#[inline(always)]
+fn held_port(s: &mut crate::maps::Scratch) -> u16 {
+    s.syn_key.remote4 = s.remote4;
+    s.syn_key.pool4 = s.bib4_key.addr4;
+    s.syn_key.remote_port = s.remote_port;
+    s.syn_key._pad = [0; 2];
+    // SAFETY: read-only lookup of a plain value, copied out.
+    match unsafe { HELD_SYNS.get(&s.syn_key) } {
+        Some(h) => {
+            s.bib4_val.tcp = TCP_SYN;
+            u16::from_be_bytes(h.pool_port)
+        }
+        None => 0,
+    }
+}
+
+/// Holds the IPv4 TCP SYN of this frame, which found no binding at pool4 port `port4` (RFC
+/// 6146 section 3.5.2.2): the daemon answers it with ICMP Port Unreachable after 6 seconds
+/// unless a simultaneous open takes it first. Its first `HELD_SYN_BYTES` are kept, for that
+/// error's quote. A SYN already held (a retransmission) or one finding the table full is
+/// dropped all the same, as Jool does; either way the packet counts as `UnsolicitedSyn`.
+///
+/// Not inlined: its frame is its own, and the verifier sees it once per caller path.
+#[inline(never)]
+pub fn hold_syn(ctx: &impl Frame, l4_off: usize, port4: [u8; 2]) -> DropReason {
+    let Ok(s) = crate::scratch::get() else {
+        return DropReason::UnsolicitedSyn;
+    };
+    let Some(h) = crate::packet::read::<[u8; 20]>(ctx, ETH_LEN) else {
+        return DropReason::UnsolicitedSyn;
+    };
+    let Some(sport) = crate::packet::read::<[u8; 2]>(ctx, l4_off & 0x7f) else {
+        return DropReason::UnsolicitedSyn;
+    };
+    s.syn_key.remote4 = [h[12], h[13], h[14], h[15]];
+    s.syn_key.pool4 = [h[16], h[17], h[18], h[19]];
+    s.syn_key.remote_port = sport;
+    s.syn_key._pad = [0; 2];
+    s.held.pool_port = port4;
+    let ip_len = u16::from_be_bytes([h[2], h[3]]) as u32;
+    let room = ctx.len().saturating_sub(ETH_LEN) as u32;
+    let mut n = if ip_len < room { ip_len } else { room };
+    if n > HELD_SYN_BYTES as u32 {
+        n = HELD_SYN_BYTES as u32;
+    }
+    // Read back through a volatile load, so that the compiler cannot fold the bounds check
+    // into the computation above: the verifier must see 1 <= n <= HELD_SYN_BYTES right here.
+    // SAFETY: a read of a local.
+    let n = unsafe { core::ptr::read_volatile(&n) };
+    if n == 0 || n > HELD_SYN_BYTES as u32 {
+        return DropReason::UnsolicitedSyn;
+    }
+    // SAFETY: plain helper call.
+    s.held.since_ns = unsafe { bpf_ktime_get_coarse_ns() };
+    s.held.len = n as u16;
+    s.held._pad = [0; 4];
+    if ctx.load_into(ETH_LEN as u32, s.held.packet.as_mut_ptr(), n) == 0 {
+        let _ = HELD_SYNS.insert(&s.syn_key, &s.held, BPF_NOEXIST as u64);
+    }
+    DropReason::UnsolicitedSyn
 }

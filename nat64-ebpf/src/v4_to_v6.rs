@@ -535,6 +535,12 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
         if bib_proto == state::BIB_ICMP || !stateful::in_ports(cfg, bib_proto, port4) {
             return Ok(false);
         }
+        // RFC 6146 section 3.5.2.2: an IPv4 host opening a TCP connection with no binding is
+        // held 6 seconds (a simultaneous open may come from the IPv6 side), then answered
+        // with ICMP Port Unreachable by the daemon.
+        if bib_proto == state::BIB_TCP && stateful::is_opening(tcp) {
+            return Err(stateful::hold_syn(ctx, l4_off, port4));
+        }
         return Err(DropReason::NoBinding);
     };
     // An IPv4 host opening a TCP connection (a SYN without ACK) gets through only a static

@@ -174,6 +174,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     let s = crate::scratch::get()?;
     s.port_old = 0;
     s.port_new = 0;
+    // The destination address, for a TCP simultaneous open (`stateful::bind`).
+    s.remote4 = dst4;
     let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
         Some(a) => a,
         // An error from a source with no mapping: `icmp_error` settles its source, from the
@@ -512,9 +514,12 @@ fn bind_source(
         IPPROTO_ICMPV6 if echo => (l4_off + 4, state::BIB_ICMP, 0),
         _ => return Err(DropReason::SourceUntranslatable),
     };
-    let old = read::<[u8; 2]>(ctx, port_at).ok_or(DropReason::Truncated)?;
+    // The source port and the destination port (TCP, UDP; an echo's identifier and sequence
+    // number): the latter is the remote port of a TCP simultaneous open (`stateful::bind`).
+    let ports = read::<[u8; 4]>(ctx, port_at).ok_or(DropReason::Truncated)?;
+    let old = [ports[0], ports[1]];
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
-    let r = stateful::outbound(cfg, &ip6.src, u16::from_be_bytes(old), proto, flags);
+    let r = stateful::outbound(cfg, &ip6.src, u32::from_be_bytes(ports), proto, flags);
     if r & stateful::OUTBOUND_ERR != 0 {
         return Ok(r);
     }

@@ -75,57 +75,92 @@ pub fn tcp_connect(addr: SocketAddr) -> TcpStream {
 /// Connects from the IPv6 source address `src` (port chosen by the kernel) with a bounded
 /// timeout: what `TcpStream` cannot do, through libc. Run it inside the client's namespace.
 pub fn tcp_connect_from(src: std::net::Ipv6Addr, addr: SocketAddr) -> TcpStream {
-    use std::os::fd::FromRawFd as _;
-    // SAFETY: a fresh socket, owned by the TcpStream built from it below (or closed here).
-    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-    // SAFETY: all-zero is a valid sockaddr_in6; the fields set below make it the source.
-    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    sa.sin6_addr.s6_addr = src.octets();
-    // SAFETY: binding the socket above to a valid sockaddr_in6 of the right length.
-    let rc = unsafe {
-        libc::bind(
-            fd,
-            &sa as *const libc::sockaddr_in6 as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-        )
+    tcp_connect_bound((src, 0).into(), addr, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("connect from [{src}] to {addr}: {e}"))
+}
+
+/// A `sockaddr_in` or `sockaddr_in6` for `a`, with its length.
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage; the fields set below make it `a`.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let sa = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let sa = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
     };
-    let err = std::io::Error::last_os_error();
+    (ss, len as libc::socklen_t)
+}
+
+/// Connects from `local` (address and port) to `to` within `timeout`: what `TcpStream`
+/// cannot do, through libc. A fixed source port is what a TCP simultaneous open needs. Run it
+/// inside the peer's namespace.
+pub fn tcp_connect_bound(
+    local: SocketAddr,
+    to: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd as _;
+    let family = if local.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: a fresh socket, owned by the TcpStream built from it below.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     // SAFETY: the descriptor is ours; the stream closes it when dropped.
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    assert_eq!(rc, 0, "bind to [{src}]: {err}");
-    // Connect with a timeout: non-blocking connect, then wait for writability.
-    stream.set_nonblocking(true).expect("nonblocking");
-    let SocketAddr::V6(dst) = addr else {
-        panic!("{addr} is not IPv6")
-    };
-    // SAFETY: all-zero is a valid sockaddr_in6.
-    let mut da: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-    da.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-    da.sin6_port = dst.port().to_be();
-    da.sin6_addr.s6_addr = dst.ip().octets();
-    // SAFETY: connecting the socket to a valid sockaddr_in6 of the right length.
+    let one: libc::c_int = 1;
+    // SAFETY: setting an int option on our socket.
     unsafe {
-        libc::connect(
+        libc::setsockopt(
             fd,
-            &da as *const libc::sockaddr_in6 as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
+    let (sa, len) = sockaddr(local);
+    // SAFETY: binding our socket to a valid address of the right length.
+    if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Connect with a timeout: non-blocking connect, then wait for writability.
+    stream.set_nonblocking(true)?;
+    let (da, len) = sockaddr(to);
+    // SAFETY: connecting our socket to a valid address of the right length.
+    unsafe { libc::connect(fd, &da as *const _ as *const libc::sockaddr, len) };
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLOUT,
         revents: 0,
     };
-    // SAFETY: polling one descriptor we own, for at most 10 s.
-    let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
-    assert_eq!(n, 1, "connect from [{src}] to {addr}: timed out");
-    if let Some(e) = stream.take_error().expect("SO_ERROR") {
-        panic!("connect from [{src}] to {addr}: {e}");
+    // SAFETY: polling one descriptor we own, for a bounded time.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+    if n != 1 {
+        return Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
     }
-    stream.set_nonblocking(false).expect("blocking");
-    stream
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 /// Echoes `count` datagrams back to their senders; returns the sender addresses seen.

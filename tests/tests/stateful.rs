@@ -787,6 +787,87 @@ fn inbound_syns_need_a_static_binding() {
     assert_eq!(&out[38..54], &A, "to the static binding's IPv6 host");
 }
 
+/// RFC 6146 section 3.5.2.2: an IPv4 SYN to a pool4 port with no binding is held (dropped,
+/// counted, kept whole for the daemon's Port Unreachable), and a repeat is only dropped; an
+/// IPv6 SYN from a client of that pool4 address to the SYN's sender takes the held port (a
+/// simultaneous open), which leaves the table. A SYN-ACK with no binding is not held.
+#[test]
+fn an_unsolicited_syn_is_held_and_a_simultaneous_open_takes_its_port() {
+    let mut x = load("2000-2999");
+    let idx = nat64_common::state::pool4_index(&A, 4) as u8;
+    let pool = [198, 51, 100, 200 + idx];
+    let tcp4 = |sport: u16, dport: u16, ack: bool| {
+        let mut b = PacketBuilder::ethernet2(MACS.1, MACS.0)
+            .ipv4(OTHER4, pool, 60)
+            .tcp(sport, dport, 7, 64240)
+            .syn();
+        if ack {
+            b = b.ack(2);
+        }
+        let mut v = Vec::new();
+        b.write(&mut v, &[1, 2, 3, 4]).unwrap();
+        v
+    };
+    let held = [(Counter::Dropped(Dir::V4ToV6, DropReason::UnsolicitedSyn), 1)];
+    for _ in 0..2 {
+        let (action, _, moved) = x.run_counted(&tcp4(5555, 2468, false));
+        assert_eq!(action, XDP_DROP);
+        assert_eq!(moved, held);
+    }
+    let (action, _, moved) = x.run_counted(&tcp4(5557, 2472, true));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    );
+    // The IPv6 side opens the same connection: its binding takes port 2468.
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(A, OTHER6, 64)
+        .tcp(41000, 5555, 1, 64240)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    let (action, out, _) = x.run_counted(&syn);
+    assert_eq!(action, XDP_PASS);
+    let (addr4, port4, _) = src_of(&out);
+    assert_eq!((addr4, port4), (pool, 2468), "the held SYN's port");
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv4(pool, OTHER4, 64)
+        .tcp(2468, 5555, 1, 64240)
+        .syn()
+        .write(&mut expected, &[])
+        .unwrap();
+    // All but the Identification and DF (the translator's choice for a small packet) and the
+    // header checksum that covers them.
+    assert_eq!(
+        (&out[22..24], &out[26..]),
+        (&expected[22..24], &expected[26..]),
+        "\n got {out:02x?}\nwant {expected:02x?}"
+    );
+    assert!(
+        x.dp.take_expired_syns(u64::MAX, 10).unwrap().is_empty(),
+        "the simultaneous open took the held SYN"
+    );
+    // Another one, left alone: not due before its 6 seconds, then handed over whole.
+    let syn4 = tcp4(5556, 2470, false);
+    let (action, _, _) = x.run_counted(&syn4);
+    assert_eq!(action, XDP_DROP);
+    assert!(x.dp.take_expired_syns(now_ns(), 10).unwrap().is_empty());
+    let due =
+        x.dp.take_expired_syns(now_ns() + 6_000_000_000, 10)
+            .unwrap();
+    assert_eq!(due.len(), 1);
+    let (k, h) = due[0];
+    assert_eq!(
+        (k.remote4, k.pool4, u16::from_be_bytes(k.remote_port)),
+        (OTHER4, pool, 5556)
+    );
+    assert_eq!(u16::from_be_bytes(h.pool_port), 2470);
+    assert_eq!(nat64_daemon::held_syns::quote(&h), &syn4[14..]);
+}
+
 /// pool4 of several prefixes with a port range per protocol: every host's address comes from
 /// one of the prefixes, each protocol's port from its own range, and inbound packets find
 /// their bindings on any prefix.

@@ -629,3 +629,96 @@ fn pool4_on_the_translators_own_address_is_shared_by_port() {
     let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
     assert!(ok, "the client's ping:\n{text}");
 }
+
+/// RFC 6146 section 3.5.2.2, with the real daemon: an IPv4 host's SYN to a pool4 port with no
+/// binding is held 6 seconds and then refused with ICMP Port Unreachable, so the host's
+/// connect fails with "connection refused" after those seconds rather than timing out; and an
+/// IPv6 client's SYN toward that host within the window completes a simultaneous open on the
+/// held port (how peer-to-peer TCP crosses NATs), with data both ways.
+#[test]
+fn unsolicited_syns_are_held_then_refused_or_joined_by_a_simultaneous_open() {
+    use std::{net::Ipv4Addr, time::Instant};
+    let mut lab = lab();
+    let client = STATEFUL_CLIENTS[0];
+    // The pool4 address every binding of the client's /64 gets (paired pooling).
+    let idx = nat64_common::state::pool4_index(&client.octets(), 4);
+    let pool = Ipv4Addr::new(203, 0, 113, 200 + idx as u8);
+
+    // Nobody opens the other side: refused once the SYN's time is up.
+    let started = Instant::now();
+    let refused = lab.server4.run(|| {
+        peers::tcp_connect_bound(
+            (SERVER4, 40000).into(),
+            (pool, 21000).into(),
+            Duration::from_secs(15),
+        )
+    });
+    let took = started.elapsed();
+    let err = refused.expect_err("a SYN to a pool4 port without a binding was accepted");
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "after {took:?}: {err}"
+    );
+    assert!(
+        took >= Duration::from_millis(5900) && took < Duration::from_secs(9),
+        "refused after {took:?}, not after the 6 seconds the SYN is held"
+    );
+
+    // Simultaneous open: the IPv4 host's SYN first, the IPv6 client's half a second later.
+    let (v4, v6) = std::thread::scope(|sc| {
+        let v4 = sc.spawn(|| {
+            lab.server4.run(|| {
+                peers::tcp_connect_bound(
+                    (SERVER4, 40001).into(),
+                    (pool, 22000).into(),
+                    Duration::from_secs(10),
+                )
+            })
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let v6 = lab.client6.run(|| {
+            peers::tcp_connect_bound(
+                (client, 41000).into(),
+                (SERVER4_AS_V6, 40001).into(),
+                Duration::from_secs(10),
+            )
+        });
+        (v4.join().expect("IPv4 thread"), v6)
+    });
+    let mut four = v4.expect("the IPv4 side of the simultaneous open");
+    let mut six = v6.expect("the IPv6 side of the simultaneous open");
+    assert_eq!(
+        six.peer_addr().expect("peer").port(),
+        40001,
+        "the IPv6 side reached the host's port"
+    );
+    four.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    six.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    four.write_all(b"from v4").expect("write v4");
+    six.write_all(b"from v6").expect("write v6");
+    let mut buf = [0u8; 7];
+    six.read_exact(&mut buf).expect("read on the IPv6 side");
+    assert_eq!(&buf, b"from v4");
+    four.read_exact(&mut buf).expect("read on the IPv4 side");
+    assert_eq!(&buf, b"from v6");
+    let (_, listing, _) = lab.bindings_cli(&["list", "--protocol", "tcp"]);
+    assert!(
+        listing.contains(&format!("tcp [{client}]:41000 {pool}:22000")),
+        "the binding took the held SYN's port: {listing}"
+    );
+    drop((four, six));
+
+    let exit = lab.stop_daemon();
+    let count = |c| parse_value(&exit.stdout, c).unwrap_or(0);
+    assert!(
+        count(Counter::Dropped(Dir::V4ToV6, DropReason::UnsolicitedSyn)) >= 2,
+        "{}",
+        exit.stdout
+    );
+    assert!(
+        count(Counter::Generated(nat64_common::Generated::PortUnreachable)) >= 1,
+        "{}",
+        exit.stdout
+    );
+}
