@@ -94,6 +94,8 @@ pub enum DropReason {
     /// an address has no mapping, it carries extension headers, or it is itself an ICMP error
     /// (RFC 7915 sections 4.3 and 5.3).
     InnerUntranslatable = 12,
+    /// IPv6 to IPv4 from a pool4 address the node shares: too big for the route out, answered
+    /// with Packet Too Big by the dataplane ([`Generated::PacketTooBig`]).
     /// IPv4 to IPv6: the translated packet would exceed the configured IPv6 MTU. With DF set
     /// the dataplane answers ICMP Fragmentation Needed itself (RFC 7915 section 4.1 and the
     /// RFC 1191 PMTUD the sender runs); with DF clear it must be fragmented, which the kernel
@@ -248,15 +250,20 @@ pub enum Generated {
     /// host, or ICMPv6 1/4 to an IPv6 client whose SYN hairpinned. Sent by the daemon, which
     /// keeps the time; this slot is written by the daemon only.
     PortUnreachable = 3,
+    /// ICMPv6 Packet Too Big from this node to an IPv6 client whose packet, translated from a
+    /// pool4 address the node shares, is too big for the route out (the kernel's own
+    /// Fragmentation Needed would go to the node itself; `DropReason::PacketTooBig`).
+    PacketTooBig = 4,
 }
 
 impl Generated {
-    pub const COUNT: u32 = 4;
-    pub const ALL: [Generated; 4] = [
+    pub const COUNT: u32 = 5;
+    pub const ALL: [Generated; 5] = [
         Generated::FragmentationNeeded,
         Generated::AddressUnreachable,
         Generated::AdminProhibited,
         Generated::PortUnreachable,
+        Generated::PacketTooBig,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -265,6 +272,7 @@ impl Generated {
             Generated::AddressUnreachable => "address_unreachable",
             Generated::AdminProhibited => "admin_prohibited",
             Generated::PortUnreachable => "port_unreachable",
+            Generated::PacketTooBig => "packet_too_big",
         }
     }
 }

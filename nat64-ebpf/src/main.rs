@@ -22,6 +22,8 @@
 #[cfg(target_arch = "bpf")]
 mod addrmap;
 #[cfg(target_arch = "bpf")]
+mod egress;
+#[cfg(target_arch = "bpf")]
 mod extension;
 #[cfg(target_arch = "bpf")]
 mod forward;

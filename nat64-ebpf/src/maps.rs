@@ -190,6 +190,9 @@ pub struct Scratch {
     /// larger than the stack allows).
     pub syn_key: SynKey,
     pub held: HeldSyn,
+    /// 6 to 4: the MTU a Packet Too Big that `unreachable` answers with carries (network
+    /// order), when `answer6` is `unreachable::PACKET_TOO_BIG`.
+    pub ptb_mtu: [u8; 4],
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -9,6 +9,9 @@
 //!   section 5.4): a malformed fragment (`DropReason::BadFragment`). It comes from this node,
 //!   the address its kernel would send its own packet to the sender from (as Jool's does).
 //!
+//! - Packet Too Big (RFC 4443 section 3.2) for a packet from a pool4 address the node shares
+//!   that is too big for the route out (`egress`), from this node, like the previous one.
+//!
 //! The frame becomes the error in place: 48 bytes of new headers go in front of the offending
 //! IPv6 packet, which stays where it is as the quote, cut so that the error fits the minimum
 //! IPv6 MTU (RFC 4443 section 2.4(c)). It goes back out of the interface it came in on.
@@ -29,6 +32,10 @@ use crate::{
 const ICMPV6_DEST_UNREACH: u8 = 1;
 pub const ADMIN_PROHIBITED: u8 = 1;
 pub const ADDRESS_UNREACHABLE: u8 = 3;
+/// RFC 4443 section 3.2: Packet Too Big (type 2, code 0), with `Scratch::ptb_mtu`; in
+/// `Scratch::answer6`, outside the range of codes.
+const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+pub const PACKET_TOO_BIG: u8 = 0x80;
 /// The hop limit of errors this node originates (the kernel's default).
 const HOP_LIMIT: u8 = 64;
 /// The most of the offending packet an error may quote: 1280 - 40 - 8.
@@ -44,11 +51,15 @@ pub fn answer(ctx: &impl Frame, cfg: &Config) -> Packed {
 #[inline(always)]
 fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     let s = crate::scratch::get()?;
-    let code = if s.answer6 == ADMIN_PROHIBITED {
-        ADMIN_PROHIBITED
-    } else {
-        ADDRESS_UNREACHABLE
+    // The ICMPv6 header, its checksum filled in last; kept in the scratch slot, not on the
+    // stack (this frame is the deepest of its call chain).
+    let [m0, m1, m2, m3] = s.ptb_mtu;
+    s.icmp = match s.answer6 {
+        ADMIN_PROHIBITED => [ICMPV6_DEST_UNREACH, ADMIN_PROHIBITED, 0, 0, 0, 0, 0, 0],
+        PACKET_TOO_BIG => [ICMPV6_PACKET_TOO_BIG, 0, 0, 0, m0, m1, m2, m3],
+        _ => [ICMPV6_DEST_UNREACH, ADDRESS_UNREACHABLE, 0, 0, 0, 0, 0, 0],
     };
+    let (ty, code) = (s.icmp[0], s.icmp[1]);
     // On the translator link the kernel took a hop on the way in: the quote shows the packet
     // as its sender sent it, the hop given back.
     if link::on_link(cfg) {
@@ -60,7 +71,7 @@ fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     // own toward it (that address when the node has no route back).
     s.addr6[0] = ip6.dst;
     s.addr6[1] = ip6.src;
-    if code == ADMIN_PROHIBITED && !rfc6791::own6(ctx) {
+    if (ty == ICMPV6_PACKET_TOO_BIG || code == ADMIN_PROHIBITED) && !rfc6791::own6(ctx) {
         s.addr6[0] = ip6.dst;
     }
     let packet_len = IPV6_LEN + u16::from_be_bytes(ip6.payload_len) as usize;
@@ -76,7 +87,9 @@ fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
         + checksum::sum16(&s.addr6[1])
         + icmp_len as u32
         + IPPROTO_ICMPV6 as u32
-        + word(ICMPV6_DEST_UNREACH, code)
+        + word(ty, code)
+        + word(s.icmp[4], s.icmp[5])
+        + word(s.icmp[6], s.icmp[7])
         + quoted;
     let [c0, c1] = (!checksum::fold(sum)).to_be_bytes();
     const NEW: usize = IPV6_LEN + ICMP_LEN;
@@ -98,13 +111,13 @@ fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     )?;
     write_bytes(ctx, ETH_LEN + 8, s.addr6[0])?;
     write_bytes(ctx, ETH_LEN + 24, s.addr6[1])?;
-    write_bytes(
-        ctx,
-        ETH_LEN + IPV6_LEN,
-        [ICMPV6_DEST_UNREACH, code, c0, c1, 0, 0, 0, 0],
-    )?;
+    s.icmp[2] = c0;
+    s.icmp[3] = c1;
+    write_bytes(ctx, ETH_LEN + IPV6_LEN, s.icmp)?;
     crate::stats::add(
-        Counter::Generated(if code == ADMIN_PROHIBITED {
+        Counter::Generated(if s.icmp[0] == ICMPV6_PACKET_TOO_BIG {
+            Generated::PacketTooBig
+        } else if s.icmp[1] == ADMIN_PROHIBITED {
             Generated::AdminProhibited
         } else {
             Generated::AddressUnreachable

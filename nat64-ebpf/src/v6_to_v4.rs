@@ -252,6 +252,15 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     let Some(tot_len) = l4_len.checked_add(IPV4_LEN as u16) else {
         return Err(DropReason::BadHeader);
     };
+    // From the node's own address as pool4 (stateful, shared by port), a packet with DF too
+    // big for the route out is answered here with Packet Too Big (`egress`): the kernel's
+    // Fragmentation Needed would go to that address, the node itself.
+    if src4 == cfg.shared4 && frag.is_none() && tot_len > DF_THRESHOLD && src4 != [0; 4] {
+        let mtu = crate::egress::mtu_if_too_big(ctx, src4, tot_len);
+        if mtu != 0 {
+            return packet_too_big(ctx, cfg, nh, l4_off, mtu);
+        }
+    }
 
     let delta = l4::PseudoDelta {
         old_addrs: sum16(&ip6.src) + sum16(&ip6.dst),
@@ -328,6 +337,38 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     stats::add(Counter::Packets(Dir::V6ToV4, counted), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), tot_len as u64);
     Ok(Step::Translated)
+}
+
+/// The packet at hand, from a shared pool4 address, is too big for the route out (`mtu`):
+/// its binding's port goes back to the client's, so that the packet is as it came, and it is
+/// answered with ICMPv6 Packet Too Big from this node (RFC 4443 section 3.2; the MTU the IPv6
+/// side can use, 20 bytes more, at least 1280, as RFC 7915 section 4.2 reckons), or, at TC,
+/// left to the translator link untouched, which answers it. Not inlined: its paths end here.
+#[inline(never)]
+fn packet_too_big<C: Frame>(
+    ctx: &C,
+    cfg: &Config,
+    nh: u8,
+    l4_off: usize,
+    mtu: u32,
+) -> Result<Step, DropReason> {
+    let s = crate::scratch::get()?;
+    if s.port_old != s.port_new {
+        let at = if nh == IPPROTO_ICMPV6 {
+            l4_off + 4
+        } else {
+            l4_off
+        };
+        write_bytes(ctx, at & 0x3ff, (s.port_old as u16).to_be_bytes())?;
+    }
+    if !C::FULL {
+        return link::slow_path(cfg, Dir::V6ToV4);
+    }
+    stats::add(Counter::Dropped(Dir::V6ToV4, DropReason::PacketTooBig), 1);
+    let v6 = mtu.saturating_add(20);
+    s.ptb_mtu = (if v6 < 1280 { 1280 } else { v6 }).to_be_bytes();
+    s.answer6 = unreachable::PACKET_TOO_BIG;
+    Ok(Step::Unreachable)
 }
 
 /// ICMPv6 echo to ICMPv4 echo (RFC 7915 section 5.2): the type changes, and the ICMPv6

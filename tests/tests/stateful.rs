@@ -1035,6 +1035,78 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
     });
 }
 
+/// From a pool4 address the node shares, a packet with DF too big for the route out is
+/// answered with ICMPv6 Packet Too Big from the node (the kernel's Fragmentation Needed would
+/// go to that address, the node itself): MTU 1000 on the way out, so 1280 for the IPv6 side
+/// (RFC 7915 section 4.2's arithmetic, at least the IPv6 minimum), the packet quoted as the
+/// client sent it, its binding's port given back. At TC the packet goes to the translator
+/// link untouched, which answers it. A packet that fits is translated.
+#[test]
+fn a_packet_too_big_for_the_way_out_from_a_shared_address_is_answered_with_packet_too_big() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("shared-mtu");
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["link", "set", "r0", "mtu", "1000"]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    // The IPv6 side on a link of its own (IPv6 needs an MTU of 1280).
+    ns.ip(&["link", "add", "s0", "type", "veth", "peer", "name", "s1"]);
+    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "s0", "nodad"]);
+    ns.ip(&["link", "set", "s0", "up"]);
+    ns.ip(&["link", "set", "s1", "up"]);
+    ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let node6: [u8; 16] = "2001:db8:6::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    ns.run(|| {
+        let mut x = shared_pool4("shared mtu");
+        add_static(
+            &mut x,
+            nat64_daemon::bindings::Protocol::Udp,
+            std::net::SocketAddrV6::new(A.into(), 2000, 0, 0),
+            "198.51.100.200:61010".parse().unwrap(),
+        );
+        // 1281 bytes of IPv6, 1261 of IPv4 with DF: too big for r0.
+        let big = udp6(A, 2000, SERVER6, 4000, &[0x5a; 1233]);
+        let (action, out, moved) = x.run_counted(&big);
+        assert_eq!(action, XDP_TX, "answered");
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Dropped(Dir::V6ToV4, DropReason::PacketTooBig), 1),
+                (Counter::Generated(Generated::PacketTooBig), 1),
+            ]
+        );
+        let quote = &big[14..14 + 1232];
+        let mut expected = Vec::new();
+        PacketBuilder::ethernet2(MACS.1, MACS.0)
+            .ipv6(node6, A, 64)
+            .icmpv6(etherparse::Icmpv6Type::PacketTooBig { mtu: 1280 })
+            .write(&mut expected, quote)
+            .unwrap();
+        assert_eq!(out.len(), expected.len());
+        assert_eq!(
+            out,
+            expected,
+            "\n got {:02x?}\nwant {:02x?}",
+            &out[..80],
+            &expected[..80]
+        );
+        // At TC: to the translator link untouched, the binding's port given back.
+        let (action, out) = x.run_tc(&big, 0);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(out, big, "handed to the link as it came");
+        // One that fits is translated, from the shared address.
+        let fits = udp6(A, 2000, SERVER6, 4000, &[0x5a; 900]);
+        let (action, out, _) = x.run_counted(&fits);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(src_of(&out).0, [198, 51, 100, 200]);
+    });
+}
+
 /// The link's kernel side (`nat64_return`): what the far end translated toward a pool4 address
 /// the node shares goes back into the link with one hop taken (the kernel would deliver it
 /// locally); anything else goes up the stack untouched.

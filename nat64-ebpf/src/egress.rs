@@ -1,0 +1,88 @@
+//! Stateful NAT64 on the node's own IPv4 address (`Config::shared4`): the path MTU of the
+//! first hop. The kernel forwards a translated packet from that address and, if it is too
+//! big for the route out with DF set, answers Fragmentation Needed to its source: the node
+//! itself, which takes the error for its own and keeps it, so the IPv6 sender would never
+//! learn the path MTU (a black hole for every packet that size). So the dataplane asks the
+//! FIB first, as the kernel will (the route's MTU, or the device's), and answers ICMPv6 Packet
+//! Too Big itself (RFC 7915 section 5.1 and RFC 6146 section 3.5: the IPv6 sender runs path
+//! MTU discovery on what the translator tells it; Jool does the same from its own route
+//! lookup). Errors from routers further on come back to the shared address from outside and
+//! are translated through the binding like any other.
+
+use aya_ebpf::{
+    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LOOKUP_SKIP_NEIGH, bpf_fib_lookup},
+    helpers::generated::bpf_fib_lookup as fib_lookup,
+};
+
+use crate::{frame::Frame, maps::FIB};
+
+const AF_INET: u8 = 2;
+
+/// The MTU of the route out for an IPv4 packet of `tot_len` bytes from `src` to the scratch
+/// slot's `remote4` when the packet does not fit it, else 0. Not inlined, and the lookup runs
+/// under `bpf_loop`: verified once, not once per path of `translate`.
+#[inline(never)]
+pub fn mtu_if_too_big(ctx: &impl Frame, src: [u8; 4], tot_len: u16) -> u32 {
+    let mut l = Lookup {
+        ctx: ctx.raw(),
+        ifindex: ctx.ifindex(),
+        src: u32::from_ne_bytes(src),
+        tot_len: tot_len as u32,
+        mtu: 0,
+    };
+    // SAFETY: `step` reads and writes only `l`, which outlives the call, and the per-CPU FIB
+    // and scratch slots.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            1,
+            step as *mut core::ffi::c_void,
+            &mut l as *mut Lookup as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    l.mtu
+}
+
+#[repr(C)]
+struct Lookup {
+    ctx: *mut core::ffi::c_void,
+    ifindex: u32,
+    src: u32,
+    tot_len: u32,
+    mtu: u32,
+}
+
+/// One forwarding lookup from the receiving interface with the packet's length, as the
+/// kernel's will be: `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries the MTU that refused it.
+extern "C" fn step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `Lookup` that `mtu_if_too_big` passed to `bpf_loop`.
+    let l = unsafe { &mut *(c as *mut Lookup) };
+    let (Some(p), Ok(s)) = (FIB.get_ptr_mut(0), crate::scratch::get()) else {
+        return 1;
+    };
+    // SAFETY: this CPU's slot, private to this packet while the program runs.
+    let p: &mut bpf_fib_lookup = unsafe { &mut *p };
+    p.family = AF_INET;
+    p.l4_protocol = 0;
+    p.sport = 0;
+    p.dport = 0;
+    p.__bindgen_anon_1.tot_len = l.tot_len as u16;
+    p.__bindgen_anon_2.tos = 0;
+    p.ifindex = l.ifindex;
+    p.__bindgen_anon_3.ipv4_src = l.src;
+    p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(s.remote4);
+    // SAFETY: helper call with the context and a map value of the size given.
+    let rc = unsafe {
+        fib_lookup(
+            l.ctx,
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            BPF_FIB_LOOKUP_SKIP_NEIGH,
+        )
+    } as u32;
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED {
+        // SAFETY: the union holds the MTU after a FRAG_NEEDED answer.
+        l.mtu = unsafe { p.__bindgen_anon_1.mtu_result } as u32;
+    }
+    1
+}
