@@ -38,6 +38,14 @@ const _: () = assert!(core::mem::size_of::<IfaceConfig>() == 16);
 /// always carry full checksums.
 pub const IFACE_F_PARTIAL_CSUM: u32 = 1 << 0;
 
+/// Slots of the `PROGS` program array: the programs the dispatchers tail-call, one per
+/// direction (the fast path's `nat64_xdp`, the translator link's `nat64_link`).
+pub const PROG_XDP_6TO4: u32 = 0;
+pub const PROG_XDP_4TO6: u32 = 1;
+pub const PROG_LINK_6TO4: u32 = 2;
+pub const PROG_LINK_4TO6: u32 = 3;
+pub const PROGS_LEN: u32 = 4;
+
 /// Slots of the `CONFIG` array map: the fast path's configuration, and the translator link's.
 pub const CONFIG_SLOT_FAST_PATH: u32 = 0;
 pub const CONFIG_SLOT_LINK: u32 = 1;

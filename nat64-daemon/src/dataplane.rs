@@ -39,9 +39,37 @@ pub const PASS_PROGRAM: &str = "nat64_pass";
 pub const RETURN_PROGRAM: &str = "nat64_return";
 /// The fast path at TC ingress (`hook = "tc"`).
 pub const TC_PROGRAM: &str = "nat64_tc";
-const XDP_PROGRAMS: [&str; 4] = [XDP_PROGRAM, LINK_PROGRAM, PASS_PROGRAM, RETURN_PROGRAM];
-/// The maps that hold state worth keeping across a daemon restart (see `load_with_state`).
-pub const STATE_MAPS: [&str; 6] = ["BIB6", "BIB4", "CLIENTS", "FRAGS", "HELD_SYNS", "STATS"];
+/// The programs the dispatchers `nat64_xdp` and `nat64_link` tail-call (the `PROGS` map),
+/// by slot: one per direction, each verified on its own.
+pub const TAIL_PROGRAMS: [(u32, &str); 4] = [
+    (nat64_common::maps::PROG_XDP_6TO4, "nat64_xdp_6to4"),
+    (nat64_common::maps::PROG_XDP_4TO6, "nat64_xdp_4to6"),
+    (nat64_common::maps::PROG_LINK_6TO4, "nat64_link_6to4"),
+    (nat64_common::maps::PROG_LINK_4TO6, "nat64_link_4to6"),
+];
+const XDP_PROGRAMS: [&str; 8] = [
+    XDP_PROGRAM,
+    LINK_PROGRAM,
+    PASS_PROGRAM,
+    RETURN_PROGRAM,
+    TAIL_PROGRAMS[0].1,
+    TAIL_PROGRAMS[1].1,
+    TAIL_PROGRAMS[2].1,
+    TAIL_PROGRAMS[3].1,
+];
+/// The maps pinned in the state directory and adopted by the next daemon (see
+/// `load_with_state`): the ones that hold state worth keeping across a restart, and `PROGS`,
+/// which must outlive the daemon for its attached dispatchers to keep translating (the
+/// kernel empties a program array that nothing in user space holds).
+pub const STATE_MAPS: [&str; 7] = [
+    "BIB6",
+    "BIB4",
+    "CLIENTS",
+    "FRAGS",
+    "HELD_SYNS",
+    "STATS",
+    "PROGS",
+];
 
 /// What can go wrong between the object and a running dataplane.
 #[derive(Debug, thiserror::Error)]
@@ -467,7 +495,33 @@ impl Dataplane {
             .map_err(map_err("CONFIG"))?;
         array
             .set(CONFIG_SLOT_FAST_PATH, fast, 0)
-            .map_err(map_err("CONFIG"))
+            .map_err(map_err("CONFIG"))?;
+        self.fill_progs()
+    }
+
+    /// Points the dispatchers' program array (`PROGS`) at this object's programs, once its
+    /// configuration is written: with a pinned array shared with a running dispatcher (a
+    /// restart or a reload), the switch happens here, slot by slot, each packet running one
+    /// program of one object.
+    fn fill_progs(&mut self) -> Result<(), DataplaneError> {
+        let mut fds = Vec::with_capacity(TAIL_PROGRAMS.len());
+        for (slot, name) in TAIL_PROGRAMS {
+            let fd = typed::<Xdp>(&self.ebpf, name)?
+                .fd()
+                .and_then(|fd| fd.try_clone().map_err(Into::into))
+                .map_err(|source| DataplaneError::Program { name, source })?;
+            fds.push((slot, fd));
+        }
+        let mut progs: aya::maps::ProgramArray<_> = aya::maps::ProgramArray::try_from(
+            self.ebpf
+                .map_mut("PROGS")
+                .ok_or(DataplaneError::Missing("map PROGS"))?,
+        )
+        .map_err(map_err("PROGS"))?;
+        for (slot, fd) in &fds {
+            progs.set(*slot, fd, 0).map_err(map_err("PROGS"))?;
+        }
+        Ok(())
     }
 
     /// This node's own IPv6 addresses into `NODE6` (and the ones gone out): an ICMPv6 error

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use nat64_common::{
     counters::STATS_LEN,
@@ -24,6 +24,17 @@ use nat64_common::{
 pub static CONFIG: Array<Config> = Array::with_max_entries(2, 0);
 pub const CONFIG_FAST_PATH: u32 = nat64_common::maps::CONFIG_SLOT_FAST_PATH;
 pub const CONFIG_LINK: u32 = nat64_common::maps::CONFIG_SLOT_LINK;
+
+/// The programs the dispatchers (`nat64_xdp`, `nat64_link`) tail-call, one per direction;
+/// filled by the daemon before it attaches anything, and pinned with the state, so that what
+/// is attached keeps translating while no daemon runs (the kernel empties a program array
+/// when nothing in user space holds it).
+#[map]
+pub static PROGS: ProgramArray = ProgramArray::with_max_entries(nat64_common::maps::PROGS_LEN, 0);
+pub const PROG_XDP_6TO4: u32 = nat64_common::maps::PROG_XDP_6TO4;
+pub const PROG_XDP_4TO6: u32 = nat64_common::maps::PROG_XDP_4TO6;
+pub const PROG_LINK_6TO4: u32 = nat64_common::maps::PROG_LINK_6TO4;
+pub const PROG_LINK_4TO6: u32 = nat64_common::maps::PROG_LINK_4TO6;
 
 /// RFC 7757 EAM entries keyed by IPv6 prefix; written by the daemon from config.
 #[map]
