@@ -236,7 +236,12 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             if cfg.flags & CONFIG_F_LINK == 0 {
                 return Ok(Step::FragNeeded);
             }
-        } else {
+        } else if cfg.shared4 == [0; 4] || ip4.dst != cfg.shared4 {
+            // To a pool4 address the node shares, the kernel would not fragment the packet
+            // on its way into the link but deliver it to itself: it is translated whole
+            // instead, and the IPv6 route judges it (its Packet Too Big comes back to the
+            // sender as Fragmentation Needed). A deviation from RFC 7915 section 4.1 where
+            // ipv6_mtu is below the path's MTU, documented in docs/conformance.md.
             return link::hand_off(
                 cfg,
                 Dir::V4ToV6,

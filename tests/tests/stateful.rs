@@ -1107,6 +1107,72 @@ fn a_packet_too_big_for_the_way_out_from_a_shared_address_is_answered_with_packe
     });
 }
 
+/// An IPv4 datagram without DF to a pool4 address the node shares, too big for `ipv6_mtu`
+/// once translated: the kernel would deliver it to the node rather than fragment it into the
+/// translator link, so it is translated whole (and the IPv6 route judges it); to another
+/// pool4 address it goes to the kernel untouched, to be fragmented into the link.
+#[test]
+fn a_datagram_to_fragment_for_a_shared_address_is_translated_whole() {
+    let mut x = shared_pool4_with("shared fragment", "ipv6_mtu = 1280\n");
+    for (v4, v6) in [
+        ("198.51.100.200:61010", 2000),
+        ("198.51.100.201:61010", 2001),
+    ] {
+        add_static(
+            &mut x,
+            nat64_daemon::bindings::Protocol::Udp,
+            std::net::SocketAddrV6::new(A.into(), v6, 0, 0),
+            v4.parse().unwrap(),
+        );
+    }
+    // 1428 bytes of IPv4 without DF: 1448 of IPv6, over the 1280 of ipv6_mtu.
+    let payload = [0x33; 1400];
+    let to_shared = udp4(
+        (SERVER4, 4000),
+        ([198, 51, 100, 200], 61010),
+        64,
+        0x1234,
+        &payload,
+    );
+    let (action, out, moved) = x.run_counted(&to_shared);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Udp), 1),
+            (Counter::Bytes(Dir::V4ToV6), 1448),
+        ]
+    );
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(SERVER6, A, 64)
+        .udp(4000, 2000)
+        .write(&mut expected, &payload)
+        .unwrap();
+    assert!(out == expected, "translated whole: {:02x?}", &out[..70]);
+    let to_other = udp4(
+        (SERVER4, 4000),
+        ([198, 51, 100, 201], 61010),
+        64,
+        0x1235,
+        &payload,
+    );
+    let (action, out, moved) = x.run_counted(&to_other);
+    assert_eq!(action, XDP_PASS);
+    assert!(
+        out == to_other,
+        "to the kernel untouched: {:02x?}",
+        &out[..40]
+    );
+    assert_eq!(
+        moved,
+        vec![(
+            Counter::Handoff(Dir::V4ToV6, nat64_common::Handoff::NeedsFragmentation),
+            1
+        )]
+    );
+}
+
 /// The link's kernel side (`nat64_return`): what the far end translated toward a pool4 address
 /// the node shares goes back into the link with one hop taken (the kernel would deliver it
 /// locally); anything else goes up the stack untouched.
@@ -1148,9 +1214,16 @@ fn the_links_kernel_side_returns_hairpinned_packets_to_a_shared_address() {
 /// A dataplane with pool4 198.51.100.200/30 (ports 61001-65535) whose first address is the
 /// node's own, as the daemon hands it over (`Dataplane::keep_own_addresses`).
 fn shared_pool4(label: &str) -> Loaded {
+    shared_pool4_with(label, "")
+}
+
+/// [`shared_pool4`] with more top-level settings (`extra`, TOML lines).
+fn shared_pool4_with(label: &str, extra: &str) -> Loaded {
     let mut x = Loaded::load(
         label,
-        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n",
+        &format!(
+            "pool6 = \"64:ff9b::/96\"\n{extra}[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n"
+        ),
     );
     x.dp.keep_own_addresses(vec![("d0".into(), [198, 51, 100, 200].into())]);
     let cfg = x.cfg.clone();
