@@ -1,13 +1,15 @@
-//! Stateful NAT64 on the node's own IPv4 address (`Config::shared4`): the path MTU of the
-//! first hop. The kernel forwards a translated packet from that address and, if it is too
-//! big for the route out with DF set, answers Fragmentation Needed to its source: the node
-//! itself, which takes the error for its own and keeps it, so the IPv6 sender would never
-//! learn the path MTU (a black hole for every packet that size). So the dataplane asks the
-//! FIB first, as the kernel will (the route's MTU, or the device's), and answers ICMPv6 Packet
-//! Too Big itself (RFC 7915 section 5.1 and RFC 6146 section 3.5: the IPv6 sender runs path
-//! MTU discovery on what the translator tells it; Jool does the same from its own route
-//! lookup). Errors from routers further on come back to the shared address from outside and
-//! are translated through the binding like any other.
+//! The path MTU of the first hop, IPv6 to IPv4. A translated packet with DF (RFC 7915
+//! section 5.1) that is too big for the route out would be answered by the kernel's
+//! forwarding with Fragmentation Needed to its IPv4 source: a translated address, whose error
+//! the translator link brings back as a Packet Too Big from that address with a quote cut to
+//! 576 bytes, or, with stateful NAT64 on the node's own address as pool4, the node itself,
+//! which keeps the error, so that the IPv6 sender never learns the path MTU (a black hole for
+//! every packet that size). So the dataplane asks the FIB first, as the kernel will (the
+//! route's MTU, or the device's), and answers ICMPv6 Packet Too Big itself, from the node,
+//! quoting the packet as sent (RFC 4443 section 3.2), as Jool does from its own route lookup.
+//! Errors from routers further on come back from outside and are translated like any other.
+//!
+//! Only packets over 1260 bytes leave with DF, so the lookup costs nothing to the others.
 
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LOOKUP_SKIP_NEIGH, bpf_fib_lookup},
@@ -18,16 +20,30 @@ use crate::{frame::Frame, maps::FIB};
 
 const AF_INET: u8 = 2;
 
-/// The MTU of the route out for an IPv4 packet of `tot_len` bytes from `src` to the scratch
-/// slot's `remote4` when the packet does not fit it, else 0. Not inlined, and the lookup runs
+/// The MTU of the route out for the translated IPv4 packet of `tot_len` bytes from `src`
+/// (network order) to the scratch slot's `remote4` when it does not fit, else 0. A GSO
+/// aggregate (TC) is judged by the segments the kernel will cut it into: `gso_size` bytes of
+/// the transport protocol `nh` at `l4_off`, and the headers. Not inlined, and the lookup runs
 /// under `bpf_loop`: verified once, not once per path of `translate`.
 #[inline(never)]
-pub fn mtu_if_too_big(ctx: &impl Frame, src: [u8; 4], tot_len: u16) -> u32 {
+pub fn mtu_if_too_big(ctx: &impl Frame, src: u32, tot_len: u16, l4_off: usize, nh: u8) -> u32 {
+    let gso = ctx.gso_size() & 0xffff;
+    let len = if gso == 0 {
+        tot_len as u32
+    } else {
+        let l4_hdr = if nh == crate::packet::IPPROTO_TCP {
+            crate::packet::read::<[u8; 13]>(ctx, l4_off & 0x3ff)
+                .map_or(60, |h| (h[12] >> 4) as u32 * 4)
+        } else {
+            8
+        };
+        gso + l4_hdr + crate::packet::IPV4_LEN as u32
+    };
     let mut l = Lookup {
         ctx: ctx.raw(),
         ifindex: ctx.ifindex(),
-        src: u32::from_ne_bytes(src),
-        tot_len: tot_len as u32,
+        src,
+        tot_len: len,
         mtu: 0,
     };
     // SAFETY: `step` reads and writes only `l`, which outlives the call, and the per-CPU FIB

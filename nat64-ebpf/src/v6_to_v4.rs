@@ -252,11 +252,11 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     let Some(tot_len) = l4_len.checked_add(IPV4_LEN as u16) else {
         return Err(DropReason::BadHeader);
     };
-    // From the node's own address as pool4 (stateful, shared by port), a packet with DF too
-    // big for the route out is answered here with Packet Too Big (`egress`): the kernel's
-    // Fragmentation Needed would go to that address, the node itself.
-    if src4 == cfg.shared4 && frag.is_none() && tot_len > DF_THRESHOLD && src4 != [0; 4] {
-        let mtu = crate::egress::mtu_if_too_big(ctx, src4, tot_len);
+    // A packet that will leave with DF (RFC 7915 section 5.1) too big for the route out is
+    // answered here with Packet Too Big (`egress`), as the IPv4 side's first router would be
+    // heard: from this node, quoting the packet as sent.
+    if frag.is_none() && tot_len > DF_THRESHOLD {
+        let mtu = crate::egress::mtu_if_too_big(ctx, u32::from_ne_bytes(src4), tot_len, l4_off, nh);
         if mtu != 0 {
             return packet_too_big(ctx, cfg, nh, l4_off, mtu);
         }
@@ -339,8 +339,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     Ok(Step::Translated)
 }
 
-/// The packet at hand, from a shared pool4 address, is too big for the route out (`mtu`):
-/// its binding's port goes back to the client's, so that the packet is as it came, and it is
+/// The packet at hand is too big for the route out (`mtu`): a stateful binding's port goes
+/// back to the client's, so that the packet is as it came, and it is
 /// answered with ICMPv6 Packet Too Big from this node (RFC 4443 section 3.2; the MTU the IPv6
 /// side can use, 20 bytes more, at least 1280, as RFC 7915 section 4.2 reckons), or, at TC,
 /// left to the translator link untouched, which answers it. Not inlined: its paths end here.
