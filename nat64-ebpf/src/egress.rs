@@ -1,4 +1,4 @@
-//! The path MTU of the first hop, IPv6 to IPv4. A translated packet with DF (RFC 7915
+//! The path MTU of the first hop, both ways. IPv6 to IPv4: a translated packet with DF (RFC 7915
 //! section 5.1) that is too big for the route out would be answered by the kernel's
 //! forwarding with Fragmentation Needed to its IPv4 source: a translated address, whose error
 //! the translator link brings back as a Packet Too Big from that address with a quote cut to
@@ -10,6 +10,12 @@
 //! Errors from routers further on come back from outside and are translated like any other.
 //!
 //! Only packets over 1260 bytes leave with DF, so the lookup costs nothing to the others.
+//!
+//! The other way, an IPv4 packet with DF whose translation is too big for the IPv6 route out
+//! ([`mtu6_if_too_big`], for translations over the IPv6 minimum of 1280 bytes) is answered
+//! with Fragmentation Needed from this node (`too_big`), quoting the packet as sent, where the
+//! kernel's Packet Too Big would come back through the link with a quote rebuilt from the
+//! IPv6 packet.
 
 use aya_ebpf::{
     bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LOOKUP_SKIP_NEIGH, bpf_fib_lookup},
@@ -19,6 +25,7 @@ use aya_ebpf::{
 use crate::{frame::Frame, maps::FIB};
 
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 
 /// The MTU of the route out for the translated IPv4 packet of `tot_len` bytes from `src`
 /// (network order) to the scratch slot's `remote4` when it does not fit, else 0. A GSO
@@ -57,6 +64,65 @@ pub fn mtu_if_too_big(ctx: &impl Frame, src: u32, tot_len: u16, l4_off: usize, n
         );
     }
     l.mtu
+}
+
+/// The MTU of the IPv6 route out for the translated packet of `len` bytes to the scratch
+/// slot's `addr6[1]` when it does not fit, else 0 (the other direction's check, for IPv4
+/// packets with DF). Not inlined; the lookup runs under `bpf_loop`.
+#[inline(never)]
+pub fn mtu6_if_too_big(ctx: &impl Frame, len: u32) -> u32 {
+    let mut l = Lookup {
+        ctx: ctx.raw(),
+        ifindex: ctx.ifindex(),
+        src: 0,
+        tot_len: len,
+        mtu: 0,
+    };
+    // SAFETY: `step6` reads and writes only `l`, which outlives the call, and the per-CPU FIB
+    // and scratch slots.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            1,
+            step6 as *mut core::ffi::c_void,
+            &mut l as *mut Lookup as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    l.mtu
+}
+
+/// [`step`] for IPv6: the destination from the scratch slot, no source.
+extern "C" fn step6(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `Lookup` that `mtu6_if_too_big` passed to `bpf_loop`.
+    let l = unsafe { &mut *(c as *mut Lookup) };
+    let (Some(p), Ok(s)) = (FIB.get_ptr_mut(0), crate::scratch::get()) else {
+        return 1;
+    };
+    // SAFETY: this CPU's slot, private to this packet while the program runs.
+    let p: &mut bpf_fib_lookup = unsafe { &mut *p };
+    p.family = AF_INET6;
+    p.l4_protocol = 0;
+    p.sport = 0;
+    p.dport = 0;
+    p.__bindgen_anon_1.tot_len = l.tot_len as u16;
+    p.__bindgen_anon_2.flowinfo = 0;
+    p.ifindex = l.ifindex;
+    p.__bindgen_anon_3.ipv6_src = [0; 4];
+    p.__bindgen_anon_4.ipv6_dst = crate::packet::addr_words(&s.addr6[1]);
+    // SAFETY: helper call with the context and a map value of the size given.
+    let rc = unsafe {
+        fib_lookup(
+            l.ctx,
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            BPF_FIB_LOOKUP_SKIP_NEIGH,
+        )
+    } as u32;
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED {
+        // SAFETY: the union holds the MTU after a FRAG_NEEDED answer.
+        l.mtu = unsafe { p.__bindgen_anon_1.mtu_result } as u32;
+    }
+    1
 }
 
 #[repr(C)]

@@ -26,21 +26,24 @@ use crate::{
     rfc6791, stats, v6_to_v4,
 };
 
-/// RFC 792: the error quotes the offending header and the first 64 bits of its data.
-const QUOTED_DATA: usize = 8;
 /// The TTL of errors this node originates (the kernel's default).
 const TTL: u8 = 64;
 
 /// Not inlined: its frame replaces `translate`'s rather than adding to it.
 #[inline(never)]
 pub fn frag_needed(ctx: &impl Frame, cfg: &Config) -> Packed {
-    // RFC 1191: the next-hop MTU is the IPv4 size that fits once the header grows by 20.
-    let [m0, m1] = cfg.ipv6_mtu.saturating_sub(20).to_be_bytes();
+    // RFC 1191: the next-hop MTU, the IPv4 size that fits once the header grows by 20, as
+    // `translate` worked it out (from ipv6_mtu or the route's MTU) in the scratch slot.
+    let [_, _, m0, m1] = match crate::scratch::get() {
+        Ok(s) => s.ptb_mtu,
+        Err(r) => return Packed::pack(Err(r)),
+    };
     let answer = Answer {
         code: ICMP_FRAG_NEEDED,
         rest: [0, 0, m0, m1],
-        // RFC 792: the offending header and the first 64 bits of its data.
-        quoted_data: QUOTED_DATA,
+        // RFC 1812 section 4.3.2.3: as much of the packet as fits in 576 bytes (RFC 792's
+        // header and 64 bits of data at the least), as Jool quotes it.
+        quoted_data: ICMP4_ERROR_MAX,
         max_quote: ICMP4_ERROR_MAX - ICMP_LEN - IPV4_LEN,
         reason: DropReason::PacketTooBig,
         kind: Generated::FragmentationNeeded,

@@ -52,6 +52,9 @@ pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
     Packed::pack(translate_packet(ctx, cfg))
 }
 
+/// RFC 8200 section 5: every IPv6 link carries 1280 bytes.
+const IPV6_MIN_MTU: usize = 1280;
+
 #[inline(always)]
 fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason> {
     let Some(ip4) = view::<Ipv4Hdr>(ctx, ETH_LEN) else {
@@ -234,6 +237,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         // nothing would bring that error back, so the dataplane answers from here.
         if frag & IPV4_DF != 0 {
             if cfg.flags & CONFIG_F_LINK == 0 {
+                s.ptb_mtu = (cfg.ipv6_mtu.saturating_sub(20) as u32).to_be_bytes();
                 return Ok(Step::FragNeeded);
             }
         } else if cfg.shared4 == [0; 4] || ip4.dst != cfg.shared4 {
@@ -248,6 +252,18 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                 Handoff::NeedsFragmentation,
                 DropReason::PacketTooBig,
             );
+        }
+    }
+    // With DF, too big for the IPv6 route out (one FIB lookup, for packets over the IPv6
+    // minimum MTU only): answered here with Fragmentation Needed from this node (`too_big`,
+    // RFC 1191's MTU: the route's, 20 bytes less), quoting the packet as sent, as Jool does
+    // from its own route lookup. The kernel's Packet Too Big would come back through the link
+    // with a quote rebuilt from the IPv6 packet, in which a fragment's DF does not survive.
+    if frag & IPV4_DF != 0 && v6_len > IPV6_MIN_MTU {
+        let mtu = crate::egress::mtu6_if_too_big(ctx, v6_len as u32);
+        if mtu != 0 {
+            s.ptb_mtu = mtu.saturating_sub(20).to_be_bytes();
+            return Ok(Step::FragNeeded);
         }
     }
     // The binding's IPv6 port replaces the destination port (TCP, UDP) or the echo identifier

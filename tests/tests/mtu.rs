@@ -79,8 +79,8 @@ fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
         action, XDP_TX,
         "the error goes back out of the ingress interface"
     );
-    // RFC 792: the offending header and the first 64 bits of its data.
-    let quote = &input[14..14 + 20 + 8];
+    // RFC 1812 section 4.3.2.3: as much of the packet as fits in 576 bytes, as Jool quotes.
+    let quote = &input[14..14 + 576 - 28];
     let icmp = Icmpv4Header::with_checksum(
         Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
             next_hop_mtu: 1280,
@@ -97,7 +97,12 @@ fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
     expected.extend(ip.to_bytes());
     expected.extend(icmp.to_bytes());
     expected.extend(quote);
-    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    assert!(
+        out == expected,
+        "\n got {:02x?}\nwant {:02x?}",
+        &out[..64],
+        &expected[..64]
+    );
     assert_eq!(
         moved,
         vec![
@@ -252,4 +257,50 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
             "{label}"
         );
     }
+}
+
+/// With DF, too big for the IPv6 route out though within `ipv6_mtu`: the dataplane asks the
+/// FIB and answers Fragmentation Needed itself with the route's MTU less 20, quoting the packet
+/// as sent (before, the kernel's Packet Too Big came back through the translator link with a
+/// quote rebuilt from the IPv6 packet). What fits the route, or has no DF, is translated.
+#[test]
+fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("route-mtu");
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["link", "set", "r0", "mtu", "1280"]);
+    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    // The kernel's IPv6 FIB lookup for a received packet needs forwarding on, as on a node.
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ns.run(|| {
+        let x = load(1500, false, true, true);
+        // 1290 bytes of IPv4 become 1310 of IPv6: too big for r0's 1280.
+        let input = echo4(1290, true);
+        let (action, out, moved) = x.run_counted(&input);
+        assert_eq!(action, XDP_TX);
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1),
+                (Counter::Generated(Generated::FragmentationNeeded), 1)
+            ]
+        );
+        let icmp = Icmpv4Header::from_slice(&out[14 + 20..]).unwrap().0;
+        assert_eq!(
+            icmp.icmp_type,
+            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+                next_hop_mtu: 1260
+            })
+        );
+        assert_eq!(&out[14 + 12..14 + 20], &[XLAT4, SERVER4].concat()[..]);
+        assert_eq!(&out[14 + 28..], &input[14..14 + 548], "the packet as sent");
+        // Without DF, or small enough: translated.
+        for input in [echo4(1290, false), echo4(1260, true)] {
+            let (action, out, _) = x.run_counted(&input);
+            assert_eq!(action, XDP_PASS);
+            assert_eq!(&out[12..14], &[0x86, 0xdd]);
+        }
+    });
 }
