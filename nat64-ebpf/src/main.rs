@@ -249,12 +249,9 @@ fn run4<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
         Ok(Step::IcmpError) if !C::FULL => icmp_error::fit_for_link(ctx)
             .unpack()
             .and_then(|_| link::redirect(cfg, Dir::V4ToV6)),
-        Ok(Step::IcmpError | Step::FragNeeded) if !C::FULL => link::hand_off(
-            cfg,
-            Dir::V4ToV6,
-            Handoff::SlowPath,
-            DropReason::IcmpUntranslatable,
-        ),
+        // Straight into the link too: to a pool4 address the node shares, the kernel would
+        // deliver it to the node rather than route it there.
+        Ok(Step::FragNeeded) if !C::FULL => link::redirect(cfg, Dir::V4ToV6),
         Ok(Step::IcmpError) => icmp_error::v4_to_v6(ctx, cfg).unpack(),
         Ok(Step::FragNeeded) => too_big::frag_needed(ctx, cfg).unpack(),
         // RFC 7915 section 4.5: a UDP datagram without a checksum that is not to get one

@@ -994,6 +994,13 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         "link", "add", "nat64", "type", "veth", "peer", "name", "nat64-dp",
     ]);
     ns.ip(&["link", "set", "nat64", "up"]);
+    // A link of MTU 1280 toward the IPv6 clients, for the case of a DF packet too big for it.
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["link", "set", "r0", "mtu", "1280"]);
+    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
     let mac = ns.mac("nat64");
     ns.run(|| {
         let mut x = shared_pool4("shared hairpin");
@@ -1032,6 +1039,20 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         assert_eq!(action, XDP_TX, "redirected (TC_ACT_REDIRECT)");
         assert_eq!(&out[..6], &mac[..], "to the link's kernel side");
         assert_eq!(out[14 + 8], 59, "one hop taken");
+        // So does one with DF too big for the IPv6 route, which the link answers with
+        // Fragmentation Needed: handed to the kernel, it would be delivered to the node.
+        let mut big = udp4(
+            (SERVER4, 53),
+            ([198, 51, 100, 200], 61010),
+            60,
+            8,
+            &[7; 1300],
+        );
+        big[20] = 0x40; // DF
+        fix_ipv4_checksum(&mut big);
+        let (action, out) = x.run_tc(&big, 0);
+        assert_eq!(action, XDP_TX, "redirected (TC_ACT_REDIRECT)");
+        assert_eq!(&out[..6], &mac[..], "to the link's kernel side");
     });
 }
 
