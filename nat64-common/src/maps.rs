@@ -99,8 +99,13 @@ pub struct Config {
     /// RFC 7915 section 5.1: the IPv4 TOS written when `CONFIG_F_COPY_TOS` is clear.
     pub tos: u8,
     pub _pad: [u8; 1],
+    /// The smallest MTU of the node's interfaces, IPv4 and IPv6 (those that carry IPv6), host
+    /// order; 0: unknown. A translated packet no larger than it fits any route's device, so
+    /// the first-hop MTU lookup (`egress`) is skipped for it. Kept current by the daemon.
+    pub mtu_floor4: u16,
+    pub mtu_floor6: u16,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 80);
+const _: () = assert!(core::mem::size_of::<Config>() == 84);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS. When clear, the
 /// translator writes `Config::tos` instead (Jool's override-tos).
@@ -175,6 +180,8 @@ impl Config {
             shared4: [0; 4],
             tos: 0,
             _pad: [0; 1],
+            mtu_floor4: 0,
+            mtu_floor6: 0,
         }
     }
 }

@@ -156,6 +156,10 @@ pub struct Dataplane {
     /// The translator link's kernel side (ifindex, MAC), where packets the daemon makes enter
     /// the kernel ([`Dataplane::inject`]); set by [`Dataplane::apply`].
     link_side: Option<(u32, [u8; 6])>,
+    /// The MTU floors last written into the configuration (`Config::mtu_floor4` and `6`), and
+    /// the translator link's two ends, which do not count.
+    mtu_floors: (u16, u16),
+    link_names: Vec<String>,
 }
 
 /// Where a program is attached: XDP in a mode, or TC ingress.
@@ -316,6 +320,8 @@ impl Dataplane {
             bindings,
             own4: Vec::new(),
             link_side: None,
+            mtu_floors: (0, 0),
+            link_names: Vec::new(),
         };
         dp.apply(cfg)?;
         Ok(dp)
@@ -390,6 +396,8 @@ impl Dataplane {
             bindings: self.bindings,
             own4: self.own4.clone(),
             link_side: None,
+            mtu_floors: (0, 0),
+            link_names: Vec::new(),
         };
         next.apply(cfg)?;
         // Interface settings are per interface, not per configuration: carry them over.
@@ -488,6 +496,15 @@ impl Dataplane {
         } else {
             self.link_side = None;
         }
+        self.link_names = cfg
+            .translator_link
+            .0
+            .iter()
+            .cloned()
+            .chain(cfg.translator_link.peer())
+            .collect();
+        self.mtu_floors = crate::sys::mtu_floors(&self.link_names);
+        (fast.mtu_floor4, fast.mtu_floor6) = self.mtu_floors;
         let mut link = fast;
         link.flags |= CONFIG_F_ON_LINK;
         array
@@ -497,6 +514,30 @@ impl Dataplane {
             .set(CONFIG_SLOT_FAST_PATH, fast, 0)
             .map_err(map_err("CONFIG"))?;
         self.fill_progs()
+    }
+
+    /// Writes the interfaces' MTU floors into both configuration slots if they changed (an
+    /// interface came, went or changed its MTU): called on every link event, at once, so that
+    /// the first-hop MTU check (`egress.rs`) sees a smaller MTU before traffic meets it.
+    /// Returns the floors when they changed.
+    pub fn refresh_mtu_floors(&mut self) -> Result<Option<(u16, u16)>, DataplaneError> {
+        let floors = crate::sys::mtu_floors(&self.link_names);
+        if floors == self.mtu_floors {
+            return Ok(None);
+        }
+        let mut array: Array<_, nat64_common::maps::Config> = Array::try_from(
+            self.ebpf
+                .map_mut("CONFIG")
+                .ok_or(DataplaneError::Missing("map CONFIG"))?,
+        )
+        .map_err(map_err("CONFIG"))?;
+        for slot in [CONFIG_SLOT_LINK, CONFIG_SLOT_FAST_PATH] {
+            let mut c = array.get(&slot, 0).map_err(map_err("CONFIG"))?;
+            (c.mtu_floor4, c.mtu_floor6) = floors;
+            array.set(slot, c, 0).map_err(map_err("CONFIG"))?;
+        }
+        self.mtu_floors = floors;
+        Ok(Some(floors))
     }
 
     /// Points the dispatchers' program array (`PROGS`) at this object's programs, once its

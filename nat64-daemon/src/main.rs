@@ -953,6 +953,13 @@ async fn wait_for_shutdown(
             }
             _ = resync.tick() => reload.resync(dp, cfg, "periodic").await,
             Some(()) = next_event(&mut events) => {
+                // An interface's MTU counts at once (the first-hop MTU check skips packets
+                // no larger than the smallest); the rest waits for the burst to settle.
+                match dp.refresh_mtu_floors() {
+                    Ok(Some((v4, v6))) => debug!(mtu_floor4 = v4, mtu_floor6 = v6, "interface MTU floors changed"),
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "cannot update the interface MTU floors"),
+                }
                 // A burst of events (a link going away takes its routes with it) is answered
                 // once, shortly after it settles.
                 resync_at = Some(tokio::time::Instant::now() + EVENT_SETTLE);

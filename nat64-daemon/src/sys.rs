@@ -351,3 +351,57 @@ pub fn lookup_batch<K: Copy, V: Copy>(fd: std::os::fd::RawFd) -> Option<Vec<(K, 
         first = false;
     }
 }
+
+/// The names of this network namespace's interfaces (`if_nameindex`, which asks the kernel
+/// over netlink: right in whatever namespace the calling thread is, where `/sys/class/net`
+/// shows the namespace that mounted it).
+pub fn interface_names() -> Vec<String> {
+    let mut out = Vec::new();
+    // SAFETY: if_nameindex returns an array terminated by a zero entry, or null; it is freed
+    // below with if_freenameindex.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return out;
+    }
+    let mut i = 0;
+    loop {
+        // SAFETY: within the array, up to and including its terminating entry.
+        let e = unsafe { &*list.add(i) };
+        if e.if_index == 0 || e.if_name.is_null() {
+            break;
+        }
+        // SAFETY: a NUL-terminated name owned by the array.
+        let name = unsafe { std::ffi::CStr::from_ptr(e.if_name) };
+        out.push(name.to_string_lossy().into_owned());
+        i += 1;
+    }
+    // SAFETY: the array if_nameindex returned, freed once.
+    unsafe { libc::if_freenameindex(list) };
+    out
+}
+
+/// The smallest MTU of this namespace's interfaces, for IPv4 and for IPv6 (only MTUs of 1280
+/// and more: below, a device carries no IPv6), leaving out loopback and `skip` (the
+/// translator link's ends); 0 where none is known, which makes the dataplane check every
+/// packet (`Config::mtu_floor4`).
+pub fn mtu_floors(skip: &[String]) -> (u16, u16) {
+    let (mut v4, mut v6) = (u32::MAX, u32::MAX);
+    for name in interface_names() {
+        if name == "lo" || skip.contains(&name) {
+            continue;
+        }
+        let Ok(m) = mtu(&name) else { continue };
+        v4 = v4.min(m);
+        if m >= 1280 {
+            v6 = v6.min(m);
+        }
+    }
+    let floor = |m: u32| {
+        if m == u32::MAX {
+            0
+        } else {
+            m.min(u16::MAX as u32) as u16
+        }
+    };
+    (floor(v4), floor(v6))
+}

@@ -9,10 +9,14 @@
 //! quoting the packet as sent (RFC 4443 section 3.2), as Jool does from its own route lookup.
 //! Errors from routers further on come back from outside and are translated like any other.
 //!
-//! Only packets over 1260 bytes leave with DF, so the lookup costs nothing to the others.
+//! Only packets over 1260 bytes leave with DF, and only one larger than the smallest MTU of
+//! the node's interfaces (`Config::mtu_floor4`, kept current by the daemon) can be too big for
+//! a device, so the lookup is for those alone: none at all on a node whose interfaces all
+//! carry 1500 bytes. (A route whose own MTU is below its device's is not seen by the floor;
+//! its packets take the kernel's Fragmentation Needed, as before.)
 //!
 //! The other way, an IPv4 packet with DF whose translation is too big for the IPv6 route out
-//! ([`mtu6_if_too_big`], for translations over the IPv6 minimum of 1280 bytes) is answered
+//! ([`mtu6_if_too_big`], for translations over 1280 bytes and `Config::mtu_floor6`) is answered
 //! with Fragmentation Needed from this node (`too_big`), quoting the packet as sent, where the
 //! kernel's Packet Too Big would come back through the link with a quote rebuilt from the
 //! IPv6 packet.

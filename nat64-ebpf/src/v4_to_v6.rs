@@ -259,7 +259,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // RFC 1191's MTU: the route's, 20 bytes less), quoting the packet as sent, as Jool does
     // from its own route lookup. The kernel's Packet Too Big would come back through the link
     // with a quote rebuilt from the IPv6 packet, in which a fragment's DF does not survive.
-    if frag & IPV4_DF != 0 && v6_len > IPV6_MIN_MTU {
+    if frag & IPV4_DF != 0 && v6_len > IPV6_MIN_MTU && v6_len > cfg.mtu_floor6 as usize {
         let mtu = crate::egress::mtu6_if_too_big(ctx, v6_len as u32);
         if mtu != 0 {
             s.ptb_mtu = mtu.saturating_sub(20).to_be_bytes();

@@ -255,7 +255,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // A packet that will leave with DF (RFC 7915 section 5.1) too big for the route out is
     // answered here with Packet Too Big (`egress`), as the IPv4 side's first router would be
     // heard: from this node, quoting the packet as sent.
-    if frag.is_none() && tot_len > DF_THRESHOLD {
+    if frag.is_none() && tot_len > DF_THRESHOLD && tot_len > cfg.mtu_floor4 {
         let mtu = crate::egress::mtu_if_too_big(ctx, u32::from_ne_bytes(src4), tot_len, l4_off, nh);
         if mtu != 0 {
             return packet_too_big(ctx, cfg, nh, l4_off, mtu);

@@ -169,6 +169,50 @@ fn an_ipv4_sender_learns_the_mtu_that_fits_after_translation() {
     assert!(counter(&exit.stdout, answered) >= 1, "{}", exit.stdout);
 }
 
+/// The first-hop MTU check skips packets no larger than the smallest MTU of the node's
+/// interfaces; lowering an interface's MTU while the daemon runs is taken into account at
+/// once (a link event): the IPv6 link of the translator goes down to 1400 bytes and an IPv4
+/// sender is told, with DF, that 1380 bytes fit.
+#[test]
+fn an_mtu_lowered_while_the_daemon_runs_is_heeded_at_once() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    lab.start_daemon();
+    lab.xlat.ip(&["link", "set", "xc", "mtu", "1400"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // 1412 bytes of ICMP payload: a 1440-byte IPv4 packet, 1460 bytes once translated, within
+    // the 1500 bytes the interfaces had at start: only the new floor makes the dataplane look.
+    let out = lab.server4.output(
+        "ping",
+        &[
+            "-n",
+            "-c",
+            "2",
+            "-i",
+            "0.3",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            "1412",
+            &CLIENT6_AS_V4.to_string(),
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("1380"),
+        "no Fragmentation Needed with MTU 1380:\n{text}"
+    );
+    let exit = lab.stop_daemon();
+    let answered = Counter::Generated(nat64_common::Generated::FragmentationNeeded);
+    assert!(counter(&exit.stdout, answered) >= 1, "{}", exit.stdout);
+}
+
 #[test]
 fn path_mtu_discovery_works_across_the_translator() {
     nat64_tests::require_root();

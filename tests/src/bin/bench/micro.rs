@@ -216,6 +216,49 @@ pub fn run(runs: usize) -> (Summary, Vec<Row>) {
             cost: measure_case(&x, &frame, true, runs),
         });
     }
+    // Packets that leave with DF over 1260 bytes (6to4) or translate to over 1280 (4to6) have
+    // the MTU of their route looked up (`egress.rs`) when they are larger than the smallest
+    // MTU of the node's interfaces (`Config::mtu_floor4`/`6`): measured in a namespace whose
+    // routes lead somewhere (1500-byte links), as on a node, with every interface at 1500 (no
+    // lookup), then with another interface at 1280 (the lookup made).
+    let fib = nat64_tests::netns::Netns::new("bench-fib");
+    fib.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    fib.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
+    fib.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
+    fib.ip(&["link", "set", "r0", "up"]);
+    fib.ip(&["link", "set", "r1", "up"]);
+    fib.sysctl("net.ipv4.conf.all.forwarding", "1");
+    fib.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let big = [
+        ("6to4 TCP (1400-byte payload, DF", tcp6(1400)),
+        ("4to6 TCP (1400-byte payload, DF", tcp4(1400)),
+    ];
+    let under = fib.run(|| Loaded::load("bench-mtu-1500", CONFIG));
+    for (case, frame) in &big {
+        let case: &'static str = if case.starts_with("6to4") {
+            "6to4 TCP (1400-byte payload, DF, every interface 1500: no MTU lookup)"
+        } else {
+            "4to6 TCP (1400-byte payload, DF, every interface 1500: no MTU lookup)"
+        };
+        rows.push(Row {
+            case,
+            cost: fib.run(|| measure_case(&under, frame, true, runs)),
+        });
+    }
+    fib.ip(&["link", "add", "s0", "type", "veth", "peer", "name", "s1"]);
+    fib.ip(&["link", "set", "s0", "mtu", "1280"]);
+    let over = fib.run(|| Loaded::load("bench-mtu-1280", CONFIG));
+    for (case, frame) in &big {
+        let case: &'static str = if case.starts_with("6to4") {
+            "6to4 TCP (1400-byte payload, DF, an interface at 1280: the route's MTU looked up)"
+        } else {
+            "4to6 TCP (1400-byte payload, DF, an interface at 1280: the route's MTU looked up)"
+        };
+        rows.push(Row {
+            case,
+            cost: fib.run(|| measure_case(&over, frame, true, runs)),
+        });
+    }
     // Stateful: an established flow both ways, then new flows (each run a new source port:
     // a binding made, an atomic insert in each table).
     let first = udp6(STATEFUL6, 40000, 64);
