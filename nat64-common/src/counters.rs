@@ -281,7 +281,8 @@ impl Generated {
 ///
 /// Layout: translated packets `[dir][proto]`, then translated bytes `[dir]`, then drops
 /// `[dir][reason]`, then hand-offs `[dir][reason]`, then generated ICMP errors `[kind]`, then
-/// packets forwarded from XDP `[dir]`, then errors translated with an RFC 6791 source `[dir]`. [`Counter::index`] is the only place that
+/// packets forwarded from XDP `[dir]`, then errors translated with an RFC 6791 source `[dir]`,
+/// then the errors not sent for the rate limit. [`Counter::index`] is the only place that
 /// knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -296,6 +297,10 @@ pub enum Counter {
     /// ICMP errors translated with an RFC 6791 source, their own having no mapping in the
     /// other family (typically a router's Packet Too Big: path MTU discovery at work).
     Rfc6791(Dir),
+    /// ICMP errors the dataplane would have sent itself but did not: over its rate limit
+    /// (RFC 4443 section 2.4(f), RFC 1812 section 4.3.2.8). The packet is dropped and counted
+    /// under its reason as usual.
+    RateLimited,
 }
 
 const PACKETS_BASE: u32 = 0;
@@ -309,8 +314,10 @@ const FORWARDED_BASE: u32 = GENERATED_BASE + Generated::COUNT;
 
 const RFC6791_BASE: u32 = FORWARDED_BASE + 2;
 
+const RATE_LIMITED: u32 = RFC6791_BASE + 2;
+
 /// Number of slots in the `STATS` map.
-pub const STATS_LEN: u32 = RFC6791_BASE + 2;
+pub const STATS_LEN: u32 = RATE_LIMITED + 1;
 
 impl Counter {
     #[inline(always)]
@@ -323,9 +330,17 @@ impl Counter {
             Counter::Generated(g) => GENERATED_BASE + g as u32,
             Counter::Forwarded(d) => FORWARDED_BASE + d as u32,
             Counter::Rfc6791(d) => RFC6791_BASE + d as u32,
+            Counter::RateLimited => RATE_LIMITED,
         }
     }
 }
+
+/// The rate limit of the ICMP errors the dataplane originates (RFC 4443 section 2.4(f): "MUST
+/// limit the rate"; RFC 1812 section 4.3.2.8 for ICMPv4), per CPU: a token bucket of
+/// `ICMP_ERROR_BURST` errors refilled at `ICMP_ERRORS_PER_SEC`, the kernel's own defaults
+/// (`net.ipv4.icmp_msgs_per_sec`, `icmp_msgs_burst`).
+pub const ICMP_ERRORS_PER_SEC: u64 = 1000;
+pub const ICMP_ERROR_BURST: u64 = 50;
 
 #[cfg(test)]
 mod tests {
@@ -353,6 +368,7 @@ mod tests {
         for g in Generated::ALL {
             v.push(Counter::Generated(g));
         }
+        v.push(Counter::RateLimited);
         v
     }
 

@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
 use prometheus::{
-    Encoder as _, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder as _, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -149,6 +150,12 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
             .inc_by(s.stats.get(Counter::Rfc6791(d)));
     }
     r.register(Box::new(rfc6791))?;
+    let rate_limited = IntCounter::new(
+        "nat64_icmp_errors_rate_limited_total",
+        "ICMP errors the dataplane would have sent itself but did not: over its rate limit (RFC 4443 section 2.4(f)), 1000 a second with bursts of 50 per CPU.",
+    )?;
+    rate_limited.inc_by(s.stats.get(Counter::RateLimited));
+    r.register(Box::new(rate_limited))?;
 
     let attached = IntGauge::new(
         "nat64_attached_programs",

@@ -69,6 +69,16 @@ impl Stats {
                 Counter::Handoff(d, h) => (d, format!("handed off, {}", h.name())),
                 Counter::Forwarded(d) => (d, "forwarded from XDP".to_string()),
                 Counter::Rfc6791(d) => (d, "ICMP errors with an RFC 6791 source".to_string()),
+                Counter::RateLimited => {
+                    let _ = writeln!(
+                        out,
+                        "{:<10} {:<44} {:>14}",
+                        "-",
+                        "ICMP errors not sent, rate limit",
+                        self.get(c)
+                    );
+                    continue;
+                }
                 Counter::Generated(g) => {
                     let _ = writeln!(
                         out,
@@ -123,8 +133,9 @@ impl Stats {
             .map(|&g| (g.name(), self.get(Counter::Generated(g))))
             .collect());
         format!(
-            "{{{},\"icmp_errors_generated\":{generated}}}\n",
-            dirs.join(",")
+            "{{{},\"icmp_errors_generated\":{generated},\"icmp_errors_rate_limited\":{}}}\n",
+            dirs.join(","),
+            self.get(Counter::RateLimited)
         )
     }
 
@@ -161,6 +172,7 @@ pub fn all_counters() -> impl Iterator<Item = Counter> {
                 .chain(std::iter::once(Counter::Rfc6791(d)))
         })
         .chain(Generated::ALL.into_iter().map(Counter::Generated))
+        .chain(std::iter::once(Counter::RateLimited))
 }
 
 /// The series name and labels of a counter, e.g.
@@ -194,6 +206,7 @@ pub fn series(c: Counter) -> String {
             "nat64_icmp_errors_rfc6791_total{{direction=\"{}\"}}",
             d.name()
         ),
+        Counter::RateLimited => "nat64_icmp_errors_rate_limited_total".to_string(),
     }
 }
 

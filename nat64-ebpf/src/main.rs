@@ -44,6 +44,8 @@ mod maps;
 #[cfg(target_arch = "bpf")]
 mod packet;
 #[cfg(target_arch = "bpf")]
+mod ratelimit;
+#[cfg(target_arch = "bpf")]
 mod rfc6791;
 #[cfg(target_arch = "bpf")]
 mod scratch;

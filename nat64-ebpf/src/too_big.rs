@@ -84,6 +84,10 @@ struct Answer {
 
 #[inline(always)]
 fn reply(ctx: &impl Frame, cfg: &Config, a: &Answer) -> Result<u32, DropReason> {
+    // Over the rate limit the packet is dropped, counted under its reason, unanswered.
+    if !crate::ratelimit::allow() {
+        return Err(a.reason);
+    }
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let dst = ip4.src;
     // The error comes from this interface's own address; on the translator link (which has

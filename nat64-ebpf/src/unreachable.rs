@@ -50,6 +50,11 @@ pub fn answer(ctx: &impl Frame, cfg: &Config) -> Packed {
 
 #[inline(always)]
 fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
+    // The packet is counted already (dropped, under its reason); over the rate limit it goes
+    // without an answer.
+    if !crate::ratelimit::allow() {
+        return Ok(aya_ebpf::bindings::xdp_action::XDP_DROP);
+    }
     let s = crate::scratch::get()?;
     // The ICMPv6 header, its checksum filled in last; kept in the scratch slot, not on the
     // stack (this frame is the deepest of its call chain).

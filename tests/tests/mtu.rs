@@ -304,3 +304,39 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
         }
     });
 }
+
+/// The errors the dataplane originates are rate-limited (RFC 4443 section 2.4(f), RFC 1812
+/// section 4.3.2.8): a burst of 50 per CPU, then 1000 a second. A flood of packets to answer
+/// gets the burst answered and the rest dropped unanswered, each counted once as dropped and
+/// the unanswered ones as rate-limited.
+#[test]
+fn the_errors_the_dataplane_sends_are_rate_limited() {
+    let x = load(1300, false, true, false);
+    let input = echo4(1290, true);
+    let before = x.stats();
+    let (mut answered, mut unanswered) = (0u64, 0u64);
+    for _ in 0..300 {
+        let (action, _) = x.run(&input);
+        match action {
+            XDP_TX => answered += 1,
+            XDP_DROP => unanswered += 1,
+            a => panic!("unexpected action {a}"),
+        }
+    }
+    let moved = counter_delta(&before, &x.stats());
+    let get = |c: Counter| moved.iter().find(|(k, _)| *k == c).map_or(0, |(_, v)| *v);
+    assert!(
+        (50..=150).contains(&answered),
+        "{answered} answered: a burst of 50 per CPU, refilled at one a millisecond"
+    );
+    assert_eq!(answered + unanswered, 300);
+    assert_eq!(
+        get(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig)),
+        300
+    );
+    assert_eq!(
+        get(Counter::Generated(Generated::FragmentationNeeded)),
+        answered
+    );
+    assert_eq!(get(Counter::RateLimited), unanswered);
+}
