@@ -50,9 +50,25 @@ pub fn mtu_if_too_big(ctx: &impl Frame, src: u32, tot_len: u16, l4_off: usize, n
         };
         gso + l4_hdr + crate::packet::IPV4_LEN as u32
     };
+    lookup(ctx, AF_INET, src, len)
+}
+
+/// The MTU of the IPv6 route out for the translated packet of `len` bytes to the scratch
+/// slot's `addr6[1]` when it does not fit, else 0 (the other direction's check, for IPv4
+/// packets with DF). Not inlined.
+#[inline(never)]
+pub fn mtu6_if_too_big(ctx: &impl Frame, len: u32) -> u32 {
+    lookup(ctx, AF_INET6, 0, len)
+}
+
+/// Runs [`step`] as the one turn of a `bpf_loop`: verified once, not once per path of
+/// `translate` that reaches it.
+#[inline(always)]
+fn lookup(ctx: &impl Frame, family: u8, src: u32, len: u32) -> u32 {
     let mut l = Lookup {
         ctx: ctx.raw(),
         ifindex: ctx.ifindex(),
+        family: family as u32,
         src,
         tot_len: len,
         mtu: 0,
@@ -70,93 +86,42 @@ pub fn mtu_if_too_big(ctx: &impl Frame, src: u32, tot_len: u16, l4_off: usize, n
     l.mtu
 }
 
-/// The MTU of the IPv6 route out for the translated packet of `len` bytes to the scratch
-/// slot's `addr6[1]` when it does not fit, else 0 (the other direction's check, for IPv4
-/// packets with DF). Not inlined; the lookup runs under `bpf_loop`.
-#[inline(never)]
-pub fn mtu6_if_too_big(ctx: &impl Frame, len: u32) -> u32 {
-    let mut l = Lookup {
-        ctx: ctx.raw(),
-        ifindex: ctx.ifindex(),
-        src: 0,
-        tot_len: len,
-        mtu: 0,
-    };
-    // SAFETY: `step6` reads and writes only `l`, which outlives the call, and the per-CPU FIB
-    // and scratch slots.
-    unsafe {
-        aya_ebpf::helpers::generated::bpf_loop(
-            1,
-            step6 as *mut core::ffi::c_void,
-            &mut l as *mut Lookup as *mut core::ffi::c_void,
-            0,
-        );
-    }
-    l.mtu
-}
-
-/// [`step`] for IPv6: the destination from the scratch slot, no source.
-extern "C" fn step6(_i: u64, c: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `c` is the `Lookup` that `mtu6_if_too_big` passed to `bpf_loop`.
-    let l = unsafe { &mut *(c as *mut Lookup) };
-    let (Some(p), Ok(s)) = (FIB.get_ptr_mut(0), crate::scratch::get()) else {
-        return 1;
-    };
-    // SAFETY: this CPU's slot, private to this packet while the program runs.
-    let p: &mut bpf_fib_lookup = unsafe { &mut *p };
-    p.family = AF_INET6;
-    p.l4_protocol = 0;
-    p.sport = 0;
-    p.dport = 0;
-    p.__bindgen_anon_1.tot_len = l.tot_len as u16;
-    p.__bindgen_anon_2.flowinfo = 0;
-    p.ifindex = l.ifindex;
-    p.__bindgen_anon_3.ipv6_src = [0; 4];
-    p.__bindgen_anon_4.ipv6_dst = crate::packet::addr_words(&s.addr6[1]);
-    // SAFETY: helper call with the context and a map value of the size given.
-    let rc = unsafe {
-        fib_lookup(
-            l.ctx,
-            p as *mut bpf_fib_lookup,
-            core::mem::size_of::<bpf_fib_lookup>() as i32,
-            BPF_FIB_LOOKUP_SKIP_NEIGH,
-        )
-    } as u32;
-    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED {
-        // SAFETY: the union holds the MTU after a FRAG_NEEDED answer.
-        l.mtu = unsafe { p.__bindgen_anon_1.mtu_result } as u32;
-    }
-    1
-}
-
 #[repr(C)]
 struct Lookup {
     ctx: *mut core::ffi::c_void,
     ifindex: u32,
+    family: u32,
+    /// IPv4: the source, network order (IPv6 looks up without one).
     src: u32,
     tot_len: u32,
     mtu: u32,
 }
 
 /// One forwarding lookup from the receiving interface with the packet's length, as the
-/// kernel's will be: `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries the MTU that refused it.
+/// kernel's will be, to the scratch slot's destination (`remote4` for IPv4, `addr6[1]` for
+/// IPv6): `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries the MTU that refused it.
 extern "C" fn step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `c` is the `Lookup` that `mtu_if_too_big` passed to `bpf_loop`.
+    // SAFETY: `c` is the `Lookup` that `lookup` passed to `bpf_loop`.
     let l = unsafe { &mut *(c as *mut Lookup) };
     let (Some(p), Ok(s)) = (FIB.get_ptr_mut(0), crate::scratch::get()) else {
         return 1;
     };
     // SAFETY: this CPU's slot, private to this packet while the program runs.
     let p: &mut bpf_fib_lookup = unsafe { &mut *p };
-    p.family = AF_INET;
+    p.family = l.family as u8;
     p.l4_protocol = 0;
     p.sport = 0;
     p.dport = 0;
     p.__bindgen_anon_1.tot_len = l.tot_len as u16;
-    p.__bindgen_anon_2.tos = 0;
+    p.__bindgen_anon_2.flowinfo = 0;
     p.ifindex = l.ifindex;
-    p.__bindgen_anon_3.ipv4_src = l.src;
-    p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(s.remote4);
+    if l.family as u8 == AF_INET {
+        p.__bindgen_anon_3.ipv4_src = l.src;
+        p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(s.remote4);
+    } else {
+        p.__bindgen_anon_3.ipv6_src = [0; 4];
+        p.__bindgen_anon_4.ipv6_dst = crate::packet::addr_words(&s.addr6[1]);
+    }
     // SAFETY: helper call with the context and a map value of the size given.
     let rc = unsafe {
         fib_lookup(

@@ -107,16 +107,9 @@ fn the_translator_answers_time_exceeded_for_packets_expiring_on_it() {
     }
 }
 
-/// An IPv4 host sending with DF a packet that would outgrow the IPv6 MTU once translated is
-/// told Fragmentation Needed by the translator (from its own address) and adapts. The
-/// dataplane asks the FIB for the IPv6 route's MTU and answers itself, the route's MTU less 20
-/// (RFC 7915 section 4.1, RFC 1191), quoting the packet as sent.
-#[test]
-fn an_ipv4_sender_learns_the_mtu_that_fits_after_translation() {
-    nat64_tests::require_root();
-    let mut lab = Lab::new(LabOptions::default());
-    lab.start_daemon();
-    // 1472 bytes of ICMP payload: a 1500-byte IPv4 packet, 1520 bytes once translated.
+/// Two pings with DF and `size` bytes of payload from the IPv4 server to the client's alias:
+/// what ping printed (Fragmentation Needed shows as the MTU it carries).
+fn ping_with_df(lab: &Lab, size: u32) -> String {
     let out = lab.server4.output(
         "ping",
         &[
@@ -130,15 +123,28 @@ fn an_ipv4_sender_learns_the_mtu_that_fits_after_translation() {
             "-M",
             "do",
             "-s",
-            "1472",
+            &size.to_string(),
             &CLIENT6_AS_V4.to_string(),
         ],
     );
-    let text = format!(
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    )
+}
+
+/// An IPv4 host sending with DF a packet that would outgrow the IPv6 MTU once translated is
+/// told Fragmentation Needed by the translator (from its own address) and adapts. The
+/// dataplane asks the FIB for the IPv6 route's MTU and answers itself, the route's MTU less 20
+/// (RFC 7915 section 4.1, RFC 1191), quoting the packet as sent.
+#[test]
+fn an_ipv4_sender_learns_the_mtu_that_fits_after_translation() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    lab.start_daemon();
+    // 1472 bytes of ICMP payload: a 1500-byte IPv4 packet, 1520 bytes once translated.
+    let text = ping_with_df(&lab, 1472);
     assert!(
         text.contains("1480"),
         "no Fragmentation Needed with MTU 1480:\n{text}"
@@ -182,28 +188,7 @@ fn an_mtu_lowered_while_the_daemon_runs_is_heeded_at_once() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     // 1412 bytes of ICMP payload: a 1440-byte IPv4 packet, 1460 bytes once translated, within
     // the 1500 bytes the interfaces had at start: only the new floor makes the dataplane look.
-    let out = lab.server4.output(
-        "ping",
-        &[
-            "-n",
-            "-c",
-            "2",
-            "-i",
-            "0.3",
-            "-W",
-            "1",
-            "-M",
-            "do",
-            "-s",
-            "1412",
-            &CLIENT6_AS_V4.to_string(),
-        ],
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = ping_with_df(&lab, 1412);
     assert!(
         text.contains("1380"),
         "no Fragmentation Needed with MTU 1380:\n{text}"
