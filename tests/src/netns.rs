@@ -40,6 +40,24 @@ impl Netns {
         run_ok(Command::new("ip").arg("-n").arg(&self.name).args(args));
     }
 
+    /// A veth pair `name`/`peer` in the namespace, both ends up: `name` with `mtu` (if given)
+    /// and `addrs` (IPv6 ones without duplicate address detection, usable at once).
+    pub fn veth(&self, name: &str, peer: &str, mtu: Option<u32>, addrs: &[&str]) {
+        self.ip(&["link", "add", name, "type", "veth", "peer", "name", peer]);
+        if let Some(m) = mtu {
+            self.ip(&["link", "set", name, "mtu", &m.to_string()]);
+        }
+        for a in addrs {
+            let mut args = vec!["addr", "add", a, "dev", name];
+            if a.contains(':') {
+                args.push("nodad");
+            }
+            self.ip(&args);
+        }
+        self.ip(&["link", "set", name, "up"]);
+        self.ip(&["link", "set", peer, "up"]);
+    }
+
     /// The MAC address of interface `dev` in the namespace (`ip -br link show`).
     pub fn mac(&self, dev: &str) -> [u8; 6] {
         let out = self.output("ip", &["-br", "link", "show", dev]);

@@ -267,11 +267,7 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
 fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
     nat64_tests::require_root();
     let ns = nat64_tests::netns::Netns::new("route-mtu");
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["link", "set", "r0", "mtu", "1280"]);
-    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
-    ns.ip(&["link", "set", "r0", "up"]);
-    ns.ip(&["link", "set", "r1", "up"]);
+    ns.veth("r0", "r1", Some(1280), &["2001:db8:6::1/64"]);
     // The kernel's IPv6 FIB lookup for a received packet needs forwarding on, as on a node.
     ns.sysctl("net.ipv6.conf.all.forwarding", "1");
     ns.run(|| {

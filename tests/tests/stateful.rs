@@ -995,11 +995,7 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
     ]);
     ns.ip(&["link", "set", "nat64", "up"]);
     // A link of MTU 1280 toward the IPv6 clients, for the case of a DF packet too big for it.
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["link", "set", "r0", "mtu", "1280"]);
-    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
-    ns.ip(&["link", "set", "r0", "up"]);
-    ns.ip(&["link", "set", "r1", "up"]);
+    ns.veth("r0", "r1", Some(1280), &["2001:db8:6::1/64"]);
     ns.sysctl("net.ipv6.conf.all.forwarding", "1");
     let mac = ns.mac("nat64");
     ns.run(|| {
@@ -1066,16 +1062,9 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
 fn a_packet_too_big_for_the_way_out_from_a_shared_address_is_answered_with_packet_too_big() {
     nat64_tests::require_root();
     let ns = nat64_tests::netns::Netns::new("shared-mtu");
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["link", "set", "r0", "mtu", "1000"]);
-    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
-    ns.ip(&["link", "set", "r0", "up"]);
-    ns.ip(&["link", "set", "r1", "up"]);
+    ns.veth("r0", "r1", Some(1000), &["192.0.2.1/24"]);
     // The IPv6 side on a link of its own (IPv6 needs an MTU of 1280).
-    ns.ip(&["link", "add", "s0", "type", "veth", "peer", "name", "s1"]);
-    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "s0", "nodad"]);
-    ns.ip(&["link", "set", "s0", "up"]);
-    ns.ip(&["link", "set", "s1", "up"]);
+    ns.veth("s0", "s1", None, &["2001:db8:6::1/64"]);
     ns.sysctl("net.ipv4.conf.all.forwarding", "1");
     ns.sysctl("net.ipv6.conf.all.forwarding", "1");
     let node6: [u8; 16] = "2001:db8:6::1"

@@ -222,11 +222,7 @@ pub fn run(runs: usize) -> (Summary, Vec<Row>) {
     // routes lead somewhere (1500-byte links), as on a node, with every interface at 1500 (no
     // lookup), then with another interface at 1280 (the lookup made).
     let fib = nat64_tests::netns::Netns::new("bench-fib");
-    fib.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    fib.ip(&["addr", "add", "192.0.2.1/24", "dev", "r0"]);
-    fib.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
-    fib.ip(&["link", "set", "r0", "up"]);
-    fib.ip(&["link", "set", "r1", "up"]);
+    fib.veth("r0", "r1", None, &["192.0.2.1/24", "2001:db8:6::1/64"]);
     fib.sysctl("net.ipv4.conf.all.forwarding", "1");
     fib.sysctl("net.ipv6.conf.all.forwarding", "1");
     let big = [
@@ -245,8 +241,7 @@ pub fn run(runs: usize) -> (Summary, Vec<Row>) {
             cost: fib.run(|| measure_case(&under, frame, true, runs)),
         });
     }
-    fib.ip(&["link", "add", "s0", "type", "veth", "peer", "name", "s1"]);
-    fib.ip(&["link", "set", "s0", "mtu", "1280"]);
+    fib.veth("s0", "s1", Some(1280), &[]);
     let over = fib.run(|| Loaded::load("bench-mtu-1280", CONFIG));
     for (case, frame) in &big {
         let case: &'static str = if case.starts_with("6to4") {
