@@ -114,7 +114,9 @@ pub enum DropReason {
     /// REQ-4); its new flows are refused, its existing ones and everyone else's go on.
     ClientLimit = 16,
     /// Stateful NAT64: the binding table is full (`max_bindings`), so no binding could be made
-    /// for a new flow; as with [`DropReason::PoolExhausted`], nothing is evicted for it.
+    /// for a new flow, or the session table is (`max_sessions`), so no session could be made
+    /// for a new remote endpoint; as with [`DropReason::PoolExhausted`], nothing is evicted
+    /// for it.
     TableFull = 17,
     /// An ICMPv6 error whose checksum is wrong: RFC 7915 section 5.2 has the translator check
     /// it before translating (the translation updates the checksum incrementally, which would
@@ -132,11 +134,16 @@ pub enum DropReason {
     /// Unreachable. A repeated SYN, or one that finds the table of held SYNs full, is only
     /// dropped.
     UnsolicitedSyn = 20,
+    /// Stateful NAT64: refused by the filtering policy (RFC 6146 section 3.5, RFC 4787
+    /// section 5). With `filtering = "address-dependent"`, an IPv4 packet on a binding from an
+    /// address its IPv6 client has not sent to (a TCP SYN from one is held instead, as
+    /// `unsolicited_syn`); with `drop_external_tcp`, an IPv4 host's SYN on a dynamic binding.
+    Filtered = 21,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 21;
-    pub const ALL: [DropReason; 21] = [
+    pub const COUNT: u32 = 22;
+    pub const ALL: [DropReason; 22] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -158,6 +165,7 @@ impl DropReason {
         DropReason::BadChecksum,
         DropReason::BadFragment,
         DropReason::UnsolicitedSyn,
+        DropReason::Filtered,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -183,6 +191,7 @@ impl DropReason {
             DropReason::BadChecksum => "bad_checksum",
             DropReason::BadFragment => "bad_fragment",
             DropReason::UnsolicitedSyn => "unsolicited_syn",
+            DropReason::Filtered => "filtered",
         }
     }
 }

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 18;
+pub const LAYOUT_VERSION: u32 = 19;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -159,6 +159,17 @@ pub const CONFIG_F2_POOL6_WKP: u8 = 1 << 3;
 /// (Jool's zeroize-traffic-class).
 pub const CONFIG_F2_TC_ZERO: u8 = 1 << 4;
 
+/// Stateful NAT64: address-dependent filtering (RFC 4787 section 5, RFC 6146 section 3.5):
+/// an IPv4 packet on a binding makes a session only if it comes from an address the binding's
+/// client has sent to (the `PEERS` map). Clear: endpoint-independent filtering, the RFC's
+/// recommendation for transparency (RFC 4787 REQ-8, RFC 5382 REQ-3).
+pub const CONFIG_F2_ADF: u8 = 1 << 5;
+
+/// Stateful NAT64: IPv4 hosts may not open TCP connections on dynamic bindings (RFC 6146
+/// section 3.5.2.2, "the security policy requires silently dropping externally initiated TCP
+/// connections"); static bindings still accept them. Jool's drop-externally-initiated-tcp.
+pub const CONFIG_F2_DROP_EXTERNAL_TCP: u8 = 1 << 6;
+
 impl Config {
     pub const fn disabled() -> Self {
         Self {
@@ -267,5 +278,8 @@ mod pod {
     unsafe impl aya::Pod for crate::state::Bib6Value {}
     unsafe impl aya::Pod for crate::state::Bib4Value {}
     unsafe impl aya::Pod for crate::state::SynKey {}
+    unsafe impl aya::Pod for crate::state::SessionKey {}
+    unsafe impl aya::Pod for crate::state::SessionValue {}
+    unsafe impl aya::Pod for crate::state::PeerKey {}
     unsafe impl aya::Pod for crate::state::HeldSyn {}
 }

@@ -4,9 +4,12 @@
 //! A binding ties an IPv6 transport address (address, port or ICMP identifier, protocol) to an
 //! IPv4 one from pool4. It lives in two hash maps, one keyed by each side, created together by
 //! the dataplane on the first outbound packet and removed together by the daemon's sweeper.
-//! Mapping and filtering are endpoint-independent (RFC 6146 section 3.5.1, RFC 4787 REQ-1 and
-//! REQ-8 / RFC 5382 REQ-1 and REQ-3): one IPv6 transport address keeps one IPv4 transport
-//! address while its binding lives, and any IPv4 host may reach it through that address.
+//! Mapping is endpoint-independent (RFC 6146 section 3.5.1, RFC 4787 REQ-1, RFC 5382 REQ-1):
+//! one IPv6 transport address keeps one IPv4 transport address while its binding lives. Each
+//! remote IPv4 endpoint a binding talks to has a session of its own (RFC 6146 section 3.5),
+//! with its TCP state and timer; filtering (who may make a session from the IPv4 side) is
+//! endpoint-independent by default (RFC 4787 REQ-8, RFC 5382 REQ-3), address-dependent as an
+//! option.
 
 /// Transport protocols with bindings, as used in the keys (IANA numbers; ICMP is stored as
 /// ICMPv4, whose identifier stands in for a port).
@@ -106,6 +109,71 @@ pub struct HeldSyn {
 }
 const _: () = assert!(core::mem::size_of::<HeldSyn>() == 16 + HELD_SYN_BYTES);
 
+/// Key of the session table (RFC 6146 section 3.5): a binding, by its pool4 transport
+/// address, and one remote IPv4 endpoint it talks to. The remote's IPv6 representation is
+/// its RFC 6052 address under pool6 (or its EAM), so the IPv4 endpoint names it on both
+/// sides. ICMP query sessions have no remote port (section 3.5.3 keys them by the identifier,
+/// which is the binding's): `remote_port` is zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    pub addr4: [u8; 4],
+    /// Network byte order.
+    pub port4: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+    pub remote4: [u8; 4],
+    /// Network byte order.
+    pub remote_port: [u8; 2],
+    pub _pad2: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<SessionKey>() == 16);
+
+impl SessionKey {
+    /// The key of the binding-side map (`BIB4`) of the session's binding.
+    pub const fn bib4(&self) -> Bib4Key {
+        Bib4Key {
+            addr4: self.addr4,
+            port4: self.port4,
+            proto: self.proto,
+            _pad: 0,
+        }
+    }
+}
+
+/// Value of the session table: the TCP state machine of RFC 6146 section 3.5.2.2, one
+/// `TCP_*` state per side ([`tcp_next`], [`tcp_lifetime`]), and when the session last carried
+/// a packet either way. UDP and ICMP sessions only have the time (sections 3.5.1 and 3.5.3).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionValue {
+    pub tcp6: u8,
+    pub tcp4: u8,
+    pub _pad: [u8; 6],
+    /// `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC) of the last packet.
+    pub last_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<SessionValue>() == 16);
+
+/// Key of the peer table, kept only with address-dependent filtering (RFC 4787 section 5,
+/// RFC 6146 section 3.5.1.2): a binding and an IPv4 address its client has sent to. An IPv4
+/// packet on the binding from that address (from any port) may make a session; one from
+/// another address may not. Its value is when a session last named the peer (the sweeper
+/// removes peers with no session left).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerKey {
+    pub addr4: [u8; 4],
+    pub port4: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+    pub remote4: [u8; 4],
+}
+const _: () = assert!(core::mem::size_of::<PeerKey>() == 12);
+
+/// Default size of the session table: two remote endpoints per binding on average.
+pub const SESSION_DEFAULT_MAX_ENTRIES: u32 = 2 * BIB_DEFAULT_MAX_ENTRIES;
+
 /// Value of the IPv6-side map: the IPv4 transport address, and when the binding was last used
 /// from the IPv6 side.
 #[repr(C)]
@@ -113,7 +181,8 @@ const _: () = assert!(core::mem::size_of::<HeldSyn>() == 16 + HELD_SYN_BYTES);
 pub struct Bib6Value {
     pub addr4: [u8; 4],
     pub port4: [u8; 2],
-    /// `TCP_*` state seen from the IPv6 side (0 for UDP and ICMP).
+    /// The `TCP_*` state of the IPv6 side's first segment when the dataplane made the binding
+    /// (a SYN: `TCP_SYN`); TCP state proper is the sessions' ([`SessionValue`]).
     pub tcp: u8,
     /// `BIB_F_*`.
     pub flags: u8,
@@ -129,7 +198,7 @@ const _: () = assert!(core::mem::size_of::<Bib6Value>() == 16);
 pub struct Bib4Value {
     pub addr6: [u8; 16],
     pub port6: [u8; 2],
-    /// `TCP_*` state seen from the IPv4 side.
+    /// Unused (0): TCP state is the sessions' ([`SessionValue`]).
     pub tcp: u8,
     pub flags: u8,
     pub _pad: [u8; 4],
@@ -155,7 +224,7 @@ pub const fn client_key(addr6: &[u8; 16]) -> [u8; 8] {
     ]
 }
 
-/// TCP tracking per side, the RFC 6146 section 3.5.2 state machine folded onto the binding:
+/// TCP tracking per side, the RFC 6146 section 3.5.2 state machine of a session:
 /// each side records how far it has gone (a SYN opens, an ACK after that establishes, a FIN
 /// closes its half, a RST ends it), and the lifetime follows from both sides
 /// ([`tcp_lifetime`]): the transitory timeout while opening, after a RST and once both halves

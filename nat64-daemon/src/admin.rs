@@ -9,7 +9,9 @@
 //! - `bindings [protocol tcp|udp|icmp] [address ADDR]`: the bindings, one per line;
 //! - `bindings-add PROTO [IPV6]:PORT IPV4:PORT`: a static binding;
 //! - `bindings-remove PROTO [IPV6]:PORT`: removes a binding (static or dynamic);
-//! - `bindings-flush`: removes every dynamic binding;
+//! - `bindings-flush`: removes every dynamic binding (and their sessions);
+//! - `sessions [protocol tcp|udp|icmp] [address ADDR]`: the sessions (RFC 6146 section 3.5),
+//!   one per line; the address is the pool4 address or the remote one;
 //! - `stats`, `stats-json`: the counters, as a table or as JSON;
 //! - `config`: the running configuration as TOML;
 //! - `eam`, `eam-add IPV6/LEN IPV4/LEN`, `eam-remove IPV6/LEN`: the explicit address mappings
@@ -178,27 +180,27 @@ fn answer(line: &str, dp: &mut Dataplane, cfg: &mut Config) -> Result<String, St
         }
         ["bindings", rest @ ..] => {
             stateful()?;
-            let (mut proto, mut addr) = (None, None);
-            let mut it = rest.iter();
-            while let Some(w) = it.next() {
-                let v = it.next().ok_or_else(|| format!("{w}: value missing"))?;
-                match *w {
-                    "protocol" => proto = Some(v.parse::<Protocol>()?),
-                    "address" => {
-                        addr = Some(
-                            v.parse::<IpAddr>()
-                                .map_err(|e| format!("address {v:?}: {e}"))?,
-                        )
-                    }
-                    other => return Err(format!("unknown filter {other:?}")),
-                }
-            }
+            let (proto, addr) = filters(rest)?;
             let tables = dp.bindings().map_err(|e| e.to_string())?;
             let now = crate::bindings::now_ns();
             let mut out = String::new();
             for b in tables.list(MAX_LISTED) {
                 if b.matches(proto, addr) {
                     out.push_str(&b.describe(now));
+                    out.push('\n');
+                }
+            }
+            Ok(out)
+        }
+        ["sessions", rest @ ..] => {
+            stateful()?;
+            let (proto, addr) = filters(rest)?;
+            let tables = dp.bindings().map_err(|e| e.to_string())?;
+            let now = crate::bindings::now_ns();
+            let mut out = String::new();
+            for s in tables.list_sessions(MAX_LISTED) {
+                if s.matches(proto, addr) {
+                    out.push_str(&s.describe(now));
                     out.push('\n');
                 }
             }
@@ -233,4 +235,24 @@ fn answer(line: &str, dp: &mut Dataplane, cfg: &mut Config) -> Result<String, St
         }
         _ => Err(format!("unknown request {line:?}")),
     }
+}
+
+/// The `protocol P` and `address A` filters of a listing request, each optional.
+fn filters(words: &[&str]) -> Result<(Option<Protocol>, Option<IpAddr>), String> {
+    let (mut proto, mut addr) = (None, None);
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{w}: value missing"))?;
+        match *w {
+            "protocol" => proto = Some(v.parse::<Protocol>()?),
+            "address" => {
+                addr = Some(
+                    v.parse::<IpAddr>()
+                        .map_err(|e| format!("address {v:?}: {e}"))?,
+                )
+            }
+            other => return Err(format!("unknown filter {other:?}")),
+        }
+    }
+    Ok((proto, addr))
 }

@@ -1,5 +1,7 @@
-//! Stateful NAT64 bindings from the daemon's side: expiring them (RFC 6146 section 3.5 timers)
-//! and reporting what is in use. The dataplane creates bindings; only the daemon removes them.
+//! Stateful NAT64 bindings and sessions from the daemon's side: expiring them (RFC 6146
+//! section 3.5 timers) and reporting what is in use. The dataplane creates both; only the
+//! daemon removes them. A session (a binding and one remote IPv4 endpoint) lives by its own
+//! timer and TCP state; a binding lives while one of its sessions does.
 
 use std::{
     fmt::Write as _,
@@ -10,7 +12,7 @@ use std::{
 use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
     BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
-    TcpLifetime, client_key, tcp_established, tcp_lifetime,
+    PeerKey, SessionKey, SessionValue, TcpLifetime, client_key, tcp_established, tcp_lifetime,
 };
 
 use crate::config::Stateful;
@@ -22,6 +24,79 @@ pub struct Tables<'a> {
     pub bib6: HashMap<&'a mut MapData, Bib6Key, Bib6Value>,
     pub bib4: HashMap<&'a mut MapData, Bib4Key, Bib4Value>,
     pub clients: HashMap<&'a mut MapData, [u8; 8], u64>,
+    /// The session table and its descriptor (for batch lookups), and the peers of
+    /// address-dependent filtering.
+    pub session_fd: Option<std::os::fd::RawFd>,
+    pub sessions: HashMap<&'a mut MapData, SessionKey, SessionValue>,
+    pub peers: HashMap<&'a mut MapData, PeerKey, u64>,
+}
+
+/// One session (RFC 6146 section 3.5): a binding's pool4 transport address and a remote IPv4
+/// endpoint, with its TCP state and last use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub key: SessionKey,
+    pub value: SessionValue,
+}
+
+impl Session {
+    /// How long it lives after its last packet: the TCP state machine's timer (RFC 6146
+    /// section 3.5.2.2), the UDP one (3.5.1) or the ICMP query one (3.5.3).
+    pub fn lifetime(&self, st: &Stateful) -> Duration {
+        let secs = match self.key.proto {
+            BIB_TCP => match tcp_lifetime(self.value.tcp6, self.value.tcp4) {
+                TcpLifetime::Established => st.tcp_established_timeout_secs,
+                TcpLifetime::Transitory => st.tcp_transitory_timeout_secs,
+            },
+            BIB_ICMP => st.icmp_timeout_secs,
+            _ => st.udp_timeout_secs,
+        };
+        Duration::from_secs(secs)
+    }
+
+    /// Whether `proto` (if given) and `addr` (if given: the pool4 address or the remote one)
+    /// match.
+    pub fn matches(&self, proto: Option<Protocol>, addr: Option<IpAddr>) -> bool {
+        proto.is_none_or(|p| p.number() == self.key.proto)
+            && addr.is_none_or(|a| match a {
+                IpAddr::V6(_) => false,
+                IpAddr::V4(a) => a.octets() == self.key.addr4 || a.octets() == self.key.remote4,
+            })
+    }
+
+    /// The peer entry (address-dependent filtering) the session keeps alive.
+    fn peer(&self) -> PeerKey {
+        PeerKey {
+            addr4: self.key.addr4,
+            port4: self.key.port4,
+            proto: self.key.proto,
+            _pad: 0,
+            remote4: self.key.remote4,
+        }
+    }
+
+    /// One line for people: protocol, the binding's pool4 side, the remote endpoint, idle
+    /// time and TCP state.
+    pub fn describe(&self, now_ns: u64) -> String {
+        let proto = Protocol::from_number(self.key.proto).map_or("?", |p| p.name());
+        let v4 = SocketAddrV4::new(self.key.addr4.into(), u16::from_be_bytes(self.key.port4));
+        let remote = SocketAddrV4::new(
+            self.key.remote4.into(),
+            u16::from_be_bytes(self.key.remote_port),
+        );
+        let idle = now_ns.saturating_sub(self.value.last_ns) / 1_000_000_000;
+        let mut line = format!("{proto} {v4} {remote} idle {idle}s");
+        if self.key.proto == BIB_TCP {
+            let (a, b) = (self.value.tcp6, self.value.tcp4);
+            let state = match tcp_lifetime(a, b) {
+                TcpLifetime::Established if tcp_established(a, b) => "established",
+                TcpLifetime::Established => "half-closed",
+                TcpLifetime::Transitory => "transitory",
+            };
+            let _ = write!(line, " {state}");
+        }
+        line
+    }
 }
 
 /// One binding as both tables describe it.
@@ -48,13 +123,13 @@ impl Binding {
         }
     }
 
-    /// How long it lives after its last packet.
+    /// How long it lives after its last packet once no session of it is left: the shortest
+    /// lifetime a session of its protocol can have (a binding whose sessions all ended goes
+    /// with the last of them; this only bounds one whose session never came, the table being
+    /// full, or that the sweeper saw in the instant between the two inserts).
     pub fn lifetime(&self, st: &Stateful) -> Duration {
         let secs = match self.key6.proto {
-            BIB_TCP => match tcp_lifetime(self.v6.tcp, self.v4.map_or(0, |v| v.tcp)) {
-                TcpLifetime::Established => st.tcp_established_timeout_secs,
-                TcpLifetime::Transitory => st.tcp_transitory_timeout_secs,
-            },
+            BIB_TCP => st.tcp_transitory_timeout_secs,
             BIB_ICMP => st.icmp_timeout_secs,
             _ => st.udp_timeout_secs,
         };
@@ -140,6 +215,9 @@ pub struct Sweep {
     pub live: Usage,
     /// Bindings that expired in this pass.
     pub expired: u64,
+    /// Sessions still alive, by protocol (after the sweep), and those that expired in it.
+    pub sessions: Usage,
+    pub sessions_expired: u64,
     /// Ports still held down after their binding expired (RFC 6888 REQ-8).
     pub held: u64,
     /// Held ports released in this pass.
@@ -192,15 +270,6 @@ impl Binding {
         } else {
             let idle = now_ns.saturating_sub(self.last_ns()) / 1_000_000_000;
             let _ = write!(line, " idle {idle}s");
-        }
-        if self.key6.proto == BIB_TCP {
-            let v4tcp = self.v4.map_or(0, |v| v.tcp);
-            let state = match tcp_lifetime(self.v6.tcp, v4tcp) {
-                TcpLifetime::Established if tcp_established(self.v6.tcp, v4tcp) => "established",
-                TcpLifetime::Established => "half-closed",
-                TcpLifetime::Transitory => "transitory",
-            };
-            let _ = write!(line, " {state}");
         }
         line
     }
@@ -314,7 +383,43 @@ impl Tables<'_> {
             }
             n += 1;
         }
+        // Their sessions with them (those of static bindings stay).
+        for sess in self.list_sessions(usize::MAX) {
+            let is_static = self
+                .bib4
+                .get(&sess.key.bib4(), 0)
+                .is_ok_and(|v| v.flags & BIB_F_STATIC != 0);
+            if !is_static {
+                self.remove_session(&sess);
+            }
+        }
         Ok(n)
+    }
+
+    /// Every session, at most `limit` of them (batch lookups where the kernel has them).
+    pub fn list_sessions(&self, limit: usize) -> Vec<Session> {
+        if let Some(v) = self
+            .session_fd
+            .and_then(crate::sys::lookup_batch::<SessionKey, SessionValue>)
+        {
+            return v
+                .into_iter()
+                .take(limit)
+                .map(|(key, value)| Session { key, value })
+                .collect();
+        }
+        self.sessions
+            .iter()
+            .filter_map(Result::ok)
+            .take(limit)
+            .map(|(key, value)| Session { key, value })
+            .collect()
+    }
+
+    /// Removes a session; its peer entry (address-dependent filtering), if no other session
+    /// names it, goes with the next sweep.
+    fn remove_session(&mut self, sess: &Session) {
+        let _ = self.sessions.remove(&sess.key);
     }
 
     /// Removes the binding of `v6` (static or not), both halves.
@@ -337,9 +442,15 @@ impl Tables<'_> {
             _pad: 0,
         };
         match self.bib4.remove(&key4) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e.into()),
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(e.into()),
         }
+        for sess in self.list_sessions(usize::MAX) {
+            if sess.key.bib4() == key4 {
+                self.remove_session(&sess);
+            }
+        }
+        Ok(())
     }
 
     /// Every binding, at most `limit` of them. Both tables are read with batch lookups (a few
@@ -371,10 +482,17 @@ impl Tables<'_> {
         out
     }
 
-    /// Expires the bindings idle for longer than their lifetime at `now_ns` (static ones never
-    /// expire), looking at no more than `budget` of them (bounded work per pass); releases
-    /// the ports held down for longer than `hold_down`; and recounts the bindings of each
-    /// /64 for the per-client limit.
+    /// Expires the sessions idle for longer than their lifetime at `now_ns` (RFC 6146
+    /// section 3.5 timers, per session), then the bindings with no session left (static ones
+    /// never expire), looking at no more than `budget` bindings (bounded work per pass) and
+    /// `st.session_capacity()` sessions; releases the ports held down for longer than
+    /// `hold_down`; removes the peers (address-dependent filtering) no session names; and
+    /// recounts the bindings of each /64 for the per-client limit.
+    ///
+    /// The bindings are read before the sessions: the dataplane makes a binding before its
+    /// session, so a binding this pass sees has its session in the session read, and is not
+    /// taken for one without. A binding without a live session goes only once it is also idle
+    /// for [`Binding::lifetime`] (a session refused for a full table leaves one behind).
     ///
     /// An expired binding's IPv6 side goes first, so that a packet racing the removal makes a
     /// new binding rather than reviving a half-removed one. Its IPv4 side stays, marked held
@@ -385,10 +503,50 @@ impl Tables<'_> {
         let hold_down = Duration::from_secs(st.port_hold_down_secs).as_nanos() as u64;
         let mut out = Sweep::default();
         let mut per_client: std::collections::HashMap<[u8; 8], u64> = Default::default();
-        for b in self.list(budget) {
+        let bindings = self.list(budget);
+        let mut live_bindings = std::collections::HashSet::new();
+        let mut live_peers = std::collections::HashSet::new();
+        for sess in self.list_sessions(st.session_capacity() as usize) {
+            let idle = now_ns.saturating_sub(sess.value.last_ns);
+            if idle <= sess.lifetime(st).as_nanos() as u64 {
+                live_bindings.insert(sess.key.bib4());
+                live_peers.insert(sess.peer());
+                match sess.key.proto {
+                    BIB_TCP => out.sessions.tcp += 1,
+                    BIB_UDP => out.sessions.udp += 1,
+                    _ => out.sessions.icmp += 1,
+                }
+                continue;
+            }
+            match self.sessions.remove(&sess.key) {
+                Ok(()) | Err(MapError::KeyNotFound) => out.sessions_expired += 1,
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+                {
+                    out.sessions_expired += 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Peers no live session names, older than this pass (one the dataplane adds from
+        // now on is left for the next).
+        let stale: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, since)| *since < now_ns && !live_peers.contains(k))
+            .map(|(k, _)| k)
+            .collect();
+        for k in stale {
+            let _ = self.peers.remove(&k);
+        }
+        for b in bindings {
             let idle = now_ns.saturating_sub(b.last_ns());
             let is_static = b.v6.flags & BIB_F_STATIC != 0;
-            if is_static || idle <= b.lifetime(st).as_nanos() as u64 {
+            if is_static
+                || live_bindings.contains(&b.key4())
+                || idle <= b.lifetime(st).as_nanos() as u64
+            {
                 match b.key6.proto {
                     BIB_TCP => out.live.tcp += 1,
                     BIB_UDP => out.live.udp += 1,

@@ -341,6 +341,20 @@ pub struct Stateful {
     /// Size of each binding table (IPv6 side and IPv4 side); a full table refuses new flows.
     #[serde(default = "default_max_bindings")]
     pub max_bindings: u32,
+    /// Size of the session table (RFC 6146 section 3.5: one session per binding and remote
+    /// IPv4 endpoint); a full table refuses new sessions. Default: twice `max_bindings`.
+    #[serde(default)]
+    pub max_sessions: Option<u32>,
+    /// Which IPv4 hosts may use a binding (RFC 4787 section 5, RFC 6146 section 3.5):
+    /// "endpoint-independent" (any, the default and the RFCs' recommendation for
+    /// transparency) or "address-dependent" (only those its IPv6 client has sent to).
+    #[serde(default)]
+    pub filtering: Filtering,
+    /// Refuse TCP connections that IPv4 hosts open on dynamic bindings (RFC 6146 section
+    /// 3.5.2.2's security policy; Jool's drop-externally-initiated-tcp). Static bindings
+    /// still accept them.
+    #[serde(default)]
+    pub drop_external_tcp: bool,
     /// The most dynamic bindings one IPv6 /64 may hold (RFC 6888 REQ-4), so that one client
     /// cannot exhaust the pool; 0: no limit.
     #[serde(default = "default_per_client")]
@@ -373,6 +387,25 @@ pub struct Stateful {
     /// Static bindings: never expire, and let IPv4 hosts open flows inward.
     #[serde(default, rename = "static")]
     pub static_bindings: Vec<StaticBinding>,
+}
+
+/// Filtering of inbound packets on a binding (`stateful.filtering`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filtering {
+    /// Any IPv4 host may send through a binding (RFC 4787 REQ-8, RFC 5382 REQ-3).
+    #[default]
+    EndpointIndependent,
+    /// Only an IPv4 address the binding's client has sent to (a session names it).
+    AddressDependent,
+}
+
+impl Stateful {
+    /// The size of the session table: `max_sessions`, or twice `max_bindings`.
+    pub fn session_capacity(&self) -> u32 {
+        self.max_sessions
+            .unwrap_or_else(|| self.max_bindings.saturating_mul(2))
+    }
 }
 
 /// A binding from the configuration (`[[stateful.static]]`).
@@ -942,6 +975,9 @@ impl Config {
                 if a.max_bindings != b.max_bindings {
                     return restart("stateful.max_bindings");
                 }
+                if a.session_capacity() != b.session_capacity() {
+                    return restart("stateful.max_sessions");
+                }
             }
             _ => return restart("stateful"),
         }
@@ -1225,6 +1261,12 @@ impl Config {
         }
         if let Some(st) = &self.stateful {
             c.flags |= CONFIG_F_STATEFUL;
+            if st.filtering == Filtering::AddressDependent {
+                c.flags2 |= nat64_common::maps::CONFIG_F2_ADF;
+            }
+            if st.drop_external_tcp {
+                c.flags2 |= nat64_common::maps::CONFIG_F2_DROP_EXTERNAL_TCP;
+            }
             c.pool4_addresses = st.pool4.iter().map(|p| 1u32 << (32 - p.prefix_len())).sum();
             c.pool4_prefixes = st.pool4.len() as u8;
             let range = |r: Option<PortRange>| {
@@ -1336,6 +1378,9 @@ fn validate_stateful(st: &Stateful, eam: &[Eam], pool6: bool) -> Result<(), Conf
     }
     if st.max_bindings == 0 {
         return Err(invalid("stateful.max_bindings", "must be at least 1"));
+    }
+    if st.max_sessions == Some(0) {
+        return Err(invalid("stateful.max_sessions", "must be at least 1"));
     }
     let minimums = [
         (

@@ -61,15 +61,25 @@ const XDP_PROGRAMS: [&str; 8] = [
 /// `load_with_state`): the ones that hold state worth keeping across a restart, and `PROGS`,
 /// which must outlive the daemon for its attached dispatchers to keep translating (the
 /// kernel empties a program array that nothing in user space holds).
-pub const STATE_MAPS: [&str; 7] = [
+pub const STATE_MAPS: [&str; 9] = [
     "BIB6",
     "BIB4",
+    "SESSIONS",
+    "PEERS",
     "CLIENTS",
     "FRAGS",
     "HELD_SYNS",
     "STATS",
     "PROGS",
 ];
+
+/// The sizes of the stateful tables (from `stateful.max_bindings` and `max_sessions`; one
+/// entry each without stateful NAT64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TableSizes {
+    bindings: u32,
+    sessions: u32,
+}
 
 /// What can go wrong between the object and a running dataplane.
 #[derive(Debug, thiserror::Error)]
@@ -147,8 +157,8 @@ pub struct Dataplane {
     /// The directory attachments are pinned in (`state_dir/links`), if any: a pinned XDP link
     /// stays attached, running its program over its maps, while no daemon runs.
     link_pins: Option<std::path::PathBuf>,
-    /// The size of the binding tables this object was loaded with.
-    bindings: u32,
+    /// The size of the binding tables and of the session table this object was loaded with.
+    sizes: TableSizes,
     /// The node's own IPv4 addresses (with their interfaces), kept its own inside EAM and
     /// `pool6_ipv4` prefixes (`Config::local_exclusions`); the daemon sets them
     /// ([`Dataplane::keep_own_addresses`]), a bare dataplane has none.
@@ -310,14 +320,17 @@ impl Dataplane {
     ) -> Result<Self, DataplaneError> {
         // The binding tables are sized from config (preallocated: a full table refuses new
         // flows rather than evicting); without stateful NAT64 they stay a single entry.
-        let bindings = cfg.stateful.as_ref().map_or(1, |s| s.max_bindings);
-        let ebpf = Self::load_object(bindings, state)?;
+        let sizes = TableSizes {
+            bindings: cfg.stateful.as_ref().map_or(1, |s| s.max_bindings),
+            sessions: cfg.stateful.as_ref().map_or(1, |s| s.session_capacity()),
+        };
+        let ebpf = Self::load_object(sizes, state)?;
         let mut dp = Self {
             ebpf,
             links: Vec::new(),
             state: state.map(std::path::Path::to_path_buf),
             link_pins: None,
-            bindings,
+            sizes,
             own4: Vec::new(),
             link_side: None,
             mtu_floors: (0, 0),
@@ -329,7 +342,11 @@ impl Dataplane {
 
     /// Loads the object and has the kernel verify every program; the state maps are adopted
     /// from (or pinned in) `state`.
-    fn load_object(bindings: u32, state: Option<&std::path::Path>) -> Result<Ebpf, DataplaneError> {
+    fn load_object(
+        sizes: TableSizes,
+        state: Option<&std::path::Path>,
+    ) -> Result<Ebpf, DataplaneError> {
+        let TableSizes { bindings, sessions } = sizes;
         let mut loader = EbpfLoader::new();
         // Without stateful NAT64 (one-entry binding tables) no SYN is ever held.
         let held = if bindings > 1 {
@@ -341,6 +358,8 @@ impl Dataplane {
             .map_max_entries("BIB6", bindings)
             .map_max_entries("BIB4", bindings)
             .map_max_entries("CLIENTS", bindings)
+            .map_max_entries("SESSIONS", sessions)
+            .map_max_entries("PEERS", sessions)
             .map_max_entries("HELD_SYNS", held);
         if let Some(dir) = state {
             for name in STATE_MAPS {
@@ -389,11 +408,11 @@ impl Dataplane {
             return self.apply(cfg);
         };
         let mut next = Self {
-            ebpf: Self::load_object(self.bindings, Some(&state))?,
+            ebpf: Self::load_object(self.sizes, Some(&state))?,
             links: Vec::new(),
             state: Some(state),
             link_pins: self.link_pins.clone(),
-            bindings: self.bindings,
+            sizes: self.sizes,
             own4: self.own4.clone(),
             link_side: None,
             mtu_floors: (0, 0),
@@ -1099,15 +1118,20 @@ impl Dataplane {
 
     /// The binding tables (stateful NAT64), for the sweeper and for listing.
     pub fn bindings(&mut self) -> Result<crate::bindings::Tables<'_>, DataplaneError> {
-        let (mut b6, mut b4, mut clients) = (None, None, None);
+        let (mut b6, mut b4, mut clients, mut sessions, mut peers) = (None, None, None, None, None);
         for (name, map) in self.ebpf.maps_mut() {
             match name {
                 "BIB6" => b6 = Some(map),
                 "BIB4" => b4 = Some(map),
                 "CLIENTS" => clients = Some(map),
+                "SESSIONS" => sessions = Some(map),
+                "PEERS" => peers = Some(map),
                 _ => {}
             }
         }
+        let sessions = sessions.ok_or(DataplaneError::Missing("map SESSIONS"))?;
+        let peers = peers.ok_or(DataplaneError::Missing("map PEERS"))?;
+        let session_fd = raw_fd(sessions);
         let b6 = b6.ok_or(DataplaneError::Missing("map BIB6"))?;
         let b4 = b4.ok_or(DataplaneError::Missing("map BIB4"))?;
         let fds = raw_fd(b6).zip(raw_fd(b4));
@@ -1117,6 +1141,9 @@ impl Dataplane {
             bib4: HashMap::try_from(b4).map_err(map_err("BIB4"))?,
             clients: HashMap::try_from(clients.ok_or(DataplaneError::Missing("map CLIENTS"))?)
                 .map_err(map_err("CLIENTS"))?,
+            session_fd,
+            sessions: HashMap::try_from(sessions).map_err(map_err("SESSIONS"))?,
+            peers: HashMap::try_from(peers).map_err(map_err("PEERS"))?,
         })
     }
 

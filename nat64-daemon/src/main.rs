@@ -120,7 +120,15 @@ enum BindingsAction {
         #[arg(long)]
         ipv4: std::net::SocketAddrV4,
     },
-    /// Remove every dynamic binding (static ones stay).
+    /// List sessions (RFC 6146 section 3.5: a binding and one remote IPv4 endpoint, with its
+    /// TCP state), optionally only one protocol's or one IPv4 address's (pool4 or remote).
+    Sessions {
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
+    /// Remove every dynamic binding and its sessions (static ones stay).
     Flush,
     /// Remove the binding of an IPv6 transport address (static or dynamic).
     Remove {
@@ -219,6 +227,16 @@ fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Res
             ipv4,
         } => format!("bindings-add {protocol} {ipv6} {ipv4}"),
         BindingsAction::Remove { protocol, ipv6 } => format!("bindings-remove {protocol} {ipv6}"),
+        BindingsAction::Sessions { protocol, address } => {
+            let mut l = "sessions".to_string();
+            if let Some(p) = protocol {
+                l.push_str(&format!(" protocol {p}"));
+            }
+            if let Some(a) = address {
+                l.push_str(&format!(" address {a}"));
+            }
+            l
+        }
         BindingsAction::Flush => "bindings-flush".to_string(),
     };
     admin_request(socket, &line)
@@ -1030,6 +1048,7 @@ async fn wait_for_shutdown(
                         tcp = s.live.tcp,
                         udp = s.live.udp,
                         icmp = s.live.icmp,
+                        sessions_expired = s.sessions_expired,
                         "bindings expired"
                     ),
                     Ok(_) => {}

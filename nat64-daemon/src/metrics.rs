@@ -194,6 +194,31 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         )?;
         size.set(s.max_bindings as i64);
         r.register(Box::new(size))?;
+        let sessions = IntGaugeVec::new(
+            Opts::new(
+                "nat64_sessions",
+                "Stateful NAT64 sessions (RFC 6146: a binding and one remote IPv4 endpoint) in use, by protocol (as of the last sweep).",
+            ),
+            &["protocol"],
+        )?;
+        sessions
+            .with_label_values(&["tcp"])
+            .set(b.sessions.tcp as i64);
+        sessions
+            .with_label_values(&["udp"])
+            .set(b.sessions.udp as i64);
+        sessions
+            .with_label_values(&["icmp"])
+            .set(b.sessions.icmp as i64);
+        r.register(Box::new(sessions))?;
+        if let Some(st) = s.stateful {
+            let size = IntGauge::new(
+                "nat64_session_table_size",
+                "Capacity of the session table (max_sessions).",
+            )?;
+            size.set(st.session_capacity() as i64);
+            r.register(Box::new(size))?;
+        }
         if let Some(st) = s.stateful {
             let used = IntGaugeVec::new(
                 Opts::new(

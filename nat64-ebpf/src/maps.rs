@@ -13,7 +13,8 @@ use nat64_common::{
     },
     state::{
         BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FRAG_MAX_ENTRIES, FragKey,
-        HELD_SYN_MAX_ENTRIES, HeldSyn, SynKey,
+        HELD_SYN_MAX_ENTRIES, HeldSyn, PeerKey, SESSION_DEFAULT_MAX_ENTRIES, SessionKey,
+        SessionValue, SynKey,
     },
 };
 
@@ -56,6 +57,25 @@ pub static BIB6: HashMap<Bib6Key, Bib6Value> =
 #[map]
 pub static BIB4: HashMap<Bib4Key, Bib4Value> =
     HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
+
+/// Stateful NAT64 sessions (RFC 6146 section 3.5): one per binding and remote IPv4 endpoint,
+/// with its own TCP state and time, made here by the first packet between the two (either
+/// way, as filtering allows: `stateful::session_out`, `stateful::session_in`), removed by
+/// the daemon's sweeper, which keeps a binding while a session of it lives. Preallocated and
+/// sized from config (`max_sessions`): a full table refuses new sessions, never evicts one.
+#[map]
+pub static SESSIONS: HashMap<SessionKey, SessionValue> =
+    HashMap::with_max_entries(SESSION_DEFAULT_MAX_ENTRIES, 0);
+
+/// Stateful NAT64 with address-dependent filtering: the IPv4 addresses each binding's client
+/// has sent to (`PeerKey`), written here when a session to one is made, removed by the
+/// sweeper once no session names it. Sized like `SESSIONS`, but not preallocated: without
+/// address-dependent filtering it stays empty and costs nothing.
+#[map]
+pub static PEERS: HashMap<PeerKey, u64> = HashMap::with_max_entries(
+    SESSION_DEFAULT_MAX_ENTRIES,
+    aya_ebpf::bindings::BPF_F_NO_PREALLOC,
+);
 
 /// Stateful NAT64, IPv4 to IPv6: the binding of each fragmented datagram to pool4, recorded
 /// from its first fragment (the only one with the port) for the fragments that follow.
@@ -204,6 +224,12 @@ pub struct Scratch {
     /// 6 to 4: the MTU a Packet Too Big that `unreachable` answers with carries (network
     /// order), when `answer6` is `unreachable::PACKET_TOO_BIG`.
     pub ptb_mtu: [u8; 4],
+    /// Stateful NAT64: the session being looked up or made (`stateful::session_out`,
+    /// `stateful::session_in`), its value, and the TCP flags of its packet.
+    pub sess_key: SessionKey,
+    pub sess_val: SessionValue,
+    pub sess_flags: u8,
+    pub peer: PeerKey,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -10,17 +10,17 @@ use aya_ebpf::{
 };
 use nat64_common::{
     DropReason,
-    maps::{Config, POOL4_MAX_PREFIXES},
+    maps::{CONFIG_F2_ADF, Config, POOL4_MAX_PREFIXES},
     state::{
-        BIB_F_HELD, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey,
-        HELD_SYN_BYTES, TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_SYN, candidate_port,
-        client_key, next_candidate, pool4_index, tcp_next,
+        BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey,
+        HELD_SYN_BYTES, PeerKey, SessionKey, SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST,
+        TCP_FLAG_SYN, TCP_SYN, candidate_port, client_key, next_candidate, pool4_index, tcp_next,
     },
 };
 
 use crate::{
     frame::Frame,
-    maps::{BIB4, BIB6, CLIENTS, FRAGS, HELD_SYNS, POOL4, POOL4_LPM},
+    maps::{BIB4, BIB6, CLIENTS, FRAGS, HELD_SYNS, PEERS, POOL4, POOL4_LPM, SESSIONS},
     packet::ETH_LEN,
 };
 
@@ -60,16 +60,238 @@ pub fn outbound(cfg: &Config, src6: &[u8; 16], ports: u32, proto: u8, tcp_flags:
     if let Ok(s) = crate::scratch::get() {
         s.remote_port = (ports as u16).to_be_bytes();
     }
-    match bind(cfg, src6, (ports >> 16) as u16, proto, tcp_flags) {
-        Ok(()) => match crate::scratch::get() {
-            Ok(s) => {
-                ((u32::from_be_bytes(s.bib6_val.addr4) as u64) << 16)
-                    | u16::from_be_bytes(s.bib6_val.port4) as u64
-            }
-            Err(r) => OUTBOUND_ERR | r as u64,
-        },
+    if let Err(r) = bind(cfg, src6, (ports >> 16) as u16, proto, tcp_flags) {
+        return OUTBOUND_ERR | r as u64;
+    }
+    match crate::scratch::get() {
+        Ok(s) => {
+            ((u32::from_be_bytes(s.bib6_val.addr4) as u64) << 16)
+                | u16::from_be_bytes(s.bib6_val.port4) as u64
+        }
         Err(r) => OUTBOUND_ERR | r as u64,
     }
+}
+
+/// The session of the binding [`outbound`] just found or made and the remote endpoint in
+/// the scratch slot (RFC 6146 sections 3.5.1.1, 3.5.2.2 and 3.5.3), made now if it has none;
+/// false if there is no room for it (`DropReason::TableFull`).
+///
+/// Called apart from [`outbound`] (by its caller, after it returns) and not inlined: the BPF
+/// stack is 512 bytes over the call chain, and `outbound`'s frame is large.
+#[inline(never)]
+pub fn outbound_session(cfg: &Config, proto: u8, tcp_flags: u8) -> bool {
+    let Ok(s) = crate::scratch::get() else {
+        return false;
+    };
+    s.sess_key = SessionKey {
+        addr4: s.bib6_val.addr4,
+        port4: s.bib6_val.port4,
+        proto,
+        _pad: 0,
+        remote4: s.remote4,
+        remote_port: if proto == BIB_ICMP {
+            [0; 2]
+        } else {
+            s.remote_port
+        },
+        _pad2: [0; 2],
+    };
+    s.sess_flags = tcp_flags;
+    let adf = if cfg.flags2 & CONFIG_F2_ADF != 0 {
+        SESSION_ADF
+    } else {
+        0
+    };
+    session(SESSION_OUT | adf) == SESS_OK
+}
+
+/// What [`session`] found: go on (a session exists or was made, or a TCP segment that
+/// needs none), refused by filtering, to be held (a SYN that ADF refuses), or no room.
+pub const SESS_OK: u32 = 0;
+pub const SESS_FILTERED: u32 = 1;
+pub const SESS_HOLD: u32 = 2;
+pub const SESS_FULL: u32 = 3;
+
+/// [`session`]'s arguments, packed into one: the direction, and the filtering policy.
+pub const SESSION_OUT: u32 = 1 << 0;
+pub const SESSION_ADF: u32 = 1 << 1;
+pub const SESSION_DROP_EXTERNAL_TCP: u32 = 1 << 2;
+/// The binding is static: the operator opened it to every IPv4 host, whatever the filtering.
+pub const SESSION_STATIC: u32 = 1 << 3;
+
+/// Finds (and refreshes) or makes the session in `sess_key` in the scratch slot, for a packet
+/// with TCP flags `sess_flags`, from the IPv6 side (`SESSION_OUT`) or the IPv4 side. Returns
+/// one of `SESS_*`.
+///
+/// Not inlined, and its work runs as the one turn of a `bpf_loop`: verified once rather than
+/// once per path of the translation.
+#[inline(never)]
+pub fn session(args: u32) -> u32 {
+    let mut step = SessionStep {
+        args,
+        outcome: SESS_FULL,
+    };
+    let callback = if args & SESSION_OUT != 0 {
+        session_out_step as *mut core::ffi::c_void
+    } else {
+        session_in_step as *mut core::ffi::c_void
+    };
+    // SAFETY: the callbacks read and write only `step`, which outlives the call.
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_loop(
+            1,
+            callback,
+            &mut step as *mut SessionStep as *mut core::ffi::c_void,
+            0,
+        );
+    }
+    step.outcome
+}
+
+/// [`session`]'s state, shared with its `bpf_loop` callback.
+#[repr(C)]
+struct SessionStep {
+    args: u32,
+    outcome: u32,
+}
+
+/// Refreshes the session in `sess_key` if it exists (true): its time, and the TCP state of
+/// the side the packet came from.
+#[inline(always)]
+fn refresh(s: &mut crate::maps::Scratch, out: bool) -> bool {
+    let Some(v) = SESSIONS.get_ptr_mut(&s.sess_key) else {
+        return false;
+    };
+    // SAFETY: a value pointer from a successful lookup, valid for this program run. Other
+    // CPUs may write the same fields; each is a single store of a plain value.
+    let v = unsafe { &mut *v };
+    // SAFETY: plain helper call.
+    v.last_ns = unsafe { bpf_ktime_get_coarse_ns() };
+    if out {
+        v.tcp6 = tcp_next(v.tcp6, s.sess_flags);
+    } else {
+        v.tcp4 = tcp_next(v.tcp4, s.sess_flags);
+    }
+    true
+}
+
+/// Inserts `sess_val` under `sess_key`: `SESS_OK`, or `SESS_FULL` when the preallocated table
+/// has no free entry (-E2BIG). Another CPU having made the same session a moment ago is fine:
+/// theirs serves.
+#[inline(always)]
+fn insert_session(s: &crate::maps::Scratch) -> u32 {
+    match SESSIONS.insert(&s.sess_key, &s.sess_val, BPF_NOEXIST as u64) {
+        Err(e) if e == -E2BIG => SESS_FULL,
+        _ => SESS_OK,
+    }
+}
+
+/// The peer entry of the session in `sess_key` (address-dependent filtering), into `peer`.
+#[inline(always)]
+fn peer_of(s: &mut crate::maps::Scratch) {
+    s.peer = PeerKey {
+        addr4: s.sess_key.addr4,
+        port4: s.sess_key.port4,
+        proto: s.sess_key.proto,
+        _pad: 0,
+        remote4: s.sess_key.remote4,
+    };
+}
+
+/// [`session`] from the IPv6 side: RFC 6146 sections 3.5.1.1, 3.5.2.2 (V6 SYN) and 3.5.3,
+/// "search for a session, else create one". Runs under `bpf_loop`.
+extern "C" fn session_out_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `SessionStep` that `session` passed to `bpf_loop`.
+    let c = unsafe { &mut *(c as *mut SessionStep) };
+    let Ok(s) = crate::scratch::get() else {
+        return 1;
+    };
+    if refresh(s, true) {
+        c.outcome = SESS_OK;
+        return 1;
+    }
+    s.sess_val = SessionValue {
+        tcp6: tcp_next(0, s.sess_flags),
+        tcp4: 0,
+        _pad: [0; 6],
+        // SAFETY: plain helper call.
+        last_ns: unsafe { bpf_ktime_get_coarse_ns() },
+    };
+    // RFC 6146 section 3.5.2.2, simultaneous open: an IPv4 SYN from this remote endpoint to
+    // this binding's port, held (it found no binding, or address-dependent filtering refused
+    // it), is the IPv4 side's opening: the session starts with both, and the held SYN is not
+    // answered with an error.
+    if s.sess_key.proto == BIB_TCP && is_opening(s.sess_flags) {
+        s.syn_key.remote4 = s.sess_key.remote4;
+        s.syn_key.pool4 = s.sess_key.addr4;
+        s.syn_key.remote_port = s.sess_key.remote_port;
+        s.syn_key._pad = [0; 2];
+        // SAFETY: read-only lookup of a plain value, copied out.
+        let held = unsafe { HELD_SYNS.get(&s.syn_key) }.map(|h| h.pool_port);
+        if held == Some(s.sess_key.port4) {
+            s.sess_val.tcp4 = TCP_SYN;
+            let _ = HELD_SYNS.remove(&s.syn_key);
+        }
+    }
+    c.outcome = insert_session(s);
+    if c.outcome == SESS_OK && c.args & SESSION_ADF != 0 {
+        peer_of(s);
+        let _ = PEERS.insert(&s.peer, &s.sess_val.last_ns, 0);
+    }
+    1
+}
+
+/// [`session`] from the IPv4 side: the session of the sender, made if the filtering policy
+/// lets it (RFC 6146 sections 3.5.1.2, 3.5.2.2 and 3.5.3; RFC 4787 section 5). Runs under
+/// `bpf_loop`.
+extern "C" fn session_in_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `SessionStep` that `session` passed to `bpf_loop`.
+    let c = unsafe { &mut *(c as *mut SessionStep) };
+    let Ok(s) = crate::scratch::get() else {
+        return 1;
+    };
+    if refresh(s, false) {
+        c.outcome = SESS_OK;
+        return 1;
+    }
+    let open = s.sess_key.proto == BIB_TCP && is_opening(s.sess_flags);
+    // A static binding is the operator's opening to every IPv4 host: no filtering.
+    if c.args & SESSION_STATIC == 0 {
+        // RFC 6146 section 3.5.2.2: "the security policy requires silently dropping
+        // externally initiated TCP connections" (`drop_external_tcp`).
+        if open && c.args & SESSION_DROP_EXTERNAL_TCP != 0 {
+            c.outcome = SESS_FILTERED;
+            return 1;
+        }
+        // Address-dependent filtering: only an address the client has sent to. A SYN from
+        // another is held as an unsolicited one (section 3.5.2.2, for a simultaneous open
+        // from the IPv6 side).
+        if c.args & SESSION_ADF != 0 {
+            peer_of(s);
+            // SAFETY: read-only lookup of a plain value.
+            if unsafe { PEERS.get(&s.peer) }.is_none() {
+                c.outcome = if open { SESS_HOLD } else { SESS_FILTERED };
+                return 1;
+            }
+        }
+    }
+    if s.sess_key.proto == BIB_TCP && !open {
+        // RFC 6146 section 3.5.2.2, CLOSED state: a segment other than a SYN makes no
+        // session; with a binding it is translated all the same (as Jool does), so that a
+        // connection whose session is gone (a restart that lost it, a timeout while idle) is
+        // not cut by the translator.
+        c.outcome = SESS_OK;
+        return 1;
+    }
+    s.sess_val = SessionValue {
+        tcp6: 0,
+        tcp4: tcp_next(0, s.sess_flags),
+        _pad: [0; 6],
+        // SAFETY: plain helper call.
+        last_ns: unsafe { bpf_ktime_get_coarse_ns() },
+    };
+    c.outcome = insert_session(s);
+    1
 }
 
 /// The pool4 address of every dynamic binding of `src6`'s /64 (RFC 6888 REQ-4, RFC 4787
@@ -155,7 +377,6 @@ fn bind(
         // CPUs may write the same fields; each is a single store of a plain value.
         let v = unsafe { &mut *v };
         v.last_ns = now;
-        v.tcp = tcp_next(v.tcp, tcp_flags);
         s.bib6_val = *v;
         return Ok(());
     }
@@ -297,9 +518,6 @@ extern "C" fn try_port(i: u64, c: *mut core::ffi::c_void) -> i64 {
         .is_ok()
     {
         c.outcome = TRY_BOUND;
-        if held != 0 {
-            let _ = HELD_SYNS.remove(&s.syn_key);
-        }
     } else {
         let _ = BIB4.remove(&s.bib4_key);
         c.outcome = TRY_RACE;
@@ -323,14 +541,9 @@ fn count_client(client: &[u8; 8]) {
 
 /// The binding of an inbound packet to pool4 address `dst4`, port (or ICMP identifier)
 /// `port4`, refreshed, or `None`: RFC 6146 sections 3.5.1 to 3.5.3 drop what matches no
-/// binding (filtering is endpoint-independent: any IPv4 host may use a binding).
+/// binding. Whether the sender may use it is the session's question ([`session`]).
 #[inline(always)]
-pub fn inbound(
-    dst4: [u8; 4],
-    port4: [u8; 2],
-    proto: u8,
-    tcp_flags: u8,
-) -> Option<&'static Bib4Value> {
+pub fn inbound(dst4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static Bib4Value> {
     let k4 = Bib4Key {
         addr4: dst4,
         port4,
@@ -346,7 +559,6 @@ pub fn inbound(
     }
     // SAFETY: plain helper call.
     v.last_ns = unsafe { bpf_ktime_get_coarse_ns() };
-    v.tcp = tcp_next(v.tcp, tcp_flags);
     Some(v)
 }
 
@@ -374,8 +586,7 @@ pub fn is_opening(tcp_flags: u8) -> bool {
 
 /// The pool4 port of a SYN held from the IPv4 host a new TCP binding opens a connection to
 /// (`remote4` and `remote_port` in the scratch slot), on the binding's pool4 address
-/// (`bib4_key`), or 0. Its key is left in `syn_key`, and the SYN counts as the IPv4 side's in
-/// the binding's TCP state.
+/// (`bib4_key`), or 0. The session the SYN opens takes the held SYN (`session_step`).
 #[inline(always)]
 fn held_port(s: &mut crate::maps::Scratch) -> u16 {
     s.syn_key.remote4 = s.remote4;
@@ -383,13 +594,7 @@ fn held_port(s: &mut crate::maps::Scratch) -> u16 {
     s.syn_key.remote_port = s.remote_port;
     s.syn_key._pad = [0; 2];
     // SAFETY: read-only lookup of a plain value, copied out.
-    match unsafe { HELD_SYNS.get(&s.syn_key) } {
-        Some(h) => {
-            s.bib4_val.tcp = TCP_SYN;
-            u16::from_be_bytes(h.pool_port)
-        }
-        None => 0,
-    }
+    unsafe { HELD_SYNS.get(&s.syn_key) }.map_or(0, |h| u16::from_be_bytes(h.pool_port))
 }
 
 /// Holds the IPv4 TCP SYN of this frame, which found no binding at pool4 port `port4` (RFC

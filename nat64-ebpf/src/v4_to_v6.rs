@@ -7,7 +7,10 @@ use nat64_common::{
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, Translation, icmp4_to_icmp6, is_icmpv4_error},
-    maps::{CONFIG_F_LINK, CONFIG_F_STATEFUL, CONFIG_F2_TC_ZERO, CONFIG_F2_UDP_ZERO_DROP, Config},
+    maps::{
+        CONFIG_F_LINK, CONFIG_F_STATEFUL, CONFIG_F2_ADF, CONFIG_F2_DROP_EXTERNAL_TCP,
+        CONFIG_F2_TC_ZERO, CONFIG_F2_UDP_ZERO_DROP, Config,
+    },
     state,
 };
 
@@ -550,7 +553,7 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
         _ => return Ok(false),
     };
     let port4 = read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?;
-    let Some(b) = stateful::inbound(ip4.dst, port4, bib_proto, tcp) else {
+    let Some(b) = stateful::inbound(ip4.dst, port4, bib_proto) else {
         // No binding: outside pool4's ports (or an echo, whose identifiers the node's own
         // pings share), the node's; inside them, refused (RFC 6146 section 3.5).
         if bib_proto == state::BIB_ICMP || !stateful::in_ports(cfg, bib_proto, port4) {
@@ -564,14 +567,38 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
         }
         return Err(DropReason::NoBinding);
     };
-    // An IPv4 host opening a TCP connection (a SYN without ACK) gets through only a static
-    // binding: a dynamic one exists for its IPv6 client's own connections, and accepting
-    // inbound SYNs on it would open the pool to unsolicited traffic (RFC 6146 section
-    // 3.5.2.2 lets a NAT64 drop them; it is this translator's policy).
-    if tcp & (state::TCP_FLAG_SYN | state::TCP_FLAG_ACK) == state::TCP_FLAG_SYN
-        && b.flags & state::BIB_F_STATIC == 0
-    {
-        return Err(DropReason::NoBinding);
+    // The session of the binding and the sender (RFC 6146 section 3.5), made now if the
+    // filtering policy lets the sender open one.
+    let remote_port = if bib_proto == state::BIB_ICMP {
+        [0; 2]
+    } else {
+        read::<[u8; 2]>(ctx, l4_off).ok_or(DropReason::Truncated)?
+    };
+    s.sess_key = state::SessionKey {
+        addr4: ip4.dst,
+        port4,
+        proto: bib_proto,
+        _pad: 0,
+        remote4: ip4.src,
+        remote_port,
+        _pad2: [0; 2],
+    };
+    s.sess_flags = tcp;
+    let mut args = 0;
+    if cfg.flags2 & CONFIG_F2_ADF != 0 {
+        args |= stateful::SESSION_ADF;
+    }
+    if cfg.flags2 & CONFIG_F2_DROP_EXTERNAL_TCP != 0 {
+        args |= stateful::SESSION_DROP_EXTERNAL_TCP;
+    }
+    if b.flags & state::BIB_F_STATIC != 0 {
+        args |= stateful::SESSION_STATIC;
+    }
+    match stateful::session(args) {
+        stateful::SESS_OK => {}
+        stateful::SESS_HOLD => return Err(stateful::hold_syn(ctx, l4_off, port4)),
+        stateful::SESS_FILTERED => return Err(DropReason::Filtered),
+        _ => return Err(DropReason::TableFull),
     }
     if frag & IPV4_MF != 0 {
         stateful::remember_fragments(ip4.src, ip4.dst, ip4.id, ip4.proto, b);

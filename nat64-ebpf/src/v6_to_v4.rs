@@ -564,6 +564,9 @@ fn bind_source(
     if r & stateful::OUTBOUND_ERR != 0 {
         return Ok(r);
     }
+    if !stateful::outbound_session(cfg, proto, flags) {
+        return Ok(stateful::OUTBOUND_ERR | DropReason::TableFull as u64);
+    }
     let new = (r as u16).to_be_bytes();
     write_bytes(ctx, port_at, new)?;
     let s = crate::scratch::get()?;

@@ -12,7 +12,7 @@ use etherparse::{
 };
 use nat64_common::{
     Counter, Dir, DropReason, Generated, L4Proto,
-    state::{BIB_TCP, TCP_SYN},
+    state::{BIB_TCP, TCP_ESTABLISHED, TCP_NONE, TCP_SYN},
 };
 use nat64_daemon::bindings::now_ns;
 use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta};
@@ -241,24 +241,148 @@ fn echo_identifiers_are_bound_like_ports() {
     assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
 }
 
+/// RFC 6146 section 3.5: a binding has one session per remote endpoint, each with its own TCP
+/// state machine (section 3.5.2.2) and timer; the binding lives while one of them does.
 #[test]
-fn tcp_state_is_tracked_in_the_binding() {
+fn each_remote_endpoint_has_a_session_with_its_own_tcp_state() {
     let mut x = load("2000-2999");
-    let syn = syn6();
-    let (action, out, _) = x.run_counted(&syn);
+    let (action, out, _) = x.run_counted(&syn6());
     assert_eq!(action, XDP_PASS);
     let (addr4, port4, _) = src_of(&out);
-    let tables = x.dp.bindings().expect("binding tables");
-    let all = tables.list(100);
-    assert_eq!(all.len(), 1, "{all:?}");
-    let b = all[0];
+    {
+        let tables = x.dp.bindings().expect("binding tables");
+        let all = tables.list(100);
+        assert_eq!(all.len(), 1, "{all:?}");
+        let b = all[0];
+        assert_eq!(
+            (b.key6.addr6, u16::from_be_bytes(b.key6.port6), b.key6.proto),
+            (A, 41000, BIB_TCP)
+        );
+        assert_eq!((b.v6.addr4, u16::from_be_bytes(b.v6.port4)), (addr4, port4));
+        assert_eq!(b.v4.map(|v| v.addr6), Some(A));
+        let s = tables.list_sessions(100);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(
+            (
+                s[0].key.addr4,
+                s[0].key.port4,
+                s[0].key.remote4,
+                s[0].key.remote_port
+            ),
+            (addr4, port4.to_be_bytes(), SERVER4, 443u16.to_be_bytes())
+        );
+        assert_eq!(
+            (s[0].value.tcp6, s[0].value.tcp4),
+            (TCP_SYN, TCP_NONE),
+            "V6 INIT"
+        );
+    }
+    // The handshake completes: the server's SYN-ACK, the client's ACK, the server's ACK.
     assert_eq!(
-        (b.key6.addr6, u16::from_be_bytes(b.key6.port6), b.key6.proto),
-        (A, 41000, BIB_TCP)
+        x.run_counted(&tcp4(SERVER4, 443, addr4, port4, SYN | ACK))
+            .0,
+        XDP_PASS
     );
-    assert_eq!((b.v6.addr4, u16::from_be_bytes(b.v6.port4)), (addr4, port4));
-    assert_eq!(b.v6.tcp, TCP_SYN);
-    assert_eq!(b.v4.map(|v| v.addr6), Some(A));
+    assert_eq!(
+        x.run_counted(&tcp6(A, 41000, SERVER6, 443, ACK)).0,
+        XDP_PASS
+    );
+    assert_eq!(
+        x.run_counted(&tcp4(SERVER4, 443, addr4, port4, ACK)).0,
+        XDP_PASS
+    );
+    // Another IPv4 host opens a connection on the binding (endpoint-independent filtering,
+    // the default): a session of its own, in V4 INIT.
+    let (action, out, _) = x.run_counted(&tcp4(OTHER4, 5555, addr4, port4, SYN));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[38..54], &A, "to the binding's client");
+    let sessions = |x: &mut Loaded| {
+        let mut v: Vec<_> =
+            x.dp.bindings()
+                .unwrap()
+                .list_sessions(100)
+                .into_iter()
+                .map(|s| (s.key.remote4, s.value.tcp6, s.value.tcp4))
+                .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sessions(&mut x),
+        vec![
+            (SERVER4, TCP_ESTABLISHED, TCP_ESTABLISHED),
+            (OTHER4, TCP_NONE, TCP_SYN)
+        ]
+    );
+    // Five minutes on: the opening session (transitory, 4 minutes) is gone, the established
+    // one (2 hours 4 minutes) and so its binding stay.
+    let cfg = x.cfg.stateful.clone().unwrap();
+    let later = now_ns() + 300 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 100).unwrap();
+    assert_eq!(
+        (
+            swept.sessions_expired,
+            swept.sessions.tcp,
+            swept.expired,
+            swept.live.tcp
+        ),
+        (1, 1, 0, 1)
+    );
+    assert_eq!(
+        sessions(&mut x),
+        vec![(SERVER4, TCP_ESTABLISHED, TCP_ESTABLISHED)]
+    );
+    // Three hours on: the last session and then its binding.
+    let later = now_ns() + 3 * 3600 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 100).unwrap();
+    assert_eq!(
+        (swept.sessions_expired, swept.expired, swept.live.tcp),
+        (1, 1, 0)
+    );
+    assert!(x.dp.bindings().unwrap().list(10).is_empty());
+}
+
+/// TCP flag bits for [`tcp4`] and [`tcp6`].
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const RST: u8 = 0x04;
+
+/// A TCP segment from an IPv4 host to pool4 with `flags` (`SYN`, `ACK`, `RST`).
+fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(MACS.1, MACS.0)
+        .ipv4(src, dst, 60)
+        .tcp(sport, dport, 7, 64240);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(2);
+    }
+    if flags & RST != 0 {
+        b = b.rst();
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+/// A TCP segment from an IPv6 client with `flags`.
+fn tcp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, flags: u8) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(src, dst, 64)
+        .tcp(sport, dport, 7, 64240);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(2);
+    }
+    if flags & RST != 0 {
+        b = b.rst();
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
 }
 
 #[test]
@@ -745,35 +869,45 @@ fn hairpinning_goes_through_both_bindings() {
 
 /// An IPv4 host may answer through a dynamic TCP binding but not open a connection through
 /// it: a SYN without ACK gets through only a static binding.
+/// Endpoint-independent filtering (the default, RFC 4787 REQ-8): any IPv4 host may use a
+/// binding, and a TCP segment other than a SYN with no session is translated without making
+/// one (RFC 6146 section 3.5.2.2's CLOSED state, as Jool does). With `drop_external_tcp`, an
+/// IPv4 host's SYN on a dynamic binding is refused as `filtered`; a static binding takes it.
 #[test]
-fn inbound_syns_need_a_static_binding() {
+fn endpoint_independent_filtering_and_external_tcp_connections() {
     let mut x = load("2000-2999");
-    let syn = syn6();
-    let (_, out, _) = x.run_counted(&syn);
+    let (_, out, _) = x.run_counted(&syn6());
     let (addr4, port4, _) = src_of(&out);
-    let tcp4 = |src: [u8; 4], sport: u16, dport: u16, syn: bool, ack: bool| {
-        let mut b = PacketBuilder::ethernet2(MACS.1, MACS.0)
-            .ipv4(src, addr4, 60)
-            .tcp(sport, dport, 7, 64240);
-        if syn {
-            b = b.syn();
-        }
-        if ack {
-            b = b.ack(2);
-        }
-        let mut v = Vec::new();
-        b.write(&mut v, &[]).unwrap();
-        v
-    };
-    // The server's SYN-ACK answers the client's SYN: through.
-    let (action, _, _) = x.run_counted(&tcp4(SERVER4, 443, port4, true, true));
+    // A stray ACK from another host: through, and no session for it.
+    let (action, out, _) = x.run_counted(&tcp4(OTHER4, 5555, addr4, port4, ACK));
     assert_eq!(action, XDP_PASS);
-    // Someone else's SYN to the same binding: dropped and counted.
-    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, port4, true, false));
+    assert_eq!(&out[38..54], &A);
+    assert_eq!(x.dp.bindings().unwrap().list_sessions(10).len(), 1);
+    // UDP from anyone on a UDP binding: a session each.
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (uaddr, uport, _) = src_of(&out);
+    let (action, _) = x.run(&udp4((OTHER4, 9999), (uaddr, uport), 60, 1, b"hi"));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(x.dp.bindings().unwrap().list_sessions(10).len(), 3);
+
+    let mut x = Loaded::load(
+        "stateful",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"2000-2999\"\ndrop_external_tcp = true\n",
+    );
+    let (_, out, _) = x.run_counted(&syn6());
+    let (addr4, port4, _) = src_of(&out);
+    // The server's SYN-ACK answers the client's SYN: through.
+    assert_eq!(
+        x.run_counted(&tcp4(SERVER4, 443, addr4, port4, SYN | ACK))
+            .0,
+        XDP_PASS
+    );
+    // Someone else's SYN to the same binding: refused and counted.
+    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, addr4, port4, SYN));
     assert_eq!(action, XDP_DROP);
     assert_eq!(
         moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
     );
     // Through a static binding a SYN is welcome.
     add_static(
@@ -782,9 +916,85 @@ fn inbound_syns_need_a_static_binding() {
         "[2001:db8:6::201]:80".parse().unwrap(),
         std::net::SocketAddrV4::new(addr4.into(), 80),
     );
-    let (action, out, _) = x.run_counted(&tcp4(OTHER4, 5555, 80, true, false));
+    let (action, out, _) = x.run_counted(&tcp4(OTHER4, 5555, addr4, 80, SYN));
     assert_eq!(action, XDP_PASS);
     assert_eq!(&out[38..54], &A, "to the static binding's IPv6 host");
+}
+
+/// Address-dependent filtering (`filtering = "address-dependent"`, RFC 4787 section 5, RFC
+/// 6146 section 3.5): an IPv4 host may use a binding only once its client has sent to that
+/// address (from any port of it); another host's UDP is refused as `filtered`, its TCP SYN is
+/// held (section 3.5.2.2), and an IPv6 SYN to it in time completes a simultaneous open on the
+/// existing binding. The sweeper removes a peer with its last session.
+#[test]
+fn address_dependent_filtering_admits_only_addresses_the_client_sent_to() {
+    let mut x = Loaded::load(
+        "stateful",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"2000-2999\"\nfiltering = \"address-dependent\"\n",
+    );
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    let (action, _) = x.run(&udp4((SERVER4, 53), (addr4, port4), 60, 1, b"a"));
+    assert_eq!(action, XDP_PASS, "the server's answer");
+    let (action, _) = x.run(&udp4((SERVER4, 5353), (addr4, port4), 60, 2, b"b"));
+    assert_eq!(action, XDP_PASS, "the same address from another port");
+    let before = x.stats();
+    let (action, _) = x.run(&udp4((OTHER4, 53), (addr4, port4), 60, 3, b"c"));
+    assert_eq!(action, XDP_DROP, "an address the client never sent to");
+    assert_eq!(
+        counter_delta(&before, &x.stats()),
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
+    );
+    assert_eq!(x.dp.bindings().unwrap().list_sessions(10).len(), 2);
+
+    // TCP: a SYN from another host on the client's binding is held, not translated.
+    let (_, out, _) = x.run_counted(&syn6());
+    let (taddr, tport, _) = src_of(&out);
+    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, taddr, tport, SYN));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::UnsolicitedSyn), 1)]
+    );
+    // Nor does any other segment of its get through (no session, no peer).
+    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, taddr, tport, ACK));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
+    );
+    // The client's SYN to that host from the same port: the simultaneous open.
+    let (action, out, _) = x.run_counted(&tcp6(A, 41000, OTHER6, 5555, SYN));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(src_of(&out).0, taddr);
+    assert_eq!(src_of(&out).1, tport, "the same binding");
+    assert!(
+        x.dp.take_expired_syns(u64::MAX, 10).unwrap().is_empty(),
+        "the simultaneous open took the held SYN"
+    );
+    let open: Vec<_> =
+        x.dp.bindings()
+            .unwrap()
+            .list_sessions(10)
+            .into_iter()
+            .filter(|s| s.key.remote4 == OTHER4)
+            .map(|s| (s.value.tcp6, s.value.tcp4))
+            .collect();
+    assert_eq!(open, vec![(TCP_SYN, TCP_SYN)], "both sides opened");
+    // Now that host may answer.
+    assert_eq!(
+        x.run_counted(&tcp4(OTHER4, 5555, taddr, tport, SYN | ACK))
+            .0,
+        XDP_PASS
+    );
+
+    // Every session idle past its time: the peers go with them.
+    let cfg = x.cfg.stateful.clone().unwrap();
+    let later = now_ns() + 3 * 3600 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 100).unwrap();
+    assert_eq!(swept.sessions_expired, 4);
+    let t = x.dp.bindings().unwrap();
+    assert_eq!(t.peers.keys().count(), 0, "no peer without a session");
 }
 
 /// RFC 6146 section 3.5.2.2: an IPv4 SYN to a pool4 port with no binding is held (dropped,

@@ -210,6 +210,20 @@ fn idle_udp_expires_while_an_idle_tcp_connection_survives() {
     assert_eq!(&buf, b"again");
     let peer = server.join().expect("server thread");
     assert!(in_pool4(peer.ip()), "TCP peer {peer}");
+    // Its session (RFC 6146 section 3.5: the binding and the server's endpoint) is listed with
+    // the TCP state both sides reached: established, or half-closed once the server's FIN
+    // (its thread has ended) crossed; the UDP one is gone with its binding.
+    let (ok, out, err) = lab.bindings_cli(&["sessions"]);
+    assert!(ok, "{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("tcp {peer} {SERVER4}:5005 idle ")))
+        .unwrap_or_else(|| panic!("no session of {peer}: {out}"));
+    assert!(
+        line.ends_with(" established") || line.ends_with(" half-closed"),
+        "{line}"
+    );
+    assert!(!out.contains("udp "), "{out}");
 
     let exit = lab.stop_daemon();
     assert!(

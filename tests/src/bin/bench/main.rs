@@ -73,10 +73,11 @@ fn main() {
         let rows = scale::run(sizes, if quick { 2000 } else { 10000 });
         let _ = writeln!(
             md,
-            "## Scale: live bindings\n\nUDP bindings written into the tables, then established flows (random bindings) \
-             and new flows measured as above; the daemon's sweep over the whole table timed; the \
-             tables' kernel memory (BIB6, BIB4, CLIENTS, preallocated for the table size) from \
-             their fdinfo.\n\n| live bindings | 6to4 established, ns | 4to6 established, ns | new flow, ns (new bindings per second per core) | sweep, s | table memory |\n|---|---|---|---|---|---|"
+            "## Scale: live bindings and sessions\n\nUDP bindings written into the tables, each with its session \
+             (RFC 6146 section 3.5), then established flows (random bindings) \
+             and new flows (a binding and a session each) measured as above; the daemon's sweep over \
+             both tables timed; the tables' kernel memory (BIB6, BIB4, CLIENTS, SESSIONS, preallocated \
+             for the table size, and PEERS) from their fdinfo.\n\n| live bindings and sessions | 6to4 established, ns | 4to6 established, ns | new flow, ns (new bindings per second per core) | sweep, s | table memory |\n|---|---|---|---|---|---|"
         );
         let base = rows
             .first()

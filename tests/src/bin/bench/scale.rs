@@ -1,7 +1,10 @@
-//! Cost per packet and memory with many live bindings (1k, 100k, 1M), the daemon's sweep
-//! included, and the rate at which the dataplane makes new bindings at that fill.
+//! Cost per packet and memory with many live bindings and sessions (1k, 100k, 1M: one session
+//! each, RFC 6146 section 3.5), the daemon's sweep included, and the rate at which the
+//! dataplane makes new bindings (with their sessions) at that fill.
 
-use nat64_common::state::{BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value};
+use nat64_common::state::{
+    BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value, SessionKey, SessionValue,
+};
 use nat64_daemon::{bindings::now_ns, dataplane::XDP_PROGRAM};
 use nat64_tests::xdp::{Loaded, XDP_PASS};
 
@@ -90,6 +93,23 @@ pub fn run(sizes: &[usize], samples: usize) -> Vec<Row> {
                 };
                 t.bib4.insert(k4, v4, 0).expect("BIB4 insert");
                 t.bib6.insert(k6, v6, 0).expect("BIB6 insert");
+                // Its session with the server the measured packets go to and come from.
+                let ks = SessionKey {
+                    addr4: a4,
+                    port4: p4.to_be_bytes(),
+                    proto: BIB_UDP,
+                    _pad: 0,
+                    remote4: SERVER4,
+                    remote_port: 53u16.to_be_bytes(),
+                    _pad2: [0; 2],
+                };
+                let vs = SessionValue {
+                    tcp6: 0,
+                    tcp4: 0,
+                    _pad: [0; 6],
+                    last_ns: now,
+                };
+                t.sessions.insert(ks, vs, 0).expect("SESSIONS insert");
             }
         }
         let mut e6 = Vec::new();
@@ -127,12 +147,18 @@ pub fn run(sizes: &[usize], samples: usize) -> Vec<Row> {
             n + new_flows,
             "every binding is live"
         );
-        let table_bytes =
-            x.dp.map_memory()
-                .into_iter()
-                .filter(|(m, _)| ["BIB6", "BIB4", "CLIENTS"].contains(&m.as_str()))
-                .map(|(_, b)| b)
-                .sum();
+        assert_eq!(
+            swept.sessions.udp as usize,
+            n + new_flows,
+            "every session is live"
+        );
+        let table_bytes = x
+            .dp
+            .map_memory()
+            .into_iter()
+            .filter(|(m, _)| ["BIB6", "BIB4", "CLIENTS", "SESSIONS", "PEERS"].contains(&m.as_str()))
+            .map(|(_, b)| b)
+            .sum();
         rows.push(Row {
             bindings: n,
             established_6to4: summarize(&mut e6),
