@@ -170,6 +170,12 @@ pub const CONFIG_F2_ADF: u8 = 1 << 5;
 /// connections"); static bindings still accept them. Jool's drop-externally-initiated-tcp.
 pub const CONFIG_F2_DROP_EXTERNAL_TCP: u8 = 1 << 6;
 
+/// Stateful NAT64: an ICMPv4 error about a flow of a binding is translated with the quoted
+/// packet's destination as its source (RFC 6146 section 3.4: an error's tuple is its quoted
+/// packet's, reversed), rather than with its own source, the router's (Jool's
+/// source-icmpv6-errors-better = false; the router's address is what traceroute needs).
+pub const CONFIG_F2_ICMP_SRC_QUOTED: u8 = 1 << 7;
+
 impl Config {
     pub const fn disabled() -> Self {
         Self {

@@ -355,6 +355,12 @@ pub struct Stateful {
     /// still accept them.
     #[serde(default)]
     pub drop_external_tcp: bool,
+    /// The source of an ICMPv4 error translated for a binding's client: "router" (the error's
+    /// own source under pool6, what traceroute needs; Jool's default) or "quoted-destination"
+    /// (the quoted packet's destination, RFC 6146 section 3.4's tuple; Jool's
+    /// source-icmpv6-errors-better = false).
+    #[serde(default)]
+    pub icmp_error_source: IcmpErrorSource,
     /// The most dynamic bindings one IPv6 /64 may hold (RFC 6888 REQ-4), so that one client
     /// cannot exhaust the pool; 0: no limit.
     #[serde(default = "default_per_client")]
@@ -387,6 +393,17 @@ pub struct Stateful {
     /// Static bindings: never expire, and let IPv4 hosts open flows inward.
     #[serde(default, rename = "static")]
     pub static_bindings: Vec<StaticBinding>,
+}
+
+/// The source of translated ICMPv4 errors in stateful NAT64 (`stateful.icmp_error_source`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IcmpErrorSource {
+    /// The router that sent the error, under pool6.
+    #[default]
+    Router,
+    /// The destination of the packet the error quotes (RFC 6146 section 3.4).
+    QuotedDestination,
 }
 
 /// Filtering of inbound packets on a binding (`stateful.filtering`).
@@ -1266,6 +1283,9 @@ impl Config {
             }
             if st.drop_external_tcp {
                 c.flags2 |= nat64_common::maps::CONFIG_F2_DROP_EXTERNAL_TCP;
+            }
+            if st.icmp_error_source == IcmpErrorSource::QuotedDestination {
+                c.flags2 |= nat64_common::maps::CONFIG_F2_ICMP_SRC_QUOTED;
             }
             c.pool4_addresses = st.pool4.iter().map(|p| 1u32 << (32 - p.prefix_len())).sum();
             c.pool4_prefixes = st.pool4.len() as u8;

@@ -26,7 +26,7 @@ use nat64_common::{
         drops_extension4, has_length6, icmp4_to_icmp6, icmp6_to_icmp4, mtu4_from_ptb,
         mtu6_from_frag_needed,
     },
-    maps::{CONFIG_F_STATEFUL, Config},
+    maps::{CONFIG_F_STATEFUL, CONFIG_F2_ICMP_SRC_QUOTED, Config},
     rfc4884::{self, Towards},
 };
 
@@ -522,6 +522,12 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     }
     let idst_map = addrmap::v4_src(cfg, inner.dst).ok_or(DropReason::InnerUntranslatable)?;
     s.addr6[3] = addrmap::to6(cfg, idst_map, inner.dst);
+    // Stateful, `icmp_error_source = "quoted-destination"`: RFC 6146 section 3.4 takes an
+    // error's tuple from its quoted packet, reversed, so its source is the quoted destination.
+    if s.bound_port_at != 0 && cfg.flags2 & CONFIG_F2_ICMP_SRC_QUOTED != 0 {
+        s.addr6[0] = s.addr6[3];
+        s.rfc6791 = 0;
+    }
     s.inner_tot = u16::from_be_bytes(inner.tot_len);
     s.inner_plen = s
         .inner_tot

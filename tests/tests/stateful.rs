@@ -690,6 +690,58 @@ fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
 /// RFC 6888 REQ-4: a /64 holds at most `per_client_limit` dynamic bindings; its next flow is
 /// refused and counted, other clients are not affected, and the sweeper's recount frees the
 /// slots of expired bindings.
+/// A router's error about a client's flow (a Host Unreachable from 192.0.2.5, Jool's issue
+/// 132): by default its source is the router under pool6, which traceroute needs; with
+/// `icmp_error_source = "quoted-destination"` it is the quoted packet's destination (RFC 6146
+/// section 3.4: the error's tuple is its quoted packet's, reversed).
+#[test]
+fn a_routers_error_is_sourced_from_the_router_or_the_quoted_destination() {
+    const ROUTER4: [u8; 4] = [192, 0, 2, 5];
+    const ROUTER6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 5];
+    for (setting, source) in [
+        ("", ROUTER6),
+        ("icmp_error_source = \"quoted-destination\"\n", SERVER6),
+    ] {
+        let x = Loaded::load(
+            "stateful",
+            &format!(
+                "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"2000-2999\"\n{setting}"
+            ),
+        );
+        let payload = b"toward an unreachable host";
+        let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, payload));
+        let (addr4, port4, id) = src_of(&out);
+        let quoted4 = udp4((addr4, port4), (SERVER4, 53), 63, id, payload)[14..].to_vec();
+        let icmp4 = Icmpv4Header::with_checksum(
+            Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Host),
+            &quoted4,
+        );
+        let mut input = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+        input.extend(ip4(ROUTER4, addr4, 64, 0x4321, 1, 8 + quoted4.len()).to_bytes());
+        input.extend(icmp4.to_bytes());
+        input.extend(&quoted4);
+        let (action, out, moved) = x.run_counted(&input);
+        assert_eq!(action, XDP_PASS, "moved: {moved:?}");
+        let mut quoted6 = Vec::new();
+        PacketBuilder::ipv6(A, SERVER6, 63)
+            .udp(40000, 53)
+            .write(&mut quoted6, payload)
+            .unwrap();
+        let mut expected = Vec::new();
+        PacketBuilder::ethernet2(MACS.0, MACS.1)
+            .ipv6(source, A, 64)
+            .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::NoRoute,
+            ))
+            .write(&mut expected, &quoted6)
+            .unwrap();
+        assert_eq!(
+            out, expected,
+            "{setting}\n got {out:02x?}\nwant {expected:02x?}"
+        );
+    }
+}
+
 #[test]
 fn a_client_slash_64_is_limited_and_others_are_not() {
     let mut x = Loaded::load(

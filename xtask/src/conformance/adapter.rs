@@ -417,6 +417,9 @@ fn probe_caps(ctx: &Ctx) -> mapping::Caps {
         pool6791v6: accepts("pool6791v6 = \"2001:db8::1\""),
         pool6_ipv4: accepts("pool6_ipv4 = []"),
         udp_zero_checksum: accepts("udp_zero_checksum = \"drop\""),
+        icmp_error_source: accepts(
+            "[stateful]\npool4 = \"198.51.100.1/32\"\nicmp_error_source = \"quoted-destination\"",
+        ),
     }
 }
 

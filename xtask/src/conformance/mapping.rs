@@ -45,6 +45,8 @@ pub struct Caps {
     pub pool6_ipv4: bool,
     /// `udp_zero_checksum = "drop"` (RFC 7915 section 4.5).
     pub udp_zero_checksum: bool,
+    /// `stateful.icmp_error_source`.
+    pub icmp_error_source: bool,
 }
 
 /// The IPv4 side of the SIIT topology's IPv6 network (Jool's `siit/network.md`: the IPv4 host
@@ -60,6 +62,9 @@ pub struct Nat64dConfig {
     hook: String,
     eam: Vec<(String, String)>,
     stateful: Option<BTreeMap<String, String>>,
+    /// `[stateful]` keys set by global Jool settings, which come before pool4 opens the
+    /// section: written into it if it exists.
+    stateful_extra: BTreeMap<String, String>,
     statics: Vec<[String; 3]>,
 }
 
@@ -90,7 +95,7 @@ impl Nat64dConfig {
         }
         if let Some(st) = &self.stateful {
             out.push_str("\n[stateful]\n");
-            for (k, v) in st {
+            for (k, v) in st.iter().chain(&self.stateful_extra) {
                 let _ = writeln!(out, "{k} = {v}");
             }
             for [proto, v6, v4] in &self.statics {
@@ -302,9 +307,15 @@ fn apply(key: &str, v: &Value, mode: &str, caps: Caps, c: &mut Nat64dConfig) -> 
             c.set("traffic_class", s("zero"));
             Exact
         }
-        // NAT64: the outer source of a translated ICMPv4 error. nat64d embeds the error's own
-        // source in pool6 (Jool's "true"); RFC 6146's inner-destination rule is not offered.
+        // NAT64: the outer source of a translated ICMPv4 error: the error's own source in pool6
+        // (Jool's "true", nat64d's default), or the quoted packet's destination (RFC 6146
+        // section 3.4).
         ("source-icmpv6-errors-better", Some("true")) => Exact,
+        ("source-icmpv6-errors-better", Some("false")) if caps.icmp_error_source => {
+            c.stateful_extra
+                .insert("icmp_error_source".into(), s("quoted-destination"));
+            Exact
+        }
         ("source-icmpv6-errors-better", Some("false")) => Unsupported(
             "nat64d always sources a translated ICMPv4 error from the error's own source (RFC 6146's \
              inner-destination rule is not offered)"
