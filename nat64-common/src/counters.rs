@@ -168,6 +168,15 @@ impl DropReason {
         DropReason::Filtered,
     ];
 
+    /// The reason with this number (its `as u32`), if any.
+    pub const fn from_index(i: u32) -> Option<DropReason> {
+        if i < Self::COUNT {
+            Some(Self::ALL[i as usize])
+        } else {
+            None
+        }
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             DropReason::HopLimitExceeded => "hop_limit_exceeded",
@@ -344,6 +353,128 @@ impl Counter {
     }
 }
 
+impl Counter {
+    /// The counter in slot `i` of `STATS`, the inverse of [`Counter::index`].
+    pub const fn from_index(i: u32) -> Option<Counter> {
+        let dirs = [Dir::V6ToV4, Dir::V4ToV6];
+        if i < BYTES_BASE {
+            let k = i - PACKETS_BASE;
+            return Some(Counter::Packets(
+                dirs[(k / L4Proto::COUNT) as usize],
+                L4Proto::ALL[(k % L4Proto::COUNT) as usize],
+            ));
+        }
+        if i < DROPPED_BASE {
+            return Some(Counter::Bytes(dirs[(i - BYTES_BASE) as usize]));
+        }
+        if i < HANDOFF_BASE {
+            let k = i - DROPPED_BASE;
+            return Some(Counter::Dropped(
+                dirs[(k / DropReason::COUNT) as usize],
+                DropReason::ALL[(k % DropReason::COUNT) as usize],
+            ));
+        }
+        if i < GENERATED_BASE {
+            let k = i - HANDOFF_BASE;
+            return Some(Counter::Handoff(
+                dirs[(k / Handoff::COUNT) as usize],
+                Handoff::ALL[(k % Handoff::COUNT) as usize],
+            ));
+        }
+        if i < FORWARDED_BASE {
+            return Some(Counter::Generated(
+                Generated::ALL[(i - GENERATED_BASE) as usize],
+            ));
+        }
+        if i < RFC6791_BASE {
+            return Some(Counter::Forwarded(dirs[(i - FORWARDED_BASE) as usize]));
+        }
+        if i < RATE_LIMITED {
+            return Some(Counter::Rfc6791(dirs[(i - RFC6791_BASE) as usize]));
+        }
+        if i == RATE_LIMITED {
+            return Some(Counter::RateLimited);
+        }
+        None
+    }
+
+    /// Every counter, in slot order: the one list the log, `nat64d stats` and `/metrics`
+    /// walk.
+    pub fn all() -> impl Iterator<Item = Counter> {
+        (0..STATS_LEN).filter_map(Counter::from_index)
+    }
+
+    /// The Prometheus series of the counter: its family, the family's help text, and its
+    /// labels (name, value), e.g. `nat64_translated_packets_total` with `direction="6to4"`,
+    /// `protocol="tcp"`. The single source of every series name.
+    pub const fn series(self) -> Series {
+        const NONE: (&str, &str) = ("", "");
+        let (family, help, labels) = match self {
+            Counter::Packets(d, p) => (
+                "nat64_translated_packets_total",
+                "Packets translated, by direction and transport protocol.",
+                [("direction", d.name()), ("protocol", p.name())],
+            ),
+            Counter::Bytes(d) => (
+                "nat64_translated_bytes_total",
+                "IP bytes of the translated packets, by direction.",
+                [("direction", d.name()), NONE],
+            ),
+            Counter::Dropped(d, r) => (
+                "nat64_dropped_packets_total",
+                "Packets of ours that were dropped, by direction and reason.",
+                [("direction", d.name()), ("reason", r.name())],
+            ),
+            Counter::Handoff(d, h) => (
+                "nat64_handed_off_packets_total",
+                "Packets the fast path handed to the kernel for the translator link, by direction and reason.",
+                [("direction", d.name()), ("reason", h.name())],
+            ),
+            Counter::Generated(g) => (
+                "nat64_icmp_errors_generated_total",
+                "ICMP errors the dataplane generated itself, by type.",
+                [("type", g.name()), NONE],
+            ),
+            Counter::Forwarded(d) => (
+                "nat64_xdp_forwarded_packets_total",
+                "Translated packets the fast path forwarded itself (forward_in_xdp), by direction.",
+                [("direction", d.name()), NONE],
+            ),
+            Counter::Rfc6791(d) => (
+                "nat64_icmp_errors_rfc6791_total",
+                "ICMP errors translated with an RFC 6791 source (their own source has no mapping: typically a router's Packet Too Big, path MTU discovery at work), by direction.",
+                [("direction", d.name()), NONE],
+            ),
+            Counter::RateLimited => (
+                "nat64_icmp_errors_rate_limited_total",
+                "ICMP errors the dataplane would have sent itself but did not: over its rate limit (RFC 4443 section 2.4(f)), 1000 a second with bursts of 50 per CPU.",
+                [NONE, NONE],
+            ),
+        };
+        Series {
+            family,
+            help,
+            labels,
+        }
+    }
+}
+
+/// A counter's Prometheus series ([`Counter::series`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Series {
+    pub family: &'static str,
+    pub help: &'static str,
+    /// (label, value) pairs; unused ones are empty.
+    pub labels: [(&'static str, &'static str); 2],
+}
+
+impl Series {
+    /// The labels in use.
+    pub fn labels(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
+        self.labels.iter().copied().filter(|(k, _)| !k.is_empty())
+    }
+}
+
 /// The rate limit of the ICMP errors the dataplane originates (RFC 4443 section 2.4(f): "MUST
 /// limit the rate"; RFC 1812 section 4.3.2.8 for ICMPv4), per CPU: a token bucket of
 /// `ICMP_ERROR_BURST` errors refilled at `ICMP_ERRORS_PER_SEC`, the kernel's own defaults
@@ -386,6 +517,33 @@ mod tests {
         let idx: BTreeSet<u32> = all().iter().map(|c| c.index()).collect();
         assert_eq!(idx.len() as u32, STATS_LEN);
         assert_eq!(*idx.iter().next_back().unwrap(), STATS_LEN - 1);
+    }
+
+    #[test]
+    fn from_index_inverts_index_over_every_slot() {
+        for c in all() {
+            assert_eq!(Counter::from_index(c.index()), Some(c));
+        }
+        assert_eq!(Counter::from_index(STATS_LEN), None);
+        assert_eq!(Counter::all().count(), all().len());
+        for (i, c) in Counter::all().enumerate() {
+            assert_eq!(c.index(), i as u32);
+        }
+        assert_eq!(DropReason::from_index(21), Some(DropReason::Filtered));
+        assert_eq!(DropReason::from_index(DropReason::COUNT), None);
+    }
+
+    #[test]
+    fn every_series_names_its_family_and_its_labels() {
+        let mut seen = BTreeSet::new();
+        for c in all() {
+            let s = c.series();
+            assert!(s.family.starts_with("nat64_") && s.family.ends_with("_total"));
+            assert!(!s.help.is_empty());
+            let labels: Vec<_> = s.labels().collect();
+            assert!(labels.iter().all(|(k, v)| !k.is_empty() && !v.is_empty()));
+            assert!(seen.insert((s.family, labels)), "{c:?} shares its series");
+        }
     }
 
     #[test]

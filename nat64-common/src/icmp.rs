@@ -38,12 +38,6 @@ pub enum Translation {
     TooBig { ty: u8, code: u8, mtu: u32 },
 }
 
-impl Translation {
-    pub const fn is_error(&self) -> bool {
-        !matches!(self, Translation::Info { .. })
-    }
-}
-
 /// Whether an ICMPv4 type is an error RFC 7915 section 4.2 translates (Destination
 /// Unreachable, Time Exceeded, Parameter Problem), the kind that may come from a router with
 /// no IPv6 mapping (RFC 6791).

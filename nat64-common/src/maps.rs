@@ -52,8 +52,10 @@ pub const CONFIG_SLOT_LINK: u32 = 1;
 
 /// The translator's run-time configuration, in the `CONFIG` array map.
 ///
-/// It lives in a map rather than a load-time global so that a reload can change it without
-/// reloading the programs.
+/// It lives in a map rather than a load-time global so that one object serves every
+/// configuration: a reload with pinned state loads a new copy of the programs and fills its
+/// own `CONFIG` (swapped in atomically on every attachment); without pinned state the daemon
+/// rewrites the map in place. Either way nothing is recompiled.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {

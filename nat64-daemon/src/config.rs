@@ -2,7 +2,13 @@
 //! `docs/configuration.md`), overridable from the command line, validated before anything on
 //! the system is touched. Errors name the field and the reason.
 
-use std::{collections::BTreeSet, fmt, net::Ipv6Addr, path::Path, str::FromStr};
+use std::{
+    collections::BTreeSet,
+    fmt,
+    net::Ipv6Addr,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use nat64_common::{
@@ -644,13 +650,13 @@ pub struct Config {
     /// The admin interface: a Unix socket only root (or the daemon's own user) may use, for
     /// `nat64d bindings ...`; "off" disables it.
     #[serde(default = "default_admin_socket")]
-    pub admin_socket: String,
+    pub admin_socket: OrOff<PathBuf>,
     /// Where the stateful binding tables and the counters are pinned (a directory on a bpf
     /// filesystem), so that a restarted daemon adopts them: established sessions survive a
     /// restart or an upgrade. "off": nothing pinned. When the directory is not on a bpf
     /// filesystem the daemon says so and runs without pinning.
     #[serde(default = "default_state_dir")]
-    pub state_dir: String,
+    pub state_dir: OrOff<PathBuf>,
     /// RFC 7915 section 4.5: "compute" (default) the checksum of an unfragmented IPv4 UDP
     /// datagram that has none, or "drop" it.
     #[serde(default)]
@@ -673,7 +679,7 @@ pub struct Config {
     /// Where the Prometheus metrics and the probes (`/healthz`, `/readyz`) are served,
     /// "ADDRESS:PORT"; "off" disables them. Read-only.
     #[serde(default = "default_metrics_listen")]
-    pub metrics_listen: String,
+    pub metrics_listen: OrOff<std::net::SocketAddr>,
     /// Stateful NAT64; absent: stateless only.
     #[serde(default)]
     pub stateful: Option<Stateful>,
@@ -695,16 +701,73 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/nat64d/admin.sock";
 /// Where pinned state lives unless configured.
 pub const DEFAULT_STATE_DIR: &str = "/sys/fs/bpf/nat64d";
 
-fn default_state_dir() -> String {
-    DEFAULT_STATE_DIR.to_string()
+fn default_state_dir() -> OrOff<PathBuf> {
+    OrOff(Some(DEFAULT_STATE_DIR.into()))
 }
 
-fn default_metrics_listen() -> String {
-    "127.0.0.1:9464".to_string()
+fn default_metrics_listen() -> OrOff<std::net::SocketAddr> {
+    OrOff(Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9464))))
 }
 
-fn default_admin_socket() -> String {
-    DEFAULT_ADMIN_SOCKET.to_string()
+fn default_admin_socket() -> OrOff<PathBuf> {
+    OrOff(Some(DEFAULT_ADMIN_SOCKET.into()))
+}
+
+/// A setting that the string "off" turns off (`OrOff(None)`), written as its value otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrOff<T>(pub Option<T>);
+
+impl<T> OrOff<T> {
+    /// The value, unless off.
+    pub fn get(&self) -> Option<&T> {
+        self.0.as_ref()
+    }
+}
+
+/// A value an [`OrOff`] setting holds, read from and written as text.
+pub trait OffValue: Sized {
+    /// What the text must be, for the error message.
+    const EXPECTED: &'static str;
+    fn parse(s: &str) -> Option<Self>;
+    fn text(&self) -> String;
+}
+
+impl OffValue for PathBuf {
+    const EXPECTED: &'static str = "a path";
+    fn parse(s: &str) -> Option<Self> {
+        (!s.is_empty()).then(|| PathBuf::from(s))
+    }
+    fn text(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl OffValue for std::net::SocketAddr {
+    const EXPECTED: &'static str = "ADDRESS:PORT (\"127.0.0.1:9464\", \"[::1]:9464\")";
+    fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl<'de, T: OffValue> Deserialize<'de> for OrOff<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "off" {
+            return Ok(Self(None));
+        }
+        T::parse(&s).map(|v| Self(Some(v))).ok_or_else(|| {
+            serde::de::Error::custom(format!("{s:?} is not {} nor \"off\"", T::EXPECTED))
+        })
+    }
+}
+
+impl<T: OffValue> serde::Serialize for OrOff<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.as_ref().map_or_else(|| "off".to_string(), T::text))
+    }
 }
 
 fn default_ipv6_mtu() -> u16 {
@@ -758,7 +821,7 @@ impl Config {
                 ),
             ));
         }
-        if self.on_stop == OnStop::Keep && self.state_dir == "off" {
+        if self.on_stop == OnStop::Keep && self.state_dir.get().is_none() {
             return Err(invalid(
                 "on_stop",
                 "\"keep\" pins the attachments in state_dir, which is \"off\"",
@@ -822,17 +885,6 @@ impl Config {
         }
         if let Some(st) = &self.stateful {
             validate_stateful(st, &self.eam, self.pool6.0.is_some())?;
-        }
-        if self.metrics_listen != "off"
-            && self.metrics_listen.parse::<std::net::SocketAddr>().is_err()
-        {
-            return Err(invalid(
-                "metrics_listen",
-                format!(
-                    "{:?} is not ADDRESS:PORT (\"127.0.0.1:9464\", \"[::1]:9464\") nor \"off\"",
-                    self.metrics_listen
-                ),
-            ));
         }
         for (i, p) in self.pool6_ipv4.iter().enumerate() {
             let field = format!("pool6_ipv4[{i}]");

@@ -272,6 +272,36 @@ fn link_err(what: impl Into<String>) -> impl FnOnce(LinkError) -> DataplaneError
     move |source| DataplaneError::Link { what, source }
 }
 
+/// How [`Dataplane::attach_interface`] attached an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InterfaceAttached {
+    pub how: Attached,
+    pub hook: config::Hook,
+    /// Why that hook (for `hook = "auto"`).
+    pub why: &'static str,
+    pub partial: bool,
+}
+
+/// Resolves `partial_checksums = "auto"` for an interface at `hook` (see
+/// `config::PartialChecksums`).
+pub fn partial_checksums(ifc: &config::Interface, hook: config::Hook) -> bool {
+    use config::PartialChecksums;
+    match ifc.partial_checksums {
+        PartialChecksums::On => true,
+        PartialChecksums::Off => false,
+        // On the socket-buffer path (generic XDP, TC) any interface can deliver them: a
+        // virtio NIC passes the host's partial checksums on, for one.
+        PartialChecksums::Auto => {
+            ifc.xdp_mode == config::XdpMode::Generic
+                || hook == config::Hook::Tc
+                || virtual_link(&ifc.name).unwrap_or_else(|e| {
+                    tracing::warn!(interface = %ifc.name, error = %e, "cannot query the driver; assuming a virtual link");
+                    true
+                })
+        }
+    }
+}
+
 /// Whether `iface` is a virtual link (no bus: veth, bridges, tunnels), by its driver.
 pub fn virtual_link(iface: &str) -> std::io::Result<bool> {
     crate::sys::driver_info(iface).map(|d| d.bus_info.is_empty())
@@ -719,6 +749,25 @@ impl Dataplane {
             t4.remove(k).map_err(map_err("EAM4"))?;
         }
         Ok(())
+    }
+
+    /// Attaches a configured interface as its settings say: the hook resolved for this
+    /// configuration ([`resolve_hook`]), partial checksums resolved for that hook
+    /// ([`partial_checksums`]). What the daemon does at start and when an interface comes back.
+    pub fn attach_interface(
+        &mut self,
+        ifc: &config::Interface,
+        cfg: &Config,
+    ) -> Result<InterfaceAttached, DataplaneError> {
+        let (hook, why) = resolve_hook(ifc, cfg);
+        let partial = partial_checksums(ifc, hook);
+        let how = self.attach(&ifc.name, hook, ifc.xdp_mode, partial)?;
+        Ok(InterfaceAttached {
+            how,
+            hook,
+            why,
+            partial,
+        })
     }
 
     /// Attaches the program to `iface` and records its per-interface settings.

@@ -410,3 +410,37 @@ pub fn enable_forwarding(key: &str) -> Result<bool, LinkError> {
     })?;
     Ok(true)
 }
+
+/// Follows link and route events in the background; a unit arrives on the returned channel
+/// for each one that may have undone something of the daemon's.
+pub fn follow_events() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use futures_util::StreamExt as _;
+    let (conn, _, mut events) = rtnetlink::new_multicast_connection(&[
+        rtnetlink::MulticastGroup::Link,
+        rtnetlink::MulticastGroup::Ipv4Route,
+        rtnetlink::MulticastGroup::Ipv6Route,
+    ])?;
+    tokio::spawn(conn);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some((msg, _)) = events.next().await {
+            // A full channel already has a re-sync coming.
+            if is_disruptive(&msg) && tx.try_send(()).is_err() && tx.is_closed() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Whether an event may have undone something of the daemon's: a link appearing, changing or
+/// going, or a route going. (New routes are the daemon's own re-sync, or harmless.)
+fn is_disruptive(
+    msg: &rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
+) -> bool {
+    use rtnetlink::{packet_core::NetlinkPayload, packet_route::RouteNetlinkMessage as M};
+    matches!(
+        &msg.payload,
+        NetlinkPayload::InnerMessage(M::NewLink(_) | M::DelLink(_) | M::DelRoute(_))
+    )
+}

@@ -12,10 +12,9 @@
 use std::net::SocketAddr;
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
-use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
+use nat64_common::{Counter, Dir, DropReason};
 use prometheus::{
-    Encoder as _, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder as _, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -40,73 +39,31 @@ pub struct Snapshot<'a> {
 /// scrape builds its own registry.
 pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
     let r = Registry::new();
-    let packets = IntCounterVec::new(
-        Opts::new(
-            "nat64_translated_packets_total",
-            "Packets translated, by direction and transport protocol.",
-        ),
-        &["direction", "protocol"],
-    )?;
-    let bytes = IntCounterVec::new(
-        Opts::new(
-            "nat64_translated_bytes_total",
-            "IP bytes of the translated packets, by direction.",
-        ),
-        &["direction"],
-    )?;
-    let dropped = IntCounterVec::new(
-        Opts::new(
-            "nat64_dropped_packets_total",
-            "Packets of ours that were dropped, by direction and reason.",
-        ),
-        &["direction", "reason"],
-    )?;
-    let handed = IntCounterVec::new(
-        Opts::new(
-            "nat64_handed_off_packets_total",
-            "Packets the fast path handed to the kernel for the translator link, by direction and reason.",
-        ),
-        &["direction", "reason"],
-    )?;
-    for d in Dir::ALL {
-        for p in L4Proto::ALL {
-            packets
-                .with_label_values(&[d.name(), p.name()])
-                .inc_by(s.stats.get(Counter::Packets(d, p)));
-        }
-        bytes
-            .with_label_values(&[d.name()])
-            .inc_by(s.stats.get(Counter::Bytes(d)));
-        for reason in DropReason::ALL {
-            dropped
-                .with_label_values(&[d.name(), reason.name()])
-                .inc_by(s.stats.get(Counter::Dropped(d, reason)));
-        }
-        for h in Handoff::ALL {
-            handed
-                .with_label_values(&[d.name(), h.name()])
-                .inc_by(s.stats.get(Counter::Handoff(d, h)));
-        }
+    // Every dataplane counter, one family at a time, as `Counter::series` names it.
+    let mut families: Vec<(&'static str, IntCounterVec)> = Vec::new();
+    for c in Counter::all() {
+        let series = c.series();
+        let names: Vec<&str> = series.labels().map(|(k, _)| k).collect();
+        let values: Vec<&str> = series.labels().map(|(_, v)| v).collect();
+        let vec = match families.iter().position(|(f, _)| *f == series.family) {
+            Some(i) => &families[i].1,
+            None => {
+                let v = IntCounterVec::new(Opts::new(series.family, series.help), &names)?;
+                families.push((series.family, v));
+                &families[families.len() - 1].1
+            }
+        };
+        vec.with_label_values(&values).inc_by(s.stats.get(c));
     }
-    let generated = IntCounterVec::new(
-        Opts::new(
-            "nat64_icmp_errors_generated_total",
-            "ICMP errors the dataplane generated itself, by type.",
-        ),
-        &["type"],
-    )?;
-    for g in Generated::ALL {
-        generated
-            .with_label_values(&[g.name()])
-            .inc_by(s.stats.get(Counter::Generated(g)));
+    for (_, v) in families {
+        r.register(Box::new(v))?;
     }
-    r.register(Box::new(generated))?;
     // RFC 6146 session creation: the dataplane refuses a new flow for one of three reasons,
     // the same events as the matching drop reasons, gathered in one family for alerting.
     let failures = IntCounterVec::new(
         Opts::new(
             "nat64_session_creation_failures_total",
-            "New stateful flows refused, by reason (no free port, binding table full, the client's /64 at its limit).",
+            "New stateful flows refused, by reason (no free port, binding or session table full, the client's /64 at its limit).",
         ),
         &["reason"],
     )?;
@@ -120,46 +77,10 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
             .inc_by(s.stats.get(Counter::Dropped(Dir::V6ToV4, reason)));
     }
     r.register(Box::new(failures))?;
-    r.register(Box::new(packets))?;
-    r.register(Box::new(bytes))?;
-    r.register(Box::new(dropped))?;
-    r.register(Box::new(handed))?;
-    let forwarded = IntCounterVec::new(
-        Opts::new(
-            "nat64_xdp_forwarded_packets_total",
-            "Translated packets the fast path forwarded itself (forward_in_xdp), by direction.",
-        ),
-        &["direction"],
-    )?;
-    for d in Dir::ALL {
-        forwarded
-            .with_label_values(&[d.name()])
-            .inc_by(s.stats.get(Counter::Forwarded(d)));
-    }
-    r.register(Box::new(forwarded))?;
-    let rfc6791 = IntCounterVec::new(
-        Opts::new(
-            "nat64_icmp_errors_rfc6791_total",
-            "ICMP errors translated with an RFC 6791 source (their own source has no mapping: typically a router's Packet Too Big, path MTU discovery at work), by direction.",
-        ),
-        &["direction"],
-    )?;
-    for d in Dir::ALL {
-        rfc6791
-            .with_label_values(&[d.name()])
-            .inc_by(s.stats.get(Counter::Rfc6791(d)));
-    }
-    r.register(Box::new(rfc6791))?;
-    let rate_limited = IntCounter::new(
-        "nat64_icmp_errors_rate_limited_total",
-        "ICMP errors the dataplane would have sent itself but did not: over its rate limit (RFC 4443 section 2.4(f)), 1000 a second with bursts of 50 per CPU.",
-    )?;
-    rate_limited.inc_by(s.stats.get(Counter::RateLimited));
-    r.register(Box::new(rate_limited))?;
 
     let attached = IntGauge::new(
         "nat64_attached_programs",
-        "XDP programs the daemon has attached.",
+        "Programs the daemon has attached (XDP or TC): one per configured interface, and the translator link's two ends. 0 means nothing is translated.",
     )?;
     attached.set(s.attached as i64);
     r.register(Box::new(attached))?;
@@ -310,9 +231,30 @@ async fn metrics(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
     }
 }
 
+/// 200 once the main loop runs with every part up; 503 with the reason while it starts (it
+/// does not answer yet: the dataplane is still loading or attaching), when a part is down (an
+/// interface gone, a failed re-attach, no translator link) and once it stops.
 async fn readyz(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
-    match ask(&tx, "ready").await {
-        Some(a) if a.trim_end().ends_with("ok") => (StatusCode::OK, "ready\n"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    let answer = tokio::time::timeout(READY_WAIT, ask(&tx, "ready")).await;
+    match answer {
+        Ok(Some(a)) if a.trim_end() == "ok" => (StatusCode::OK, "ready\n".to_string()),
+        Ok(Some(a)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: {}\n",
+                a.trim_end().trim_start_matches("error: ")
+            ),
+        ),
+        Ok(None) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".to_string(),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting\n".to_string(),
+        ),
     }
 }
+
+/// How long `/readyz` waits for the main loop, which answers at once when it runs.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -41,14 +41,6 @@ impl Stats {
             .sum()
     }
 
-    /// Packets the fast path handed to the kernel for the translator link in `dir`.
-    pub fn handed_off(&self, dir: Dir) -> u64 {
-        Handoff::ALL
-            .iter()
-            .map(|h| self.get(Counter::Handoff(dir, *h)))
-            .sum()
-    }
-
     /// Every counter in exposition-style lines, `name{labels} value`.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -138,75 +130,22 @@ impl Stats {
             self.get(Counter::RateLimited)
         )
     }
-
-    /// Only the non-zero counters, one per line (what a person wants to read).
-    pub fn render_nonzero(&self) -> String {
-        let mut out = String::new();
-        for c in all_counters().filter(|c| self.get(*c) != 0) {
-            let _ = writeln!(out, "{} {}", series(c), self.get(c));
-        }
-        out
-    }
 }
 
-/// Every counter, in a fixed order.
+/// Every counter, in slot order (`Counter::all`).
 pub fn all_counters() -> impl Iterator<Item = Counter> {
-    Dir::ALL
-        .into_iter()
-        .flat_map(|d| {
-            L4Proto::ALL
-                .into_iter()
-                .map(move |p| Counter::Packets(d, p))
-                .chain(std::iter::once(Counter::Bytes(d)))
-                .chain(
-                    DropReason::ALL
-                        .into_iter()
-                        .map(move |r| Counter::Dropped(d, r)),
-                )
-                .chain(
-                    Handoff::ALL
-                        .into_iter()
-                        .map(move |h| Counter::Handoff(d, h)),
-                )
-                .chain(std::iter::once(Counter::Forwarded(d)))
-                .chain(std::iter::once(Counter::Rfc6791(d)))
-        })
-        .chain(Generated::ALL.into_iter().map(Counter::Generated))
-        .chain(std::iter::once(Counter::RateLimited))
+    Counter::all()
 }
 
 /// The series name and labels of a counter, e.g.
-/// `nat64_translated_packets_total{direction="6to4",protocol="tcp"}`.
+/// `nat64_translated_packets_total{direction="6to4",protocol="tcp"}` (`Counter::series`).
 pub fn series(c: Counter) -> String {
-    match c {
-        Counter::Packets(d, p) => format!(
-            "nat64_translated_packets_total{{direction=\"{}\",protocol=\"{}\"}}",
-            d.name(),
-            p.name()
-        ),
-        Counter::Bytes(d) => format!("nat64_translated_bytes_total{{direction=\"{}\"}}", d.name()),
-        Counter::Dropped(d, r) => format!(
-            "nat64_dropped_packets_total{{direction=\"{}\",reason=\"{}\"}}",
-            d.name(),
-            r.name()
-        ),
-        Counter::Handoff(d, h) => format!(
-            "nat64_handed_off_packets_total{{direction=\"{}\",reason=\"{}\"}}",
-            d.name(),
-            h.name()
-        ),
-        Counter::Generated(g) => {
-            format!("nat64_icmp_errors_generated_total{{type=\"{}\"}}", g.name())
-        }
-        Counter::Forwarded(d) => format!(
-            "nat64_xdp_forwarded_packets_total{{direction=\"{}\"}}",
-            d.name()
-        ),
-        Counter::Rfc6791(d) => format!(
-            "nat64_icmp_errors_rfc6791_total{{direction=\"{}\"}}",
-            d.name()
-        ),
-        Counter::RateLimited => "nat64_icmp_errors_rate_limited_total".to_string(),
+    let s = c.series();
+    let labels: Vec<String> = s.labels().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    if labels.is_empty() {
+        s.family.to_string()
+    } else {
+        format!("{}{{{}}}", s.family, labels.join(","))
     }
 }
 
@@ -241,7 +180,6 @@ mod tests {
             Some(3)
         );
         assert_eq!(parse_value(&text, Counter::Bytes(Dir::V6ToV4)), Some(0));
-        assert_eq!(s.render_nonzero().lines().count(), 2);
         assert_eq!(s.table().lines().count(), 3, "a header and two rows");
         let j = s.json();
         assert!(

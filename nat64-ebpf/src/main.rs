@@ -338,10 +338,7 @@ impl Packed {
             Self::HAIRPIN => Ok(Step::Hairpin),
             Self::TRANSLATED => Ok(Step::Translated),
             Self::UNREACHABLE => Ok(Step::Unreachable),
-            v if v >= Self::DROP => Err(DropReason::ALL
-                .get((v - Self::DROP) as usize)
-                .copied()
-                .unwrap_or(DropReason::BadHeader)),
+            v if v >= Self::DROP => Err(crate::packet::drop_reason(v - Self::DROP)),
             a => Ok(Step::Done(a)),
         }
     }

@@ -455,3 +455,11 @@ pub fn write_u16(ctx: &impl Frame, off: usize, v: u16) -> Option<()> {
     unsafe { p.write_unaligned(v.to_be_bytes()) };
     Some(())
 }
+
+/// The drop reason a packed result carries (its number, `DropReason as u32`): the one decoder
+/// of every packed result. A number no reason has cannot come from this program; should it,
+/// the packet counts as `bad_header`.
+#[inline(always)]
+pub fn drop_reason(n: u32) -> DropReason {
+    DropReason::from_index(n).unwrap_or(DropReason::BadHeader)
+}

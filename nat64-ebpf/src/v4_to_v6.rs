@@ -95,10 +95,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                 return Ok(Step::Done(xdp_action::XDP_PASS));
             }
             if r != 0 {
-                return Err(DropReason::ALL
-                    .get((r & 0xff) as usize)
-                    .copied()
-                    .unwrap_or(DropReason::NoBinding));
+                return Err(crate::packet::drop_reason(r & 0xff));
             }
         }
     }

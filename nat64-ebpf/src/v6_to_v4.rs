@@ -191,10 +191,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => {
             let r = stateful_source(ctx, cfg, nh, l4_off, echo.is_some());
             if r & stateful::OUTBOUND_ERR != 0 {
-                let reason = DropReason::ALL
-                    .get((r & 0xff) as usize)
-                    .copied()
-                    .unwrap_or(DropReason::PoolExhausted);
+                let reason = crate::packet::drop_reason((r & 0xff) as u32);
                 // RFC 6146 section 3.5.1.1: a flow refused for want of a binding is told so
                 // (ICMPv6 Address Unreachable, `unreachable`); the packet counts as dropped.
                 if matches!(

@@ -20,6 +20,14 @@ fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// `/readyz` of the lab's daemon (metrics on 127.0.0.1:9464 in the translator's namespace).
+fn readyz(lab: &Lab) -> (u16, String) {
+    let addr = "127.0.0.1:9464".parse().unwrap();
+    lab.xlat
+        .run(|| nat64_tests::peers::http_get(addr, "/readyz"))
+        .unwrap_or_else(|e| panic!("GET /readyz: {e}\n{}", lab.daemon_log()))
+}
+
 /// A ping from the translator node's own IPv4 address to the IPv6 client, which only the
 /// translator link translates: the fast path never sees what the node originates.
 fn node_ping(lab: &Lab) -> (bool, String) {
@@ -95,14 +103,22 @@ fn an_interface_deleted_and_recreated_is_attached_again() {
         lab.xlat_link("xe")
     );
 
+    assert_eq!(readyz(&lab), (200, "ready\n".to_string()));
+
     lab.xlat.ip(&["link", "del", "dev", "xe"]);
     lab.daemon()
         .wait_log("interface gone", 1, Duration::from_secs(5))
         .unwrap_or_else(|log| panic!("the deletion went unnoticed:\n{log}"));
+    // Unready while a configured interface has no dataplane, saying which.
+    assert_eq!(
+        readyz(&lab),
+        (503, "not ready: not attached to xe\n".to_string())
+    );
     add(&lab);
     lab.daemon()
         .wait_log("interface back: attached again", 1, Duration::from_secs(5))
         .unwrap_or_else(|log| panic!("the new xe was not attached:\n{log}"));
+    assert_eq!(readyz(&lab), (200, "ready\n".to_string()));
     assert!(
         lab.xlat_link("xe").contains("xdp"),
         "{}\n{}",

@@ -1,0 +1,321 @@
+//! The command line: `nat64d run` and the commands that talk to a running daemon (through
+//! its admin socket) or to the system (`check-config`, `doctor`, `cleanup`).
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use nat64_daemon::{
+    Config,
+    config::{Interface, LogFormat, Pool6},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "nat64d",
+    version,
+    about = "NAT64/NAT46 translator daemon (eBPF dataplane)"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Load the dataplane, attach it and translate until SIGINT or SIGTERM.
+    Run(RunArgs),
+    /// The running daemon's counters, through its admin socket: a table, or JSON.
+    Stats {
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The running daemon's configuration, every key written out (defaults included), as
+    /// TOML, through its admin socket: what it applies now, after reloads and flags.
+    Config {
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+    },
+    /// Explicit address mappings (NAT46 aliases) of the running daemon, through its admin
+    /// socket: list, add or remove at run time (a reload from the file replaces them).
+    Eam {
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        action: EamAction,
+    },
+    /// Stateful NAT64 bindings of the running daemon, through its admin socket.
+    Bindings {
+        /// The daemon's admin socket.
+        #[arg(long, default_value = nat64_daemon::config::DEFAULT_ADMIN_SOCKET, env = "NAT64D_ADMIN_SOCKET")]
+        socket: PathBuf,
+        #[command(subcommand)]
+        action: BindingsAction,
+    },
+    /// Check that this node can run the translator (kernel, sysctls, privileges, interfaces,
+    /// the translator link's names) and say how to fix what is missing; changes nothing.
+    /// Exits 1 when something must be fixed.
+    Doctor {
+        /// The configuration to check the node for; without it the built-in defaults.
+        #[arg(short, long, env = "NAT64D_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Remove the state a stopped daemon left pinned (`state_dir`), so that the next start
+    /// begins empty; run it after the daemon is stopped, to uninstall.
+    Cleanup {
+        #[arg(short, long, env = "NAT64D_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file and exit; changes nothing on the system.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+        /// Do not check the file against this host (that the configured interfaces exist, that
+        /// no prefix holds one of its addresses): for a file meant for another machine.
+        #[arg(long)]
+        skip_interface_check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum EamAction {
+    /// The mappings in force.
+    List,
+    /// Add a mapping: an IPv6 prefix and an IPv4 prefix of as many suffix bits or fewer (RFC
+    /// 7757 section 3.2).
+    Add {
+        #[arg(long)]
+        ipv6: ipnet::Ipv6Net,
+        #[arg(long)]
+        ipv4: ipnet::Ipv4Net,
+    },
+    /// Remove the mapping of an IPv6 prefix.
+    Remove {
+        #[arg(long)]
+        ipv6: ipnet::Ipv6Net,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BindingsAction {
+    /// List bindings, optionally only one protocol's or one address's (either side).
+    List {
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
+    /// Add a static binding: it never expires and lets IPv4 hosts open flows inward.
+    Add {
+        #[arg(long)]
+        protocol: String,
+        /// [IPV6]:PORT
+        #[arg(long)]
+        ipv6: std::net::SocketAddrV6,
+        /// IPV4:PORT, the address in pool4.
+        #[arg(long)]
+        ipv4: std::net::SocketAddrV4,
+    },
+    /// List sessions (RFC 6146 section 3.5: a binding and one remote IPv4 endpoint, with its
+    /// TCP state), optionally only one protocol's or one IPv4 address's (pool4 or remote).
+    Sessions {
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
+    /// Remove every dynamic binding and its sessions (static ones stay).
+    Flush,
+    /// Remove the binding of an IPv6 transport address (static or dynamic).
+    Remove {
+        #[arg(long)]
+        protocol: String,
+        /// [IPV6]:PORT
+        #[arg(long)]
+        ipv6: std::net::SocketAddrV6,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// TOML configuration file; without it the built-in defaults apply.
+    #[arg(short, long, env = "NAT64D_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Override pool6: an RFC 6052 prefix, or "off".
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) pool6: Option<Pool6>,
+    /// Override the interfaces (repeat for several): NAME or NAME:native or NAME:generic.
+    #[arg(long = "interface", short = 'i', value_name = "NAME[:MODE]")]
+    pub(crate) interfaces: Vec<Interface>,
+    /// Override the log format.
+    #[arg(long, value_enum, env = "NAT64D_LOG_FORMAT")]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Override the interval, in seconds, of counter summaries in the log (0: only at exit).
+    #[arg(long)]
+    pub(crate) stats_interval_secs: Option<u64>,
+}
+
+pub(crate) fn check_config(
+    file: &std::path::Path,
+    skip_interface_check: bool,
+) -> anyhow::Result<()> {
+    let cfg = Config::load(file)?;
+    if !skip_interface_check {
+        cfg.check_interfaces_exist()?;
+        cfg.check_own_addresses()?;
+        // Whether router errors (path MTU discovery) would be delivered: a node condition,
+        // like the two above.
+        let rfc6791 = nat64_daemon::doctor::rfc6791_source(&cfg);
+        if let nat64_daemon::doctor::Verdict::Fix { problem, fix } = &rfc6791.verdict {
+            anyhow::bail!("{problem}\nfix: {fix}");
+        }
+    }
+    println!("{}: OK", file.display());
+    Ok(())
+}
+
+/// Sends one `bindings ...` request to the daemon's admin socket and prints the answer.
+pub(crate) fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Result<()> {
+    let line = match action {
+        BindingsAction::List { protocol, address } => {
+            let mut l = "bindings".to_string();
+            if let Some(p) = protocol {
+                l.push_str(&format!(" protocol {p}"));
+            }
+            if let Some(a) = address {
+                l.push_str(&format!(" address {a}"));
+            }
+            l
+        }
+        BindingsAction::Add {
+            protocol,
+            ipv6,
+            ipv4,
+        } => format!("bindings-add {protocol} {ipv6} {ipv4}"),
+        BindingsAction::Remove { protocol, ipv6 } => format!("bindings-remove {protocol} {ipv6}"),
+        BindingsAction::Sessions { protocol, address } => {
+            let mut l = "sessions".to_string();
+            if let Some(p) = protocol {
+                l.push_str(&format!(" protocol {p}"));
+            }
+            if let Some(a) = address {
+                l.push_str(&format!(" address {a}"));
+            }
+            l
+        }
+        BindingsAction::Flush => "bindings-flush".to_string(),
+    };
+    admin_request(socket, &line)
+}
+
+/// Sends one request line to the daemon's admin socket and prints the answer; the answer's
+/// last line says whether it worked.
+pub(crate) fn admin_request(socket: &std::path::Path, line: &str) -> anyhow::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)
+        .with_context(|| format!("connecting to the admin socket {}", socket.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let (body, last) = match answer.trim_end().rsplit_once('\n') {
+        Some((b, l)) => (b.to_string(), l.to_string()),
+        None => (String::new(), answer.trim_end().to_string()),
+    };
+    if !body.is_empty() {
+        println!("{body}");
+    }
+    match last.strip_prefix("error: ") {
+        Some(e) => anyhow::bail!("{e}"),
+        None if last == "ok" => Ok(()),
+        None => anyhow::bail!("unexpected answer from the daemon: {answer:?}"),
+    }
+}
+
+/// `nat64d cleanup`: everything a daemon may leave behind once stopped with `on_stop =
+/// "keep"` or killed: its attachments (their pins; the links detach with them), the translator
+/// link with its routes, and the pinned maps.
+pub(crate) fn cleanup(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cfg = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(name) = &cfg.translator_link.0 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let removed = rt.block_on(async {
+            let nl = nat64_daemon::link::connect()?;
+            nat64_daemon::link::remove_ours(&nl, name).await
+        })?;
+        if removed {
+            println!("{name}: translator link removed, and its routes with it");
+        }
+    }
+    let Some(dir) = cfg.state_dir.get() else {
+        println!("state_dir is off: nothing pinned");
+        return Ok(());
+    };
+    if !dir.exists() {
+        println!("{}: nothing pinned", dir.display());
+        return Ok(());
+    }
+    let links = dir.join("links");
+    if let Ok(entries) = std::fs::read_dir(&links) {
+        for e in entries.flatten() {
+            std::fs::remove_file(e.path())
+                .with_context(|| format!("removing {}", e.path().display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let iface = nat64_daemon::dataplane::pin_interface(&name).unwrap_or(name);
+            println!("{iface}: detached");
+        }
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    println!("{}: pinned state removed", dir.display());
+    Ok(())
+}
+
+pub(crate) fn doctor(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let cfg = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let checks = nat64_daemon::doctor::run(&cfg);
+    for c in &checks {
+        println!("{c}");
+    }
+    if nat64_daemon::doctor::needs_fixing(&checks) {
+        anyhow::bail!("this node needs the fixes above before nat64d can run here");
+    }
+    println!("this node can run nat64d with this configuration");
+    Ok(())
+}
+
+/// Runs the command line's command.
+pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::CheckConfig {
+            file,
+            skip_interface_check,
+        } => check_config(&file, skip_interface_check),
+        Command::Run(args) => crate::app::run(args),
+        Command::Bindings { socket, action } => bindings_cli(&socket, action),
+        Command::Stats { socket, json } => {
+            admin_request(&socket, if json { "stats-json" } else { "stats" })
+        }
+        Command::Config { socket } => admin_request(&socket, "config"),
+        Command::Eam { socket, action } => admin_request(
+            &socket,
+            &match action {
+                EamAction::List => "eam".to_string(),
+                EamAction::Add { ipv6, ipv4 } => format!("eam-add {ipv6} {ipv4}"),
+                EamAction::Remove { ipv6 } => format!("eam-remove {ipv6}"),
+            },
+        ),
+        Command::Doctor { config } => doctor(config.as_deref()),
+        Command::Cleanup { config } => cleanup(config.as_deref()),
+    }
+}

@@ -1,0 +1,178 @@
+//! Reloading the configuration (SIGHUP, a changed file) and re-syncing what the daemon set up
+//! when the system undoes it (a deleted translator link, an interface that comes back, removed
+//! routes).
+
+use nat64_daemon::{Config, Dataplane};
+use tracing::{error, info, warn};
+
+use crate::cli::RunArgs;
+
+/// What a reload needs besides the dataplane and the running configuration.
+pub(crate) struct Reload<'a> {
+    pub(crate) args: &'a RunArgs,
+    pub(crate) nl: &'a rtnetlink::Handle,
+    /// The translator link as it is now (re-created if someone deleted it).
+    pub(crate) link: Option<nat64_daemon::link::TranslatorLink>,
+    /// Configured interfaces found gone, waiting to come back (said once).
+    pub(crate) gone: std::collections::BTreeSet<String>,
+}
+
+impl Reload<'_> {
+    /// Re-reads the configuration (file and flags) and applies it, or keeps the running one
+    /// and says why. Established sessions live in the binding tables, which a reload does not
+    /// touch.
+    pub(crate) async fn run(&self, dp: &mut Dataplane, cur: &mut Config, trigger: &str) {
+        let new = match crate::app::effective_config(self.args) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(trigger, error = %format!("{e:#}"), "reload refused; the running configuration is kept");
+                return;
+            }
+        };
+        if new == *cur {
+            info!(trigger, "configuration unchanged");
+            return;
+        }
+        if let Err(e) = cur.check_reload(&new) {
+            error!(trigger, error = %e, "reload refused; the running configuration is kept");
+            return;
+        }
+        // With pinned state, a new copy of the programs with the new configuration is swapped
+        // in whole (no packet sees half of it); without, the maps are written in place (EAM
+        // entries added before the configuration slot changes, removed after it).
+        dp.keep_own_addresses(nat64_daemon::sys::ipv4_addrs());
+        if let Err(e) = dp.replace(&new) {
+            error!(trigger, error = %e, "applying the new configuration failed; the running one is written back");
+            if let Err(e) = dp.apply(cur) {
+                error!(error = %e, "writing the running configuration back failed");
+            }
+            return;
+        }
+        self.move_routes(cur.link_routes(), &new).await;
+        if let (Some(old), Some(st)) = (&cur.stateful, &new.stateful)
+            && old.static_bindings != st.static_bindings
+        {
+            match dp.bindings() {
+                Ok(mut t) => {
+                    for b in old
+                        .static_bindings
+                        .iter()
+                        .filter(|b| !st.static_bindings.contains(b))
+                    {
+                        let _ = t.remove(b.protocol, b.ipv6);
+                    }
+                    for b in st
+                        .static_bindings
+                        .iter()
+                        .filter(|b| !old.static_bindings.contains(b))
+                    {
+                        if let Err(e) = t.add_static(&st.pool4, b.protocol, b.ipv6, b.ipv4) {
+                            warn!(error = %e, binding = %b.ipv6, "static binding not added");
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "binding tables unavailable"),
+            }
+        }
+        *cur = new;
+        info!(
+            trigger,
+            pool6 = %cur.pool6.0.map_or("off".to_string(), |p| p.to_string()),
+            eam_entries = cur.eam.len(),
+            programs_swapped = dp.swaps_programs(),
+            "configuration reloaded"
+        );
+    }
+
+    /// Routes into the translator link what `cfg` translates and removes the routes of `old`
+    /// that it no longer does.
+    pub(crate) async fn move_routes(
+        &self,
+        old: (Vec<ipnet::Ipv6Net>, Vec<ipnet::Ipv4Net>),
+        cfg: &Config,
+    ) {
+        let Some(l) = &self.link else { return };
+        let (old6, old4) = old;
+        let (new6, new4) = cfg.link_routes();
+        let mtu4 = cfg.ipv4_route_mtu();
+        if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
+            warn!(error = %e, "adding the new routes failed");
+        }
+        let gone6: Vec<_> = old6.into_iter().filter(|p| !new6.contains(p)).collect();
+        let gone4: Vec<_> = old4.into_iter().filter(|p| !new4.contains(p)).collect();
+        if gone6.is_empty() && gone4.is_empty() {
+            return;
+        }
+        match nat64_daemon::link::remove_routes(self.nl, l, &gone6, &gone4).await {
+            Ok(()) => info!(
+                removed = gone6.len() + gone4.len(),
+                "routes of what is no longer translated removed"
+            ),
+            Err(e) => warn!(error = %e, "removing the old routes failed"),
+        }
+    }
+
+    /// Puts back what someone else undid: re-creates a deleted translator link (with its
+    /// programs and routes), re-attaches to a configured interface that was deleted and has
+    /// come back (a new interface index), and writes the link's routes again (replace: a
+    /// no-op when they are intact).
+    pub(crate) async fn resync(&mut self, dp: &mut Dataplane, cfg: &Config, trigger: &str) {
+        use nat64_daemon::sys::if_index;
+        if let Err(e) = dp.sync_node_addresses() {
+            warn!(trigger, error = %e, "cannot record this node's IPv6 addresses");
+        }
+        if let Some(l) = &self.link
+            && (if_index(&l.name) != Some(l.index) || if_index(&l.peer) != Some(l.peer_index))
+        {
+            warn!(trigger, link = %l.name, "the translator link was deleted or replaced; re-creating it");
+            dp.forget(&l.name);
+            dp.forget(&l.peer);
+            let (name, peer) = (l.name.clone(), l.peer.clone());
+            match crate::app::set_up_link(dp, self.nl, cfg, &name, &peer).await {
+                Ok(new) => self.link = Some(new),
+                Err(e) => {
+                    error!(error = %format!("{e:#}"), "re-creating the translator link failed; trying again at the next re-sync")
+                }
+            }
+        }
+        for ifc in &cfg.interfaces {
+            let now = if_index(&ifc.name);
+            let was = dp.attached_index(&ifc.name);
+            if now.is_some() && now == was {
+                continue;
+            }
+            if was.is_some() {
+                dp.forget(&ifc.name);
+            }
+            if now.is_none() {
+                if self.gone.insert(ifc.name.clone()) {
+                    warn!(trigger, interface = %ifc.name, "interface gone; attaching to it when it comes back");
+                }
+                continue;
+            }
+            match dp.attach_interface(ifc, cfg) {
+                Ok(a) => {
+                    self.gone.remove(&ifc.name);
+                    info!(trigger, interface = %ifc.name, hook = %a.hook, mode = %ifc.xdp_mode, "interface back: attached again");
+                }
+                Err(e) => {
+                    error!(trigger, interface = %ifc.name, error = %e, "attaching again failed")
+                }
+            }
+        }
+        if let Some(l) = &self.link {
+            let (v6, v4) = cfg.link_routes();
+            let mtu4 = cfg.ipv4_route_mtu();
+            if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &v6, &v4, mtu4).await {
+                warn!(trigger, error = %e, "re-syncing the translator link's routes failed");
+            }
+        }
+    }
+
+    /// The configuration file's modification time and size, to notice a change (a Kubernetes
+    /// ConfigMap update swaps the file under a symlink).
+    pub(crate) fn file_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
+        let m = std::fs::metadata(self.args.config.as_ref()?).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    }
+}
