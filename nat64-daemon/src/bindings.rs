@@ -137,55 +137,7 @@ impl Binding {
     }
 }
 
-/// A transport protocol with bindings, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    Icmp,
-}
-
-impl Protocol {
-    pub const fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => BIB_TCP,
-            Protocol::Udp => BIB_UDP,
-            Protocol::Icmp => BIB_ICMP,
-        }
-    }
-
-    pub const fn from_number(n: u8) -> Option<Self> {
-        match n {
-            BIB_TCP => Some(Protocol::Tcp),
-            BIB_UDP => Some(Protocol::Udp),
-            BIB_ICMP => Some(Protocol::Icmp),
-            _ => None,
-        }
-    }
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Icmp => "icmp",
-        }
-    }
-}
-
-impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "tcp" => Ok(Protocol::Tcp),
-            "udp" => Ok(Protocol::Udp),
-            "icmp" => Ok(Protocol::Icmp),
-            other => Err(format!(
-                "unknown protocol {other:?} (expected tcp, udp or icmp)"
-            )),
-        }
-    }
-}
+pub use crate::config::Protocol;
 
 /// Why a binding operation was refused.
 #[derive(Debug, thiserror::Error)]

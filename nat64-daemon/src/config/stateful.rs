@@ -1,0 +1,407 @@
+//! The `[stateful]` section: stateful NAT64 (RFC 6146), its pool4, port ranges, limits,
+//! timeouts, filtering and static bindings, and their validation.
+
+use ipnet::{IpNet, Ipv4Net};
+use nat64_common::maps::POOL4_MAX_PREFIXES;
+use serde::Deserialize;
+
+use std::fmt;
+
+use super::{ConfigError, Eam, invalid, overlaps, yes};
+
+/// Stateful NAT64 (RFC 6146): IPv6 sources with no stateless mapping share the IPv4
+/// addresses of pool4, one binding (address and port) per IPv6 transport address.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Stateful {
+    /// The IPv4 prefixes bindings are made from (each /16 to /32, at most
+    /// `POOL4_MAX_PREFIXES`): one prefix as a string, or a list.
+    #[serde(deserialize_with = "one_or_more_prefixes")]
+    pub pool4: Vec<Ipv4Net>,
+    /// The port (and ICMP identifier) range of pool4, "LO-HI". Translator nodes sharing an
+    /// address get disjoint ranges.
+    #[serde(default = "default_ports")]
+    pub ports: PortRange,
+    /// Per-protocol ranges, each defaulting to `ports`.
+    #[serde(default)]
+    pub tcp_ports: Option<PortRange>,
+    #[serde(default)]
+    pub udp_ports: Option<PortRange>,
+    #[serde(default)]
+    pub icmp_ids: Option<PortRange>,
+    /// Size of each binding table (IPv6 side and IPv4 side); a full table refuses new flows.
+    #[serde(default = "default_max_bindings")]
+    pub max_bindings: u32,
+    /// Size of the session table (RFC 6146 section 3.5: one session per binding and remote
+    /// IPv4 endpoint); a full table refuses new sessions. Default: twice `max_bindings`.
+    #[serde(default)]
+    pub max_sessions: Option<u32>,
+    /// Which IPv4 hosts may use a binding (RFC 4787 section 5, RFC 6146 section 3.5):
+    /// "endpoint-independent" (any, the default and the RFCs' recommendation for
+    /// transparency) or "address-dependent" (only those its IPv6 client has sent to).
+    #[serde(default)]
+    pub filtering: Filtering,
+    /// Refuse TCP connections that IPv4 hosts open on dynamic bindings (RFC 6146 section
+    /// 3.5.2.2's security policy; Jool's drop-externally-initiated-tcp). Static bindings
+    /// still accept them.
+    #[serde(default)]
+    pub drop_external_tcp: bool,
+    /// The source of an ICMPv4 error translated for a binding's client: "router" (the error's
+    /// own source under pool6, what traceroute needs; Jool's default) or "quoted-destination"
+    /// (the quoted packet's destination, RFC 6146 section 3.4's tuple; Jool's
+    /// source-icmpv6-errors-better = false).
+    #[serde(default)]
+    pub icmp_error_source: IcmpErrorSource,
+    /// The most dynamic bindings one IPv6 /64 may hold (RFC 6888 REQ-4), so that one client
+    /// cannot exhaust the pool; 0: no limit.
+    #[serde(default = "default_per_client")]
+    pub per_client_limit: u32,
+    /// How long the port of an expired binding stays unused (RFC 6888 REQ-8); 0: reused at
+    /// once.
+    #[serde(default = "default_hold_down")]
+    pub port_hold_down_secs: u64,
+    /// RFC 6146 section 3.5.1: UDP binding lifetime after the last packet.
+    #[serde(default = "default_udp_timeout")]
+    pub udp_timeout_secs: u64,
+    /// RFC 6146 section 3.5.2.2: established TCP.
+    #[serde(default = "default_tcp_est_timeout")]
+    pub tcp_established_timeout_secs: u64,
+    /// RFC 6146 section 3.5.2.2: TCP opening or closing.
+    #[serde(default = "default_tcp_trans_timeout")]
+    pub tcp_transitory_timeout_secs: u64,
+    /// RFC 6146 section 3.5.3: ICMP query identifiers.
+    #[serde(default = "default_icmp_timeout")]
+    pub icmp_timeout_secs: u64,
+    /// Log every binding made and removed (with both transport addresses), so that an IPv4
+    /// server's log line can be tied back to the IPv6 client. Reported by the sweeper, at most
+    /// one sweep period late.
+    #[serde(default)]
+    pub log_bindings: bool,
+    /// Refuse timeouts below the RFC 6146 minimums (UDP 2 min, TCP established 2 h 4 min, TCP
+    /// transitory 4 min). Only a test bench turns this off.
+    #[serde(default = "yes")]
+    pub rfc_minimum_timeouts: bool,
+    /// Static bindings: never expire, and let IPv4 hosts open flows inward.
+    #[serde(default, rename = "static")]
+    pub static_bindings: Vec<StaticBinding>,
+}
+
+/// The source of translated ICMPv4 errors in stateful NAT64 (`stateful.icmp_error_source`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum IcmpErrorSource {
+    /// The router that sent the error, under pool6.
+    #[default]
+    Router,
+    /// The destination of the packet the error quotes (RFC 6146 section 3.4).
+    QuotedDestination,
+}
+
+/// Filtering of inbound packets on a binding (`stateful.filtering`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filtering {
+    /// Any IPv4 host may send through a binding (RFC 4787 REQ-8, RFC 5382 REQ-3).
+    #[default]
+    EndpointIndependent,
+    /// Only an IPv4 address the binding's client has sent to (a session names it).
+    AddressDependent,
+}
+
+impl Stateful {
+    /// The size of the session table: `max_sessions`, or twice `max_bindings`.
+    pub fn session_capacity(&self) -> u32 {
+        self.max_sessions
+            .unwrap_or_else(|| self.max_bindings.saturating_mul(2))
+    }
+}
+
+/// A binding from the configuration (`[[stateful.static]]`).
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticBinding {
+    pub protocol: Protocol,
+    /// "[IPv6]:PORT" (port or ICMP identifier).
+    pub ipv6: std::net::SocketAddrV6,
+    /// "IPv4:PORT", the address in pool4.
+    pub ipv4: std::net::SocketAddrV4,
+}
+
+/// `pool4 = "PREFIX"` or `pool4 = ["PREFIX", ...]`.
+fn one_or_more_prefixes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Net>, D::Error> {
+    struct Prefixes;
+    impl<'de> serde::de::Visitor<'de> for Prefixes {
+        type Value = Vec<Ipv4Net>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an IPv4 prefix (\"203.0.113.0/28\") or a list of them")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            v.parse()
+                .map(|p| vec![p])
+                .map_err(|e| E::custom(format!("{v:?} is not an IPv4 prefix: {e}")))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element::<String>()? {
+                out.push(v.parse().map_err(|e| {
+                    serde::de::Error::custom(format!("{v:?} is not an IPv4 prefix: {e}"))
+                })?);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Prefixes)
+}
+
+fn default_ports() -> PortRange {
+    PortRange(1024, 65535)
+}
+
+fn default_max_bindings() -> u32 {
+    nat64_common::state::BIB_DEFAULT_MAX_ENTRIES
+}
+
+fn default_per_client() -> u32 {
+    4096
+}
+
+fn default_hold_down() -> u64 {
+    120
+}
+
+fn default_udp_timeout() -> u64 {
+    300
+}
+
+fn default_tcp_est_timeout() -> u64 {
+    7440
+}
+
+fn default_tcp_trans_timeout() -> u64 {
+    240
+}
+
+fn default_icmp_timeout() -> u64 {
+    60
+}
+
+/// A port range "LO-HI" (or a single port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PortRange(pub u16, pub u16);
+
+impl From<PortRange> for String {
+    fn from(r: PortRange) -> String {
+        format!("{}-{}", r.0, r.1)
+    }
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (lo, hi) = s.split_once('-').unwrap_or((&s, &s));
+        let p = |x: &str| {
+            x.trim()
+                .parse::<u16>()
+                .map_err(|e| format!("{s:?} is not a port range LO-HI: {e}"))
+        };
+        let (lo, hi) = (p(lo)?, p(hi)?);
+        if lo == 0 || lo > hi {
+            return Err(format!(
+                "{s:?}: the range must start at 1 or above and not end below its start"
+            ));
+        }
+        Ok(Self(lo, hi))
+    }
+}
+
+impl Stateful {
+    /// The port (or identifier) range of a protocol: TCP, UDP, ICMP by
+    /// `bindings::protocol_index` order.
+    pub fn range(&self, protocol_index: usize) -> PortRange {
+        match protocol_index {
+            0 => self.tcp_ports,
+            1 => self.udp_ports,
+            _ => self.icmp_ids,
+        }
+        .unwrap_or(self.ports)
+    }
+}
+
+pub(super) fn validate_stateful(
+    st: &Stateful,
+    eam: &[Eam],
+    pool6: bool,
+) -> Result<(), ConfigError> {
+    if !pool6 {
+        return Err(invalid(
+            "stateful",
+            "stateful NAT64 needs pool6: IPv6 hosts reach IPv4 ones through it",
+        ));
+    }
+    if st.pool4.is_empty() || st.pool4.len() > POOL4_MAX_PREFIXES as usize {
+        return Err(invalid(
+            "stateful.pool4",
+            format!(
+                "{} prefixes; give 1 to {POOL4_MAX_PREFIXES}",
+                st.pool4.len()
+            ),
+        ));
+    }
+    for (i, &p) in st.pool4.iter().enumerate() {
+        let field = format!("stateful.pool4[{i}]");
+        if p.addr() != p.network() {
+            return Err(invalid(
+                field,
+                format!(
+                    "{p} has bits set past the prefix length; did you mean {}?",
+                    p.trunc()
+                ),
+            ));
+        }
+        if p.prefix_len() < 16 {
+            return Err(invalid(
+                field,
+                format!("{p} is larger than a /16; a pool4 prefix holds at most 65536 addresses"),
+            ));
+        }
+        if !nat64_common::addr::is_translatable_v4(p.network().octets()) {
+            return Err(invalid(field, format!("{p} is not unicast address space")));
+        }
+        if let Some((j, e)) = eam
+            .iter()
+            .enumerate()
+            .find(|(_, e)| overlaps(IpNet::V4(e.ipv4), IpNet::V4(p)))
+        {
+            return Err(invalid(
+                field,
+                format!(
+                    "{p} overlaps eam[{j}].ipv4 {}: an address would have two meanings",
+                    e.ipv4
+                ),
+            ));
+        }
+        if let Some(j) = st.pool4[..i]
+            .iter()
+            .position(|o| overlaps(IpNet::V4(*o), IpNet::V4(p)))
+        {
+            return Err(invalid(field, format!("{p} overlaps stateful.pool4[{j}]")));
+        }
+    }
+    for (i, b) in st.static_bindings.iter().enumerate() {
+        if !st.pool4.iter().any(|p| p.contains(b.ipv4.ip())) {
+            return Err(invalid(
+                format!("stateful.static[{i}].ipv4"),
+                format!("{} is not in pool4", b.ipv4.ip()),
+            ));
+        }
+        if let Some(j) = st.static_bindings[..i]
+            .iter()
+            .position(|o| o.protocol == b.protocol && (o.ipv4 == b.ipv4 || o.ipv6 == b.ipv6))
+        {
+            return Err(invalid(
+                format!("stateful.static[{i}]"),
+                format!("binds the same address as stateful.static[{j}]"),
+            ));
+        }
+    }
+    if st.max_bindings == 0 {
+        return Err(invalid("stateful.max_bindings", "must be at least 1"));
+    }
+    if st.max_sessions == Some(0) {
+        return Err(invalid("stateful.max_sessions", "must be at least 1"));
+    }
+    let minimums = [
+        (
+            "stateful.udp_timeout_secs",
+            st.udp_timeout_secs,
+            120,
+            "RFC 6146 section 3.5.1: at least 2 minutes",
+        ),
+        (
+            "stateful.tcp_established_timeout_secs",
+            st.tcp_established_timeout_secs,
+            7440,
+            "RFC 6146 section 3.5.2.2: at least 2 hours 4 minutes",
+        ),
+        (
+            "stateful.tcp_transitory_timeout_secs",
+            st.tcp_transitory_timeout_secs,
+            240,
+            "RFC 6146 section 3.5.2.2: at least 4 minutes",
+        ),
+        (
+            "stateful.icmp_timeout_secs",
+            st.icmp_timeout_secs,
+            60,
+            "RFC 6146 section 3.5.3: at least 60 seconds",
+        ),
+    ];
+    for (field, v, min, why) in minimums {
+        if v == 0 {
+            return Err(invalid(field, "must be at least 1 second"));
+        }
+        if st.rfc_minimum_timeouts && v < min {
+            return Err(invalid(
+                field,
+                format!(
+                    "{v} s is below the minimum ({why}); rfc_minimum_timeouts = false allows it on a test bench"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A transport protocol with bindings, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Protocol {
+    pub const fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => nat64_common::state::BIB_TCP,
+            Protocol::Udp => nat64_common::state::BIB_UDP,
+            Protocol::Icmp => nat64_common::state::BIB_ICMP,
+        }
+    }
+
+    pub const fn from_number(n: u8) -> Option<Self> {
+        match n {
+            nat64_common::state::BIB_TCP => Some(Protocol::Tcp),
+            nat64_common::state::BIB_UDP => Some(Protocol::Udp),
+            nat64_common::state::BIB_ICMP => Some(Protocol::Icmp),
+            _ => None,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            "icmp" => Ok(Protocol::Icmp),
+            other => Err(format!(
+                "unknown protocol {other:?} (expected tcp, udp or icmp)"
+            )),
+        }
+    }
+}
