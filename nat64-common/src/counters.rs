@@ -139,11 +139,19 @@ pub enum DropReason {
     /// address its IPv6 client has not sent to (a TCP SYN from one is held instead, as
     /// `unsolicited_syn`); with `drop_external_tcp`, an IPv4 host's SYN on a dynamic binding.
     Filtered = 21,
+    /// At the TC hook without a translator link: a packet of ours that only the full core on
+    /// the link translates (an ICMP error, hairpinning, IPv4 options, fragments, IPv6
+    /// extension headers, UDP without a checksum, a packet answered with an ICMP error). With
+    /// a link these are handed off (`Handoff::SlowPath`) and translated there.
+    NeedsLink = 22,
+    /// A condition the dataplane cannot meet should not happen (its per-CPU scratch slot not
+    /// found, a side path handing a packet on again): a bug to report, never an attack.
+    Internal = 23,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 22;
-    pub const ALL: [DropReason; 22] = [
+    pub const COUNT: u32 = 24;
+    pub const ALL: [DropReason; 24] = [
         DropReason::HopLimitExceeded,
         DropReason::Truncated,
         DropReason::BadHeader,
@@ -166,6 +174,8 @@ impl DropReason {
         DropReason::BadFragment,
         DropReason::UnsolicitedSyn,
         DropReason::Filtered,
+        DropReason::NeedsLink,
+        DropReason::Internal,
     ];
 
     /// The reason with this number (its `as u32`), if any.
@@ -201,6 +211,8 @@ impl DropReason {
             DropReason::BadFragment => "bad_fragment",
             DropReason::UnsolicitedSyn => "unsolicited_syn",
             DropReason::Filtered => "filtered",
+            DropReason::NeedsLink => "needs_translator_link",
+            DropReason::Internal => "internal",
         }
     }
 }

@@ -26,10 +26,8 @@ use aya_ebpf::{
     helpers::generated::bpf_fib_lookup as fib_lookup,
 };
 
+use crate::proto::{AF_INET, AF_INET6};
 use crate::{frame::Frame, maps::FIB};
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// The MTU of the route out for the translated IPv4 packet of `tot_len` bytes from `src`
 /// (network order) to the scratch slot's `remote4` when it does not fit, else 0. A GSO

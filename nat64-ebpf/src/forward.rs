@@ -20,14 +20,12 @@ use aya_ebpf::{
 };
 use nat64_common::{Counter, Dir, maps::CONFIG_F_FIB, maps::Config};
 
+use crate::proto::{AF_INET, AF_INET6};
 use crate::{
     maps::FIB,
     packet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, Ipv4Hdr, Ipv6Hdr, addr_words, ptr_at},
     stats,
 };
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// Whether translated packets are forwarded from XDP.
 #[inline(always)]

@@ -23,7 +23,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 
-use crate::packet::{ETH_P_IP, ETH_P_IPV6};
+use crate::proto::{ETH_P_IP, ETH_P_IPV6};
 
 /// What the translation core needs of its context.
 pub trait Frame {

@@ -63,7 +63,7 @@ pub fn hand_off(
 /// (`Handoff::SlowPath`).
 #[inline(always)]
 pub fn slow_path(cfg: &Config, dir: Dir) -> Result<Step, DropReason> {
-    hand_off(cfg, dir, Handoff::SlowPath, DropReason::IcmpUntranslatable)
+    hand_off(cfg, dir, Handoff::SlowPath, DropReason::NeedsLink)
 }
 
 /// At TC: a packet of ours the kernel would refuse before routing it into the translator link

@@ -44,6 +44,8 @@ mod maps;
 #[cfg(target_arch = "bpf")]
 mod packet;
 #[cfg(target_arch = "bpf")]
+mod proto;
+#[cfg(target_arch = "bpf")]
 mod ratelimit;
 #[cfg(target_arch = "bpf")]
 mod rfc6791;
@@ -225,12 +227,9 @@ fn run<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
 fn run6<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
     let r = match v6_to_v4::translate(ctx, cfg).unpack() {
         // Left to the translator link at TC (see `Handoff::SlowPath`), untouched so far.
-        Ok(Step::IcmpError | Step::Hairpin | Step::Unreachable) if !C::FULL => link::hand_off(
-            cfg,
-            Dir::V6ToV4,
-            Handoff::SlowPath,
-            DropReason::IcmpUntranslatable,
-        ),
+        Ok(Step::IcmpError | Step::Hairpin | Step::Unreachable) if !C::FULL => {
+            link::hand_off(cfg, Dir::V6ToV4, Handoff::SlowPath, DropReason::NeedsLink)
+        }
         // Called from here, not from `translate`, so that its frame replaces that one.
         Ok(Step::IcmpError) => icmp_error::v6_to_v4(ctx, cfg).unpack(),
         Ok(Step::Hairpin) => hairpin::v6(ctx, cfg).unpack(),
@@ -354,7 +353,7 @@ fn verdict(dir: Dir, r: Result<Step, DropReason>) -> u32 {
         Ok(Step::Translated) => xdp_action::XDP_PASS,
         // None of `icmp_error`, `too_big` and `hairpin` hands a packet on again.
         Ok(Step::IcmpError | Step::FragNeeded | Step::Hairpin | Step::Unreachable) => {
-            stats::add(Counter::Dropped(dir, DropReason::IcmpUntranslatable), 1);
+            stats::add(Counter::Dropped(dir, DropReason::Internal), 1);
             xdp_action::XDP_DROP
         }
         Err(reason) => {

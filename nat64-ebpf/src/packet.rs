@@ -8,20 +8,12 @@ use core::mem::size_of;
 use crate::frame::Frame;
 use nat64_common::DropReason;
 
-pub const ETH_LEN: usize = 14;
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86dd;
-pub const IPV4_LEN: usize = 20;
-pub const IPV6_LEN: usize = 40;
-
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMPV6: u8 = 58;
-
-/// Offset of the checksum field in each transport header.
-pub const TCP_CSUM_OFF: usize = 16;
-pub const UDP_CSUM_OFF: usize = 6;
+// The wire constants live in `proto`; re-exported here, where the parsers have always found
+// them.
+pub use crate::proto::{
+    ETH_LEN, ETH_P_IP, ETH_P_IPV6, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
+    IPPROTO_UDP, IPV4_LEN, IPV6_LEN, TCP_CSUM_OFF, UDP_CSUM_OFF,
+};
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -68,7 +60,6 @@ pub struct IcmpFull {
     pub check: [u8; 2],
     pub rest: [u8; 4],
 }
-pub const ICMP_LEN: usize = 8;
 
 /// Furthest transport header offset accepted (Ethernet + IPv6 + extension headers): a bound
 /// the verifier can see for every access at that offset.

@@ -25,14 +25,12 @@ use nat64_common::maps::{
     CONFIG_F2_POOL6791_V6, Config,
 };
 
+use crate::proto::{AF_INET, AF_INET6};
 use crate::{
     frame::Frame,
     maps::{FIB, NODE6, SCRATCH, Scratch},
     packet::addr_words,
 };
-
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 
 /// Where the IPv4 source of such an error comes from.
 pub enum Source4 {

@@ -19,9 +19,7 @@ pub fn hand_over_6to4(l4_off: usize, proto: u8) -> Result<(), DropReason> {
 /// The per-CPU working state (see `maps::SCRATCH`).
 #[inline(always)]
 pub fn get() -> Result<&'static mut Scratch, DropReason> {
-    let p = SCRATCH
-        .get_ptr_mut(0)
-        .ok_or(DropReason::HeadroomExhausted)?;
+    let p = SCRATCH.get_ptr_mut(0).ok_or(DropReason::Internal)?;
     // SAFETY: this CPU's slot; nothing else runs on it until the program returns.
     Ok(unsafe { &mut *p })
 }

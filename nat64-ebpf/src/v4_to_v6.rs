@@ -14,6 +14,7 @@ use nat64_common::{
     state,
 };
 
+use crate::proto::{IPPROTO_FRAGMENT, IPV4_DF, IPV4_MF, IPV4_OFFSET_MASK};
 use crate::{
     Packed, Step, addrmap, l4, link,
     packet::{
@@ -24,10 +25,6 @@ use crate::{
     stateful, stats,
 };
 
-const IPV4_DF: u16 = 0x4000;
-const IPV4_MF: u16 = 0x2000;
-const IPV4_OFFSET_MASK: u16 = 0x1fff;
-const IPPROTO_FRAGMENT: u8 = 44;
 const FRAG_LEN: usize = 8;
 /// Longest IPv4 options area: IHL 15 words minus the fixed 5.
 const MAX_OPTIONS: usize = 40;

@@ -10,6 +10,10 @@ use nat64_common::{
     state,
 };
 
+use crate::proto::{
+    FRAG_LEN, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPV4_DF,
+    IPV4_OFFSET_MASK,
+};
 use crate::{
     Packed, Step, addrmap,
     frame::Frame,
@@ -25,13 +29,6 @@ use crate::{
 /// RFC 7915 section 5.1: a translated packet of at most 1260 bytes gets DF=0 (so that an IPv4
 /// router can still fragment it for a path MTU below 1280), a larger one DF=1.
 const DF_THRESHOLD: u16 = 1260;
-const IPV4_DF: u16 = 0x4000;
-const IPV4_OFFSET_MASK: u16 = 0x1fff;
-const IPPROTO_HOPOPTS: u8 = 0;
-const IPPROTO_ROUTING: u8 = 43;
-const IPPROTO_FRAGMENT: u8 = 44;
-const IPPROTO_DSTOPTS: u8 = 60;
-const FRAG_LEN: usize = 8;
 /// Extension headers walked before giving up; real traffic carries one or two.
 const MAX_EXTENSION_HEADERS: usize = 4;
 
