@@ -492,26 +492,28 @@ impl Running<'_, '_> {
 
     /// An admin socket or metrics request.
     async fn answer(&mut self, req: nat64_daemon::admin::Request) {
-        let answer = match req.line.as_str() {
-            "ready" => self.readiness(),
-            "metrics" => self.metrics(),
-            line => {
+        use nat64_daemon::admin::Command;
+        let reply = match &req.command {
+            Command::Ready => self.readiness(),
+            Command::Metrics => self.metrics(),
+            command => {
                 // Run-time EAM changes move routes too.
                 let before = self.cfg.link_routes();
-                let answer = nat64_daemon::admin::handle(line, self.dp, self.cfg);
+                let reply = nat64_daemon::admin::handle(command, self.dp, self.cfg);
                 if self.cfg.link_routes() != before {
                     self.reload.move_routes(before, self.cfg).await;
                 }
-                answer
+                reply
             }
         };
-        let _ = req.reply.send(answer);
+        let _ = req.reply.send(reply);
     }
 
     /// Ready when every configured interface has the dataplane attached and the translator
     /// link (if configured) is up: an interface that went away, or a re-attach that failed,
     /// makes the node unready until it is put right (`/readyz` answers 503 with the reason).
-    fn readiness(&self) -> String {
+    fn readiness(&self) -> nat64_daemon::admin::Reply {
+        use nat64_daemon::admin::Reply;
         let attached: std::collections::BTreeSet<&str> = self.dp.attached().collect();
         let missing: Vec<&str> = self
             .cfg
@@ -521,30 +523,31 @@ impl Running<'_, '_> {
             .filter(|n| !attached.contains(n))
             .collect();
         if !missing.is_empty() {
-            return format!("error: not attached to {}\n", missing.join(", "));
+            return Reply::Failed(format!("not attached to {}", missing.join(", ")));
         }
         if self.cfg.translator_link.0.is_some() && self.reload.link.is_none() {
-            return "error: the translator link is down\n".to_string();
+            return Reply::Failed("the translator link is down".into());
         }
-        "ok\n".to_string()
+        Reply::Done(String::new())
     }
 
-    /// The Prometheus exposition text, or an error line.
-    fn metrics(&self) -> String {
-        match self.dp.stats() {
-            Ok(stats) => {
-                let snap = nat64_daemon::metrics::Snapshot {
-                    stats: &stats,
-                    bindings: self.cfg.stateful.as_ref().map(|_| self.usage),
-                    sweep_seconds: self.sweep_secs,
-                    max_bindings: self.cfg.stateful.as_ref().map_or(0, |s| s.max_bindings),
-                    attached: self.dp.attached().count(),
-                    stateful: self.cfg.stateful.as_ref(),
-                };
-                nat64_daemon::metrics::render(&snap).unwrap_or_else(|e| format!("error: {e}\n"))
-            }
-            Err(e) => format!("error: {e}\n"),
-        }
+    /// The Prometheus exposition text.
+    fn metrics(&self) -> nat64_daemon::admin::Reply {
+        let stats = match self.dp.stats() {
+            Ok(s) => s,
+            Err(e) => return nat64_daemon::admin::Reply::Failed(e.to_string()),
+        };
+        let snap = nat64_daemon::metrics::Snapshot {
+            stats: &stats,
+            bindings: self.cfg.stateful.as_ref().map(|_| self.usage),
+            sweep_seconds: self.sweep_secs,
+            max_bindings: self.cfg.stateful.as_ref().map_or(0, |s| s.max_bindings),
+            attached: self.dp.attached().count(),
+            stateful: self.cfg.stateful.as_ref(),
+        };
+        nat64_daemon::metrics::render(&snap)
+            .map_err(|e| e.to_string())
+            .into()
     }
 
     /// One pass of the sweeper: sessions and bindings expired, held ports released, per-client

@@ -7,6 +7,8 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use nat64_daemon::{
     Config,
+    admin::{Command as AdminCommand, Filter, Reply},
+    config::Protocol,
     config::{Interface, LogFormat, Pool6},
 };
 
@@ -103,14 +105,14 @@ pub(crate) enum BindingsAction {
     /// List bindings, optionally only one protocol's or one address's (either side).
     List {
         #[arg(long)]
-        protocol: Option<String>,
+        protocol: Option<Protocol>,
         #[arg(long)]
         address: Option<std::net::IpAddr>,
     },
     /// Add a static binding: it never expires and lets IPv4 hosts open flows inward.
     Add {
         #[arg(long)]
-        protocol: String,
+        protocol: Protocol,
         /// [IPV6]:PORT
         #[arg(long)]
         ipv6: std::net::SocketAddrV6,
@@ -122,7 +124,7 @@ pub(crate) enum BindingsAction {
     /// TCP state), optionally only one protocol's or one IPv4 address's (pool4 or remote).
     Sessions {
         #[arg(long)]
-        protocol: Option<String>,
+        protocol: Option<Protocol>,
         #[arg(long)]
         address: Option<std::net::IpAddr>,
     },
@@ -131,7 +133,7 @@ pub(crate) enum BindingsAction {
     /// Remove the binding of an IPv6 transport address (static or dynamic).
     Remove {
         #[arg(long)]
-        protocol: String,
+        protocol: Protocol,
         /// [IPV6]:PORT
         #[arg(long)]
         ipv6: std::net::SocketAddrV6,
@@ -176,60 +178,50 @@ pub(crate) fn check_config(
     Ok(())
 }
 
-/// Sends one `bindings ...` request to the daemon's admin socket and prints the answer.
-pub(crate) fn bindings_cli(socket: &std::path::Path, action: BindingsAction) -> anyhow::Result<()> {
-    let line = match action {
+/// The admin command of a `nat64d bindings ...` command line.
+fn bindings_command(action: BindingsAction) -> AdminCommand {
+    match action {
         BindingsAction::List { protocol, address } => {
-            let mut l = "bindings".to_string();
-            if let Some(p) = protocol {
-                l.push_str(&format!(" protocol {p}"));
-            }
-            if let Some(a) = address {
-                l.push_str(&format!(" address {a}"));
-            }
-            l
+            AdminCommand::Bindings(Filter { protocol, address })
+        }
+        BindingsAction::Sessions { protocol, address } => {
+            AdminCommand::Sessions(Filter { protocol, address })
         }
         BindingsAction::Add {
             protocol,
             ipv6,
             ipv4,
-        } => format!("bindings-add {protocol} {ipv6} {ipv4}"),
-        BindingsAction::Remove { protocol, ipv6 } => format!("bindings-remove {protocol} {ipv6}"),
-        BindingsAction::Sessions { protocol, address } => {
-            let mut l = "sessions".to_string();
-            if let Some(p) = protocol {
-                l.push_str(&format!(" protocol {p}"));
-            }
-            if let Some(a) = address {
-                l.push_str(&format!(" address {a}"));
-            }
-            l
+        } => AdminCommand::BindingsAdd {
+            protocol,
+            ipv6,
+            ipv4,
+        },
+        BindingsAction::Remove { protocol, ipv6 } => {
+            AdminCommand::BindingsRemove { protocol, ipv6 }
         }
-        BindingsAction::Flush => "bindings-flush".to_string(),
-    };
-    admin_request(socket, &line)
+        BindingsAction::Flush => AdminCommand::BindingsFlush,
+    }
 }
 
-/// Sends one request line to the daemon's admin socket and prints the answer; the answer's
-/// last line says whether it worked.
-pub(crate) fn admin_request(socket: &std::path::Path, line: &str) -> anyhow::Result<()> {
+/// Sends one command to the daemon's admin socket and prints the answer's text; fails with
+/// the daemon's reason when it refused.
+pub(crate) fn admin_request(
+    socket: &std::path::Path,
+    command: &AdminCommand,
+) -> anyhow::Result<()> {
     use std::io::{Read as _, Write as _};
     let mut s = std::os::unix::net::UnixStream::connect(socket)
         .with_context(|| format!("connecting to the admin socket {}", socket.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.write_all(format!("{line}\n").as_bytes())?;
+    s.write_all(format!("{command}\n").as_bytes())?;
     let mut answer = String::new();
     s.read_to_string(&mut answer)?;
-    let (body, last) = match answer.trim_end().rsplit_once('\n') {
-        Some((b, l)) => (b.to_string(), l.to_string()),
-        None => (String::new(), answer.trim_end().to_string()),
-    };
-    if !body.is_empty() {
-        println!("{body}");
-    }
-    match last.strip_prefix("error: ") {
-        Some(e) => anyhow::bail!("{e}"),
-        None if last == "ok" => Ok(()),
+    match Reply::from_wire(&answer) {
+        Some(Reply::Done(text)) => {
+            print!("{text}");
+            Ok(())
+        }
+        Some(Reply::Failed(reason)) => anyhow::bail!("{reason}"),
         None => anyhow::bail!("unexpected answer from the daemon: {answer:?}"),
     }
 }
@@ -302,17 +294,15 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
             skip_interface_check,
         } => check_config(&file, skip_interface_check),
         Command::Run(args) => crate::app::run(args),
-        Command::Bindings { socket, action } => bindings_cli(&socket, action),
-        Command::Stats { socket, json } => {
-            admin_request(&socket, if json { "stats-json" } else { "stats" })
-        }
-        Command::Config { socket } => admin_request(&socket, "config"),
+        Command::Bindings { socket, action } => admin_request(&socket, &bindings_command(action)),
+        Command::Stats { socket, json } => admin_request(&socket, &AdminCommand::Stats { json }),
+        Command::Config { socket } => admin_request(&socket, &AdminCommand::Config),
         Command::Eam { socket, action } => admin_request(
             &socket,
             &match action {
-                EamAction::List => "eam".to_string(),
-                EamAction::Add { ipv6, ipv4 } => format!("eam-add {ipv6} {ipv4}"),
-                EamAction::Remove { ipv6 } => format!("eam-remove {ipv6}"),
+                EamAction::List => AdminCommand::Eam,
+                EamAction::Add { ipv6, ipv4 } => AdminCommand::EamAdd { ipv6, ipv4 },
+                EamAction::Remove { ipv6 } => AdminCommand::EamRemove { ipv6 },
             },
         ),
         Command::Doctor { config } => doctor(config.as_deref()),

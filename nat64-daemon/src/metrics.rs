@@ -18,7 +18,11 @@ use prometheus::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{admin::Request, bindings::Sweep, stats::Stats};
+use crate::{
+    admin::{Command, Reply, Request},
+    bindings::Sweep,
+    stats::Stats,
+};
 
 /// What the main loop knows at scrape time.
 pub struct Snapshot<'a> {
@@ -200,28 +204,23 @@ pub async fn serve(addr: SocketAddr, tx: mpsc::Sender<Request>) -> std::io::Resu
 }
 
 /// Asks the main loop and waits for its answer (`None`: it is not running).
-async fn ask(tx: &mpsc::Sender<Request>, line: &str) -> Option<String> {
+async fn ask(tx: &mpsc::Sender<Request>, command: Command) -> Option<Reply> {
     let (reply, answer) = oneshot::channel();
-    tx.send(Request {
-        line: line.to_string(),
-        reply,
-    })
-    .await
-    .ok()?;
+    tx.send(Request { command, reply }).await.ok()?;
     answer.await.ok()
 }
 
 async fn metrics(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
-    match ask(&tx, "metrics").await {
-        Some(text) if !text.starts_with("error: ") => (
+    match ask(&tx, Command::Metrics).await {
+        Some(Reply::Done(text)) => (
             StatusCode::OK,
             [("content-type", "text/plain; version=0.0.4")],
             text,
         ),
-        Some(e) => (
+        Some(Reply::Failed(e)) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [("content-type", "text/plain")],
-            e,
+            format!("error: {e}\n"),
         ),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -235,15 +234,11 @@ async fn metrics(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
 /// does not answer yet: the dataplane is still loading or attaching), when a part is down (an
 /// interface gone, a failed re-attach, no translator link) and once it stops.
 async fn readyz(State(tx): State<mpsc::Sender<Request>>) -> impl IntoResponse {
-    let answer = tokio::time::timeout(READY_WAIT, ask(&tx, "ready")).await;
-    match answer {
-        Ok(Some(a)) if a.trim_end() == "ok" => (StatusCode::OK, "ready\n".to_string()),
-        Ok(Some(a)) => (
+    match tokio::time::timeout(READY_WAIT, ask(&tx, Command::Ready)).await {
+        Ok(Some(Reply::Done(_))) => (StatusCode::OK, "ready\n".to_string()),
+        Ok(Some(Reply::Failed(why))) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: {}\n",
-                a.trim_end().trim_start_matches("error: ")
-            ),
+            format!("not ready: {why}\n"),
         ),
         Ok(None) => (
             StatusCode::SERVICE_UNAVAILABLE,

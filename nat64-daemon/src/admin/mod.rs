@@ -5,7 +5,7 @@
 //! is checked with SO_PEERCRED: only root or the daemon's own user is served. Nothing is
 //! reachable over the network.
 //!
-//! Requests (`nat64d bindings ...` writes them):
+//! Requests (typed in [`protocol`]; `nat64d bindings ...` and the other commands build them):
 //! - `bindings [protocol tcp|udp|icmp] [address ADDR]`: the bindings, one per line;
 //! - `bindings-add PROTO [IPV6]:PORT IPV4:PORT`: a static binding;
 //! - `bindings-remove PROTO [IPV6]:PORT`: removes a binding (static or dynamic);
@@ -18,11 +18,7 @@
 //!   (NAT46 aliases), listed, added or removed at run time: validated like the file, applied
 //!   atomically; a reload from the file replaces them.
 
-use std::{
-    net::{IpAddr, SocketAddrV4, SocketAddrV6},
-    os::unix::fs::PermissionsExt as _,
-    path::Path,
-};
+use std::{os::unix::fs::PermissionsExt as _, path::Path};
 
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
@@ -30,17 +26,22 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-use crate::{Config, Dataplane, bindings::Protocol};
+pub mod protocol;
+
+pub use protocol::{Command, Filter, Reply};
+
+use crate::{Config, Dataplane};
 
 /// The longest request line accepted.
 const MAX_REQUEST: usize = 4096;
 /// The most bindings one listing returns.
 pub const MAX_LISTED: usize = 100_000;
 
-/// A request line and where its answer goes.
+/// A command and where its answer goes: what the socket server and the metrics endpoints
+/// send the daemon's loop, which owns the dataplane.
 pub struct Request {
-    pub line: String,
-    pub reply: oneshot::Sender<String>,
+    pub command: Command,
+    pub reply: oneshot::Sender<Reply>,
 }
 
 /// Binds the socket at `path` and serves it in the background: each request goes to `tx`,
@@ -85,16 +86,22 @@ pub fn listen(path: &Path, tx: mpsc::Sender<Request>) -> std::io::Result<()> {
                 if reader.read_line(&mut line).await.is_err() {
                     return;
                 }
-                let (reply, answer) = oneshot::channel();
-                let req = Request {
-                    line: line.trim().to_string(),
-                    reply,
+                // A line that is no command is refused here; the loop sees only commands.
+                let command = match line.trim().parse::<Command>() {
+                    Ok(c) => c,
+                    Err(reason) => {
+                        let _ = write
+                            .write_all(Reply::Failed(reason).to_wire().as_bytes())
+                            .await;
+                        return;
+                    }
                 };
-                if tx.send(req).await.is_err() {
+                let (reply, answer) = oneshot::channel();
+                if tx.send(Request { command, reply }).await.is_err() {
                     return;
                 }
-                if let Ok(text) = answer.await {
-                    let _ = write.write_all(text.as_bytes()).await;
+                if let Ok(r) = answer.await {
+                    let _ = write.write_all(r.to_wire().as_bytes()).await;
                 }
             });
         }
@@ -115,144 +122,97 @@ fn change_eam(dp: &mut Dataplane, cfg: &mut Config, new: Config) -> Result<(), S
     Ok(())
 }
 
-/// Answers one request line against the running dataplane.
-pub fn handle(line: &str, dp: &mut Dataplane, cfg: &mut Config) -> String {
-    match answer(line, dp, cfg) {
-        Ok(mut text) => {
-            text.push_str("ok\n");
-            text
-        }
-        Err(e) => format!("error: {e}\n"),
-    }
+/// Answers one command against the running dataplane (all but `Ready` and `Metrics`, which
+/// the loop answers from what it tracks).
+pub fn handle(command: &Command, dp: &mut Dataplane, cfg: &mut Config) -> Reply {
+    answer(command, dp, cfg).into()
 }
 
-fn answer(line: &str, dp: &mut Dataplane, cfg: &mut Config) -> Result<String, String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
+fn answer(command: &Command, dp: &mut Dataplane, cfg: &mut Config) -> Result<String, String> {
     let stateful = || {
         cfg.stateful
             .as_ref()
             .ok_or_else(|| "stateful NAT64 is not configured".to_string())
     };
-    match words.as_slice() {
-        ["config"] => Ok(cfg.to_toml()),
-        ["eam"] => Ok(cfg
+    match command {
+        Command::Ready | Command::Metrics => Err("answered by the daemon's loop".into()),
+        Command::Config => Ok(cfg.to_toml()),
+        Command::Eam => Ok(cfg
             .eam
             .iter()
             .map(|e| format!("{} {}\n", e.ipv6, e.ipv4))
             .collect()),
-        ["eam-add", v6, v4] => {
-            let e = crate::config::Eam {
-                ipv6: v6
-                    .parse()
-                    .map_err(|e| format!("{v6:?} is not an IPv6 prefix: {e}"))?,
-                ipv4: v4
-                    .parse()
-                    .map_err(|e| format!("{v4:?} is not an IPv4 prefix: {e}"))?,
-            };
+        Command::EamAdd { ipv6, ipv4 } => {
             let mut new = cfg.clone();
-            new.eam.push(e.clone());
+            new.eam.push(crate::config::Eam {
+                ipv6: *ipv6,
+                ipv4: *ipv4,
+            });
             change_eam(dp, cfg, new)?;
-            tracing::info!(ipv6 = %e.ipv6, ipv4 = %e.ipv4, "EAM entry added at run time (a reload from the file replaces it)");
+            tracing::info!(%ipv6, %ipv4, "EAM entry added at run time (a reload from the file replaces it)");
             Ok(String::new())
         }
-        ["eam-remove", v6] => {
-            let p: ipnet::Ipv6Net = v6
-                .parse()
-                .map_err(|e| format!("{v6:?} is not an IPv6 prefix: {e}"))?;
+        Command::EamRemove { ipv6 } => {
             let mut new = cfg.clone();
             let before = new.eam.len();
-            new.eam.retain(|e| e.ipv6 != p);
+            new.eam.retain(|e| e.ipv6 != *ipv6);
             if new.eam.len() == before {
-                return Err(format!("no EAM entry for {p}"));
+                return Err(format!("no EAM entry for {ipv6}"));
             }
             change_eam(dp, cfg, new)?;
-            tracing::info!(ipv6 = %p, "EAM entry removed at run time (a reload from the file replaces it)");
+            tracing::info!(%ipv6, "EAM entry removed at run time (a reload from the file replaces it)");
             Ok(String::new())
         }
-        ["stats"] => dp.stats().map(|s| s.table()).map_err(|e| e.to_string()),
-        ["stats-json"] => dp.stats().map(|s| s.json()).map_err(|e| e.to_string()),
-        ["bindings-flush"] => {
+        Command::Stats { json: false } => dp.stats().map(|s| s.table()).map_err(|e| e.to_string()),
+        Command::Stats { json: true } => dp.stats().map(|s| s.json()).map_err(|e| e.to_string()),
+        Command::BindingsFlush => {
             stateful()?;
             let mut tables = dp.bindings().map_err(|e| e.to_string())?;
             let n = tables.flush().map_err(|e| e.to_string())?;
             tracing::info!(removed = n, "dynamic bindings flushed");
             Ok(format!("{n} bindings removed\n"))
         }
-        ["bindings", rest @ ..] => {
+        Command::Bindings(f) => {
             stateful()?;
-            let (proto, addr) = filters(rest)?;
             let tables = dp.bindings().map_err(|e| e.to_string())?;
             let now = crate::bindings::now_ns();
-            let mut out = String::new();
-            for b in tables.list(MAX_LISTED) {
-                if b.matches(proto, addr) {
-                    out.push_str(&b.describe(now));
-                    out.push('\n');
-                }
-            }
-            Ok(out)
+            Ok(tables
+                .list(MAX_LISTED)
+                .iter()
+                .filter(|b| b.matches(f.protocol, f.address))
+                .map(|b| format!("{}\n", b.describe(now)))
+                .collect())
         }
-        ["sessions", rest @ ..] => {
+        Command::Sessions(f) => {
             stateful()?;
-            let (proto, addr) = filters(rest)?;
             let tables = dp.bindings().map_err(|e| e.to_string())?;
             let now = crate::bindings::now_ns();
-            let mut out = String::new();
-            for s in tables.list_sessions(MAX_LISTED) {
-                if s.matches(proto, addr) {
-                    out.push_str(&s.describe(now));
-                    out.push('\n');
-                }
-            }
-            Ok(out)
+            Ok(tables
+                .list_sessions(MAX_LISTED)
+                .iter()
+                .filter(|s| s.matches(f.protocol, f.address))
+                .map(|s| format!("{}\n", s.describe(now)))
+                .collect())
         }
-        ["bindings-add", proto, v6, v4] => {
+        Command::BindingsAdd {
+            protocol,
+            ipv6,
+            ipv4,
+        } => {
             let st = stateful()?;
-            let proto: Protocol = proto.parse()?;
-            let v6: SocketAddrV6 = v6
-                .parse()
-                .map_err(|e| format!("{v6:?} is not [IPV6]:PORT: {e}"))?;
-            let v4: SocketAddrV4 = v4
-                .parse()
-                .map_err(|e| format!("{v4:?} is not IPV4:PORT: {e}"))?;
             let mut tables = dp.bindings().map_err(|e| e.to_string())?;
             tables
-                .add_static(&st.pool4, proto, v6, v4)
+                .add_static(&st.pool4, *protocol, *ipv6, *ipv4)
                 .map_err(|e| e.to_string())?;
-            tracing::info!(protocol = proto.name(), %v6, %v4, "static binding added");
+            tracing::info!(protocol = protocol.name(), %ipv6, %ipv4, "static binding added");
             Ok(String::new())
         }
-        ["bindings-remove", proto, v6] => {
+        Command::BindingsRemove { protocol, ipv6 } => {
             stateful()?;
-            let proto: Protocol = proto.parse()?;
-            let v6: SocketAddrV6 = v6
-                .parse()
-                .map_err(|e| format!("{v6:?} is not [IPV6]:PORT: {e}"))?;
             let mut tables = dp.bindings().map_err(|e| e.to_string())?;
-            tables.remove(proto, v6).map_err(|e| e.to_string())?;
-            tracing::info!(protocol = proto.name(), %v6, "binding removed");
+            tables.remove(*protocol, *ipv6).map_err(|e| e.to_string())?;
+            tracing::info!(protocol = protocol.name(), %ipv6, "binding removed");
             Ok(String::new())
         }
-        _ => Err(format!("unknown request {line:?}")),
     }
-}
-
-/// The `protocol P` and `address A` filters of a listing request, each optional.
-fn filters(words: &[&str]) -> Result<(Option<Protocol>, Option<IpAddr>), String> {
-    let (mut proto, mut addr) = (None, None);
-    let mut it = words.iter();
-    while let Some(w) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{w}: value missing"))?;
-        match *w {
-            "protocol" => proto = Some(v.parse::<Protocol>()?),
-            "address" => {
-                addr = Some(
-                    v.parse::<IpAddr>()
-                        .map_err(|e| format!("address {v:?}: {e}"))?,
-                )
-            }
-            other => return Err(format!("unknown filter {other:?}")),
-        }
-    }
-    Ok((proto, addr))
 }
