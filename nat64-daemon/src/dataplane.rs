@@ -14,8 +14,8 @@ use aya::{
 use nat64_common::{
     counters::STATS_LEN,
     maps::{
-        CONFIG_F_ON_LINK, CONFIG_SLOT_FAST_PATH, CONFIG_SLOT_LINK, EamToV4, EamToV6,
-        IFACE_F_PARTIAL_CSUM, IfaceConfig, Pool4Prefix,
+        CONFIG_F_ON_LINK, CONFIG_SLOT_FAST_PATH, CONFIG_SLOT_LINK, EamToV4, IFACE_F_PARTIAL_CSUM,
+        IfaceConfig, Pool4Prefix,
     },
     state::{HeldSyn, SynKey},
 };
@@ -467,12 +467,14 @@ impl Dataplane {
                 handle,
             } = a;
             let what = || format!("the attachment to {iface}");
+            // No early return from here on: every attachment taken out of `self.links` ends
+            // in `next.links`, swapped or attached anew, or is logged as lost.
             let (link, pin) = match handle {
-                Handle::Owned(l) => (l.into_fd().map_err(link_err(what()))?, None),
-                Handle::Pinned(p, path) => (FdLink::from(p), Some(path)),
+                Handle::Owned(l) => (l.into_fd().map_err(link_err(what())), None),
+                Handle::Pinned(p, path) => (Ok(FdLink::from(p)), Some(path)),
             };
-            let swapped = next
-                .swap(program, link, hook, &iface)
+            let swapped = link
+                .and_then(|link| next.swap(program, link, hook, &iface))
                 .and_then(|l| next.hold(l, pin.as_deref(), &iface));
             let handle = match swapped {
                 Ok(h) => h,
@@ -667,86 +669,71 @@ impl Dataplane {
                 first += count;
             }
         }
-        let mut lpm: LpmTrie<_, [u8; 4], u32> = LpmTrie::try_from(
-            self.ebpf
-                .map_mut("POOL4_LPM")
-                .ok_or(DataplaneError::Missing("map POOL4_LPM"))?,
-        )
-        .map_err(map_err("POOL4_LPM"))?;
-        let stale: Vec<Key<[u8; 4]>> = lpm.keys().filter_map(Result::ok).collect();
-        let wanted: Vec<Key<[u8; 4]>> = prefixes
+        // The prefixes as a trie, each to its index in `POOL4`.
+        let lpm = prefixes
             .iter()
-            .map(|p| Key::new(p.prefix_len() as u32, p.network().octets()))
-            .collect();
-        for (i, k) in wanted.iter().enumerate() {
-            lpm.insert(k, i as u32, 0).map_err(map_err("POOL4_LPM"))?;
-        }
-        for k in stale.iter().filter(|k| !wanted.iter().any(|w| same4(w, k))) {
-            lpm.remove(k).map_err(map_err("POOL4_LPM"))?;
-        }
-        Ok(())
+            .enumerate()
+            .map(|(i, p)| (p.prefix_len(), p.network().octets(), i as u32));
+        self.sync_trie(("POOL4_LPM", "map POOL4_LPM"), lpm)
     }
 
     fn apply_eams(&mut self, cfg: &Config) -> Result<(), DataplaneError> {
         let (local6, local4) = cfg.local_exclusions(&self.own4);
-        {
-            let mut t6: LpmTrie<_, [u8; 16], EamToV4> = LpmTrie::try_from(
-                self.ebpf
-                    .map_mut("EAM6")
-                    .ok_or(DataplaneError::Missing("map EAM6"))?,
-            )
-            .map_err(map_err("EAM6"))?;
-            let stale: Vec<Key<[u8; 16]>> = t6.keys().filter_map(Result::ok).collect();
-            // The EAM entries, then this node's own addresses among them (`EAM_F_LOCAL`).
-            let entries: Vec<(ipnet::Ipv6Net, EamToV4)> = cfg
-                .eam
-                .iter()
-                .map(|e| {
-                    let v = EamToV4 {
-                        v4: e.ipv4.network().octets(),
-                        v4_len: e.ipv4.prefix_len(),
-                        shift: e.shift(),
-                        flags: 0,
-                        _pad: [0; 1],
-                    };
-                    (e.ipv6, v)
-                })
-                .chain(local6)
-                .collect();
-            let wanted: Vec<Key<[u8; 16]>> = entries
-                .iter()
-                .map(|(p, _)| Key::new(p.prefix_len() as u32, p.network().octets()))
-                .collect();
-            for ((_, v), k) in entries.iter().zip(&wanted) {
-                t6.insert(k, *v, 0).map_err(map_err("EAM6"))?;
-            }
-            for k in stale.iter().filter(|k| !wanted.iter().any(|w| same6(w, k))) {
-                t6.remove(k).map_err(map_err("EAM6"))?;
-            }
-        }
-        let mut t4: LpmTrie<_, [u8; 4], EamToV6> = LpmTrie::try_from(
-            self.ebpf
-                .map_mut("EAM4")
-                .ok_or(DataplaneError::Missing("map EAM4"))?,
-        )
-        .map_err(map_err("EAM4"))?;
-        let stale: Vec<Key<[u8; 4]>> = t4.keys().filter_map(Result::ok).collect();
+        // The EAM entries, then this node's own addresses among them (`EAM_F_LOCAL`).
+        let six = cfg
+            .eam
+            .iter()
+            .map(|e| {
+                let v = EamToV4 {
+                    v4: e.ipv4.network().octets(),
+                    v4_len: e.ipv4.prefix_len(),
+                    shift: e.shift(),
+                    flags: 0,
+                    _pad: [0; 1],
+                };
+                (e.ipv6.prefix_len(), e.ipv6.network().octets(), v)
+            })
+            .chain(
+                local6
+                    .into_iter()
+                    .map(|(p, v)| (p.prefix_len(), p.network().octets(), v)),
+            );
+        self.sync_trie(("EAM6", "map EAM6"), six)?;
         // The EAM entries, and the pool6_ipv4 prefixes (flagged: they map through pool6).
         // Then this node's own addresses among them (`EAM_F_LOCAL`), last so that they win.
-        let entries: Vec<(ipnet::Ipv4Net, EamToV6)> = cfg
+        let four = cfg
             .eam4_entries()
             .chain(cfg.pool6_ipv4_entries())
             .chain(local4)
-            .collect();
-        let wanted: Vec<Key<[u8; 4]>> = entries
-            .iter()
-            .map(|(p, _)| Key::new(p.prefix_len() as u32, p.network().octets()))
-            .collect();
-        for ((_, v), k) in entries.iter().zip(&wanted) {
-            t4.insert(k, *v, 0).map_err(map_err("EAM4"))?;
+            .map(|(p, v)| (p.prefix_len(), p.network().octets(), v));
+        self.sync_trie(("EAM4", "map EAM4"), four)
+    }
+
+    /// Makes the LPM trie `name` (`missing`: the error if it is not there) hold exactly `entries` (prefix length, prefix, value): each
+    /// written first (a lookup never misses an entry that stays), then the stale ones removed.
+    /// A later entry for the same prefix replaces an earlier one.
+    fn sync_trie<K: aya::Pod + PartialEq, V: aya::Pod>(
+        &mut self,
+        (name, missing): (&'static str, &'static str),
+        entries: impl Iterator<Item = (u8, K, V)>,
+    ) -> Result<(), DataplaneError> {
+        let mut trie: LpmTrie<_, K, V> = LpmTrie::try_from(
+            self.ebpf
+                .map_mut(name)
+                .ok_or(DataplaneError::Missing(missing))?,
+        )
+        .map_err(map_err(name))?;
+        let stale: Vec<Key<K>> = trie.keys().filter_map(Result::ok).collect();
+        let mut wanted: Vec<Key<K>> = Vec::new();
+        for (len, prefix, v) in entries {
+            let k = Key::new(len as u32, prefix);
+            trie.insert(&k, v, 0).map_err(map_err(name))?;
+            wanted.push(k);
         }
-        for k in stale.iter().filter(|k| !wanted.iter().any(|w| same4(w, k))) {
-            t4.remove(k).map_err(map_err("EAM4"))?;
+        let same =
+            |a: &Key<K>, b: &Key<K>| a.prefix_len() == b.prefix_len() && a.data() == b.data();
+        for k in stale.iter().filter(|k| !wanted.iter().any(|w| same(w, k))) {
+            trie.remove(k).map_err(map_err(name))?;
         }
         Ok(())
     }
@@ -1363,14 +1350,6 @@ where
         .ok_or(DataplaneError::Missing(name))?
         .try_into()
         .map_err(|source| DataplaneError::Program { name, source })
-}
-
-fn same6(a: &Key<[u8; 16]>, b: &Key<[u8; 16]>) -> bool {
-    a.prefix_len() == b.prefix_len() && a.data() == b.data()
-}
-
-fn same4(a: &Key<[u8; 4]>, b: &Key<[u8; 4]>) -> bool {
-    a.prefix_len() == b.prefix_len() && a.data() == b.data()
 }
 
 /// Whether translated ICMPv6 errors from routers with no IPv4 mapping leave from one of this
