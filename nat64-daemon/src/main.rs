@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod reload;
+mod running;
 
 use std::process::ExitCode;
 
