@@ -64,30 +64,49 @@ pub(crate) fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
 
 /// Where this run pins its state: `state_dir/vN` for the maps (N the layout version, so that a
 /// daemon with another layout never misreads them) and `state_dir/links` for the attachments
-/// (version-free: any daemon can swap its programs into them). `None` with the reason logged.
-pub(crate) fn state_dir(cfg: &Config) -> Option<(PathBuf, PathBuf)> {
-    let base = cfg.state_dir.get()?.clone();
-    let fs_root = base.parent().unwrap_or(&base);
-    if !nat64_daemon::sys::is_bpffs(&base) && !nat64_daemon::sys::is_bpffs(fs_root) {
-        warn!(
-            state_dir = %base.display(),
-            "not on a bpf filesystem: bindings and counters will not survive a restart (mount -t bpf bpf {})",
-            fs_root.display()
-        );
-        return None;
+/// (version-free: any daemon can swap its programs into them). `None` only when `state_dir =
+/// "off"` says so on purpose.
+///
+/// A state directory that is not on a bpf filesystem would lose every session at the next
+/// restart without a word, so the daemon mounts one at `/sys/fs/bpf` when the directory lies
+/// under it and none is there (as Cilium's agent does; it takes CAP_SYS_ADMIN, which root on
+/// a plain host has), and otherwise refuses to start, naming the fix.
+pub(crate) fn state_dir(cfg: &Config) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+    let Some(base) = cfg.state_dir.get().cloned() else {
+        info!("state_dir = \"off\": nothing pinned; a restart starts with empty tables");
+        return Ok(None);
+    };
+    let root = std::path::Path::new(BPFFS_ROOT);
+    if !nat64_daemon::sys::on_bpffs(&base) {
+        if !base.starts_with(root) || nat64_daemon::sys::is_bpffs(root) {
+            anyhow::bail!(
+                "state_dir: {} is not on a bpf filesystem, so bindings, sessions and counters would not survive a restart; put it on one (under {BPFFS_ROOT}), or set state_dir = \"off\" to run without state that survives a restart",
+                base.display()
+            );
+        }
+        match nat64_daemon::sys::mount_bpffs(root) {
+            Ok(()) => info!(
+                path = BPFFS_ROOT,
+                "no bpf filesystem was mounted; mounted one for the pinned state"
+            ),
+            Err(e) => anyhow::bail!(
+                "state_dir: no bpf filesystem at {BPFFS_ROOT}, and mounting one failed ({e}); mount it on the node (mount -t bpf bpf {BPFFS_ROOT}; in Kubernetes the DaemonSet mounts the node's {BPFFS_ROOT} as a hostPath volume), or set state_dir = \"off\" to run without state that survives a restart"
+            ),
+        }
     }
     let dir = base.join(format!("v{}", nat64_common::maps::LAYOUT_VERSION));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        warn!(state_dir = %dir.display(), error = %e, "cannot create the state directory; running without pinned state");
-        return None;
-    }
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("state_dir: cannot create {}", dir.display()))?;
     let adopted = nat64_daemon::dataplane::STATE_MAPS
         .iter()
         .filter(|m| dir.join(m).exists())
         .count();
     info!(state_dir = %dir.display(), adopted_maps = adopted, "state pinned; a restart adopts it");
-    Some((dir, base.join("links")))
+    Ok(Some((dir, base.join("links"))))
 }
+
+/// Where bpf filesystems live by convention (what the daemon mounts if it must).
+const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
 /// Removes the maps pinned by daemons of other layout versions: their state cannot be read by
 /// this one. Done once this daemon's programs run everywhere, so that nothing uses them.
@@ -128,7 +147,7 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
             }
         }
     }
-    let state = state_dir(&cfg);
+    let state = state_dir(&cfg)?;
     let mut dp = Dataplane::load_with_state(&cfg, state.as_ref().map(|(maps, _)| maps.as_path()))
         .context("loading the dataplane")?;
     // The node's own addresses inside EAM and pool6_ipv4 prefixes stay its own.

@@ -69,13 +69,46 @@ fn kernel_version() -> Option<(u32, u32)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-fn is_bpffs_mounted() -> bool {
-    fs::read_to_string("/proc/self/mounts")
-        .map(|m| {
-            m.lines()
-                .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+/// Whether `state_dir` can hold state that survives a restart: on a bpf filesystem, or under
+/// /sys/fs/bpf where `nat64d run` mounts one itself when it may (CAP_SYS_ADMIN); otherwise
+/// the daemon refuses to start, so this is a FIX.
+fn bpffs_verdict(cfg: &Config) -> Verdict {
+    let Some(dir) = cfg.state_dir.get() else {
+        return Verdict::Ok("state_dir = \"off\": nothing pinned, on purpose".into());
+    };
+    if crate::sys::on_bpffs(dir) {
+        return Verdict::Ok(format!(
+            "state_dir {} is on a bpf filesystem",
+            dir.display()
+        ));
+    }
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && has_cap_sys_admin() {
+        return Verdict::Ok(
+            "no bpf filesystem at /sys/fs/bpf; nat64d run mounts one (it holds CAP_SYS_ADMIN)"
+                .into(),
+        );
+    }
+    Verdict::Fix {
+        problem: format!(
+            "state_dir {} is not on a bpf filesystem: nat64d refuses to start rather than lose every session at its next restart",
+            dir.display()
+        ),
+        fix: "mount -t bpf bpf /sys/fs/bpf (in Kubernetes: the DaemonSet's hostPath volume of /sys/fs/bpf), or state_dir = \"off\" to run without state that survives a restart".into(),
+    }
+}
+
+/// Whether this process holds CAP_SYS_ADMIN (bit 21 of its effective set), which mounting
+/// takes.
+fn has_cap_sys_admin() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .unwrap_or(false)
+        .is_some_and(|caps| caps & (1 << 21) != 0)
 }
 
 /// The node's IPv4 routes of the main table (`/proc/net/route`): device and prefix.
@@ -174,11 +207,7 @@ pub fn run(cfg: &Config) -> Vec<Check> {
     });
     out.push(Check {
         name: "bpffs",
-        verdict: if is_bpffs_mounted() {
-            Verdict::Ok("a bpf filesystem is mounted".into())
-        } else {
-            Verdict::Warn("no bpf filesystem mounted; pinned state (surviving a daemon restart) will need it: mount -t bpf bpf /sys/fs/bpf".into())
-        },
+        verdict: bpffs_verdict(cfg),
     });
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };

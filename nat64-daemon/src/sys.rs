@@ -252,6 +252,34 @@ pub fn is_bpffs(path: &std::path::Path) -> bool {
     rc == 0 && st.f_type as i64 == BPF_FS_MAGIC
 }
 
+/// Whether `path`, or the nearest of its ancestors that exists, lies on a bpf filesystem
+/// (where pinned maps and links outlive the process).
+pub fn on_bpffs(path: &std::path::Path) -> bool {
+    path.ancestors().find(|p| p.exists()).is_some_and(is_bpffs)
+}
+
+/// Mounts a bpf filesystem at `at` (mode 0700: only root reaches the pinned state). Needs
+/// CAP_SYS_ADMIN.
+pub fn mount_bpffs(at: &std::path::Path) -> std::io::Result<()> {
+    let target = CString::new(at.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            target.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            c"mode=0700".as_ptr().cast(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The interface a pinned XDP link is attached to, from the kernel's fdinfo of the link
 /// (`ifindex:`): `None` if the pin cannot be opened or the link's device is gone (0).
 pub fn pinned_link_ifindex(path: &std::path::Path) -> Option<u32> {

@@ -91,3 +91,71 @@ fn without_any_one_of_the_three_the_kernel_refuses_the_daemon() {
             .success()
     );
 }
+
+/// A node without a bpf filesystem (`ip netns exec` gives the daemon a fresh /sys, with none at
+/// /sys/fs/bpf): a state directory there would lose every session at the next restart, so
+/// the daemon mounts one when it may (root) and otherwise refuses to start, naming the fix;
+/// `nat64d doctor`, as confined, reports it as a FIX.
+#[test]
+fn without_a_bpf_filesystem_the_daemon_mounts_one_or_refuses_with_the_fix() {
+    nat64_tests::require_root();
+    let lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
+    let config = lab
+        .config_toml()
+        .replace("state_dir = \"off\"", "state_dir = \"/sys/fs/bpf/nat64d\"");
+    assert!(config.contains("/sys/fs/bpf/nat64d"), "{config}");
+    std::fs::write(lab.config_path(), &config).unwrap();
+    let confined = |args: &[&str]| {
+        lab.xlat
+            .command("timeout")
+            .args(["20", "setpriv", &format!("--bounding-set=-all,{CAPS}")])
+            .args(["--inh-caps=-all", "--"])
+            .arg(nat64_tests::nat64d_path())
+            .args(args)
+            .arg("--config")
+            .arg(lab.config_path())
+            .output()
+            .expect("nat64d")
+    };
+
+    // Confined as the DaemonSet confines it (no CAP_SYS_ADMIN): refused, with the fix.
+    let out = confined(&["run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("state_dir: no bpf filesystem at /sys/fs/bpf")
+            && err.contains("mount -t bpf bpf /sys/fs/bpf")
+            && err.contains("state_dir = \"off\""),
+        "{err}"
+    );
+    assert!(!err.contains("nat64d ready"), "{err}");
+    let out = confined(&["doctor"]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    assert!(
+        report.contains("FIX   bpffs: state_dir /sys/fs/bpf/nat64d is not on a bpf filesystem"),
+        "{report}"
+    );
+
+    // As root: it mounts one and pins its state there (bounded: SIGINT after 10 s).
+    let out = lab
+        .xlat
+        .command("timeout")
+        .args(["--preserve-status", "-s", "INT", "10"])
+        .arg(nat64_tests::nat64d_path())
+        .args(["run", "--config"])
+        .arg(lab.config_path())
+        .output()
+        .expect("nat64d run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("no bpf filesystem was mounted; mounted one for the pinned state")
+            && err.contains("state pinned; a restart adopts it")
+            && err.contains("nat64d ready"),
+        "{err}"
+    );
+}
