@@ -10,7 +10,8 @@ use crate::{output, run, step};
 
 /// Debian packages the tests and the lab run: `ip` and `sysctl` to build namespaces, `ping`
 /// and `curl` for traffic, `ethtool` to switch checksum offload, `prometheus` for a real
-/// scrape of the daemon's metrics and `promtool check metrics`.
+/// scrape of the daemon's metrics and `promtool check metrics`, `unbound` (a DNS64 resolver
+/// and its IPv4-only upstream) and `dig` for the DNS64 test.
 const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("procps", "sysctl"),
@@ -18,6 +19,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("ethtool", "ethtool"),
     ("prometheus", "promtool"),
+    ("unbound", "unbound"),
+    ("dnsutils", "dig"),
 ];
 
 /// Python tools the deployment tests run on the rendered manifests, offline:
