@@ -1,6 +1,6 @@
 //! Running the real dataplane under `BPF_PROG_TEST_RUN`: the loader and the counter
-//! bookkeeping the packet-level tests share (each test file keeps its own case tables and
-//! frame builders).
+//! bookkeeping the packet-level tests share (each test file keeps its own case tables; the
+//! packet model and frame builders are in `fixtures`).
 
 use aya::programs::{TestRun, TestRunOptions};
 use nat64_common::Counter;
