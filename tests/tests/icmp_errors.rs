@@ -1,5 +1,6 @@
 //! Packet-level tests of ICMP error translation (RFC 7915 sections 4.2-4.3 and 5.2-5.3), run in
-//! the kernel with `BPF_PROG_TEST_RUN`, in the style of `packet.rs`.
+//! the kernel with `BPF_PROG_TEST_RUN`, in the style of `packet.rs` and with its packet model
+//! (`nat64_tests::fixtures`).
 //!
 //! Every case describes an error once, family-neutrally (`Report`): the outer addresses in both
 //! families, the packet in error (`Pkt`) and its addresses in both families, and how much of it
@@ -37,14 +38,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use etherparse::{
-    EtherType, Ethernet2Header, IcmpEchoHeader, Icmpv4Header, Icmpv4Type, Icmpv6Header, Icmpv6Type,
-    IpFragOffset, IpNumber, Ipv4Dscp, Ipv4Ecn, Ipv4Header, Ipv4Options, Ipv6FlowLabel, Ipv6Header,
-    TcpHeader, TcpOptionElement, UdpHeader,
-};
 use nat64_common::{Counter, Dir, DropReason, Handoff, L4Proto};
 use nat64_daemon::{dataplane::LINK_PROGRAM, stats::all_counters};
 use nat64_tests::{
+    fixtures::{
+        CLIENT4, CLIENT6, Csum, EAM_CLIENT, Msg, Pkt, SERVER4, SERVER6, a4, a6, as_v4, as_v6,
+        base_config, echo, icmp, icmp4_message, icmp6_message, msg, pattern, raw, syn, tcp_data,
+        udp,
+    },
     frames::{diff, folded_sum, verify_icmp_error_checksums},
     require_root,
     xdp::{
@@ -57,15 +58,6 @@ use nat64_tests::{
 // Addresses and configurations
 // ---------------------------------------------------------------------------------------------
 
-const MAC_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-const MAC_SRC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
-
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-
-/// The IPv6-only client, and how IPv4 hosts see it (EAM).
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x102);
-const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 /// Another IPv6 host behind the EAM entry, unreachable in the "no route" cases.
 const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x1a0);
 const OTHER4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 160);
@@ -75,31 +67,9 @@ const ROUTER6_EAM4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 /// An IPv6 router without IPv4 mapping, and the RFC 6791 address its errors leave from.
 const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
 const POOL6791: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-/// The IPv4-only server, and how IPv6 hosts see it (64:ff9b::192.0.2.2).
-const SERVER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-const SERVER6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xc000, 0x0202);
 /// An IPv4 router, and how IPv6 hosts see it (64:ff9b::203.0.113.1).
 const ROUTER4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 const ROUTER4_6: Ipv6Addr = Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0xcb00, 0x7101);
-
-fn a6(s: &str) -> Ipv6Addr {
-    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
-}
-
-fn a4(s: &str) -> Ipv4Addr {
-    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
-}
-
-const EAM_CLIENT: &str = r#"
-[[eam]]
-ipv6 = "2001:db8:6::100/120"
-ipv4 = "198.51.100.0/24"
-"#;
-
-/// The lab translator: Well-Known Prefix plus the client's EAM entry, no RFC 6791 address.
-fn base_config() -> String {
-    format!("pool6 = \"64:ff9b::/96\"\n{EAM_CLIENT}")
-}
 
 /// `base_config` with the RFC 6791 address 192.0.2.1.
 fn config_6791() -> String {
@@ -107,276 +77,8 @@ fn config_6791() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Packets (the packet in error), family-neutral; a trimmed copy of packet.rs
+// Packets in error (the packet model is in `nat64_tests::fixtures`)
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-enum L4 {
-    Tcp(TcpHeader),
-    Udp {
-        sport: u16,
-        dport: u16,
-    },
-    /// ICMP echo (types 8/0) in IPv4, ICMPv6 echo (128/129) in IPv6.
-    Echo {
-        reply: bool,
-        id: u16,
-        seq: u16,
-    },
-    /// An ICMP (IPv4) or ICMPv6 (IPv6) message with this raw type and code.
-    Icmp {
-        ty: u8,
-        code: u8,
-    },
-    /// Any protocol number; `Pkt::payload` is the whole IP payload.
-    Raw(u8),
-}
-
-/// What the TCP or UDP checksum field holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Csum {
-    /// The correct checksum, computed by etherparse.
-    Full,
-    /// Zero ("no checksum" for UDP).
-    Zero,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Pseudo {
-    V4 { src: [u8; 4], dst: [u8; 4] },
-    V6 { src: [u8; 16], dst: [u8; 16] },
-}
-
-/// A packet, family-neutral: `ip6()` and `ip4()` build it as an IP packet of either family
-/// (no Ethernet header).
-#[derive(Clone, Debug)]
-struct Pkt {
-    l4: L4,
-    csum: Csum,
-    payload: Vec<u8>,
-    /// IPv6 traffic class, or IPv4 TOS.
-    tos: u8,
-    /// Hop limit, or TTL.
-    hop: u8,
-    /// IPv6 only.
-    flow: u32,
-    /// IPv4 only.
-    id: u16,
-    df: bool,
-    mf: bool,
-    frag_off: u16,
-    options: Vec<u8>,
-}
-
-impl Pkt {
-    fn new(l4: L4, payload: Vec<u8>) -> Self {
-        Self {
-            l4,
-            csum: Csum::Full,
-            payload,
-            tos: 0,
-            hop: 64,
-            flow: 0,
-            id: 0,
-            df: false,
-            mf: false,
-            frag_off: 0,
-            options: Vec::new(),
-        }
-    }
-
-    /// Transport header plus payload.
-    fn l4_len(&self) -> usize {
-        let hdr = match &self.l4 {
-            L4::Tcp(h) => h.header_len(),
-            L4::Udp { .. } | L4::Echo { .. } | L4::Icmp { .. } => 8,
-            L4::Raw(_) => 0,
-        };
-        hdr + self.payload.len()
-    }
-
-    /// Transport header and payload for the pseudo-header `ps`: (IP protocol, bytes).
-    fn transport(&self, ps: &Pseudo) -> (u8, Vec<u8>) {
-        let payload = &self.payload;
-        let pick = |full: u16| match self.csum {
-            Csum::Full => full,
-            Csum::Zero => 0,
-        };
-        match &self.l4 {
-            L4::Tcp(h) => {
-                let mut h = h.clone();
-                h.checksum = 0;
-                let full = match *ps {
-                    Pseudo::V4 { src, dst } => h.calc_checksum_ipv4_raw(src, dst, payload),
-                    Pseudo::V6 { src, dst } => h.calc_checksum_ipv6_raw(src, dst, payload),
-                }
-                .expect("TCP checksum");
-                h.checksum = pick(full);
-                (6, [&h.to_bytes()[..], payload].concat())
-            }
-            L4::Udp { sport, dport } => {
-                let mut h = UdpHeader {
-                    source_port: *sport,
-                    destination_port: *dport,
-                    length: (8 + payload.len()) as u16,
-                    checksum: 0,
-                };
-                let full = match *ps {
-                    Pseudo::V4 { src, dst } => h.calc_checksum_ipv4_raw(src, dst, payload),
-                    Pseudo::V6 { src, dst } => h.calc_checksum_ipv6_raw(src, dst, payload),
-                }
-                .expect("UDP checksum");
-                h.checksum = pick(full);
-                (17, [&h.to_bytes()[..], payload].concat())
-            }
-            L4::Echo { reply, id, seq } => {
-                let echo = IcmpEchoHeader { id: *id, seq: *seq };
-                match *ps {
-                    Pseudo::V4 { .. } => {
-                        let ty = if *reply {
-                            Icmpv4Type::EchoReply(echo)
-                        } else {
-                            Icmpv4Type::EchoRequest(echo)
-                        };
-                        let h = Icmpv4Header::with_checksum(ty, payload);
-                        (1, [&h.to_bytes()[..], payload].concat())
-                    }
-                    Pseudo::V6 { src, dst } => {
-                        let ty = if *reply {
-                            Icmpv6Type::EchoReply(echo)
-                        } else {
-                            Icmpv6Type::EchoRequest(echo)
-                        };
-                        let h = Icmpv6Header::with_checksum(ty, src, dst, payload)
-                            .expect("ICMPv6 checksum");
-                        (58, [&h.to_bytes()[..], payload].concat())
-                    }
-                }
-            }
-            L4::Icmp { ty, code } => match *ps {
-                Pseudo::V4 { .. } => (1, icmp4_message(msg(*ty, *code), payload)),
-                Pseudo::V6 { src, dst } => (
-                    58,
-                    icmp6_message(msg(*ty, *code), src.into(), dst.into(), payload),
-                ),
-            },
-            L4::Raw(p) => (*p, payload.clone()),
-        }
-    }
-
-    /// This packet as an IPv6 packet.
-    fn ip6(&self, (src, dst): (Ipv6Addr, Ipv6Addr)) -> Vec<u8> {
-        let (nh, l4) = self.transport(&Pseudo::V6 {
-            src: src.octets(),
-            dst: dst.octets(),
-        });
-        let ip = Ipv6Header {
-            traffic_class: self.tos,
-            flow_label: Ipv6FlowLabel::try_new(self.flow).expect("flow label"),
-            payload_length: l4.len() as u16,
-            next_header: IpNumber(nh),
-            hop_limit: self.hop,
-            source: src.octets(),
-            destination: dst.octets(),
-        };
-        [&ip.to_bytes()[..], &l4].concat()
-    }
-
-    /// This packet as an IPv4 packet, with a correct header checksum.
-    fn ip4(&self, (src, dst): (Ipv4Addr, Ipv4Addr)) -> Vec<u8> {
-        let (proto, l4) = self.transport(&Pseudo::V4 {
-            src: src.octets(),
-            dst: dst.octets(),
-        });
-        let mut ip = Ipv4Header {
-            dscp: Ipv4Dscp::try_new(self.tos >> 2).expect("dscp"),
-            ecn: Ipv4Ecn::try_new(self.tos & 3).expect("ecn"),
-            total_len: (20 + self.options.len() + l4.len()) as u16,
-            identification: self.id,
-            dont_fragment: self.df,
-            more_fragments: self.mf,
-            fragment_offset: IpFragOffset::try_new(self.frag_off).expect("fragment offset"),
-            time_to_live: self.hop,
-            protocol: IpNumber(proto),
-            header_checksum: 0,
-            source: src.octets(),
-            destination: dst.octets(),
-            options: Ipv4Options::try_from(&self.options[..]).expect("IPv4 options"),
-        };
-        ip.header_checksum = ip.calc_header_checksum();
-        [&ip.to_bytes()[..], &l4].concat()
-    }
-}
-
-fn frame(ether_type: u16, ip: &[u8]) -> Vec<u8> {
-    let eth = Ethernet2Header {
-        source: MAC_SRC,
-        destination: MAC_DST,
-        ether_type: EtherType(ether_type),
-    };
-    [&eth.to_bytes()[..], ip].concat()
-}
-
-/// Deterministic payload bytes.
-fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-/// A Linux-style SYN: MSS, SACK permitted, timestamps, NOP, window scale (40-byte header).
-fn syn(sport: u16, dport: u16) -> Pkt {
-    let mut h = TcpHeader::new(sport, dport, 0x1a2b_3c4d, 64800);
-    h.syn = true;
-    h.set_options(&[
-        TcpOptionElement::MaximumSegmentSize(1440),
-        TcpOptionElement::SelectiveAcknowledgementPermitted,
-        TcpOptionElement::Timestamp(0x0102_0304, 0),
-        TcpOptionElement::Noop,
-        TcpOptionElement::WindowScale(7),
-    ])
-    .expect("SYN options");
-    Pkt::new(L4::Tcp(h), Vec::new())
-}
-
-/// An established-connection segment with timestamps (32-byte header) and `n` bytes of data.
-fn tcp(sport: u16, dport: u16, n: usize) -> Pkt {
-    let mut h = TcpHeader::new(sport, dport, 0x1a2b_3c4e, 507);
-    h.ack = true;
-    h.psh = true;
-    h.acknowledgment_number = 0x5566_7789;
-    h.set_options(&[
-        TcpOptionElement::Noop,
-        TcpOptionElement::Noop,
-        TcpOptionElement::Timestamp(0x0102_0400, 0x0a0b_0c0d),
-    ])
-    .expect("data options");
-    Pkt::new(L4::Tcp(h), pattern(n, 7))
-}
-
-fn udp(sport: u16, dport: u16, n: usize) -> Pkt {
-    Pkt::new(L4::Udp { sport, dport }, pattern(n, 3))
-}
-
-fn echo(reply: bool, n: usize) -> Pkt {
-    Pkt::new(
-        L4::Echo {
-            reply,
-            id: 0x4d2,
-            seq: 7,
-        },
-        pattern(n, 11),
-    )
-}
-
-/// An ICMP or ICMPv6 message of this type and code, quoting 40 bytes of something.
-fn icmp_pkt(ty: u8, code: u8) -> Pkt {
-    Pkt::new(L4::Icmp { ty, code }, pattern(40, 5))
-}
-
-fn raw(proto: u8, payload: Vec<u8>) -> Pkt {
-    Pkt::new(L4::Raw(proto), payload)
-}
 
 /// What this translator made of an IPv6 packet of the client on its way out (RFC 7915 section
 /// 5.1), as an IPv4 router quotes it: DF=0 with some ID up to 1260 bytes, DF=1 and ID 0 above,
@@ -391,53 +93,9 @@ fn sent4(p: Pkt) -> Pkt {
     }
 }
 
-/// RFC 7915 section 5.1 (and 5.3 for a quoted packet): TOS from the traffic class (or zero),
-/// DF=1 and ID 0 above 1260 bytes, DF=0 otherwise (the ID is then taken from the output), no
-/// options, TTL equal to the hop limit, the transport part unchanged apart from its checksum.
-fn as_v4(p: &Pkt, copy_tos: bool) -> Pkt {
-    Pkt {
-        tos: if copy_tos { p.tos } else { 0 },
-        flow: 0,
-        id: 0,
-        df: 20 + p.l4_len() > 1260,
-        mf: false,
-        frag_off: 0,
-        options: Vec::new(),
-        ..p.clone()
-    }
-}
-
-/// RFC 7915 section 4.1 (and 4.3 for a quoted packet): traffic class from the TOS (or zero),
-/// flow label zero, hop limit equal to the TTL, options gone.
-fn as_v6(p: &Pkt, copy_tos: bool) -> Pkt {
-    Pkt {
-        tos: if copy_tos { p.tos } else { 0 },
-        flow: 0,
-        options: Vec::new(),
-        ..p.clone()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // ICMP headers
 // ---------------------------------------------------------------------------------------------
-
-/// An ICMP or ICMPv6 header without its checksum: type, code and the second 32-bit word
-/// (unused, pointer or MTU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Msg {
-    ty: u8,
-    code: u8,
-    rest: [u8; 4],
-}
-
-const fn msg(ty: u8, code: u8) -> Msg {
-    Msg {
-        ty,
-        code,
-        rest: [0; 4],
-    }
-}
 
 /// ICMPv6 Parameter Problem: the pointer is the whole 32-bit word (RFC 4443 section 3.4).
 const fn param6(code: u8, ptr: u32) -> Msg {
@@ -474,29 +132,6 @@ const fn frag_needed(mtu: u16) -> Msg {
         code: 4,
         rest: [0, 0, hi, lo],
     }
-}
-
-/// An ICMPv4 message: header, checksum computed by etherparse over header and `body`.
-fn icmp4_message(m: Msg, body: &[u8]) -> Vec<u8> {
-    let t = Icmpv4Type::Unknown {
-        type_u8: m.ty,
-        code_u8: m.code,
-        bytes5to8: m.rest,
-    };
-    let h = Icmpv4Header::with_checksum(t, body);
-    [&h.to_bytes()[..], body].concat()
-}
-
-/// An ICMPv6 message: header, checksum computed by etherparse with the pseudo-header.
-fn icmp6_message(m: Msg, src: Ipv6Addr, dst: Ipv6Addr, body: &[u8]) -> Vec<u8> {
-    let t = Icmpv6Type::Unknown {
-        type_u8: m.ty,
-        code_u8: m.code,
-        bytes5to8: m.rest,
-    };
-    let h =
-        Icmpv6Header::with_checksum(t, src.octets(), dst.octets(), body).expect("ICMPv6 checksum");
-    [&h.to_bytes()[..], body].concat()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,7 +324,7 @@ impl Report {
     fn input(&self, dir: Dir, m: Msg) -> Vec<u8> {
         match dir {
             Dir::V6ToV4 => {
-                let q = self.cut_input(self.quote.ip6(self.q6), 40);
+                let q = self.cut_input(self.quote.ip6(self.q6.0, self.q6.1), 40);
                 let icmp = icmp6_message(m, self.from6, self.to6, &q);
                 let (nh, l4) = match &self.ext {
                     None => (58, icmp),
@@ -701,11 +336,11 @@ impl Report {
                     flow: self.flow,
                     ..raw(nh, l4)
                 };
-                frame(ETH_P_IPV6, &outer.ip6((self.from6, self.to6)))
+                outer.v6(self.from6, self.to6)
             }
             Dir::V4ToV6 => {
                 let hdr = 20 + self.quote.options.len();
-                let q = self.cut_input(self.quote.ip4(self.q4), hdr);
+                let q = self.cut_input(self.quote.ip4(self.q4.0, self.q4.1), hdr);
                 let outer = Pkt {
                     tos: self.tos,
                     hop: self.hop,
@@ -714,7 +349,7 @@ impl Report {
                     options: self.options.clone(),
                     ..raw(1, icmp4_message(m, &q))
                 };
-                frame(ETH_P_IP, &outer.ip4((self.from4, self.to4)))
+                outer.v4(self.from4, self.to4)
             }
         }
     }
@@ -727,7 +362,7 @@ impl Report {
         if !inner.df {
             inner.id = ids.1;
         }
-        let mut q = self.cut_output(inner.ip4(self.q4), 40, 20);
+        let mut q = self.cut_output(inner.ip4(self.q4.0, self.q4.1), 40, 20);
         // RFC 1812 section 4.3.2.3: an ICMPv4 error is at most 576 bytes, 28 of them headers.
         q.truncate(576 - 28);
         let q = self.extended_output(&q).unwrap_or(q);
@@ -742,14 +377,18 @@ impl Report {
         if !outer.df {
             outer.id = ids.0;
         }
-        frame(ETH_P_IP, &outer.ip4((self.from4, self.to4)))
+        outer.v4(self.from4, self.to4)
     }
 
     /// The ICMPv6 error RFC 7915 sections 4.2 and 4.3 make of `input(V4ToV6, _)`, with header
     /// `m`.
     fn expected6(&self, m: Msg, copy_tos: bool) -> Vec<u8> {
         let inner = as_v6(&self.quote, copy_tos);
-        let q = self.cut_output(inner.ip6(self.q6), 20 + self.quote.options.len(), 40);
+        let q = self.cut_output(
+            inner.ip6(self.q6.0, self.q6.1),
+            20 + self.quote.options.len(),
+            40,
+        );
         let q = self.extended_output(&q).unwrap_or(q);
         let outer = as_v6(
             &Pkt {
@@ -759,7 +398,7 @@ impl Report {
             },
             copy_tos,
         );
-        frame(ETH_P_IPV6, &outer.ip6((self.from6, self.to6)))
+        outer.v6(self.from6, self.to6)
     }
 }
 
@@ -965,7 +604,7 @@ fn run_table(label: &str, toml: &str, cases: &[Case]) {
 /// translator), as quoted by the largest legal ICMPv6 error: 1192 bytes after the IPv6 header,
 /// 1280 bytes in all.
 fn big6() -> Pkt {
-    tcp(443, 40000, 1448)
+    tcp_data(443, 40000, 1448)
 }
 
 #[test]
@@ -1165,14 +804,14 @@ fn errors_6to4_quoted_packets() {
         ),
         t64(
             "quoted TCP segment, header and 100 of 500 data bytes",
-            client_reports(tcp(443, 40000, 500)).cut(Cut::L4(132)),
+            client_reports(tcp_data(443, 40000, 500)).cut(Cut::L4(132)),
             prohibited,
             prohibited4,
         ),
         // The checksum (bytes 16-17) is not quoted, so there is nothing to update.
         t64(
             "quoted TCP cut to 8 bytes, before its checksum",
-            client_reports(tcp(443, 40000, 500)).cut(Cut::L4(8)),
+            client_reports(tcp_data(443, 40000, 500)).cut(Cut::L4(8)),
             prohibited,
             prohibited4,
         ),
@@ -1274,7 +913,7 @@ fn errors_6to4_quoted_packets() {
         // RFC 6791.
         t64(
             "router without IPv4 mapping -> source 192.0.2.1 (pool6791)",
-            expired(router6_reports(tcp(443, 40000, 100))),
+            expired(router6_reports(tcp_data(443, 40000, 100))),
             te,
             te4,
         ),
@@ -1283,7 +922,7 @@ fn errors_6to4_quoted_packets() {
             Report {
                 from6: ROUTER6_EAM,
                 from4: ROUTER6_EAM4,
-                ..expired(router6_reports(tcp(443, 40000, 100)))
+                ..expired(router6_reports(tcp_data(443, 40000, 100)))
             },
             te,
             te4,
@@ -1385,13 +1024,13 @@ fn errors_6to4_inner_untranslatable() {
         d64("quoted authentication header", ext(51), port, iu),
         d64(
             "quoted ICMPv6 error (port unreachable inside time exceeded)",
-            router6_reports(icmp_pkt(1, 4)),
+            router6_reports(icmp(1, 4)),
             msg(3, 0),
             iu,
         ),
         d64(
             "quoted ICMPv6 packet too big",
-            router6_reports(icmp_pkt(2, 0)),
+            router6_reports(icmp(2, 0)),
             msg(1, 0),
             iu,
         ),
@@ -1894,7 +1533,7 @@ fn errors_of_this_node_leave_from_its_ipv4_address() {
 
 /// An IPv4 TCP packet of the client of `total` bytes (32-byte TCP header with timestamps).
 fn tcp4_total(total: usize) -> Pkt {
-    tcp(40000, 443, total - 52)
+    tcp_data(40000, 443, total - 52)
 }
 
 #[test]
@@ -2123,13 +1762,13 @@ fn errors_4to6_quoted_packets() {
         ),
         t46(
             "quoted TCP cut to 8 bytes (RFC 792 minimum), before its checksum",
-            router4_reports(tcp(40000, 443, 500)).cut(Cut::L4(8)),
+            router4_reports(tcp_data(40000, 443, 500)).cut(Cut::L4(8)),
             net,
             net6,
         ),
         t46(
             "quoted TCP segment, 576-byte error of a Linux router",
-            router4_reports(tcp(40000, 443, 900)).cut(Cut::L4(528)),
+            router4_reports(tcp_data(40000, 443, 900)).cut(Cut::L4(528)),
             net,
             net6,
         ),
@@ -2176,7 +1815,7 @@ fn errors_4to6_quoted_packets() {
             "quoted IPv4 options removed, quote cut to 8 bytes after them",
             server_reports(Pkt {
                 options: rr.clone(),
-                ..tcp(40000, 443, 100)
+                ..tcp_data(40000, 443, 100)
             })
             .cut(Cut::L4(8)),
             port,
@@ -2368,7 +2007,7 @@ fn errors_4to6_inner_untranslatable() {
         ),
         d46(
             "quoted ICMP error (port unreachable inside time exceeded)",
-            router4_reports(icmp_pkt(3, 3)),
+            router4_reports(icmp(3, 3)),
             msg(11, 0),
             iu,
         ),
