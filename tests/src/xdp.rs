@@ -183,6 +183,16 @@ pub fn check_counters(moved: &[(Counter, u64)], want: &[(Counter, u64)], errors:
     }
 }
 
+/// The outcome of a case's checks: `Ok` when none recorded an error, else all of them, one a
+/// line.
+pub fn outcome(errors: Vec<String>) -> Result<(), String> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
 pub fn action_name(a: u32) -> String {
     match a {
         XDP_ABORTED => "XDP_ABORTED".into(),
@@ -192,6 +202,28 @@ pub fn action_name(a: u32) -> String {
         XDP_REDIRECT => "XDP_REDIRECT".into(),
         n => format!("action {n}"),
     }
+}
+
+/// Runs `check` on every case of a table, printing one line per case, and returns the
+/// failures, each naming its case: a table reports every case that fails, not only the first.
+pub fn check_each<C>(
+    label: &str,
+    cases: &[C],
+    name: impl Fn(&C) -> &str,
+    check: impl Fn(&C) -> Result<(), String>,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for case in cases {
+        let name = name(case);
+        match check(case) {
+            Ok(()) => println!("ok   [{label}] {name}"),
+            Err(e) => {
+                println!("FAIL [{label}] {name}");
+                failures.push(format!("[{label}] {name}:\n{e}"));
+            }
+        }
+    }
+    failures
 }
 
 /// Panics listing every failed case, after all of them ran.

@@ -49,8 +49,8 @@ use nat64_tests::{
     frames::{diff, folded_sum, verify_icmp_error_checksums},
     require_root,
     xdp::{
-        Loaded, XDP_DROP, XDP_PASS, XDP_TX, action_name, check_counters, counter_delta, finish,
-        render_moved,
+        Loaded, XDP_DROP, XDP_PASS, XDP_TX, action_name, check_counters, check_each, counter_delta,
+        finish, outcome, render_moved,
     },
 };
 
@@ -564,26 +564,12 @@ impl Xlat {
                 check_counters(&moved, &want, &mut errors);
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("\n"))
-        }
+        outcome(errors)
     }
 
     /// Runs every case and returns the failures, each naming its case.
     fn check_all(&self, cases: &[Case]) -> Vec<String> {
-        let mut failures = Vec::new();
-        for case in cases {
-            match self.check(case) {
-                Ok(()) => println!("ok   [{}] {}", self.label, case.name),
-                Err(e) => {
-                    println!("FAIL [{}] {}", self.label, case.name);
-                    failures.push(format!("[{}] {}:\n{e}", self.label, case.name));
-                }
-            }
-        }
-        failures
+        check_each(&self.label, cases, |c| &c.name, |c| self.check(c))
     }
 }
 
@@ -591,10 +577,6 @@ fn run_table(label: &str, toml: &str, cases: &[Case]) {
     let x = Xlat::load(label, toml);
     finish(cases.len(), x.check_all(cases));
 }
-
-// ---------------------------------------------------------------------------------------------
-// Comparing and verifying frames
-// ---------------------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------------------
 // IPv6 to IPv4: types and codes (RFC 7915 section 5.2)

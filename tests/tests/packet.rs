@@ -42,8 +42,8 @@ use nat64_tests::{
     frames::diff,
     require_root,
     xdp::{
-        Loaded, XDP_DROP, XDP_PASS, XDP_TX, action_name, check_counters, counter_delta, finish,
-        render_moved,
+        Loaded, XDP_DROP, XDP_PASS, XDP_TX, action_name, check_counters, check_each, counter_delta,
+        finish, outcome, render_moved,
     },
 };
 
@@ -338,26 +338,12 @@ impl Xlat {
                 );
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("\n"))
-        }
+        outcome(errors)
     }
 
     /// Runs every case and returns the failures, each naming its case.
     fn check_all(&self, cases: &[Case]) -> Vec<String> {
-        let mut failures = Vec::new();
-        for case in cases {
-            match self.check(case) {
-                Ok(()) => println!("ok   [{}] {}", self.label, case.name),
-                Err(e) => {
-                    println!("FAIL [{}] {}", self.label, case.name);
-                    failures.push(format!("[{}] {}:\n{e}", self.label, case.name));
-                }
-            }
-        }
-        failures
+        check_each(&self.label, cases, |c| &c.name, |c| self.check(c))
     }
 }
 
