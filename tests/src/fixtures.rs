@@ -1,6 +1,6 @@
 //! The packet model and frame builders of the packet-level suites (`packet.rs`,
 //! `icmp_errors.rs`), with the addresses, MAC addresses and base configuration of the lab
-//! translator they test.
+//! translator they test, which the other packet-level suites share too.
 //!
 //! A [`Pkt`] describes a packet once, independently of the IP family: [`Pkt::v6`] and
 //! [`Pkt::v4`] build it as an Ethernet frame of either family, [`Pkt::ip6`] and [`Pkt::ip4`] as

@@ -11,22 +11,21 @@
 
 use etherparse::{IpFragOffset, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, UdpHeader};
 use nat64_common::{Counter, Dir, DropReason, L4Proto};
-use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS};
+use nat64_tests::{
+    fixtures::{self, base_config},
+    xdp::{Loaded, XDP_DROP, XDP_PASS},
+};
 
-const CLIENT6: [u8; 16] = [
-    0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02,
-];
-const CLIENT4: [u8; 4] = [198, 51, 100, 2];
-const SERVER6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2];
-const SERVER4: [u8; 4] = [192, 0, 2, 2];
+/// The lab's client and server (see `nat64_tests::fixtures`), as etherparse takes them.
+const CLIENT6: [u8; 16] = fixtures::CLIENT6.octets();
+const CLIENT4: [u8; 4] = fixtures::CLIENT4.octets();
+const SERVER6: [u8; 16] = fixtures::SERVER6.octets();
+const SERVER4: [u8; 4] = fixtures::SERVER4.octets();
 const ETH6: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
 const ETH4: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
 
 fn dataplane() -> Loaded {
-    Loaded::load(
-        "extension headers",
-        "pool6 = \"64:ff9b::/96\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
-    )
+    Loaded::load("extension headers", &base_config())
 }
 
 /// Runs one frame; returns the action, the output frame and the counters that moved.

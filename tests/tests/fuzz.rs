@@ -30,7 +30,10 @@ use nat64_common::{
     Counter, Dir,
     checksum::{compute, sum4, sum16},
 };
-use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta};
+use nat64_tests::{
+    fixtures::{CLIENT4, CLIENT6, SERVER4, SERVER6},
+    xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta},
+};
 
 fn iterations() -> usize {
     std::env::var("NAT64_FUZZ_ITERATIONS")
@@ -59,12 +62,11 @@ impl Rng {
     }
 }
 
-const C6: [u8; 16] = [
-    0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02,
-];
-const S6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2];
-const C4: [u8; 4] = [198, 51, 100, 2];
-const S4: [u8; 4] = [192, 0, 2, 2];
+/// The lab's client and server (see `nat64_tests::fixtures`), as bytes.
+const C6: [u8; 16] = CLIENT6.octets();
+const S6: [u8; 16] = SERVER6.octets();
+const C4: [u8; 4] = CLIENT4.octets();
+const S4: [u8; 4] = SERVER4.octets();
 /// A stateful client (no EAM mapping) and the pool4 prefix.
 const STATEFUL6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
 const POOL4: [u8; 4] = [203, 0, 113, 200];

@@ -6,7 +6,10 @@
 
 use etherparse::PacketBuilder;
 use nat64_common::{Counter, Dir, DropReason, L4Proto};
-use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS};
+use nat64_tests::{
+    fixtures::{MAC_DST, MAC_SRC, base_config},
+    xdp::{Loaded, XDP_DROP, XDP_PASS},
+};
 
 const A: [u8; 16] = [
     0x20, 0x01, 0x0d, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x02,
@@ -17,13 +20,10 @@ const B: [u8; 16] = [
 /// 64:ff9b::198.51.100.2 and 64:ff9b::198.51.100.5: A and B as IPv4 hosts under pool6.
 const A_ALIAS: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 198, 51, 100, 2];
 const B_ALIAS: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 198, 51, 100, 5];
-const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+const MACS: ([u8; 6], [u8; 6]) = (MAC_SRC, MAC_DST);
 
 fn load() -> Loaded {
-    Loaded::load(
-        "hairpin",
-        "pool6 = \"64:ff9b::/96\"\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n",
-    )
+    Loaded::load("hairpin", &base_config())
 }
 
 fn udp(src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {

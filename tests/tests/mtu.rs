@@ -10,22 +10,22 @@ use etherparse::{
 use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
 use nat64_daemon::{InterfaceSettings, dataplane::LINK_PROGRAM};
 use nat64_tests::{
+    fixtures::{self, EAM_CLIENT, MAC_DST, MAC_SRC},
     frames::folded_sum,
     xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta},
 };
 
-const SERVER4: [u8; 4] = [192, 0, 2, 2];
-const CLIENT4: [u8; 4] = [198, 51, 100, 2];
+const SERVER4: [u8; 4] = fixtures::SERVER4.octets();
+const CLIENT4: [u8; 4] = fixtures::CLIENT4.octets();
 const XLAT4: [u8; 4] = [192, 0, 2, 1];
-const MAC_X: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const MAC_S: [u8; 6] = [2, 0, 0, 0, 0, 2];
+/// The translator's interface and the server: where the fixtures' frames go and come from.
+const MAC_X: [u8; 6] = MAC_DST;
+const MAC_S: [u8; 6] = MAC_SRC;
 
 /// `link`: with the translator link (the default), or without (the interfaces-only
 /// deployment, where the dataplane answers DF packets that outgrow `ipv6_mtu` itself).
 fn load(ipv6_mtu: u16, pool6791: bool, addr4: bool, link: bool) -> Loaded {
-    let mut toml = format!(
-        "ipv6_mtu = {ipv6_mtu}\n[[eam]]\nipv6 = \"2001:db8:6::100/120\"\nipv4 = \"198.51.100.0/24\"\n"
-    );
+    let mut toml = format!("ipv6_mtu = {ipv6_mtu}\n{EAM_CLIENT}");
     if !link {
         toml = format!("translator_link = \"off\"\n{toml}");
     }

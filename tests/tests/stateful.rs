@@ -15,16 +15,19 @@ use nat64_common::{
     state::{BIB_TCP, TCP_ESTABLISHED, TCP_NONE, TCP_SYN},
 };
 use nat64_daemon::bindings::now_ns;
-use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta};
+use nat64_tests::{
+    fixtures::{self, MAC_DST, MAC_SRC},
+    xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta},
+};
 
-const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
+const MACS: ([u8; 6], [u8; 6]) = (MAC_SRC, MAC_DST);
 /// IPv6 clients with no EAM entry: stateful. A and A2 share a /64; B does not.
 const A: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1];
 const A2: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0x99, 0, 0, 0, 0, 0, 2, 2];
 const B: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3];
 /// 64:ff9b::192.0.2.2 and the IPv4 server itself.
-const SERVER6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 2];
-const SERVER4: [u8; 4] = [192, 0, 2, 2];
+const SERVER6: [u8; 16] = fixtures::SERVER6.octets();
+const SERVER4: [u8; 4] = fixtures::SERVER4.octets();
 const OTHER4: [u8; 4] = [203, 0, 113, 77];
 const OTHER6: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 203, 0, 113, 77];
 
