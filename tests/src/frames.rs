@@ -179,9 +179,6 @@ fn transport_field(proto: u8, o: usize) -> String {
     name.into()
 }
 
-/// Parses the output frame with etherparse and recomputes its checksums: the outer IPv4
-/// header and ICMP or ICMPv6 checksum over the whole message, the quoted IPv4 header, and the
-/// quoted transport checksum when the whole quoted packet is there.
 /// The one's complement sum of `bytes` as 16-bit words (an odd last byte padded), folded:
 /// 0xffff over a header or message whose checksum is right.
 pub fn folded_sum(bytes: &[u8]) -> u16 {
@@ -195,6 +192,9 @@ pub fn folded_sum(bytes: &[u8]) -> u16 {
     s as u16
 }
 
+/// Parses the output frame with etherparse and recomputes its checksums: the outer IPv4
+/// header and ICMP or ICMPv6 checksum over the whole message, the quoted IPv4 header, and the
+/// quoted transport checksum when the whole quoted packet is there.
 pub fn verify_icmp_error_checksums(frame: &[u8]) -> Result<(), String> {
     let ip = frame.get(14..).ok_or("no IP packet in the output")?;
     verify_ip(ip).map_err(|e| format!("outer packet: {e}"))?;

@@ -9,6 +9,7 @@
 
 use etherparse::{
     IcmpEchoHeader, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, PacketBuilder, UdpHeader,
+    icmpv4::DestUnreachableHeader as Unreach4, icmpv6::DestUnreachableCode as Unreach6,
 };
 use nat64_common::{
     Counter, Dir, DropReason, Generated, L4Proto,
@@ -105,6 +106,35 @@ fn ip4(src: [u8; 4], dst: [u8; 4], ttl: u8, id: u16, proto: u8, len: usize) -> I
     ip.identification = id;
     ip.header_checksum = ip.calc_header_checksum();
     ip
+}
+
+/// An ICMPv4 Destination Unreachable (`kind`) from `from` to pool4 address `to`, quoting
+/// `quoted4` (an IPv4 packet), as a frame.
+fn unreachable4(from: [u8; 4], to: [u8; 4], id: u16, kind: Unreach4, quoted4: &[u8]) -> Vec<u8> {
+    let icmp4 = Icmpv4Header::with_checksum(Icmpv4Type::DestinationUnreachable(kind), quoted4);
+    let mut frame = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    frame.extend(ip4(from, to, 64, id, 1, 8 + quoted4.len()).to_bytes());
+    frame.extend(icmp4.to_bytes());
+    frame.extend(quoted4);
+    frame
+}
+
+/// What A receives for [`unreachable4`] about its UDP datagram of `payload` from port 40000
+/// to the server's port 53: an ICMPv6 Destination Unreachable (`code`) from `from`, quoting
+/// the datagram as A sent it with the hop limit it had where the error was raised (`hops`).
+fn unreachable6_to_a(from: [u8; 16], code: Unreach6, hops: u8, payload: &[u8]) -> Vec<u8> {
+    let mut quoted6 = Vec::new();
+    PacketBuilder::ipv6(A, SERVER6, hops)
+        .udp(40000, 53)
+        .write(&mut quoted6, payload)
+        .unwrap();
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(from, A, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(code))
+        .write(&mut frame, &quoted6)
+        .unwrap();
+    frame
 }
 
 /// Source address, source port and identification of an IPv4 output frame.
@@ -639,30 +669,11 @@ fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
     let (addr4, port4, id) = src_of(&out);
     // What the server received (one hop further) and quotes back in its port unreachable.
     let quoted4 = udp4((addr4, port4), (SERVER4, 53), 62, id, payload)[14..].to_vec();
-    let icmp4 = Icmpv4Header::with_checksum(
-        Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port),
-        &quoted4,
-    );
-    let mut input = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
-    input.extend(ip4(SERVER4, addr4, 64, 0x4321, 1, 8 + quoted4.len()).to_bytes());
-    input.extend(icmp4.to_bytes());
-    input.extend(&quoted4);
+    let input = unreachable4(SERVER4, addr4, 0x4321, Unreach4::Port, &quoted4);
     let (action, out, moved) = x.run_counted(&input);
     assert_eq!(action, XDP_PASS, "moved: {moved:?}");
     // The quoted packet as the IPv6 host sent it (hop limit as the server saw it).
-    let mut quoted6 = Vec::new();
-    PacketBuilder::ipv6(A, SERVER6, 62)
-        .udp(40000, 53)
-        .write(&mut quoted6, payload)
-        .unwrap();
-    let mut expected = Vec::new();
-    PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(SERVER6, A, 64)
-        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
-            etherparse::icmpv6::DestUnreachableCode::Port,
-        ))
-        .write(&mut expected, &quoted6)
-        .unwrap();
+    let expected = unreachable6_to_a(SERVER6, Unreach6::Port, 62, payload);
     assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
     assert_eq!(
         moved,
@@ -674,14 +685,7 @@ fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
 
     // Quoting a pool4 port with no binding: dropped and counted.
     let stray4 = udp4((addr4, port4 ^ 2), (SERVER4, 53), 62, id, payload)[14..].to_vec();
-    let icmp4 = Icmpv4Header::with_checksum(
-        Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port),
-        &stray4,
-    );
-    let mut input = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
-    input.extend(ip4(SERVER4, addr4, 64, 0x4322, 1, 8 + stray4.len()).to_bytes());
-    input.extend(icmp4.to_bytes());
-    input.extend(&stray4);
+    let input = unreachable4(SERVER4, addr4, 0x4322, Unreach4::Port, &stray4);
     let (action, _, moved) = x.run_counted(&input);
     assert_eq!(action, XDP_DROP);
     assert_eq!(
@@ -690,9 +694,6 @@ fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
     );
 }
 
-/// RFC 6888 REQ-4: a /64 holds at most `per_client_limit` dynamic bindings; its next flow is
-/// refused and counted, other clients are not affected, and the sweeper's recount frees the
-/// slots of expired bindings.
 /// A router's error about a client's flow (a Host Unreachable from 192.0.2.5, Jool's issue
 /// 132): by default its source is the router under pool6, which traceroute needs; with
 /// `icmp_error_source = "quoted-destination"` it is the quoted packet's destination (RFC 6146
@@ -715,29 +716,10 @@ fn a_routers_error_is_sourced_from_the_router_or_the_quoted_destination() {
         let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, payload));
         let (addr4, port4, id) = src_of(&out);
         let quoted4 = udp4((addr4, port4), (SERVER4, 53), 63, id, payload)[14..].to_vec();
-        let icmp4 = Icmpv4Header::with_checksum(
-            Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Host),
-            &quoted4,
-        );
-        let mut input = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
-        input.extend(ip4(ROUTER4, addr4, 64, 0x4321, 1, 8 + quoted4.len()).to_bytes());
-        input.extend(icmp4.to_bytes());
-        input.extend(&quoted4);
+        let input = unreachable4(ROUTER4, addr4, 0x4321, Unreach4::Host, &quoted4);
         let (action, out, moved) = x.run_counted(&input);
         assert_eq!(action, XDP_PASS, "moved: {moved:?}");
-        let mut quoted6 = Vec::new();
-        PacketBuilder::ipv6(A, SERVER6, 63)
-            .udp(40000, 53)
-            .write(&mut quoted6, payload)
-            .unwrap();
-        let mut expected = Vec::new();
-        PacketBuilder::ethernet2(MACS.0, MACS.1)
-            .ipv6(source, A, 64)
-            .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
-                etherparse::icmpv6::DestUnreachableCode::NoRoute,
-            ))
-            .write(&mut expected, &quoted6)
-            .unwrap();
+        let expected = unreachable6_to_a(source, Unreach6::NoRoute, 63, payload);
         assert_eq!(
             out, expected,
             "{setting}\n got {out:02x?}\nwant {expected:02x?}"
@@ -745,6 +727,9 @@ fn a_routers_error_is_sourced_from_the_router_or_the_quoted_destination() {
     }
 }
 
+/// RFC 6888 REQ-4: a /64 holds at most `per_client_limit` dynamic bindings; its next flow is
+/// refused and counted, other clients are not affected, and the sweeper's recount frees the
+/// slots of expired bindings.
 #[test]
 fn a_client_slash_64_is_limited_and_others_are_not() {
     let mut x = Loaded::load(
