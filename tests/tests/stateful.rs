@@ -382,28 +382,26 @@ const RST: u8 = 0x04;
 
 /// A TCP segment from an IPv4 host to pool4 with `flags` (`SYN`, `ACK`, `RST`).
 fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, flags: u8) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(MACS.1, MACS.0)
-        .ipv4(src, dst, 60)
-        .tcp(sport, dport, 7, 64240);
-    if flags & SYN != 0 {
-        b = b.syn();
-    }
-    if flags & ACK != 0 {
-        b = b.ack(2);
-    }
-    if flags & RST != 0 {
-        b = b.rst();
-    }
-    let mut v = Vec::new();
-    b.write(&mut v, &[]).unwrap();
-    v
+    segment(
+        PacketBuilder::ethernet2(MACS.1, MACS.0)
+            .ipv4(src, dst, 60)
+            .tcp(sport, dport, 7, 64240),
+        flags,
+    )
 }
 
 /// A TCP segment from an IPv6 client with `flags`.
 fn tcp6(src: [u8; 16], sport: u16, dst: [u8; 16], dport: u16, flags: u8) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(src, dst, 64)
-        .tcp(sport, dport, 7, 64240);
+    segment(
+        PacketBuilder::ethernet2(MACS.0, MACS.1)
+            .ipv6(src, dst, 64)
+            .tcp(sport, dport, 7, 64240),
+        flags,
+    )
+}
+
+/// The frame of a TCP segment with `flags` set, without payload.
+fn segment(mut b: etherparse::PacketBuilderStep<etherparse::TcpHeader>, flags: u8) -> Vec<u8> {
     if flags & SYN != 0 {
         b = b.syn();
     }
