@@ -147,6 +147,8 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
             }
         }
     }
+    // Where the time to ready goes (`nat64d ready` reports each phase).
+    let started = std::time::Instant::now();
     let state = state_dir(&cfg)?;
     let mut dp = Dataplane::load_with_state(&cfg, state.as_ref().map(|(maps, _)| maps.as_path()))
         .context("loading the dataplane")?;
@@ -174,6 +176,7 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         warn!("on_stop = \"keep\" cannot be honoured without pinned attachments: a stop detaches");
     }
     let nl = nat64_daemon::link::connect()?;
+    let loaded = started.elapsed();
     let link = match (&cfg.translator_link.0, cfg.translator_link.peer()) {
         (Some(name), Some(peer)) => Some(set_up_link(&mut dp, &nl, &cfg, name, &peer).await?),
         _ => None,
@@ -201,6 +204,7 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
     }
     drop(requests);
     let admin = Some(admin);
+    let linked = started.elapsed();
     for ifc in &cfg.interfaces {
         match dp.attach_interface(ifc, &cfg) {
             Ok(a) => {
@@ -254,6 +258,9 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         eam_entries = cfg.eam.len(),
         interfaces = cfg.interfaces.len(),
         translator_link = link.as_ref().map_or("off", |l| l.name.as_str()),
+        load_and_verify_ms = loaded.as_millis() as u64,
+        link_and_listeners_ms = (linked - loaded).as_millis() as u64,
+        attach_ms = (started.elapsed() - linked).as_millis() as u64,
         "nat64d ready"
     );
 
