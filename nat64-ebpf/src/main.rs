@@ -270,7 +270,14 @@ fn run4<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
         Ok(Step::FragNeeded) => too_big::frag_needed(ctx, cfg).unpack(),
         // RFC 7915 section 4.5: a UDP datagram without a checksum that is not to get one
         // (`l4::ZeroUdp::Drop`, decided before anything is written) is answered.
-        Err(DropReason::UdpZeroChecksum) => too_big::prohibited(ctx, cfg).unpack(),
+        Err(DropReason::UdpZeroChecksum) => {
+            too_big::prohibited(ctx, cfg, DropReason::UdpZeroChecksum).unpack()
+        }
+        // Refused by address-dependent filtering (not a TCP SYN refused by
+        // `drop_external_tcp`, which RFC 6146 section 3.5.2.2 drops silently): answered.
+        Err(DropReason::Filtered) if !packet::is_tcp4(ctx) => {
+            too_big::prohibited(ctx, cfg, DropReason::Filtered).unpack()
+        }
         r => r,
     };
     finish(ctx, cfg, Dir::V4ToV6, r)

@@ -454,3 +454,9 @@ pub fn write_u16(ctx: &impl Frame, off: usize, v: u16) -> Option<()> {
 pub fn drop_reason(n: u32) -> DropReason {
     DropReason::from_index(n).unwrap_or(DropReason::BadHeader)
 }
+
+/// Whether the frame is an IPv4 packet carrying TCP.
+#[inline(always)]
+pub fn is_tcp4(ctx: &impl Frame) -> bool {
+    view::<Ipv4Hdr>(ctx, ETH_LEN).is_some_and(|h| h.proto == IPPROTO_TCP)
+}

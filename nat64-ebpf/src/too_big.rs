@@ -51,19 +51,22 @@ pub fn frag_needed(ctx: &impl Frame, cfg: &Config) -> Packed {
     Packed::pack(reply(ctx, cfg, &answer).map(Step::Done))
 }
 
-/// RFC 7915 section 4.5: an IPv4 UDP datagram without a checksum that is not translated (a
-/// fragment, whose checksum cannot be computed, or any with `udp_zero_checksum = "drop"`) is
-/// answered with Destination Unreachable, Communication Administratively Prohibited (RFC
-/// 1812 section 5.2.7.1, code 13), quoting as much as an ICMPv4 error may carry (RFC 1812
-/// section 4.3.2.3), as Jool does.
+/// Answered with Destination Unreachable, Communication Administratively Prohibited (RFC 1812
+/// section 5.2.7.1, code 13), quoting as much as an ICMPv4 error may carry (RFC 1812 section
+/// 4.3.2.3), as Jool does, and counted as `reason`:
+/// - RFC 7915 section 4.5: an IPv4 UDP datagram without a checksum that is not translated (a
+///   fragment, whose checksum cannot be computed, or any with `udp_zero_checksum = "drop"`);
+/// - stateful NAT64 with address-dependent filtering: a UDP datagram or ICMP query from an
+///   address the binding's client has not sent to (`DropReason::Filtered`; RFC 6146 section
+///   3.5.1.2 leaves the answer to the implementation; Jool sends this one).
 #[inline(never)]
-pub fn prohibited(ctx: &impl Frame, cfg: &Config) -> Packed {
+pub fn prohibited(ctx: &impl Frame, cfg: &Config, reason: DropReason) -> Packed {
     let answer = Answer {
         code: ICMP_ADMIN_PROHIBITED,
         rest: [0; 4],
         quoted_data: ICMP4_ERROR_MAX,
         max_quote: ICMP4_ERROR_MAX - ICMP_LEN - IPV4_LEN,
-        reason: DropReason::UdpZeroChecksum,
+        reason,
         kind: Generated::AdminProhibited,
     };
     Packed::pack(reply(ctx, cfg, &answer).map(Step::Done))

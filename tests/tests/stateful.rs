@@ -976,12 +976,50 @@ fn address_dependent_filtering_admits_only_addresses_the_client_sent_to() {
     assert_eq!(action, XDP_PASS, "the server's answer");
     let (action, _) = x.run(&udp4((SERVER4, 5353), (addr4, port4), 60, 2, b"b"));
     assert_eq!(action, XDP_PASS, "the same address from another port");
+    // An address the client never sent to: refused, and told so from the interface's address
+    // (ICMPv4 3/13, Communication Administratively Prohibited, as Jool answers it).
     let before = x.stats();
     let (action, _) = x.run(&udp4((OTHER4, 53), (addr4, port4), 60, 3, b"c"));
-    assert_eq!(action, XDP_DROP, "an address the client never sent to");
+    assert_eq!(action, XDP_DROP, "no address to answer from");
     assert_eq!(
         counter_delta(&before, &x.stats()),
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
+    );
+    const IFACE4: [u8; 4] = [192, 0, 2, 1];
+    let settings = nat64_daemon::InterfaceSettings {
+        addr4: Some(IFACE4.into()),
+        ..Default::default()
+    };
+    x.dp.set_interface(1, &settings)
+        .expect("interface settings");
+    let refused = udp4((OTHER4, 53), (addr4, port4), 60, 4, b"d");
+    let (action, out, moved) = x.run_counted(&refused);
+    assert_eq!(action, XDP_TX, "answered");
+    let quote = &refused[14..];
+    let icmp = Icmpv4Header::with_checksum(
+        Icmpv4Type::DestinationUnreachable(Unreach4::FilterProhibited),
+        quote,
+    );
+    let mut ip = ip4(
+        IFACE4,
+        OTHER4,
+        64,
+        u16::from_be_bytes([out[18], out[19]]),
+        1,
+        8 + quote.len(),
+    );
+    ip.header_checksum = ip.calc_header_checksum();
+    let mut expected = [MACS.0.as_slice(), MACS.1.as_slice(), &[0x08, 0x00]].concat();
+    expected.extend(ip.to_bytes());
+    expected.extend(icmp.to_bytes());
+    expected.extend(quote);
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1),
+            (Counter::Generated(Generated::AdminProhibited), 1)
+        ]
     );
     assert_eq!(x.dp.bindings().unwrap().list_sessions(10).len(), 2);
 
