@@ -88,84 +88,71 @@ fn main() {
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_xdp(ctx: XdpContext) -> u32 {
-    dispatch(
-        &ctx,
-        maps::CONFIG_FAST_PATH,
-        maps::PROG_XDP_6TO4,
-        maps::PROG_XDP_4TO6,
-    );
+    dispatch(&ctx, maps::PROG_XDP_6TO4, maps::PROG_XDP_4TO6);
     // Neither IPv4 nor IPv6; or no program in the slot (the daemon fills them before it
     // attaches anything): nothing is ours yet.
     xdp_action::XDP_PASS
 }
 
-/// The far end of the translator link: a dispatcher, as `nat64_xdp`, into the same two
-/// direction programs with the link's configuration (`CONFIG_LINK`, with `CONFIG_F_ON_LINK`).
+/// The fast path, IPv6 to IPv4 (tail-called by `nat64_xdp`).
+#[cfg(target_arch = "bpf")]
+#[xdp]
+pub fn nat64_xdp_6to4(ctx: XdpContext) -> u32 {
+    // The daemon writes the configuration before it attaches the program; until then nothing
+    // is ours. Used in place in the map: a copy would take 80 bytes of the 512-byte stack.
+    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
+        return xdp_action::XDP_PASS;
+    };
+    run6(&ctx, cfg)
+}
+
+/// The fast path, IPv4 to IPv6 (tail-called by `nat64_xdp`).
+#[cfg(target_arch = "bpf")]
+#[xdp]
+pub fn nat64_xdp_4to6(ctx: XdpContext) -> u32 {
+    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
+        return xdp_action::XDP_PASS;
+    };
+    run4(&ctx, cfg)
+}
+
+/// The far end of the translator link: a dispatcher, as `nat64_xdp`.
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_link(ctx: XdpContext) -> u32 {
-    if dispatch(
-        &ctx,
-        maps::CONFIG_LINK,
-        maps::PROG_LINK_6TO4,
-        maps::PROG_LINK_4TO6,
-    ) {
+    if dispatch(&ctx, maps::PROG_LINK_6TO4, maps::PROG_LINK_4TO6) {
         // IP with no program in the slot: the daemon has not set the link up yet.
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS
 }
 
-/// IPv6 to IPv4, tail-called by both dispatchers: one program, so that the kernel verifies
-/// it once at start rather than once per dispatcher (the verification of these programs is
-/// most of the daemon's start-up time).
+/// The far end of the translator link, IPv6 to IPv4 (tail-called by `nat64_link`).
 #[cfg(target_arch = "bpf")]
 #[xdp]
-pub fn nat64_6to4(ctx: XdpContext) -> u32 {
-    let (slot, missing) = config_slot();
-    // The daemon writes the configuration before it attaches the program; until then nothing
-    // is ours. Used in place in the map: a copy would take 80 bytes of the 512-byte stack.
-    let Some(cfg) = maps::CONFIG.get(slot) else {
-        return missing;
+pub fn nat64_link_6to4(ctx: XdpContext) -> u32 {
+    // The same configuration with `CONFIG_F_ON_LINK` set, written by the daemon.
+    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_LINK) else {
+        return xdp_action::XDP_DROP;
     };
     run6(&ctx, cfg)
 }
 
-/// IPv4 to IPv6, tail-called by both dispatchers (see `nat64_6to4`).
+/// The far end of the translator link, IPv4 to IPv6 (tail-called by `nat64_link`).
 #[cfg(target_arch = "bpf")]
 #[xdp]
-pub fn nat64_4to6(ctx: XdpContext) -> u32 {
-    let (slot, missing) = config_slot();
-    let Some(cfg) = maps::CONFIG.get(slot) else {
-        return missing;
+pub fn nat64_link_4to6(ctx: XdpContext) -> u32 {
+    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_LINK) else {
+        return xdp_action::XDP_DROP;
     };
     run4(&ctx, cfg)
 }
 
-/// The configuration slot the dispatcher that tail-called this program chose (left in the
-/// per-CPU scratch slot, which nothing else touches between the two on this CPU), and what a
-/// missing configuration means there: not ours yet on the fast path, dropped on the link.
-#[cfg(target_arch = "bpf")]
-#[inline(always)]
-fn config_slot() -> (u32, u32) {
-    match scratch::get() {
-        Ok(s) if s.config_slot == maps::CONFIG_LINK as u8 => {
-            (maps::CONFIG_LINK, xdp_action::XDP_DROP)
-        }
-        _ => (maps::CONFIG_FAST_PATH, xdp_action::XDP_PASS),
-    }
-}
-
-/// Tail-calls the program for the frame's family (`v6` for IPv6, `v4` for IPv4), with
-/// configuration slot `config`. Returns only
+/// Tail-calls the program for the frame's family: `v6` for IPv6, `v4` for IPv4. Returns only
 /// for other frames, which are not ours (false), or when the slot is empty (true).
 #[cfg(target_arch = "bpf")]
 #[inline(always)]
-fn dispatch(ctx: &XdpContext, config: u32, v6: u32, v4: u32) -> bool {
-    // The direction program reads which configuration applies from the scratch slot.
-    if let Ok(s) = scratch::get() {
-        s.config_slot = config as u8;
-    }
+fn dispatch(ctx: &XdpContext, v6: u32, v4: u32) -> bool {
     // One call site per slot, each with a constant index: the JIT then patches a direct jump
     // into the program (no indirect branch, no retpoline), measured 10-15 ns a packet less
     // than one call site with the index chosen before it.

@@ -230,9 +230,6 @@ pub struct Scratch {
     pub sess_val: SessionValue,
     pub sess_flags: u8,
     pub peer: PeerKey,
-    /// The `CONFIG` slot the dispatcher chose for the direction program it tail-calls
-    /// (`CONFIG_FAST_PATH` or `CONFIG_LINK`).
-    pub config_slot: u8,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -49,23 +49,22 @@ pub const RETURN_PROGRAM: &str = "nat64_return";
 /// The fast path at TC ingress (`hook = "tc"`).
 pub const TC_PROGRAM: &str = "nat64_tc";
 /// The programs the dispatchers `nat64_xdp` and `nat64_link` tail-call (the `PROGS` map),
-/// by slot: one per direction, each verified on its own, shared by both dispatchers (which
-/// tell it the configuration slot), so that each is verified once.
+/// by slot: one per direction, each verified on its own.
 pub const TAIL_PROGRAMS: [(u32, &str); 4] = [
-    (nat64_common::maps::PROG_XDP_6TO4, DIRECTION_PROGRAMS[0]),
-    (nat64_common::maps::PROG_XDP_4TO6, DIRECTION_PROGRAMS[1]),
-    (nat64_common::maps::PROG_LINK_6TO4, DIRECTION_PROGRAMS[0]),
-    (nat64_common::maps::PROG_LINK_4TO6, DIRECTION_PROGRAMS[1]),
+    (nat64_common::maps::PROG_XDP_6TO4, "nat64_xdp_6to4"),
+    (nat64_common::maps::PROG_XDP_4TO6, "nat64_xdp_4to6"),
+    (nat64_common::maps::PROG_LINK_6TO4, "nat64_link_6to4"),
+    (nat64_common::maps::PROG_LINK_4TO6, "nat64_link_4to6"),
 ];
-/// The direction programs: IPv6 to IPv4, IPv4 to IPv6.
-const DIRECTION_PROGRAMS: [&str; 2] = ["nat64_6to4", "nat64_4to6"];
-const XDP_PROGRAMS: [&str; 6] = [
+const XDP_PROGRAMS: [&str; 8] = [
     XDP_PROGRAM,
     LINK_PROGRAM,
     PASS_PROGRAM,
     RETURN_PROGRAM,
-    DIRECTION_PROGRAMS[0],
-    DIRECTION_PROGRAMS[1],
+    TAIL_PROGRAMS[0].1,
+    TAIL_PROGRAMS[1].1,
+    TAIL_PROGRAMS[2].1,
+    TAIL_PROGRAMS[3].1,
 ];
 /// The maps pinned in the state directory and adopted by the next daemon (see
 /// `load_with_state`): the ones that hold state worth keeping across a restart, and `PROGS`,
