@@ -254,6 +254,7 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         remove_other_layouts(&cfg);
     }
     info!(
+        version = nat64_daemon::VERSION,
         pool6 = %cfg.pool6.0.map_or("off".to_string(), |p| p.to_string()),
         eam_entries = cfg.eam.len(),
         interfaces = cfg.interfaces.len(),

@@ -15,7 +15,7 @@ use nat64_daemon::{
 #[derive(Parser)]
 #[command(
     name = "nat64d",
-    version,
+    version = nat64_daemon::VERSION,
     about = "NAT64/NAT46 translator daemon (eBPF dataplane)"
 )]
 pub(crate) struct Cli {

@@ -2,6 +2,14 @@
 //! `nat64d` binary wires them together; tests and the lab use them directly.
 
 pub mod admin;
+
+/// The version this build reports (`--version`, `nat64d ready`, `nat64_build_info`): the crate's
+/// own, unless the build sets `NAT64D_VERSION` (`cargo xtask image --version`, which is how the
+/// container tests make a second image to upgrade to).
+pub const VERSION: &str = match option_env!("NAT64D_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
 pub mod bindings;
 pub mod config;
 pub mod dataplane;

@@ -92,7 +92,7 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         Opts::new("nat64_build_info", "The running nat64d's version."),
         &["version"],
     )?;
-    info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    info.with_label_values(&[crate::VERSION]).set(1);
     r.register(Box::new(info))?;
 
     if let Some(b) = s.bindings {

@@ -561,6 +561,11 @@ ipv4 = "{EAM_V4}"
         )
     }
 
+    /// The lab's own directory (its bpf filesystem is `bpf/` in it, with `pinned_state`).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("nat64d.toml")
     }

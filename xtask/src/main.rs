@@ -4,10 +4,14 @@
 //!   rustc's own LLVM, Debian packages). Idempotent, prints what it does, quick when all is there.
 //! - `lab`: setup, build, then the self-contained lab (README's first command).
 //! - `test`: setup, build, then every test (README's second command).
+//! - `image`: the container image, from the release binary and its libraries, committed with
+//!   buildah under the DaemonSet's image name (or only its root filesystem, for the
+//!   Containerfile's build stage).
 //! - `conformance`: setup, build, then Jool's graybox corpus through nat64d at the TC and XDP
 //!   hooks (the shared conformance runner), and docs/conformance.md.
 
 mod conformance;
+mod image;
 mod setup;
 
 use std::process::Command;
@@ -56,6 +60,17 @@ enum Cmd {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Build the container image (release binary, its libraries, the default configuration;
+    /// no shell) and commit it with buildah as ghcr.io/nat64-ebpf/nat64d:VERSION.
+    Image {
+        /// Build as this version (`nat64d --version`, the image tag) instead of the crate's.
+        #[arg(long)]
+        version: Option<String>,
+        /// Only assemble the root filesystem in this directory (no buildah): what the
+        /// Containerfile's build stage runs.
+        #[arg(long)]
+        rootfs: Option<std::path::PathBuf>,
     },
     /// Replay Jool's graybox corpus (the shared conformance runner) through nat64d at the TC
     /// and XDP hooks, print the tables, and write docs/conformance.md (a full run only).
@@ -134,7 +149,23 @@ fn main() -> anyhow::Result<()> {
             )?;
             setup::all()?;
             build()?;
+            // The container test (tests/tests/container.rs) runs the image of this tree, and
+            // upgrades it to a second one with another version string.
+            image::build(&image::Options {
+                version: None,
+                rootfs: None,
+            })?;
+            image::build(&image::Options {
+                version: Some(image::upgrade_test_version()),
+                rootfs: None,
+            })?;
             run(cargo().args(["test", "--workspace"]).args(args))
+        }
+        Cmd::Image { version, rootfs } => {
+            if rootfs.is_none() {
+                setup::image_packages()?;
+            }
+            image::build(&image::Options { version, rootfs })
         }
         Cmd::Conformance {
             suite,
@@ -187,6 +218,14 @@ fn target_dir() -> anyhow::Result<std::path::PathBuf> {
         .parent()
         .context("workspace root")?;
     Ok(root.join("target"))
+}
+
+/// The workspace's root directory (xtask's parent).
+fn repo_root() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf())
 }
 
 fn require_root(why: &str) -> anyhow::Result<()> {

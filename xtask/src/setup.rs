@@ -211,7 +211,20 @@ pub fn bench_packages() -> anyhow::Result<()> {
 }
 
 fn debian_packages() -> anyhow::Result<()> {
-    install(PACKAGES)
+    install(PACKAGES)?;
+    image_packages()
+}
+
+/// `cargo xtask image` commits with buildah; the container test runs the image with podman and
+/// runc. runc rather than crun: this machine kind mounts cgroup v1 controllers beside a cgroup2
+/// hierarchy that holds one (hugetlb), a hybrid layout crun refuses ("cgroups in hybrid mode
+/// not supported"), and runc accepts.
+pub fn image_packages() -> anyhow::Result<()> {
+    install(&[
+        ("buildah", "buildah"),
+        ("podman", "podman"),
+        ("runc", "runc"),
+    ])
 }
 
 fn install(packages: &[(&str, &str)]) -> anyhow::Result<()> {
