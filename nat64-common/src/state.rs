@@ -109,6 +109,13 @@ pub struct HeldSyn {
 }
 const _: () = assert!(core::mem::size_of::<HeldSyn>() == 16 + HELD_SYN_BYTES);
 
+impl HeldSyn {
+    /// Whether its [`SYN_HOLD_SECS`] are over at `now_ns` (the same clock as `since_ns`).
+    pub fn expired(&self, now_ns: u64) -> bool {
+        now_ns.saturating_sub(self.since_ns) >= SYN_HOLD_SECS * 1_000_000_000
+    }
+}
+
 /// Key of the session table (RFC 6146 section 3.5): a binding, by its pool4 transport
 /// address, and one remote IPv4 endpoint it talks to. The remote's IPv6 representation is
 /// its RFC 6052 address under pool6 (or its EAM), so the IPv4 endpoint names it on both

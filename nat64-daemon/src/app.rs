@@ -7,7 +7,11 @@ use anyhow::Context as _;
 use nat64_daemon::{Config, Dataplane, config::LogFormat, dataplane::Attached};
 use tracing::{error, info, warn};
 
-use crate::{cli::RunArgs, reload::Reload};
+use crate::{
+    reload::Reload,
+    run_args::{RunArgs, effective_config},
+    translator_link::set_up_link,
+};
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = effective_config(&args)?;
@@ -30,36 +34,6 @@ pub(crate) fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-pub(crate) fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
-    let mut cfg = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(p) = args.pool6 {
-        cfg.pool6 = p;
-    }
-    if !args.interfaces.is_empty() {
-        cfg.interfaces = args.interfaces.clone();
-    }
-    if let Some(f) = args.log_format {
-        cfg.log_format = f;
-    }
-    if let Some(s) = args.stats_interval_secs {
-        cfg.stats_interval_secs = s;
-    }
-    // Overrides go through the same validation as the file.
-    cfg.validate()
-        .context("configuration after command-line overrides")?;
-    if cfg.interfaces.is_empty() && cfg.translator_link.0.is_none() {
-        anyhow::bail!(
-            "interfaces: no interface configured and translator_link is off, so nothing would be translated; give an interface with --interface or in the file"
-        );
-    }
-    cfg.check_interfaces_exist()?;
-    cfg.check_own_addresses()?;
-    Ok(cfg)
 }
 
 /// Where this run pins its state: `state_dir/vN` for the maps (N the layout version, so that a
@@ -311,47 +285,4 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         Err(e) => error!(error = %e, "reading counters failed"),
     }
     waited
-}
-
-/// Creates the translator link, attaches its programs and routes pool6 and the EAM IPv4
-/// prefixes into it. On failure nothing of it is left behind.
-pub(crate) async fn set_up_link(
-    dp: &mut Dataplane,
-    nl: &rtnetlink::Handle,
-    cfg: &Config,
-    name: &str,
-    peer: &str,
-) -> anyhow::Result<nat64_daemon::link::TranslatorLink> {
-    use nat64_daemon::link;
-    let mtu = cfg.link_mtu();
-    let l = link::create(nl, name, peer, mtu)
-        .await
-        .context("creating the translator link")?;
-    let (v6, v4) = cfg.link_routes();
-    let mtu4 = cfg.ipv4_route_mtu();
-    let r = match dp.attach_link(&l) {
-        Ok(_) => link::add_routes(nl, &l, &v6, &v4, mtu4)
-            .await
-            .context("routing into the translator link"),
-        Err(e) => Err(anyhow::Error::from(e).context("attaching to the translator link")),
-    };
-    // The configuration again, now with the link's ifindex and MAC (`Config::link_ifindex`).
-    let r = r.and_then(|()| {
-        dp.apply(cfg)
-            .map_err(|e| anyhow::Error::from(e).context("writing the translator link's settings"))
-    });
-    if let Err(e) = r {
-        dp.detach_all();
-        let _ = link::remove(nl, l.index).await;
-        return Err(e);
-    }
-    info!(
-        link = %l.name,
-        far_end = %l.peer,
-        mtu,
-        ipv4_route_mtu = mtu4,
-        routes = v6.len() + v4.len(),
-        "translator link up"
-    );
-    Ok(l)
 }

@@ -4,13 +4,14 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use nat64_daemon::{
     Config,
     admin::{Command as AdminCommand, Filter, Reply},
     config::Protocol,
-    config::{Interface, LogFormat, Pool6},
 };
+
+use crate::run_args::RunArgs;
 
 #[derive(Parser)]
 #[command(
@@ -138,25 +139,6 @@ pub(crate) enum BindingsAction {
         #[arg(long)]
         ipv6: std::net::SocketAddrV6,
     },
-}
-
-#[derive(Args)]
-pub(crate) struct RunArgs {
-    /// TOML configuration file; without it the built-in defaults apply.
-    #[arg(short, long, env = "NAT64D_CONFIG")]
-    pub(crate) config: Option<PathBuf>,
-    /// Override pool6: an RFC 6052 prefix, or "off".
-    #[arg(long, value_name = "PREFIX")]
-    pub(crate) pool6: Option<Pool6>,
-    /// Override the interfaces (repeat for several): NAME or NAME:native or NAME:generic.
-    #[arg(long = "interface", short = 'i', value_name = "NAME[:MODE]")]
-    pub(crate) interfaces: Vec<Interface>,
-    /// Override the log format.
-    #[arg(long, value_enum, env = "NAT64D_LOG_FORMAT")]
-    pub(crate) log_format: Option<LogFormat>,
-    /// Override the interval, in seconds, of counter summaries in the log (0: only at exit).
-    #[arg(long)]
-    pub(crate) stats_interval_secs: Option<u64>,
 }
 
 pub(crate) fn check_config(

@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use nat64_common::{
     checksum,
-    state::{HeldSyn, SYN_HOLD_SECS, SynKey},
+    state::{HeldSyn, SynKey},
 };
 
 /// TTL and hop limit of the errors, one more than the kernel's default: the kernel's forwarding
@@ -30,11 +30,6 @@ const ICMP_PORT_UNREACH: u8 = 3;
 /// ICMPv6 Destination Unreachable, Port Unreachable (RFC 4443 section 3.1).
 const ICMP6_DEST_UNREACH: u8 = 1;
 const ICMP6_PORT_UNREACH: u8 = 4;
-
-/// Whether a SYN held since `since_ns` has had its time at `now_ns`.
-pub fn expired(held: &HeldSyn, now_ns: u64) -> bool {
-    now_ns.saturating_sub(held.since_ns) >= SYN_HOLD_SECS * 1_000_000_000
-}
 
 /// The quoted SYN: the bytes the dataplane kept, as long as its header says they are.
 pub fn quote(held: &HeldSyn) -> &[u8] {

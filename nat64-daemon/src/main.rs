@@ -4,7 +4,9 @@
 mod app;
 mod cli;
 mod reload;
+mod run_args;
 mod running;
+mod translator_link;
 
 use std::process::ExitCode;
 

@@ -5,7 +5,7 @@
 use nat64_daemon::{Config, Dataplane};
 use tracing::{error, info, warn};
 
-use crate::cli::RunArgs;
+use crate::run_args::RunArgs;
 
 /// What a reload needs besides the dataplane and the running configuration.
 pub(crate) struct Reload<'a> {
@@ -22,7 +22,7 @@ impl Reload<'_> {
     /// and says why. Established sessions live in the binding tables, which a reload does not
     /// touch.
     pub(crate) async fn run(&self, dp: &mut Dataplane, cur: &mut Config, trigger: &str) {
-        let new = match crate::app::effective_config(self.args) {
+        let new = match crate::run_args::effective_config(self.args) {
             Ok(c) => c,
             Err(e) => {
                 error!(trigger, error = %format!("{e:#}"), "reload refused; the running configuration is kept");
@@ -128,7 +128,7 @@ impl Reload<'_> {
             dp.forget(&l.name);
             dp.forget(&l.peer);
             let (name, peer) = (l.name.clone(), l.peer.clone());
-            match crate::app::set_up_link(dp, self.nl, cfg, &name, &peer).await {
+            match crate::translator_link::set_up_link(dp, self.nl, cfg, &name, &peer).await {
                 Ok(new) => self.link = Some(new),
                 Err(e) => {
                     error!(error = %format!("{e:#}"), "re-creating the translator link failed; trying again at the next re-sync")

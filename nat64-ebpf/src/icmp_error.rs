@@ -16,6 +16,10 @@
 //! error. They are called from the entry point, not from `translate`, so their stack frame
 //! replaces it rather than adding to it (the BPF stack is 512 bytes over the call chain), and
 //! they re-read what they need from the packet.
+//!
+//! Why one file of this size: both directions of ICMP error translation (RFC 7915 sections 4.2 and
+//! 5.2, with the packet each error quotes, sections 4.5 and 5.5) share the quoted-packet helpers
+//! and the stack discipline described above.
 
 use crate::frame::Frame;
 use nat64_common::{

@@ -2,6 +2,10 @@
 //! flow, and finding the binding an inbound packet belongs to. The translation itself is the
 //! stateless one (RFC 7915, sections 3.5 and 3.7 of RFC 6146 say so) with the IPv4 transport
 //! address of the binding in place of a mapped address.
+//!
+//! Why one file of this size: bindings and sessions (RFC 6146 section 3.5) share their map layouts
+//! and the `bpf_loop` callbacks the verifier checks once each; they are read together or not at
+//! all.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,

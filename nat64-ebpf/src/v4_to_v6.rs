@@ -1,4 +1,8 @@
 //! IPv4 to IPv6 (RFC 7915 section 4).
+//!
+//! Why one file of this size: it is RFC 7915 section 4 read top to bottom (the IPv4 header, then
+//! each transport, then what is handed off), the mirror of `v6_to_v4.rs`; splitting it would
+//! scatter one section's rules over several files.
 
 use crate::frame::Frame;
 use aya_ebpf::bindings::xdp_action;

@@ -17,6 +17,9 @@
 //! ```text
 //!  xlat xs 203.0.113.1/24 ---- r0 203.0.113.254/24  router4  r1 192.0.2.1/24 ---- s0 192.0.2.2/24
 //! ```
+//!
+//! Why one file of this size: the topology, its options and the daemon handle are used together by
+//! every end-to-end test; each part is a section below.
 
 use std::{
     fs,

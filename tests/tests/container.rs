@@ -12,6 +12,9 @@
 //! runtime cannot raise them); and `RuntimeDefault` is podman's default seccomp profile with the
 //! two rules containerd's RuntimeDefault (what a Kubernetes node applies) has and Debian's
 //! podman 4.3 predates: bpf(2) for CAP_BPF and perf_event_open(2) for CAP_PERFMON.
+//!
+//! Why one file of this size: it is one scenario (start, reload, restart, upgrade) and the
+//! translation of the manifest into `podman run` that it needs.
 
 use std::{
     io::{Read as _, Write as _},

@@ -8,6 +8,10 @@
 //! Expected frames are built here with etherparse: the datagram is built whole for each family
 //! (so etherparse computes each UDP checksum from scratch over all of it) and then cut into the
 //! fragment under test.
+//!
+//! Why one file of this size: every file in `tests/tests` is its own test binary, linked against
+//! aya and the daemon; the suite is one table of fragment and extension-header cases over one
+//! loaded program.
 
 use etherparse::{IpFragOffset, IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, UdpHeader};
 use nat64_common::{Counter, Dir, DropReason, L4Proto};

@@ -25,6 +25,9 @@
 //! The test suite runs a bounded, deterministic campaign (`NAT64_FUZZ_ITERATIONS`, default
 //! 6000 frames, seed `NAT64_FUZZ_SEED`); longer ones on demand, e.g.
 //! `NAT64_FUZZ_ITERATIONS=1000000 cargo xtask test --test fuzz`.
+//!
+//! Why one file of this size: every file in `tests/tests` is its own test binary, linked against
+//! aya and the daemon; one campaign is one binary, organised as generator, oracle and runner.
 
 use nat64_common::{
     Counter, Dir,

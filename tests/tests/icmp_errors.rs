@@ -35,6 +35,10 @@
 //! has no IPv4 mapping; its errors leave from the RFC 6791 address 192.0.2.1 when one is
 //! configured. 2001:db8:6::101 (198.51.100.1) is an IPv6 router inside the EAM range, and
 //! 2001:db8:6::1a0 (198.51.100.160) an IPv6 host that is down.
+//!
+//! Why one file of this size: every file in `tests/tests` is its own test binary, linked against
+//! aya and the daemon; the suite is one table of ICMP error cases over one loaded program. The
+//! packet model is `tests/src/fixtures.rs`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

@@ -27,6 +27,10 @@
 //! through the Well-Known Prefix (RFC 6052). The drop tests add 2001:db8:e::/120 <->
 //! 233.252.0.0/24 (MCAST-TEST-NET, RFC 5771) to make a multicast destination mappable; the RFC
 //! 6052 /32 case uses 3fff::/20 (RFC 9637) for its client, see `rfc6052_prefix_lengths`.
+//!
+//! Why one file of this size: every file in `tests/tests` is its own test binary, linked against
+//! aya and the daemon; the suite is one katran-style table of cases over one loaded program. The
+//! packet model is `tests/src/fixtures.rs`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 

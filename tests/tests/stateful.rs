@@ -6,6 +6,10 @@
 //! expected frame is built: the pool4 port (random, RFC 6056) and the IPv4 Identification of
 //! a DF=0 packet; the tests check that the port is in the configured range with the parity of
 //! the IPv6 port, and that the address is in pool4.
+//!
+//! Why one file of this size: every file in `tests/tests` is its own test binary, linked against
+//! aya and the daemon; the suite is one table of stateful cases over one loaded program, in
+//! sections (bindings, sessions, filtering, expiry). The packet model is `tests/src/fixtures.rs`.
 
 use etherparse::{
     IcmpEchoHeader, Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header, PacketBuilder, UdpHeader,

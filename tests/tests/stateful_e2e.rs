@@ -1,5 +1,8 @@
 //! Stateful NAT64 (RFC 6146) end to end: the real daemon in the namespace lab with pool4
 //! 203.0.113.200/30, and three IPv6 client addresses that no EAM entry covers, sharing it.
+//!
+//! Why one file of this size: every file in `tests/tests` is its own test binary, linked against
+//! aya and the daemon; the stateful end-to-end flows share one lab setup and stay together.
 
 use std::{
     io::{Read, Write},

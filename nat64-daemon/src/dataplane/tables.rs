@@ -56,7 +56,7 @@ impl Dataplane {
     }
 
     /// Removes the held SYNs (RFC 6146 section 3.5.2.2) whose 6 seconds are up at `now_ns`
-    /// and returns them, for the daemon to answer ([`crate::held_syns`]). At most `budget`.
+    /// and returns them, for the daemon to answer (`held_syns`). At most `budget`.
     pub fn take_expired_syns(
         &mut self,
         now_ns: u64,
@@ -71,7 +71,7 @@ impl Dataplane {
         let due: Vec<(SynKey, HeldSyn)> = m
             .iter()
             .filter_map(Result::ok)
-            .filter(|(_, h)| crate::held_syns::expired(h, now_ns))
+            .filter(|(_, h)| h.expired(now_ns))
             .take(budget)
             .collect();
         let mut taken = Vec::with_capacity(due.len());
