@@ -143,6 +143,8 @@ struct Pod<'a> {
     ds: Value,
     config: PathBuf,
     empty_dir: PathBuf,
+    /// What stands in for the node's `/sys/fs/bpf`.
+    bpffs: PathBuf,
     /// The runtime's default seccomp profile, as a Kubernetes node's runtime has it (see
     /// [`runtime_default_seccomp`]).
     seccomp: PathBuf,
@@ -220,7 +222,7 @@ impl<'a> Pod<'a> {
     fn host_path(&self, path: &str) -> PathBuf {
         match path {
             // The node's bpf filesystem: the lab's own (mounted by `pinned_state`).
-            "/sys/fs/bpf" => self.lab.dir().join("bpf"),
+            "/sys/fs/bpf" => self.bpffs.clone(),
             // The node's /proc/sys/net: the real one. A process sees the net sysctls of its
             // own network namespace through it, so the container (in the translator
             // namespace) sees the node's, exactly as a host-network pod does.
@@ -349,9 +351,8 @@ impl<'a> Pod<'a> {
         a
     }
 
-    /// Starts the pod's container from `image` and waits for its startup probe to pass, within
-    /// the probe's own bound (period x failureThreshold).
-    fn start(&mut self, image: &str) -> Container {
+    /// Runs the pod's container from `image` (`podman run --detach`).
+    fn launch(&mut self, image: &str) -> (Container, String) {
         self.started += 1;
         let name = format!("nat64d-{}-{}", self.lab.xlat.name(), self.started);
         let args = self.run_args(image, &name);
@@ -359,6 +360,13 @@ impl<'a> Pod<'a> {
         let (ok, text) = podman(&args);
         let container = Container { name };
         assert!(ok, "podman {}:\n{text}", args.join(" "));
+        (container, args.join(" "))
+    }
+
+    /// Starts the pod's container from `image` and waits for its startup probe to pass, within
+    /// the probe's own bound (period x failureThreshold).
+    fn start(&mut self, image: &str) -> Container {
+        let (container, args) = self.launch(image);
         let probe = &self.container()["startupProbe"];
         let bound = Duration::from_secs(
             probe["periodSeconds"].as_u64().unwrap() * probe["failureThreshold"].as_u64().unwrap(),
@@ -374,7 +382,7 @@ impl<'a> Pod<'a> {
                 !state.contains("exited"),
                 "the container exited before its startup probe passed:\n{}\npodman {}",
                 container.log(),
-                args.join(" ")
+                args
             );
             assert!(
                 start.elapsed() < bound,
@@ -468,6 +476,8 @@ fn the_image_runs_as_the_daemonset_translates_reloads_and_keeps_sessions_across_
         ds: ds.clone(),
         config: configmap.dir.clone(),
         empty_dir: empty_dir.clone(),
+        // The lab's own bpf filesystem (`pinned_state`).
+        bpffs: lab.dir().join("bpf"),
         seccomp: runtime_default_seccomp(lab.dir()),
         started: 0,
     };
@@ -644,4 +654,62 @@ fn the_image_runs_as_the_daemonset_translates_reloads_and_keeps_sessions_across_
     assert_eq!(third.stop(pod.grace()), 0, "{}", third.log());
     drop(tcp);
     let _ = server.join();
+}
+
+/// A node whose `/sys/fs/bpf` is not a bpf filesystem: the hostPath volume is then a plain
+/// directory, the confined daemon may not mount one (no CAP_SYS_ADMIN), and pinning there would
+/// lose every session at the next restart without a word. The pod must not become ready: the
+/// daemon stops at once, naming the fix.
+#[test]
+fn on_a_node_without_bpffs_the_pod_stops_and_names_the_fix() {
+    nat64_tests::require_root();
+    let ds = daemonset();
+    let image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .expect("the container's image")
+        .to_string();
+    let (ok, _) = podman(&["image", "exists", &image]);
+    assert!(ok, "image {image} missing: run `cargo xtask image`");
+    let lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
+    let configmap = ConfigMap::new(lab.dir().join("configmap"), &configmap_toml(&lab, ""));
+    let plain = lab.dir().join("node-sys-fs-bpf");
+    let empty_dir = lab.dir().join("empty-dir");
+    for d in [&plain, &empty_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut pod = Pod {
+        lab: &lab,
+        ds: ds.clone(),
+        config: configmap.dir.clone(),
+        empty_dir,
+        bpffs: plain.clone(),
+        seccomp: runtime_default_seccomp(lab.dir()),
+        started: 0,
+    };
+    let (container, args) = pod.launch(&image);
+    // Bounded: `timeout` ends the wait if the daemon were to keep running.
+    let out = Command::new("timeout")
+        .args(["60", "podman", "wait", &container.name])
+        .output()
+        .expect("podman wait");
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let log = container.log();
+    assert_eq!(
+        code, "1",
+        "the daemon should stop with an error:\n{log}\npodman {args}"
+    );
+    assert!(
+        log.contains("no bpf filesystem at /sys/fs/bpf")
+            && log.contains("mount -t bpf bpf /sys/fs/bpf"),
+        "the error names the fix:\n{log}"
+    );
+    assert_ne!(pod.get("/readyz").0, 200);
+    assert_eq!(
+        std::fs::read_dir(&plain).unwrap().count(),
+        0,
+        "nothing pinned on a directory that is not a bpf filesystem"
+    );
 }
