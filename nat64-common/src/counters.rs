@@ -331,6 +331,8 @@ pub enum Counter {
     /// (RFC 4443 section 2.4(f), RFC 1812 section 4.3.2.8). The packet is dropped and counted
     /// under its reason as usual.
     RateLimited,
+    /// Binding events (`EVENTS`) the dataplane could not push: the ring buffer was full.
+    EventsLost,
 }
 
 const PACKETS_BASE: u32 = 0;
@@ -346,8 +348,10 @@ const RFC6791_BASE: u32 = FORWARDED_BASE + 2;
 
 const RATE_LIMITED: u32 = RFC6791_BASE + 2;
 
+const EVENTS_LOST: u32 = RATE_LIMITED + 1;
+
 /// Number of slots in the `STATS` map.
-pub const STATS_LEN: u32 = RATE_LIMITED + 1;
+pub const STATS_LEN: u32 = EVENTS_LOST + 1;
 
 impl Counter {
     #[inline(always)]
@@ -361,6 +365,7 @@ impl Counter {
             Counter::Forwarded(d) => FORWARDED_BASE + d as u32,
             Counter::Rfc6791(d) => RFC6791_BASE + d as u32,
             Counter::RateLimited => RATE_LIMITED,
+            Counter::EventsLost => EVENTS_LOST,
         }
     }
 }
@@ -406,6 +411,9 @@ impl Counter {
         }
         if i == RATE_LIMITED {
             return Some(Counter::RateLimited);
+        }
+        if i == EVENTS_LOST {
+            return Some(Counter::EventsLost);
         }
         None
     }
@@ -460,6 +468,11 @@ impl Counter {
             Counter::RateLimited => (
                 "nat64_icmp_errors_rate_limited_total",
                 "ICMP errors the dataplane would have sent itself but did not: over its rate limit (RFC 4443 section 2.4(f)), 1000 a second with bursts of 50 per CPU.",
+                [NONE, NONE],
+            ),
+            Counter::EventsLost => (
+                "nat64_binding_events_lost_total",
+                "Binding events the dataplane could not push to the daemon: its ring buffer was full (the bindings themselves are made; only their log lines are missing).",
                 [NONE, NONE],
             ),
         };
@@ -521,6 +534,7 @@ mod tests {
             v.push(Counter::Generated(g));
         }
         v.push(Counter::RateLimited);
+        v.push(Counter::EventsLost);
         v
     }
 

@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 19;
+pub const LAYOUT_VERSION: u32 = 20;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -290,4 +290,5 @@ mod pod {
     unsafe impl aya::Pod for crate::state::SessionValue {}
     unsafe impl aya::Pod for crate::state::PeerKey {}
     unsafe impl aya::Pod for crate::state::HeldSyn {}
+    unsafe impl aya::Pod for crate::state::BindingEvent {}
 }

@@ -451,3 +451,39 @@ mod tests {
         assert_eq!(tcp_lifetime(TCP_ESTABLISHED, TCP_RST), Transitory, "TRANS");
     }
 }
+
+/// One record of the `EVENTS` ring buffer: a binding the dataplane made, or one it refused,
+/// pushed as it happens so that the daemon logs every binding at once (RFC 6888 REQ-12: the
+/// mapping between an IPv6 client and its IPv4 transport address must be recoverable), not
+/// when a sweep happens to see it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingEvent {
+    /// `bpf_ktime_get_coarse_ns` when it happened (the clock of `Bib6Value::last_ns`).
+    pub time_ns: u64,
+    /// [`EVENT_CREATED`] or [`EVENT_REFUSED`].
+    pub kind: u8,
+    /// `BIB_TCP`, `BIB_UDP` or `BIB_ICMP`.
+    pub proto: u8,
+    /// For a refusal, the `DropReason` (as its index).
+    pub reason: u8,
+    pub _pad: u8,
+    /// The client's transport address (port or ICMP identifier, network order).
+    pub port6: [u8; 2],
+    /// The pool4 port (network order): zero for a refusal.
+    pub port4: [u8; 2],
+    pub addr6: [u8; 16],
+    /// The pool4 address: zero for a refusal.
+    pub addr4: [u8; 4],
+    pub _pad2: [u8; 4],
+}
+const _: () = assert!(core::mem::size_of::<BindingEvent>() == 40);
+
+/// A binding the dataplane made (RFC 6146 section 3.5).
+pub const EVENT_CREATED: u8 = 1;
+/// A binding the dataplane refused (per-client limit, pool or table exhausted).
+pub const EVENT_REFUSED: u8 = 2;
+
+/// Size of the `EVENTS` ring buffer: 1 MiB, about 26,000 events (40 bytes and an 8-byte
+/// header each) between two reads of the daemon, which reads as soon as they come.
+pub const EVENTS_BYTES: u32 = 1 << 20;

@@ -29,6 +29,8 @@ pub struct Tables<'a> {
     pub session_fd: Option<std::os::fd::RawFd>,
     pub sessions: HashMap<&'a mut MapData, SessionKey, SessionValue>,
     pub peers: HashMap<&'a mut MapData, PeerKey, u64>,
+    /// Log each binding removed (`log_bindings`; `binding_log`).
+    pub log_removals: bool,
 }
 
 /// One session (RFC 6146 section 3.5): a binding's pool4 transport address and a remote IPv4
@@ -188,12 +190,6 @@ pub const fn protocol_index(proto: u8) -> usize {
     }
 }
 
-/// What the binding log (`log_bindings`) has already reported.
-#[derive(Debug, Default)]
-pub struct BindingLog {
-    known: std::collections::HashMap<Bib6Key, Bib6Value>,
-}
-
 /// The monotonic clock the dataplane stamps bindings with (`bpf_ktime_get_coarse_ns`).
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -206,6 +202,18 @@ pub fn now_ns() -> u64 {
 }
 
 impl Binding {
+    /// Its line in the binding log, gone for `why`.
+    pub fn log_removed(&self, why: &str) {
+        crate::binding_log::removed(
+            self.key6.proto,
+            self.key6.addr6,
+            self.key6.port6,
+            self.v6.addr4,
+            self.v6.port4,
+            why,
+        );
+    }
+
     /// One line for people: protocol, both transport addresses, idle time, TCP state, origin.
     pub fn describe(&self, now_ns: u64) -> String {
         let proto = Protocol::from_number(self.key6.proto).map_or("?", |p| p.name());
@@ -289,37 +297,6 @@ impl Tables<'_> {
         Ok(())
     }
 
-    /// Logs the bindings made and gone since the last call (`log_bindings`): the dataplane
-    /// makes bindings on its own, so they are found by comparing the table with what was seen
-    /// before, at most one sweep period late. A line ties a pool4 transport address, as an
-    /// IPv4 server logs it, to the IPv6 client.
-    pub fn report_changes(&self, log: &mut BindingLog, budget: usize) {
-        let now: std::collections::HashMap<Bib6Key, Bib6Value> = self
-            .list(budget)
-            .into_iter()
-            .map(|b| (b.key6, b.v6))
-            .collect();
-        let describe = |k: &Bib6Key, v: &Bib6Value| {
-            let proto = Protocol::from_number(k.proto).map_or("?", |p| p.name());
-            let v6 = SocketAddrV6::new(k.addr6.into(), u16::from_be_bytes(k.port6), 0, 0);
-            let v4 = SocketAddrV4::new(v.addr4.into(), u16::from_be_bytes(v.port4));
-            (proto, v6, v4)
-        };
-        for (k, v) in &now {
-            if !log.known.contains_key(k) {
-                let (protocol, ipv6, ipv4) = describe(k, v);
-                tracing::info!(protocol, %ipv6, %ipv4, "binding created");
-            }
-        }
-        for (k, v) in &log.known {
-            if !now.contains_key(k) {
-                let (protocol, ipv6, ipv4) = describe(k, v);
-                tracing::info!(protocol, %ipv6, %ipv4, "binding removed");
-            }
-        }
-        log.known = now;
-    }
-
     /// Removes every dynamic binding (static ones stay), both halves at once (no hold-down: an
     /// operator's flush); returns how many went.
     pub fn flush(&mut self) -> Result<u64, MapError> {
@@ -329,6 +306,9 @@ impl Tables<'_> {
                 continue;
             }
             self.bib6.remove(&b.key6)?;
+            if self.log_removals {
+                b.log_removed("flushed");
+            }
             match self.bib4.remove(&b.key4()) {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
                 Err(e) => return Err(e),
@@ -387,6 +367,16 @@ impl Tables<'_> {
             .get(&key6, 0)
             .map_err(|_| BindingError::NotFound(proto.name(), v6))?;
         self.bib6.remove(&key6)?;
+        if self.log_removals {
+            crate::binding_log::removed(
+                key6.proto,
+                key6.addr6,
+                key6.port6,
+                v.addr4,
+                v.port4,
+                "removed by the operator",
+            );
+        }
         let key4 = Bib4Key {
             addr4: v.addr4,
             port4: v.port4,
@@ -510,6 +500,9 @@ impl Tables<'_> {
                 continue;
             }
             self.bib6.remove(&b.key6)?;
+            if self.log_removals {
+                b.log_removed("expired");
+            }
             let key4 = b.key4();
             let r = match b.v4 {
                 Some(mut v4) if hold_down > 0 => {

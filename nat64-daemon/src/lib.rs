@@ -2,6 +2,7 @@
 //! `nat64d` binary wires them together; tests and the lab use them directly.
 
 pub mod admin;
+pub mod binding_log;
 
 /// The version this build reports (`--version`, `nat64d ready`, `nat64_build_info`): the crate's
 /// own, unless the build sets `NAT64D_VERSION` (`cargo xtask image --version`, which is how the

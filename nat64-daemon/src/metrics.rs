@@ -37,6 +37,8 @@ pub struct Snapshot<'a> {
     pub attached: usize,
     /// The stateful configuration (pool4 and its ranges), for the port capacity.
     pub stateful: Option<&'a crate::config::Stateful>,
+    /// Binding events read from the dataplane since start.
+    pub binding_events: crate::binding_log::EventCounts,
 }
 
 /// Renders the exposition text. Counters come from the dataplane as absolute values, so each
@@ -96,6 +98,20 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
     r.register(Box::new(info))?;
 
     if let Some(b) = s.bindings {
+        let events = IntCounterVec::new(
+            Opts::new(
+                "nat64_binding_events_total",
+                "Binding events the daemon read from the dataplane since it started, by event: each binding made (created) and each refused (refused); with log_bindings each is a log line.",
+            ),
+            &["event"],
+        )?;
+        events
+            .with_label_values(&["created"])
+            .inc_by(s.binding_events.created);
+        events
+            .with_label_values(&["refused"])
+            .inc_by(s.binding_events.refused);
+        r.register(Box::new(events))?;
         let in_use = IntGaugeVec::new(
             Opts::new(
                 "nat64_bindings",

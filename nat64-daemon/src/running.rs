@@ -5,8 +5,12 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
+use nat64_daemon::binding_log::EventReader;
 use nat64_daemon::{Config, Dataplane};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
 use tracing::{debug, info, warn};
 
 use crate::reload::Reload;
@@ -36,6 +40,19 @@ pub(crate) async fn sleep_until_some(at: Option<tokio::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// The binding events ready to read, or never when there is no ring buffer.
+async fn next_events(
+    events: &mut Option<AsyncFd<EventReader>>,
+) -> std::io::Result<tokio::io::unix::AsyncFdReadyMutGuard<'_, EventReader>> {
+    match events {
+        Some(e) => e.readable_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How many binding events one turn of the loop reads before it lets the other arms run.
+const EVENTS_PER_TURN: usize = 4096;
 
 /// Runs the daemon's loop until SIGINT or SIGTERM: each event source is one arm, each arm one
 /// method of [`Running`].
@@ -72,6 +89,26 @@ pub(crate) async fn wait_for_shutdown(
     held_syns.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stateful = cfg.stateful.is_some();
     let watching = reload.args.config.is_some();
+    // The dataplane's binding events (`binding_log`), read as they come.
+    let log_bindings = |cfg: &Config| cfg.stateful.as_ref().is_some_and(|s| s.log_bindings);
+    let mut binding_events = match dp.take_events() {
+        // SAFETY: the reader owns the ring buffer's descriptor for as long as it lives, and
+        // `as_raw_fd` always returns that one.
+        Some(ring) => match unsafe {
+            AsyncFd::register_with_interest(
+                EventReader::new(ring, log_bindings(cfg)),
+                tokio::io::Interest::READABLE,
+            )
+        } {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                let e = std::io::Error::from(e);
+                warn!(error = %e, "cannot poll the binding events; bindings are not logged");
+                None
+            }
+        },
+        None => None,
+    };
     let mut r = Running {
         stamp: reload.file_stamp(),
         dp,
@@ -79,13 +116,21 @@ pub(crate) async fn wait_for_shutdown(
         reload,
         resync_at: None,
         usage: Default::default(),
-        binding_log: Default::default(),
+        event_counts: Default::default(),
         sweep_secs: 0.0,
     };
     loop {
         tokio::select! {
-            _ = sigint.recv() => { info!("SIGINT: shutting down"); return Ok(()); }
-            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
+            _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
+            Ok(mut ready) = next_events(&mut binding_events) => {
+                let reader = ready.get_inner_mut();
+                reader.log = log_bindings(r.cfg);
+                if reader.drain(EVENTS_PER_TURN) < EVENTS_PER_TURN {
+                    ready.clear_ready();
+                }
+                r.event_counts = ready.get_inner().counts;
+            }
             _ = sighup.recv() => r.reload("SIGHUP").await,
             _ = resync.tick() => r.reload.resync(r.dp, r.cfg, "periodic").await,
             Some(()) = next_event(&mut events) => r.netlink_event(),
@@ -100,6 +145,13 @@ pub(crate) async fn wait_for_shutdown(
             _ = tick.tick(), if stats_interval_secs > 0 => r.log_counters(),
         }
     }
+    // A clean stop reads what the dataplane pushed last, so that no binding goes unlogged.
+    if let Some(fd) = binding_events.as_mut() {
+        let reader = fd.get_mut();
+        reader.log = log_bindings(r.cfg);
+        while reader.drain(EVENTS_PER_TURN) == EVENTS_PER_TURN {}
+    }
+    Ok(())
 }
 
 /// Stateful NAT64: the sweeper runs at a quarter of the shortest lifetime (1 to 30 s), so a
@@ -132,7 +184,8 @@ struct Running<'a, 'r> {
     resync_at: Option<tokio::time::Instant>,
     /// What the last sweep found in use, for the metrics and the periodic summary.
     usage: nat64_daemon::bindings::Sweep,
-    binding_log: nat64_daemon::bindings::BindingLog,
+    /// Binding events read so far (`nat64_binding_events_total`).
+    event_counts: nat64_daemon::binding_log::EventCounts,
     /// How long the last sweep took, for the metrics.
     sweep_secs: f64,
 }
@@ -224,6 +277,7 @@ impl Running<'_, '_> {
             max_bindings: self.cfg.stateful.as_ref().map_or(0, |s| s.max_bindings),
             attached: self.dp.attached().count(),
             stateful: self.cfg.stateful.as_ref(),
+            binding_events: self.event_counts,
         };
         nat64_daemon::metrics::render(&snap)
             .map_err(|e| e.to_string())
@@ -235,23 +289,18 @@ impl Running<'_, '_> {
     fn sweep(&mut self) {
         let Some(st) = &self.cfg.stateful else { return };
         let started = std::time::Instant::now();
-        let log = &mut self.binding_log;
         let r = self
             .dp
             .bindings()
             .map_err(anyhow::Error::from)
             .and_then(|mut t| {
-                let r = t
-                    .sweep(
-                        st,
-                        nat64_daemon::bindings::now_ns(),
-                        st.max_bindings as usize,
-                    )
-                    .map_err(anyhow::Error::from);
-                if st.log_bindings {
-                    t.report_changes(log, st.max_bindings as usize);
-                }
-                r
+                t.log_removals = st.log_bindings;
+                t.sweep(
+                    st,
+                    nat64_daemon::bindings::now_ns(),
+                    st.max_bindings as usize,
+                )
+                .map_err(anyhow::Error::from)
             });
         match r {
             Ok(s) => {

@@ -61,14 +61,13 @@ impl Stats {
                 Counter::Handoff(d, h) => (d, format!("handed off, {}", h.name())),
                 Counter::Forwarded(d) => (d, "forwarded from XDP".to_string()),
                 Counter::Rfc6791(d) => (d, "ICMP errors with an RFC 6791 source".to_string()),
-                Counter::RateLimited => {
-                    let _ = writeln!(
-                        out,
-                        "{:<10} {:<44} {:>14}",
-                        "-",
-                        "ICMP errors not sent, rate limit",
-                        self.get(c)
-                    );
+                Counter::RateLimited | Counter::EventsLost => {
+                    let what = if c == Counter::RateLimited {
+                        "ICMP errors not sent, rate limit"
+                    } else {
+                        "binding events lost, ring buffer full"
+                    };
+                    let _ = writeln!(out, "{:<10} {:<44} {:>14}", "-", what, self.get(c));
                     continue;
                 }
                 Counter::Generated(g) => {
@@ -125,9 +124,10 @@ impl Stats {
             .map(|&g| (g.name(), self.get(Counter::Generated(g))))
             .collect());
         format!(
-            "{{{},\"icmp_errors_generated\":{generated},\"icmp_errors_rate_limited\":{}}}\n",
+            "{{{},\"icmp_errors_generated\":{generated},\"icmp_errors_rate_limited\":{},\"binding_events_lost\":{}}}\n",
             dirs.join(","),
-            self.get(Counter::RateLimited)
+            self.get(Counter::RateLimited),
+            self.get(Counter::EventsLost)
         )
     }
 }

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use nat64_common::{
     counters::STATS_LEN,
@@ -12,9 +12,9 @@ use nat64_common::{
         POOL4_MAX_PREFIXES, Pool4Prefix,
     },
     state::{
-        BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FRAG_MAX_ENTRIES, FragKey,
-        HELD_SYN_MAX_ENTRIES, HeldSyn, PeerKey, SESSION_DEFAULT_MAX_ENTRIES, SessionKey,
-        SessionValue, SynKey,
+        BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value, BindingEvent,
+        EVENTS_BYTES, FRAG_MAX_ENTRIES, FragKey, HELD_SYN_MAX_ENTRIES, HeldSyn, PeerKey,
+        SESSION_DEFAULT_MAX_ENTRIES, SessionKey, SessionValue, SynKey,
     },
 };
 
@@ -89,6 +89,13 @@ pub static FRAGS: LruHashMap<FragKey, Bib4Value> =
 /// their time is up. A preallocated hash map: a full table holds no more.
 #[map]
 pub static HELD_SYNS: HashMap<SynKey, HeldSyn> = HashMap::with_max_entries(HELD_SYN_MAX_ENTRIES, 0);
+
+/// Bindings made and refused (`BindingEvent`), pushed by `stateful::outbound` as they happen;
+/// read by the daemon at once (its binding log). Pinned with the state: what a dataplane with
+/// no daemon running pushes waits for the next one. A full buffer loses the event, counted as
+/// `Counter::EventsLost`; the binding itself is made regardless.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 /// pool4's prefixes in order (`Pool4Prefix`); written by the daemon from config.
 #[map]
@@ -230,6 +237,8 @@ pub struct Scratch {
     pub sess_val: SessionValue,
     pub sess_flags: u8,
     pub peer: PeerKey,
+    /// Stateful NAT64, 6 to 4: the binding event being pushed (`stateful::outbound`).
+    pub event: BindingEvent,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -16,15 +16,16 @@ use nat64_common::{
     DropReason,
     maps::{CONFIG_F2_ADF, Config, POOL4_MAX_PREFIXES},
     state::{
-        BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value, FragKey,
-        HELD_SYN_BYTES, PeerKey, SessionKey, SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST,
-        TCP_FLAG_SYN, TCP_SYN, candidate_port, client_key, next_candidate, pool4_index, tcp_next,
+        BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
+        BindingEvent, EVENT_CREATED, EVENT_REFUSED, FragKey, HELD_SYN_BYTES, PeerKey, SessionKey,
+        SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_SYN, candidate_port,
+        client_key, next_candidate, pool4_index, tcp_next,
     },
 };
 
 use crate::{
     frame::Frame,
-    maps::{BIB4, BIB6, CLIENTS, FRAGS, HELD_SYNS, PEERS, POOL4, POOL4_LPM, SESSIONS},
+    maps::{BIB4, BIB6, CLIENTS, EVENTS, FRAGS, HELD_SYNS, PEERS, POOL4, POOL4_LPM, SESSIONS},
     packet::ETH_LEN,
 };
 
@@ -64,8 +65,13 @@ pub fn outbound(cfg: &Config, src6: &[u8; 16], ports: u32, proto: u8, tcp_flags:
     if let Ok(s) = crate::scratch::get() {
         s.remote_port = (ports as u16).to_be_bytes();
     }
-    if let Err(r) = bind(cfg, src6, (ports >> 16) as u16, proto, tcp_flags) {
-        return OUTBOUND_ERR | r as u64;
+    match bind(cfg, src6, (ports >> 16) as u16, proto, tcp_flags) {
+        Ok(false) => {}
+        Ok(true) => push_event(EVENT_CREATED, 0),
+        Err(r) => {
+            push_event(EVENT_REFUSED, r as u8);
+            return OUTBOUND_ERR | r as u64;
+        }
     }
     match crate::scratch::get() {
         Ok(s) => {
@@ -358,7 +364,35 @@ pub fn fragment_binding(
 /// Marks an error in [`outbound`]'s result; the low bits hold the `DropReason`.
 pub const OUTBOUND_ERR: u64 = 1 << 63;
 
-/// Finds or makes the binding; on success `bib6_val` in the scratch slot holds it.
+/// Pushes a binding event for the binding in the scratch slot (`bib6_key`, `bib6_val`) to the
+/// daemon (`EVENTS`), built in the slot (no stack). A full ring buffer loses it, counted.
+/// Inlined: a call of its own would deepen the deepest call chain past the 512-byte stack.
+#[inline(always)]
+fn push_event(kind: u8, reason: u8) {
+    let Ok(s) = crate::scratch::get() else {
+        return;
+    };
+    let created = kind == EVENT_CREATED;
+    s.event = BindingEvent {
+        // SAFETY: plain helper call.
+        time_ns: unsafe { bpf_ktime_get_coarse_ns() },
+        kind,
+        proto: s.bib6_key.proto,
+        reason,
+        _pad: 0,
+        port6: s.bib6_key.port6,
+        port4: if created { s.bib6_val.port4 } else { [0; 2] },
+        addr6: s.bib6_key.addr6,
+        addr4: if created { s.bib6_val.addr4 } else { [0; 4] },
+        _pad2: [0; 4],
+    };
+    if EVENTS.output::<BindingEvent>(&s.event, 0).is_err() {
+        crate::stats::add(nat64_common::Counter::EventsLost, 1);
+    }
+}
+
+/// Finds or makes the binding; on success `bib6_val` in the scratch slot holds it, and the
+/// result says whether this call made it.
 #[inline(always)]
 fn bind(
     cfg: &Config,
@@ -366,7 +400,7 @@ fn bind(
     port6: u16,
     proto: u8,
     tcp_flags: u8,
-) -> Result<(), DropReason> {
+) -> Result<bool, DropReason> {
     let s = crate::scratch::get()?;
     s.bib6_key = Bib6Key {
         addr6: *src6,
@@ -382,7 +416,7 @@ fn bind(
         let v = unsafe { &mut *v };
         v.last_ns = now;
         s.bib6_val = *v;
-        return Ok(());
+        return Ok(false);
     }
     // RFC 6888 REQ-4: a /64 may hold only so many bindings.
     s.client = client_key(src6);
@@ -442,7 +476,7 @@ fn bind(
     match tries.outcome {
         TRY_BOUND => {
             count_client(&s.client);
-            Ok(())
+            Ok(true)
         }
         TRY_RACE => {
             // Another CPU bound the same flow a moment ago (or the table is full): theirs.
@@ -450,7 +484,7 @@ fn bind(
             match unsafe { BIB6.get(&s.bib6_key) } {
                 Some(v) => {
                     s.bib6_val = *v;
-                    Ok(())
+                    Ok(false)
                 }
                 None => Err(DropReason::PoolExhausted),
             }

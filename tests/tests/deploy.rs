@@ -247,6 +247,7 @@ fn exported_families() -> BTreeSet<String> {
         sweep_seconds: 0.0,
         attached: 1,
         stateful: cfg.stateful.as_ref(),
+        binding_events: Default::default(),
     };
     nat64_daemon::metrics::render(&snap)
         .unwrap()

@@ -119,6 +119,7 @@ fn the_metrics_reference_matches_what_the_daemon_exports() {
         sweep_seconds: 0.0,
         attached: 1,
         stateful: cfg.stateful.as_ref(),
+        binding_events: Default::default(),
     })
     .unwrap();
     // family -> (type, label names of its first sample)

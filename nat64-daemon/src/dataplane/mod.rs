@@ -70,7 +70,7 @@ const XDP_PROGRAMS: [&str; 8] = [
 /// `load_with_state`): the ones that hold state worth keeping across a restart, and `PROGS`,
 /// which must outlive the daemon for its attached dispatchers to keep translating (the
 /// kernel empties a program array that nothing in user space holds).
-pub const STATE_MAPS: [&str; 9] = [
+pub const STATE_MAPS: [&str; 10] = [
     "BIB6",
     "BIB4",
     "SESSIONS",
@@ -80,6 +80,7 @@ pub const STATE_MAPS: [&str; 9] = [
     "HELD_SYNS",
     "STATS",
     "PROGS",
+    "EVENTS",
 ];
 
 /// The sizes of the stateful tables (from `stateful.max_bindings` and `max_sessions`; one

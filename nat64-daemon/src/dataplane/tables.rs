@@ -33,7 +33,16 @@ impl Dataplane {
             session_fd,
             sessions: HashMap::try_from(sessions).map_err(map_err("SESSIONS"))?,
             peers: HashMap::try_from(peers).map_err(map_err("PEERS"))?,
+            log_removals: false,
         })
+    }
+
+    /// The binding events ring buffer (`binding_log`), taken out of the object: the daemon
+    /// reads it for as long as it runs. A reload's new copy of the programs shares it (pinned
+    /// state) or is this one (written in place); `None` once taken.
+    pub fn take_events(&mut self) -> Option<aya::maps::RingBuf<aya::maps::MapData>> {
+        let map = self.ebpf.take_map("EVENTS")?;
+        aya::maps::RingBuf::try_from(map).ok()
     }
 
     /// The kernel memory of each map (`memlock` in the map's fdinfo), by name: what the
