@@ -6,10 +6,17 @@
 //! buffer) at once; the daemon reads them as they come, so a binding that lives less than a
 //! sweep is logged too, and one made just before a stop is read at the stop (or, with pinned
 //! state and no daemon running, by the next daemon). Removals are the daemon's own doing (the
-//! sweeper, an operator's flush): it logs them where it removes them.
+//! sweeper, an operator's flush): it reports them where it removes them.
+//!
+//! Where the events go is set once per configuration ([`configure`]): log lines with
+//! `log_bindings`, IPFIX records with `ipfix_collector` (`ipfix`), both, or neither.
 
 use std::{
     net::{SocketAddrV4, SocketAddrV6},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -19,7 +26,58 @@ use nat64_common::{
     state::{BindingEvent, EVENT_CREATED, EVENT_REFUSED},
 };
 
-use crate::config::Protocol;
+use crate::{
+    config::Protocol,
+    ipfix::{self, NatRecord, RecordSender},
+};
+
+/// Where binding events go: the log, the IPFIX exporter.
+struct Sinks {
+    log: bool,
+    ipfix: Option<RecordSender>,
+}
+
+static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
+    log: false,
+    ipfix: None,
+});
+
+/// IPFIX records dropped because the exporter's queue was full
+/// (`nat64_ipfix_records_total{outcome="dropped"}`).
+pub static IPFIX_DROPPED: AtomicU64 = AtomicU64::new(0);
+/// IPFIX records handed to the exporter (`nat64_ipfix_records_total{outcome="queued"}`).
+pub static IPFIX_QUEUED: AtomicU64 = AtomicU64::new(0);
+
+/// Sets where binding events go: log lines (`log_bindings`), and IPFIX records to this
+/// exporter (`None`: no export; a previous exporter ends when its sender is dropped here).
+pub fn configure(log: bool, ipfix: Option<RecordSender>) {
+    let mut s = SINKS.lock().unwrap_or_else(|e| e.into_inner());
+    s.log = log;
+    s.ipfix = ipfix;
+}
+
+fn logging() -> bool {
+    SINKS.lock().map(|s| s.log).unwrap_or(false)
+}
+
+fn export(r: NatRecord) {
+    let s = SINKS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(tx) = &s.ipfix {
+        if tx.try_send(r).is_ok() {
+            IPFIX_QUEUED.fetch_add(1, Ordering::Relaxed);
+        } else {
+            IPFIX_DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The IANA protocol number of a binding's protocol on the IPv6 side.
+fn protocol_number6(proto: u8) -> u8 {
+    match Protocol::from_number(proto) {
+        Some(Protocol::Icmp) => 58,
+        _ => proto,
+    }
+}
 
 /// Events read from the dataplane since start, by kind (`nat64_binding_events_total`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,8 +89,6 @@ pub struct EventCounts {
 /// Reads the dataplane's binding events.
 pub struct EventReader {
     ring: RingBuf<MapData>,
-    /// Whether each binding gets its log line (`log_bindings`).
-    pub log: bool,
     pub counts: EventCounts,
     /// Refusals come in floods when a pool or table is exhausted: one line a second at most,
     /// with how many were not written since (every refusal is counted in the metrics).
@@ -47,18 +103,17 @@ impl std::os::fd::AsRawFd for EventReader {
 }
 
 impl EventReader {
-    pub fn new(ring: RingBuf<MapData>, log: bool) -> Self {
+    pub fn new(ring: RingBuf<MapData>) -> Self {
         Self {
             ring,
-            log,
             counts: EventCounts::default(),
             refusal_logged: None,
             refusals_unlogged: 0,
         }
     }
 
-    /// Reads every event waiting (at most `budget`): counts them, and logs them when
-    /// `log_bindings` is on. Returns how many were read.
+    /// Reads every event waiting (at most `budget`): counts them, logs them (`log_bindings`)
+    /// and exports them (IPFIX). Returns how many were read.
     pub fn drain(&mut self, budget: usize) -> usize {
         let mut n = 0;
         while n < budget {
@@ -78,24 +133,56 @@ impl EventReader {
     }
 
     fn record(&mut self, ev: &BindingEvent) {
+        let log = logging();
+        let time_ms = unix_ms(ev.time_ns);
         match ev.kind {
             EVENT_CREATED => {
                 self.counts.created += 1;
-                if self.log {
+                export(NatRecord {
+                    time_ms,
+                    event: ipfix::NAT64_BIB_CREATE,
+                    protocol: protocol_number6(ev.proto),
+                    source6: ev.addr6.into(),
+                    port6: u16::from_be_bytes(ev.port6),
+                    source4: ev.addr4.into(),
+                    port4: u16::from_be_bytes(ev.port4),
+                    quota: 0,
+                });
+                if log {
                     let (protocol, ipv6, ipv4) =
                         endpoints(ev.proto, ev.addr6, ev.port6, ev.addr4, ev.port4);
                     tracing::info!(
                         protocol,
                         %ipv6,
                         %ipv4,
-                        created_unix_ms = unix_ms(ev.time_ns),
+                        created_unix_ms = time_ms,
                         "binding created"
                     );
                 }
             }
             EVENT_REFUSED => {
                 self.counts.refused += 1;
-                if !self.log {
+                let reason = DropReason::from_index(ev.reason.into());
+                let (event, quota) = match reason {
+                    Some(DropReason::ClientLimit) => {
+                        (ipfix::QUOTA_EXCEEDED, ipfix::QUOTA_MAX_ENTRIES_PER_USER)
+                    }
+                    Some(DropReason::TableFull) => {
+                        (ipfix::QUOTA_EXCEEDED, ipfix::QUOTA_MAX_BIB_ENTRIES)
+                    }
+                    _ => (ipfix::NAT_PORTS_EXHAUSTED, 0),
+                };
+                export(NatRecord {
+                    time_ms,
+                    event,
+                    protocol: protocol_number6(ev.proto),
+                    source6: ev.addr6.into(),
+                    port6: u16::from_be_bytes(ev.port6),
+                    source4: std::net::Ipv4Addr::UNSPECIFIED,
+                    port4: 0,
+                    quota,
+                });
+                if !log {
                     return;
                 }
                 let due = self
@@ -106,7 +193,7 @@ impl EventReader {
                     return;
                 }
                 let (protocol, ipv6, _) = endpoints(ev.proto, ev.addr6, ev.port6, [0; 4], [0; 2]);
-                let reason = DropReason::from_index(ev.reason.into()).map_or("?", |r| r.name());
+                let reason = reason.map_or("?", |r| r.name());
                 tracing::warn!(
                     protocol,
                     %ipv6,
@@ -137,8 +224,8 @@ pub fn endpoints(
     )
 }
 
-/// Logs a binding the daemon removed, with why (`expired`, `flushed`, `removed by the
-/// operator`, `stopped`).
+/// Reports a binding the daemon removed, with why (`expired`, `flushed`, `removed by the
+/// operator`): a log line (`log_bindings`, or `always_log`) and an IPFIX record.
 pub fn removed(
     proto: u8,
     addr6: [u8; 16],
@@ -146,9 +233,24 @@ pub fn removed(
     addr4: [u8; 4],
     port4: [u8; 2],
     why: &str,
+    always_log: bool,
 ) {
-    let (protocol, ipv6, ipv4) = endpoints(proto, addr6, port6, addr4, port4);
-    tracing::info!(protocol, %ipv6, %ipv4, why, "binding removed");
+    export(NatRecord {
+        time_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        event: ipfix::NAT64_BIB_DELETE,
+        protocol: protocol_number6(proto),
+        source6: addr6.into(),
+        port6: u16::from_be_bytes(port6),
+        source4: addr4.into(),
+        port4: u16::from_be_bytes(port4),
+        quota: 0,
+    });
+    if always_log || logging() {
+        let (protocol, ipv6, ipv4) = endpoints(proto, addr6, port6, addr4, port4);
+        tracing::info!(protocol, %ipv6, %ipv4, why, "binding removed");
+    }
 }
 
 /// Wall-clock milliseconds of a dataplane timestamp (`bpf_ktime_get_coarse_ns`, the monotonic

@@ -29,8 +29,6 @@ pub struct Tables<'a> {
     pub session_fd: Option<std::os::fd::RawFd>,
     pub sessions: HashMap<&'a mut MapData, SessionKey, SessionValue>,
     pub peers: HashMap<&'a mut MapData, PeerKey, u64>,
-    /// Log each binding removed (`log_bindings`; `binding_log`).
-    pub log_removals: bool,
 }
 
 /// One session (RFC 6146 section 3.5): a binding's pool4 transport address and a remote IPv4
@@ -202,8 +200,8 @@ pub fn now_ns() -> u64 {
 }
 
 impl Binding {
-    /// Its line in the binding log, gone for `why`.
-    pub fn log_removed(&self, why: &str) {
+    /// Reports it gone for `why` (`binding_log`: the log and IPFIX, as configured).
+    pub fn report_removed(&self, why: &str) {
         crate::binding_log::removed(
             self.key6.proto,
             self.key6.addr6,
@@ -211,6 +209,7 @@ impl Binding {
             self.v6.addr4,
             self.v6.port4,
             why,
+            false,
         );
     }
 
@@ -306,9 +305,7 @@ impl Tables<'_> {
                 continue;
             }
             self.bib6.remove(&b.key6)?;
-            if self.log_removals {
-                b.log_removed("flushed");
-            }
+            b.report_removed("flushed");
             match self.bib4.remove(&b.key4()) {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
                 Err(e) => return Err(e),
@@ -367,16 +364,16 @@ impl Tables<'_> {
             .get(&key6, 0)
             .map_err(|_| BindingError::NotFound(proto.name(), v6))?;
         self.bib6.remove(&key6)?;
-        if self.log_removals {
-            crate::binding_log::removed(
-                key6.proto,
-                key6.addr6,
-                key6.port6,
-                v.addr4,
-                v.port4,
-                "removed by the operator",
-            );
-        }
+        // An operator's action: its line (both transport addresses) is always written.
+        crate::binding_log::removed(
+            key6.proto,
+            key6.addr6,
+            key6.port6,
+            v.addr4,
+            v.port4,
+            "removed by the operator",
+            true,
+        );
         let key4 = Bib4Key {
             addr4: v.addr4,
             port4: v.port4,
@@ -500,9 +497,7 @@ impl Tables<'_> {
                 continue;
             }
             self.bib6.remove(&b.key6)?;
-            if self.log_removals {
-                b.log_removed("expired");
-            }
+            b.report_removed("expired");
             let key4 = b.key4();
             let r = match b.v4 {
                 Some(mut v4) if hold_down > 0 => {

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dataplane;
 pub mod doctor;
 pub mod held_syns;
+pub mod ipfix;
 pub mod link;
 pub mod metrics;
 pub mod stats;

@@ -112,6 +112,21 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
             .with_label_values(&["refused"])
             .inc_by(s.binding_events.refused);
         r.register(Box::new(events))?;
+        let ipfix = IntCounterVec::new(
+            Opts::new(
+                "nat64_ipfix_records_total",
+                "IPFIX records of binding events (stateful.ipfix_collector), by outcome: queued for the exporter, or dropped because its queue was full.",
+            ),
+            &["outcome"],
+        )?;
+        use std::sync::atomic::Ordering::Relaxed;
+        ipfix
+            .with_label_values(&["queued"])
+            .inc_by(crate::binding_log::IPFIX_QUEUED.load(Relaxed));
+        ipfix
+            .with_label_values(&["dropped"])
+            .inc_by(crate::binding_log::IPFIX_DROPPED.load(Relaxed));
+        r.register(Box::new(ipfix))?;
         let in_use = IntGaugeVec::new(
             Opts::new(
                 "nat64_bindings",

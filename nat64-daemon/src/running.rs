@@ -90,15 +90,11 @@ pub(crate) async fn wait_for_shutdown(
     let stateful = cfg.stateful.is_some();
     let watching = reload.args.config.is_some();
     // The dataplane's binding events (`binding_log`), read as they come.
-    let log_bindings = |cfg: &Config| cfg.stateful.as_ref().is_some_and(|s| s.log_bindings);
     let mut binding_events = match dp.take_events() {
         // SAFETY: the reader owns the ring buffer's descriptor for as long as it lives, and
         // `as_raw_fd` always returns that one.
         Some(ring) => match unsafe {
-            AsyncFd::register_with_interest(
-                EventReader::new(ring, log_bindings(cfg)),
-                tokio::io::Interest::READABLE,
-            )
+            AsyncFd::register_with_interest(EventReader::new(ring), tokio::io::Interest::READABLE)
         } {
             Ok(fd) => Some(fd),
             Err(e) => {
@@ -118,14 +114,15 @@ pub(crate) async fn wait_for_shutdown(
         usage: Default::default(),
         event_counts: Default::default(),
         sweep_secs: 0.0,
+        ipfix: None,
     };
+    r.sync_binding_sinks();
     loop {
         tokio::select! {
             _ = sigint.recv() => { info!("SIGINT: shutting down"); break; }
             _ = sigterm.recv() => { info!("SIGTERM: shutting down"); break; }
             Ok(mut ready) = next_events(&mut binding_events) => {
                 let reader = ready.get_inner_mut();
-                reader.log = log_bindings(r.cfg);
                 if reader.drain(EVENTS_PER_TURN) < EVENTS_PER_TURN {
                     ready.clear_ready();
                 }
@@ -148,7 +145,6 @@ pub(crate) async fn wait_for_shutdown(
     // A clean stop reads what the dataplane pushed last, so that no binding goes unlogged.
     if let Some(fd) = binding_events.as_mut() {
         let reader = fd.get_mut();
-        reader.log = log_bindings(r.cfg);
         while reader.drain(EVENTS_PER_TURN) == EVENTS_PER_TURN {}
     }
     Ok(())
@@ -188,12 +184,42 @@ struct Running<'a, 'r> {
     event_counts: nat64_daemon::binding_log::EventCounts,
     /// How long the last sweep took, for the metrics.
     sweep_secs: f64,
+    /// The IPFIX exporter running, and with what settings (`stateful.ipfix_*`).
+    ipfix: Option<(
+        nat64_daemon::ipfix::ExportSettings,
+        nat64_daemon::ipfix::RecordSender,
+    )>,
 }
 
 impl Running<'_, '_> {
     async fn reload(&mut self, trigger: &str) {
         self.reload.run(self.dp, self.cfg, trigger).await;
         self.stamp = self.reload.file_stamp();
+        self.sync_binding_sinks();
+    }
+
+    /// Points the binding events where the configuration says (`binding_log::configure`):
+    /// the log (`log_bindings`) and the IPFIX exporter, started, restarted with new settings,
+    /// or ended (its sender dropped) as `stateful.ipfix_collector` says.
+    fn sync_binding_sinks(&mut self) {
+        let st = self.cfg.stateful.as_ref();
+        let want = st.and_then(|s| s.ipfix());
+        if want != self.ipfix.as_ref().map(|(s, _)| *s) {
+            self.ipfix = want.and_then(|s| match nat64_daemon::ipfix::spawn(s) {
+                Ok(tx) => {
+                    info!(collector = %s.collector, observation_domain = s.domain, "exporting binding events as IPFIX");
+                    Some((s, tx))
+                }
+                Err(e) => {
+                    warn!(collector = %s.collector, error = %e, "cannot export IPFIX");
+                    None
+                }
+            });
+        }
+        nat64_daemon::binding_log::configure(
+            st.is_some_and(|s| s.log_bindings),
+            self.ipfix.as_ref().map(|(_, tx)| tx.clone()),
+        );
     }
 
     /// The configuration file changed (a Kubernetes ConfigMap update): reload.
@@ -202,6 +228,7 @@ impl Running<'_, '_> {
         if now.is_some() && now != self.stamp {
             self.stamp = now;
             self.reload.run(self.dp, self.cfg, "file changed").await;
+            self.sync_binding_sinks();
         }
     }
 
@@ -294,7 +321,6 @@ impl Running<'_, '_> {
             .bindings()
             .map_err(anyhow::Error::from)
             .and_then(|mut t| {
-                t.log_removals = st.log_bindings;
                 t.sweep(
                     st,
                     nat64_daemon::bindings::now_ns(),

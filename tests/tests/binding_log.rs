@@ -116,3 +116,117 @@ fn every_short_flow_leads_back_to_its_client_through_the_log() {
         "no event lost:\n{text}"
     );
 }
+
+/// The same events as IPFIX, read back from a real collector (nfdump's `nfcapd`, from
+/// Debian): each flow's IPv4 source, as the server saw it, leads back to its client through
+/// the NAT64 BIB create record the daemon exported (RFC 8158 natEvent 10, with the client's
+/// sourceIPv6Address and port and the binding's postNATSourceIPv4Address and
+/// postNAPTSourceTransportPort), and the binding's expiry to a delete record (natEvent 11).
+#[test]
+fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        stateful_extra: "ipfix_collector = \"127.0.0.1:4739\"\nipfix_template_refresh_secs = 1\n"
+            .to_string(),
+        ..LabOptions::default()
+    });
+    // The collector, on the translator node's loopback.
+    let flowdir = lab.dir().join("nfcapd");
+    std::fs::create_dir_all(&flowdir).unwrap();
+    // Killed if the test fails before it stops it (a process outlives its namespace).
+    struct Collector(std::process::Child);
+    impl Drop for Collector {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut collector = Collector(
+        lab.xlat
+            .command("nfcapd")
+            .args(["-b", "127.0.0.1", "-p", "4739", "-t", "3600", "-w"])
+            .arg(&flowdir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nfcapd (cargo xtask setup installs nfdump)"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    lab.start_daemon();
+    let server = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 5301)))
+        .expect("bind server");
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let flows = short_flows(&lab, &server, 5301);
+    // The lab's UDP timeout is 3 s and the sweeper runs every second: wait for the expiry.
+    std::thread::sleep(Duration::from_secs(6));
+    let exit = lab.stop_daemon();
+    assert!(exit.status.success(), "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("exporting binding events as IPFIX"),
+        "{}",
+        exit.stderr
+    );
+    // nfcapd writes its file when it stops (SIGTERM).
+    // SAFETY: kill(2) on the collector this test spawned.
+    unsafe { libc::kill(collector.0.id() as i32, libc::SIGTERM) };
+    let status = collector.0.wait().expect("nfcapd");
+    let mut err = String::new();
+    if let Some(mut e) = collector.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success() || status.code().is_none(), "nfcapd: {err}");
+    let out = std::process::Command::new("nfdump")
+        .arg("-R")
+        .arg(&flowdir)
+        .args(["-q", "-N", "-o", "raw"])
+        .output()
+        .expect("nfdump");
+    let records = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "nfdump: {}{records}\nnfcapd: {err}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `nfdump -o raw`: one "Flow Record:" block per record, "key = value" lines.
+    let parsed: Vec<std::collections::HashMap<String, String>> = records
+        .split("Flow Record:")
+        .skip(1)
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| {
+                    let v = v.split_whitespace().next().unwrap_or("");
+                    let v = v.trim_end_matches(':').to_string();
+                    (k.trim().to_string(), v)
+                })
+                .collect()
+        })
+        .collect();
+    let find = |event: &str, v4: &SocketAddr| {
+        parsed.iter().find(|r| {
+            r.get("nat event").map(String::as_str) == Some(event)
+                && r.get("src xlt ip") == Some(&v4.ip().to_string())
+                && r.get("src xlt port") == Some(&v4.port().to_string())
+        })
+    };
+    for (client, port, v4) in &flows {
+        for (event, what) in [("10", "NAT64 BIB create"), ("11", "NAT64 BIB delete")] {
+            let r = find(event, v4)
+                .unwrap_or_else(|| panic!("no {what} record for {v4}:\n{records}\nnfcapd: {err}"));
+            assert_eq!(
+                r["src addr"],
+                client.to_string(),
+                "{v4} leads back to its client: {r:?}"
+            );
+            assert_eq!(r["src port"], port.to_string(), "{r:?}");
+            assert_eq!(r["proto"], "17", "{r:?}");
+        }
+    }
+}

@@ -11,7 +11,8 @@ use crate::{output, run, step};
 /// Debian packages the tests and the lab run: `ip` and `sysctl` to build namespaces, `ping`
 /// and `curl` for traffic, `ethtool` to switch checksum offload, `prometheus` for a real
 /// scrape of the daemon's metrics and `promtool check metrics`, `unbound` (a DNS64 resolver
-/// and its IPv4-only upstream) and `dig` for the DNS64 test.
+/// and its IPv4-only upstream) and `dig` for the DNS64 test, `nfcapd` and `nfdump` (an IPFIX
+/// collector and its reader) for the binding export test.
 const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("procps", "sysctl"),
@@ -21,6 +22,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("prometheus", "promtool"),
     ("unbound", "unbound"),
     ("dnsutils", "dig"),
+    ("nfdump", "nfcapd"),
 ];
 
 /// Python tools the deployment tests run on the rendered manifests, offline:

@@ -166,9 +166,8 @@ fn answer(command: &Command, dp: &mut Dataplane, cfg: &mut Config) -> Result<Str
         Command::Stats { json: false } => dp.stats().map(|s| s.table()).map_err(|e| e.to_string()),
         Command::Stats { json: true } => dp.stats().map(|s| s.json()).map_err(|e| e.to_string()),
         Command::BindingsFlush => {
-            let st = stateful()?;
+            stateful()?;
             let mut tables = dp.bindings().map_err(|e| e.to_string())?;
-            tables.log_removals = st.log_bindings;
             let n = tables.flush().map_err(|e| e.to_string())?;
             tracing::info!(removed = n, "dynamic bindings flushed");
             Ok(format!("{n} bindings removed\n"))
@@ -211,8 +210,6 @@ fn answer(command: &Command, dp: &mut Dataplane, cfg: &mut Config) -> Result<Str
         Command::BindingsRemove { protocol, ipv6 } => {
             stateful()?;
             let mut tables = dp.bindings().map_err(|e| e.to_string())?;
-            // An operator's action: its line (both transport addresses) is always written.
-            tables.log_removals = true;
             tables.remove(*protocol, *ipv6).map_err(|e| e.to_string())?;
             Ok(String::new())
         }

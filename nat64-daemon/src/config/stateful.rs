@@ -73,10 +73,22 @@ pub struct Stateful {
     #[serde(default = "default_icmp_timeout")]
     pub icmp_timeout_secs: u64,
     /// Log every binding made and removed (with both transport addresses), so that an IPv4
-    /// server's log line can be tied back to the IPv6 client. Reported by the sweeper, at most
-    /// one sweep period late.
+    /// server's log line can be tied back to the IPv6 client. The dataplane pushes each
+    /// binding it makes; the daemon logs it at once (`binding_log`).
     #[serde(default)]
     pub log_bindings: bool,
+    /// Export the same events as IPFIX (RFC 7011, NAT events of RFC 8158) to this collector,
+    /// "ADDRESS:PORT" (4739 is IPFIX's port), over UDP; "off" (the default): no export.
+    #[serde(default = "off")]
+    pub ipfix_collector: super::OrOff<std::net::SocketAddr>,
+    /// The IPFIX observation domain this node exports in (to tell nodes apart at a collector
+    /// that does not go by the source address).
+    #[serde(default = "default_observation_domain")]
+    pub ipfix_observation_domain: u32,
+    /// How often the IPFIX template is sent again (RFC 7011 section 8.4: over UDP a collector
+    /// that starts later learns it this way), 1 to 3600 seconds.
+    #[serde(default = "default_template_refresh")]
+    pub ipfix_template_refresh_secs: u64,
     /// Refuse timeouts below the RFC 6146 minimums (UDP 2 min, TCP established 2 h 4 min, TCP
     /// transitory 4 min). Only a test bench turns this off.
     #[serde(default = "yes")]
@@ -108,7 +120,30 @@ pub enum Filtering {
     AddressDependent,
 }
 
+fn off<T>() -> super::OrOff<T> {
+    super::OrOff(None)
+}
+
+fn default_observation_domain() -> u32 {
+    1
+}
+
+fn default_template_refresh() -> u64 {
+    60
+}
+
 impl Stateful {
+    /// Where binding events are exported (IPFIX), if anywhere.
+    pub fn ipfix(&self) -> Option<crate::ipfix::ExportSettings> {
+        self.ipfix_collector
+            .get()
+            .map(|&collector| crate::ipfix::ExportSettings {
+                collector,
+                domain: self.ipfix_observation_domain,
+                template_refresh: std::time::Duration::from_secs(self.ipfix_template_refresh_secs),
+            })
+    }
+
     /// The size of the session table: `max_sessions`, or twice `max_bindings`.
     pub fn session_capacity(&self) -> u32 {
         self.max_sessions
@@ -310,6 +345,24 @@ pub(super) fn validate_stateful(
     }
     if st.max_bindings == 0 {
         return Err(invalid("stateful.max_bindings", "must be at least 1"));
+    }
+    if !(1..=3600).contains(&st.ipfix_template_refresh_secs) {
+        return Err(invalid(
+            "stateful.ipfix_template_refresh_secs",
+            "must be 1 to 3600 seconds",
+        ));
+    }
+    if let Some(c) = st
+        .ipfix_collector
+        .get()
+        .filter(|c| c.port() == 0 || c.ip().is_unspecified())
+    {
+        return Err(invalid(
+            "stateful.ipfix_collector",
+            format!(
+                "{c} is not a collector's address: give its ADDRESS:PORT (4739 is IPFIX's port)"
+            ),
+        ));
     }
     if st.max_sessions == Some(0) {
         return Err(invalid("stateful.max_sessions", "must be at least 1"));

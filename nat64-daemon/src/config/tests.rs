@@ -466,3 +466,34 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn ipfix_settings_are_checked_and_name_the_field() {
+    let base = "[stateful]\npool4 = \"203.0.113.0/30\"\n";
+    let c = Config::parse(
+        &format!("{base}ipfix_collector = \"[2001:db8::9]:4739\"\n"),
+        "x",
+    )
+    .unwrap();
+    let s = c.stateful.as_ref().unwrap().ipfix().unwrap();
+    assert_eq!(s.collector, "[2001:db8::9]:4739".parse().unwrap());
+    assert_eq!((s.domain, s.template_refresh.as_secs()), (1, 60));
+    assert!(
+        Config::parse(base, "x")
+            .unwrap()
+            .stateful
+            .unwrap()
+            .ipfix()
+            .is_none(),
+        "off by default"
+    );
+    let e = err(&format!("{base}ipfix_collector = \"0.0.0.0:4739\"\n"));
+    assert!(
+        e.contains("stateful.ipfix_collector") && e.contains("collector"),
+        "{e}"
+    );
+    let e = err(&format!("{base}ipfix_collector = \"collector\"\n"));
+    assert!(e.contains("ipfix_collector"), "{e}");
+    let e = err(&format!("{base}ipfix_template_refresh_secs = 0\n"));
+    assert!(e.contains("stateful.ipfix_template_refresh_secs"), "{e}");
+}

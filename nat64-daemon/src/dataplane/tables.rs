@@ -33,7 +33,6 @@ impl Dataplane {
             session_fd,
             sessions: HashMap::try_from(sessions).map_err(map_err("SESSIONS"))?,
             peers: HashMap::try_from(peers).map_err(map_err("PEERS"))?,
-            log_removals: false,
         })
     }
 
