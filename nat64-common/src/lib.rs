@@ -9,6 +9,7 @@
 pub mod addr;
 pub mod checksum;
 pub mod counters;
+pub mod deterministic;
 pub mod icmp;
 pub mod maps;
 pub mod rfc4884;

@@ -106,8 +106,11 @@ pub struct Config {
     /// the first-hop MTU lookup (`egress`) is skipped for it. Kept current by the daemon.
     pub mtu_floor4: u16,
     pub mtu_floor6: u16,
+    /// Stateful NAT64: deterministic mapping (RFC 7422, `stateful.deterministic`), all zero
+    /// when off: each client's pool4 address and port block come from it.
+    pub det: crate::deterministic::Deterministic,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 84);
+const _: () = assert!(core::mem::size_of::<Config>() == 116);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS. When clear, the
 /// translator writes `Config::tos` instead (Jool's override-tos).
@@ -201,6 +204,7 @@ impl Config {
             _pad: [0; 1],
             mtu_floor4: 0,
             mtu_floor6: 0,
+            det: crate::deterministic::Deterministic::OFF,
         }
     }
 }

@@ -71,6 +71,22 @@ pub(crate) enum Command {
         #[arg(short, long, env = "NAT64D_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Deterministic mapping (RFC 7422, `[stateful.deterministic]`), answered from the
+    /// configuration alone (no daemon needed): which client holds a pool4 address and port
+    /// (`--ipv4`), or which pool4 address and port blocks a client has (`--ipv6`).
+    Map {
+        #[arg(short, long, env = "NAT64D_CONFIG")]
+        config: PathBuf,
+        /// A pool4 transport address as an IPv4 server logged it, ADDRESS:PORT.
+        #[arg(long, required_unless_present = "ipv6", conflicts_with = "ipv6")]
+        ipv4: Option<std::net::SocketAddrV4>,
+        /// The protocol of `--ipv4` (tcp, udp or icmp: the port is then the identifier).
+        #[arg(long, default_value = "tcp")]
+        protocol: Protocol,
+        /// A client's IPv6 address.
+        #[arg(long)]
+        ipv6: Option<std::net::Ipv6Addr>,
+    },
     /// Validate a configuration file and exit; changes nothing on the system.
     CheckConfig {
         /// The TOML file to check.
@@ -288,6 +304,45 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
             },
         ),
         Command::Doctor { config } => doctor(config.as_deref()),
+        Command::Map {
+            config,
+            ipv4,
+            protocol,
+            ipv6,
+        } => map(&config, ipv4, protocol, ipv6),
         Command::Cleanup { config } => cleanup(config.as_deref()),
     }
+}
+
+/// `nat64d map`: see [`Command::Map`].
+fn map(
+    config: &std::path::Path,
+    ipv4: Option<std::net::SocketAddrV4>,
+    protocol: Protocol,
+    ipv6: Option<std::net::Ipv6Addr>,
+) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let st = cfg
+        .stateful
+        .as_ref()
+        .context("the configuration has no [stateful] section")?;
+    if let Some(v4) = ipv4 {
+        let (prefix, len, (lo, hi)) =
+            nat64_daemon::map::client_of(st, *v4.ip(), v4.port(), protocol)?;
+        println!(
+            "{v4} {} -> {prefix}/{len} ({} block {lo}-{hi} of {})",
+            protocol.name(),
+            protocol.name(),
+            v4.ip()
+        );
+    }
+    if let Some(v6) = ipv6 {
+        let b = nat64_daemon::map::blocks_of(st, v6)?;
+        let [t, u, i] = b.ports;
+        println!(
+            "{}/{} -> {} tcp {}-{} udp {}-{} icmp {}-{}",
+            b.prefix, b.prefix_len, b.addr, t.0, t.1, u.0, u.1, i.0, i.1
+        );
+    }
+    Ok(())
 }

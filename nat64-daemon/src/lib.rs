@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod held_syns;
 pub mod ipfix;
 pub mod link;
+pub mod map;
 pub mod metrics;
 pub mod stats;
 pub mod sys;

@@ -310,7 +310,38 @@ extern "C" fn session_in_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
 /// first fragment's binding has.
 #[inline(always)]
 pub fn pool_address(cfg: &Config, src6: &[u8; 16]) -> [u8; 4] {
-    let mut idx = pool4_index(src6, cfg.pool4_addresses);
+    pool_address_at(cfg, pool4_index(src6, cfg.pool4_addresses))
+}
+
+/// Deterministic mapping (RFC 7422, `nat64_common::deterministic`): the index of `src6`'s
+/// client, or `u64::MAX` outside the clients' prefix.
+///
+/// This and [`deterministic_block`] are not inlined, and each is small enough to need (almost)
+/// no stack: they sit on the deepest call chain of the 512-byte BPF stack, under `outbound`.
+#[inline(never)]
+fn deterministic_index(cfg: &Config, src6: &[u8; 16]) -> u64 {
+    match cfg.det.client_index(src6) {
+        Some(i) => i as u64,
+        None => u64::MAX,
+    }
+}
+
+/// The pool4 address index and port block of client `index` for `proto`, packed as
+/// `addr_index << 32 | lo << 16 | hi` (one register).
+#[inline(never)]
+fn deterministic_block(cfg: &Config, index: u64, proto: u8) -> u64 {
+    let (proto_index, range_lo) = match proto {
+        BIB_TCP => (0, cfg.tcp_ports[0]),
+        BIB_UDP => (1, cfg.udp_ports[0]),
+        _ => (2, cfg.icmp_ids[0]),
+    };
+    let (addr_index, lo, hi) = cfg.det.block_of(index as u32, proto_index, range_lo);
+    ((addr_index as u64) << 32) | ((lo as u64) << 16) | hi as u64
+}
+
+/// The pool4 address at `idx` over pool4's prefixes in order; zero past the last.
+#[inline(always)]
+fn pool_address_at(cfg: &Config, mut idx: u32) -> [u8; 4] {
     for i in 0..POOL4_MAX_PREFIXES {
         if i >= cfg.pool4_prefixes as u32 {
             break;
@@ -427,7 +458,25 @@ fn bind(
             return Err(DropReason::ClientLimit);
         }
     }
-    let addr4 = pool_address(cfg, src6);
+    let [mut lo, mut hi] = match proto {
+        BIB_TCP => cfg.tcp_ports,
+        BIB_UDP => cfg.udp_ports,
+        _ => cfg.icmp_ids,
+    };
+    let addr4 = if cfg.det.enabled() {
+        // RFC 7422: the client's address and port block follow from the configuration.
+        // A source outside the clients' prefix has none: refused.
+        let index = deterministic_index(cfg, src6);
+        if index == u64::MAX {
+            return Err(DropReason::PoolExhausted);
+        }
+        let b = deterministic_block(cfg, index, proto);
+        lo = (b >> 16) as u16;
+        hi = b as u16;
+        pool_address_at(cfg, (b >> 32) as u32)
+    } else {
+        pool_address(cfg, src6)
+    };
     s.bib4_key = Bib4Key {
         addr4,
         port4: [0; 2],
@@ -452,11 +501,6 @@ fn bind(
     if addr4 == [0; 4] {
         return Err(DropReason::PoolExhausted);
     }
-    let [lo, hi] = match proto {
-        BIB_TCP => cfg.tcp_ports,
-        BIB_UDP => cfg.udp_ports,
-        _ => cfg.icmp_ids,
-    };
     let mut tries = Tries {
         lo,
         hi,

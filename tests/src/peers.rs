@@ -278,3 +278,31 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
         .unwrap_or(0);
     Ok((status, body.to_string()))
 }
+
+/// One short flow from each stateful client: a datagram out and its echo back. Returns, per
+/// client, the IPv4 source the server saw (what its log would show).
+pub fn short_udp_flows(
+    lab: &crate::lab::Lab,
+    server: &UdpSocket,
+    port: u16,
+) -> Vec<(std::net::Ipv6Addr, u16, SocketAddr)> {
+    let mut seen = Vec::new();
+    for client in crate::lab::STATEFUL_CLIENTS {
+        let sock = lab
+            .client6
+            .run(|| UdpSocket::bind((client, 0)))
+            .expect("bind client");
+        let local = sock.local_addr().unwrap().port();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        sock.send_to(b"hello", (crate::lab::SERVER4_AS_V6, port))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = server
+            .recv_from(&mut buf)
+            .expect("the server got the datagram");
+        server.send_to(&buf[..n], from).unwrap();
+        sock.recv_from(&mut buf).expect("the echo came back");
+        seen.push((client, local, from));
+    }
+    seen
+}

@@ -10,34 +10,7 @@ use std::{
     time::Duration,
 };
 
-use nat64_tests::lab::{Lab, LabOptions, SERVER4, SERVER4_AS_V6, STATEFUL_CLIENTS};
-
-/// One short flow from each stateful client: a datagram out and its echo back. Returns, per
-/// client, the IPv4 source the server saw (what its log would show).
-fn short_flows(
-    lab: &Lab,
-    server: &UdpSocket,
-    port: u16,
-) -> Vec<(std::net::Ipv6Addr, u16, SocketAddr)> {
-    let mut seen = Vec::new();
-    for client in STATEFUL_CLIENTS {
-        let sock = lab
-            .client6
-            .run(|| UdpSocket::bind((client, 0)))
-            .expect("bind client");
-        let local = sock.local_addr().unwrap().port();
-        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        sock.send_to(b"hello", (SERVER4_AS_V6, port)).unwrap();
-        let mut buf = [0u8; 64];
-        let (n, from) = server
-            .recv_from(&mut buf)
-            .expect("the server got the datagram");
-        server.send_to(&buf[..n], from).unwrap();
-        sock.recv_from(&mut buf).expect("the echo came back");
-        seen.push((client, local, from));
-    }
-    seen
-}
+use nat64_tests::lab::{Lab, LabOptions, SERVER4};
 
 /// The log line that ties `v4` (as the server saw it) to `client`'s port: `binding created`
 /// naming both transport addresses.
@@ -77,14 +50,14 @@ fn every_short_flow_leads_back_to_its_client_through_the_log() {
 
     // Flows, then a stop at once: no sweep has run (the sweeper's first pass is a second
     // away), so only the pushed events can log them.
-    let flows = short_flows(&lab, &server, 5300);
+    let flows = nat64_tests::peers::short_udp_flows(&lab, &server, 5300);
     let exit = lab.stop_daemon();
     assert!(exit.status.success(), "{}", exit.stderr);
     assert_logged(&exit.stderr, &flows, "flows just before a stop");
 
     // With no daemon running (on_stop = keep), the dataplane makes bindings alone; the next
     // daemon reads their events from the pinned ring buffer.
-    let unattended = short_flows(&lab, &server, 5300);
+    let unattended = nat64_tests::peers::short_udp_flows(&lab, &server, 5300);
     assert!(
         unattended
             .iter()
@@ -161,7 +134,7 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
     server
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let flows = short_flows(&lab, &server, 5301);
+    let flows = nat64_tests::peers::short_udp_flows(&lab, &server, 5301);
     // The lab's UDP timeout is 3 s and the sweeper runs every second: wait for the expiry.
     std::thread::sleep(Duration::from_secs(6));
     let exit = lab.stop_daemon();

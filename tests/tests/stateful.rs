@@ -1544,3 +1544,36 @@ fn add_static(
         .add_static(&st.pool4, protocol, ipv6, ipv4)
         .unwrap();
 }
+
+/// RFC 7422 deterministic mapping: a client's bindings take ports in its own block of its own
+/// pool4 address, as computed from the configuration, and a source outside the clients'
+/// prefix gets none (refused as `pool_exhausted`).
+#[test]
+fn deterministic_mapping_keeps_each_client_in_its_block() {
+    // Two clients (the /64s of 2001:db8:6::/63) on one address: 2000-2499 and 2500-2999.
+    let x = Loaded::load(
+        "stateful deterministic",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/32\"\nports = \"2000-2999\"\n[stateful.deterministic]\nclients = \"2001:db8:6::/63\"\n",
+    );
+    // A and A2 share the /64 2001:db8:6::/64, client 0.
+    for (src, port6) in [(A, 40000), (A2, 40002), (A, 40004)] {
+        let (action, out, _) = x.run_counted(&udp6(src, port6, SERVER6, 53, b"ok"));
+        assert_eq!(action, XDP_PASS);
+        let (addr4, port4, _) = src_of(&out);
+        assert_eq!(addr4, [198, 51, 100, 200]);
+        assert!(
+            (2000..2500).contains(&port4),
+            "{port4} outside client 0's block"
+        );
+    }
+    // B (2001:db8:7::/64) is not a client.
+    let (action, _, moved) = x.run_counted(&udp6(B, 40000, SERVER6, 53, b"no"));
+    assert_eq!(action, XDP_TX, "refused with ICMPv6 Address Unreachable");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1),
+            (Counter::Generated(Generated::AddressUnreachable), 1)
+        ]
+    );
+}

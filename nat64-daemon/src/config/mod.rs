@@ -556,6 +556,9 @@ impl Config {
             c.udp_ports = range(st.udp_ports);
             c.icmp_ids = range(st.icmp_ids);
             c.per_client_limit = st.per_client_limit;
+            c.det = st
+                .deterministic_map()
+                .unwrap_or(nat64_common::deterministic::Deterministic::OFF);
         }
         c
     }

@@ -96,6 +96,26 @@ pub struct Stateful {
     /// Static bindings: never expire, and let IPv4 hosts open flows inward.
     #[serde(default, rename = "static")]
     pub static_bindings: Vec<StaticBinding>,
+    /// Deterministic mapping (RFC 7422): each client prefix gets a pool4 address and port
+    /// block computed from the configuration, so `nat64d map` answers offline. Absent: ports
+    /// are chosen at random over the whole range (RFC 6056), and the binding log is the record.
+    #[serde(default)]
+    pub deterministic: Option<DeterministicMapping>,
+}
+
+/// `[stateful.deterministic]`: the clients, as sub-prefixes of one prefix.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeterministicMapping {
+    /// The prefix the clients are in (e.g. the sites' /48 or a pod range).
+    pub clients: ipnet::Ipv6Net,
+    /// Each client's prefix length (default 64: one block per /64; 128: per address).
+    #[serde(default = "default_client_prefix_len")]
+    pub client_prefix_len: u8,
+}
+
+fn default_client_prefix_len() -> u8 {
+    64
 }
 
 /// The source of translated ICMPv4 errors in stateful NAT64 (`stateful.icmp_error_source`).
@@ -133,6 +153,34 @@ fn default_template_refresh() -> u64 {
 }
 
 impl Stateful {
+    /// The deterministic mapping as the dataplane and `nat64d map` use it (RFC 7422): clients
+    /// spread over pool4's addresses in order, `ceil(clients / addresses)` per address, each
+    /// with an equal share of every protocol's range. `None` when the mode is off.
+    pub fn deterministic_map(&self) -> Option<nat64_common::deterministic::Deterministic> {
+        let d = self.deterministic.as_ref()?;
+        let bits = d.client_prefix_len.saturating_sub(d.clients.prefix_len());
+        let clients = 1u64 << bits.min(63);
+        let addresses: u64 = self
+            .pool4
+            .iter()
+            .map(|p| 1u64 << (32 - p.prefix_len()))
+            .sum();
+        let per_addr = clients.div_ceil(addresses.max(1)).max(1);
+        let block = |i: usize| {
+            let r = self.range(i);
+            ((u64::from(r.1) - u64::from(r.0) + 1) / per_addr).min(u64::from(u16::MAX)) as u16
+        };
+        Some(nat64_common::deterministic::Deterministic {
+            prefix: d.clients.network().octets(),
+            prefix_len: d.clients.prefix_len(),
+            client_len: d.client_prefix_len,
+            _pad: [0; 2],
+            per_addr: per_addr.min(u64::from(u32::MAX)) as u32,
+            block: [block(0), block(1), block(2)],
+            _pad2: [0; 1],
+        })
+    }
+
     /// Where binding events are exported (IPFIX), if anywhere.
     pub fn ipfix(&self) -> Option<crate::ipfix::ExportSettings> {
         self.ipfix_collector
@@ -346,6 +394,9 @@ pub(super) fn validate_stateful(
     if st.max_bindings == 0 {
         return Err(invalid("stateful.max_bindings", "must be at least 1"));
     }
+    if let Some(d) = &st.deterministic {
+        validate_deterministic(st, d)?;
+    }
     if !(1..=3600).contains(&st.ipfix_template_refresh_secs) {
         return Err(invalid(
             "stateful.ipfix_template_refresh_secs",
@@ -457,4 +508,66 @@ impl std::str::FromStr for Protocol {
             )),
         }
     }
+}
+
+/// RFC 7422 mapping: the clients' prefix well formed, their count within reach, and a block
+/// of at least two ports (the parity rule of RFC 6056 needs two) for every protocol.
+fn validate_deterministic(st: &Stateful, d: &DeterministicMapping) -> Result<(), ConfigError> {
+    use nat64_common::deterministic::MAX_INDEX_BITS;
+    let field = "stateful.deterministic";
+    let p = d.clients;
+    if p.addr() != p.network() {
+        return Err(invalid(
+            format!("{field}.clients"),
+            format!(
+                "{p} has bits set past the prefix length; did you mean {}?",
+                p.trunc()
+            ),
+        ));
+    }
+    let (plen, clen) = (p.prefix_len(), d.client_prefix_len);
+    if clen <= plen || clen > 128 {
+        return Err(invalid(
+            format!("{field}.client_prefix_len"),
+            format!("/{clen} must be longer than the clients' prefix /{plen}, and at most /128"),
+        ));
+    }
+    if clen - plen > MAX_INDEX_BITS {
+        return Err(invalid(
+            format!("{field}.client_prefix_len"),
+            format!(
+                "/{plen} in /{clen}s is 2^{} clients; at most 2^{MAX_INDEX_BITS}",
+                clen - plen
+            ),
+        ));
+    }
+    if plen < 64 && clen > 64 {
+        return Err(invalid(
+            format!("{field}.client_prefix_len"),
+            format!(
+                "the client index (bits {plen} to {clen}) must lie within one half of the address: give clients of /64 or shorter, or a clients' prefix of /64 or longer"
+            ),
+        ));
+    }
+    let map = st.deterministic_map().expect("the mode is on");
+    for (i, name) in ["tcp", "udp", "icmp"].into_iter().enumerate() {
+        if map.block[i] < 2 {
+            let r = st.range(i);
+            return Err(invalid(
+                field,
+                format!(
+                    "{} clients over {} pool4 addresses is {} per address, which leaves each less than 2 {name} ports of {}-{}: widen pool4 or the ports, or lengthen the clients' prefix",
+                    map.clients(),
+                    st.pool4
+                        .iter()
+                        .map(|p| 1u64 << (32 - p.prefix_len()))
+                        .sum::<u64>(),
+                    map.per_addr,
+                    r.0,
+                    r.1
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

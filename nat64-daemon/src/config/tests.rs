@@ -497,3 +497,34 @@ fn ipfix_settings_are_checked_and_name_the_field() {
     let e = err(&format!("{base}ipfix_template_refresh_secs = 0\n"));
     assert!(e.contains("stateful.ipfix_template_refresh_secs"), "{e}");
 }
+
+#[test]
+fn deterministic_mapping_is_computed_and_checked() {
+    let base = "[stateful]\npool4 = \"203.0.113.0/30\"\nports = \"1024-65535\"\n";
+    let c = Config::parse(
+        &format!("{base}[stateful.deterministic]\nclients = \"2001:db8:6::/56\"\n"),
+        "x",
+    )
+    .unwrap();
+    let d = c.stateful.as_ref().unwrap().deterministic_map().unwrap();
+    // 256 /64s over 4 addresses: 64 each, 64512 ports / 64 = 1008 per block.
+    assert_eq!((d.per_addr, d.block), (64, [1008, 1008, 1008]));
+    assert_eq!(c.dataplane().det, d);
+    let e = err(&format!(
+        "{base}[stateful.deterministic]\nclients = \"2001:db8:6::1/56\"\n"
+    ));
+    assert!(e.contains("stateful.deterministic.clients"), "{e}");
+    let e = err(&format!(
+        "{base}[stateful.deterministic]\nclients = \"2001:db8::/32\"\nclient_prefix_len = 64\n"
+    ));
+    assert!(e.contains("2^32 clients"), "{e}");
+    let e = err(&format!(
+        "{base}[stateful.deterministic]\nclients = \"2001:db8:6::/56\"\nclient_prefix_len = 72\n"
+    ));
+    assert!(e.contains("one half"), "{e}");
+    // 2^20 clients on 4 addresses leave no 2-port block.
+    let e = err(&format!(
+        "{base}[stateful.deterministic]\nclients = \"2001:db8::/44\"\n"
+    ));
+    assert!(e.contains("less than 2 tcp ports"), "{e}");
+}
