@@ -17,6 +17,10 @@ pub struct Row {
     pub bindings: usize,
     pub established_6to4: Summary,
     pub established_4to6: Summary,
+    /// The same with the access pattern of real traffic: packets of one flow in bursts (16 per
+    /// flow, both directions, flows picked at random).
+    pub burst_6to4: Summary,
+    pub burst_4to6: Summary,
     pub new_flow: Summary,
     pub sweep_seconds: f64,
     pub table_bytes: u64,
@@ -36,6 +40,9 @@ fn binding(i: usize) -> ([u8; 16], u16, [u8; 4], u16) {
     let port = 1024 + ((i / 256) * 40507 % 64512) as u16;
     (a6, 40000, a4, port)
 }
+
+/// Packets per flow in the bursty access pattern.
+const BURST: usize = 16;
 
 /// A deterministic spread of indices below `n` (no RNG crate needed for this).
 fn picks(n: usize, count: usize) -> Vec<usize> {
@@ -123,6 +130,18 @@ pub fn run(sizes: &[usize], samples: usize) -> Vec<Row> {
             assert_eq!(action, XDP_PASS, "inbound to binding {i}");
             e4.push(d as f64);
         }
+        let (mut b6, mut b4) = (Vec::new(), Vec::new());
+        for &i in &picks(n, (samples / BURST).max(1)) {
+            let (a6, p6, a4, p4) = binding(i);
+            for _ in 0..BURST {
+                let (d, action) = once(&x, XDP_PROGRAM, &udp6(a6, p6, 64));
+                assert_eq!(action, XDP_PASS);
+                b6.push(d as f64);
+                let (d, action) = once(&x, XDP_PROGRAM, &udp4(SERVER4, 53, a4, p4, 64));
+                assert_eq!(action, XDP_PASS);
+                b4.push(d as f64);
+            }
+        }
         let mut fresh = Vec::new();
         for j in 0..new_flows {
             // Each from a /64 of its own (2001:db8:8:J::1): a client's pool4 address filling
@@ -163,6 +182,8 @@ pub fn run(sizes: &[usize], samples: usize) -> Vec<Row> {
             bindings: n,
             established_6to4: summarize(&mut e6),
             established_4to6: summarize(&mut e4),
+            burst_6to4: summarize(&mut b6),
+            burst_4to6: summarize(&mut b4),
             new_flow: summarize(&mut fresh),
             sweep_seconds,
             table_bytes,
