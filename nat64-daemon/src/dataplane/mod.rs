@@ -305,15 +305,7 @@ impl Dataplane {
             }
         }
         let mut ebpf = loader.load(EBPF_OBJECT)?;
-        let loaded = |name| move |source| DataplaneError::Program { name, source };
-        for name in XDP_PROGRAMS {
-            typed_mut::<Xdp>(&mut ebpf, name)?
-                .load()
-                .map_err(loaded(name))?;
-        }
-        typed_mut::<SchedClassifier>(&mut ebpf, TC_PROGRAM)?
-            .load()
-            .map_err(loaded(TC_PROGRAM))?;
+        verify_in_parallel(&mut ebpf)?;
         Ok(ebpf)
     }
 
@@ -428,6 +420,65 @@ where
 }
 
 /// [`typed`], mutable.
+/// Has the kernel verify every program, on as many threads as the node has CPUs: verification
+/// is most of the time to ready (about 2 s on one CPU here, nearly all of it the four
+/// direction programs), and the kernel verifies programs independently of each other.
+fn verify_in_parallel(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
+    use aya::programs::Program;
+    // The heaviest first (the direction programs), dealt out in turn so each thread gets a
+    // share of them.
+    let order: Vec<&'static str> = TAIL_PROGRAMS
+        .iter()
+        .map(|(_, n)| *n)
+        .chain([TC_PROGRAM])
+        .chain(XDP_PROGRAMS.iter().copied())
+        .fold(Vec::new(), |mut v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        });
+    let mut progs: Vec<(&'static str, &mut Program)> = Vec::new();
+    for (name, p) in ebpf.programs_mut() {
+        if let Some(n) = order.iter().find(|n| **n == name) {
+            progs.push((n, p));
+        }
+    }
+    if let Some(missing) = order.iter().find(|n| !progs.iter().any(|(m, _)| m == *n)) {
+        return Err(DataplaneError::Missing(missing));
+    }
+    progs.sort_by_key(|(n, _)| order.iter().position(|o| o == n));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, progs.len());
+    let mut shares: Vec<Vec<(&'static str, &mut Program)>> =
+        (0..threads).map(|_| Vec::new()).collect();
+    for (i, p) in progs.into_iter().enumerate() {
+        shares[i % threads].push(p);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|share| {
+                s.spawn(move || {
+                    for (name, p) in share {
+                        let r = match p {
+                            Program::Xdp(x) => x.load(),
+                            Program::SchedClassifier(t) => t.load(),
+                            _ => return Err(DataplaneError::Missing(name)),
+                        };
+                        r.map_err(|source| DataplaneError::Program { name, source })?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("a verifier thread panicked"))
+    })
+}
+
 fn typed_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
 where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,

@@ -6,7 +6,8 @@
 //!    live bindings.
 //! 3. Binding events: how fast the dataplane pushes them and the daemon's reader takes them,
 //!    and new-flow cost with random ports against deterministic blocks.
-//! 4. End to end in namespaces: plain IPv4 forwarding, TAYGA and nat64d on the same topology,
+//! 4. Start to ready: where the daemon's start-up time goes, over cold starts.
+//! 5. End to end in namespaces: plain IPv4 forwarding, TAYGA and nat64d on the same topology,
 //!    in one run, with ratios.
 //!
 //! `--quick` takes fewer samples (a smoke run); `--write FILE` writes the Markdown report there
@@ -15,6 +16,7 @@
 mod e2e;
 mod events;
 mod micro;
+mod ready;
 mod scale;
 mod stats;
 
@@ -144,6 +146,31 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             ns(&f.deterministic),
             (f.deterministic.median / f.random.median - 1.0) * 100.0
         );
+        let _ = writeln!(md);
+    }
+    if want("ready") {
+        eprintln!("nat64-bench: start to ready");
+        let starts = ready::run(if quick { 1 } else { 3 });
+        let _ = writeln!(
+            md,
+            "## Start to ready\n\nCold starts of the release `nat64d` with stateful NAT64, a translator link and one \
+             interface (generic XDP) in a namespace of its own; milliseconds from the daemon's own `nat64d ready` \
+             line, and from the process's start to that line as the harness saw it. The kernel verifies the \
+             programs (the direction programs `nat64_xdp_6to4`, `nat64_xdp_4to6`, their translator-link twins and \
+             `nat64_tc`) on as many threads as there are CPUs ({} here).\n\n| start | load and verify | link and listeners | attach | process start to ready |\n|---|---|---|---|---|",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        for (i, s) in starts.iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                i + 1,
+                s.load_and_verify_ms,
+                s.link_and_listeners_ms,
+                s.attach_ms,
+                s.wall_ms
+            );
+        }
         let _ = writeln!(md);
     }
     if want("e2e") {
