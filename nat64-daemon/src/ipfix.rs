@@ -127,9 +127,36 @@ pub struct ExportSettings {
 /// Records waiting for the exporter; a full queue drops the record (counted by the caller).
 pub type RecordSender = mpsc::Sender<NatRecord>;
 
-/// Starts the exporter: a task that sends what comes through the returned sender to the
-/// collector, and ends when the sender is dropped.
-pub fn spawn(settings: ExportSettings) -> std::io::Result<RecordSender> {
+/// A running exporter: a task that sends what comes through its sender to the collector.
+pub struct Exporter {
+    pub settings: ExportSettings,
+    tx: RecordSender,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Exporter {
+    /// Starts it (in the current Tokio runtime).
+    pub fn start(settings: ExportSettings) -> std::io::Result<Self> {
+        let (tx, task) = spawn(settings)?;
+        Ok(Self { settings, tx, task })
+    }
+
+    /// A sender of records to it (`binding_log::configure`).
+    pub fn sender(&self) -> RecordSender {
+        self.tx.clone()
+    }
+
+    /// Ends it once it has sent what is queued, waiting at most `within`: every other sender
+    /// must be gone (`binding_log::configure(_, None)`), so that its queue closes.
+    pub async fn finish(self, within: Duration) {
+        drop(self.tx);
+        let _ = tokio::time::timeout(within, self.task).await;
+    }
+}
+
+/// Starts the exporter task: it sends what comes through the returned sender to the
+/// collector, and ends when every sender is dropped and the queue is empty.
+fn spawn(settings: ExportSettings) -> std::io::Result<(RecordSender, tokio::task::JoinHandle<()>)> {
     let bind: SocketAddr = match settings.collector {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -139,8 +166,8 @@ pub fn spawn(settings: ExportSettings) -> std::io::Result<RecordSender> {
     socket.set_nonblocking(true)?;
     let socket = tokio::net::UdpSocket::from_std(socket)?;
     let (tx, rx) = mpsc::channel(16_384);
-    tokio::spawn(export(socket, settings, rx));
-    Ok(tx)
+    let task = tokio::spawn(export(socket, settings, rx));
+    Ok((tx, task))
 }
 
 fn now_secs() -> u32 {

@@ -147,6 +147,11 @@ pub(crate) async fn wait_for_shutdown(
         let reader = fd.get_mut();
         while reader.drain(EVENTS_PER_TURN) == EVENTS_PER_TURN {}
     }
+    // And sends their IPFIX records before it goes.
+    nat64_daemon::binding_log::configure(false, None);
+    if let Some(e) = r.ipfix.take() {
+        e.finish(Duration::from_secs(2)).await;
+    }
     Ok(())
 }
 
@@ -184,11 +189,8 @@ struct Running<'a, 'r> {
     event_counts: nat64_daemon::binding_log::EventCounts,
     /// How long the last sweep took, for the metrics.
     sweep_secs: f64,
-    /// The IPFIX exporter running, and with what settings (`stateful.ipfix_*`).
-    ipfix: Option<(
-        nat64_daemon::ipfix::ExportSettings,
-        nat64_daemon::ipfix::RecordSender,
-    )>,
+    /// The IPFIX exporter running (`stateful.ipfix_*`).
+    ipfix: Option<nat64_daemon::ipfix::Exporter>,
 }
 
 impl Running<'_, '_> {
@@ -204,11 +206,12 @@ impl Running<'_, '_> {
     fn sync_binding_sinks(&mut self) {
         let st = self.cfg.stateful.as_ref();
         let want = st.and_then(|s| s.ipfix());
-        if want != self.ipfix.as_ref().map(|(s, _)| *s) {
-            self.ipfix = want.and_then(|s| match nat64_daemon::ipfix::spawn(s) {
-                Ok(tx) => {
+        if want != self.ipfix.as_ref().map(|e| e.settings) {
+            // The exporter replaced ends when `configure` below drops its last sender.
+            self.ipfix = want.and_then(|s| match nat64_daemon::ipfix::Exporter::start(s) {
+                Ok(e) => {
                     info!(collector = %s.collector, observation_domain = s.domain, "exporting binding events as IPFIX");
-                    Some((s, tx))
+                    Some(e)
                 }
                 Err(e) => {
                     warn!(collector = %s.collector, error = %e, "cannot export IPFIX");
@@ -218,7 +221,7 @@ impl Running<'_, '_> {
         }
         nat64_daemon::binding_log::configure(
             st.is_some_and(|s| s.log_bindings),
-            self.ipfix.as_ref().map(|(_, tx)| tx.clone()),
+            self.ipfix.as_ref().map(|e| e.sender()),
         );
     }
 

@@ -94,7 +94,8 @@ fn every_short_flow_leads_back_to_its_client_through_the_log() {
 /// Debian): each flow's IPv4 source, as the server saw it, leads back to its client through
 /// the NAT64 BIB create record the daemon exported (RFC 8158 natEvent 10, with the client's
 /// sourceIPv6Address and port and the binding's postNATSourceIPv4Address and
-/// postNAPTSourceTransportPort), and the binding's expiry to a delete record (natEvent 11).
+/// postNAPTSourceTransportPort), and the binding's expiry to a delete record (natEvent 11);
+/// the records of flows made just before a clean stop are sent before the daemon exits.
 #[test]
 fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
     nat64_tests::require_root();
@@ -137,6 +138,8 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
     let flows = nat64_tests::peers::short_udp_flows(&lab, &server, 5301);
     // The lab's UDP timeout is 3 s and the sweeper runs every second: wait for the expiry.
     std::thread::sleep(Duration::from_secs(6));
+    // Three more flows, and a stop at once: their records go out as the daemon stops.
+    let last = nat64_tests::peers::short_udp_flows(&lab, &server, 5301);
     let exit = lab.stop_daemon();
     assert!(exit.status.success(), "{}", exit.stderr);
     assert!(
@@ -201,5 +204,15 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
             assert_eq!(r["src port"], port.to_string(), "{r:?}");
             assert_eq!(r["proto"], "17", "{r:?}");
         }
+    }
+    for (client, port, v4) in &last {
+        let r = find("10", v4).unwrap_or_else(|| {
+            panic!("no create record for {v4}, made just before the stop:\n{records}")
+        });
+        assert_eq!(
+            (r["src addr"].as_str(), r["src port"].as_str()),
+            (client.to_string().as_str(), port.to_string().as_str()),
+            "{r:?}"
+        );
     }
 }
