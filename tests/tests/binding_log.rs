@@ -65,6 +65,17 @@ fn every_short_flow_leads_back_to_its_client_through_the_log() {
         "new flows, new bindings: {flows:?} {unattended:?}"
     );
     lab.start_daemon();
+    // The new daemon reads the waiting events once its loop runs, just after it is ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline
+        && !unattended.iter().all(|(_, _, v4)| {
+            lab.daemon_log()
+                .lines()
+                .any(|l| l.contains("binding created") && l.contains(&format!("ipv4={v4}")))
+        })
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_logged(
         &lab.daemon_log(),
         &unattended,

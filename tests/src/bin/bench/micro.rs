@@ -216,6 +216,27 @@ pub fn run(runs: usize) -> (Summary, Vec<Row>) {
             cost: measure_case(&x, &frame, true, runs),
         });
     }
+    // Where the time goes, first part: the dispatcher and its tail call. The direction
+    // programs run alone on the same frames; the difference to the rows above is what
+    // `nat64_xdp` (the ethertype check and the tail call through `PROGS`) costs.
+    for (case, program, frame) in [
+        (
+            "6to4 UDP (64-byte payload), nat64_xdp_6to4 alone: no dispatcher, no tail call",
+            "nat64_xdp_6to4",
+            udp6(CLIENT6, 40000, 64),
+        ),
+        (
+            "4to6 UDP (64-byte payload), nat64_xdp_4to6 alone: no dispatcher, no tail call",
+            "nat64_xdp_4to6",
+            udp4(SERVER4, 53, CLIENT4, 40000, 64),
+        ),
+    ] {
+        measure(&x, program, &frame, XDP_PASS, runs / 4);
+        rows.push(Row {
+            case,
+            cost: measure(&x, program, &frame, XDP_PASS, runs),
+        });
+    }
     // Packets that leave with DF over 1260 bytes (6to4) or translate to over 1280 (4to6) have
     // the MTU of their route looked up (`egress.rs`) when they are larger than the smallest
     // MTU of the node's interfaces (`Config::mtu_floor4`/`6`): measured in a namespace whose
