@@ -73,7 +73,8 @@ fn the_configuration_reference_lists_every_key_with_its_default() {
     let minimal = Config::parse(
         "[[interfaces]]\nname = \"x\"\n[[eam]]\nipv6 = \"2001:db8::/120\"\nipv4 = \"198.51.100.0/24\"\n\
          [stateful]\npool4 = \"203.0.113.0/30\"\n[[stateful.static]]\nprotocol = \"tcp\"\n\
-         ipv6 = \"[2001:db8::5]:80\"\nipv4 = \"203.0.113.1:80\"\n",
+         ipv6 = \"[2001:db8::5]:80\"\nipv4 = \"203.0.113.1:80\"\n\
+         [stateful.deterministic]\nclients = \"2001:db8:6::/60\"\n",
         "minimal",
     )
     .unwrap();
@@ -85,6 +86,7 @@ fn the_configuration_reference_lists_every_key_with_its_default() {
         "stateful.static[].protocol",
         "stateful.static[].ipv6",
         "stateful.static[].ipv4",
+        "stateful.deterministic.clients",
     ];
     let defaults = flatten(&minimal.to_toml());
     for (key, cell) in &documented {
