@@ -54,6 +54,10 @@ pub const STATEFUL_CLIENTS: [Ipv6Addr; 3] = [
     Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 0x203),
 ];
 pub const EAM_V6: &str = "2001:db8:6::100/120";
+/// An `[[eam]]` entry the lab's configuration lacks: 2001:db8:6::300 as 203.0.113.99
+/// (`Lab::prepare_spare_mapping` readies its hosts).
+pub const SPARE_EAM: &str =
+    "\n[[eam]]\nipv6 = \"2001:db8:6::300/128\"\nipv4 = \"203.0.113.99/32\"\n";
 pub const EAM_V4: &str = "198.51.100.0/24";
 
 /// How the lab is built.
@@ -562,6 +566,15 @@ ipv4 = "{EAM_V4}"
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// Readies a mapping the lab's configuration does not have ([`SPARE_EAM`], for reload
+    /// tests): the client's address in it, and the server's route back to it.
+    pub fn prepare_spare_mapping(&self) {
+        self.client6
+            .ip(&["addr", "add", "2001:db8:6::300/64", "dev", "c0", "nodad"]);
+        self.server4
+            .ip(&["route", "add", "203.0.113.99/32", "via", &XLAT4.to_string()]);
     }
 
     /// The lab's own directory (its bpf filesystem is `bpf/` in it, with `pinned_state`).

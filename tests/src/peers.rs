@@ -306,3 +306,32 @@ pub fn short_udp_flows(
     }
     seen
 }
+
+/// Accepts up to `connections` TCP connections and echoes 6-byte messages on each until it
+/// closes or stays idle for `idle`; the returned thread ends when they all have.
+pub fn echo_connections(
+    listener: std::net::TcpListener,
+    connections: usize,
+    idle: Duration,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut handlers = Vec::new();
+        for _ in 0..connections {
+            let Ok((mut s, _)) = listener.accept() else {
+                break;
+            };
+            handlers.push(std::thread::spawn(move || {
+                s.set_read_timeout(Some(idle)).unwrap();
+                let mut buf = [0u8; 6];
+                while s.read_exact(&mut buf).is_ok() {
+                    if s.write_all(&buf).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        for h in handlers {
+            let _ = h.join();
+        }
+    })
+}

@@ -57,6 +57,14 @@ fn daemonset() -> Value {
     serde_json::from_slice(&out.stdout).expect("the DaemonSet as JSON")
 }
 
+/// The image the DaemonSet's container runs.
+fn manifest_image(ds: &Value) -> String {
+    ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .expect("the container's image")
+        .to_string()
+}
+
 fn podman(args: &[&str]) -> (bool, String) {
     let out = Command::new("podman")
         .args(args)
@@ -439,10 +447,7 @@ fn the_image_runs_as_the_daemonset_translates_reloads_and_keeps_sessions_across_
  {
     nat64_tests::require_root();
     let ds = daemonset();
-    let image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .expect("the container's image")
-        .to_string();
+    let image = manifest_image(&ds);
     assert!(
         image.starts_with(&format!("{REPOSITORY}:")),
         "the manifest's image {image} is not the one `cargo xtask image` builds"
@@ -464,10 +469,7 @@ fn the_image_runs_as_the_daemonset_translates_reloads_and_keeps_sessions_across_
         ..LabOptions::default()
     });
     // For the reload: a mapping the first configuration does not have.
-    lab.client6
-        .ip(&["addr", "add", "2001:db8:6::300/64", "dev", "c0", "nodad"]);
-    lab.server4
-        .ip(&["route", "add", "203.0.113.99/32", "via", "192.0.2.1"]);
+    lab.prepare_spare_mapping();
     let mut configmap = ConfigMap::new(lab.dir().join("configmap"), &configmap_toml(&lab, ""));
     let empty_dir = lab.dir().join("empty-dir");
     std::fs::create_dir_all(&empty_dir).unwrap();
@@ -528,16 +530,7 @@ fn the_image_runs_as_the_daemonset_translates_reloads_and_keeps_sessions_across_
         .server4
         .run(|| std::net::TcpListener::bind((SERVER4, 5010)))
         .expect("bind");
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        let mut buf = [0u8; 6];
-        while s.read_exact(&mut buf).is_ok() {
-            if s.write_all(&buf).is_err() {
-                break;
-            }
-        }
-    });
+    let server = peers::echo_connections(listener, 1, Duration::from_secs(120));
     let mut tcp = lab
         .client6
         .run(|| peers::tcp_connect_from(STATEFUL_CLIENTS[0], (SERVER4_AS_V6, 5010).into()));
@@ -569,10 +562,7 @@ fn the_image_runs_as_the_daemonset_translates_reloads_and_keeps_sessions_across_
         .expect("ping");
 
     // The ConfigMap changes: the daemon reloads the mounted file by itself.
-    configmap.update(&configmap_toml(
-        &lab,
-        "\n[[eam]]\nipv6 = \"2001:db8:6::300/128\"\nipv4 = \"203.0.113.99/32\"\n",
-    ));
+    configmap.update(&configmap_toml(&lab, nat64_tests::lab::SPARE_EAM));
     let start = Instant::now();
     while !first.log().contains("configuration reloaded") {
         assert!(
@@ -664,10 +654,7 @@ fn the_image_runs_as_the_daemonset_translates_reloads_and_keeps_sessions_across_
 fn on_a_node_without_bpffs_the_pod_stops_and_names_the_fix() {
     nat64_tests::require_root();
     let ds = daemonset();
-    let image = ds["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .expect("the container's image")
-        .to_string();
+    let image = manifest_image(&ds);
     let (ok, _) = podman(&["image", "exists", &image]);
     assert!(ok, "image {image} missing: run `cargo xtask image`");
     let lab = Lab::new(LabOptions {

@@ -15,10 +15,7 @@ use nat64_tests::{
 /// The lab's configuration with one more EAM entry: 2001:db8:6::300 as 203.0.113.99 (a
 /// `[[eam]]` header is absolute, so it may follow the `[stateful]` table).
 fn with_extra_mapping(lab: &Lab) -> String {
-    format!(
-        "{}\n[[eam]]\nipv6 = \"2001:db8:6::300/128\"\nipv4 = \"203.0.113.99/32\"\n",
-        lab.config_toml()
-    )
+    format!("{}{}", lab.config_toml(), nat64_tests::lab::SPARE_EAM)
 }
 
 fn lab() -> Lab {
@@ -29,10 +26,7 @@ fn lab() -> Lab {
         pinned_state: true,
         ..LabOptions::default()
     });
-    lab.client6
-        .ip(&["addr", "add", "2001:db8:6::300/64", "dev", "c0", "nodad"]);
-    lab.server4
-        .ip(&["route", "add", "203.0.113.99/32", "via", "192.0.2.1"]);
+    lab.prepare_spare_mapping();
     lab.start_daemon();
     lab
 }

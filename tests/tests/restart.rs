@@ -137,26 +137,7 @@ fn with_on_stop_keep_the_dataplane_translates_while_no_daemon_runs() {
         .run(|| std::net::TcpListener::bind((SERVER4, 5008)))
         .expect("bind");
     // Echoes on every connection (two: one made before, one while no daemon runs).
-    let server = std::thread::spawn(move || {
-        let mut handlers = Vec::new();
-        for _ in 0..2 {
-            let Ok((mut s, _)) = listener.accept() else {
-                break;
-            };
-            handlers.push(std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-                let mut buf = [0u8; 6];
-                while s.read_exact(&mut buf).is_ok() {
-                    if s.write_all(&buf).is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
-        for h in handlers {
-            let _ = h.join();
-        }
-    });
+    let server = peers::echo_connections(listener, 2, Duration::from_secs(60));
     let mut tcp = lab
         .client6
         .run(|| peers::tcp_connect_from(STATEFUL_CLIENTS[0], (SERVER4_AS_V6, 5008).into()));
