@@ -170,6 +170,16 @@ fn spawn(settings: ExportSettings) -> std::io::Result<(RecordSender, tokio::task
     Ok((tx, task))
 }
 
+/// Sends one message. On a connected UDP socket an ICMP error to an earlier message (the
+/// collector was not listening yet, or restarted) fails the next send with ECONNREFUSED and
+/// that message is not sent: it is sent again once.
+async fn send(socket: &tokio::net::UdpSocket, m: &[u8]) -> std::io::Result<usize> {
+    match socket.send(m).await {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => socket.send(m).await,
+        r => r,
+    }
+}
+
 fn now_secs() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -189,7 +199,7 @@ async fn export(
         tokio::select! {
             _ = refresh.tick() => {
                 let m = message(now_secs(), sequence, settings.domain, &[&template]);
-                if let Err(e) = socket.send(&m).await {
+                if let Err(e) = send(&socket, &m).await {
                     tracing::debug!(error = %e, collector = %settings.collector, "IPFIX template not sent");
                 }
             }
@@ -206,7 +216,7 @@ async fn export(
                 let data = data_set(&batch);
                 let m = message(now_secs(), sequence, settings.domain, &[&data]);
                 sequence = sequence.wrapping_add(batch.len() as u32);
-                if let Err(e) = socket.send(&m).await {
+                if let Err(e) = send(&socket, &m).await {
                     // A collector that is down answers with ICMP port unreachable: the next
                     // send reports it. UDP export loses what it cannot deliver (RFC 7011
                     // section 10.3); the sequence numbers tell the collector how much.

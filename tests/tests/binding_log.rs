@@ -137,7 +137,17 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
             .spawn()
             .expect("nfcapd (cargo xtask setup installs nfdump)"),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Until it listens (bounded), so that the test sees every record from the first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&lab.xlat.output("ss", &["-Hnlu", "sport = :4739"]).stdout)
+        .contains("4739")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nfcapd does not listen on 127.0.0.1:4739"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     lab.start_daemon();
     let server = lab
         .server4
