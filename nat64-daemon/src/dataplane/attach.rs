@@ -223,41 +223,15 @@ impl Dataplane {
             .map(|d| d.join(pin_name(iface, hook)));
         if let Some(path) = &pin {
             self.unpin_other_modes(iface, path);
-            if path.exists() {
-                match self.take_over(program, hook, iface, ifindex, path) {
-                    Ok(handle) => {
-                        self.links.push(Attachment {
-                            iface: iface.to_string(),
-                            ifindex,
-                            program,
-                            hook,
-                            handle,
-                        });
-                        return Ok(Attached::TakenOver);
-                    }
-                    Err(e) => {
-                        tracing::warn!(interface = iface, error = %e, "a pinned attachment could not be taken over; attaching anew");
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-            }
         }
-        let link = self.attach_new(program, hook, iface, ifindex)?;
-        let handle = match (Handle::Owned(link), &pin) {
-            (Handle::Owned(l), Some(path)) => {
-                let fd = l.into_fd().map_err(link_err(format!(
-                    "the attachment to {iface} is not a bpf link"
-                )))?;
-                Handle::Pinned(
-                    fd.pin(path).map_err(|source| DataplaneError::Pin {
-                        what: format!("the attachment to {iface} at {}", path.display()),
-                        source,
-                    })?,
-                    path.clone(),
-                )
-            }
-            (h, _) => h,
-        };
+        let (handle, how) =
+            match self.take_over_pinned(program, hook, iface, ifindex, pin.as_deref()) {
+                Some(handle) => (handle, Attached::TakenOver),
+                None => (
+                    self.attach_pinned(program, hook, iface, ifindex, pin)?,
+                    Attached::New,
+                ),
+            };
         self.links.push(Attachment {
             iface: iface.to_string(),
             ifindex,
@@ -265,7 +239,51 @@ impl Dataplane {
             hook,
             handle,
         });
-        Ok(Attached::New)
+        Ok(how)
+    }
+
+    /// The attachment pinned at `pin` for `iface`, with `program` swapped into it; `None` when
+    /// there is none, or it cannot be taken over (it is then removed, to attach anew).
+    fn take_over_pinned(
+        &mut self,
+        program: &'static str,
+        hook: Hook,
+        iface: &str,
+        ifindex: u32,
+        pin: Option<&std::path::Path>,
+    ) -> Option<Handle> {
+        let path = pin.filter(|p| p.exists())?;
+        match self.take_over(program, hook, iface, ifindex, path) {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                tracing::warn!(interface = iface, error = %e, "a pinned attachment could not be taken over; attaching anew");
+                let _ = std::fs::remove_file(path);
+                None
+            }
+        }
+    }
+
+    /// Attaches `program` anew, and pins the link at `pin` when attachments are pinned.
+    fn attach_pinned(
+        &mut self,
+        program: &'static str,
+        hook: Hook,
+        iface: &str,
+        ifindex: u32,
+        pin: Option<std::path::PathBuf>,
+    ) -> Result<Handle, DataplaneError> {
+        let link = self.attach_new(program, hook, iface, ifindex)?;
+        let Some(path) = pin else {
+            return Ok(Handle::Owned(link));
+        };
+        let fd = link.into_fd().map_err(link_err(format!(
+            "the attachment to {iface} is not a bpf link"
+        )))?;
+        let pinned = fd.pin(&path).map_err(|source| DataplaneError::Pin {
+            what: format!("the attachment to {iface} at {}", path.display()),
+            source,
+        })?;
+        Ok(Handle::Pinned(pinned, path))
     }
 
     /// A new attachment of `program` to `iface` at `hook`.
