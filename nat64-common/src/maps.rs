@@ -3,7 +3,7 @@
 //! maps it would misread.
 
 /// Bumped whenever a type in this module changes size or meaning.
-pub const LAYOUT_VERSION: u32 = 20;
+pub const LAYOUT_VERSION: u32 = 21;
 
 /// Maximum number of explicit address mappings (RFC 7757 EAM entries) per direction.
 /// Each entry costs one LPM trie node; 4096 covers per-host mappings of a large cluster while
@@ -109,8 +109,13 @@ pub struct Config {
     /// Stateful NAT64: deterministic mapping (RFC 7422, `stateful.deterministic`), all zero
     /// when off: each client's pool4 address and port block come from it.
     pub det: crate::deterministic::Deterministic,
+    /// Stateful NAT64: ports per block (`stateful.port_block_size`, `state::MAX_CLIENT_BLOCKS`);
+    /// 0: no blocks, each binding takes a port anywhere in the range.
+    pub block_size: u16,
+    /// The most blocks one /64 holds per protocol (1 to `state::MAX_CLIENT_BLOCKS`).
+    pub max_blocks: u16,
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 116);
+const _: () = assert!(core::mem::size_of::<Config>() == 120);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS. When clear, the
 /// translator writes `Config::tos` instead (Jool's override-tos).
@@ -205,6 +210,8 @@ impl Config {
             mtu_floor4: 0,
             mtu_floor6: 0,
             det: crate::deterministic::Deterministic::OFF,
+            block_size: 0,
+            max_blocks: 0,
         }
     }
 }
@@ -295,4 +302,8 @@ mod pod {
     unsafe impl aya::Pod for crate::state::PeerKey {}
     unsafe impl aya::Pod for crate::state::HeldSyn {}
     unsafe impl aya::Pod for crate::state::BindingEvent {}
+    unsafe impl aya::Pod for crate::state::BlockKey {}
+    unsafe impl aya::Pod for crate::state::BlockOwner {}
+    unsafe impl aya::Pod for crate::state::ClientBlocksKey {}
+    unsafe impl aya::Pod for crate::state::ClientBlocks {}
 }

@@ -400,6 +400,30 @@ mod tests {
     }
 
     #[test]
+    fn blocks_cut_the_range_in_order_and_leave_the_remainder() {
+        assert_eq!(block_count(1024, 65535, 512), 126);
+        assert_eq!(block_count(1024, 65535, 0), 0);
+        assert_eq!(block_count(0, 65535, 1), 65536);
+        assert_eq!(block_ports(1024, 512, 0), (1024, 1535));
+        assert_eq!(block_ports(1024, 512, 125), (65024, 65535));
+        assert_eq!(block_ports(0, 65535, 0), (0, 65534));
+        assert_eq!(block_of_port(1024, 65535, 512, 1024), Some(0));
+        assert_eq!(block_of_port(1024, 65535, 512, 1535), Some(0));
+        assert_eq!(block_of_port(1024, 65535, 512, 1536), Some(1));
+        assert_eq!(block_of_port(1024, 65535, 512, 65535), Some(125));
+        assert_eq!(block_of_port(1024, 65535, 512, 1023), None);
+        // 2000-2099 in blocks of 30: three blocks, 2090-2099 in none.
+        assert_eq!(block_count(2000, 2099, 30), 3);
+        assert_eq!(block_of_port(2000, 2099, 30, 2089), Some(2));
+        assert_eq!(block_of_port(2000, 2099, 30, 2090), None);
+        for i in 0..3u16 {
+            let (a, b) = block_ports(2000, 30, i);
+            assert_eq!(block_of_port(2000, 2099, 30, a), Some(i));
+            assert_eq!(block_of_port(2000, 2099, 30, b), Some(i));
+        }
+    }
+
+    #[test]
     fn one_pool_address_per_slash_64() {
         let a: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 2, 1];
         let mut b = a;
@@ -475,7 +499,10 @@ pub struct BindingEvent {
     pub addr6: [u8; 16],
     /// The pool4 address: zero for a refusal.
     pub addr4: [u8; 4],
-    pub _pad2: [u8; 4],
+    /// For a port block ([`EVENT_BLOCK`]): its last port (network order), `port4` its first,
+    /// `addr6` the client's /64 (the rest zero) and `port6` zero.
+    pub port_end: [u8; 2],
+    pub _pad2: [u8; 2],
 }
 const _: () = assert!(core::mem::size_of::<BindingEvent>() == 40);
 
@@ -483,6 +510,111 @@ const _: () = assert!(core::mem::size_of::<BindingEvent>() == 40);
 pub const EVENT_CREATED: u8 = 1;
 /// A binding the dataplane refused (per-client limit, pool or table exhausted).
 pub const EVENT_REFUSED: u8 = 2;
+/// A port block the dataplane allocated to a client /64 (`stateful.port_block_size`).
+pub const EVENT_BLOCK: u8 = 3;
+
+/// Port blocks (RFC 6888 section 5 and RFC 7422 section 1 on logging; `stateful.port_block_size`):
+/// each IPv6 /64 gets a block of consecutive ports of its pool4 address (per protocol) when it
+/// makes its first binding, and more blocks on demand, up to `Config::max_blocks`; its bindings
+/// take ports at random inside its blocks. A block is logged once, when it is allocated and when
+/// it is released, instead of each binding. The protocol's port range `lo..=hi` is cut into
+/// `(hi - lo + 1) / size` blocks (the remainder is not used); block `i` is
+/// `lo + i * size ..= lo + (i + 1) * size - 1`.
+///
+/// The most blocks one /64 holds per protocol: the dataplane looks at each on a new binding.
+pub const MAX_CLIENT_BLOCKS: usize = 8;
+
+/// Entries of the block table (`BLOCKS`), over every pool4 address and protocol.
+pub const BLOCK_MAX_ENTRIES: u32 = 65_536;
+
+/// Key of the block table: one block of ports of a pool4 address. The dataplane allocates a
+/// block by inserting its key (`BPF_NOEXIST`: a block has one owner); the daemon's sweeper
+/// releases it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockKey {
+    pub addr4: [u8; 4],
+    pub proto: u8,
+    pub _pad: u8,
+    /// The block's index in the protocol's range (host order).
+    pub index: u16,
+}
+const _: () = assert!(core::mem::size_of::<BlockKey>() == 8);
+
+/// Value of the block table: who owns it and since when.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockOwner {
+    /// The owner's /64 ([`client_key`]).
+    pub client: [u8; 8],
+    /// `bpf_ktime_get_coarse_ns` when it was allocated.
+    pub since_ns: u64,
+    /// `BLOCK_F_*`.
+    pub flags: u8,
+    pub _pad: u8,
+    /// Its first port and its size, as they were when it was allocated (host order): a
+    /// block made under another `port_block_size` or port range is told apart by these.
+    pub first: u16,
+    pub size: u16,
+    pub _pad2: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<BlockOwner>() == 24);
+
+/// The sweeper found the block unused and took it off its owner's list; it releases the block
+/// on its next pass if it is still unused then (a binding made in it meanwhile keeps it).
+pub const BLOCK_F_RELEASING: u8 = 1 << 0;
+
+/// Key of a client's block list (`CLIENT_BLOCKS`): its /64 and a protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientBlocksKey {
+    pub client: [u8; 8],
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<ClientBlocksKey>() == 12);
+
+/// Value of a client's block list: the blocks its new bindings take ports in. Written by the
+/// dataplane when it allocates a block, rebuilt from the block table by the sweeper.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientBlocks {
+    /// The pool4 address of its blocks (the client's, `pool4_index`).
+    pub addr4: [u8; 4],
+    /// How many of `index` are valid.
+    pub count: u8,
+    pub _pad: [u8; 3],
+    pub index: [u16; MAX_CLIENT_BLOCKS],
+}
+const _: () = assert!(core::mem::size_of::<ClientBlocks>() == 24);
+
+/// How many blocks of `size` ports the range `lo..=hi` has (0 when `size` is 0).
+pub const fn block_count(lo: u16, hi: u16, size: u16) -> u32 {
+    if size == 0 || hi < lo {
+        0
+    } else {
+        (hi as u32 - lo as u32 + 1) / size as u32
+    }
+}
+
+/// The ports of block `index` of the range starting at `lo`: `(first, last)`.
+pub const fn block_ports(lo: u16, size: u16, index: u16) -> (u16, u16) {
+    let first = lo as u32 + index as u32 * size as u32;
+    (first as u16, (first + size as u32 - 1) as u16)
+}
+
+/// The block of the range `lo..=hi` that `port` lies in, if any.
+pub const fn block_of_port(lo: u16, hi: u16, size: u16, port: u16) -> Option<u16> {
+    if size == 0 || port < lo || port > hi {
+        return None;
+    }
+    let i = (port - lo) as u32 / size as u32;
+    if i < block_count(lo, hi, size) {
+        Some(i as u16)
+    } else {
+        None
+    }
+}
 
 /// Size of the `EVENTS` ring buffer: 1 MiB, about 26,000 events (40 bytes and an 8-byte
 /// header each) between two reads of the daemon, which reads as soon as they come.

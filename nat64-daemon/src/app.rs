@@ -157,6 +157,18 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
     };
     if let Some(st) = &cfg.stateful {
         let mut tables = dp.bindings()?;
+        // Port blocks kept from a run with another block size or port range would not describe
+        // the ports their clients hold, and new blocks could overlap them: they go, with the
+        // dynamic bindings (the log then holds no record that two clients could share).
+        if !tables.blocks_match(st) {
+            let flushed = tables.flush()?;
+            let released = tables.release_all_blocks();
+            warn!(
+                flushed,
+                released,
+                "port blocks kept from the last run were laid out for another port_block_size or port range: released, and the dynamic bindings flushed"
+            );
+        }
         for (i, b) in st.static_bindings.iter().enumerate() {
             tables
                 .add_static(&st.pool4, b.protocol, b.ipv6, b.ipv4)

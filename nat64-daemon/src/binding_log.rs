@@ -23,7 +23,7 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use nat64_common::{
     DropReason,
-    state::{BindingEvent, EVENT_CREATED, EVENT_REFUSED},
+    state::{BindingEvent, EVENT_BLOCK, EVENT_CREATED, EVENT_REFUSED},
 };
 
 use crate::{
@@ -31,16 +31,23 @@ use crate::{
     ipfix::{self, NatRecord, RecordSender},
 };
 
-/// Where binding events go: the log, the IPFIX exporter.
+/// Where binding events go: the log, the IPFIX exporter; and whether port blocks are the
+/// record (`stateful.port_block_size`), in which case bindings going are not reported one by one.
 struct Sinks {
     log: bool,
+    blocks: bool,
     ipfix: Option<RecordSender>,
 }
 
 static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
     log: false,
+    blocks: false,
     ipfix: None,
 });
+
+/// Port blocks the daemon released since it started
+/// (`nat64_binding_events_total{event="block_released"}`).
+pub static BLOCKS_RELEASED: AtomicU64 = AtomicU64::new(0);
 
 /// IPFIX records dropped because the exporter's queue was full
 /// (`nat64_ipfix_records_total{outcome="dropped"}`).
@@ -49,15 +56,21 @@ pub static IPFIX_DROPPED: AtomicU64 = AtomicU64::new(0);
 pub static IPFIX_QUEUED: AtomicU64 = AtomicU64::new(0);
 
 /// Sets where binding events go: log lines (`log_bindings`), and IPFIX records to this
-/// exporter (`None`: no export; a previous exporter ends when its sender is dropped here).
-pub fn configure(log: bool, ipfix: Option<RecordSender>) {
+/// exporter (`None`: no export; a previous exporter ends when its sender is dropped here);
+/// `blocks`: port blocks are on, and their records replace those of each binding.
+pub fn configure(log: bool, blocks: bool, ipfix: Option<RecordSender>) {
     let mut s = SINKS.lock().unwrap_or_else(|e| e.into_inner());
     s.log = log;
+    s.blocks = blocks;
     s.ipfix = ipfix;
 }
 
 fn logging() -> bool {
     SINKS.lock().map(|s| s.log).unwrap_or(false)
+}
+
+fn blocks_on() -> bool {
+    SINKS.lock().map(|s| s.blocks).unwrap_or(false)
 }
 
 fn export(r: NatRecord) {
@@ -84,6 +97,8 @@ fn protocol_number6(proto: u8) -> u8 {
 pub struct EventCounts {
     pub created: u64,
     pub refused: u64,
+    /// Port blocks allocated by the dataplane.
+    pub block_allocated: u64,
 }
 
 /// Reads the dataplane's binding events.
@@ -147,6 +162,7 @@ impl EventReader {
                     source4: ev.addr4.into(),
                     port4: u16::from_be_bytes(ev.port4),
                     quota: 0,
+                    ports: (0, 0),
                 });
                 if log {
                     let (protocol, ipv6, ipv4) =
@@ -181,6 +197,7 @@ impl EventReader {
                     source4: std::net::Ipv4Addr::UNSPECIFIED,
                     port4: 0,
                     quota,
+                    ports: (0, 0),
                 });
                 if !log {
                     return;
@@ -204,7 +221,99 @@ impl EventReader {
                 self.refusal_logged = Some(Instant::now());
                 self.refusals_unlogged = 0;
             }
+            EVENT_BLOCK => {
+                self.counts.block_allocated += 1;
+                let client = [
+                    ev.addr6[0],
+                    ev.addr6[1],
+                    ev.addr6[2],
+                    ev.addr6[3],
+                    ev.addr6[4],
+                    ev.addr6[5],
+                    ev.addr6[6],
+                    ev.addr6[7],
+                ];
+                block(
+                    ev.proto,
+                    client,
+                    ev.addr4,
+                    u16::from_be_bytes(ev.port4),
+                    u16::from_be_bytes(ev.port_end),
+                    BlockEvent::Allocated,
+                    Some(time_ms),
+                );
+            }
             _ => {}
+        }
+    }
+}
+
+/// What happened to a port block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockEvent {
+    /// The dataplane allocated it to a client's /64 (its first binding there, or its other
+    /// blocks full).
+    Allocated,
+    /// The sweeper released it: no binding or held-down port was left in it.
+    Released,
+}
+
+/// Reports a port block allocated or released (`stateful.port_block_size`): a log line
+/// (`log_bindings`) and an IPFIX record (natEvent 16 or 17, RFC 8158 section 4.1.1, with
+/// portRangeStart and portRangeEnd). One record per block stands for every binding made in it:
+/// an IPv4 source port, as a server logged it, leads to the /64 whose block held that port
+/// at that time. `time_ms`: when it happened, if not now.
+pub fn block(
+    proto: u8,
+    client: [u8; 8],
+    addr4: [u8; 4],
+    first: u16,
+    last: u16,
+    event: BlockEvent,
+    time_ms: Option<u64>,
+) {
+    if event == BlockEvent::Released {
+        BLOCKS_RELEASED.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut a = [0u8; 16];
+    a[..8].copy_from_slice(&client);
+    let client6 = std::net::Ipv6Addr::from(a);
+    let time_ms = time_ms.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    });
+    export(NatRecord {
+        time_ms,
+        event: match event {
+            BlockEvent::Allocated => ipfix::PORT_BLOCK_ALLOCATION,
+            BlockEvent::Released => ipfix::PORT_BLOCK_DEALLOCATION,
+        },
+        protocol: protocol_number6(proto),
+        source6: client6,
+        port6: 0,
+        source4: addr4.into(),
+        port4: 0,
+        quota: 0,
+        ports: (first, last),
+    });
+    if logging() {
+        let protocol = Protocol::from_number(proto).map_or("?", |p| p.name());
+        let ipv4 = std::net::Ipv4Addr::from(addr4);
+        let client = format!("{client6}/64");
+        let ports = format!("{first}-{last}");
+        match event {
+            BlockEvent::Allocated => tracing::info!(
+                protocol,
+                client,
+                %ipv4,
+                ports,
+                allocated_unix_ms = time_ms,
+                "port block allocated"
+            ),
+            BlockEvent::Released => {
+                tracing::info!(protocol, client, %ipv4, ports, "port block released")
+            }
         }
     }
 }
@@ -235,6 +344,11 @@ pub fn removed(
     why: &str,
     always_log: bool,
 ) {
+    // With port blocks, the block's records stand for its bindings (an operator's removal is
+    // still written).
+    if blocks_on() && !always_log {
+        return;
+    }
     export(NatRecord {
         time_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -246,6 +360,7 @@ pub fn removed(
         source4: addr4.into(),
         port4: u16::from_be_bytes(port4),
         quota: 0,
+        ports: (0, 0),
     });
     if always_log || logging() {
         let (protocol, ipv6, ipv4) = endpoints(proto, addr6, port6, addr4, port4);

@@ -11,8 +11,10 @@ use std::{
 
 use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
-    BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
-    PeerKey, SessionKey, SessionValue, TcpLifetime, client_key, tcp_established, tcp_lifetime,
+    BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, BLOCK_F_RELEASING, Bib4Key, Bib4Value,
+    Bib6Key, Bib6Value, BlockKey, BlockOwner, ClientBlocks, ClientBlocksKey, MAX_CLIENT_BLOCKS,
+    PeerKey, SessionKey, SessionValue, TcpLifetime, block_of_port, block_ports, client_key,
+    tcp_established, tcp_lifetime,
 };
 
 use crate::config::Stateful;
@@ -29,6 +31,9 @@ pub struct Tables<'a> {
     pub session_fd: Option<std::os::fd::RawFd>,
     pub sessions: HashMap<&'a mut MapData, SessionKey, SessionValue>,
     pub peers: HashMap<&'a mut MapData, PeerKey, u64>,
+    /// Port blocks (`stateful.port_block_size`): their owners, and each client's list.
+    pub blocks: HashMap<&'a mut MapData, BlockKey, BlockOwner>,
+    pub client_blocks: HashMap<&'a mut MapData, ClientBlocksKey, ClientBlocks>,
 }
 
 /// One session (RFC 6146 section 3.5): a binding's pool4 transport address and a remote IPv4
@@ -177,6 +182,9 @@ pub struct Sweep {
     /// pool4 ports in use (bound or held), by pool4 prefix (in configuration order) and
     /// protocol (TCP, UDP, ICMP).
     pub ports_used: [[u64; 3]; nat64_common::maps::POOL4_MAX_PREFIXES as usize],
+    /// Port blocks allocated, by protocol (after the sweep), and those released in this pass.
+    pub blocks: Usage,
+    pub blocks_released: u64,
 }
 
 /// The index of a protocol in [`Sweep::ports_used`].
@@ -529,6 +537,8 @@ impl Tables<'_> {
                 .filter_map(Result::ok)
                 .collect(),
         };
+        let mut ports_taken: std::collections::HashMap<([u8; 4], u8), Vec<u16>> =
+            Default::default();
         for (k, v) in all4 {
             if v.flags & BIB_F_HELD != 0 {
                 if now_ns.saturating_sub(v.last_ns) > hold_down {
@@ -540,6 +550,12 @@ impl Tables<'_> {
                 }
                 out.held += 1;
             }
+            // A port bound or held down keeps its block (hold-down works per block: a block
+            // goes only once the last of its ports is free).
+            ports_taken
+                .entry((k.addr4, k.proto))
+                .or_default()
+                .push(u16::from_be_bytes(k.port4));
             let addr = std::net::Ipv4Addr::from(k.addr4);
             if let Some(i) = st.pool4.iter().position(|p| p.contains(&addr))
                 && let Some(row) = out.ports_used.get_mut(i)
@@ -560,6 +576,222 @@ impl Tables<'_> {
         for (k, n) in per_client {
             self.clients.insert(k, n, 0)?;
         }
+        for ports in ports_taken.values_mut() {
+            ports.sort_unstable();
+        }
+        self.sweep_blocks(st, now_ns, &ports_taken, &mut out)?;
         Ok(out)
     }
+
+    /// Releases the port blocks no binding or held-down port uses any more (`taken`: the ports
+    /// of the IPv4 side as this pass read it, sorted, by address and protocol), in two passes:
+    /// the first takes an unused block off its owner's list (the dataplane no longer binds in
+    /// it) and marks it; the next releases it if it is still unused, or keeps it if a binding
+    /// came in between. A block allocated in the last second is left alone (its first binding
+    /// may postdate the read). Then rebuilds each client's list from the blocks it owns.
+    fn sweep_blocks(
+        &mut self,
+        st: &Stateful,
+        now_ns: u64,
+        taken: &std::collections::HashMap<([u8; 4], u8), Vec<u16>>,
+        out: &mut Sweep,
+    ) -> Result<(), MapError> {
+        const BPF_EXIST: u64 = 2;
+        let owned: Vec<(BlockKey, BlockOwner)> =
+            self.blocks.iter().filter_map(Result::ok).collect();
+        if owned.is_empty() && st.port_block_size == 0 {
+            return Ok(());
+        }
+        let mut lists: std::collections::HashMap<ClientBlocksKey, Vec<(u64, BlockKey)>> =
+            Default::default();
+        for (k, mut owner) in owned.iter().copied() {
+            let used = taken.get(&(k.addr4, k.proto)).is_some_and(|ports| {
+                let from = ports.partition_point(|&p| p < owner.first);
+                ports
+                    .get(from)
+                    .is_some_and(|&p| u32::from(p) < u32::from(owner.first) + u32::from(owner.size))
+            });
+            let young = now_ns.saturating_sub(owner.since_ns) < 1_000_000_000;
+            let in_use = used || young;
+            if !in_use && owner.flags & BLOCK_F_RELEASING != 0 {
+                match self.blocks.remove(&k) {
+                    Ok(()) | Err(MapError::KeyNotFound) => {}
+                    Err(e) => return Err(e),
+                }
+                out.blocks_released += 1;
+                report_block_released(&k, &owner);
+                continue;
+            }
+            if !in_use {
+                owner.flags |= BLOCK_F_RELEASING;
+                let _ = self.blocks.insert(k, owner, BPF_EXIST);
+            } else {
+                if owner.flags & BLOCK_F_RELEASING != 0 {
+                    owner.flags &= !BLOCK_F_RELEASING;
+                    let _ = self.blocks.insert(k, owner, BPF_EXIST);
+                }
+                let list = ClientBlocksKey {
+                    client: owner.client,
+                    proto: k.proto,
+                    _pad: [0; 3],
+                };
+                lists.entry(list).or_default().push((owner.since_ns, k));
+            }
+            match k.proto {
+                BIB_TCP => out.blocks.tcp += 1,
+                BIB_UDP => out.blocks.udp += 1,
+                _ => out.blocks.icmp += 1,
+            }
+        }
+        let snapshot: std::collections::HashSet<BlockKey> = owned.iter().map(|(k, _)| *k).collect();
+        let current: Vec<(ClientBlocksKey, ClientBlocks)> =
+            self.client_blocks.iter().filter_map(Result::ok).collect();
+        for (key, now) in &current {
+            let mut want = match lists.remove(key) {
+                Some(blocks) => client_list(blocks),
+                None => ClientBlocks {
+                    addr4: now.addr4,
+                    count: 0,
+                    _pad: [0; 3],
+                    index: [0; MAX_CLIENT_BLOCKS],
+                },
+            };
+            // A block the dataplane allocated after the read above stays on the list.
+            for &i in &now.index[..(now.count as usize).min(MAX_CLIENT_BLOCKS)] {
+                let k = BlockKey {
+                    addr4: now.addr4,
+                    proto: key.proto,
+                    _pad: 0,
+                    index: i,
+                };
+                let n = want.count as usize;
+                if !snapshot.contains(&k)
+                    && !want.index[..n].contains(&i)
+                    && want.addr4 == now.addr4
+                    && n < MAX_CLIENT_BLOCKS
+                {
+                    want.index[n] = i;
+                    want.count += 1;
+                }
+            }
+            if want.count == 0 {
+                let _ = self.client_blocks.remove(key);
+            } else if want != *now {
+                self.client_blocks.insert(*key, want, 0)?;
+            }
+        }
+        // Owners with no list (one lost to a race): theirs again.
+        for (key, blocks) in lists {
+            self.client_blocks.insert(key, client_list(blocks), 0)?;
+        }
+        Ok(())
+    }
+
+    /// Whether every port block was allocated under `st`'s block size and port ranges. Blocks
+    /// of another layout (state kept across a restart that changed them) no longer describe the
+    /// ports their clients hold, and new blocks could overlap them.
+    pub fn blocks_match(&self, st: &Stateful) -> bool {
+        self.blocks.iter().filter_map(Result::ok).all(|(k, o)| {
+            let r = st.range(protocol_index(k.proto));
+            o.size == st.port_block_size
+                && block_of_port(r.0, r.1, st.port_block_size, o.first) == Some(k.index)
+                && block_ports(r.0, o.size, k.index).0 == o.first
+        })
+    }
+
+    /// Releases every port block and forgets every client's list (each block reported).
+    pub fn release_all_blocks(&mut self) -> u64 {
+        let owned: Vec<(BlockKey, BlockOwner)> =
+            self.blocks.iter().filter_map(Result::ok).collect();
+        let mut n = 0;
+        for (k, o) in owned {
+            if self.blocks.remove(&k).is_ok() {
+                report_block_released(&k, &o);
+                n += 1;
+            }
+        }
+        let lists: Vec<ClientBlocksKey> =
+            self.client_blocks.keys().filter_map(Result::ok).collect();
+        for k in lists {
+            let _ = self.client_blocks.remove(&k);
+        }
+        n
+    }
+
+    /// Every port block and its owner, by client (`nat64d bindings blocks`).
+    pub fn list_blocks(&self) -> Vec<(BlockKey, BlockOwner)> {
+        let mut v: Vec<_> = self.blocks.iter().filter_map(Result::ok).collect();
+        v.sort_by_key(|(k, o)| (o.client, k.proto, k.addr4, k.index));
+        v
+    }
+}
+
+/// Whether a port block matches `proto` (if given) and `addr` (if given: an address of the
+/// owner's /64, or the pool4 address).
+pub fn block_matches(
+    k: &BlockKey,
+    o: &BlockOwner,
+    proto: Option<Protocol>,
+    addr: Option<IpAddr>,
+) -> bool {
+    proto.is_none_or(|p| p.number() == k.proto)
+        && addr.is_none_or(|a| match a {
+            IpAddr::V6(a) => client_key(&a.octets()) == o.client,
+            IpAddr::V4(a) => a.octets() == k.addr4,
+        })
+}
+
+/// One line for people: protocol, the owner's /64, the pool4 address and ports, age, and
+/// whether the sweeper is releasing it.
+pub fn describe_block(k: &BlockKey, o: &BlockOwner, now_ns: u64) -> String {
+    let proto = Protocol::from_number(k.proto).map_or("?", |p| p.name());
+    let mut a = [0u8; 16];
+    a[..8].copy_from_slice(&o.client);
+    let last = (u32::from(o.first) + u32::from(o.size).max(1) - 1).min(65535);
+    let age = now_ns.saturating_sub(o.since_ns) / 1_000_000_000;
+    let mut line = format!(
+        "{proto} {}/64 {} {}-{last} age {age}s",
+        std::net::Ipv6Addr::from(a),
+        std::net::Ipv4Addr::from(k.addr4),
+        o.first
+    );
+    if o.flags & BLOCK_F_RELEASING != 0 {
+        line.push_str(" releasing");
+    }
+    line
+}
+
+/// A client's list of blocks from the blocks it owns (`(since, block)`): those on the address
+/// of its newest block (older ones on another address, from before a pool4 change, are left to
+/// empty out), oldest first, at most [`MAX_CLIENT_BLOCKS`].
+fn client_list(mut blocks: Vec<(u64, BlockKey)>) -> ClientBlocks {
+    blocks.sort_by_key(|(since, _)| *since);
+    let addr4 = blocks.last().map_or([0; 4], |(_, b)| b.addr4);
+    let mut v = ClientBlocks {
+        addr4,
+        count: 0,
+        _pad: [0; 3],
+        index: [0; MAX_CLIENT_BLOCKS],
+    };
+    for (_, b) in blocks.iter().filter(|(_, b)| b.addr4 == addr4) {
+        if (v.count as usize) < MAX_CLIENT_BLOCKS {
+            v.index[v.count as usize] = b.index;
+            v.count += 1;
+        }
+    }
+    v
+}
+
+/// Reports a block released (`binding_log`: the log and IPFIX), with the ports it had.
+fn report_block_released(k: &BlockKey, o: &BlockOwner) {
+    let last = (u32::from(o.first) + u32::from(o.size).max(1) - 1).min(65535) as u16;
+    crate::binding_log::block(
+        k.proto,
+        o.client,
+        k.addr4,
+        o.first,
+        last,
+        crate::binding_log::BlockEvent::Released,
+        None,
+    );
 }

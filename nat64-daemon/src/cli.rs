@@ -145,6 +145,14 @@ pub(crate) enum BindingsAction {
         #[arg(long)]
         address: Option<std::net::IpAddr>,
     },
+    /// List port blocks (stateful.port_block_size): each client /64's blocks of pool4 ports,
+    /// optionally only one protocol's or one address's (the client's or the pool4 one).
+    Blocks {
+        #[arg(long)]
+        protocol: Option<Protocol>,
+        #[arg(long)]
+        address: Option<std::net::IpAddr>,
+    },
     /// Remove every dynamic binding and its sessions (static ones stay).
     Flush,
     /// Remove the binding of an IPv6 transport address (static or dynamic).
@@ -184,6 +192,9 @@ fn bindings_command(action: BindingsAction) -> AdminCommand {
         }
         BindingsAction::Sessions { protocol, address } => {
             AdminCommand::Sessions(Filter { protocol, address })
+        }
+        BindingsAction::Blocks { protocol, address } => {
+            AdminCommand::Blocks(Filter { protocol, address })
         }
         BindingsAction::Add {
             protocol,

@@ -1,6 +1,7 @@
 //! IPFIX export (RFC 7011) of binding events, with the NAT information elements of RFC 8158:
-//! each binding made (natEvent 10, NAT64 BIB create) and removed (11), and each new flow
-//! refused (12, NAT ports exhausted; 13, quota exceeded), to a collector over UDP
+//! each binding made (natEvent 10, NAT64 BIB create) and removed (11), each new flow
+//! refused (12, NAT ports exhausted; 13, quota exceeded), and with port blocks each block
+//! allocated (16) and released (17) in place of its bindings, to a collector over UDP
 //! (`stateful.ipfix_collector`).
 //!
 //! One template (ID 256) describes every record. Over UDP a collector may start listening at
@@ -22,13 +23,15 @@ pub const NAT64_BIB_CREATE: u8 = 10;
 pub const NAT64_BIB_DELETE: u8 = 11;
 pub const NAT_PORTS_EXHAUSTED: u8 = 12;
 pub const QUOTA_EXCEEDED: u8 = 13;
+pub const PORT_BLOCK_ALLOCATION: u8 = 16;
+pub const PORT_BLOCK_DEALLOCATION: u8 = 17;
 
 /// natQuotaExceededEvent values (IANA, RFC 8158 section 4.1.2): which limit a refusal hit.
 pub const QUOTA_MAX_BIB_ENTRIES: u32 = 2;
 pub const QUOTA_MAX_ENTRIES_PER_USER: u32 = 3;
 
 /// The template's fields: (information element, length), in record order.
-const FIELDS: [(u16, u16); 8] = [
+const FIELDS: [(u16, u16); 10] = [
     (323, 8), // observationTimeMilliseconds
     (230, 1), // natEvent
     (4, 1),   // protocolIdentifier (on the IPv6 side: 6, 17 or 58)
@@ -37,10 +40,12 @@ const FIELDS: [(u16, u16); 8] = [
     (225, 4), // postNATSourceIPv4Address
     (227, 2), // postNAPTSourceTransportPort (or ICMPv4 identifier)
     (466, 4), // natQuotaExceededEvent (0 unless natEvent is 13)
+    (361, 2), // portRangeStart (a port block's first port; 0 unless natEvent is 16 or 17)
+    (362, 2), // portRangeEnd (its last port)
 ];
 
 /// Length of one data record.
-pub const RECORD_LEN: usize = 38;
+pub const RECORD_LEN: usize = 42;
 
 /// Records per message: a message stays within 1400 bytes (a path MTU any collector path has).
 const RECORDS_PER_MESSAGE: usize = 32;
@@ -59,6 +64,9 @@ pub struct NatRecord {
     pub source4: Ipv4Addr,
     pub port4: u16,
     pub quota: u32,
+    /// A port block's first and last port (natEvent 16 and 17; the client's /64 is
+    /// `source6`, with `port6` and `port4` zero).
+    pub ports: (u16, u16),
 }
 
 impl NatRecord {
@@ -71,6 +79,8 @@ impl NatRecord {
         out.extend_from_slice(&self.source4.octets());
         out.extend_from_slice(&self.port4.to_be_bytes());
         out.extend_from_slice(&self.quota.to_be_bytes());
+        out.extend_from_slice(&self.ports.0.to_be_bytes());
+        out.extend_from_slice(&self.ports.1.to_be_bytes());
     }
 }
 
@@ -255,6 +265,7 @@ mod tests {
             source4: Ipv4Addr::new(203, 0, 113, 200),
             port4: 20002,
             quota: 0,
+            ports: (20000, 20127),
         };
         let data = data_set(&[r, r]);
         assert_eq!(data.len(), 4 + 2 * RECORD_LEN);
@@ -273,5 +284,7 @@ mod tests {
         assert_eq!(&rec[28..32], &[203, 0, 113, 200]);
         assert_eq!(&rec[32..34], &20002u16.to_be_bytes());
         assert_eq!(&rec[34..38], &[0, 0, 0, 0]);
+        assert_eq!(&rec[38..40], &20000u16.to_be_bytes());
+        assert_eq!(&rec[40..42], &20127u16.to_be_bytes());
     }
 }

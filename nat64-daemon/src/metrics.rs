@@ -101,7 +101,7 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         let events = IntCounterVec::new(
             Opts::new(
                 "nat64_binding_events_total",
-                "Binding events the daemon read from the dataplane since it started, by event: each binding made (created) and each refused (refused); with log_bindings each is a log line.",
+                "Binding events since the daemon started, by event: each binding made (created) and each refused (refused), read from the dataplane; with port blocks, each block allocated (block_allocated, from the dataplane; its bindings are not counted one by one) and released (block_released, by the sweeper). With log_bindings each is a log line.",
             ),
             &["event"],
         )?;
@@ -111,6 +111,12 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         events
             .with_label_values(&["refused"])
             .inc_by(s.binding_events.refused);
+        events
+            .with_label_values(&["block_allocated"])
+            .inc_by(s.binding_events.block_allocated);
+        events
+            .with_label_values(&["block_released"])
+            .inc_by(crate::binding_log::BLOCKS_RELEASED.load(std::sync::atomic::Ordering::Relaxed));
         r.register(Box::new(events))?;
         let ipfix = IntCounterVec::new(
             Opts::new(
@@ -144,6 +150,19 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         )?;
         held.set(b.held as i64);
         r.register(Box::new(held))?;
+        let blocks = IntGaugeVec::new(
+            Opts::new(
+                "nat64_port_blocks",
+                "Port blocks allocated to client /64s (stateful.port_block_size), by protocol (as of the last sweep).",
+            ),
+            &["protocol"],
+        )?;
+        blocks.with_label_values(&["tcp"]).set(b.blocks.tcp as i64);
+        blocks.with_label_values(&["udp"]).set(b.blocks.udp as i64);
+        blocks
+            .with_label_values(&["icmp"])
+            .set(b.blocks.icmp as i64);
+        r.register(Box::new(blocks))?;
         let size = IntGauge::new(
             "nat64_binding_table_size",
             "Capacity of each binding table (max_bindings).",

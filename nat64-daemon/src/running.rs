@@ -148,7 +148,7 @@ pub(crate) async fn wait_for_shutdown(
         while reader.drain(EVENTS_PER_TURN) == EVENTS_PER_TURN {}
     }
     // And sends their IPFIX records before it goes.
-    nat64_daemon::binding_log::configure(false, None);
+    nat64_daemon::binding_log::configure(false, false, None);
     if let Some(e) = r.ipfix.take() {
         e.finish(Duration::from_secs(2)).await;
     }
@@ -221,6 +221,7 @@ impl Running<'_, '_> {
         }
         nat64_daemon::binding_log::configure(
             st.is_some_and(|s| s.log_bindings),
+            st.is_some_and(|s| s.port_block_size != 0),
             self.ipfix.as_ref().map(|e| e.sender()),
         );
     }

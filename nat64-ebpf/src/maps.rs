@@ -12,8 +12,9 @@ use nat64_common::{
         POOL4_MAX_PREFIXES, Pool4Prefix,
     },
     state::{
-        BIB_DEFAULT_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value, BindingEvent,
-        EVENTS_BYTES, FRAG_MAX_ENTRIES, FragKey, HELD_SYN_MAX_ENTRIES, HeldSyn, PeerKey,
+        BIB_DEFAULT_MAX_ENTRIES, BLOCK_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
+        BindingEvent, BlockKey, BlockOwner, ClientBlocks, ClientBlocksKey, EVENTS_BYTES,
+        FRAG_MAX_ENTRIES, FragKey, HELD_SYN_MAX_ENTRIES, HeldSyn, PeerKey,
         SESSION_DEFAULT_MAX_ENTRIES, SessionKey, SessionValue, SynKey,
     },
 };
@@ -110,6 +111,21 @@ pub static POOL4_LPM: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(POOL4_MA
 /// made, recounted from the binding table by the daemon's sweeper (which removes bindings).
 #[map]
 pub static CLIENTS: HashMap<[u8; 8], u64> = HashMap::with_max_entries(BIB_DEFAULT_MAX_ENTRIES, 0);
+
+/// Port blocks (`stateful.port_block_size`): the owner of each allocated block. The dataplane
+/// allocates a block by inserting it (`BPF_NOEXIST`), the daemon's sweeper releases it once no
+/// binding or held-down port is left in it. Not preallocated: without blocks it stays empty.
+#[map]
+pub static BLOCKS: HashMap<BlockKey, BlockOwner> =
+    HashMap::with_max_entries(BLOCK_MAX_ENTRIES, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
+/// Port blocks: each client /64's blocks per protocol, where its new bindings take ports.
+/// Written here when a block is allocated, rebuilt from `BLOCKS` by the sweeper.
+#[map]
+pub static CLIENT_BLOCKS: HashMap<ClientBlocksKey, ClientBlocks> = HashMap::with_max_entries(
+    BIB_DEFAULT_MAX_ENTRIES,
+    aya_ebpf::bindings::BPF_F_NO_PREALLOC,
+);
 
 /// This node's own IPv6 addresses (value unused), written by the daemon at start, on reload
 /// and at each re-sync: an ICMPv6 error from one of them that reaches the translator link is
@@ -239,6 +255,13 @@ pub struct Scratch {
     pub peer: PeerKey,
     /// Stateful NAT64, 6 to 4: the binding event being pushed (`stateful::outbound`).
     pub event: BindingEvent,
+    /// Stateful NAT64, 6 to 4: the search for a free port of a new binding
+    /// (`stateful::try_port`), and the client's port blocks it searches.
+    pub tries: crate::stateful::Tries,
+    pub blocks_key: ClientBlocksKey,
+    pub blocks: ClientBlocks,
+    pub block_key: BlockKey,
+    pub block_owner: BlockOwner,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

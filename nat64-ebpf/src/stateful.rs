@@ -16,16 +16,19 @@ use nat64_common::{
     DropReason,
     maps::{CONFIG_F2_ADF, Config, POOL4_MAX_PREFIXES},
     state::{
-        BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
-        BindingEvent, EVENT_CREATED, EVENT_REFUSED, FragKey, HELD_SYN_BYTES, PeerKey, SessionKey,
-        SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST, TCP_FLAG_SYN, TCP_SYN, candidate_port,
-        client_key, next_candidate, pool4_index, tcp_next,
+        BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, BindingEvent,
+        BlockKey, BlockOwner, EVENT_BLOCK, EVENT_CREATED, EVENT_REFUSED, FragKey, HELD_SYN_BYTES,
+        MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST,
+        TCP_FLAG_SYN, TCP_SYN, candidate_port, client_key, next_candidate, pool4_index, tcp_next,
     },
 };
 
 use crate::{
     frame::Frame,
-    maps::{BIB4, BIB6, CLIENTS, EVENTS, FRAGS, HELD_SYNS, PEERS, POOL4, POOL4_LPM, SESSIONS},
+    maps::{
+        BIB4, BIB6, BLOCKS, CLIENT_BLOCKS, CLIENTS, EVENTS, FRAGS, HELD_SYNS, PEERS, POOL4,
+        POOL4_LPM, SESSIONS,
+    },
     packet::ETH_LEN,
 };
 
@@ -66,8 +69,9 @@ pub fn outbound(cfg: &Config, src6: &[u8; 16], ports: u32, proto: u8, tcp_flags:
         s.remote_port = (ports as u16).to_be_bytes();
     }
     match bind(cfg, src6, (ports >> 16) as u16, proto, tcp_flags) {
-        Ok(false) => {}
-        Ok(true) => push_event(EVENT_CREATED, 0),
+        // With port blocks the block is the record (its event pushed when it was allocated).
+        Ok(true) if cfg.block_size == 0 || cfg.det.enabled() => push_event(EVENT_CREATED, 0),
+        Ok(_) => {}
         Err(r) => {
             push_event(EVENT_REFUSED, r as u8);
             return OUTBOUND_ERR | r as u64;
@@ -415,7 +419,34 @@ fn push_event(kind: u8, reason: u8) {
         port4: if created { s.bib6_val.port4 } else { [0; 2] },
         addr6: s.bib6_key.addr6,
         addr4: if created { s.bib6_val.addr4 } else { [0; 4] },
-        _pad2: [0; 4],
+        port_end: [0; 2],
+        _pad2: [0; 2],
+    };
+    if EVENTS.output::<BindingEvent>(&s.event, 0).is_err() {
+        crate::stats::add(nat64_common::Counter::EventsLost, 1);
+    }
+}
+
+/// Pushes the event of the port block just allocated (`block_key`, `block_owner` and the
+/// search's block at hand in the scratch slot): the client's /64, the pool4 address and the
+/// block's first and last port. Inlined, like [`push_event`].
+#[inline(always)]
+fn push_block_event(s: &mut crate::maps::Scratch) {
+    let c = s.block_owner.client;
+    s.event = BindingEvent {
+        time_ns: s.block_owner.since_ns,
+        kind: EVENT_BLOCK,
+        proto: s.block_key.proto,
+        reason: 0,
+        _pad: 0,
+        port6: [0; 2],
+        port4: (s.tries.cur_lo as u16).to_be_bytes(),
+        addr6: [
+            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+        addr4: s.block_key.addr4,
+        port_end: (s.tries.cur_hi as u16).to_be_bytes(),
+        _pad2: [0; 2],
     };
     if EVENTS.output::<BindingEvent>(&s.event, 0).is_err() {
         crate::stats::add(nat64_common::Counter::EventsLost, 1);
@@ -449,8 +480,10 @@ fn bind(
         s.bib6_val = *v;
         return Ok(false);
     }
+    // From here on the address is read back from the slot, not kept in registers: across the
+    // helper calls below they would be spilled to the stack, which has no room left.
     // RFC 6888 REQ-4: a /64 may hold only so many bindings.
-    s.client = client_key(src6);
+    s.client = client_key(&s.bib6_key.addr6);
     if cfg.per_client_limit != 0 {
         // SAFETY: read-only lookup of a plain value, copied out.
         let held = unsafe { CLIENTS.get(&s.client) }.copied().unwrap_or(0);
@@ -466,7 +499,7 @@ fn bind(
     let addr4 = if cfg.det.enabled() {
         // RFC 7422: the client's address and port block follow from the configuration.
         // A source outside the clients' prefix has none: refused.
-        let index = deterministic_index(cfg, src6);
+        let index = deterministic_index(cfg, &s.bib6_key.addr6);
         if index == u64::MAX {
             return Err(DropReason::PoolExhausted);
         }
@@ -475,49 +508,37 @@ fn bind(
         hi = b as u16;
         pool_address_at(cfg, (b >> 32) as u32)
     } else {
-        pool_address(cfg, src6)
-    };
-    s.bib4_key = Bib4Key {
-        addr4,
-        port4: [0; 2],
-        proto,
-        _pad: 0,
-    };
-    s.bib4_val = Bib4Value {
-        addr6: *src6,
-        port6: port6.to_be_bytes(),
-        tcp: 0,
-        flags: 0,
-        _pad: [0; 4],
-        last_ns: 0,
-    };
-    s.bib6_val = Bib6Value {
-        addr4,
-        port4: [0; 2],
-        tcp: tcp_next(0, tcp_flags),
-        flags: 0,
-        last_ns: now,
+        pool_address(cfg, &s.bib6_key.addr6)
     };
     if addr4 == [0; 4] {
         return Err(DropReason::PoolExhausted);
     }
-    let mut tries = Tries {
-        lo,
-        hi,
-        port6,
-        outcome: TRY_NONE,
-        last: 0,
-    };
-    // SAFETY: `try_port` reads and writes only `tries`, which outlives the call.
+    s.bib4_key.addr4 = addr4;
+    s.bib4_key.port4 = [0; 2];
+    s.bib4_key.proto = proto;
+    s.bib4_key._pad = 0;
+    s.bib4_val.addr6 = s.bib6_key.addr6;
+    s.bib4_val.port6 = s.bib6_key.port6;
+    s.bib4_val.tcp = 0;
+    s.bib4_val.flags = 0;
+    s.bib4_val._pad = [0; 4];
+    s.bib4_val.last_ns = 0;
+    s.bib6_val.addr4 = addr4;
+    s.bib6_val.port4 = [0; 2];
+    s.bib6_val.tcp = tcp_next(0, tcp_flags);
+    s.bib6_val.flags = 0;
+    s.bib6_val.last_ns = now;
+    start_search(cfg, ((lo as u32) << 16) | hi as u32, port6);
+    // SAFETY: `try_port` reads and writes only the scratch slot.
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
-            PORT_TRIES,
+            SEARCH_STEPS,
             try_port as *mut core::ffi::c_void,
-            &mut tries as *mut Tries as *mut core::ffi::c_void,
+            core::ptr::null_mut(),
             0,
         );
     }
-    match tries.outcome {
+    match s.tries.outcome {
         TRY_BOUND => {
             count_client(&s.client);
             Ok(true)
@@ -538,15 +559,97 @@ fn bind(
     }
 }
 
-/// State of the port-trying loop, shared with its `bpf_loop` callback.
+/// Sets up the search for a new binding's port ([`try_port`]) over the range `lo..=hi`
+/// (`range` packed as `lo << 16 | hi`): the client's port blocks (`stateful.port_block_size`)
+/// or one block that is the whole range (or the deterministic block).
+///
+/// Not inlined, and field by field: `outbound`'s frame is on the deepest call chain of the
+/// 512-byte BPF stack, and this one sits where `try_port` does, one call below it.
+#[inline(never)]
+fn start_search(cfg: &Config, range: u32, port6: u16) {
+    let Ok(s) = crate::scratch::get() else {
+        return;
+    };
+    let (lo, hi) = (range >> 16, range & 0xffff);
+    let span = hi - lo + 1;
+    let t = &mut s.tries;
+    t.base = lo;
+    // SAFETY: plain helper call.
+    t.start = unsafe { bpf_get_prandom_u32() };
+    t.port6 = port6;
+    t.outcome = TRY_NONE;
+    t.last = 0;
+    t.left = 0;
+    t.visited = 0;
+    t.fresh = 0;
+    if cfg.block_size == 0 || cfg.det.enabled() {
+        t.size = span;
+        t.blocks = 1;
+        t.per_block = PORT_TRIES as u16;
+        t.max = 1;
+        t.alloc_left = 0;
+        s.blocks.count = 1;
+        s.blocks.index[0] = 0;
+        return;
+    }
+    // Port blocks: the client's blocks on its address, then new ones as they fill up.
+    let size = cfg.block_size as u32;
+    let blocks = span / size;
+    t.size = size;
+    t.blocks = blocks;
+    // One parity's worth of each block: a block whose ports of the flow's parity are all
+    // taken is searched through (RFC 6056 section 3.3.2's sequential search, in the block).
+    t.per_block = size.div_ceil(2).min(BLOCK_TRIES) as u16;
+    t.max = cfg.max_blocks.min(MAX_CLIENT_BLOCKS as u16) as u8;
+    t.alloc_left = blocks.min(ALLOC_TRIES) as u8;
+    s.blocks_key.client = s.client;
+    s.blocks_key.proto = s.bib4_key.proto;
+    s.blocks_key._pad = [0; 3];
+    let addr4 = s.bib4_key.addr4;
+    match CLIENT_BLOCKS.get_ptr(&s.blocks_key) {
+        // SAFETY: a value pointer from a successful lookup, valid for this program run.
+        Some(b) if unsafe { (*b).addr4 } == addr4 => {
+            // SAFETY: as above.
+            let b = unsafe { &*b };
+            s.blocks.count = b.count.min(MAX_CLIENT_BLOCKS as u8);
+            s.blocks.index = b.index;
+        }
+        // None yet, or blocks on another address (pool4 changed since): new ones here.
+        _ => s.blocks.count = 0,
+    }
+    s.blocks.addr4 = addr4;
+    s.blocks._pad = [0; 3];
+}
+
+/// The search for a new binding's port ([`try_port`]), in the scratch slot (the stack has no
+/// room for it): the blocks it looks in (the client's port blocks, or one block that is the
+/// whole range), the block at hand and the port tried last.
 #[repr(C)]
-struct Tries {
-    lo: u16,
-    hi: u16,
-    port6: u16,
-    outcome: u16,
+pub struct Tries {
+    /// The bottom of the protocol's range (or of the deterministic block), ports per block,
+    /// and the blocks of the range (for allocating one).
+    pub base: u32,
+    pub size: u32,
+    pub blocks: u32,
+    /// A random value: where the search starts, among the blocks and in the range.
+    pub start: u32,
+    /// The block at hand.
+    pub cur_lo: u32,
+    pub cur_hi: u32,
+    pub port6: u16,
+    pub outcome: u16,
     /// The port tried last.
-    last: u16,
+    pub last: u16,
+    /// Tries left in the block at hand, and how many a block gets.
+    pub left: u16,
+    pub per_block: u16,
+    /// How many of the client's blocks were searched; the most it may hold; block
+    /// allocations left to try.
+    pub visited: u8,
+    pub max: u8,
+    pub alloc_left: u8,
+    /// The next try is the first in its block: a random port, not the one after the last.
+    pub fresh: u8,
 }
 const TRY_NONE: u16 = 0;
 const TRY_BOUND: u16 = 1;
@@ -554,42 +657,123 @@ const TRY_RACE: u16 = 2;
 const TRY_FULL: u16 = 3;
 /// The errno a full preallocated hash map answers an insert with.
 const E2BIG: i32 = 7;
+/// Port blocks: the most tries in one block, and the most blocks tried for an allocation.
+const BLOCK_TRIES: u32 = 32;
+const ALLOC_TRIES: u32 = 64;
+/// The most steps of the search: every try in every block a client may hold, the block
+/// allocations, and the tries in the new block. The search ends as soon as it is decided.
+const SEARCH_STEPS: u32 = (MAX_CLIENT_BLOCKS as u32 + 1) * BLOCK_TRIES + ALLOC_TRIES;
 
-/// One candidate port (RFC 6056 section 3.3.2: a random start, then the next ones; parity kept).
-/// Runs under `bpf_loop`, verified once.
-/// The insert into BIB4 is the allocation: it fails when the port is taken (or held down,
-/// or the table is full), and the next candidate is tried.
-extern "C" fn try_port(i: u64, c: *mut core::ffi::c_void) -> i64 {
-    // SAFETY: `c` is the `Tries` that `bind` passed to `bpf_loop`.
-    let c = unsafe { &mut *(c as *mut Tries) };
+/// What [`next_block`] found: a block to try ports in, a block allocation that failed (the
+/// next step tries another), or nowhere left to look.
+const NEXT_READY: u8 = 0;
+const NEXT_AGAIN: u8 = 1;
+const NEXT_NONE: u8 = 2;
+
+/// Moves the search to its next block: the next of the client's blocks not searched yet, else
+/// (port blocks, while the client holds fewer than it may) a new block allocated now, one
+/// allocation try per step. A block is allocated by inserting it into `BLOCKS` (`BPF_NOEXIST`:
+/// a block has one owner), starting at a random block and going on in order.
+#[inline(always)]
+fn next_block(s: &mut crate::maps::Scratch) -> u8 {
+    let t = &mut s.tries;
+    let count = s.blocks.count;
+    if t.visited < count {
+        let b = (t.start + t.visited as u32) % count as u32;
+        t.visited += 1;
+        let index = s.blocks.index[(b as usize) & (MAX_CLIENT_BLOCKS - 1)] as u32;
+        t.cur_lo = t.base + index * t.size;
+        t.cur_hi = t.cur_lo + t.size - 1;
+        t.left = t.per_block;
+        t.fresh = 1;
+        return NEXT_READY;
+    }
+    if count >= t.max || t.alloc_left == 0 || t.blocks == 0 {
+        return NEXT_NONE;
+    }
+    t.alloc_left -= 1;
+    let index = (t.start.wrapping_add(t.alloc_left as u32)) % t.blocks;
+    let first = t.base + index * t.size;
+    let size = t.size;
+    s.block_key = BlockKey {
+        addr4: s.blocks.addr4,
+        proto: s.bib4_key.proto,
+        _pad: 0,
+        index: index as u16,
+    };
+    s.block_owner = BlockOwner {
+        client: s.client,
+        // SAFETY: plain helper call.
+        since_ns: unsafe { bpf_ktime_get_coarse_ns() },
+        flags: 0,
+        _pad: 0,
+        first: first as u16,
+        size: size as u16,
+        _pad2: [0; 2],
+    };
+    if BLOCKS
+        .insert(&s.block_key, &s.block_owner, BPF_NOEXIST as u64)
+        .is_err()
+    {
+        return NEXT_AGAIN;
+    }
+    s.blocks.index[(count as usize) & (MAX_CLIENT_BLOCKS - 1)] = index as u16;
+    s.blocks.count = count + 1;
+    let _ = CLIENT_BLOCKS.insert(&s.blocks_key, &s.blocks, 0);
+    let t = &mut s.tries;
+    t.visited = count + 1;
+    t.cur_lo = first;
+    t.cur_hi = t.cur_lo + t.size - 1;
+    t.left = t.per_block;
+    t.fresh = 1;
+    push_block_event(s);
+    NEXT_READY
+}
+
+/// One step of a new binding's search for a port (RFC 6056 section 3.3.2: a random start in a
+/// block, then the next ports of the same parity). Runs under `bpf_loop`, verified once. The
+/// insert into BIB4 is the allocation: it fails when the port is taken (or held down, or the
+/// table is full), and the next candidate is tried.
+extern "C" fn try_port(i: u64, _c: *mut core::ffi::c_void) -> i64 {
     let Ok(s) = crate::scratch::get() else {
         return 1;
     };
+    if s.tries.left == 0 {
+        match next_block(s) {
+            NEXT_READY => {}
+            NEXT_AGAIN => return 0,
+            _ => return 1,
+        }
+    }
+    let (lo, hi) = (s.tries.cur_lo as u16, s.tries.cur_hi as u16);
     // RFC 6146 section 3.5.2.2, simultaneous open: an IPv4 SYN from the host this SYN goes
     // to, held because it found no binding, gives the new binding its pool4 port, so that
-    // both SYNs belong to one connection.
+    // both SYNs belong to one connection (if the port is in the block at hand).
     // (A new TCP binding whose IPv6 side is at `TCP_SYN` was made by a SYN.)
     let held = if i == 0 && s.bib4_key.proto == BIB_TCP && s.bib6_val.tcp == TCP_SYN {
         held_port(s)
     } else {
         0
     };
-    let port = if held != 0 {
+    let t = &mut s.tries;
+    let port = if held != 0 && lo <= held && held <= hi {
         held
-    } else if i == 0 {
+    } else if t.fresh != 0 {
         // SAFETY: plain helper call.
         let random = unsafe { bpf_get_prandom_u32() };
-        candidate_port(random, c.lo, c.hi, c.port6)
+        candidate_port(random, lo, hi, t.port6)
     } else {
-        next_candidate(c.last, c.lo, c.hi)
+        next_candidate(t.last, lo, hi)
     };
-    c.last = port;
+    t.fresh = 0;
+    t.left -= 1;
+    t.last = port;
     let port4 = port.to_be_bytes();
     s.bib4_key.port4 = port4;
     if let Err(e) = BIB4.insert(&s.bib4_key, &s.bib4_val, BPF_NOEXIST as u64) {
         // -E2BIG: the preallocated table has no free entry; no other port will fare better.
         if e == -E2BIG {
-            c.outcome = TRY_FULL;
+            s.tries.outcome = TRY_FULL;
             return 1;
         }
         return 0;
@@ -599,10 +783,10 @@ extern "C" fn try_port(i: u64, c: *mut core::ffi::c_void) -> i64 {
         .insert(&s.bib6_key, &s.bib6_val, BPF_NOEXIST as u64)
         .is_ok()
     {
-        c.outcome = TRY_BOUND;
+        s.tries.outcome = TRY_BOUND;
     } else {
         let _ = BIB4.remove(&s.bib4_key);
-        c.outcome = TRY_RACE;
+        s.tries.outcome = TRY_RACE;
     }
     1
 }

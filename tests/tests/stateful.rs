@@ -1577,3 +1577,149 @@ fn deterministic_mapping_keeps_each_client_in_its_block() {
         ]
     );
 }
+
+/// Port blocks (`port_block_size`, RFC 6888 section 5): a /64's bindings take ports in its own
+/// blocks of its pool4 address, a new block comes when its blocks have no port of the flow's
+/// parity left, up to `per_client_limit` ports' worth of blocks, and another /64 never gets a
+/// port in them. The sweeper releases a block once no binding or held-down port is left in
+/// it, in two passes, after which another client may get it.
+#[test]
+fn port_blocks_keep_each_slash_64_in_its_own_blocks() {
+    use nat64_common::state::BLOCK_F_RELEASING;
+    // 2000-2063 in 8 blocks of 8 ports (4 of each parity); 2 blocks per /64 at most.
+    let mut x = Loaded::load(
+        "stateful port blocks",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/32\"\nports = \"2000-2063\"\nper_client_limit = 16\nport_block_size = 8\nport_hold_down_secs = 0\n",
+    );
+    let block = |port: u16| (port - 2000) / 8;
+    let mut a_blocks = std::collections::BTreeSet::new();
+    // Four even ports fill one block's even half (A and A2 share their /64).
+    let mut first = Vec::new();
+    for (src, port6) in [(A, 40000), (A2, 40002), (A, 40004), (A2, 40006)] {
+        let (action, out, _) = x.run_counted(&udp6(src, port6, SERVER6, 53, b"ok"));
+        assert_eq!(action, XDP_PASS);
+        let (addr4, port4, _) = src_of(&out);
+        assert_eq!(addr4, [198, 51, 100, 200]);
+        assert_eq!(port4 % 2, 0, "parity kept: {port4}");
+        first.push(block(port4));
+    }
+    assert!(
+        first.iter().all(|b| *b == first[0]),
+        "one block for the /64's first four even ports: {first:?}"
+    );
+    a_blocks.insert(first[0]);
+    // An odd port still fits in it.
+    let (_, out, _) = x.run_counted(&udp6(A, 40001, SERVER6, 53, b"ok"));
+    assert_eq!(block(src_of(&out).1), first[0]);
+    // A fifth even port takes a second block, and four more fill it.
+    for port6 in [40008, 40010, 40012, 40014] {
+        let (action, out, _) = x.run_counted(&udp6(A, port6, SERVER6, 53, b"ok"));
+        assert_eq!(action, XDP_PASS);
+        let b = block(src_of(&out).1);
+        assert_ne!(b, first[0], "the first block has no even port left");
+        a_blocks.insert(b);
+    }
+    assert_eq!(a_blocks.len(), 2, "{a_blocks:?}");
+    // A third block would exceed per_client_limit's 16 ports: refused (pool exhausted for
+    // this /64), while its odd ports still bind.
+    let (action, _, moved) = x.run_counted(&udp6(A, 40016, SERVER6, 53, b"no"));
+    assert_eq!(action, XDP_TX, "refused with ICMPv6 Address Unreachable");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1),
+            (Counter::Generated(Generated::AddressUnreachable), 1)
+        ]
+    );
+    let (_, out, _) = x.run_counted(&udp6(A, 40003, SERVER6, 53, b"ok"));
+    assert!(a_blocks.contains(&block(src_of(&out).1)));
+    // Another /64 gets blocks of its own.
+    let mut b_blocks = std::collections::BTreeSet::new();
+    for port6 in [50000, 50002, 50004, 50006, 50008] {
+        let (action, out, _) = x.run_counted(&udp6(B, port6, SERVER6, 53, b"ok"));
+        assert_eq!(action, XDP_PASS);
+        b_blocks.insert(block(src_of(&out).1));
+    }
+    assert_eq!(b_blocks.len(), 2);
+    assert!(a_blocks.is_disjoint(&b_blocks), "{a_blocks:?} {b_blocks:?}");
+    // The block table says the same, with each block's ports.
+    let st = x.cfg.stateful.clone().unwrap();
+    let listed = x.dp.bindings().unwrap().list_blocks();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    for (k, o) in &listed {
+        assert_eq!((k.addr4, k.proto, o.size), ([198, 51, 100, 200], 17, 8));
+        assert_eq!(o.first, 2000 + k.index * 8);
+        let mine = if o.client == A[..8] {
+            &a_blocks
+        } else {
+            assert_eq!(o.client, B[..8]);
+            &b_blocks
+        };
+        assert!(mine.contains(&k.index), "{k:?} {o:?}");
+    }
+    // Everything expires (no hold-down): the first pass marks the blocks, the second releases
+    // them, and then a new client may get any of them.
+    let later = now_ns() + 360 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&st, later, 1000).unwrap();
+    assert_eq!((swept.blocks.udp, swept.blocks_released), (4, 0));
+    assert!(
+        x.dp.bindings()
+            .unwrap()
+            .list_blocks()
+            .iter()
+            .all(|(_, o)| o.flags & BLOCK_F_RELEASING != 0)
+    );
+    let swept =
+        x.dp.bindings()
+            .unwrap()
+            .sweep(&st, later + 1, 1000)
+            .unwrap();
+    assert_eq!((swept.blocks.udp, swept.blocks_released), (0, 4));
+    assert!(x.dp.bindings().unwrap().list_blocks().is_empty());
+    let (action, out, _) = x.run_counted(&udp6(B, 50010, SERVER6, 53, b"ok"));
+    assert_eq!(action, XDP_PASS);
+    assert!((2000..2064).contains(&src_of(&out).1));
+    assert_eq!(x.dp.bindings().unwrap().list_blocks().len(), 1);
+}
+
+/// A block in use is never released: the sweeper's first pass marks only blocks with no
+/// binding or held-down port left, and a binding made in a marked block keeps it.
+#[test]
+fn a_port_block_in_use_or_held_down_is_kept() {
+    let mut x = Loaded::load(
+        "stateful port blocks held",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/32\"\nports = \"2000-2063\"\nper_client_limit = 8\nport_block_size = 8\n",
+    );
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"ok"));
+    let port = src_of(&out).1;
+    let st = x.cfg.stateful.clone().unwrap();
+    // Alive: kept.
+    let now = now_ns() + 2_000_000_000;
+    for _ in 0..2 {
+        let swept = x.dp.bindings().unwrap().sweep(&st, now, 1000).unwrap();
+        assert_eq!((swept.blocks.udp, swept.blocks_released), (1, 0));
+    }
+    // Expired, its port held down for 120 s: the block stays its client's.
+    let later = now_ns() + 360 * 1_000_000_000;
+    for dt in [0, 60] {
+        let swept =
+            x.dp.bindings()
+                .unwrap()
+                .sweep(&st, later + dt * 1_000_000_000, 1000)
+                .unwrap();
+        assert_eq!(
+            (swept.held, swept.blocks.udp, swept.blocks_released),
+            (1, 1, 0)
+        );
+    }
+    // Hold-down over: the port goes, then the block in two passes.
+    let end = later + 121 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&st, end, 1000).unwrap();
+    assert_eq!(swept.released, 1);
+    let swept = x.dp.bindings().unwrap().sweep(&st, end + 1, 1000).unwrap();
+    assert_eq!(swept.blocks_released, 1);
+    // A new flow of the same /64 gets a block again; the released port may be in it.
+    let (action, out, _) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"ok"));
+    assert_eq!(action, XDP_PASS);
+    assert!((2000..2064).contains(&src_of(&out).1), "{port}");
+}

@@ -194,6 +194,18 @@ fn answer(command: &Command, dp: &mut Dataplane, cfg: &mut Config) -> Result<Str
                 .map(|s| format!("{}\n", s.describe(now)))
                 .collect())
         }
+        Command::Blocks(f) => {
+            stateful()?;
+            let tables = dp.bindings().map_err(|e| e.to_string())?;
+            let now = crate::bindings::now_ns();
+            Ok(tables
+                .list_blocks()
+                .iter()
+                .filter(|(k, o)| crate::bindings::block_matches(k, o, f.protocol, f.address))
+                .take(MAX_LISTED)
+                .map(|(k, o)| format!("{}\n", crate::bindings::describe_block(k, o, now)))
+                .collect())
+        }
         Command::BindingsAdd {
             protocol,
             ipv6,

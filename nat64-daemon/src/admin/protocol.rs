@@ -43,6 +43,8 @@ pub enum Command {
     Bindings(Filter),
     /// The sessions (RFC 6146 section 3.5), one per line.
     Sessions(Filter),
+    /// The port blocks (`stateful.port_block_size`), one per line.
+    Blocks(Filter),
     /// Adds a static binding.
     BindingsAdd {
         protocol: Protocol,
@@ -82,6 +84,7 @@ impl fmt::Display for Command {
             Command::EamRemove { ipv6 } => write!(f, "eam-remove {ipv6}"),
             Command::Bindings(x) => filter(f, "bindings", x),
             Command::Sessions(x) => filter(f, "sessions", x),
+            Command::Blocks(x) => filter(f, "blocks", x),
             Command::BindingsAdd {
                 protocol,
                 ipv6,
@@ -140,6 +143,7 @@ impl FromStr for Command {
             },
             ["bindings", rest @ ..] => Command::Bindings(filter(rest)?),
             ["sessions", rest @ ..] => Command::Sessions(filter(rest)?),
+            ["blocks", rest @ ..] => Command::Blocks(filter(rest)?),
             ["bindings-add", p, v6, v4] => Command::BindingsAdd {
                 protocol: p.parse()?,
                 ipv6: value(v6, "[IPV6]:PORT")?,
@@ -222,6 +226,10 @@ mod tests {
             Command::Sessions(Filter {
                 protocol: Some(Protocol::Tcp),
                 address: Some("192.0.2.2".parse().unwrap()),
+            }),
+            Command::Blocks(Filter {
+                protocol: Some(Protocol::Udp),
+                address: Some("2001:db8::1".parse().unwrap()),
             }),
             Command::BindingsAdd {
                 protocol: Protocol::Udp,

@@ -254,6 +254,14 @@ impl Config {
                 if a.session_capacity() != b.session_capacity() {
                     return restart("stateful.max_sessions");
                 }
+                // Blocks are laid out by their size and the port ranges; blocks of two layouts
+                // could overlap.
+                let ranges = |s: &crate::config::Stateful| [s.range(0), s.range(1), s.range(2)];
+                if a.port_block_size != b.port_block_size
+                    || (b.port_block_size != 0 && ranges(a) != ranges(b))
+                {
+                    return restart("stateful.port_block_size");
+                }
             }
             _ => return restart("stateful"),
         }
@@ -559,6 +567,8 @@ impl Config {
             c.det = st
                 .deterministic_map()
                 .unwrap_or(nat64_common::deterministic::Deterministic::OFF);
+            c.block_size = st.port_block_size;
+            c.max_blocks = st.max_blocks().min(u32::from(u16::MAX)) as u16;
         }
         c
     }

@@ -101,6 +101,14 @@ pub struct Stateful {
     /// are chosen at random over the whole range (RFC 6056), and the binding log is the record.
     #[serde(default)]
     pub deterministic: Option<DeterministicMapping>,
+    /// Port blocks (RFC 6888 section 5, RFC 7422 section 1): each IPv6 /64 gets a block of
+    /// this many consecutive ports of its pool4 address (per protocol) with its first binding,
+    /// and more blocks on demand, up to `per_client_limit` ports (at most 8 blocks); its
+    /// bindings take random ports inside its blocks. The log and IPFIX then carry one record
+    /// per block (allocated, released) instead of one per binding. A block is released once no
+    /// binding is left in it and its ports' hold-down is over. 0 (the default): no blocks.
+    #[serde(default)]
+    pub port_block_size: u16,
 }
 
 /// `[stateful.deterministic]`: the clients, as sub-prefixes of one prefix.
@@ -190,6 +198,17 @@ impl Stateful {
                 domain: self.ipfix_observation_domain,
                 template_refresh: std::time::Duration::from_secs(self.ipfix_template_refresh_secs),
             })
+    }
+
+    /// Port blocks: the most one /64 holds per protocol, enough for `per_client_limit` ports
+    /// (the most there is room for without a limit); 0 without blocks.
+    pub fn max_blocks(&self) -> u32 {
+        use nat64_common::state::MAX_CLIENT_BLOCKS;
+        match (self.port_block_size, self.per_client_limit) {
+            (0, _) => 0,
+            (_, 0) => MAX_CLIENT_BLOCKS as u32,
+            (size, limit) => limit.div_ceil(u32::from(size)),
+        }
     }
 
     /// The size of the session table: `max_sessions`, or twice `max_bindings`.
@@ -397,6 +416,9 @@ pub(super) fn validate_stateful(
     if let Some(d) = &st.deterministic {
         validate_deterministic(st, d)?;
     }
+    if st.port_block_size != 0 {
+        validate_port_blocks(st)?;
+    }
     if !(1..=3600).contains(&st.ipfix_template_refresh_secs) {
         return Err(invalid(
             "stateful.ipfix_template_refresh_secs",
@@ -508,6 +530,50 @@ impl std::str::FromStr for Protocol {
             )),
         }
     }
+}
+
+/// Port blocks: at least two ports (both parities), a block within every protocol's range,
+/// and `per_client_limit` within the blocks one /64 may hold.
+fn validate_port_blocks(st: &Stateful) -> Result<(), ConfigError> {
+    use nat64_common::state::MAX_CLIENT_BLOCKS;
+    let field = "stateful.port_block_size";
+    let size = st.port_block_size;
+    if st.deterministic.is_some() {
+        return Err(invalid(
+            field,
+            "deterministic mapping ([stateful.deterministic]) gives each client its block already: set one or the other",
+        ));
+    }
+    if size < 2 {
+        return Err(invalid(
+            field,
+            "a block needs at least 2 ports (one of each parity)",
+        ));
+    }
+    for (i, name) in ["tcp", "udp", "icmp"].into_iter().enumerate() {
+        let r = st.range(i);
+        if u32::from(r.1) - u32::from(r.0) + 1 < u32::from(size) {
+            return Err(invalid(
+                field,
+                format!(
+                    "{size} ports is more than the {name} range {}-{} holds",
+                    r.0, r.1
+                ),
+            ));
+        }
+    }
+    if st.max_blocks() as usize > MAX_CLIENT_BLOCKS {
+        return Err(invalid(
+            field,
+            format!(
+                "per_client_limit = {} takes {} blocks of {size}; a /64 holds at most {MAX_CLIENT_BLOCKS}: make the blocks at least {} ports, or lower per_client_limit",
+                st.per_client_limit,
+                st.max_blocks(),
+                st.per_client_limit.div_ceil(MAX_CLIENT_BLOCKS as u32)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 7422 mapping: the clients' prefix well formed, their count within reach, and a block

@@ -528,3 +528,55 @@ fn deterministic_mapping_is_computed_and_checked() {
     ));
     assert!(e.contains("less than 2 tcp ports"), "{e}");
 }
+
+#[test]
+fn port_blocks_are_sized_and_checked() {
+    let base = "[stateful]\npool4 = \"203.0.113.0/30\"\nports = \"1024-65535\"\n";
+    // The default limit (4096 ports) in blocks of 512: 8 blocks.
+    let c = Config::parse(&format!("{base}port_block_size = 512\n"), "x").unwrap();
+    let d = c.dataplane();
+    assert_eq!((d.block_size, d.max_blocks), (512, 8));
+    let c = Config::parse(
+        &format!("{base}port_block_size = 100\nper_client_limit = 250\n"),
+        "x",
+    )
+    .unwrap();
+    assert_eq!(c.dataplane().max_blocks, 3, "ceil(250 / 100)");
+    let c = Config::parse(
+        &format!("{base}port_block_size = 100\nper_client_limit = 0\n"),
+        "x",
+    )
+    .unwrap();
+    assert_eq!(
+        c.dataplane().max_blocks,
+        8,
+        "no limit: as many as a /64 holds"
+    );
+    assert_eq!(
+        Config::parse(base, "x").unwrap().dataplane().block_size,
+        0,
+        "off by default"
+    );
+    let e = err(&format!("{base}port_block_size = 128\n"));
+    assert!(
+        e.contains("stateful.port_block_size") && e.contains("at least 512"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}port_block_size = 1\nper_client_limit = 2\n"
+    ));
+    assert!(e.contains("at least 2 ports"), "{e}");
+    let e = err(&format!(
+        "{base}icmp_ids = \"1-100\"\nport_block_size = 512\n"
+    ));
+    assert!(e.contains("icmp range 1-100"), "{e}");
+    let e = err(&format!(
+        "{base}port_block_size = 512\n[stateful.deterministic]\nclients = \"2001:db8:6::/56\"\n"
+    ));
+    assert!(e.contains("one or the other"), "{e}");
+    // A reload may not change the layout of blocks.
+    let a = Config::parse(&format!("{base}port_block_size = 512\n"), "x").unwrap();
+    let b = Config::parse(&format!("{base}port_block_size = 1024\n"), "x").unwrap();
+    let e = a.check_reload(&b).unwrap_err().to_string();
+    assert!(e.contains("stateful.port_block_size"), "{e}");
+}

@@ -70,12 +70,14 @@ const XDP_PROGRAMS: [&str; 8] = [
 /// `load_with_state`): the ones that hold state worth keeping across a restart, and `PROGS`,
 /// which must outlive the daemon for its attached dispatchers to keep translating (the
 /// kernel empties a program array that nothing in user space holds).
-pub const STATE_MAPS: [&str; 10] = [
+pub const STATE_MAPS: [&str; 12] = [
     "BIB6",
     "BIB4",
     "SESSIONS",
     "PEERS",
     "CLIENTS",
+    "BLOCKS",
+    "CLIENT_BLOCKS",
     "FRAGS",
     "HELD_SYNS",
     "STATS",
@@ -296,6 +298,7 @@ impl Dataplane {
             .map_max_entries("BIB6", bindings)
             .map_max_entries("BIB4", bindings)
             .map_max_entries("CLIENTS", bindings)
+            .map_max_entries("CLIENT_BLOCKS", bindings)
             .map_max_entries("SESSIONS", sessions)
             .map_max_entries("PEERS", sessions)
             .map_max_entries("HELD_SYNS", held);

@@ -8,8 +8,11 @@ impl Dataplane {
     /// The binding tables (stateful NAT64), for the sweeper and for listing.
     pub fn bindings(&mut self) -> Result<crate::bindings::Tables<'_>, DataplaneError> {
         let (mut b6, mut b4, mut clients, mut sessions, mut peers) = (None, None, None, None, None);
+        let (mut blocks, mut client_blocks) = (None, None);
         for (name, map) in self.ebpf.maps_mut() {
             match name {
+                "BLOCKS" => blocks = Some(map),
+                "CLIENT_BLOCKS" => client_blocks = Some(map),
                 "BIB6" => b6 = Some(map),
                 "BIB4" => b4 = Some(map),
                 "CLIENTS" => clients = Some(map),
@@ -33,6 +36,12 @@ impl Dataplane {
             session_fd,
             sessions: HashMap::try_from(sessions).map_err(map_err("SESSIONS"))?,
             peers: HashMap::try_from(peers).map_err(map_err("PEERS"))?,
+            blocks: HashMap::try_from(blocks.ok_or(DataplaneError::Missing("map BLOCKS"))?)
+                .map_err(map_err("BLOCKS"))?,
+            client_blocks: HashMap::try_from(
+                client_blocks.ok_or(DataplaneError::Missing("map CLIENT_BLOCKS"))?,
+            )
+            .map_err(map_err("CLIENT_BLOCKS"))?,
         })
     }
 
