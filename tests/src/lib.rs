@@ -6,6 +6,7 @@
 //! created, addresses come from documentation ranges only, every wait is bounded, and the root
 //! namespace's routes, addresses and sysctls are never touched.
 
+pub mod collector;
 pub mod fixtures;
 pub mod frames;
 pub mod lab;

@@ -112,42 +112,13 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
         stateful: true,
-        stateful_extra: "ipfix_collector = \"127.0.0.1:4739\"\nipfix_template_refresh_secs = 1\n"
-            .to_string(),
+        stateful_extra: format!(
+            "ipfix_collector = \"{}\"\nipfix_template_refresh_secs = 1\n",
+            nat64_tests::collector::COLLECTOR
+        ),
         ..LabOptions::default()
     });
-    // The collector, on the translator node's loopback.
-    let flowdir = lab.dir().join("nfcapd");
-    std::fs::create_dir_all(&flowdir).unwrap();
-    // Killed if the test fails before it stops it (a process outlives its namespace).
-    struct Collector(std::process::Child);
-    impl Drop for Collector {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut collector = Collector(
-        lab.xlat
-            .command("nfcapd")
-            .args(["-b", "127.0.0.1", "-p", "4739", "-t", "3600", "-w"])
-            .arg(&flowdir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("nfcapd (cargo xtask setup installs nfdump)"),
-    );
-    // Until it listens (bounded), so that the test sees every record from the first.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !String::from_utf8_lossy(&lab.xlat.output("ss", &["-Hnlu", "sport = :4739"]).stdout)
-        .contains("4739")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nfcapd does not listen on 127.0.0.1:4739"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let collector = nat64_tests::collector::Collector::start(&lab);
     lab.start_daemon();
     let server = lab
         .server4
@@ -168,44 +139,7 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
         "{}",
         exit.stderr
     );
-    // nfcapd writes its file when it stops (SIGTERM).
-    // SAFETY: kill(2) on the collector this test spawned.
-    unsafe { libc::kill(collector.0.id() as i32, libc::SIGTERM) };
-    let status = collector.0.wait().expect("nfcapd");
-    let mut err = String::new();
-    if let Some(mut e) = collector.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
-    assert!(status.success() || status.code().is_none(), "nfcapd: {err}");
-    let out = std::process::Command::new("nfdump")
-        .arg("-R")
-        .arg(&flowdir)
-        .args(["-q", "-N", "-o", "raw"])
-        .output()
-        .expect("nfdump");
-    let records = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "nfdump: {}{records}\nnfcapd: {err}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // `nfdump -o raw`: one "Flow Record:" block per record, "key = value" lines.
-    let parsed: Vec<std::collections::HashMap<String, String>> = records
-        .split("Flow Record:")
-        .skip(1)
-        .map(|block| {
-            block
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| {
-                    let v = v.split_whitespace().next().unwrap_or("");
-                    let v = v.trim_end_matches(':').to_string();
-                    (k.trim().to_string(), v)
-                })
-                .collect()
-        })
-        .collect();
+    let (parsed, records) = collector.records();
     let find = |event: &str, v4: &SocketAddr| {
         parsed.iter().find(|r| {
             r.get("nat event").map(String::as_str) == Some(event)
@@ -216,7 +150,7 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
     for (client, port, v4) in &flows {
         for (event, what) in [("10", "NAT64 BIB create"), ("11", "NAT64 BIB delete")] {
             let r = find(event, v4)
-                .unwrap_or_else(|| panic!("no {what} record for {v4}:\n{records}\nnfcapd: {err}"));
+                .unwrap_or_else(|| panic!("no {what} record for {v4}:\n{records}"));
             assert_eq!(
                 r["src addr"],
                 client.to_string(),

@@ -1,6 +1,6 @@
 //! The binding log's sources (#21): how fast the dataplane pushes binding events and the
 //! daemon's reader takes them without loss, and what a new flow costs with random ports
-//! (RFC 6056) against deterministic blocks (RFC 7422).
+//! (RFC 6056) against deterministic blocks (RFC 7422) and port blocks (RFC 6888 section 5).
 
 use std::{
     sync::{
@@ -32,6 +32,8 @@ pub struct Events {
 pub struct NewFlow {
     pub random: Summary,
     pub deterministic: Summary,
+    /// Port blocks of 512 (each client's first flow allocates its block).
+    pub blocks: Summary,
 }
 
 /// The client of new flow `j`: a /64 of its own in 2001:db8:8::/48.
@@ -87,7 +89,7 @@ pub fn throughput(flows: usize) -> Events {
     }
 }
 
-/// New-flow cost at a small fill, random ports against deterministic blocks.
+/// New-flow cost at a small fill, random ports against deterministic blocks and port blocks.
 pub fn new_flow(samples: usize) -> NewFlow {
     let base = "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"203.0.113.0/24\"\nper_client_limit = 0\nmax_bindings = 65536\n";
     let measure = |cfg: &str| {
@@ -109,5 +111,6 @@ pub fn new_flow(samples: usize) -> NewFlow {
         deterministic: measure(&format!(
             "{base}[stateful.deterministic]\nclients = \"2001:db8:8::/52\"\n"
         )),
+        blocks: measure(&format!("{base}port_block_size = 512\n")),
     }
 }
