@@ -47,8 +47,9 @@ const FIELDS: [(u16, u16); 10] = [
 /// Length of one data record.
 pub const RECORD_LEN: usize = 42;
 
-/// Records per message: a message stays within 1400 bytes (a path MTU any collector path has).
-const RECORDS_PER_MESSAGE: usize = 32;
+/// Records per message: a message stays within 1400 bytes (a path MTU any collector path has),
+/// the template included.
+const RECORDS_PER_MESSAGE: usize = 30;
 
 /// One NAT event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,14 +204,26 @@ async fn export(
 ) {
     let template = template_set();
     let mut sequence: u32 = 0;
-    let mut refresh = tokio::time::interval(settings.template_refresh);
+    // The template goes out before any data, and then every `template_refresh`. Until one has
+    // been sent without an error, each data message carries it too: a collector drops data of
+    // a template it does not know (an interval's first tick is not ready at once, so records
+    // waiting at start could otherwise overtake the template).
+    let mut template_sent = send(
+        &socket,
+        &message(now_secs(), 0, settings.domain, &[&template]),
+    )
+    .await
+    .is_ok();
+    let start = tokio::time::Instant::now() + settings.template_refresh;
+    let mut refresh = tokio::time::interval_at(start, settings.template_refresh);
     let mut batch = Vec::with_capacity(RECORDS_PER_MESSAGE);
     loop {
         tokio::select! {
             _ = refresh.tick() => {
                 let m = message(now_secs(), sequence, settings.domain, &[&template]);
-                if let Err(e) = send(&socket, &m).await {
-                    tracing::debug!(error = %e, collector = %settings.collector, "IPFIX template not sent");
+                match send(&socket, &m).await {
+                    Ok(_) => template_sent = true,
+                    Err(e) => tracing::debug!(error = %e, collector = %settings.collector, "IPFIX template not sent"),
                 }
             }
             got = rx.recv() => {
@@ -224,13 +237,22 @@ async fn export(
                     }
                 }
                 let data = data_set(&batch);
-                let m = message(now_secs(), sequence, settings.domain, &[&data]);
+                let sets: &[&[u8]] = if template_sent {
+                    &[&data]
+                } else {
+                    &[&template, &data]
+                };
+                let m = message(now_secs(), sequence, settings.domain, sets);
                 sequence = sequence.wrapping_add(batch.len() as u32);
-                if let Err(e) = send(&socket, &m).await {
+                match send(&socket, &m).await {
+                    Ok(_) => {
+                        template_sent = true;
+                        tracing::debug!(records = batch.len(), sequence, "IPFIX data sent");
+                    }
                     // A collector that is down answers with ICMP port unreachable: the next
                     // send reports it. UDP export loses what it cannot deliver (RFC 7011
                     // section 10.3); the sequence numbers tell the collector how much.
-                    tracing::debug!(error = %e, collector = %settings.collector, "IPFIX message not sent");
+                    Err(e) => tracing::debug!(error = %e, collector = %settings.collector, "IPFIX message not sent"),
                 }
             }
         }

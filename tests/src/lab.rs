@@ -173,7 +173,7 @@ impl Daemon {
         let child = cmd
             .args(["run", "--config"])
             .arg(&config)
-            .env("NAT64D_LOG", "info")
+            .env("NAT64D_LOG", "info,nat64_daemon::ipfix=debug")
             .stdin(Stdio::null())
             .stdout(fs::File::create(&stdout).expect("stdout file"))
             .stderr(fs::File::create(&stderr).expect("stderr file"))

@@ -149,8 +149,8 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
     };
     for (client, port, v4) in &flows {
         for (event, what) in [("10", "NAT64 BIB create"), ("11", "NAT64 BIB delete")] {
-            let r = find(event, v4)
-                .unwrap_or_else(|| panic!("no {what} record for {v4}:\n{records}"));
+            let r =
+                find(event, v4).unwrap_or_else(|| panic!("no {what} record for {v4}:\n{records}"));
             assert_eq!(
                 r["src addr"],
                 client.to_string(),

@@ -27,6 +27,23 @@ fn slash64(a: &Ipv6Addr) -> Ipv6Addr {
     Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)
 }
 
+/// Gives the client namespace the three clients' addresses, and the translator routes back to
+/// their /64s (through the client's lab address).
+fn add_clients(lab: &Lab) {
+    for c in CLIENTS {
+        lab.client6
+            .ip(&["addr", "add", &format!("{c}/128"), "dev", "c0", "nodad"]);
+        lab.xlat.ip(&[
+            "-6",
+            "route",
+            "add",
+            &format!("{}/64", slash64(&c)),
+            "via",
+            &CLIENT6.to_string(),
+        ]);
+    }
+}
+
 /// Two UDP flows per client (each its own socket, so its own port), echoed by `server`:
 /// (client, its port, the source the server saw).
 fn flows(lab: &Lab, server: &UdpSocket, port: u16) -> Vec<(Ipv6Addr, u16, SocketAddr)> {
@@ -74,18 +91,7 @@ fn every_flow_leads_back_to_its_clients_block() {
         ),
         ..LabOptions::default()
     });
-    for c in CLIENTS {
-        lab.client6
-            .ip(&["addr", "add", &format!("{c}/128"), "dev", "c0", "nodad"]);
-        lab.xlat.ip(&[
-            "-6",
-            "route",
-            "add",
-            &format!("{}/64", slash64(&c)),
-            "via",
-            &CLIENT6.to_string(),
-        ]);
-    }
+    add_clients(&lab);
     let collector = nat64_tests::collector::Collector::start(&lab);
     lab.start_daemon();
     let server = lab
@@ -110,7 +116,10 @@ fn every_flow_leads_back_to_its_clients_block() {
     }
     let allocated = log.matches("port block allocated").count();
     assert_eq!(allocated, 3, "one block per client:\n{log}");
-    assert!(!log.contains("binding created"), "blocks replace bindings:\n{log}");
+    assert!(
+        !log.contains("binding created"),
+        "blocks replace bindings:\n{log}"
+    );
     let (ok, listed, err) = lab.bindings_cli(&["blocks"]);
     assert!(ok, "{err}");
     assert_eq!(listed.lines().count(), 3, "{listed}");
@@ -174,5 +183,66 @@ fn every_flow_leads_back_to_its_clients_block() {
             .iter()
             .any(|r| r.get("nat event").map(String::as_str) == Some("10")),
         "no record per binding:\n{raw}"
+    );
+}
+
+/// Blocks kept in pinned state across a restart that changes `port_block_size` would not
+/// describe their clients' ports, and new blocks could overlap them: the new daemon releases
+/// them and flushes the dynamic bindings, says so, and new flows get blocks of the new size.
+#[test]
+fn a_restart_with_another_block_size_starts_the_blocks_over() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        pinned_state: true,
+        stateful_extra: "port_block_size = 64\nper_client_limit = 256\n".to_string(),
+        ..LabOptions::default()
+    });
+    add_clients(&lab);
+    lab.start_daemon();
+    let server = lab
+        .server4
+        .run(|| UdpSocket::bind((SERVER4, 5311)))
+        .expect("bind server");
+    server
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let before = flows(&lab, &server, 5311);
+    let (ok, listed, err) = lab.bindings_cli(&["blocks"]);
+    assert!(ok && listed.lines().count() == 3, "{listed}{err}");
+    let exit = lab.stop_daemon();
+    assert!(exit.status.success(), "{}", exit.stderr);
+
+    // The same state, blocks of 128 now.
+    let toml = lab
+        .config_toml()
+        .replace("port_block_size = 64", "port_block_size = 128");
+    lab.start_daemon_with(&toml);
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("laid out for another port_block_size"),
+        "the restart says why the bindings went:\n{log}"
+    );
+    let (ok, bindings, _) = lab.bindings_cli(&["list"]);
+    assert!(ok && bindings.is_empty(), "flushed: {bindings}");
+    let after = flows(&lab, &server, 5311);
+    let (ok, listed, err) = lab.bindings_cli(&["blocks"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        listed.lines().count(),
+        3,
+        "one new block per client: {listed}"
+    );
+    for line in listed.lines() {
+        let ports = line.split_whitespace().nth(3).unwrap();
+        let (a, b) = ports.split_once('-').unwrap();
+        let (a, b): (u16, u16) = (a.parse().unwrap(), b.parse().unwrap());
+        assert_eq!(b - a + 1, 128, "{line}");
+        assert_eq!((a - 20000) % 128, 0, "aligned to the new size: {line}");
+    }
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "the flows go through after the restart"
     );
 }
