@@ -94,58 +94,78 @@ pub fn nat64_xdp(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// The fast path, IPv6 to IPv4 (tail-called by `nat64_xdp`).
+/// IPv6 to IPv4, tail-called by both dispatchers: `nat64_xdp` (the fast path) and
+/// `nat64_link` (the far end of the translator link).
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_xdp_6to4(ctx: XdpContext) -> u32 {
-    // The daemon writes the configuration before it attaches the program; until then nothing
-    // is ours. Used in place in the map: a copy would take 80 bytes of the 512-byte stack.
-    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
-        return xdp_action::XDP_PASS;
-    };
-    run6(&ctx, cfg)
+    match config() {
+        Ok(cfg) => run6(&ctx, cfg),
+        Err(action) => action,
+    }
 }
 
-/// The fast path, IPv4 to IPv6 (tail-called by `nat64_xdp`).
+/// IPv4 to IPv6, tail-called by both dispatchers.
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_xdp_4to6(ctx: XdpContext) -> u32 {
-    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
-        return xdp_action::XDP_PASS;
-    };
-    run4(&ctx, cfg)
+    match config() {
+        Ok(cfg) => run4(&ctx, cfg),
+        Err(action) => action,
+    }
 }
 
-/// The far end of the translator link: a dispatcher, as `nat64_xdp`.
+/// The configuration a direction program runs with: the fast path's, or for a frame that
+/// `nat64_link` dispatched (it sets `Scratch::on_link`, cleared here) the link's
+/// (`CONFIG_F_ON_LINK` set). One program serves both dispatchers, so the kernel verifies each
+/// direction once: both configurations are values of one map, and the verifier's states after
+/// the choice are the same. Used in place in the map: a copy would take 120 bytes of the
+/// 512-byte stack. Until the daemon has written it nothing is ours (the fast path passes, the
+/// link drops).
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+fn config() -> Result<&'static Config, u32> {
+    // Branch-free up to the lookup, so that the verifier walks one path on from here, not
+    // one per configuration.
+    let slot = match maps::SCRATCH.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; the dispatcher and the program it tail-called are one run
+        // on this CPU (XDP runs to completion).
+        Some(s) => unsafe {
+            let v = (*s).on_link as u32 & 1;
+            (*s).on_link = 0;
+            v
+        },
+        None => 0,
+    };
+    // `CONFIG_LINK` is 1, `CONFIG_FAST_PATH` 0.
+    const _: () = assert!(maps::CONFIG_LINK == 1 && maps::CONFIG_FAST_PATH == 0);
+    maps::CONFIG.get(slot).ok_or(if slot != 0 {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
+    })
+}
+
+/// The far end of the translator link: a dispatcher, as `nat64_xdp`, into the same direction
+/// programs (the daemon fills the link's slots with them), telling them the frame is the
+/// link's (`Scratch::on_link`).
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_link(ctx: XdpContext) -> u32 {
-    if dispatch(&ctx, maps::PROG_LINK_6TO4, maps::PROG_LINK_4TO6) {
+    let Some(s) = maps::SCRATCH.get_ptr_mut(0) else {
+        return xdp_action::XDP_DROP;
+    };
+    // SAFETY: this CPU's slot, for this run only.
+    unsafe { (*s).on_link = 1 };
+    let ip = dispatch(&ctx, maps::PROG_LINK_6TO4, maps::PROG_LINK_4TO6);
+    // Only here when no program ran: the next frame on this CPU is not the link's.
+    // SAFETY: as above.
+    unsafe { (*s).on_link = 0 };
+    if ip {
         // IP with no program in the slot: the daemon has not set the link up yet.
         return xdp_action::XDP_DROP;
     }
     xdp_action::XDP_PASS
-}
-
-/// The far end of the translator link, IPv6 to IPv4 (tail-called by `nat64_link`).
-#[cfg(target_arch = "bpf")]
-#[xdp]
-pub fn nat64_link_6to4(ctx: XdpContext) -> u32 {
-    // The same configuration with `CONFIG_F_ON_LINK` set, written by the daemon.
-    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_LINK) else {
-        return xdp_action::XDP_DROP;
-    };
-    run6(&ctx, cfg)
-}
-
-/// The far end of the translator link, IPv4 to IPv6 (tail-called by `nat64_link`).
-#[cfg(target_arch = "bpf")]
-#[xdp]
-pub fn nat64_link_4to6(ctx: XdpContext) -> u32 {
-    let Some(cfg) = maps::CONFIG.get(maps::CONFIG_LINK) else {
-        return xdp_action::XDP_DROP;
-    };
-    run4(&ctx, cfg)
 }
 
 /// Tail-calls the program for the frame's family: `v6` for IPv6, `v4` for IPv4. Returns only

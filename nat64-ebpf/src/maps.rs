@@ -262,6 +262,9 @@ pub struct Scratch {
     pub blocks: ClientBlocks,
     pub block_key: BlockKey,
     pub block_owner: BlockOwner,
+    /// Set by `nat64_link` before it tail-calls a direction program, which clears it: the
+    /// frame came through the translator link (its configuration applies).
+    pub on_link: u8,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -674,7 +674,7 @@ const NEXT_NONE: u8 = 2;
 /// (port blocks, while the client holds fewer than it may) a new block allocated now, one
 /// allocation try per step. A block is allocated by inserting it into `BLOCKS` (`BPF_NOEXIST`:
 /// a block has one owner), starting at a random block and going on in order.
-#[inline(always)]
+#[inline(never)]
 fn next_block(s: &mut crate::maps::Scratch) -> u8 {
     let t = &mut s.tries;
     let count = s.blocks.count;

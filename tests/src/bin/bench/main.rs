@@ -220,7 +220,7 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             "## Start to ready\n\nCold starts of the release `nat64d` with stateful NAT64, a translator link and one \
              interface (generic XDP) in a namespace of its own; milliseconds from the daemon's own `nat64d ready` \
              line, and from the process's start to that line as the harness saw it. The kernel verifies the \
-             programs (the direction programs `nat64_xdp_6to4`, `nat64_xdp_4to6`, their translator-link twins and \
+             programs (the direction programs `nat64_xdp_6to4` and `nat64_xdp_4to6`, which both dispatchers share, and \
              `nat64_tc`) on as many threads as there are CPUs ({} here).\n\n| start | load and verify | link and listeners | attach | process start to ready |\n|---|---|---|---|---|",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
