@@ -537,6 +537,10 @@ impl Tables<'_> {
                 .filter_map(Result::ok)
                 .collect(),
         };
+        // Port blocks: the ports each block could hold, only when there are blocks (a sweep
+        // of a million bindings without them does not collect a million ports).
+        let track_blocks =
+            st.port_block_size != 0 || self.blocks.keys().next().is_some_and(|k| k.is_ok());
         let mut ports_taken: std::collections::HashMap<([u8; 4], u8), Vec<u16>> =
             Default::default();
         for (k, v) in all4 {
@@ -552,10 +556,12 @@ impl Tables<'_> {
             }
             // A port bound or held down keeps its block (hold-down works per block: a block
             // goes only once the last of its ports is free).
-            ports_taken
-                .entry((k.addr4, k.proto))
-                .or_default()
-                .push(u16::from_be_bytes(k.port4));
+            if track_blocks {
+                ports_taken
+                    .entry((k.addr4, k.proto))
+                    .or_default()
+                    .push(u16::from_be_bytes(k.port4));
+            }
             let addr = std::net::Ipv4Addr::from(k.addr4);
             if let Some(i) = st.pool4.iter().position(|p| p.contains(&addr))
                 && let Some(row) = out.ports_used.get_mut(i)
@@ -576,10 +582,12 @@ impl Tables<'_> {
         for (k, n) in per_client {
             self.clients.insert(k, n, 0)?;
         }
-        for ports in ports_taken.values_mut() {
-            ports.sort_unstable();
+        if track_blocks {
+            for ports in ports_taken.values_mut() {
+                ports.sort_unstable();
+            }
+            self.sweep_blocks(now_ns, &ports_taken, &mut out)?;
         }
-        self.sweep_blocks(st, now_ns, &ports_taken, &mut out)?;
         Ok(out)
     }
 
@@ -591,7 +599,6 @@ impl Tables<'_> {
     /// may postdate the read). Then rebuilds each client's list from the blocks it owns.
     fn sweep_blocks(
         &mut self,
-        st: &Stateful,
         now_ns: u64,
         taken: &std::collections::HashMap<([u8; 4], u8), Vec<u16>>,
         out: &mut Sweep,
@@ -599,9 +606,6 @@ impl Tables<'_> {
         const BPF_EXIST: u64 = 2;
         let owned: Vec<(BlockKey, BlockOwner)> =
             self.blocks.iter().filter_map(Result::ok).collect();
-        if owned.is_empty() && st.port_block_size == 0 {
-            return Ok(());
-        }
         let mut lists: std::collections::HashMap<ClientBlocksKey, Vec<(u64, BlockKey)>> =
             Default::default();
         for (k, mut owner) in owned.iter().copied() {

@@ -506,6 +506,18 @@ ipv4 = "{EAM_V4}"
         )
     }
 
+    /// A UDP socket on the IPv4 server at `port`, its reads bounded by 5 s.
+    pub fn udp_server(&self, port: u16) -> std::net::UdpSocket {
+        let server = self
+            .server4
+            .run(|| std::net::UdpSocket::bind((SERVER4, port)))
+            .expect("bind server");
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        server
+    }
+
     /// The daemon's admin socket (per lab, so that labs can run side by side).
     pub fn admin_socket(&self) -> PathBuf {
         self.dir.join("admin.sock")

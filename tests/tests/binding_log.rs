@@ -5,12 +5,9 @@
 //! sweeper-found log lost those), and even for flows made while no daemon ran at all (pinned
 //! state: the next daemon reads what waited in the ring).
 
-use std::{
-    net::{SocketAddr, UdpSocket},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
-use nat64_tests::lab::{Lab, LabOptions, SERVER4};
+use nat64_tests::lab::{Lab, LabOptions};
 
 /// The log line that ties `v4` (as the server saw it) to `client`'s port: `binding created`
 /// naming both transport addresses.
@@ -40,13 +37,7 @@ fn every_short_flow_leads_back_to_its_client_through_the_log() {
         ..LabOptions::default()
     });
     lab.start_daemon();
-    let server = lab
-        .server4
-        .run(|| UdpSocket::bind((SERVER4, 5300)))
-        .expect("bind server");
-    server
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let server = lab.udp_server(5300);
 
     // Flows, then a stop at once: no sweep has run (the sweeper's first pass is a second
     // away), so only the pushed events can log them.
@@ -120,13 +111,7 @@ fn ipfix_records_at_a_real_collector_lead_back_to_each_client() {
     });
     let collector = nat64_tests::collector::Collector::start(&lab);
     lab.start_daemon();
-    let server = lab
-        .server4
-        .run(|| UdpSocket::bind((SERVER4, 5301)))
-        .expect("bind server");
-    server
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let server = lab.udp_server(5301);
     let flows = nat64_tests::peers::short_udp_flows(&lab, &server, 5301);
     // The lab's UDP timeout is 3 s and the sweeper runs every second: wait for the expiry.
     std::thread::sleep(Duration::from_secs(6));

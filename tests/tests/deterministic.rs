@@ -8,9 +8,9 @@
 //! of 2001:db8:6::200/126 (one per address, `client_prefix_len = 128`), all on one pool4
 //! address (203.0.113.200/32): 20000-29999 in four blocks of 2500.
 
-use std::{net::UdpSocket, process::Command, time::Duration};
+use std::process::Command;
 
-use nat64_tests::lab::{Lab, LabOptions, SERVER4};
+use nat64_tests::lab::{Lab, LabOptions};
 
 fn map(config: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(nat64_tests::nat64d_path())
@@ -42,13 +42,7 @@ fn every_flow_leads_back_to_its_client_offline() {
     ) + "\n[stateful.deterministic]\nclients = \"2001:db8:6::200/126\"\nclient_prefix_len = 128\n";
     assert!(toml.contains("203.0.113.200/32"), "{toml}");
     lab.start_daemon_with(&toml);
-    let server = lab
-        .server4
-        .run(|| UdpSocket::bind((SERVER4, 5302)))
-        .expect("bind server");
-    server
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let server = lab.udp_server(5302);
     let flows = nat64_tests::peers::short_udp_flows(&lab, &server, 5302);
     let exit = lab.stop_daemon();
     assert!(exit.status.success(), "{}", exit.stderr);

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nat64_tests::lab::{CLIENT6, Lab, LabOptions, SERVER4, SERVER4_AS_V6};
+use nat64_tests::lab::{CLIENT6, Lab, LabOptions, SERVER4_AS_V6};
 
 /// The clients: one address in each of three /64s besides the lab's own.
 const CLIENTS: [Ipv6Addr; 3] = [
@@ -94,13 +94,7 @@ fn every_flow_leads_back_to_its_clients_block() {
     add_clients(&lab);
     let collector = nat64_tests::collector::Collector::start(&lab);
     lab.start_daemon();
-    let server = lab
-        .server4
-        .run(|| UdpSocket::bind((SERVER4, 5310)))
-        .expect("bind server");
-    server
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let server = lab.udp_server(5310);
     let flows = flows(&lab, &server, 5310);
 
     // The log: one block per client holds both its flows' ports; no line per binding.
@@ -200,13 +194,7 @@ fn a_restart_with_another_block_size_starts_the_blocks_over() {
     });
     add_clients(&lab);
     lab.start_daemon();
-    let server = lab
-        .server4
-        .run(|| UdpSocket::bind((SERVER4, 5311)))
-        .expect("bind server");
-    server
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let server = lab.udp_server(5311);
     let before = flows(&lab, &server, 5311);
     let (ok, listed, err) = lab.bindings_cli(&["blocks"]);
     assert!(ok && listed.lines().count() == 3, "{listed}{err}");

@@ -453,14 +453,10 @@ fn a_full_binding_table_refuses_new_flows_as_table_full_and_keeps_the_old_ones()
         let (action, _, _) = x.run_counted(&udp6(src, port, SERVER6, 53, b"fits"));
         assert_eq!(action, XDP_PASS);
     }
-    let (action, _, moved) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"full"));
-    assert_eq!(action, XDP_TX, "refused, and told (Address Unreachable)");
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Dropped(Dir::V6ToV4, DropReason::TableFull), 1),
-            (Counter::Generated(Generated::AddressUnreachable), 1)
-        ]
+    assert_refused(
+        &x,
+        &udp6(A, 40002, SERVER6, 53, b"full"),
+        DropReason::TableFull,
     );
     // The bindings already made carry on.
     let (action, _, moved) = x.run_counted(&udp6(B, 40000, SERVER6, 53, b"again"));
@@ -743,14 +739,10 @@ fn a_client_slash_64_is_limited_and_others_are_not() {
         assert_eq!(action, XDP_PASS);
     }
     // A2 shares A's /64: the third binding of that /64 is refused.
-    let (action, _, moved) = x.run_counted(&udp6(A2, 40004, SERVER6, 53, b"no"));
-    assert_eq!(action, XDP_TX, "refused with ICMPv6 Address Unreachable");
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Dropped(Dir::V6ToV4, DropReason::ClientLimit), 1),
-            (Counter::Generated(Generated::AddressUnreachable), 1)
-        ]
+    assert_refused(
+        &x,
+        &udp6(A2, 40004, SERVER6, 53, b"no"),
+        DropReason::ClientLimit,
     );
     // Existing flows go on; another /64 is not limited by A's.
     assert_eq!(
@@ -797,14 +789,10 @@ fn the_port_of_an_expired_binding_is_held_down() {
         moved,
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
     );
-    let (action, _, moved) = x.run_counted(&udp6(A, 40002, SERVER6, 53, b"new"));
-    assert_eq!(action, XDP_TX, "refused, and told");
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1),
-            (Counter::Generated(Generated::AddressUnreachable), 1)
-        ]
+    assert_refused(
+        &x,
+        &udp6(A, 40002, SERVER6, 53, b"new"),
+        DropReason::PoolExhausted,
     );
     // Still held a minute later; released after two minutes.
     let swept =
@@ -1531,6 +1519,20 @@ fn shared_pool4_with(label: &str, extra: &str) -> Loaded {
     x
 }
 
+/// Runs `frame` (a new IPv6 flow) and checks that it is refused for `reason` and answered
+/// with ICMPv6 Address Unreachable (XDP_TX), and that nothing else is counted.
+fn assert_refused(x: &Loaded, frame: &[u8], reason: DropReason) {
+    let (action, _, moved) = x.run_counted(frame);
+    assert_eq!(action, XDP_TX, "refused, and told with Address Unreachable");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Dropped(Dir::V6ToV4, reason), 1),
+            (Counter::Generated(Generated::AddressUnreachable), 1)
+        ]
+    );
+}
+
 /// Adds a static binding (`[[stateful.static]]`, as the daemon does at start) to `x`'s tables.
 fn add_static(
     x: &mut Loaded,
@@ -1567,14 +1569,10 @@ fn deterministic_mapping_keeps_each_client_in_its_block() {
         );
     }
     // B (2001:db8:7::/64) is not a client.
-    let (action, _, moved) = x.run_counted(&udp6(B, 40000, SERVER6, 53, b"no"));
-    assert_eq!(action, XDP_TX, "refused with ICMPv6 Address Unreachable");
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1),
-            (Counter::Generated(Generated::AddressUnreachable), 1)
-        ]
+    assert_refused(
+        &x,
+        &udp6(B, 40000, SERVER6, 53, b"no"),
+        DropReason::PoolExhausted,
     );
 }
 
@@ -1622,14 +1620,10 @@ fn port_blocks_keep_each_slash_64_in_its_own_blocks() {
     assert_eq!(a_blocks.len(), 2, "{a_blocks:?}");
     // A third block would exceed per_client_limit's 16 ports: refused (pool exhausted for
     // this /64), while its odd ports still bind.
-    let (action, _, moved) = x.run_counted(&udp6(A, 40016, SERVER6, 53, b"no"));
-    assert_eq!(action, XDP_TX, "refused with ICMPv6 Address Unreachable");
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Dropped(Dir::V6ToV4, DropReason::PoolExhausted), 1),
-            (Counter::Generated(Generated::AddressUnreachable), 1)
-        ]
+    assert_refused(
+        &x,
+        &udp6(A, 40016, SERVER6, 53, b"no"),
+        DropReason::PoolExhausted,
     );
     let (_, out, _) = x.run_counted(&udp6(A, 40003, SERVER6, 53, b"ok"));
     assert!(a_blocks.contains(&block(src_of(&out).1)));
