@@ -597,8 +597,10 @@ fn start_search(cfg: &Config, range: u32, port6: u16) {
     let blocks = span / size;
     t.size = size;
     t.blocks = blocks;
-    // One parity's worth of each block: a block whose ports of the flow's parity are all
-    // taken is searched through (RFC 6056 section 3.3.2's sequential search, in the block).
+    // One parity's worth of each block (RFC 6056 section 3.3.2's sequential search, in the
+    // block), so that a small block is searched through before another is allocated; but no
+    // more than `BLOCK_TRIES`, so that a /64 whose blocks are all full costs at most
+    // `MAX_CLIENT_BLOCKS * BLOCK_TRIES` failed inserts per refused flow (twice a full pool's).
     t.per_block = size.div_ceil(2).min(BLOCK_TRIES) as u16;
     t.max = cfg.max_blocks.min(MAX_CLIENT_BLOCKS as u16) as u8;
     t.alloc_left = blocks.min(ALLOC_TRIES) as u8;
@@ -658,7 +660,7 @@ const TRY_FULL: u16 = 3;
 /// The errno a full preallocated hash map answers an insert with.
 const E2BIG: i32 = 7;
 /// Port blocks: the most tries in one block, and the most blocks tried for an allocation.
-const BLOCK_TRIES: u32 = 32;
+const BLOCK_TRIES: u32 = 16;
 const ALLOC_TRIES: u32 = 64;
 /// The most steps of the search: every try in every block a client may hold, the block
 /// allocations, and the tries in the new block. The search ends as soon as it is decided.
