@@ -115,6 +115,8 @@ pub static CLIENTS: HashMap<[u8; 8], u64> = HashMap::with_max_entries(BIB_DEFAUL
 /// Port blocks (`stateful.port_block_size`): the owner of each allocated block. The dataplane
 /// allocates a block by inserting it (`BPF_NOEXIST`), the daemon's sweeper releases it once no
 /// binding or held-down port is left in it. Not preallocated: without blocks it stays empty.
+/// Sized by the daemon like the binding tables (a block outlives its last binding only by
+/// its ports' hold-down, which the binding table holds too).
 #[map]
 pub static BLOCKS: HashMap<BlockKey, BlockOwner> =
     HashMap::with_max_entries(BLOCK_MAX_ENTRIES, aya_ebpf::bindings::BPF_F_NO_PREALLOC);

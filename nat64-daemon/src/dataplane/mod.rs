@@ -299,6 +299,7 @@ impl Dataplane {
             .map_max_entries("BIB4", bindings)
             .map_max_entries("CLIENTS", bindings)
             .map_max_entries("CLIENT_BLOCKS", bindings)
+            .map_max_entries("BLOCKS", bindings)
             .map_max_entries("SESSIONS", sessions)
             .map_max_entries("PEERS", sessions)
             .map_max_entries("HELD_SYNS", held);
