@@ -560,6 +560,15 @@ pub struct BlockOwner {
 }
 const _: () = assert!(core::mem::size_of::<BlockOwner>() == 24);
 
+impl BlockOwner {
+    /// The block's last port.
+    pub const fn last(&self) -> u16 {
+        let size = if self.size == 0 { 1 } else { self.size as u32 };
+        let last = self.first as u32 + size - 1;
+        if last > 65535 { 65535 } else { last as u16 }
+    }
+}
+
 /// The sweeper found the block unused and took it off its owner's list; it releases the block
 /// on its next pass if it is still unused then (a binding made in it meanwhile keeps it).
 pub const BLOCK_F_RELEASING: u8 = 1 << 0;

@@ -223,19 +223,9 @@ impl EventReader {
             }
             EVENT_BLOCK => {
                 self.counts.block_allocated += 1;
-                let client = [
-                    ev.addr6[0],
-                    ev.addr6[1],
-                    ev.addr6[2],
-                    ev.addr6[3],
-                    ev.addr6[4],
-                    ev.addr6[5],
-                    ev.addr6[6],
-                    ev.addr6[7],
-                ];
                 block(
                     ev.proto,
-                    client,
+                    nat64_common::state::client_key(&ev.addr6),
                     ev.addr4,
                     u16::from_be_bytes(ev.port4),
                     u16::from_be_bytes(ev.port_end),

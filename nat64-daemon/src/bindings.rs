@@ -753,7 +753,7 @@ pub fn describe_block(k: &BlockKey, o: &BlockOwner, now_ns: u64) -> String {
     let proto = Protocol::from_number(k.proto).map_or("?", |p| p.name());
     let mut a = [0u8; 16];
     a[..8].copy_from_slice(&o.client);
-    let last = (u32::from(o.first) + u32::from(o.size).max(1) - 1).min(65535);
+    let last = o.last();
     let age = now_ns.saturating_sub(o.since_ns) / 1_000_000_000;
     let mut line = format!(
         "{proto} {}/64 {} {}-{last} age {age}s",
@@ -790,13 +790,12 @@ fn client_list(mut blocks: Vec<(u64, BlockKey)>) -> ClientBlocks {
 
 /// Reports a block released (`binding_log`: the log and IPFIX), with the ports it had.
 fn report_block_released(k: &BlockKey, o: &BlockOwner) {
-    let last = (u32::from(o.first) + u32::from(o.size).max(1) - 1).min(65535) as u16;
     crate::binding_log::block(
         k.proto,
         o.client,
         k.addr4,
         o.first,
-        last,
+        o.last(),
         crate::binding_log::BlockEvent::Released,
         None,
     );
