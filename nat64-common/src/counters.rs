@@ -181,7 +181,11 @@ impl DropReason {
     /// The reason with this number (its `as u32`), if any.
     pub const fn from_index(i: u32) -> Option<DropReason> {
         if i < Self::COUNT {
-            Some(Self::ALL[i as usize])
+            // SAFETY: every number below `COUNT` is a discriminant (checked at compile time
+            // below the type). No table lookup: in the dataplane, LLVM would bound the table's index
+            // in a form the BPF verifier cannot follow when `i` is a value it knows nothing of
+            // (a global function's result).
+            Some(unsafe { core::mem::transmute::<u32, DropReason>(i) })
         } else {
             None
         }
@@ -352,6 +356,16 @@ const EVENTS_LOST: u32 = RATE_LIMITED + 1;
 
 /// Number of slots in the `STATS` map.
 pub const STATS_LEN: u32 = EVENTS_LOST + 1;
+
+// `DropReason::from_index` relies on the discriminants being 0 to `COUNT - 1`, in order.
+const _: () = {
+    assert!(DropReason::ALL.len() == DropReason::COUNT as usize);
+    let mut k = 0;
+    while k < DropReason::ALL.len() {
+        assert!(DropReason::ALL[k] as usize == k);
+        k += 1;
+    }
+};
 
 impl Counter {
     #[inline(always)]

@@ -267,6 +267,11 @@ pub struct Scratch {
     /// Set by `nat64_link` before it tail-calls a direction program, which clears it: the
     /// frame came through the translator link (its configuration applies).
     pub on_link: u8,
+    /// Always zero: nothing writes it. Added to a packet offset, it makes the pointer one of
+    /// variable offset to the verifier, whose bounds checks then stay with that pointer
+    /// (`packet::sum_words`); checks on constant offsets widen every packet pointer the
+    /// program holds, in every frame, and leave the caller one state per range.
+    pub zero: u8,
 }
 
 /// Per-CPU packet, byte and drop counters (`nat64_common::Counter`); written here, read and

@@ -80,19 +80,41 @@ pub fn is_extension_header(nh: u8) -> bool {
 /// and summed in host order; a one's complement sum is byte-order independent (RFC 1071
 /// section 2(B)), so swapping the folded result gives the network-order sum.
 #[inline(always)]
-pub fn sum_words(ctx: &impl Frame, off: usize, len: usize) -> Option<u32> {
+pub fn sum_words<C: Frame>(ctx: &C, off: usize, len: usize) -> Option<u32> {
+    match sum_words_outlined(ctx, off as u32, len as u32) {
+        u32::MAX => None,
+        s => Some(s),
+    }
+}
+
+/// [`sum_words`], as a function of its own, so that the verifier does not carry one state
+/// per length into the caller. The loop's bounds checks are on a pointer of variable offset
+/// (`Scratch::zero`): on constant offsets they would widen the caller's packet pointers to
+/// each length's range (an IPv4 header's eleven lengths multiplied every path after the
+/// header check). `len` is masked so that the loop's bounds on it stay in this frame (the
+/// verifier links copies of a register across frames).
+#[inline(never)]
+fn sum_words_outlined<C: Frame>(ctx: &C, off: u32, len: u32) -> u32 {
+    let Ok(slot) = crate::scratch::get() else {
+        return u32::MAX;
+    };
+    let len = (len & 0x7e) as usize;
+    let base = ctx.data() + (off & 0x3ff) as usize + (slot.zero & 1) as usize;
+    let end = ctx.data_end();
     let mut s = 0u32;
     let mut i = 0;
     while i < 60 {
         if i >= len {
             break;
         }
-        let p = ptr_at::<u16>(ctx, off + i)?;
-        // SAFETY: bounds checked by `ptr_at`; unaligned loads are fine on BPF.
-        s += unsafe { p.read_unaligned() } as u32;
+        if base + i + 2 > end {
+            return u32::MAX;
+        }
+        // SAFETY: bounds checked just above; unaligned loads are fine on BPF.
+        s += unsafe { ((base + i) as *const u16).read_unaligned() } as u32;
         i += 2;
     }
-    Some(nat64_common::checksum::fold(s).swap_bytes() as u32)
+    nat64_common::checksum::fold(s).swap_bytes() as u32
 }
 
 /// One byte at `at`, copied out with the context's load helper: a direct one-byte read at a

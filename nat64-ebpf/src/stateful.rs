@@ -56,14 +56,35 @@ pub fn in_ports(cfg: &Config, proto: u8, port: [u8; 2]) -> bool {
 }
 
 /// The pool4 address and port of the outbound flow (`src6`, the source port in the high half
-/// of `ports`, `proto`), made now if it has none (RFC 6146 section 3.5.1.1 for UDP, 3.5.2.2 for TCP, 3.5.3 for ICMP queries).
-/// `tcp_flags` is the TCP flag byte (0 for UDP and ICMP). Packed as `addr4 << 16 | port4`
-/// (host order), or [`OUTBOUND_ERR`] with the reason, so that the result stays one register.
-///
-/// Not inlined, and its keys and values live in the scratch slot: the BPF stack is 512
-/// bytes over the call chain.
-#[inline(never)]
+/// of `ports`, `proto`), made now if it has none (RFC 6146 section 3.5.1.1 for UDP, 3.5.2.2
+/// for TCP, 3.5.3 for ICMP queries). `tcp_flags` is the TCP flag byte (0 for UDP and ICMP).
+/// Packed as `addr4 << 16 | port4` (host order), or [`OUTBOUND_ERR`] with the reason, so that
+/// the result stays one register.
+#[inline(always)]
 pub fn outbound(cfg: &Config, src6: &[u8; 16], ports: u32, proto: u8, tcp_flags: u8) -> u64 {
+    nat64_outbound(cfg, src6, ports, proto, tcp_flags)
+}
+
+/// [`outbound`], as a *global* function (exported, so its BTF linkage is global): the kernel
+/// verifies it once, on its own, for any arguments, instead of once for every verifier state
+/// the translation reaches it with (some sixty, each walking the whole binding and port
+/// search: a third of the 6-to-4 program's verification, and of the time to ready). The price
+/// is that it may assume nothing about its arguments: the pointers are checked for null (the
+/// verifier requires it), and every value is bounded where it is used. Its keys and values
+/// live in the scratch slot: the BPF stack is 512 bytes over the call chain.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn nat64_outbound(
+    cfg: *const Config,
+    src6: *const [u8; 16],
+    ports: u32,
+    proto: u8,
+    tcp_flags: u8,
+) -> u64 {
+    // SAFETY: `outbound` passes references; null only ever in the verifier's view.
+    let (Some(cfg), Some(src6)) = (unsafe { cfg.as_ref() }, unsafe { src6.as_ref() }) else {
+        return OUTBOUND_ERR | DropReason::Internal as u64;
+    };
     // The destination port (low half), for a TCP simultaneous open (`held_port`).
     if let Ok(s) = crate::scratch::get() {
         s.remote_port = (ports as u16).to_be_bytes();
