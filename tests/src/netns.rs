@@ -28,6 +28,14 @@ impl Netns {
         let ns = Self { name };
         // Loopback up: many tools expect it.
         ns.ip(&["link", "set", "lo", "up"]);
+        // No duplicate address detection on the interfaces to come, link-local addresses
+        // included: a router resolves its next hop from its link-local address, and during the
+        // second or two of detection it sends no Neighbor Solicitation at all, so the first
+        // packets forwarded through a fresh namespace would be lost (a test whose daemon is
+        // ready in less time than that saw it).
+        for conf in ["all", "default"] {
+            ns.sysctl(&format!("net.ipv6.conf.{conf}.accept_dad"), "0");
+        }
         ns
     }
 
