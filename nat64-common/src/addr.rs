@@ -253,8 +253,93 @@ pub fn wkp_may_embed(a: [u8; 4]) -> bool {
     a[1] & (r >> 8) as u8 != r as u8
 }
 
+/// Where a set of prefixes can match at all, as the closed range `[first, last]` of a key: for
+/// IPv6 the upper 64 bits of an address, for IPv4 the whole address (host order). The EAM
+/// tries are summed up this way (`Config::eam6_span`, `Config::eam4_span`) so that the
+/// dataplane skips an LPM lookup that cannot find anything. `[MAX, 0]` (first above last)
+/// when there are no prefixes: nothing is inside.
+pub const EMPTY_SPAN6: [u64; 2] = [u64::MAX, 0];
+pub const EMPTY_SPAN4: [u32; 2] = [u32::MAX, 0];
+
+/// The span of IPv6 prefixes (address, length): see [`EMPTY_SPAN6`].
+pub fn span6(prefixes: impl IntoIterator<Item = ([u8; 16], u8)>) -> [u64; 2] {
+    prefixes
+        .into_iter()
+        .fold(EMPTY_SPAN6, |[lo, hi], (a, len)| {
+            let (h, _) = halves(&a);
+            let host = if len >= 64 {
+                0
+            } else {
+                low_bits(64 - len as u32)
+            };
+            [lo.min(h & !host), hi.max(h | host)]
+        })
+}
+
+/// The span of IPv4 prefixes (address, length): see [`EMPTY_SPAN4`].
+pub fn span4(prefixes: impl IntoIterator<Item = ([u8; 4], u8)>) -> [u32; 2] {
+    prefixes
+        .into_iter()
+        .fold(EMPTY_SPAN4, |[lo, hi], (a, len)| {
+            let v = u32::from_be_bytes(a);
+            let host = if len >= 32 {
+                0
+            } else {
+                (low_bits(32 - len as u32)) as u32
+            };
+            [lo.min(v & !host), hi.max(v | host)]
+        })
+}
+
+/// Whether IPv6 address `a` lies in `span` (see [`span6`]).
+#[inline(always)]
+pub fn in_span6(span: &[u64; 2], a: &[u8; 16]) -> bool {
+    let (h, _) = halves(a);
+    span[0] <= h && h <= span[1]
+}
+
+/// Whether IPv4 address `a` lies in `span` (see [`span4`]).
+#[inline(always)]
+pub fn in_span4(span: &[u32; 2], a: [u8; 4]) -> bool {
+    let v = u32::from_be_bytes(a);
+    span[0] <= v && v <= span[1]
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn spans_hold_every_address_of_their_prefixes_and_nothing_when_empty() {
+        let a = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        let span = span6([(a("2001:db8:6::100"), 120), (a("2001:db8:9::"), 48)]);
+        assert!(in_span6(&span, &a("2001:db8:6::1ff")));
+        assert!(in_span6(&span, &a("2001:db8:9:ffff:ffff::1")));
+        // Between two entries: inside the span (a lookup then finds nothing).
+        assert!(in_span6(&span, &a("2001:db8:7::1")));
+        assert!(!in_span6(&span, &a("64:ff9b::c000:202")));
+        assert!(!in_span6(&span, &a("2001:db8:a::1")));
+        assert!(!in_span6(&span, &a("2001:db8:5:ffff::1")));
+        // A short prefix spans its whole range of upper halves.
+        let wide = span6([(a("2001:db8::"), 32)]);
+        assert!(in_span6(
+            &wide,
+            &a("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")
+        ));
+        assert!(!in_span6(&wide, &a("2001:db9::")));
+        assert!(in_span6(&span6([(a("::"), 0)]), &a("ffff::1")));
+        assert!(!in_span6(&EMPTY_SPAN6, &a("::")));
+        assert!(!in_span6(&span6([]), &a("2001:db8::1")));
+
+        let span = span4([([198, 51, 100, 0], 24), ([192, 0, 2, 7], 32)]);
+        assert_eq!(span, [0xc000_0207, 0xc633_64ff]);
+        assert!(in_span4(&span, [198, 51, 100, 255]));
+        assert!(in_span4(&span, [192, 0, 2, 7]));
+        assert!(!in_span4(&span, [192, 0, 2, 6]));
+        assert!(!in_span4(&span, [198, 51, 101, 0]));
+        assert!(in_span4(&span4([([0; 4], 0)]), [255, 255, 255, 255]));
+        assert!(!in_span4(&EMPTY_SPAN4, [0; 4]));
+    }
+
     extern crate std;
     use core::net::{Ipv4Addr, Ipv6Addr};
 

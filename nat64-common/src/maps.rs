@@ -114,8 +114,16 @@ pub struct Config {
     pub block_size: u16,
     /// The most blocks one /64 holds per protocol (1 to `state::MAX_CLIENT_BLOCKS`).
     pub max_blocks: u16,
+    /// Where the EAM tries can find anything (`addr::span6`, `addr::span4`): the upper
+    /// halves of the IPv6 addresses the EAM entries cover, and the IPv4 addresses of the EAM
+    /// entries and `pool6_ipv4` prefixes (the node's own addresses in the tries lie inside
+    /// them). An LPM lookup is among the dearest steps of a translation, and a packet makes
+    /// up to three; outside these spans they are skipped. Empty (first above last) when the
+    /// tries are.
+    pub eam6_span: [u64; 2],
+    pub eam4_span: [u32; 2],
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 120);
+const _: () = assert!(core::mem::size_of::<Config>() == 144);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS. When clear, the
 /// translator writes `Config::tos` instead (Jool's override-tos).
@@ -212,6 +220,8 @@ impl Config {
             det: crate::deterministic::Deterministic::OFF,
             block_size: 0,
             max_blocks: 0,
+            eam6_span: crate::addr::EMPTY_SPAN6,
+            eam4_span: crate::addr::EMPTY_SPAN4,
         }
     }
 }

@@ -3,8 +3,11 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
-    addr::{RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, prefix_matches, wkp_may_embed},
-    maps::{CONFIG_F_EAM, CONFIG_F2_POOL6_WKP, Config, EAM_F_LOCAL, EAM_F_POOL6, EamToV6},
+    addr::{
+        RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, in_span4, in_span6, prefix_matches,
+        wkp_may_embed,
+    },
+    maps::{CONFIG_F2_POOL6_WKP, Config, EAM_F_LOCAL, EAM_F_POOL6, EamToV6},
 };
 
 use crate::maps::{EAM4, EAM6};
@@ -32,9 +35,9 @@ pub enum To6 {
 /// Like [`v6_to_v4`], and whether the address was found through pool6 rather than EAM.
 #[inline(always)]
 pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
-    // An LPM trie lookup is the dearest step of a translation: skipped when there is nothing
-    // to find (a pure NAT64 with no explicit mappings).
-    if has_eam(cfg)
+    // An LPM trie lookup is among the dearest steps of a translation: skipped where there is
+    // nothing to find (outside the entries' span; always, with no entries).
+    if in_span6(&cfg.eam6_span, a)
         && let Some(e) = EAM6.get(Key::new(128, *a))
     {
         // The IPv6 counterpart of one of this node's own IPv4 addresses: not translated.
@@ -55,7 +58,7 @@ pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
 /// EAM4 trie; so the node's own IPv4 traffic is never captured.
 #[inline(always)]
 pub fn v4_dst(cfg: &Config, a: [u8; 4]) -> Option<To6> {
-    if !has_eam(cfg) {
+    if !in_span4(&cfg.eam4_span, a) {
         return None;
     }
     // One of this node's own addresses (`EAM_F_LOCAL`) is not a translated destination.
@@ -82,17 +85,11 @@ impl To6 {
     }
 }
 
-/// Whether the EAM table has entries (the daemon sets the flag with them).
-#[inline(always)]
-fn has_eam(cfg: &Config) -> bool {
-    cfg.flags & CONFIG_F_EAM != 0
-}
-
 /// How an IPv4 source appears on the IPv6 side: its EAM entry, else embedded in pool6 (not
 /// a non-global address under the Well-Known Prefix, RFC 6052 section 3.1: it has none).
 #[inline(always)]
 pub fn v4_src(cfg: &Config, a: [u8; 4]) -> Option<To6> {
-    if has_eam(cfg)
+    if in_span4(&cfg.eam4_span, a)
         && let Some(e) = EAM4.get(Key::new(32, a))
         && e.flags & EAM_F_LOCAL == 0
     {

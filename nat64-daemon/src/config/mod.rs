@@ -518,6 +518,18 @@ impl Config {
         if !self.eam.is_empty() || !self.pool6_ipv4.is_empty() {
             c.flags |= CONFIG_F_EAM;
         }
+        c.eam6_span = nat64_common::addr::span6(
+            self.eam
+                .iter()
+                .map(|e| (e.ipv6.network().octets(), e.ipv6.prefix_len())),
+        );
+        c.eam4_span = nat64_common::addr::span4(
+            self.eam
+                .iter()
+                .map(|e| e.ipv4)
+                .chain(self.pool6_ipv4.iter().copied())
+                .map(|p| (p.network().octets(), p.prefix_len())),
+        );
         if self.forward_in_xdp {
             c.flags |= nat64_common::maps::CONFIG_F_FIB;
         }

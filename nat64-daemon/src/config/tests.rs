@@ -276,6 +276,41 @@ fn full_config_parses() {
 }
 
 #[test]
+fn the_eam_spans_cover_the_entries_and_pool6_ipv4_and_are_empty_without_them() {
+    use nat64_common::addr::{EMPTY_SPAN4, EMPTY_SPAN6, in_span4, in_span6};
+    let c = Config::parse(
+        r#"
+        pool6 = "64:ff9b::/96"
+        pool6_ipv4 = ["192.0.2.0/28"]
+        [[eam]]
+        ipv6 = "2001:db8:6::100/120"
+        ipv4 = "198.51.100.0/24"
+        [[eam]]
+        ipv6 = "2001:db8:9::/64"
+        ipv4 = "203.0.113.0/24"
+        "#,
+        "x",
+    )
+    .unwrap()
+    .dataplane();
+    let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    assert!(in_span6(&c.eam6_span, &v6("2001:db8:6::1ff")));
+    assert!(in_span6(&c.eam6_span, &v6("2001:db8:9::ffff")));
+    // pool6 is not in the EAM6 trie: its addresses skip the lookup.
+    assert!(!in_span6(&c.eam6_span, &v6("64:ff9b::c000:201")));
+    assert!(in_span4(&c.eam4_span, [192, 0, 2, 15]));
+    assert!(in_span4(&c.eam4_span, [198, 51, 100, 7]));
+    assert!(in_span4(&c.eam4_span, [203, 0, 113, 255]));
+    assert!(!in_span4(&c.eam4_span, [192, 0, 1, 255]));
+    assert!(!in_span4(&c.eam4_span, [203, 0, 114, 0]));
+
+    let none = Config::parse("pool6 = \"64:ff9b::/96\"", "x")
+        .unwrap()
+        .dataplane();
+    assert_eq!((none.eam6_span, none.eam4_span), (EMPTY_SPAN6, EMPTY_SPAN4));
+}
+
+#[test]
 fn ipv6_mtu_default_and_limits() {
     assert_eq!(Config::parse("", "x").unwrap().dataplane().ipv6_mtu, 1500);
     assert_eq!(
