@@ -237,21 +237,6 @@ pub fn ipv6_header_sum(h: &Ipv6Hdr) -> u32 {
         + nat64_common::checksum::sum16(&h.dst)
 }
 
-/// The bytes of an IPv4 header without options.
-#[inline(always)]
-pub fn ipv4_bytes(h: &Ipv4Hdr) -> [u8; IPV4_LEN] {
-    // SAFETY: `Ipv4Hdr` is 20 plain bytes.
-    unsafe { core::mem::transmute(*h) }
-}
-
-/// An IPv4 header (no options) with its checksum filled in.
-#[inline(always)]
-pub fn with_checksum(mut h: Ipv4Hdr) -> Ipv4Hdr {
-    h.check = [0; 2];
-    h.check = nat64_common::checksum::ipv4_header(&ipv4_bytes(&h)).to_be_bytes();
-    h
-}
-
 /// An option-less IPv4 header built straight from its fields, checksum included (computed from
 /// the field words, without a pass over a byte buffer).
 #[allow(clippy::too_many_arguments)]
