@@ -423,15 +423,13 @@ where
         .map_err(|source| DataplaneError::Program { name, source })
 }
 
-/// [`typed`], mutable.
 /// Has the kernel verify every program, on as many threads as the node has CPUs: verification
-/// is most of the time to ready (about 1.4 s on one CPU here, nearly all of it the two
-/// direction programs and the TC one), and the kernel verifies programs independently of each
-/// other.
+/// is most of the time to ready (about 0.5 s on one CPU here, nearly all of it the two
+/// direction programs and the TC one; docs/profile.md), and the kernel verifies programs
+/// independently of each other.
 fn verify_in_parallel(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
     use aya::programs::Program;
-    // The heaviest first (the direction programs), dealt out in turn so each thread gets a
-    // share of them.
+    // The heaviest first: the direction programs, then TC.
     let order: Vec<&'static str> = TAIL_PROGRAMS
         .iter()
         .map(|(_, n)| *n)
@@ -456,17 +454,21 @@ fn verify_in_parallel(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, progs.len());
-    let mut shares: Vec<Vec<(&'static str, &mut Program)>> =
-        (0..threads).map(|_| Vec::new()).collect();
-    for (i, p) in progs.into_iter().enumerate() {
-        shares[i % threads].push(p);
-    }
+    // A shared queue, heaviest first: each thread takes the next program when it is done
+    // with one, so the light ones fill in around the heavy ones (with two CPUs: 6-to-4 on
+    // one, 4-to-6 then TC on the other, about even).
+    let queue = std::sync::Mutex::new(progs.into_iter());
     std::thread::scope(|s| {
-        let handles: Vec<_> = shares
-            .into_iter()
-            .map(|share| {
-                s.spawn(move || {
-                    for (name, p) in share {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    loop {
+                        // Not held across the load: a poisoned lock means another thread
+                        // panicked, and this one stops too.
+                        let next = queue.lock().map(|mut q| q.next());
+                        let Ok(Some((name, p))) = next else {
+                            return Ok(());
+                        };
                         let r = match p {
                             Program::Xdp(x) => x.load(),
                             Program::SchedClassifier(t) => t.load(),
@@ -474,7 +476,6 @@ fn verify_in_parallel(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
                         };
                         r.map_err(|source| DataplaneError::Program { name, source })?;
                     }
-                    Ok(())
                 })
             })
             .collect();
@@ -484,6 +485,7 @@ fn verify_in_parallel(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
     })
 }
 
+/// [`typed`], mutable.
 fn typed_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DataplaneError>
 where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
