@@ -390,8 +390,9 @@ const READING: &str = "## Reading the figures
   and latency (XDP on a veth converts every skb to an XDP frame and back); physical NICs keep
   GRO after XDP_PASS and are where native XDP earns its place. At TC a GSO aggregate counts as
   one translated packet. The paced UDP rows are bounded by iperf3's
-  single-threaded generator on this machine as much as by the path, and move by 10-15% from one
-  run to the next. The overload rows take the generator out (trafgen's packet ring offers more
+  single-threaded generator on this machine as much as by the path, and one trial per offered
+  rate decides how far the search goes, so a figure can jump a whole rate step (100k to 200k
+  packets/s, say) from one run to the next, plain forwarding's included. The overload rows take the generator out (trafgen's packet ring offers more
   than any path here carries) and measure capacity whatever is dropped: there the TC hook
   carries what plain forwarding does, and TAYGA does far better than at bounded loss (its
   loop never sleeps under overload). Two vCPUs
