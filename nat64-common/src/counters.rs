@@ -182,9 +182,9 @@ impl DropReason {
     pub const fn from_index(i: u32) -> Option<DropReason> {
         if i < Self::COUNT {
             // SAFETY: every number below `COUNT` is a discriminant (checked at compile time
-            // below the type). No table lookup: in the dataplane, LLVM would bound the table's index
-            // in a form the BPF verifier cannot follow when `i` is a value it knows nothing of
-            // (a global function's result).
+            // below the type). No table lookup: in the dataplane, LLVM would bound the table's
+            // index in a form the BPF verifier cannot follow when `i` is a value it knows
+            // nothing of (a global function's result).
             Some(unsafe { core::mem::transmute::<u32, DropReason>(i) })
         } else {
             None
