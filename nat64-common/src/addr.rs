@@ -21,11 +21,19 @@ pub const U_OCTET: usize = 8;
 /// Address arithmetic is done on these: two registers in BPF, where placing sixteen bytes one
 /// by one (per prefix length) costs a stack slot per byte and the BPF stack is 512 bytes; and
 /// BPF has no 128-bit shifts.
+///
+/// Each half is one 8-byte load (an array of eight bytes built one by one was not combined into
+/// one by LLVM's BPF target: eight loads, seven shifts, seven ors).
 #[inline(always)]
 fn halves(a: &[u8; 16]) -> (u64, u64) {
-    let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
-    let lo = u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]]);
-    (hi, lo)
+    (high64(a), low64(a))
+}
+
+#[inline(always)]
+fn high64(a: &[u8; 16]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&a[..8]);
+    u64::from_be_bytes(b)
 }
 
 #[inline(always)]
@@ -62,6 +70,14 @@ const fn low_bits(n: u32) -> u64 {
 /// Returns `None` for a length outside the RFC 6052 set.
 #[inline(always)]
 pub fn embed(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<[u8; 16]> {
+    embed_halves(prefix, len, v4).map(|(hi, lo)| join(hi, lo))
+}
+
+/// [`embed`], as the two halves of the address ([`halves`]): what the dataplane writes into a
+/// packet with two 8-byte stores (sixteen bytes, built one by one, were sixteen shifts, spills
+/// and byte stores).
+#[inline(always)]
+pub fn embed_halves(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<(u64, u64)> {
     let before = bits_before_u_octet(len)?;
     let (mut hi, mut lo) = halves(prefix);
     let v = u32::from_be_bytes(v4) as u64;
@@ -73,7 +89,7 @@ pub fn embed(prefix: &[u8; 16], len: u8, v4: [u8; 4]) -> Option<[u8; 16]> {
         hi |= v >> after;
         lo |= (v & low_bits(after)) << (56 - after);
     }
-    Some(join(hi, lo))
+    Some((hi, lo))
 }
 
 /// Extracts the IPv4 address embedded in `addr` for a prefix of length `len` (RFC 6052 section
@@ -156,7 +172,9 @@ pub fn eam_place(p6: &[u8; 16], v4_len: u8, shift: u8, v4: [u8; 4]) -> [u8; 16] 
 /// The last 64 bits of an IPv6 address.
 #[inline(always)]
 fn low64(a: &[u8; 16]) -> u64 {
-    u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]])
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&a[8..]);
+    u64::from_be_bytes(b)
 }
 
 /// RFC 7757 section 3.2: the IPv4 address of `v6` under an EAM entry whose IPv6 prefix matched:
@@ -177,9 +195,16 @@ pub fn eam_to_v4(v6: &[u8; 16], e: &EamToV4) -> [u8; 4] {
 /// than it has.)
 #[inline(always)]
 pub fn eam_to_v6(v4: [u8; 4], e: &EamToV6) -> [u8; 16] {
+    let (hi, lo) = eam_to_v6_halves(v4, e);
+    join(hi, lo)
+}
+
+/// [`eam_to_v6`], as the two halves of the address (see [`embed_halves`]).
+#[inline(always)]
+pub fn eam_to_v6_halves(v4: [u8; 4], e: &EamToV6) -> (u64, u64) {
     let suffix = (!mask32(e.v4_len)) as u64;
     let (hi, lo) = halves(&e.v6);
-    join(
+    (
         hi,
         (lo & !suffix) | (u32::from_be_bytes(v4) as u64 & suffix),
     )

@@ -4,8 +4,8 @@
 use aya_ebpf::maps::lpm_trie::Key;
 use nat64_common::{
     addr::{
-        RFC6052_LENGTHS, eam_to_v4, eam_to_v6, embed, extract, in_span4, in_span6, prefix_matches,
-        wkp_may_embed,
+        RFC6052_LENGTHS, eam_to_v4, eam_to_v6, eam_to_v6_halves, embed, embed_halves, extract,
+        in_span4, in_span6, prefix_matches, wkp_may_embed,
     },
     maps::{CONFIG_F2_POOL6_WKP, Config, EAM_F_LOCAL, EAM_F_POOL6, EamToV6},
 };
@@ -38,7 +38,7 @@ pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
     // An LPM trie lookup is among the dearest steps of a translation: skipped where there is
     // nothing to find (outside the entries' span; always, with no entries).
     if in_span6(&cfg.eam6_span, a)
-        && let Some(e) = EAM6.get(Key::new(128, *a))
+        && let Some(e) = eam6_get(a)
     {
         // The IPv6 counterpart of one of this node's own IPv4 addresses: not translated.
         if e.flags & EAM_F_LOCAL != 0 {
@@ -58,13 +58,51 @@ pub fn v6_to_v4_via(cfg: &Config, a: &[u8; 16]) -> Option<([u8; 4], bool)> {
 /// EAM4 trie; so the node's own IPv4 traffic is never captured.
 #[inline(always)]
 pub fn v4_dst(cfg: &Config, a: [u8; 4]) -> Option<To6> {
+    v4_dst_entry(cfg, a).map(entry)
+}
+
+/// [`v4_dst`] as the trie entry itself. An `Option` of a reference is a nullable pointer;
+/// `Option<To6>` is a tag and a pointer, and with `None` LLVM leaves the pointer undefined:
+/// kept across a helper call, it was spilled from a register the call had clobbered, which the
+/// verifier refuses ("!read_ok").
+#[inline(always)]
+pub fn v4_dst_entry(cfg: &Config, a: [u8; 4]) -> Option<&'static EamToV6> {
     if !in_span4(&cfg.eam4_span, a) {
         return None;
     }
     // One of this node's own addresses (`EAM_F_LOCAL`) is not a translated destination.
     EAM4.get(Key::new(32, a))
         .filter(|e| e.flags & EAM_F_LOCAL == 0)
-        .map(entry)
+}
+
+/// The EAM6 trie key of `a`, laid out so that its address starts on an 8-byte boundary of the
+/// stack: LLVM may store the address as two 8-byte words (it often has them in registers
+/// already, from the span check), and the kernel refuses unaligned stack accesses. The
+/// trie's key is `prefix_len`, then the address (`Key<[u32; 4]>`), so the padding goes first.
+#[repr(C, align(8))]
+struct Key6 {
+    _pad: u32,
+    prefix_len: u32,
+    data: [u32; 4],
+}
+
+#[inline(always)]
+fn eam6_get(a: &[u8; 16]) -> Option<&'static nat64_common::maps::EamToV4> {
+    let k = Key6 {
+        _pad: 0,
+        prefix_len: 128,
+        data: crate::packet::addr_words(a),
+    };
+    // SAFETY: from offset 4, `Key6` is `Key<[u32; 4]>` (both `repr(C)`: a u32, then [u32; 4];
+    // alignment 4 at offset 4 of an 8-aligned struct), and the pointer is derived from the
+    // whole struct, which outlives the lookup.
+    let key = unsafe {
+        &*core::ptr::addr_of!(k)
+            .cast::<u8>()
+            .add(4)
+            .cast::<Key<[u32; 4]>>()
+    };
+    EAM6.get(key)
 }
 
 /// An EAM4 trie entry as a mapping. A `pool6_ipv4` prefix is written by the daemon as
@@ -120,5 +158,15 @@ pub fn to6(cfg: &Config, m: To6, a: [u8; 4]) -> [u8; 16] {
         // `v4_src` only returns Pool6 for a valid length, and a `pool6_ipv4` prefix needs
         // pool6 (the daemon's validation), so `embed` cannot fail here.
         To6::Pool6 => embed(&cfg.pool6, cfg.pool6_len, a).unwrap_or([0; 16]),
+    }
+}
+
+/// [`to6`], as the two halves of the address, big-endian numbers (`packet::write_halves`
+/// writes them).
+#[inline(always)]
+pub fn to6_halves(cfg: &Config, m: To6, a: [u8; 4]) -> (u64, u64) {
+    match m {
+        To6::Eam(e) => eam_to_v6_halves(a, e),
+        To6::Pool6 => embed_halves(&cfg.pool6, cfg.pool6_len, a).unwrap_or((0, 0)),
     }
 }

@@ -37,7 +37,7 @@ use nat64_common::{
 use crate::{
     Packed, Step, addrmap, extension, iface, link,
     packet::{
-        ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
+        ETH_LEN, ETH_P_IP, ETH_P_IPV6, ICMP_LEN, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
         IPPROTO_UDP, IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, Ipv6Hdr, TCP_CSUM_OFF, UDP_CSUM_OFF,
         ipv4_header, ipv6_header_sum, is_extension_header, load_u8, read, resize_head, shrink_head,
         sum_words, view, word, write_bytes, write_u16,
@@ -428,7 +428,7 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         s.addr4[0],
         s.addr4[1],
     );
-    write_bytes(ctx, new + ETH_LEN, outer)?;
+    outer.write(ctx, new + ETH_LEN)?;
     let (iid, ifrag) = if s.inner_fragmented != 0 {
         (s.inner_id, s.inner_frag)
     } else {
@@ -444,7 +444,7 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         s.addr4[2],
         s.addr4[3],
     );
-    write_bytes(ctx, new + ETH_LEN + IPV4_LEN + ICMP_LEN, inner4)?;
+    inner4.write(ctx, new + ETH_LEN + IPV4_LEN + ICMP_LEN)?;
     write_bytes(ctx, new + ETH_LEN + IPV4_LEN, s.icmp)?;
     // The MAC addresses, as two scalars (a byte-array copy becomes a memcpy call).
     let mac_a = read::<u64>(ctx, 0).ok_or(DropReason::Truncated)?;
@@ -621,10 +621,10 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     s.icmp[2] = c0;
     s.icmp[3] = c1;
 
-    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
+    let macs = crate::packet::Macs::read(ctx).ok_or(DropReason::Truncated)?;
     // Both headers grow to 40 bytes; options disappear.
     let grow = (IPV6_LEN as i32 - ihl as i32) + (IPV6_LEN as i32 - ihl_in as i32);
-    if !resize_head(ctx, -grow, &eth, ETH_P_IPV6) {
+    if !resize_head(ctx, -grow, &macs, ETH_P_IPV6) {
         return Err(DropReason::HeadroomExhausted);
     }
     let ow = v4_to_v6::first_word(cfg, s.outer_tos);

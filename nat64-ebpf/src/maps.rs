@@ -38,9 +38,12 @@ pub const PROG_XDP_4TO6: u32 = nat64_common::maps::PROG_XDP_4TO6;
 pub const PROG_LINK_6TO4: u32 = nat64_common::maps::PROG_LINK_6TO4;
 pub const PROG_LINK_4TO6: u32 = nat64_common::maps::PROG_LINK_4TO6;
 
-/// RFC 7757 EAM entries keyed by IPv6 prefix; written by the daemon from config.
+/// RFC 7757 EAM entries keyed by IPv6 prefix; written by the daemon from config. The address
+/// is four native-order words here (`packet::addr_words`), the same sixteen bytes as the
+/// daemon's `[u8; 16]`: the key on the stack is then filled with four 4-byte stores, not
+/// sixteen single bytes.
 #[map]
-pub static EAM6: LpmTrie<[u8; 16], EamToV4> = LpmTrie::with_max_entries(EAM_MAX_ENTRIES, 0);
+pub static EAM6: LpmTrie<[u32; 4], EamToV4> = LpmTrie::with_max_entries(EAM_MAX_ENTRIES, 0);
 
 /// The same EAM entries keyed by IPv4 prefix; written by the daemon from config.
 #[map]

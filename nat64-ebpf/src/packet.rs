@@ -250,7 +250,7 @@ pub fn ipv4_header(
     proto: u8,
     src: [u8; 4],
     dst: [u8; 4],
-) -> [u8; IPV4_LEN] {
+) -> Ipv4Words {
     let sum = word(0x45, tos)
         + tot_len as u32
         + word(id[0], id[1])
@@ -260,10 +260,37 @@ pub fn ipv4_header(
         + nat64_common::checksum::sum4(&dst);
     let [c0, c1] = (!nat64_common::checksum::fold(sum)).to_be_bytes();
     let [l0, l1] = tot_len.to_be_bytes();
-    [
-        0x45, tos, l0, l1, id[0], id[1], frag[0], frag[1], ttl, proto, c0, c1, src[0], src[1],
-        src[2], src[3], dst[0], dst[1], dst[2], dst[3],
-    ]
+    Ipv4Words {
+        w0: u64::from_ne_bytes([0x45, tos, l0, l1, id[0], id[1], frag[0], frag[1]]),
+        w1: u64::from_ne_bytes([ttl, proto, c0, c1, src[0], src[1], src[2], src[3]]),
+        w2: u32::from_ne_bytes(dst),
+    }
+}
+
+/// A built IPv4 header as the words it is stored with: three stores (its twenty bytes, one by
+/// one, were twenty, and the values spilled to the stack on the way). Aligned fields, so a
+/// copy of it on the stack never needs an unaligned access.
+#[derive(Clone, Copy)]
+pub struct Ipv4Words {
+    w0: u64,
+    w1: u64,
+    w2: u32,
+}
+
+impl Ipv4Words {
+    /// Writes the header at `off`.
+    #[inline(always)]
+    pub fn write(&self, ctx: &impl Frame, off: usize) -> Result<(), DropReason> {
+        let p = ptr_at::<Ipv4Hdr>(ctx, off).ok_or(DropReason::Truncated)? as *mut u8;
+        // SAFETY: bounds checked by `ptr_at` (20 bytes); unaligned packet stores are fine on
+        // BPF (see build.rs).
+        unsafe {
+            (p as *mut u64).write_unaligned(self.w0);
+            (p.add(8) as *mut u64).write_unaligned(self.w1);
+            (p.add(16) as *mut u32).write_unaligned(self.w2);
+        }
+        Ok(())
+    }
 }
 
 /// Moves what follows the network headers forward by `delta` bytes after the caller has
@@ -348,15 +375,17 @@ pub fn exceeds_mtu(ctx: &impl Frame) -> bool {
     rc == aya_ebpf::bindings::bpf_check_mtu_ret::BPF_MTU_CHK_RET_FRAG_NEEDED as i64
 }
 
-/// An IPv6 address as the four native-order words `bpf_fib_lookup` takes.
+/// An IPv6 address as four native-order words, its bytes in order: what `bpf_fib_lookup` takes,
+/// and the EAM6 trie's key.
 #[inline(always)]
 pub fn addr_words(a: &[u8; 16]) -> [u32; 4] {
-    [
-        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
-        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
-        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
-        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
-    ]
+    // One 4-byte load each: four bytes gathered one by one stay four loads.
+    let w = |i: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&a[i..i + 4]);
+        u32::from_ne_bytes(b)
+    };
+    [w(0), w(4), w(8), w(12)]
 }
 
 #[inline(always)]
@@ -386,12 +415,7 @@ pub fn send_back(ctx: &impl Frame) -> u32 {
 /// Cutting first keeps the packet within what TC lets it grow to (the device's MTU).
 #[inline(always)]
 pub fn turn_back(ctx: &impl Frame, new: usize, proto: u16, quote: usize) -> Result<(), DropReason> {
-    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
-    let back = EthHdr {
-        dst: eth.src,
-        src: eth.dst,
-        proto: eth.proto,
-    };
+    let back = Macs::read(ctx).ok_or(DropReason::Truncated)?.swapped();
     trim_to(ctx, ETH_LEN + quote)?;
     if resize_head(ctx, -(new as i32), &back, proto) {
         Ok(())
@@ -411,25 +435,92 @@ pub fn trim_to(ctx: &impl Frame, len: usize) -> Result<(), DropReason> {
     }
 }
 
+/// The two MAC addresses of an Ethernet header (its first 12 bytes) as an 8-byte and a 4-byte
+/// word in memory order: two loads and two stores to carry them over a head move (as a
+/// 14-byte `EthHdr` they were 14 single-byte loads and 12 stores).
+#[derive(Clone, Copy)]
+pub struct Macs {
+    head: u64,
+    tail: u32,
+}
+
+impl Macs {
+    /// The frame's MAC addresses, or `None` if it is shorter than an Ethernet header.
+    #[inline(always)]
+    pub fn read(ctx: &impl Frame) -> Option<Macs> {
+        let p = ptr_at::<EthHdr>(ctx, 0)? as *const u8;
+        // SAFETY: bounds checked by `ptr_at` (14 bytes); unaligned packet loads are fine on
+        // BPF (see build.rs).
+        unsafe {
+            Some(Macs {
+                head: (p as *const u64).read_unaligned(),
+                tail: (p.add(8) as *const u32).read_unaligned(),
+            })
+        }
+    }
+
+    /// Destination and source exchanged: the frame goes back where it came from.
+    #[inline(always)]
+    pub fn swapped(self) -> Macs {
+        // Bytes 0-5 are the destination, 6-11 the source; in the native little-endian words,
+        // `head` holds bytes 0-7 and `tail` bytes 8-11.
+        let dst = self.head & 0xffff_ffff_ffff;
+        let src = (self.head >> 48) | ((self.tail as u64) << 16);
+        Macs {
+            head: src | (dst << 48),
+            tail: (dst >> 16) as u32,
+        }
+    }
+}
+
 /// Moves the start of the frame by `delta` bytes (positive shrinks the headroom side) and
 /// writes a new Ethernet header with the saved MAC addresses and `proto`. Returns `false` when
 /// the driver has no headroom left to grow into.
 #[inline(always)]
-pub fn resize_head(ctx: &impl Frame, delta: i32, eth: &EthHdr, proto: u16) -> bool {
+pub fn resize_head(ctx: &impl Frame, delta: i32, macs: &Macs, proto: u16) -> bool {
     if !ctx.move_head(delta, proto) {
         return false;
     }
     let Some(p) = ptr_at::<EthHdr>(ctx, 0) else {
         return false;
     };
-    let new = EthHdr {
-        dst: eth.dst,
-        src: eth.src,
-        proto: proto.to_be_bytes(),
-    };
-    // SAFETY: bounds checked by `ptr_at` after the move.
-    unsafe { p.write_unaligned(new) };
+    let p = p as *mut u8;
+    // SAFETY: bounds checked by `ptr_at` after the move (14 bytes).
+    unsafe {
+        (p as *mut u64).write_unaligned(macs.head);
+        (p.add(8) as *mut u32).write_unaligned(macs.tail);
+        (p.add(12) as *mut [u8; 2]).write_unaligned(proto.to_be_bytes());
+    }
     true
+}
+
+/// Writes an IPv6 address given as its two halves (big-endian numbers, `addrmap::to6_halves`)
+/// at `off`: two 8-byte stores.
+#[inline(always)]
+pub fn write_halves(ctx: &impl Frame, off: usize, (hi, lo): (u64, u64)) -> Result<(), DropReason> {
+    let p = ptr_at::<[u8; 16]>(ctx, off).ok_or(DropReason::Truncated)? as *mut u64;
+    // SAFETY: bounds checked by `ptr_at` (16 bytes); unaligned packet stores are fine on BPF.
+    unsafe {
+        p.write_unaligned(hi.to_be());
+        p.add(1).write_unaligned(lo.to_be());
+    }
+    Ok(())
+}
+
+/// Copies the IPv6 address at `a` (map memory: the scratch slot, an entry) to `off`: two
+/// 8-byte loads and stores, where a 16-byte copy is expanded byte by byte. Not for an address
+/// on the stack, whose 8-byte loads the kernel refuses unless they are aligned.
+#[inline(always)]
+pub fn write_addr6(ctx: &impl Frame, off: usize, a: &[u8; 16]) -> Result<(), DropReason> {
+    let p = ptr_at::<[u8; 16]>(ctx, off).ok_or(DropReason::Truncated)? as *mut u64;
+    let a = a.as_ptr() as *const u64;
+    // SAFETY: bounds checked by `ptr_at`; `a` is 16 readable bytes; unaligned packet and map
+    // accesses are fine on BPF.
+    unsafe {
+        p.write_unaligned(a.read_unaligned());
+        p.add(1).write_unaligned(a.add(1).read_unaligned());
+    }
+    Ok(())
 }
 
 /// Writes `N` bytes at `off`.

@@ -126,20 +126,17 @@ fn reply(ctx: &impl Frame, cfg: &Config, a: &Answer) -> Result<u32, DropReason> 
     turn_back(ctx, NEW, ETH_P_IP, quote_len)?;
     let len = (NEW + quote_len) as u16;
     let (id, frag) = v6_to_v4::id_and_flags(len);
-    write_bytes(
-        ctx,
-        ETH_LEN,
-        ipv4_header(
-            0,
-            len,
-            id,
-            frag,
-            link::hops(cfg, TTL),
-            IPPROTO_ICMP,
-            src,
-            dst,
-        ),
-    )?;
+    ipv4_header(
+        0,
+        len,
+        id,
+        frag,
+        link::hops(cfg, TTL),
+        IPPROTO_ICMP,
+        src,
+        dst,
+    )
+    .write(ctx, ETH_LEN)?;
     write_bytes(
         ctx,
         ETH_LEN + IPV4_LEN,

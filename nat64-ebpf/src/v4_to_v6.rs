@@ -22,9 +22,9 @@ use crate::proto::{IPPROTO_FRAGMENT, IPV4_DF, IPV4_MF, IPV4_OFFSET_MASK};
 use crate::{
     Packed, Step, addrmap, l4, link,
     packet::{
-        ETH_LEN, ETH_P_IPV6, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpFull, Ipv4Hdr, exceeds_mtu, frame_len, ptr_at, read, resize_head,
-        sum_words, view, word, write_bytes,
+        ETH_LEN, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN,
+        IPV6_LEN, IcmpFull, Ipv4Hdr, exceeds_mtu, frame_len, ptr_at, read, resize_head, sum_words,
+        view, word, write_addr6, write_bytes, write_halves,
     },
     stateful, stats,
 };
@@ -69,7 +69,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     }
     // Only destinations mapped by an EAM entry are ours (see `addrmap::v4_dst`), and with
     // stateful NAT64 the pool4 addresses (RFC 6146), translated through their bindings.
-    let eam_dst = addrmap::v4_dst(cfg, ip4.dst);
+    let eam_dst = addrmap::v4_dst_entry(cfg, ip4.dst);
     let to_pool4 =
         eam_dst.is_none() && cfg.flags & CONFIG_F_STATEFUL != 0 && stateful::in_pool4(ip4.dst);
     if eam_dst.is_none() && !to_pool4 {
@@ -84,7 +84,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     s.port_new = 0;
     s.bound_port_at = 0;
     match eam_dst {
-        Some(m) => s.addr6[1] = addrmap::to6(cfg, m, ip4.dst),
+        Some(e) => s.addr6[1] = addrmap::to6(cfg, addrmap::To6::Eam(e), ip4.dst),
         None => {
             let r = stateful_destination(ctx, cfg);
             // The node's own traffic on a pool4 address it shares: up the stack untouched
@@ -352,16 +352,16 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     let [o0, o1] = (((frag & IPV4_OFFSET_MASK) << 3) | ((frag & IPV4_MF) >> 13)).to_be_bytes();
     let frag8 = [nh, 0, o0, o1, 0, 0, ip4.id[0], ip4.id[1]];
 
-    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
+    let macs = crate::packet::Macs::read(ctx).ok_or(DropReason::Truncated)?;
     // Grow (or, with more than 20 bytes of options, shrink) the head so the transport header
     // stays where it is.
     let grow = (IPV6_LEN + frag_hdr_len) as i32 - ihl as i32;
-    if !resize_head(ctx, -grow, &eth, ETH_P_IPV6) {
+    if !resize_head(ctx, -grow, &macs, ETH_P_IPV6) {
         return Err(DropReason::HeadroomExhausted);
     }
     write_bytes(ctx, ETH_LEN, first8)?;
-    write_bytes(ctx, ETH_LEN + 8, addrmap::to6(cfg, src_map, v4src))?;
-    write_bytes(ctx, ETH_LEN + 24, s.addr6[1])?;
+    write_halves(ctx, ETH_LEN + 8, addrmap::to6_halves(cfg, src_map, v4src))?;
+    write_addr6(ctx, ETH_LEN + 24, &s.addr6[1])?;
     if fragmented {
         write_bytes(ctx, ETH_LEN + IPV6_LEN, frag8)?;
     }

@@ -19,9 +19,9 @@ use crate::{
     frame::Frame,
     l4, link,
     packet::{
-        ETH_LEN, ETH_P_IP, EthHdr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_LEN, IPV6_LEN, IcmpFull, Ipv6Hdr, MAX_HEADERS_LEN, exceeds_mtu, frame_len,
-        ipv4_header, is_extension_header, ptr_at, read, resize_head, view, word, write_bytes,
+        ETH_LEN, ETH_P_IP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN,
+        IPV6_LEN, IcmpFull, Ipv6Hdr, MAX_HEADERS_LEN, exceeds_mtu, frame_len, ipv4_header,
+        is_extension_header, ptr_at, read, resize_head, view, word, write_bytes,
     },
     stateful, stats, unreachable,
 };
@@ -318,13 +318,13 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         dst4,
     );
 
-    let eth = read::<EthHdr>(ctx, 0).ok_or(DropReason::Truncated)?;
+    let macs = crate::packet::Macs::read(ctx).ok_or(DropReason::Truncated)?;
     // The IPv4 header is 20 bytes shorter, and the extension headers go: move the frame start
     // forward so the transport header stays where it is.
-    if !resize_head(ctx, (l4_off - ETH_LEN - IPV4_LEN) as i32, &eth, ETH_P_IP) {
+    if !resize_head(ctx, (l4_off - ETH_LEN - IPV4_LEN) as i32, &macs, ETH_P_IP) {
         return Err(DropReason::HeadroomExhausted);
     }
-    write_bytes(ctx, ETH_LEN, hdr)?;
+    hdr.write(ctx, ETH_LEN)?;
 
     stats::add(Counter::Packets(Dir::V6ToV4, counted), 1);
     stats::add(Counter::Bytes(Dir::V6ToV4), tot_len as u64);
