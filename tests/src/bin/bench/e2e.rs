@@ -1,5 +1,5 @@
-//! The same topology several ways, in one run: plain IPv4 forwarding (no translation: the
-//! limit of this path), TAYGA (userspace, TUN) and nat64d; TCP throughput (1 and 4 streams,
+//! The same topology several ways, in one run: plain IPv4 and IPv6 forwarding (no translation:
+//! the limits of this path), TAYGA (userspace, TUN) and nat64d; TCP throughput (1 and 4 streams,
 //! both directions; iperf3), small-packet UDP rate at bounded loss (trafgen: a packet socket
 //! that offers far more than iperf3's UDP socket, so that the path, not the generator, is
 //! measured), ping latency. Each figure is taken `runs` times.
@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nat64_tests::{
     lab::{CLIENT6, CLIENT6_AS_V4, Lab, LabOptions, SERVER4, SERVER4_AS_V6, XLAT6},
@@ -22,6 +22,9 @@ use crate::stats::{Summary, summarize};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
     Forwarding,
+    /// The client reaches an IPv6 address of the server: the forwarding its IPv6 traffic
+    /// would get from a dual-stack path, with no translation anywhere.
+    Forwarding6,
     Tayga,
     Nat64d,
     /// nat64d with `hook = "tc"` on the translator's interfaces.
@@ -34,6 +37,7 @@ impl Mode {
     pub fn name(self) -> &'static str {
         match self {
             Mode::Forwarding => "plain IPv4 forwarding",
+            Mode::Forwarding6 => "plain IPv6 forwarding",
             Mode::Tayga => "TAYGA",
             Mode::Nat64d => "nat64d (XDP)",
             Mode::Nat64dTc => "nat64d (TC)",
@@ -63,9 +67,13 @@ pub const TCP_CASES: [&str; 4] = [
     "TCP, 4 streams, 4to6",
 ];
 
-fn lab(mode: Mode) -> Lab {
+fn lab(mode: Mode, offloads: bool) -> Lab {
     Lab::new(LabOptions {
         sender_gso: true,
+        // The lab turns transmit checksum offload off on the translator's interfaces, so that
+        // receivers verify every checksum (and with it goes TSO: forwarded aggregates are cut
+        // in software); `offloads` leaves them on, as a router's NIC has them.
+        verify_checksums: !offloads,
         // Redirecting into a veth needs an XDP program on its peer.
         neighbour_xdp: mode == Mode::Nat64dXdpForward,
         xdp_mode: if mode == Mode::Nat64dTc {
@@ -104,6 +112,38 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
             ]);
             x.ip(&["addr", "add", "198.51.100.1/24", "dev", "xc"]);
             c.ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"]);
+            None
+        }
+        Mode::Forwarding6 => {
+            // The server gets IPv6 back, and an address on a second IPv6 link of the router.
+            let s = &lab.server4;
+            s.sysctl("net.ipv6.conf.all.disable_ipv6", "0");
+            s.sysctl("net.ipv6.conf.s0.disable_ipv6", "0");
+            s.ip(&[
+                "addr",
+                "add",
+                &format!("{FORWARDING_SERVER6}/64"),
+                "dev",
+                "s0",
+                "nodad",
+            ]);
+            x.ip(&["addr", "add", "2001:db8:4::1/64", "dev", "xs", "nodad"]);
+            s.ip(&[
+                "-6",
+                "route",
+                "add",
+                "2001:db8:6::/64",
+                "via",
+                "2001:db8:4::1",
+            ]);
+            c.ip(&[
+                "-6",
+                "route",
+                "add",
+                "2001:db8:4::/64",
+                "via",
+                &XLAT6.to_string(),
+            ]);
             None
         }
         Mode::Tayga => {
@@ -175,6 +215,8 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
 
 /// The client's IPv4 address in plain forwarding, and its TAYGA mapping.
 const FORWARDING_CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The server's IPv6 address in plain IPv6 forwarding.
+const FORWARDING_SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 2);
 /// The server under TAYGA's prefix.
 const TAYGA_SERVER6: &str = "2001:db8:64::c000:202";
 
@@ -184,6 +226,7 @@ const TAYGA_PREFIX: &str = "2001:db8:64::/96";
 fn target(mode: Mode) -> String {
     match mode {
         Mode::Forwarding => SERVER4.to_string(),
+        Mode::Forwarding6 => FORWARDING_SERVER6.to_string(),
         Mode::Tayga => TAYGA_SERVER6.to_string(),
         Mode::Nat64d | Mode::Nat64dTc | Mode::Nat64dXdpForward => SERVER4_AS_V6.to_string(),
     }
@@ -356,20 +399,47 @@ fn rtt_us(c: &Netns, target: &str) -> f64 {
 /// The offered rates tried, in packets per second.
 const RATES: [u64; 6] = [25_000, 50_000, 100_000, 200_000, 300_000, 400_000];
 
-pub fn run(mode: Mode, runs: usize) -> Figures {
+/// TCP, 1 stream, 6to4 and 4to6 (Gbit/s), with the translator's transmit offloads left on.
+pub fn run_offloaded(mode: Mode, runs: usize) -> [Summary; 2] {
     nat64_tests::require_root();
-    let mut lab = lab(mode);
+    let mut lab = lab(mode, true);
     let _tayga = prepare(&mut lab, mode);
-    let _server = Killed(
+    let _server = iperf_server(&lab, mode);
+    let t = target(mode);
+    let mut f = [Summary::default(), Summary::default()];
+    for (i, reverse) in [false, true].into_iter().enumerate() {
+        let mut v: Vec<f64> = (0..runs)
+            .map(|_| tcp_gbps(&lab.client6, &t, 1, reverse))
+            .collect();
+        f[i] = summarize(&mut v);
+    }
+    f
+}
+
+/// The iperf3 server, on the server's address for `mode`.
+fn iperf_server(lab: &Lab, mode: Mode) -> Killed {
+    let bind = match mode {
+        Mode::Forwarding6 => FORWARDING_SERVER6.to_string(),
+        _ => SERVER4.to_string(),
+    };
+    let server = Killed(
         lab.server4
             .command("iperf3")
-            .args(["-s", "-B", &SERVER4.to_string()])
+            .args(["-s", "-B", &bind])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("iperf3 server"),
     );
     std::thread::sleep(Duration::from_millis(300));
+    server
+}
+
+pub fn run(mode: Mode, runs: usize) -> Figures {
+    nat64_tests::require_root();
+    let mut lab = lab(mode, false);
+    let _tayga = prepare(&mut lab, mode);
+    let _server = iperf_server(&lab, mode);
     let t = target(mode);
     let c = &lab.client6;
     let mut f = Figures::default();
@@ -385,15 +455,20 @@ pub fn run(mode: Mode, runs: usize) -> Figures {
     // Addresses each way: the client as the server sees it, the server as the client does.
     let (client_seen, server_seen): (IpAddr, IpAddr) = match mode {
         Mode::Forwarding => (FORWARDING_CLIENT4.into(), SERVER4.into()),
+        Mode::Forwarding6 => (CLIENT6.into(), FORWARDING_SERVER6.into()),
         Mode::Tayga => (
             FORWARDING_CLIENT4.into(),
-            TAYGA_SERVER6.parse::<std::net::Ipv6Addr>().unwrap().into(),
+            TAYGA_SERVER6.parse::<Ipv6Addr>().unwrap().into(),
         ),
         _ => (CLIENT6_AS_V4.into(), SERVER4_AS_V6.into()),
     };
     let client_src: IpAddr = match mode {
         Mode::Forwarding => FORWARDING_CLIENT4.into(),
         _ => CLIENT6.into(),
+    };
+    let server_src: IpAddr = match mode {
+        Mode::Forwarding6 => FORWARDING_SERVER6.into(),
+        _ => SERVER4.into(),
     };
     let flows = [
         UdpFlow {
@@ -414,7 +489,7 @@ pub fn run(mode: Mode, runs: usize) -> Figures {
             frame: udp_frame(
                 mac(&lab.server4, "s0"),
                 mac(&lab.xlat, "xs"),
-                SERVER4.into(),
+                server_src,
                 client_seen,
             ),
             receiver: &lab.client6,

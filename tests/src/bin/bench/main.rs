@@ -241,6 +241,7 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
         let runs = if quick { 1 } else { 3 };
         let modes = [
             e2e::Mode::Forwarding,
+            e2e::Mode::Forwarding6,
             e2e::Mode::Tayga,
             e2e::Mode::Nat64d,
             e2e::Mode::Nat64dTc,
@@ -265,12 +266,17 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             .collect();
         let _ = writeln!(
             md,
-            "## End to end: one path, plain forwarding, TAYGA and nat64d\n\nclient6 - xlat - server4 in namespaces over veth, GSO on at the senders, no XDP on \
+            "## End to end: one path, plain forwarding, TAYGA and nat64d\n\nclient6 - xlat - server4 in namespaces over veth, GSO on at the senders, transmit checksum \
+             offload off on the translator's interfaces (so that the receivers verify every checksum; \
+             it takes TSO with it, so forwarded aggregates are cut in software: see the next table for \
+             offloads on), no XDP on \
              the neighbours (except for forward_in_xdp, which needs the pass-through program on \
              the veth peers to redirect into them, and complete checksums from the senders: \
              transmit checksum offload off there, which also turns their TSO off). nat64d (XDP) \
              runs the fast path in native XDP on the translator's interfaces, nat64d (TC) at \
-             their TC ingress hook (`hook = \"tc\"`). iperf3 3 s per run, {runs} run(s) per figure: min / median / max. \
+             their TC ingress hook (`hook = \"tc\"`). Plain IPv6 forwarding: the client reaches an \
+             IPv6 address of the server through the same router, the forwarding its IPv6 traffic \
+             would get on a dual-stack path. iperf3 3 s per run, {runs} run(s) per figure: min / median / max. \
              UDP: 64-byte payloads at the highest offered rate (25k to 400k packets/s, iperf3) with at most \
              1% loss, delivered packets per second; under overload: 1M frames from trafgen's packet ring \
              as fast as it sends them, delivered packets per second while it sent (the path's capacity, \
@@ -281,17 +287,16 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             let _ = write!(head, " {} |", m.name());
         }
         head.push_str(
-            " XDP / forwarding | TC / forwarding | forward_in_xdp / forwarding | XDP / TAYGA | TC / TAYGA |\n|---|",
+            " XDP / IPv4 fwd | TC / IPv4 fwd | XDP / IPv6 fwd | TC / IPv6 fwd | forward_in_xdp / IPv4 fwd | XDP / TAYGA | TC / TAYGA |\n|---|",
         );
-        head.push_str(&"---|".repeat(modes.len() + 5));
+        head.push_str(&"---|".repeat(modes.len() + RATIOS.len()));
         let _ = writeln!(md, "{head}");
-        // Columns: 0 forwarding, 1 TAYGA, 2 XDP, 3 TC, 4 forward_in_xdp.
         let row = |md: &mut String, label: &str, s: Vec<&Summary>, f: &dyn Fn(f64) -> String| {
             let mut line = format!("| {label} |");
             for x in &s {
                 let _ = write!(line, " {} |", mmm(x, f));
             }
-            for (a, b) in [(2, 0), (3, 0), (4, 0), (2, 1), (3, 1)] {
+            for (a, b) in RATIOS {
                 let _ = write!(line, " {:.2} |", s[a].median / s[b].median);
             }
             let _ = writeln!(md, "{line}");
@@ -318,6 +323,49 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
         let us = |v: f64| format!("{v:.0}");
         let s: Vec<&Summary> = figures.iter().map(|f| &f.rtt_us).collect();
         row(&mut md, "ping round trip, µs", s, &us);
+        let _ = writeln!(md);
+
+        // The same single stream with the translator's offloads on, as a router's NIC has
+        // them: forwarded aggregates leave whole.
+        let off_modes = [
+            e2e::Mode::Forwarding,
+            e2e::Mode::Forwarding6,
+            e2e::Mode::Nat64dTc,
+        ];
+        let off: Vec<[Summary; 2]> = off_modes
+            .iter()
+            .map(|&m| {
+                if let Some(o) = &only_modes
+                    && !o
+                        .split(',')
+                        .any(|x| m.name().to_lowercase().contains(&x.to_lowercase()))
+                {
+                    return [Summary::default(), Summary::default()];
+                }
+                eprintln!("nat64-bench: end to end, offloads on, {}", m.name());
+                e2e::run_offloaded(m, runs)
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "### TCP, 1 stream, transmit offloads on at the translator\n\nThe table above's lab with the \
+             translator's transmit checksum offload (and TSO) left on: GSO aggregates are forwarded \
+             whole, as a router's NIC would take them. Receivers trust the checksums of what arrives \
+             over veth here, so this setting is for throughput only (the tests verify checksums with \
+             offload off). {runs} run(s) per figure.\n\n\
+             | measure | plain IPv4 forwarding | plain IPv6 forwarding | nat64d (TC) | TC / IPv4 fwd | TC / IPv6 fwd |\n|---|---|---|---|---|---|"
+        );
+        for (i, dir) in ["6to4", "4to6"].into_iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "| TCP, 1 stream, {dir}, Gbit/s | {} | {} | {} | {:.2} | {:.2} |",
+                mmm(&off[0][i], &gb),
+                mmm(&off[1][i], &gb),
+                mmm(&off[2][i], &gb),
+                off[2][i].median / off[0][i].median,
+                off[2][i].median / off[1][i].median,
+            );
+        }
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "{}", READING);
@@ -366,6 +414,10 @@ fn header(quick: bool) -> String {
         sh("nproc", &[]),
     )
 }
+
+/// The end-to-end table's ratio columns, as (numerator, denominator) indexes into its modes:
+/// 0 IPv4 forwarding, 1 IPv6 forwarding, 2 TAYGA, 3 nat64d XDP, 4 nat64d TC, 5 forward_in_xdp.
+const RATIOS: [(usize, usize); 7] = [(3, 0), (4, 0), (3, 1), (4, 1), (5, 0), (3, 2), (4, 2)];
 
 /// How to read the tables (what each measures, and what limits it), written under them.
 const READING: &str = "## Reading the figures
