@@ -450,6 +450,13 @@ const READING: &str = "## Reading the figures
   loop never sleeps under overload). Two vCPUs
   carry the generator, the translator and the receiver at once, so every figure here is a
   ratio measured side by side, not a capacity of the translator alone.
+- **Two forwarding baselines.** The translator's IPv6 side is IPv6, so what its traffic would
+  otherwise get is IPv6 forwarding; the IPv4 column is the path's IPv4 limit. With transmit
+  checksum offload off on the router (the main table), forwarded aggregates are cut in
+  software, which the kernel does more slowly for IPv6: a single IPv6 stream runs at about 0.7
+  of an IPv4 one, and nat64d (TC), whose input is IPv6, goes at the IPv6 rate. With the
+  router's offloads on (the second table), aggregates leave whole and both baselines are
+  close; that is the figure for a router with a real NIC.
 - **forward_in_xdp** gains nothing measurable here: a redirect into a veth still builds an
   skb on the receiving side, and the generator is the limit. Its case is physical NICs, where
   the redirected frame goes straight to the driver; it is not measured on this machine.
