@@ -523,6 +523,21 @@ pub fn write_addr6(ctx: &impl Frame, off: usize, a: &[u8; 16]) -> Result<(), Dro
     Ok(())
 }
 
+/// Copies an IPv6 address between two places in map memory (the scratch slot, a table entry)
+/// or a packet: two 8-byte loads and stores, where an assignment is expanded byte by byte.
+/// Not for an address at an unaligned place on the stack (see `write_addr6`).
+#[inline(always)]
+pub fn copy_addr6(dst: &mut [u8; 16], src: &[u8; 16]) {
+    let d = dst.as_mut_ptr() as *mut u64;
+    let s = src.as_ptr() as *const u64;
+    // SAFETY: both are 16 valid bytes; unaligned accesses to map and packet memory are fine on
+    // BPF (see build.rs).
+    unsafe {
+        d.write_unaligned(s.read_unaligned());
+        d.add(1).write_unaligned(s.add(1).read_unaligned());
+    }
+}
+
 /// Writes `N` bytes at `off`.
 #[inline(always)]
 pub fn write_bytes<const N: usize>(

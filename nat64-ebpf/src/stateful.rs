@@ -16,8 +16,8 @@ use nat64_common::{
     DropReason,
     maps::{CONFIG_F2_ADF, Config, POOL4_MAX_PREFIXES},
     state::{
-        BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, Bib6Key, BindingEvent,
-        BlockKey, BlockOwner, EVENT_BLOCK, EVENT_CREATED, EVENT_REFUSED, FragKey, HELD_SYN_BYTES,
+        BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, BindingEvent, BlockKey,
+        BlockOwner, EVENT_BLOCK, EVENT_CREATED, EVENT_REFUSED, FragKey, HELD_SYN_BYTES,
         MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST,
         TCP_FLAG_SYN, TCP_SYN, candidate_port, client_key, next_candidate, pool4_index, tcp_next,
     },
@@ -485,12 +485,10 @@ fn bind(
     tcp_flags: u8,
 ) -> Result<bool, DropReason> {
     let s = crate::scratch::get()?;
-    s.bib6_key = Bib6Key {
-        addr6: *src6,
-        port6: port6.to_be_bytes(),
-        proto,
-        _pad: 0,
-    };
+    crate::packet::copy_addr6(&mut s.bib6_key.addr6, src6);
+    s.bib6_key.port6 = port6.to_be_bytes();
+    s.bib6_key.proto = proto;
+    s.bib6_key._pad = 0;
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if let Some(v) = BIB6.get_ptr_mut(&s.bib6_key) {
@@ -538,7 +536,7 @@ fn bind(
     s.bib4_key.port4 = [0; 2];
     s.bib4_key.proto = proto;
     s.bib4_key._pad = 0;
-    s.bib4_val.addr6 = s.bib6_key.addr6;
+    crate::packet::copy_addr6(&mut s.bib4_val.addr6, &s.bib6_key.addr6);
     s.bib4_val.port6 = s.bib6_key.port6;
     s.bib4_val.tcp = 0;
     s.bib4_val.flags = 0;

@@ -601,7 +601,7 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
     if frag & IPV4_MF != 0 {
         stateful::remember_fragments(ip4.src, ip4.dst, ip4.id, ip4.proto, b);
     }
-    s.addr6[1] = b.addr6;
+    crate::packet::copy_addr6(&mut s.addr6[1], &b.addr6);
     s.port_old = word(port4[0], port4[1]);
     s.port_new = word(b.port6[0], b.port6[1]);
     s.bound_port6 = b.port6;

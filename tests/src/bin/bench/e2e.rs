@@ -497,11 +497,14 @@ pub fn run(mode: Mode, runs: usize) -> Figures {
         },
     ];
     for (i, reverse) in [false, true].into_iter().enumerate() {
-        // The highest offered rate with at most 1% loss, then measured `runs` times.
+        // The highest offered rate with at most 1% loss, then measured `runs` times. Near the
+        // generator's limit every path loses 0.5-3% from one trial to the next, so a rate that
+        // fails gets a second trial before the search stops there: one unlucky trial would
+        // otherwise drop a whole rate step.
         let mut best = RATES[0];
         for &r in &RATES {
-            let (_, lost) = udp_at(c, &t, r, reverse);
-            if lost > 1.0 {
+            let passes = (0..2).any(|_| udp_at(c, &t, r, reverse).1 <= 1.0);
+            if !passes {
                 break;
             }
             best = r;

@@ -359,9 +359,9 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             let _ = writeln!(
                 md,
                 "| TCP, 1 stream, {dir}, Gbit/s | {} | {} | {} | {:.2} | {:.2} |",
-                mmm(&off[0][i], &gb),
-                mmm(&off[1][i], &gb),
-                mmm(&off[2][i], &gb),
+                mmm(&off[0][i], gb),
+                mmm(&off[1][i], gb),
+                mmm(&off[2][i], gb),
                 off[2][i].median / off[0][i].median,
                 off[2][i].median / off[1][i].median,
             );
@@ -442,8 +442,8 @@ const READING: &str = "## Reading the figures
   and latency (XDP on a veth converts every skb to an XDP frame and back); physical NICs keep
   GRO after XDP_PASS and are where native XDP earns its place. At TC a GSO aggregate counts as
   one translated packet. The paced UDP rows are bounded by iperf3's
-  single-threaded generator on this machine as much as by the path, and one trial per offered
-  rate decides how far the search goes, so a figure can jump a whole rate step (100k to 200k
+  single-threaded generator on this machine as much as by the path, and at most two trials
+  per offered rate decide how far the search goes, so a figure can still jump a whole rate step (100k to 200k
   packets/s, say) from one run to the next, plain forwarding's included. The overload rows take the generator out (trafgen's packet ring offers more
   than any path here carries) and measure capacity whatever is dropped: there the TC hook
   carries what plain forwarding does, and TAYGA does far better than at bounded loss (its
