@@ -237,6 +237,26 @@ pub fn ipv6_header_sum(h: &Ipv6Hdr) -> u32 {
         + nat64_common::checksum::sum16(&h.dst)
 }
 
+/// The one's complement sum of an option-less IPv4 header's 16-bit words, within 32 bits (0xffff
+/// once folded when its checksum is right), from five 4-byte loads summed in a 64-bit accumulator: the sum is
+/// byte-order independent (RFC 1071 section 2(B)), and a checksum of 0xffff is one either way.
+#[inline(always)]
+pub fn ipv4_header_sum(h: &Ipv4Hdr) -> u32 {
+    let p = h as *const Ipv4Hdr as *const u32;
+    let mut acc = 0u64;
+    let mut i = 0;
+    while i < 5 {
+        // SAFETY: `h` is a 20-byte header (the caller's view checked its bounds); unaligned
+        // loads are fine on BPF (see build.rs).
+        acc += unsafe { p.add(i).read_unaligned() } as u64;
+        i += 1;
+    }
+    // Five words are below 2^35: two end-around folds bring the sum within 32 bits, which
+    // `checksum::fold` takes down to 16.
+    let folded = (acc & 0xffff_ffff) + (acc >> 32);
+    ((folded & 0xffff_ffff) + (folded >> 32)) as u32
+}
+
 /// An option-less IPv4 header built straight from its fields, checksum included (computed from
 /// the field words, without a pass over a byte buffer).
 #[allow(clippy::too_many_arguments)]
@@ -521,6 +541,18 @@ pub fn write_addr6(ctx: &impl Frame, off: usize, a: &[u8; 16]) -> Result<(), Dro
         p.add(1).write_unaligned(a.add(1).read_unaligned());
     }
     Ok(())
+}
+
+/// Stores an IPv6 address given as its two halves (`addrmap::to6_halves`) into map memory (the
+/// scratch slot): two 8-byte stores, where a `[u8; 16]` built from them is sixteen.
+#[inline(always)]
+pub fn set_addr6(dst: &mut [u8; 16], (hi, lo): (u64, u64)) {
+    let d = dst.as_mut_ptr() as *mut u64;
+    // SAFETY: 16 writable bytes; unaligned map accesses are fine on BPF (see build.rs).
+    unsafe {
+        d.write_unaligned(hi.to_be());
+        d.add(1).write_unaligned(lo.to_be());
+    }
 }
 
 /// Copies an IPv6 address between two places in map memory (the scratch slot, a table entry)

@@ -84,7 +84,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     s.port_new = 0;
     s.bound_port_at = 0;
     match eam_dst {
-        Some(e) => s.addr6[1] = addrmap::to6(cfg, addrmap::To6::Eam(e), ip4.dst),
+        Some(e) => crate::packet::set_addr6(
+            &mut s.addr6[1],
+            addrmap::to6_halves(cfg, addrmap::To6::Eam(e), ip4.dst),
+        ),
         None => {
             let r = stateful_destination(ctx, cfg);
             // The node's own traffic on a pool4 address it shares: up the stack untouched
@@ -118,7 +121,14 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         return Err(DropReason::Truncated);
     }
     // The kernel would drop a corrupt header in ip_rcv(); we run before it, so check here.
-    match sum_words(ctx, ETH_LEN, ihl) {
+    // The common header, without options, is summed from the view already bounds-checked:
+    // five word loads instead of the general loop.
+    let sum = if ihl == IPV4_LEN {
+        Some(crate::packet::ipv4_header_sum(ip4))
+    } else {
+        sum_words(ctx, ETH_LEN, ihl)
+    };
+    match sum {
         Some(s) if checksum::fold(s) == 0xffff => {}
         _ => return Err(DropReason::BadHeader),
     }
@@ -530,7 +540,7 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
     if frag & IPV4_OFFSET_MASK != 0 {
         let b = stateful::fragment_binding(ip4.src, ip4.dst, ip4.id, ip4.proto)
             .ok_or(DropReason::Fragment)?;
-        s.addr6[1] = b.addr6;
+        crate::packet::copy_addr6(&mut s.addr6[1], &b.addr6);
         return Ok(true);
     }
     let (at, bib_proto, tcp) = match ip4.proto {
