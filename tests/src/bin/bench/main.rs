@@ -250,14 +250,16 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
         // NAT64_BENCH_MODES=tayga,tc (names as in the table, matched loosely) runs only those
         // modes, for investigating one; a partial run leaves the other columns empty.
         let only_modes = std::env::var("NAT64_BENCH_MODES").ok();
+        let selected = |m: e2e::Mode| {
+            only_modes.as_ref().is_none_or(|o| {
+                o.split(',')
+                    .any(|x| m.name().to_lowercase().contains(&x.to_lowercase()))
+            })
+        };
         let figures: Vec<e2e::Figures> = modes
             .iter()
             .map(|&m| {
-                if let Some(o) = &only_modes
-                    && !o
-                        .split(',')
-                        .any(|x| m.name().to_lowercase().contains(&x.to_lowercase()))
-                {
+                if !selected(m) {
                     return e2e::Figures::default();
                 }
                 eprintln!("nat64-bench: end to end, {}", m.name());
@@ -335,11 +337,7 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
         let off: Vec<[Summary; 2]> = off_modes
             .iter()
             .map(|&m| {
-                if let Some(o) = &only_modes
-                    && !o
-                        .split(',')
-                        .any(|x| m.name().to_lowercase().contains(&x.to_lowercase()))
-                {
+                if !selected(m) {
                     return [Summary::default(), Summary::default()];
                 }
                 eprintln!("nat64-bench: end to end, offloads on, {}", m.name());
