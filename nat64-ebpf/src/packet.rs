@@ -238,8 +238,9 @@ pub fn ipv6_header_sum(h: &Ipv6Hdr) -> u32 {
 }
 
 /// The one's complement sum of an option-less IPv4 header's 16-bit words, within 32 bits (0xffff
-/// once folded when its checksum is right), from five 4-byte loads summed in a 64-bit accumulator: the sum is
-/// byte-order independent (RFC 1071 section 2(B)), and a checksum of 0xffff is one either way.
+/// once folded when its checksum is right), from five 4-byte loads summed in a 64-bit
+/// accumulator: the sum is byte-order independent (RFC 1071 section 2(B)), and a checksum of
+/// 0xffff is one either way.
 #[inline(always)]
 pub fn ipv4_header_sum(h: &Ipv4Hdr) -> u32 {
     let p = h as *const Ipv4Hdr as *const u32;
@@ -515,40 +516,33 @@ pub fn resize_head(ctx: &impl Frame, delta: i32, macs: &Macs, proto: u16) -> boo
 }
 
 /// Writes an IPv6 address given as its two halves (big-endian numbers, `addrmap::to6_halves`)
-/// at `off`: two 8-byte stores.
+/// at `off`: two 8-byte stores ([`set_addr6`]).
 #[inline(always)]
-pub fn write_halves(ctx: &impl Frame, off: usize, (hi, lo): (u64, u64)) -> Result<(), DropReason> {
-    let p = ptr_at::<[u8; 16]>(ctx, off).ok_or(DropReason::Truncated)? as *mut u64;
-    // SAFETY: bounds checked by `ptr_at` (16 bytes); unaligned packet stores are fine on BPF.
-    unsafe {
-        p.write_unaligned(hi.to_be());
-        p.add(1).write_unaligned(lo.to_be());
-    }
+pub fn write_halves(ctx: &impl Frame, off: usize, halves: (u64, u64)) -> Result<(), DropReason> {
+    let p = ptr_at::<[u8; 16]>(ctx, off).ok_or(DropReason::Truncated)?;
+    // SAFETY: bounds checked by `ptr_at`; a byte array has alignment 1.
+    set_addr6(unsafe { &mut *p }, halves);
     Ok(())
 }
 
 /// Copies the IPv6 address at `a` (map memory: the scratch slot, an entry) to `off`: two
-/// 8-byte loads and stores, where a 16-byte copy is expanded byte by byte. Not for an address
-/// on the stack, whose 8-byte loads the kernel refuses unless they are aligned.
+/// 8-byte loads and stores ([`copy_addr6`]).
 #[inline(always)]
 pub fn write_addr6(ctx: &impl Frame, off: usize, a: &[u8; 16]) -> Result<(), DropReason> {
-    let p = ptr_at::<[u8; 16]>(ctx, off).ok_or(DropReason::Truncated)? as *mut u64;
-    let a = a.as_ptr() as *const u64;
-    // SAFETY: bounds checked by `ptr_at`; `a` is 16 readable bytes; unaligned packet and map
-    // accesses are fine on BPF.
-    unsafe {
-        p.write_unaligned(a.read_unaligned());
-        p.add(1).write_unaligned(a.add(1).read_unaligned());
-    }
+    let p = ptr_at::<[u8; 16]>(ctx, off).ok_or(DropReason::Truncated)?;
+    // SAFETY: bounds checked by `ptr_at`; a byte array has alignment 1.
+    copy_addr6(unsafe { &mut *p }, a);
     Ok(())
 }
 
-/// Stores an IPv6 address given as its two halves (`addrmap::to6_halves`) into map memory (the
-/// scratch slot): two 8-byte stores, where a `[u8; 16]` built from them is sixteen.
+/// Stores an IPv6 address given as its two halves (`addrmap::to6_halves`) into map or packet
+/// memory: two 8-byte stores, where a `[u8; 16]` built from them is sixteen. Not into the stack,
+/// where the kernel refuses unaligned accesses.
 #[inline(always)]
 pub fn set_addr6(dst: &mut [u8; 16], (hi, lo): (u64, u64)) {
     let d = dst.as_mut_ptr() as *mut u64;
-    // SAFETY: 16 writable bytes; unaligned map accesses are fine on BPF (see build.rs).
+    // SAFETY: 16 writable bytes; unaligned map and packet accesses are fine on BPF (see
+    // build.rs).
     unsafe {
         d.write_unaligned(hi.to_be());
         d.add(1).write_unaligned(lo.to_be());
@@ -557,7 +551,8 @@ pub fn set_addr6(dst: &mut [u8; 16], (hi, lo): (u64, u64)) {
 
 /// Copies an IPv6 address between two places in map memory (the scratch slot, a table entry)
 /// or a packet: two 8-byte loads and stores, where an assignment is expanded byte by byte.
-/// Not for an address at an unaligned place on the stack (see `write_addr6`).
+/// Not for an address at an unaligned place on the stack, where the kernel refuses unaligned
+/// accesses.
 #[inline(always)]
 pub fn copy_addr6(dst: &mut [u8; 16], src: &[u8; 16]) {
     let d = dst.as_mut_ptr() as *mut u64;
