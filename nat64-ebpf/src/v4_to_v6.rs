@@ -283,7 +283,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         write_bytes(ctx, s.bound_port_at as usize & 0x3ff, s.bound_port6)?;
     }
     let v4src = ip4.src;
-    let new_addrs = sum16(&addrmap::to6(cfg, src_map, v4src)) + sum16(&s.addr6[1]);
+    // The source's IPv6 address, as halves: summed here, written after the head move.
+    let src6 = addrmap::to6_halves(cfg, src_map, v4src);
+    let new_addrs = checksum::sum_halves(src6.0, src6.1) + sum16(&s.addr6[1]);
     let delta = l4::PseudoDelta {
         old_addrs: sum4(&ip4.src) + sum4(&ip4.dst),
         new_addrs,
@@ -370,7 +372,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         return Err(DropReason::HeadroomExhausted);
     }
     write_bytes(ctx, ETH_LEN, first8)?;
-    write_halves(ctx, ETH_LEN + 8, addrmap::to6_halves(cfg, src_map, v4src))?;
+    write_halves(ctx, ETH_LEN + 8, src6)?;
     write_addr6(ctx, ETH_LEN + 24, &s.addr6[1])?;
     if fragmented {
         write_bytes(ctx, ETH_LEN + IPV6_LEN, frag8)?;
