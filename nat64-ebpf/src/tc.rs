@@ -17,7 +17,8 @@ use nat64_common::maps::Config;
 use crate::{
     frame::Frame,
     packet::{
-        ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPV4_LEN, IPV6_LEN, ethertype, ptr_at, read,
+        ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN, IPV6_LEN, ethertype,
+        ptr_at, read,
     },
 };
 
@@ -28,15 +29,47 @@ pub const PASS: i32 = TC_ACT_OK as i32;
 const HEADERS: usize = ETH_LEN + 60 + 60;
 
 /// Makes the bytes the core reads directly accessible: the headers (Ethernet, an IPv4 header
-/// with options or an IPv6 header, a TCP header with options). The TC program never reads
-/// further: what would need the payload (an ICMP error's quote, a UDP checksum to compute) is
-/// left to the translator link. Pulling more would copy every packet a driver delivers with
-/// its payload in pages, and a GSO aggregate's 64 KiB. `false` when even the headers cannot be
-/// pulled (then the packet is left alone).
+/// with options or an IPv6 header, the transport header). The TC program never reads further:
+/// what would need the payload (an ICMP error's quote, a UDP checksum to compute) is left to
+/// the translator link. `false` when even the headers cannot be pulled (then the packet is
+/// left alone).
+///
+/// Exactly the headers, not a round figure: payload pulled into the linear part
+/// (`bpf_skb_pull_data` copies it out of the pages, into a head it reallocates) made every
+/// TCP aggregate reach its receiver with 48 bytes of payload in the head instead of in the
+/// pages, and cost single-stream TCP 5-10% with the router's offloads on (15.0-15.7 against
+/// 16.0-16.8 Gbit/s for plain IPv6 forwarding, the same run; exact headers: 16.0-16.6).
 #[inline(always)]
 pub fn pull_headers(ctx: &TcContext) -> bool {
-    let want = Frame::len(ctx).min(HEADERS);
+    let want = Frame::len(ctx).min(headers_len(ctx));
     want <= Frame::data_end(ctx) - Frame::data(ctx) || ctx.pull_data(want as u32).is_ok()
+}
+
+/// How long the headers are, from what is already linear; [`HEADERS`] when that does not show
+/// it (a short linear part, extension headers, ICMP, whose errors' quotes are read as well).
+#[inline(always)]
+fn headers_len(ctx: &TcContext) -> usize {
+    let (l4, proto) = match ethertype(ctx) {
+        Some(ETH_P_IPV6) => match read::<u8>(ctx, ETH_LEN + 6) {
+            Some(nh) => (ETH_LEN + IPV6_LEN, nh),
+            None => return HEADERS,
+        },
+        Some(ETH_P_IP) => match read::<[u8; 10]>(ctx, ETH_LEN) {
+            Some(h) => (ETH_LEN + (h[0] as usize & 0xf) * 4, h[9]),
+            None => return HEADERS,
+        },
+        _ => return HEADERS,
+    };
+    match proto {
+        // The data offset, in 32-bit words (RFC 9293 section 3.1); a bad one is the core's to
+        // refuse, from the fixed header.
+        IPPROTO_TCP => match read::<u8>(ctx, l4 + 12) {
+            Some(off) => l4 + ((off >> 4) as usize * 4).max(20),
+            None => HEADERS,
+        },
+        IPPROTO_UDP => l4 + 8,
+        _ => HEADERS,
+    }
 }
 
 /// The core's verdict at TC ingress: up the stack, dropped, (an error answered in place, MAC
