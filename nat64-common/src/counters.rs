@@ -326,7 +326,7 @@ pub enum Counter {
     Handoff(Dir, Handoff),
     Generated(Generated),
     /// Translated packets the fast path forwarded itself (FIB lookup and redirect,
-    /// `forward_in_xdp`), bypassing the kernel's forwarding.
+    /// `forward_in_dataplane`), bypassing the kernel's forwarding.
     Forwarded(Dir),
     /// ICMP errors translated with an RFC 6791 source, their own having no mapping in the
     /// other family (typically a router's Packet Too Big: path MTU discovery at work).
@@ -471,7 +471,7 @@ impl Counter {
             ),
             Counter::Forwarded(d) => (
                 "nat64_xdp_forwarded_packets_total",
-                "Translated packets the fast path forwarded itself (forward_in_xdp), by direction.",
+                "Translated packets the fast path forwarded itself (forward_in_dataplane), by direction.",
                 [("direction", d.name()), NONE],
             ),
             Counter::Rfc6791(d) => (

@@ -148,8 +148,8 @@ pub const CONFIG_F_STATEFUL: u8 = 1 << 4;
 /// than up the stack, the hop limit is left alone (the kernel decremented it on the way in
 /// and checks it on the way out), and nothing is handed off again.
 pub const CONFIG_F_ON_LINK: u8 = 1 << 7;
-/// The fast path forwards translated packets itself (`forward_in_xdp`): a FIB lookup for the
-/// new header and a redirect to the egress interface, with the hop the kernel would have
+/// The fast path forwards translated packets itself (`forward_in_dataplane`): a FIB lookup for
+/// the new header and a redirect to the egress interface, with the hop the kernel would have
 /// taken taken here. What the lookup cannot finish (no neighbour entry yet, a packet too big
 /// for the route, a local destination) goes up the stack as usual.
 pub const CONFIG_F_FIB: u8 = 1 << 5;

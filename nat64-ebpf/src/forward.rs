@@ -1,43 +1,50 @@
-//! Forwarding from XDP (`forward_in_xdp`, `CONFIG_F_FIB`): a translated packet is routed by a
-//! FIB lookup on its new header and redirected to the egress interface with the next hop's MAC
-//! address, instead of going up the kernel's stack. It then takes the hop the kernel's
-//! forwarding would have taken (RFC 791 TTL, RFC 8200 hop limit): the fast path never
-//! decrements, the kernel does on XDP_PASS.
+//! Forwarding from the hook (`forward_in_dataplane`, `CONFIG_F_FIB`): a translated packet is
+//! routed by a FIB lookup on its new header and redirected to the egress interface with the
+//! next hop's MAC address, instead of going up the kernel's stack (its receive path, netfilter,
+//! its own route lookup). It then takes the hop the kernel's forwarding would have taken (RFC
+//! 791 TTL, RFC 8200 hop limit): the fast path never decrements, the kernel does on XDP_PASS.
 //!
 //! Whatever the lookup cannot finish goes up the stack untouched (XDP_PASS), where the kernel
 //! does as it always does: no neighbour entry yet (it resolves it), too big for the route (it
 //! answers or fragments), a local or unroutable destination, a TTL of 1 (Time Exceeded).
 //!
-//! So does everything from an interface where partial transport checksums can arrive
+//! In XDP, so does everything from an interface where partial transport checksums can arrive
 //! (`IFACE_F_PARTIAL_CSUM`: virtual links whose senders offload checksums): XDP cannot tell
 //! such a packet from a complete one, and once redirected nobody would complete its checksum.
-//! Physical NICs deliver complete checksums.
+//! Physical NICs deliver complete checksums. At TC the socket buffer keeps its checksum state
+//! (and a GSO packet its segmentation) through the redirect, as through the kernel's
+//! forwarding, so nothing is excluded there.
 
 use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup, xdp_action},
+    bindings::{BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_REDIRECT, bpf_fib_lookup, xdp_action},
     helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_redirect},
-    programs::XdpContext,
 };
 use nat64_common::{Counter, Dir, maps::CONFIG_F_FIB, maps::Config};
 
 use crate::proto::{AF_INET, AF_INET6};
 use crate::{
+    frame::Frame,
     maps::FIB,
     packet::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, EthHdr, Ipv4Hdr, Ipv6Hdr, addr_words, ptr_at},
     stats,
 };
 
-/// Whether translated packets are forwarded from XDP.
+/// Whether translated packets are forwarded from the hook.
 #[inline(always)]
 pub fn enabled(cfg: &Config) -> bool {
     cfg.flags & CONFIG_F_FIB != 0
 }
 
-/// Routes the translated frame and redirects it (XDP_REDIRECT), or leaves it to the kernel
-/// (XDP_PASS).
+/// The verdict on a packet redirected from TC (`tc::verdict` makes it `TC_ACT_REDIRECT`): XDP
+/// actions are 0 to 4, and `XDP_REDIRECT` at TC means into the translator link.
+pub const TC_FORWARDED: u32 = 0x10 + TC_ACT_REDIRECT as u32;
+
+/// Routes the translated frame and redirects it (XDP_REDIRECT in XDP, `TC_FORWARDED` at TC),
+/// or leaves it to the kernel (XDP_PASS).
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, dir: Dir) -> u32 {
-    if crate::iface::partial_checksums(ctx) {
+pub fn forward<C: Frame>(ctx: &C, dir: Dir) -> u32 {
+    let xdp = ctx.as_xdp().is_some();
+    if xdp && crate::iface::partial_checksums(ctx) {
         return xdp_action::XDP_PASS;
     }
     let Some(p) = FIB.get_ptr_mut(0) else {
@@ -50,7 +57,7 @@ pub fn forward(ctx: &XdpContext, dir: Dir) -> u32 {
     };
     // SAFETY: bounds checked by `ptr_at`; headers have alignment 1.
     let proto = u16::from_be_bytes(unsafe { (*eth).proto });
-    p.ifindex = ctx.ingress_ifindex() as u32;
+    p.ifindex = ctx.ifindex();
     p.sport = 0;
     p.dport = 0;
     match proto {
@@ -88,10 +95,16 @@ pub fn forward(ctx: &XdpContext, dir: Dir) -> u32 {
         }
         _ => return xdp_action::XDP_PASS,
     }
+    if !xdp {
+        // At TC a length of 0 has the kernel check the socket buffer itself against the
+        // egress MTU (`is_skb_forwardable`), which knows a GSO packet by its segments; the
+        // length of a 64 KiB aggregate would fail the route's MTU.
+        p.__bindgen_anon_1.tot_len = 0;
+    }
     // SAFETY: helper call with the context and a map value of the size given.
     let rc = unsafe {
         fib_lookup(
-            ctx.ctx as *mut _,
+            ctx.raw(),
             p as *mut bpf_fib_lookup,
             core::mem::size_of::<bpf_fib_lookup>() as i32,
             0,
@@ -127,6 +140,7 @@ pub fn forward(ctx: &XdpContext, dir: Dir) -> u32 {
         (*eth).src = p.smac;
     }
     stats::add(Counter::Forwarded(dir), 1);
-    // SAFETY: plain helper call.
-    unsafe { bpf_redirect(p.ifindex, 0) as u32 }
+    // SAFETY: plain helper call; flags 0 means the device's egress.
+    let action = unsafe { bpf_redirect(p.ifindex, 0) } as u32;
+    if xdp { action } else { TC_FORWARDED }
 }

@@ -223,7 +223,7 @@ pub fn nat64_tc(ctx: TcContext) -> i32 {
     }
     tc::complete_sum_before(&ctx);
     let action = run(&ctx, cfg);
-    if action == xdp_action::XDP_PASS {
+    if action == xdp_action::XDP_PASS || action == forward::TC_FORWARDED {
         tc::complete_sum_after(&ctx);
     }
     tc::verdict(&ctx, action, cfg)
@@ -295,13 +295,14 @@ fn run4<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
 #[inline(always)]
 fn finish<C: Frame>(ctx: &C, cfg: &Config, dir: Dir, r: Result<Step, DropReason>) -> u32 {
     match r {
-        Ok(Step::Translated) if forward::enabled(cfg) && !link::on_link(cfg) => {
-            match ctx.as_xdp() {
-                Some(xdp) => forward::forward(xdp, dir),
-                None => xdp_action::XDP_PASS,
+        // What the link does not take (on the link, everything; else a stateful hairpin to a
+        // pool4 address the node shares) goes up the stack, or is forwarded from here.
+        Ok(Step::Translated) => match link::emit(ctx, cfg, dir) {
+            xdp_action::XDP_PASS if forward::enabled(cfg) && !link::on_link(cfg) => {
+                forward::forward(ctx, dir)
             }
-        }
-        Ok(Step::Translated) => link::emit(ctx, cfg, dir),
+            action => action,
+        },
         r => verdict(dir, r),
     }
 }

@@ -7,7 +7,7 @@
 //! type, and the kernel segments it only where it leaves, if at all.
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    bindings::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, xdp_action},
     helpers::generated::{bpf_csum_diff, bpf_csum_update, bpf_redirect},
     programs::TcContext,
 };
@@ -81,6 +81,8 @@ fn headers_len(ctx: &TcContext) -> usize {
 pub fn verdict(ctx: &TcContext, action: u32, cfg: &Config) -> i32 {
     match action {
         xdp_action::XDP_PASS => TC_ACT_OK as i32,
+        // Routed and redirected by `forward::forward`.
+        crate::forward::TC_FORWARDED => TC_ACT_REDIRECT,
         // SAFETY: plain helper call; flags 0 means the device's egress.
         xdp_action::XDP_TX => unsafe { bpf_redirect(ctx.ifindex(), 0) as i32 },
         xdp_action::XDP_REDIRECT if crate::link::prepare(ctx, cfg) => {

@@ -121,12 +121,14 @@ pub struct Config {
     /// `state_dir` on a bpf filesystem: attachments are pinned there).
     #[serde(default)]
     pub on_stop: OnStop,
-    /// Forward translated packets from XDP (a FIB lookup and a redirect to the egress
-    /// interface) instead of handing them up the kernel's stack: faster, but routing is all
-    /// they get (no netfilter, no Kubernetes service handling), and the egress driver must
-    /// support XDP redirects (on veth, its peer must run an XDP program). Off by default.
-    #[serde(default)]
-    pub forward_in_xdp: bool,
+    /// Forward translated packets from the hook that translated them (a FIB lookup and a
+    /// redirect to the egress interface, from XDP or TC) instead of handing them up the
+    /// kernel's stack: faster, but routing is all they get (no netfilter, no Kubernetes
+    /// service handling). From XDP the egress driver must support XDP redirects (on veth, its
+    /// peer must run an XDP program); from TC any interface takes them. Off by default. Its
+    /// first name, `forward_in_xdp`, is still read.
+    #[serde(default, alias = "forward_in_xdp")]
+    pub forward_in_dataplane: bool,
     /// Switch IPv4 and IPv6 forwarding on at start if they are off (true), or leave them to the
     /// operator (false; `nat64d doctor` reports them). A translator forwards every packet it
     /// translates, so without forwarding nothing crosses.
@@ -530,7 +532,7 @@ impl Config {
                 .chain(self.pool6_ipv4.iter().copied())
                 .map(|p| (p.network().octets(), p.prefix_len())),
         );
-        if self.forward_in_xdp {
+        if self.forward_in_dataplane {
             c.flags |= nat64_common::maps::CONFIG_F_FIB;
         }
         match self.pool6791 {

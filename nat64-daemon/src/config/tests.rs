@@ -615,3 +615,18 @@ fn port_blocks_are_sized_and_checked() {
     let e = a.check_reload(&b).unwrap_err().to_string();
     assert!(e.contains("stateful.port_block_size"), "{e}");
 }
+
+#[test]
+fn forwarding_from_the_hook_under_either_name() {
+    use nat64_common::maps::CONFIG_F_FIB;
+    let fib = |t: &str| Config::parse(t, "x").unwrap().dataplane().flags & CONFIG_F_FIB;
+    assert_eq!(fib(""), 0, "off by default");
+    assert_eq!(fib("forward_in_dataplane = true"), CONFIG_F_FIB);
+    // Its first name, from when only XDP forwarded, still reads.
+    assert_eq!(fib("forward_in_xdp = true"), CONFIG_F_FIB);
+    let c = Config::parse("forward_in_xdp = true", "x").unwrap();
+    assert!(
+        c.to_toml().contains("forward_in_dataplane = true"),
+        "shown under its name"
+    );
+}
