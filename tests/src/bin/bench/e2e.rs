@@ -29,8 +29,10 @@ pub enum Mode {
     Nat64d,
     /// nat64d with `hook = "tc"` on the translator's interfaces.
     Nat64dTc,
-    /// nat64d with `forward_in_xdp`: translated packets routed and redirected from XDP.
+    /// nat64d with `forward_in_dataplane`: translated packets routed and redirected from XDP.
     Nat64dXdpForward,
+    /// nat64d at TC with `forward_in_dataplane`: routed and redirected from TC.
+    Nat64dTcForward,
 }
 
 impl Mode {
@@ -41,7 +43,8 @@ impl Mode {
             Mode::Tayga => "TAYGA",
             Mode::Nat64d => "nat64d (XDP)",
             Mode::Nat64dTc => "nat64d (TC)",
-            Mode::Nat64dXdpForward => "nat64d, forward_in_xdp",
+            Mode::Nat64dXdpForward => "nat64d (XDP), forwarding itself",
+            Mode::Nat64dTcForward => "nat64d (TC), forwarding itself",
         }
     }
 }
@@ -76,7 +79,7 @@ fn lab(mode: Mode, offloads: bool) -> Lab {
         verify_checksums: !offloads,
         // Redirecting into a veth needs an XDP program on its peer.
         neighbour_xdp: mode == Mode::Nat64dXdpForward,
-        xdp_mode: if mode == Mode::Nat64dTc {
+        xdp_mode: if matches!(mode, Mode::Nat64dTc | Mode::Nat64dTcForward) {
             "tc"
         } else {
             "native"
@@ -206,7 +209,16 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
                     "xdp_mode = \"native\"\n",
                     "xdp_mode = \"native\"\npartial_checksums = \"off\"\n",
                 )
-                .replace("state_dir =", "forward_in_xdp = true\nstate_dir =");
+                .replace("state_dir =", "forward_in_dataplane = true\nstate_dir =");
+            lab.start_daemon_with(&toml);
+            None
+        }
+        Mode::Nat64dTcForward => {
+            // The socket buffer keeps its checksum state through a redirect from TC: nothing
+            // to change at the senders.
+            let toml = lab
+                .config_toml()
+                .replace("state_dir =", "forward_in_dataplane = true\nstate_dir =");
             lab.start_daemon_with(&toml);
             None
         }
@@ -228,7 +240,9 @@ fn target(mode: Mode) -> String {
         Mode::Forwarding => SERVER4.to_string(),
         Mode::Forwarding6 => FORWARDING_SERVER6.to_string(),
         Mode::Tayga => TAYGA_SERVER6.to_string(),
-        Mode::Nat64d | Mode::Nat64dTc | Mode::Nat64dXdpForward => SERVER4_AS_V6.to_string(),
+        Mode::Nat64d | Mode::Nat64dTc | Mode::Nat64dXdpForward | Mode::Nat64dTcForward => {
+            SERVER4_AS_V6.to_string()
+        }
     }
 }
 

@@ -246,6 +246,7 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             e2e::Mode::Nat64d,
             e2e::Mode::Nat64dTc,
             e2e::Mode::Nat64dXdpForward,
+            e2e::Mode::Nat64dTcForward,
         ];
         // NAT64_BENCH_MODES=tayga,tc (names as in the table, matched loosely) runs only those
         // modes, for investigating one; a partial run leaves the other columns empty.
@@ -272,11 +273,14 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
              offload off on the translator's interfaces (so that the receivers verify every checksum; \
              it takes TSO with it, so forwarded aggregates are cut in software: see the next table for \
              offloads on), no XDP on \
-             the neighbours (except for forward_in_xdp, which needs the pass-through program on \
-             the veth peers to redirect into them, and complete checksums from the senders: \
-             transmit checksum offload off there, which also turns their TSO off). nat64d (XDP) \
-             runs the fast path in native XDP on the translator's interfaces, nat64d (TC) at \
-             their TC ingress hook (`hook = \"tc\"`). Plain IPv6 forwarding: the client reaches an \
+             the neighbours (except for nat64d (XDP) forwarding itself, which needs the \
+             pass-through program on the veth peers to redirect into them, and complete checksums \
+             from the senders: transmit checksum offload off there, which also turns their TSO \
+             off). nat64d (XDP) runs the fast path in native XDP on the translator's interfaces, \
+             nat64d (TC) at their TC ingress hook (`hook = \"tc\"`); both hand translated \
+             packets up the kernel's stack, which forwards them (the default), or, \"forwarding \
+             itself\" (`forward_in_dataplane = true`), route them with a FIB lookup and redirect \
+             them from the hook. Plain IPv6 forwarding: the client reaches an \
              IPv6 address of the server through the same router, the forwarding its IPv6 traffic \
              would get on a dual-stack path. iperf3 3 s per run, {runs} run(s) per figure: min / median / max. \
              UDP: 64-byte payloads at the highest offered rate (25k to 400k packets/s, iperf3) with at most \
@@ -289,7 +293,7 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             let _ = write!(head, " {} |", m.name());
         }
         head.push_str(
-            " XDP / IPv4 fwd | TC / IPv4 fwd | XDP / IPv6 fwd | TC / IPv6 fwd | forward_in_xdp / IPv4 fwd | XDP / TAYGA | TC / TAYGA |\n|---|",
+            " XDP / IPv4 fwd | TC / IPv4 fwd | XDP / IPv6 fwd | TC / IPv6 fwd | XDP forwarding itself / IPv4 fwd | TC forwarding itself / IPv4 fwd | TC forwarding itself / IPv6 fwd | XDP / TAYGA | TC / TAYGA |\n|---|",
         );
         head.push_str(&"---|".repeat(modes.len() + RATIOS.len()));
         let _ = writeln!(md, "{head}");
@@ -333,6 +337,7 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
             e2e::Mode::Forwarding,
             e2e::Mode::Forwarding6,
             e2e::Mode::Nat64dTc,
+            e2e::Mode::Nat64dTcForward,
         ];
         let off: Vec<[Summary; 2]> = off_modes
             .iter()
@@ -351,17 +356,20 @@ New flows made one after another through BPF_PROG_TEST_RUN (one \
              whole, as a router's NIC would take them. Receivers trust the checksums of what arrives \
              over veth here, so this setting is for throughput only (the tests verify checksums with \
              offload off). {runs} run(s) per figure.\n\n\
-             | measure | plain IPv4 forwarding | plain IPv6 forwarding | nat64d (TC) | TC / IPv4 fwd | TC / IPv6 fwd |\n|---|---|---|---|---|---|"
+             | measure | plain IPv4 forwarding | plain IPv6 forwarding | nat64d (TC) | nat64d (TC), forwarding itself | TC / IPv4 fwd | TC / IPv6 fwd | TC forwarding itself / IPv4 fwd | TC forwarding itself / IPv6 fwd |\n|---|---|---|---|---|---|---|---|---|"
         );
         for (i, dir) in ["6to4", "4to6"].into_iter().enumerate() {
             let _ = writeln!(
                 md,
-                "| TCP, 1 stream, {dir}, Gbit/s | {} | {} | {} | {:.2} | {:.2} |",
+                "| TCP, 1 stream, {dir}, Gbit/s | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 mmm(&off[0][i], gb),
                 mmm(&off[1][i], gb),
                 mmm(&off[2][i], gb),
+                mmm(&off[3][i], gb),
                 off[2][i].median / off[0][i].median,
                 off[2][i].median / off[1][i].median,
+                off[3][i].median / off[0][i].median,
+                off[3][i].median / off[1][i].median,
             );
         }
         let _ = writeln!(md);
@@ -414,8 +422,19 @@ fn header(quick: bool) -> String {
 }
 
 /// The end-to-end table's ratio columns, as (numerator, denominator) indexes into its modes:
-/// 0 IPv4 forwarding, 1 IPv6 forwarding, 2 TAYGA, 3 nat64d XDP, 4 nat64d TC, 5 forward_in_xdp.
-const RATIOS: [(usize, usize); 7] = [(3, 0), (4, 0), (3, 1), (4, 1), (5, 0), (3, 2), (4, 2)];
+/// 0 IPv4 forwarding, 1 IPv6 forwarding, 2 TAYGA, 3 nat64d XDP, 4 nat64d TC, 5 and 6 the same
+/// forwarding itself (`forward_in_dataplane`).
+const RATIOS: [(usize, usize); 9] = [
+    (3, 0),
+    (4, 0),
+    (3, 1),
+    (4, 1),
+    (5, 0),
+    (6, 0),
+    (6, 1),
+    (3, 2),
+    (4, 2),
+];
 
 /// How to read the tables (what each measures, and what limits it), written under them.
 const READING: &str = "## Reading the figures
