@@ -9,6 +9,13 @@ fn main() -> anyhow::Result<()> {
     // cargo invocation (aya-build reads it from this process's environment).
     // SAFETY: build scripts are single-threaded at this point.
     unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "1") };
+    // The architecture the daemon, and so the kernel that verifies the object, runs on: the
+    // eBPF crate's build script sees only its own target (bpf), and chooses its code
+    // generation by this one (see nat64-ebpf/build.rs).
+    if let Ok(arch) = std::env::var("CARGO_CFG_TARGET_ARCH") {
+        // SAFETY: as above.
+        unsafe { std::env::set_var("NAT64_KERNEL_ARCH", arch) };
+    }
     let cargo_metadata_root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or_else(|| anyhow!("workspace root"))?

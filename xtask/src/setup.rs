@@ -8,6 +8,12 @@ use anyhow::{Context as _, bail};
 
 use crate::{output, run, step};
 
+/// The bpf-linker release installed: the one the object's code generation options
+/// (`nat64-ebpf/build.rs`: `--cpu-features`, `--llvm-args`) and the verifier budgets in
+/// docs/profile.md were checked with. A linker already present and linked against rustc's LLVM
+/// is kept whatever its release.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
 /// Debian packages the tests and the lab run: `ip` and `sysctl` to build namespaces, `ping`
 /// and `curl` for traffic, `ethtool` to switch checksum offload, `prometheus` for a real
 /// scrape of the daemon's metrics and `promtool check metrics`, `unbound` (a DNS64 resolver
@@ -182,6 +188,8 @@ fn bpf_linker() -> anyhow::Result<()> {
             "install",
             "--force",
             "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
             "--no-default-features",
             "--features",
         ])
