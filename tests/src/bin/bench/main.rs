@@ -474,7 +474,12 @@ const READING: &str = "## Reading the figures
   of an IPv4 one, and nat64d (TC), whose input is IPv6, goes at the IPv6 rate. With the
   router's offloads on (the second table), aggregates leave whole and both baselines are
   close; that is the figure for a router with a real NIC.
-- **forward_in_xdp** gains nothing measurable here: a redirect into a veth still builds an
-  skb on the receiving side, and the generator is the limit. Its case is physical NICs, where
-  the redirected frame goes straight to the driver; it is not measured on this machine.
+- **Forwarding itself** (`forward_in_dataplane = true`): from XDP it gains nothing measurable
+  here: a redirect into a veth still builds an skb on the receiving side, and the generator is
+  the limit. Its case is physical NICs, where the redirected frame goes straight to the
+  driver; it is not measured on this machine. From TC the translated packet skips the
+  kernel's receive and forwarding path (netfilter included) for the egress interface's queue;
+  on veth that has not shown a consistent gain either (a few percent either way against
+  going up the stack, within the runs' spread): the generator and the receiver, on the same
+  two vCPUs, cost more than the router's forwarding.
 ";
