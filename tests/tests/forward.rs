@@ -84,57 +84,8 @@ fn translated_packets_are_routed_and_redirected_from_xdp() {
     let ns = fib_ns();
     ns.run(|| {
         let mac = ns_mac("f0");
-        let f0 = nat64_daemon::sys::if_index("f0").expect("f0");
         let mut x = Loaded::load("forward", FORWARDING_CONFIG);
-        // 6to4: routed out of f0 to 192.0.2.2's MAC, TTL one less than the hop limit was.
-        let (action, out, moved) = x.run_counted(&udp6(SERVER6, 64));
-        assert_eq!(action, XDP_REDIRECT, "{moved:?}");
-        assert_eq!(&out[0..6], &NEXT_HOP4_MAC, "destination MAC: the next hop");
-        assert_eq!(&out[6..12], &mac, "source MAC: f0 (ifindex {f0})");
-        assert_eq!(out[14 + 8], 63, "TTL: the hop the kernel would have taken");
-        assert_eq!(
-            nat64_common::checksum::compute(0, &out[14..34]),
-            0,
-            "IPv4 header checksum"
-        );
-        assert!(
-            moved.contains(&(Counter::Forwarded(Dir::V6ToV4), 1)),
-            "{moved:?}"
-        );
-        assert!(
-            moved.contains(&(Counter::Packets(Dir::V6ToV4, L4Proto::Udp), 1)),
-            "{moved:?}"
-        );
-        // 4to6: to 2001:db8:6::102's MAC, hop limit 63.
-        let (action, out, moved) = x.run_counted(&udp4([192, 0, 2, 2], [198, 51, 100, 2], 64));
-        assert_eq!(action, XDP_REDIRECT, "{moved:?}");
-        assert_eq!(&out[0..6], &NEXT_HOP6_MAC);
-        assert_eq!(out[14 + 7], 63, "hop limit");
-        assert!(
-            moved.contains(&(Counter::Forwarded(Dir::V4ToV6), 1)),
-            "{moved:?}"
-        );
-        // No neighbour entry yet: translated, up the stack, which resolves it.
-        let (action, out, moved) = x.run_counted(&udp6(
-            [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 9],
-            64,
-        ));
-        assert_eq!(action, XDP_PASS, "{moved:?}");
-        assert_eq!(
-            u16::from_be_bytes([out[12], out[13]]),
-            0x0800,
-            "translated all the same"
-        );
-        assert_eq!(out[14 + 8], 64, "no hop taken: the kernel takes it");
-        assert!(
-            !moved
-                .iter()
-                .any(|(c, _)| matches!(c, Counter::Forwarded(_))),
-            "{moved:?}"
-        );
-        // A hop limit of 2 leaves with a TTL of 1, still forwarded.
-        let (action, out, _) = x.run_counted(&udp6(SERVER6, 2));
-        assert_eq!((action, out[14 + 8]), (XDP_REDIRECT, 1));
+        routes_and_redirects(&|f| x.run_counted(f), XDP_REDIRECT, mac);
         // From an interface where partial checksums can arrive: up the stack (once
         // redirected, nobody would complete such a checksum).
         let partial = nat64_daemon::InterfaceSettings {
@@ -175,51 +126,8 @@ fn translated_packets_are_routed_and_redirected_from_tc() {
             let (action, out) = x.run_tc(frame, gso_size);
             (action, out, counter_delta(&before, &x.stats()))
         };
-        // 6to4: out of f0 to 192.0.2.2's MAC, TTL one less than the hop limit was.
-        let (action, out, moved) = run(&udp6(SERVER6, 64), 0);
-        assert_eq!(action, XDP_TX, "TC_ACT_REDIRECT: {moved:?}");
-        assert_eq!(&out[0..6], &NEXT_HOP4_MAC, "destination MAC: the next hop");
-        assert_eq!(&out[6..12], &mac, "source MAC: f0");
-        assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x0800);
-        assert_eq!(out[14 + 8], 63, "TTL: the hop the kernel would have taken");
-        assert_eq!(
-            nat64_common::checksum::compute(0, &out[14..34]),
-            0,
-            "IPv4 header checksum"
-        );
-        assert!(
-            moved.contains(&(Counter::Forwarded(Dir::V6ToV4), 1)),
-            "{moved:?}"
-        );
-        // 4to6: to 2001:db8:6::102's MAC, hop limit 63.
-        let (action, out, moved) = run(&udp4([192, 0, 2, 2], [198, 51, 100, 2], 64), 0);
-        assert_eq!(action, XDP_TX, "{moved:?}");
-        assert_eq!(&out[0..6], &NEXT_HOP6_MAC);
-        assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
-        assert_eq!(out[14 + 7], 63, "hop limit");
-        assert!(
-            moved.contains(&(Counter::Forwarded(Dir::V4ToV6), 1)),
-            "{moved:?}"
-        );
-        // No neighbour entry yet: translated, up the stack, no hop taken.
-        let unresolved = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 9];
-        let (action, out, moved) = run(&udp6(unresolved, 64), 0);
-        assert_eq!(action, XDP_PASS, "{moved:?}");
-        assert_eq!(
-            u16::from_be_bytes([out[12], out[13]]),
-            0x0800,
-            "translated all the same"
-        );
-        assert_eq!(out[14 + 8], 64, "no hop taken: the kernel takes it");
-        assert!(
-            !moved
-                .iter()
-                .any(|(c, _)| matches!(c, Counter::Forwarded(_))),
-            "{moved:?}"
-        );
-        // A hop limit of 2 leaves with a TTL of 1, still forwarded.
-        let (action, out, _) = run(&udp6(SERVER6, 2), 0);
-        assert_eq!((action, out[14 + 8]), (XDP_TX, 1));
+        // The same as from XDP, though partial checksums may arrive here.
+        routes_and_redirects(&|f| run(f, 0), XDP_TX, mac);
         // 2800 bytes of TCP for f0's 1500: as a GSO aggregate of 1400-byte segments it is
         // forwarded whole; as one packet it goes up the stack (too big for the route).
         let mut big = Vec::new();
@@ -249,6 +157,66 @@ fn translated_packets_are_routed_and_redirected_from_tc() {
             "{moved:?}"
         );
     });
+}
+
+/// One run of the fast path: verdict, output frame, counters moved.
+type Ran = (u32, Vec<u8>, Vec<(Counter, u64)>);
+
+/// What forwarding does from either hook, in `fib_ns`'s namespace: `run` runs the fast path
+/// once on a frame (verdict, output frame, counters moved), `redirected` is its verdict for a
+/// redirect and `mac` f0's MAC address.
+fn routes_and_redirects(run: &dyn Fn(&[u8]) -> Ran, redirected: u32, mac: [u8; 6]) {
+    // 6to4: routed out of f0 to 192.0.2.2's MAC, TTL one less than the hop limit was.
+    let (action, out, moved) = run(&udp6(SERVER6, 64));
+    assert_eq!(action, redirected, "{moved:?}");
+    assert_eq!(&out[0..6], &NEXT_HOP4_MAC, "destination MAC: the next hop");
+    assert_eq!(&out[6..12], &mac, "source MAC: f0");
+    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x0800);
+    assert_eq!(out[14 + 8], 63, "TTL: the hop the kernel would have taken");
+    assert_eq!(
+        nat64_common::checksum::compute(0, &out[14..34]),
+        0,
+        "IPv4 header checksum"
+    );
+    assert!(
+        moved.contains(&(Counter::Forwarded(Dir::V6ToV4), 1)),
+        "{moved:?}"
+    );
+    assert!(
+        moved.contains(&(Counter::Packets(Dir::V6ToV4, L4Proto::Udp), 1)),
+        "{moved:?}"
+    );
+    // 4to6: to 2001:db8:6::102's MAC, hop limit 63.
+    let (action, out, moved) = run(&udp4([192, 0, 2, 2], [198, 51, 100, 2], 64));
+    assert_eq!(action, redirected, "{moved:?}");
+    assert_eq!(&out[0..6], &NEXT_HOP6_MAC);
+    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
+    assert_eq!(out[14 + 7], 63, "hop limit");
+    assert!(
+        moved.contains(&(Counter::Forwarded(Dir::V4ToV6), 1)),
+        "{moved:?}"
+    );
+    // No neighbour entry yet: translated, up the stack, which resolves it.
+    let (action, out, moved) = run(&udp6(
+        [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 9],
+        64,
+    ));
+    assert_eq!(action, XDP_PASS, "{moved:?}");
+    assert_eq!(
+        u16::from_be_bytes([out[12], out[13]]),
+        0x0800,
+        "translated all the same"
+    );
+    assert_eq!(out[14 + 8], 64, "no hop taken: the kernel takes it");
+    assert!(
+        !moved
+            .iter()
+            .any(|(c, _)| matches!(c, Counter::Forwarded(_))),
+        "{moved:?}"
+    );
+    // A hop limit of 2 leaves with a TTL of 1, still forwarded.
+    let (action, out, _) = run(&udp6(SERVER6, 2));
+    assert_eq!((action, out[14 + 8]), (redirected, 1));
 }
 
 /// The MAC address of `dev` in the calling thread's namespace.
