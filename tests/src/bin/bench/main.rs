@@ -478,8 +478,8 @@ const READING: &str = "## Reading the figures
   here: a redirect into a veth still builds an skb on the receiving side, and the generator is
   the limit. Its case is physical NICs, where the redirected frame goes straight to the
   driver; it is not measured on this machine. From TC the translated packet skips the
-  kernel's receive and forwarding path (netfilter included) for the egress interface's queue;
-  on veth that has not shown a consistent gain either (a few percent either way against
-  going up the stack, within the runs' spread): the generator and the receiver, on the same
-  two vCPUs, cost more than the router's forwarding.
+  kernel's receive and forwarding path (netfilter included) for the egress interface's queue:
+  under overload that carried 7-10% more than going up the stack in three of the four
+  figures of two runs (8% less in the fourth); elsewhere about the same, within the runs'
+  spread. The generator and the receiver, on the same two vCPUs, cost more than the router.
 ";
