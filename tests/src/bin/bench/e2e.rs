@@ -85,6 +85,11 @@ fn lab(mode: Mode, offloads: bool) -> Lab {
             "native"
         }
         .into(),
+        extra_config: if matches!(mode, Mode::Nat64dXdpForward | Mode::Nat64dTcForward) {
+            "forward_in_dataplane = true\n".into()
+        } else {
+            String::new()
+        },
         ..LabOptions::default()
     })
 }
@@ -192,7 +197,9 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
             std::thread::sleep(Duration::from_millis(500));
             Some(Killed(child))
         }
-        Mode::Nat64d | Mode::Nat64dTc => {
+        // At TC the socket buffer keeps its checksum state through a redirect: nothing to
+        // change at the senders for forwarding from there.
+        Mode::Nat64d | Mode::Nat64dTc | Mode::Nat64dTcForward => {
             lab.start_daemon();
             None
         }
@@ -203,22 +210,10 @@ fn prepare(lab: &mut Lab, mode: Mode) -> Option<Killed> {
                 let out = ns.output("ethtool", &["-K", dev, "tx", "off"]);
                 assert!(out.status.success(), "ethtool -K {dev} tx off");
             }
-            let toml = lab
-                .config_toml()
-                .replace(
-                    "xdp_mode = \"native\"\n",
-                    "xdp_mode = \"native\"\npartial_checksums = \"off\"\n",
-                )
-                .replace("state_dir =", "forward_in_dataplane = true\nstate_dir =");
-            lab.start_daemon_with(&toml);
-            None
-        }
-        Mode::Nat64dTcForward => {
-            // The socket buffer keeps its checksum state through a redirect from TC: nothing
-            // to change at the senders.
-            let toml = lab
-                .config_toml()
-                .replace("state_dir =", "forward_in_dataplane = true\nstate_dir =");
+            let toml = lab.config_toml().replace(
+                "xdp_mode = \"native\"\n",
+                "xdp_mode = \"native\"\npartial_checksums = \"off\"\n",
+            );
             lab.start_daemon_with(&toml);
             None
         }
