@@ -229,6 +229,24 @@ pub fn nat64_tc(ctx: TcContext) -> i32 {
     tc::verdict(&ctx, action, cfg)
 }
 
+/// The daemon's way to hand the kernel a packet it made (`Dataplane::inject`: the Port
+/// Unreachable of a held SYN). Never attached: the daemon runs it with `BPF_PROG_TEST_RUN` on
+/// a frame whose context names an interface (`__sk_buff.ifindex`), and it sends a copy of the
+/// frame into that interface's receive path (`bpf_clone_redirect` with `BPF_F_INGRESS`), where
+/// the kernel routes it like any packet that arrived there. It needs no privilege the
+/// dataplane does not (a raw socket would need CAP_NET_RAW); XDP's live-frame mode did the
+/// same but is refused (EPERM) on some kernels. Returns 0, or the helper's error.
+#[cfg(target_arch = "bpf")]
+#[classifier]
+pub fn nat64_inject(ctx: TcContext) -> i32 {
+    // SAFETY: a field of this program's own context.
+    let ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    match ctx.clone_redirect(ifindex, aya_ebpf::bindings::BPF_F_INGRESS as u64) {
+        Ok(()) => 0,
+        Err(e) => e as i32,
+    }
+}
+
 /// The translation core over either context; the verdict is an XDP action (`tc::verdict`
 /// maps it for TC). The XDP programs run one direction each (`run6`, `run4`).
 #[cfg(target_arch = "bpf")]

@@ -4,9 +4,12 @@
 //! translator link, pinned state and attachments, take-over, cleanup); without any one of them
 //! the kernel refuses it at start, and it says so.
 
-use std::time::Duration;
+use std::{net::Ipv4Addr, time::Duration};
 
-use nat64_tests::lab::{CLIENT6_AS_V4, Lab, LabOptions, SERVER4_AS_V6, ping};
+use nat64_tests::{
+    lab::{CLIENT6_AS_V4, Lab, LabOptions, SERVER4, SERVER4_AS_V6, ping},
+    peers,
+};
 
 const CAPS: &str = "+bpf,+net_admin,+perfmon";
 
@@ -27,6 +30,29 @@ fn the_daemon_works_with_bpf_net_admin_and_perfmon_only() {
     assert!(ok, "IPv4 to IPv6: {text}");
     let (ok, text) = ping(&lab.xlat, &CLIENT6_AS_V4.to_string(), 1);
     assert!(ok, "through the translator link: {text}");
+    // A SYN to a pool4 port without a binding is held, then refused: the daemon hands the
+    // kernel its Port Unreachable (`Dataplane::inject`) with these privileges alone.
+    let started = std::time::Instant::now();
+    let refused = lab.server4.run(|| {
+        peers::tcp_connect_bound(
+            (SERVER4, 40000).into(),
+            (Ipv4Addr::new(203, 0, 113, 201), 21000).into(),
+            Duration::from_secs(12),
+        )
+    });
+    let err = refused.expect_err("a SYN to a pool4 port without a binding was accepted");
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{err}\n{}",
+        lab.daemon_log()
+    );
+    // After the 6 seconds a SYN is held (RFC 6146 section 3.5.2.2), not at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(5900),
+        "{:?}",
+        started.elapsed()
+    );
     // A second daemon, as confined, takes the pinned attachments over.
     let exit = lab.restart_daemon();
     assert!(exit.status.success(), "{}", exit.stderr);

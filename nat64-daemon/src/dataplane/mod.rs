@@ -48,6 +48,8 @@ pub const PASS_PROGRAM: &str = "nat64_pass";
 pub const RETURN_PROGRAM: &str = "nat64_return";
 /// The fast path at TC ingress (`hook = "tc"`).
 pub const TC_PROGRAM: &str = "nat64_tc";
+/// Never attached: the daemon runs it to hand the kernel packets it made (`Dataplane::inject`).
+pub const INJECT_PROGRAM: &str = "nat64_inject";
 /// The programs the dispatchers `nat64_xdp` and `nat64_link` tail-call (the `PROGS` map),
 /// by slot: one per direction, each verified on its own, and the same two for both
 /// dispatchers (`nat64_link` marks its frames, and a direction program takes the link's
@@ -433,7 +435,7 @@ fn verify_in_parallel(ebpf: &mut Ebpf) -> Result<(), DataplaneError> {
     let order: Vec<&'static str> = TAIL_PROGRAMS
         .iter()
         .map(|(_, n)| *n)
-        .chain([TC_PROGRAM])
+        .chain([TC_PROGRAM, INJECT_PROGRAM])
         .chain(XDP_PROGRAMS.iter().copied())
         .fold(Vec::new(), |mut v, n| {
             if !v.contains(&n) {

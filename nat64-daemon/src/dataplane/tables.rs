@@ -102,24 +102,23 @@ impl Dataplane {
     }
 
     /// Hands `ip` (an IPv4 or IPv6 packet the daemon made) to the kernel as if it had arrived
-    /// on the translator link's kernel side, which routes it on (`BPF_PROG_TEST_RUN` of
-    /// `nat64_return`, which passes it, with `BPF_F_TEST_XDP_LIVE_FRAMES`: the frame goes
-    /// up the stack for real). That side accepts the node's own source addresses
-    /// (`accept_local`), and this needs no privilege beyond the ones the dataplane does. Without
-    /// a link, the first attached interface takes it through the fast path's program (which
-    /// passes what is not its own).
+    /// on the translator link's kernel side, which routes it on: `BPF_PROG_TEST_RUN` of
+    /// `nat64_inject`, which sends a copy of the frame into that interface's receive path
+    /// (`bpf_clone_redirect`). That side accepts the node's own source addresses
+    /// (`accept_local`), and this needs no privilege beyond the ones the dataplane does (XDP's
+    /// live frames did the same until a kernel refused them with EPERM). Without a link, the
+    /// first attached interface takes it (its program passes what is not its own).
     pub fn inject(&self, ip: &[u8]) -> Result<(), DataplaneError> {
-        let (prog, ifindex, mac) = match self.link_side {
-            Some((i, mac)) => (RETURN_PROGRAM, i, mac),
+        let (ifindex, mac) = match self.link_side {
+            Some(side) => side,
             None => {
                 let a = self
                     .links
-                    .iter()
-                    .find(|a| matches!(a.hook, Hook::Xdp(_)))
+                    .first()
                     .ok_or(DataplaneError::Missing("an interface to inject packets on"))?;
                 let mac =
                     crate::sys::mac(&a.iface).map_err(|e| DataplaneError::Inject(e.to_string()))?;
-                (XDP_PROGRAM, a.ifindex, mac)
+                (a.ifindex, mac)
             }
         };
         let ethertype: u16 = if ip.first().is_some_and(|b| b >> 4 == 6) {
@@ -127,26 +126,31 @@ impl Dataplane {
         } else {
             0x0800
         };
+        // To the interface's own address: the receive path drops what is for another host.
         let mut frame = Vec::with_capacity(14 + ip.len());
         frame.extend_from_slice(&mac);
         frame.extend_from_slice(&mac);
         frame.extend_from_slice(&ethertype.to_be_bytes());
         frame.extend_from_slice(ip);
-        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
-        // egress_ifindex; the kernel wants data_end to be the frame's length.
-        let mut ctx = [0u8; 24];
-        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        // struct __sk_buff up to `ifindex` (offset 40): the interface the buffer is on, which
+        // `nat64_inject` sends it into; every other field zero.
+        let mut ctx = [0u8; 44];
+        ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
         use aya::programs::TestRun as _;
-        self.program(prog)?
+        let r = typed::<SchedClassifier>(&self.ebpf, INJECT_PROGRAM)?
             .test_run(aya::programs::TestRunOptions {
                 data_in: Some(&frame),
                 ctx_in: Some(&ctx),
-                attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(1),
                 ..Default::default()
             })
-            .map_err(|e| DataplaneError::Inject(e.to_string()))?;
-        Ok(())
+            .map_err(|e| DataplaneError::Inject(error_chain(&e)))?;
+        match r.return_value as i32 {
+            0 => Ok(()),
+            e => Err(DataplaneError::Inject(format!(
+                "bpf_clone_redirect: {}",
+                std::io::Error::from_raw_os_error(-e)
+            ))),
+        }
     }
 
     /// Adds `n` to a counter the daemon keeps itself (CPU 0's slot; the dataplane never
@@ -184,4 +188,16 @@ impl Dataplane {
         }
         Ok(Stats::from_values(values))
     }
+}
+
+/// An error and its sources, for a log line: aya's syscall errors keep the errno in the source.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
