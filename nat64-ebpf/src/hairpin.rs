@@ -6,6 +6,10 @@
 //! reply then takes the same way back, and the sender hears from the address it wrote to.
 //! Both translations collapse into one in-place rewrite of the two addresses; the transport
 //! checksum follows the pseudo-header.
+//!
+//! An ICMPv6 error about a hairpinned flow is not rewritten here: `icmp_error` translates it to
+//! IPv4, and the 4-to-6 program translates it back (`again_4to6` in main.rs), its quoted
+//! packet with it.
 
 use crate::frame::Frame;
 use nat64_common::{

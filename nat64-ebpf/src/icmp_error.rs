@@ -189,7 +189,13 @@ fn error_6to4(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     s.added = 0;
     s.tot_len = msg_len; // 20 + 8 + 20 + data = 8 + 40 + data
     s.outer_tos = v6_to_v4::tos(cfg, ip6);
-    s.outer_ttl = link::hops(cfg, ip6.hop_limit);
+    // A hairpinned error is translated twice, and the second translation gives the hop back
+    // (`link::hops`) on the link: not this one as well.
+    s.outer_ttl = if s.hairpin_error != 0 {
+        ip6.hop_limit
+    } else {
+        link::hops(cfg, ip6.hop_limit)
+    };
     // `translate` checked that both addresses map. A source with no mapping (a router, or a
     // stateful client) is settled once the quoted packet is known, further down.
     s.addr4[1] = addrmap::v6_to_v4(cfg, &ip6.dst).ok_or(DropReason::BadHeader)?;
@@ -490,9 +496,21 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         Some(m) => s.addr6[1] = addrmap::to6(cfg, m, ip4.dst),
         None => quoted_binding(ctx, s, ip4.dst, inner_off)?,
     }
+    // The IPv4 half of a hairpinned error (RFC 7757 section 4; `again_4to6` in main.rs): its
+    // source, and the quoted destination, were pool6 addresses on the way in (the sender
+    // wrote to the other host's alias under pool6), and go back under pool6, as the source of
+    // a hairpinned packet does (`hairpin`).
+    let hairpin = s.hairpin_in != 0;
+    let v4_src = |a| {
+        if hairpin {
+            Some(addrmap::To6::Pool6)
+        } else {
+            addrmap::v4_src(cfg, a)
+        }
+    };
     // RFC 6791: a router with no IPv6 mapping (no pool6, no EAM entry for it).
     s.rfc6791 = 0;
-    match addrmap::v4_src(cfg, ip4.src) {
+    match v4_src(ip4.src) {
         Some(m) => s.addr6[0] = addrmap::to6(cfg, m, ip4.src),
         None => {
             if !rfc6791::source6(ctx, cfg, s) {
@@ -524,7 +542,7 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         let isrc_map = addrmap::v4_src(cfg, inner.src).ok_or(DropReason::InnerUntranslatable)?;
         s.addr6[2] = addrmap::to6(cfg, isrc_map, inner.src);
     }
-    let idst_map = addrmap::v4_src(cfg, inner.dst).ok_or(DropReason::InnerUntranslatable)?;
+    let idst_map = v4_src(inner.dst).ok_or(DropReason::InnerUntranslatable)?;
     s.addr6[3] = addrmap::to6(cfg, idst_map, inner.dst);
     // Stateful, `icmp_error_source = "quoted-destination"`: RFC 6146 section 3.4 takes an
     // error's tuple from its quoted packet, reversed, so its source is the quoted destination.

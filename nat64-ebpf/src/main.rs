@@ -100,9 +100,54 @@ pub fn nat64_xdp(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn nat64_xdp_6to4(ctx: XdpContext) -> u32 {
     match config() {
-        Ok(cfg) => run6(&ctx, cfg),
+        Ok(cfg) => match run6(&ctx, cfg) {
+            AGAIN_4TO6 => again_4to6(&ctx, cfg),
+            action => action,
+        },
         Err(action) => action,
     }
+}
+
+/// What `run6` returns for a hairpinned ICMPv6 error it translated to IPv4 (see
+/// `Scratch::hairpin_error`): not an XDP action; `nat64_xdp_6to4` sends it on to 4-to-6.
+#[cfg(target_arch = "bpf")]
+const AGAIN_4TO6: u32 = 0x4000;
+
+/// The second half of a hairpinned ICMP error (RFC 7757 section 4): the frame, an IPv4 error
+/// now, goes through the 4-to-6 program of the same dispatcher (a tail call, with the link's
+/// mark set again when it came through the link), which translates it to the IPv6 host the
+/// IPv4 destination stands for, as an error from the IPv4 side would be.
+#[cfg(target_arch = "bpf")]
+#[inline(always)]
+fn again_4to6(ctx: &XdpContext, cfg: &Config) -> u32 {
+    let on_link = link::on_link(cfg);
+    let slot = maps::SCRATCH.get_ptr_mut(0);
+    if let Some(s) = slot {
+        // SAFETY: this CPU's slot, for this run only.
+        unsafe {
+            (*s).on_link = on_link as u8;
+            (*s).again = 1;
+        }
+    }
+    // One call site per slot, constant indices (see `dispatch`).
+    if on_link {
+        // SAFETY: the context is this program's; on success control does not come back.
+        unsafe { maps::PROGS.tail_call(ctx, maps::PROG_LINK_4TO6) };
+        core::hint::black_box(maps::PROG_LINK_4TO6);
+    } else {
+        // SAFETY: as above.
+        unsafe { maps::PROGS.tail_call(ctx, maps::PROG_XDP_4TO6) };
+    }
+    // Only here when the slot is empty, which the daemon never leaves it.
+    if let Some(s) = slot {
+        // SAFETY: as above.
+        unsafe {
+            (*s).on_link = 0;
+            (*s).again = 0;
+        }
+    }
+    stats::add(Counter::Dropped(Dir::V6ToV4, DropReason::Internal), 1);
+    xdp_action::XDP_DROP
 }
 
 /// IPv4 to IPv6, tail-called by both dispatchers.
@@ -133,6 +178,8 @@ fn config() -> Result<&'static Config, u32> {
         Some(s) => unsafe {
             let v = (*s).on_link as u32 & 1;
             (*s).on_link = 0;
+            (*s).hairpin_in = (*s).again & 1;
+            (*s).again = 0;
             v
         },
         None => 0,
@@ -269,7 +316,16 @@ fn run6<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
             link::hand_off(cfg, Dir::V6ToV4, Handoff::SlowPath, DropReason::NeedsLink)
         }
         // Called from here, not from `translate`, so that its frame replaces that one.
-        Ok(Step::IcmpError) => icmp_error::v6_to_v4(ctx, cfg).unpack(),
+        Ok(Step::IcmpError) => match icmp_error::v6_to_v4(ctx, cfg).unpack() {
+            // Half done: an error about a hairpinned flow goes on to 4-to-6 (XDP only: TC
+            // hands every error to the translator link above).
+            Ok(Step::Translated)
+                if C::FULL && scratch::get().is_ok_and(|s| s.hairpin_error != 0) =>
+            {
+                return AGAIN_4TO6;
+            }
+            r => r,
+        },
         Ok(Step::Hairpin) => hairpin::v6(ctx, cfg).unpack(),
         Ok(Step::Unreachable) => unreachable::answer(ctx, cfg).unpack(),
         r => r,

@@ -270,6 +270,16 @@ pub struct Scratch {
     /// Set by `nat64_link` before it tail-calls a direction program, which clears it: the
     /// frame came through the translator link (its configuration applies).
     pub on_link: u8,
+    /// 6 to 4: the ICMPv6 error at hand is about a hairpinned flow (its destination is an EAM
+    /// host's IPv4 alias under pool6): once translated to IPv4, it goes through the 4-to-6
+    /// program as well (`again_4to6` in main.rs).
+    pub hairpin_error: u8,
+    /// Set by `again_4to6` right before it tail-calls 4-to-6 with such an error; the direction
+    /// program's `config` moves it to `hairpin_in` and clears it, as it does `on_link`.
+    pub again: u8,
+    /// 4 to 6: this run translates the IPv4 half of a hairpinned error (`icmp_error`): the
+    /// addresses that were pool6 addresses on the way in go back under pool6.
+    pub hairpin_in: u8,
     /// Always zero: nothing writes it. Added to a packet offset, it makes the pointer one of
     /// variable offset to the verifier, whose bounds checks then stay with that pointer
     /// (`packet::sum_words`); checks on constant offsets widen every packet pointer the

@@ -171,6 +171,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     let s = crate::scratch::get()?;
     s.port_old = 0;
     s.port_new = 0;
+    s.hairpin_error = 0;
     // The destination address, for a TCP simultaneous open (`stateful::bind`).
     s.remote4 = dst4;
     let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
@@ -223,16 +224,21 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         && cfg.flags & CONFIG_F_EAM != 0
         && addrmap::v4_dst(cfg, dst4).is_some_and(addrmap::To6::is_eam)
     {
-        // Not yet for fragments (only the first has the transport header) and ICMP errors
-        // (their quoted packet would need the same treatment).
+        // Not yet for fragments (only the first has the transport header).
         if frag.is_some() {
             return Err(DropReason::Fragment);
         }
+        // An error about a hairpinned flow (a router on the way to the other IPv6 host: a
+        // Packet Too Big, say) goes both ways as well, as RFC 7757 section 4 has it: its
+        // quoted packet is the hairpinned one, in the addresses it had on the way out. It is
+        // translated to IPv4 below (`icmp_error`), then back to IPv6 by the 4-to-6 program, as
+        // if it had come from IPv4 (`again_4to6` in main.rs), as Jool does.
         if is_error {
-            return Err(DropReason::IcmpUntranslatable);
+            s.hairpin_error = 1;
+        } else {
+            crate::scratch::hand_over_6to4(l4_off, nh)?;
+            return Ok(Step::Hairpin);
         }
-        crate::scratch::hand_over_6to4(l4_off, nh)?;
-        return Ok(Step::Hairpin);
     }
     if is_error {
         crate::scratch::hand_over_6to4(l4_off, nh)?;

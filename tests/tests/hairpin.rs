@@ -90,26 +90,69 @@ fn a_conversation_through_ipv4_aliases_hairpins_both_ways() {
     }
 }
 
+/// An ICMPv6 error about a hairpinned flow (RFC 7757 section 4): a router by A (here A
+/// itself) answers a packet that reached A from B's alias, and the error goes to B's alias.
+/// It is translated to IPv4 and back (`again_4to6`): B gets it from A's alias, quoting the
+/// packet as B sent it (to A's alias), so that B's stack finds the flow it belongs to.
 #[test]
-fn hairpinned_fragments_and_errors_are_refused_for_now() {
+fn an_error_about_a_hairpinned_flow_hairpins_too() {
     let x = load();
-    // An ICMPv6 error to B's alias (its quoted packet would need hairpinning too).
-    let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(A, B_ALIAS, 63)
-        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
-            etherparse::icmpv6::DestUnreachableCode::Port,
-        ));
-    let mut error = Vec::new();
-    b.write(&mut error, &udp(B_ALIAS, A, b"x")[14..]).unwrap();
-    let (action, _, moved) = x.run_counted(&error);
-    assert_eq!(action, XDP_DROP);
+    let error = |src, dst, quote: &[u8]| {
+        let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+            .ipv6(src, dst, 63)
+            .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::Port,
+            ));
+        let mut v = Vec::new();
+        b.write(&mut v, quote).unwrap();
+        v
+    };
+    let payload: Vec<u8> = (0..29u8).collect();
+    let sent = error(A, B_ALIAS, &udp(B_ALIAS, A, &payload)[14..]);
+    let (action, out, moved) = x.run_counted(&sent);
+    assert_eq!(action, XDP_PASS, "{moved:?}");
+    let expected = error(A_ALIAS, B, &udp(B, A_ALIAS, &payload)[14..]);
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
+    // Translated twice: once each way.
+    let len4 = (expected.len() - 14 - 40) as u64;
+    let len6 = (expected.len() - 14) as u64;
     assert_eq!(
         moved,
-        vec![(
-            Counter::Dropped(Dir::V6ToV4, DropReason::IcmpUntranslatable),
-            1
-        )]
+        vec![
+            (Counter::Packets(Dir::V6ToV4, L4Proto::Icmp), 1),
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V6ToV4), len4),
+            (Counter::Bytes(Dir::V4ToV6), len6),
+        ]
     );
+    // An error from the IPv4 side right after is translated as one from IPv4: the hairpin
+    // mark did not outlive the packet. From a router at 203.0.113.1 to B's IPv4 address,
+    // quoting B's packet to A's IPv4 address: the quoted destination maps through EAM (A),
+    // not under pool6 (A's alias).
+    let b = PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv4([203, 0, 113, 1], [198, 51, 100, 5], 63)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ));
+    let quoted = {
+        let q = PacketBuilder::ipv4([198, 51, 100, 5], [198, 51, 100, 2], 63).udp(40000, 7201);
+        let mut v = Vec::new();
+        q.write(&mut v, &payload).unwrap();
+        v
+    };
+    let mut from4 = Vec::new();
+    b.write(&mut from4, &quoted).unwrap();
+    let (action, out, _) = x.run_counted(&from4);
+    assert_eq!(action, XDP_PASS);
+    let router = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 203, 0, 113, 1];
+    let addrs = |at: usize| (&out[at + 8..at + 24], &out[at + 24..at + 40]);
+    assert_eq!(addrs(14), (&router[..], &B[..]), "{out:02x?}");
+    assert_eq!(addrs(14 + 48), (&B[..], &A[..]), "{out:02x?}");
+}
+
+#[test]
+fn hairpinned_fragments_are_refused_for_now() {
+    let x = load();
     // A first fragment to B's alias.
     let mut f = udp(A, B_ALIAS, &[0u8; 40]);
     let frag = [17u8, 0, 0, 1, 0, 0, 0, 7]; // next header UDP, offset 0, M set, id 7
