@@ -122,8 +122,13 @@ pub struct Config {
     /// tries are.
     pub eam6_span: [u64; 2],
     pub eam4_span: [u32; 2],
+    /// Stateful NAT64: the span of pool4's prefixes (`addr::span4`), empty without stateful
+    /// NAT64. An IPv4 destination outside it is not a pool4 address, and with one prefix
+    /// (the usual case) one inside it is: the `POOL4_LPM` lookup is only needed between the
+    /// prefixes of a pool4 of several.
+    pub pool4_span: [u32; 2],
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 144);
+const _: () = assert!(core::mem::size_of::<Config>() == 152);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS. When clear, the
 /// translator writes `Config::tos` instead (Jool's override-tos).
@@ -222,6 +227,7 @@ impl Config {
             max_blocks: 0,
             eam6_span: crate::addr::EMPTY_SPAN6,
             eam4_span: crate::addr::EMPTY_SPAN4,
+            pool4_span: crate::addr::EMPTY_SPAN4,
         }
     }
 }

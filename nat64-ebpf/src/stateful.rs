@@ -37,10 +37,13 @@ use crate::{
 /// port is taken; a half-full address still finds a port within a few.
 const PORT_TRIES: u32 = 64;
 
-/// Whether `a` is a pool4 address.
+/// Whether `a` is a pool4 address: inside pool4's span, and with several prefixes, inside one
+/// of them (an LPM lookup, among the dearest steps of a translation, for what only the span
+/// cannot tell).
 #[inline(always)]
-pub fn in_pool4(a: [u8; 4]) -> bool {
-    POOL4_LPM.get(Key::new(32, a)).is_some()
+pub fn in_pool4(cfg: &Config, a: [u8; 4]) -> bool {
+    nat64_common::addr::in_span4(&cfg.pool4_span, a)
+        && (cfg.pool4_prefixes == 1 || POOL4_LPM.get(Key::new(32, a)).is_some())
 }
 
 /// Whether `port` (network order) lies in pool4's range for `proto` (`BIB_*`).

@@ -71,7 +71,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // stateful NAT64 the pool4 addresses (RFC 6146), translated through their bindings.
     let eam_dst = addrmap::v4_dst_entry(cfg, ip4.dst);
     let to_pool4 =
-        eam_dst.is_none() && cfg.flags & CONFIG_F_STATEFUL != 0 && stateful::in_pool4(ip4.dst);
+        eam_dst.is_none() && cfg.flags & CONFIG_F_STATEFUL != 0 && stateful::in_pool4(cfg, ip4.dst);
     if eam_dst.is_none() && !to_pool4 {
         return Ok(Step::Done(xdp_action::XDP_PASS));
     }

@@ -1176,6 +1176,11 @@ fn several_pool4_prefixes_and_a_range_per_protocol() {
         3,
         "24 /64s spread over all three addresses: {seen:?}"
     );
+    // Between the prefixes, inside their span: not pool4, so not ours (passed untouched and
+    // uncounted, where a pool4 address would drop it for want of a binding).
+    let between = udp4((SERVER4, 53), ([198, 51, 100, 205], 5000), 60, 1, b"a");
+    let (action, out, moved) = x.run_counted(&between);
+    assert_eq!((action, &out, moved), (XDP_PASS, &between, vec![]));
     let syn = syn6();
     let (_, out, _) = x.run_counted(&syn);
     assert!(

@@ -570,6 +570,11 @@ impl Config {
             }
             c.pool4_addresses = st.pool4.iter().map(|p| 1u32 << (32 - p.prefix_len())).sum();
             c.pool4_prefixes = st.pool4.len() as u8;
+            c.pool4_span = nat64_common::addr::span4(
+                st.pool4
+                    .iter()
+                    .map(|p| (p.network().octets(), p.prefix_len())),
+            );
             let range = |r: Option<PortRange>| {
                 let r = r.unwrap_or(st.ports);
                 [r.0, r.1]

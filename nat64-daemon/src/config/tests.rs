@@ -124,6 +124,8 @@ fn stateful_section() {
     let d = c.dataplane();
     assert_eq!(d.flags & CONFIG_F_STATEFUL, CONFIG_F_STATEFUL);
     assert_eq!((d.pool4_addresses, d.pool4_prefixes), (4, 1));
+    // The span is the prefix: with one prefix the dataplane needs no pool4 lookup.
+    assert_eq!(d.pool4_span, [0xcb00_7108, 0xcb00_710b]);
     assert_eq!(
         (d.tcp_ports, d.udp_ports, d.icmp_ids),
         ([2000, 2999], [2000, 2999], [2000, 2999])
@@ -135,6 +137,8 @@ fn stateful_section() {
     .unwrap();
     let d = c.dataplane();
     assert_eq!((d.pool4_addresses, d.pool4_prefixes), (5, 2));
+    // Two prefixes: the span covers both and what lies between (looked up in the trie).
+    assert_eq!(d.pool4_span, [0xcb00_7108, 0xcb00_7140]);
     assert_eq!((d.tcp_ports, d.udp_ports), ([3000, 3999], [1024, 65535]));
     let e = err("[stateful]\npool4 = [\"203.0.113.8/30\", \"203.0.113.9/32\"]");
     assert!(
