@@ -161,29 +161,49 @@ pub const SESSION_STATIC: u32 = 1 << 3;
 /// with TCP flags `sess_flags`, from the IPv6 side (`SESSION_OUT`) or the IPv4 side. Returns
 /// one of `SESS_*`.
 ///
-/// Not inlined, and its work runs as the one turn of a `bpf_loop`: verified once rather than
-/// once per path of the translation.
-#[inline(never)]
+/// Its work runs as the one turn of a `bpf_loop`: verified once rather than once per path of
+/// the translation. Each direction has a call of `bpf_loop` of its own: the kernel inlines a
+/// `bpf_loop` call only when its callback is the same every time it runs, and `nat64_tc`,
+/// which has both directions, had one call choosing between the two callbacks (a helper
+/// call and an indirect call into the callback, per packet).
+#[inline(always)]
 pub fn session(args: u32) -> u32 {
-    let mut step = SessionStep {
+    if args & SESSION_OUT != 0 {
+        session_out(args)
+    } else {
+        session_in(args)
+    }
+}
+
+/// [`session`] from the IPv6 side. Not inlined: verified once.
+#[inline(never)]
+fn session_out(args: u32) -> u32 {
+    run_session_step(args, session_out_step)
+}
+
+/// [`session`] from the IPv4 side. Not inlined: verified once.
+#[inline(never)]
+fn session_in(args: u32) -> u32 {
+    run_session_step(args, session_in_step)
+}
+
+/// One turn of `bpf_loop` over `step`; the outcome it leaves in [`SessionStep`].
+#[inline(always)]
+fn run_session_step(args: u32, step: extern "C" fn(u64, *mut core::ffi::c_void) -> i64) -> u32 {
+    let mut state = SessionStep {
         args,
         outcome: SESS_FULL,
     };
-    let callback = if args & SESSION_OUT != 0 {
-        session_out_step as *mut core::ffi::c_void
-    } else {
-        session_in_step as *mut core::ffi::c_void
-    };
-    // SAFETY: the callbacks read and write only `step`, which outlives the call.
+    // SAFETY: the callbacks read and write only `state`, which outlives the call.
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
             1,
-            callback,
-            &mut step as *mut SessionStep as *mut core::ffi::c_void,
+            step as *mut core::ffi::c_void,
+            &mut state as *mut SessionStep as *mut core::ffi::c_void,
             0,
         );
     }
-    step.outcome
+    state.outcome
 }
 
 /// [`session`]'s state, shared with its `bpf_loop` callback.
