@@ -40,6 +40,14 @@ fn main() {
 
     let mut md = String::new();
     let _ = writeln!(md, "{}", header(quick));
+    // Not part of a full run: the timer of the stage profile (docs/profile.md).
+    if only.as_deref() == Some("stages") {
+        let runs = if quick { 5000 } else { 40000 };
+        for (case, ns) in micro::stages(runs) {
+            println!("{case}: {ns:.0}");
+        }
+        return;
+    }
     if want("micro") {
         eprintln!("nat64-bench: per-packet cost (BPF_PROG_TEST_RUN)");
         let runs = if quick { 2000 } else { 20000 };
@@ -50,7 +58,9 @@ fn main() {
              program alone), {runs} runs per case; nanoseconds, median (p10-p90). The floor is `nat64_pass` \
              (XDP_PASS, nothing else) in the same harness. Every run's verdict is checked, and each \
              case's output once: translated into the other family, or untouched for what is not \
-             the translator's.\n\n| path | ns per packet | ratio to the floor |\n|---|---|---|"
+             the translator's. The rows \"at TC\" run `nat64_tc` on the socket buffer the kernel builds for \
+             it, whose set-up the timer includes too: their ratio to the XDP floor overstates the program's \
+             own share.\n\n| path | ns per packet | ratio to the floor |\n|---|---|---|"
         );
         let _ = writeln!(
             md,

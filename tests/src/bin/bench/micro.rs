@@ -164,6 +164,37 @@ fn measure_case(x: &Loaded, frame: &[u8], translated: bool, runs: usize) -> Summ
     measure(x, XDP_PROGRAM, frame, XDP_PASS, runs)
 }
 
+/// `runs` runs of `frame` through `nat64_tc` (the socket buffer `BPF_PROG_TEST_RUN` builds),
+/// each checked to end in TC_ACT_OK, the frame checked once to come out translated.
+fn measure_tc(x: &Loaded, frame: &[u8], runs: usize) -> Summary {
+    use aya::programs::{TestRun, TestRunOptions};
+    let prog = x.dp.tc().expect("nat64_tc");
+    let mut out = vec![0u8; frame.len() + 256];
+    let run = |out: &mut Vec<u8>| {
+        let r = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(out),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        assert_eq!(r.return_value, 0, "nat64_tc: expected TC_ACT_OK");
+        (r.duration.as_nanos() as f64, r.data_size_out as usize)
+    };
+    let (_, len) = run(&mut out);
+    assert_ne!(
+        out.get(12..14),
+        frame.get(12..14),
+        "not translated at TC: {:02x?}",
+        &out[..len]
+    );
+    for _ in 0..runs / 4 {
+        run(&mut out);
+    }
+    let mut ns: Vec<f64> = (0..runs).map(|_| run(&mut out).0).collect();
+    summarize(&mut ns)
+}
+
 /// One row: the case, its cost, and the ratio to the floor.
 pub struct Row {
     pub case: &'static str,
@@ -289,6 +320,23 @@ pub fn run(runs: usize) -> (Summary, Vec<Row>) {
         case: "stateful 4to6 UDP, established",
         cost: measure_case(&x, &back, true, runs),
     });
+    // The same four at the TC hook (`nat64_tc`, the default on virtual links): the socket
+    // buffer's helpers (`bpf_skb_change_proto` above all, docs/profile.md) cost more than
+    // XDP's.
+    for (case, frame) in [
+        ("6to4 UDP (64-byte payload) at TC", udp6(CLIENT6, 40000, 64)),
+        (
+            "4to6 UDP (64-byte payload) at TC",
+            udp4(SERVER4, 53, CLIENT4, 40000, 64),
+        ),
+        ("stateful 6to4 UDP, established, at TC", first.clone()),
+        ("stateful 4to6 UDP, established, at TC", back.clone()),
+    ] {
+        rows.push(Row {
+            case,
+            cost: measure_tc(&x, &frame, runs),
+        });
+    }
     let mut ns = Vec::with_capacity(runs);
     for i in 0..runs.min(60000) {
         // Spread over 200 /64s, hence over pool4's addresses (a /64 always gets the same one),
@@ -332,4 +380,63 @@ pub fn ipv4_source(frame: &[u8]) -> ([u8; 4], u16) {
         [ip[12], ip[13], ip[14], ip[15]],
         u16::from_be_bytes([ip[ihl], ip[ihl + 1]]),
     )
+}
+
+/// The stage profile's timer (docs/profile.md, `nat64-bench --only stages`): the floor and
+/// each direction program alone on its frame, medians in ns, with no check of the verdict or
+/// the output: a stage build returns early on purpose. The stateful frames use the binding
+/// the full program makes (a stage build that returns before it makes none, and is timed on
+/// whatever path that leaves).
+pub fn stages(runs: usize) -> Vec<(&'static str, f64)> {
+    let x = Loaded::load("bench-stages", CONFIG);
+    let time = |program: &'static str, frame: &[u8]| {
+        for _ in 0..runs / 4 {
+            once(&x, program, frame);
+        }
+        let mut ns: Vec<f64> = (0..runs)
+            .map(|_| once(&x, program, frame).0 as f64)
+            .collect();
+        summarize(&mut ns).median
+    };
+    let tc = |frame: &[u8]| {
+        use aya::programs::{TestRun, TestRunOptions};
+        let prog = x.dp.tc().expect("nat64_tc");
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut run = || {
+            prog.test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN")
+            .duration
+            .as_nanos() as f64
+        };
+        for _ in 0..runs / 4 {
+            run();
+        }
+        let mut ns: Vec<f64> = (0..runs).map(|_| run()).collect();
+        summarize(&mut ns).median
+    };
+    let stateful6 = udp6(STATEFUL6, 40000, 64);
+    let (_, out) = x.run(&stateful6);
+    let (pool_addr, pool_port) = ipv4_source(&out);
+    let stateful4 = udp4(SERVER4, 53, pool_addr, pool_port, 64);
+    vec![
+        ("TC 6to4 UDP", tc(&udp6(CLIENT6, 40000, 64))),
+        ("TC 4to6 UDP", tc(&udp4(SERVER4, 53, CLIENT4, 40000, 64))),
+        ("TC stateful 6to4 UDP", tc(&stateful6)),
+        ("TC stateful 4to6 UDP", tc(&stateful4)),
+        ("floor", time(PASS_PROGRAM, &udp6(CLIENT6, 40000, 64))),
+        (
+            "6to4 UDP",
+            time("nat64_xdp_6to4", &udp6(CLIENT6, 40000, 64)),
+        ),
+        (
+            "4to6 UDP",
+            time("nat64_xdp_4to6", &udp4(SERVER4, 53, CLIENT4, 40000, 64)),
+        ),
+        ("stateful 6to4 UDP", time("nat64_xdp_6to4", &stateful6)),
+        ("stateful 4to6 UDP", time("nat64_xdp_4to6", &stateful4)),
+    ]
 }
