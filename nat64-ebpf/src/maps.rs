@@ -257,6 +257,10 @@ pub struct Scratch {
     pub sess_key: SessionKey,
     pub sess_val: SessionValue,
     pub sess_flags: u8,
+    /// Stateful NAT64: the coarse time of the packet at hand, read once by its binding's
+    /// lookup (`stateful::bind`, `stateful::inbound`) and reused for its session (a helper
+    /// call less per packet).
+    pub now_ns: u64,
     pub peer: PeerKey,
     /// Stateful NAT64, 6 to 4: the binding event being pushed (`stateful::outbound`).
     pub event: BindingEvent,

@@ -223,8 +223,7 @@ fn refresh(s: &mut crate::maps::Scratch, out: bool) -> bool {
     // SAFETY: a value pointer from a successful lookup, valid for this program run. Other
     // CPUs may write the same fields; each is a single store of a plain value.
     let v = unsafe { &mut *v };
-    // SAFETY: plain helper call.
-    v.last_ns = unsafe { bpf_ktime_get_coarse_ns() };
+    v.last_ns = s.now_ns;
     if out {
         v.tcp6 = tcp_next(v.tcp6, s.sess_flags);
     } else {
@@ -272,8 +271,7 @@ extern "C" fn session_out_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         tcp6: tcp_next(0, s.sess_flags),
         tcp4: 0,
         _pad: [0; 6],
-        // SAFETY: plain helper call.
-        last_ns: unsafe { bpf_ktime_get_coarse_ns() },
+        last_ns: s.now_ns,
     };
     // RFC 6146 section 3.5.2.2, simultaneous open: an IPv4 SYN from this remote endpoint to
     // this binding's port, held (it found no binding, or address-dependent filtering refused
@@ -345,8 +343,7 @@ extern "C" fn session_in_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         tcp6: 0,
         tcp4: tcp_next(0, s.sess_flags),
         _pad: [0; 6],
-        // SAFETY: plain helper call.
-        last_ns: unsafe { bpf_ktime_get_coarse_ns() },
+        last_ns: s.now_ns,
     };
     c.outcome = insert_session(s);
     1
@@ -514,6 +511,7 @@ fn bind(
     s.bib6_key._pad = 0;
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
+    s.now_ns = now;
     if let Some(v) = BIB6.get_ptr_mut(&s.bib6_key) {
         // SAFETY: a value pointer from a successful lookup, valid for this program run. Other
         // CPUs may write the same fields; each is a single store of a plain value.
@@ -868,7 +866,12 @@ pub fn inbound(dst4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static Bib4
         return None;
     }
     // SAFETY: plain helper call.
-    v.last_ns = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    v.last_ns = now;
+    // For the session (`session_in_step`): one read of the clock per packet.
+    if let Ok(s) = crate::scratch::get() {
+        s.now_ns = now;
+    }
     Some(v)
 }
 
