@@ -128,13 +128,16 @@ pub fn source_toward(to: Ipv6Addr) -> Option<Ipv6Addr> {
 }
 
 /// What one pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Answered {
     /// Port Unreachable errors handed to the kernel.
     pub sent: u64,
     /// Held SYNs whose time was up but that could not be answered (a hairpinned SYN whose
     /// client's binding is gone, no route back, no way to inject).
     pub unanswered: u64,
+    /// Why the kernel refused the last error handed to it, if it refused any: unlike a
+    /// binding gone, that is the node's fault, and every error after it fails the same way.
+    pub inject_error: Option<String>,
 }
 
 /// Answers every held SYN whose 6 seconds are up with ICMP Port Unreachable (RFC 6146
@@ -172,6 +175,7 @@ pub fn answer_expired(
             Err(e) => {
                 tracing::debug!(syn = %describe(&k, &h), error = %e, "held SYN not answered");
                 out.unanswered += 1;
+                out.inject_error = Some(e.to_string());
             }
         }
     }

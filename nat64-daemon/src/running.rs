@@ -355,6 +355,18 @@ impl Running<'_, '_> {
     fn answer_held_syns(&mut self) {
         let now = nat64_daemon::bindings::now_ns();
         match nat64_daemon::held_syns::answer_expired(self.dp, self.cfg, now, 4096) {
+            // The kernel refused the errors: a warning (once a pass), not a debug line, so
+            // that an operator learns that IPv4 hosts' SYNs go unanswered.
+            Ok(nat64_daemon::held_syns::Answered {
+                sent,
+                unanswered,
+                inject_error: Some(error),
+            }) => warn!(
+                sent,
+                unanswered,
+                %error,
+                "held SYNs could not all be answered with Port Unreachable"
+            ),
             Ok(a) if a.sent + a.unanswered > 0 => debug!(
                 sent = a.sent,
                 unanswered = a.unanswered,
