@@ -20,7 +20,7 @@ pub(crate) async fn set_up_link(
         .await
         .context("creating the translator link")?;
     let (v6, v4) = cfg.link_routes();
-    let mtu4 = cfg.ipv4_route_mtu();
+    let mtu4 = dp.ipv4_route_mtu(cfg);
     let r = match dp.attach_link(&l) {
         Ok(_) => link::add_routes(nl, &l, &v6, &v4, mtu4)
             .await

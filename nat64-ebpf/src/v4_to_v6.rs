@@ -277,6 +277,28 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             return Ok(Step::FragNeeded);
         }
     }
+    // Without DF, within ipv6_mtu but too big for an IPv6 route narrower than it (an
+    // interface below ipv6_mtu: a tunnel, say): RFC 7915 section 4.1 wants it fragmented so
+    // that each piece fits, as Jool does to its route's MTU. The kernel does it on the way
+    // into the translator link, whose IPv4 routes the daemon keeps within the narrowest
+    // interface as well as ipv6_mtu (`Dataplane::ipv4_route_mtu`). Not on the link itself
+    // (the kernel's Packet Too Big answers there), nor to a pool4 address the node shares
+    // (see above).
+    if frag & IPV4_DF == 0
+        && cfg.flags & CONFIG_F_LINK != 0
+        && !link::on_link(cfg)
+        && !shared
+        && v6_len > IPV6_MIN_MTU
+        && v6_len > cfg.mtu_floor6 as usize
+        && crate::egress::mtu6_if_too_big(ctx, v6_len as u32) != 0
+    {
+        return link::hand_off(
+            cfg,
+            Dir::V4ToV6,
+            Handoff::NeedsFragmentation,
+            DropReason::PacketTooBig,
+        );
+    }
     // The binding's IPv6 port replaces the destination port (TCP, UDP) or the echo identifier
     // (ICMP); written only now that nothing above can hand the packet on untouched.
     if s.bound_port_at != 0 {

@@ -318,11 +318,21 @@ fn without_the_link_generic_xdp_counts_gso_aggregates_as_oversize() {
 /// whose IPv4 link has `v4_link_mtu`: they must arrive whole both ways (RFC 7915 sections 4.1
 /// and 5.1.1). Returns the daemon's final counters.
 fn datagrams_cross_as_fragments(v4_link_mtu: u32) -> String {
+    datagrams_cross_as_fragments_with(v4_link_mtu, None)
+}
+
+/// [`datagrams_cross_as_fragments`], with the client's link (both ends) at `v6_link_mtu`.
+fn datagrams_cross_as_fragments_with(v4_link_mtu: u32, v6_link_mtu: Option<u32>) -> String {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
         v4_link_mtu,
         ..LabOptions::default()
     });
+    if let Some(mtu) = v6_link_mtu {
+        let mtu = mtu.to_string();
+        lab.xlat.ip(&["link", "set", "xc", "mtu", &mtu]);
+        lab.client6.ip(&["link", "set", "c0", "mtu", &mtu]);
+    }
     lab.start_daemon();
     const SIZES: [usize; 3] = [3000, 5000, 8000];
     udp_round_trip(
@@ -383,6 +393,29 @@ fn fragments_too_big_for_ipv6_are_refragmented_through_the_link() {
     // them full-size in each datagram.
     assert!(
         parse_value(&counters, handed).unwrap_or(0) >= 6,
+        "{counters}"
+    );
+}
+
+/// An IPv6 side narrower than `ipv6_mtu` (1280 against 1500: a tunnel, say): 1400-byte IPv4
+/// fragments would be 1428 bytes of IPv6, within ipv6_mtu but too big for the route out. The
+/// fast path finds that in the FIB and hands them to the kernel, which fragments them again
+/// on the way into the translator link, whose IPv4 routes the daemon keeps within the
+/// narrowest interface (RFC 7915 section 4.1: each piece fits). Nothing is lost; before, every
+/// such datagram was (the route's Packet Too Big went to a sender that had not set DF).
+#[test]
+fn fragments_too_big_for_a_narrower_ipv6_route_are_refragmented_through_the_link() {
+    let counters = datagrams_cross_as_fragments_with(1400, Some(1280));
+    let handed = Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation);
+    assert!(
+        parse_value(&counters, handed).unwrap_or(0) >= 6,
+        "{counters}"
+    );
+    // No Packet Too Big came back to be translated: no datagram needed sending again (the
+    // sender's stack would have, once told, which hides a loss from the round trip).
+    assert_eq!(
+        parse_value(&counters, Counter::Packets(Dir::V6ToV4, L4Proto::Icmp)),
+        Some(0),
         "{counters}"
     );
 }

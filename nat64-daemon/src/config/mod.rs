@@ -606,9 +606,23 @@ impl Config {
     /// each piece fits the IPv6 MTU once translated (20 bytes of header growth, 8 of Fragment
     /// header).
     pub fn ipv4_route_mtu(&self) -> u32 {
+        self.ipv4_route_mtu_under(0)
+    }
+
+    /// [`Config::ipv4_route_mtu`] on a node whose narrowest IPv6 interface has MTU `floor6`
+    /// (`sys::mtu_floors`; 0: unknown): no more than that interface carries either. The
+    /// dataplane hands an IPv4 packet without DF to the kernel when its translation is too
+    /// big for its IPv6 route (narrower than `ipv6_mtu`: a tunnel, say), and the pieces the
+    /// kernel cuts it into on the way into the link must fit that route, as RFC 7915 section
+    /// 4.1 wants (Jool fragments to the route's MTU; its corpus's `cct1` and `cft1`).
+    pub fn ipv4_route_mtu_under(&self, floor6: u16) -> u32 {
         let v6 = match self.ipv6_mtu {
             0 => 1500,
             m => u32::from(m).min(1500),
+        };
+        let v6 = match u32::from(floor6) {
+            f if f >= 1280 => v6.min(f),
+            _ => v6,
         };
         v6 - crate::link::IPV4_FRAGMENT_GROWTH
     }

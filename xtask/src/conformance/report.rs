@@ -281,26 +281,15 @@ const ROOT_CAUSES: &[(&str, &str)] = &[
          judges it. Jool fragments it itself. To another pool4 address it is fragmented.",
     ),
     (
-        "siit/misc/6791v66t",
-        "an ICMPv6 error that hairpins (RFC 6791 source, EAM destination): nat64d does not \
-         translate an error back to IPv6 in one pass.",
-    ),
-    (
         "siit/rfc7915/cat2",
-        "an IPv4 packet with DF (and MF) too big for the IPv6 route out: the kernel's Packet \
-         Too Big comes back as Fragmentation Needed, its quote rebuilt from the IPv6 packet, \
-         in which the DF bit of a fragment does not survive; Jool answers from its own route \
-         lookup, quoting the packet as sent.",
+        "at TC only: an IPv4 fragment with DF (and MF) too big for the IPv6 route out. The TC \
+         hook leaves IPv4 fragments to the translator link, through the kernel, and the link's \
+         IPv4 routes are kept within the narrowest IPv6 interface (here the 1280-byte route \
+         itself, so that the kernel fragments what has no DF to fit it, as `cct1` wants): the \
+         kernel answers Fragmentation Needed with that route's MTU, 1252, where Jool answers \
+         1260 from its own route lookup (20 less than 1280). Both fit the path; the XDP hook \
+         answers 1260 itself.",
     ),
-    (
-        "siit/rfc7915/cct1",
-        "an IPv4 packet without DF whose translation is too big for the IPv6 route out (MTU \
-         1280) but within ipv6_mtu (1500 in this case): Jool fragments to the route's MTU; \
-         nat64d translates it whole and the kernel's Packet Too Big comes back to the sender \
-         as Fragmentation Needed. Fragmenting to each route's MTU would need the translator \
-         link's routes to carry each destination's MTU.",
-    ),
-    ("siit/rfc7915/cft1", "as `cct1`, for a fragment."),
     (
         "siit/rfc7915/cgt2",
         "an IPv6 fragment too big for the IPv4 route out: RFC 7915 section 5.1.1 clears DF on \
