@@ -59,8 +59,8 @@ fn main() {
              (XDP_PASS, nothing else) in the same harness. Every run's verdict is checked, and each \
              case's output once: translated into the other family, or untouched for what is not \
              the translator's. The rows \"at TC\" run `nat64_tc` on the socket buffer the kernel builds for \
-             it, whose set-up the timer includes too: their ratio to the XDP floor overstates the program's \
-             own share.\n\n| path | ns per packet | ratio to the floor |\n|---|---|---|"
+             it; a build of it that returns at once costs what the XDP floor does, within 5 ns \
+             (docs/profile.md), so their ratios compare with the others'.\n\n| path | ns per packet | ratio to the floor |\n|---|---|---|"
         );
         let _ = writeln!(
             md,
@@ -489,7 +489,7 @@ const READING: &str = "## Reading the figures
   the limit. Its case is physical NICs, where the redirected frame goes straight to the
   driver; it is not measured on this machine. From TC the translated packet skips the
   kernel's receive and forwarding path (netfilter included) for the egress interface's queue:
-  under overload that carried 7-10% more than going up the stack in three of the four
-  figures of two runs (8% less in the fourth); elsewhere about the same, within the runs'
+  under overload that carried 2-10% more than going up the stack in five of the six
+  figures of three runs (8% less in the sixth); elsewhere about the same, within the runs'
   spread. The generator and the receiver, on the same two vCPUs, cost more than the router.
 ";
