@@ -19,7 +19,7 @@ use rtnetlink::{
     Handle, LinkUnspec, LinkVeth, RouteMessageBuilder,
     packet_route::{
         link::LinkAttribute,
-        route::{RouteAttribute, RouteMetric, RouteProtocol, RouteScope},
+        route::{RouteAddress, RouteAttribute, RouteMetric, RouteProtocol, RouteScope, RouteType},
     },
 };
 
@@ -316,6 +316,81 @@ pub async fn add_routes(
     Ok(())
 }
 
+/// The narrowest IPv6 route out of this node (`Config::ipv4_route_mtu_under`): over the main
+/// table's unicast IPv6 routes, leaving out link-local and multicast destinations, loopback
+/// and the translator link itself, the route's own MTU where it has one, else its interface's;
+/// 0 when there is none of 1280 or more. Routes, not interfaces: a node's IPv4-only tunnels
+/// and overlays (a CNI's VXLAN device, narrower than its uplink) carry no IPv6 route and must
+/// not narrow what the link's routes let through.
+pub async fn ipv6_route_floor(handle: &Handle, link: &TranslatorLink) -> Result<u16, LinkError> {
+    const RT_TABLE_MAIN: u32 = 254;
+    let mut routes = handle
+        .route()
+        .get(RouteMessageBuilder::<Ipv6Addr>::new().build())
+        .execute();
+    let mut floor = u32::MAX;
+    while let Some(r) = routes
+        .try_next()
+        .await
+        .map_err(nl("listing the IPv6 routes".to_string()))?
+    {
+        let table = r
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .unwrap_or(u32::from(r.header.table));
+        if table != RT_TABLE_MAIN || r.header.kind != RouteType::Unicast {
+            continue;
+        }
+        let dst = r
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet6(d)) => Some(*d),
+                _ => None,
+            })
+            .unwrap_or(Ipv6Addr::UNSPECIFIED);
+        // Link-local (fe80::/10), multicast, loopback: never a translated packet's way.
+        if dst.segments()[0] & 0xffc0 == 0xfe80 || dst.is_multicast() || dst.is_loopback() {
+            continue;
+        }
+        let Some(oif) = r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        }) else {
+            continue;
+        };
+        if oif == link.index || oif == link.peer_index {
+            continue;
+        }
+        let route_mtu = r.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
+                RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let mtu = match route_mtu {
+            Some(m) => m,
+            None => match crate::sys::interface_name(oif) {
+                Some(name) if name != "lo" => crate::sys::mtu(&name).unwrap_or(u32::MAX),
+                _ => continue,
+            },
+        };
+        if mtu >= 1280 {
+            floor = floor.min(mtu);
+        }
+    }
+    Ok(if floor == u32::MAX {
+        0
+    } else {
+        floor.min(u32::from(u16::MAX)) as u16
+    })
+}
+
 /// Deletes the translator link `name` if it is one of ours (by [`ALIAS`]), with its routes;
 /// says whether there was one.
 pub async fn remove_ours(handle: &Handle, name: &str) -> Result<bool, LinkError> {
@@ -434,13 +509,22 @@ pub fn follow_events() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
 }
 
 /// Whether an event may have undone something of the daemon's: a link appearing, changing or
-/// going, or a route going. (New routes are the daemon's own re-sync, or harmless.)
+/// going, or a route going; or changed what the link's IPv4 routes' MTU follows: an IPv6
+/// route of someone else's appearing (`ipv6_route_floor`). (The daemon's own new routes are
+/// its re-sync, and new IPv4 routes harmless.)
 fn is_disruptive(
     msg: &rtnetlink::packet_core::NetlinkMessage<rtnetlink::packet_route::RouteNetlinkMessage>,
 ) -> bool {
-    use rtnetlink::{packet_core::NetlinkPayload, packet_route::RouteNetlinkMessage as M};
-    matches!(
-        &msg.payload,
-        NetlinkPayload::InnerMessage(M::NewLink(_) | M::DelLink(_) | M::DelRoute(_))
-    )
+    use rtnetlink::{
+        packet_core::NetlinkPayload,
+        packet_route::{AddressFamily, RouteNetlinkMessage as M},
+    };
+    match &msg.payload {
+        NetlinkPayload::InnerMessage(M::NewLink(_) | M::DelLink(_) | M::DelRoute(_)) => true,
+        NetlinkPayload::InnerMessage(M::NewRoute(r)) => {
+            r.header.address_family == AddressFamily::Inet6
+                && r.header.protocol != RouteProtocol::Other(ROUTE_PROTOCOL)
+        }
+        _ => false,
+    }
 }

@@ -48,8 +48,7 @@ impl Reload<'_> {
             }
             return;
         }
-        self.move_routes(cur.link_routes(), &new, dp.ipv4_route_mtu(&new))
-            .await;
+        self.move_routes(cur.link_routes(), &new).await;
         if let (Some(old), Some(st)) = (&cur.stateful, &new.stateful)
             && old.static_bindings != st.static_bindings
         {
@@ -85,17 +84,17 @@ impl Reload<'_> {
         );
     }
 
-    /// Routes into the translator link what `cfg` translates (its IPv4 routes with MTU `mtu4`,
-    /// `Dataplane::ipv4_route_mtu`) and removes the routes of `old` that it no longer does.
+    /// Routes into the translator link what `cfg` translates and removes the routes of `old`
+    /// that it no longer does.
     pub(crate) async fn move_routes(
         &self,
         old: (Vec<ipnet::Ipv6Net>, Vec<ipnet::Ipv4Net>),
         cfg: &Config,
-        mtu4: u32,
     ) {
         let Some(l) = &self.link else { return };
         let (old6, old4) = old;
         let (new6, new4) = cfg.link_routes();
+        let mtu4 = crate::translator_link::ipv4_route_mtu(self.nl, l, cfg).await;
         if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
             warn!(error = %e, "adding the new routes failed");
         }
@@ -163,9 +162,9 @@ impl Reload<'_> {
         }
         if let Some(l) = &self.link {
             let (v6, v4) = cfg.link_routes();
-            // Within the narrowest interface as now measured: a resync follows every link
-            // event, so an interface whose MTU changed moves these routes' MTU with it.
-            let mtu4 = dp.ipv4_route_mtu(cfg);
+            // Asked again each time: a resync follows every link and route event, so an IPv6
+            // route or interface whose MTU changed moves these routes' MTU with it.
+            let mtu4 = crate::translator_link::ipv4_route_mtu(self.nl, l, cfg).await;
             if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &v6, &v4, mtu4).await {
                 warn!(trigger, error = %e, "re-syncing the translator link's routes failed");
             }

@@ -265,8 +265,7 @@ impl Running<'_, '_> {
                 let before = self.cfg.link_routes();
                 let reply = nat64_daemon::admin::handle(command, self.dp, self.cfg);
                 if self.cfg.link_routes() != before {
-                    let mtu4 = self.dp.ipv4_route_mtu(self.cfg);
-                    self.reload.move_routes(before, self.cfg, mtu4).await;
+                    self.reload.move_routes(before, self.cfg).await;
                 }
                 reply
             }

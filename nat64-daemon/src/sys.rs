@@ -380,6 +380,19 @@ pub fn lookup_batch<K: Copy, V: Copy>(fd: std::os::fd::RawFd) -> Option<Vec<(K, 
     }
 }
 
+/// The name of interface `index` in this namespace, if there is one.
+pub fn interface_name(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IFNAMSIZ];
+    // SAFETY: the buffer holds IFNAMSIZ bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// The names of this network namespace's interfaces (`if_nameindex`, which asks the kernel
 /// over netlink: right in whatever namespace the calling thread is, where `/sys/class/net`
 /// shows the namespace that mounted it).

@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use nat64_daemon::{Config, Dataplane};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Creates the translator link, attaches its programs and routes pool6 and the EAM IPv4
 /// prefixes into it. On failure nothing of it is left behind.
@@ -20,7 +20,7 @@ pub(crate) async fn set_up_link(
         .await
         .context("creating the translator link")?;
     let (v6, v4) = cfg.link_routes();
-    let mtu4 = dp.ipv4_route_mtu(cfg);
+    let mtu4 = ipv4_route_mtu(nl, &l, cfg).await;
     let r = match dp.attach_link(&l) {
         Ok(_) => link::add_routes(nl, &l, &v6, &v4, mtu4)
             .await
@@ -46,4 +46,23 @@ pub(crate) async fn set_up_link(
         "translator link up"
     );
     Ok(l)
+}
+
+/// The MTU of the translator link's IPv4 routes for `cfg` on this node as it is now: within
+/// `ipv6_mtu` and the narrowest IPv6 route out (`Config::ipv4_route_mtu_under`,
+/// `link::ipv6_route_floor`), so that what the kernel fragments on its way into the link fits
+/// the IPv6 route it takes once translated. Asked again at every resync, which follows every
+/// link and route event.
+pub(crate) async fn ipv4_route_mtu(
+    nl: &rtnetlink::Handle,
+    l: &nat64_daemon::link::TranslatorLink,
+    cfg: &Config,
+) -> u32 {
+    match nat64_daemon::link::ipv6_route_floor(nl, l).await {
+        Ok(floor) => cfg.ipv4_route_mtu_under(floor),
+        Err(e) => {
+            warn!(error = %e, "cannot list the IPv6 routes: the translator link's IPv4 routes take ipv6_mtu's MTU");
+            cfg.ipv4_route_mtu()
+        }
+    }
 }

@@ -280,8 +280,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // Without DF, within ipv6_mtu but too big for an IPv6 route narrower than it (an
     // interface below ipv6_mtu: a tunnel, say): RFC 7915 section 4.1 wants it fragmented so
     // that each piece fits, as Jool does to its route's MTU. The kernel does it on the way
-    // into the translator link, whose IPv4 routes the daemon keeps within the narrowest
-    // interface as well as ipv6_mtu (`Dataplane::ipv4_route_mtu`). Not on the link itself
+    // into the translator link, whose IPv4 routes the daemon keeps within the narrowest IPv6
+    // route as well as ipv6_mtu (`link::ipv6_route_floor`). Not on the link itself
     // (the kernel's Packet Too Big answers there), nor to a pool4 address the node shares
     // (see above).
     if frag & IPV4_DF == 0

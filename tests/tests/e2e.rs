@@ -401,7 +401,7 @@ fn fragments_too_big_for_ipv6_are_refragmented_through_the_link() {
 /// fragments would be 1428 bytes of IPv6, within ipv6_mtu but too big for the route out. The
 /// fast path finds that in the FIB and hands them to the kernel, which fragments them again
 /// on the way into the translator link, whose IPv4 routes the daemon keeps within the
-/// narrowest interface (RFC 7915 section 4.1: each piece fits). Nothing is lost; before, every
+/// narrowest IPv6 route (RFC 7915 section 4.1: each piece fits). Nothing is lost; before, every
 /// such datagram was (the route's Packet Too Big went to a sender that had not set DF).
 #[test]
 fn fragments_too_big_for_a_narrower_ipv6_route_are_refragmented_through_the_link() {
@@ -418,6 +418,47 @@ fn fragments_too_big_for_a_narrower_ipv6_route_are_refragmented_through_the_link
         Some(0),
         "{counters}"
     );
+}
+
+/// The MTU of the translator link's IPv4 routes follows the narrowest IPv6 route out, not
+/// every interface: a narrow interface without an IPv6 route (an IPv4-only tunnel or overlay)
+/// leaves it at `ipv6_mtu` less 28; an IPv6 route through it lowers it once the route appears
+/// (a route event, then the daemon's resync).
+#[test]
+fn the_links_ipv4_route_mtu_follows_the_narrowest_ipv6_route() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    lab.xlat.ip(&[
+        "link", "add", "d0", "mtu", "1300", "type", "veth", "peer", "name", "d1", "mtu", "1300",
+    ]);
+    lab.xlat.ip(&["link", "set", "d0", "up"]);
+    lab.xlat.ip(&["link", "set", "d1", "up"]);
+    lab.start_daemon();
+    let route_mtu = |lab: &Lab| {
+        let out = lab.xlat.output(
+            "ip",
+            &["-4", "route", "show", "dev", nat64_tests::lab::LINK],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let routes = route_mtu(&lab);
+    assert!(routes.contains("mtu 1472"), "{routes}");
+    lab.xlat
+        .ip(&["-6", "route", "add", "2001:db8:99::/64", "dev", "d0"]);
+    let mut routes = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        routes = route_mtu(&lab);
+        if routes.contains("mtu 1272") {
+            break;
+        }
+    }
+    assert!(
+        routes.contains("mtu 1272"),
+        "{routes}\n{}",
+        lab.daemon_log()
+    );
+    assert!(!routes.contains("mtu 1472"), "{routes}");
 }
 
 /// Traffic the translator host originates itself never crosses an XDP hook on its way out: the

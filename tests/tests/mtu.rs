@@ -294,8 +294,8 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
         assert_eq!(&out[14 + 12..14 + 20], &[XLAT4, SERVER4].concat()[..]);
         assert_eq!(&out[14 + 28..], &input[14..14 + 548], "the packet as sent");
         // Without DF: handed to the kernel untouched, which fragments it on its way into
-        // the translator link (its IPv4 routes are kept within the narrowest interface,
-        // `Dataplane::ipv4_route_mtu`), so that each piece fits the route (RFC 7915 section
+        // the translator link (its IPv4 routes are kept within the narrowest IPv6 route,
+        // `link::ipv6_route_floor`), so that each piece fits the route (RFC 7915 section
         // 4.1). Small enough: translated.
         let input = echo4(1290, false);
         let (action, out, moved) = x.run_counted(&input);

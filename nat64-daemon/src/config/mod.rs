@@ -609,8 +609,8 @@ impl Config {
         self.ipv4_route_mtu_under(0)
     }
 
-    /// [`Config::ipv4_route_mtu`] on a node whose narrowest IPv6 interface has MTU `floor6`
-    /// (`sys::mtu_floors`; 0: unknown): no more than that interface carries either. The
+    /// [`Config::ipv4_route_mtu`] on a node whose narrowest IPv6 route out has MTU `floor6`
+    /// (`link::ipv6_route_floor`; 0: unknown): no more than that route carries either. The
     /// dataplane hands an IPv4 packet without DF to the kernel when its translation is too
     /// big for its IPv6 route (narrower than `ipv6_mtu`: a tunnel, say), and the pieces the
     /// kernel cuts it into on the way into the link must fit that route, as RFC 7915 section

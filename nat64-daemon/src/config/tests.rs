@@ -225,8 +225,8 @@ fn translator_link_name_off_and_limits() {
     assert_eq!(c.translator_link.peer().as_deref(), Some("xl-dp"));
     assert_eq!(c.link_mtu(), 1500);
     assert_eq!(c.ipv4_route_mtu(), 1372);
-    // Within the narrowest IPv6 interface too (1280: a tunnel); a floor above ipv6_mtu, or
-    // none known (0), or one that carries no IPv6 (under 1280), changes nothing.
+    // Within the narrowest IPv6 route too (1280: a tunnel); a floor above ipv6_mtu, or none
+    // known (0), or one under IPv6's minimum, changes nothing.
     assert_eq!(c.ipv4_route_mtu_under(1280), 1252);
     assert_eq!(c.ipv4_route_mtu_under(1500), 1372);
     assert_eq!(c.ipv4_route_mtu_under(0), 1372);

@@ -59,13 +59,6 @@ impl Dataplane {
         self.fill_progs()
     }
 
-    /// The MTU of the IPv4 routes into the translator link for `cfg` on this node: within
-    /// `ipv6_mtu` and the narrowest IPv6 interface as last measured
-    /// (`Config::ipv4_route_mtu_under`).
-    pub fn ipv4_route_mtu(&self, cfg: &crate::Config) -> u32 {
-        cfg.ipv4_route_mtu_under(self.mtu_floors.1)
-    }
-
     /// Writes the interfaces' MTU floors into both configuration slots if they changed (an
     /// interface came, went or changed its MTU): called on every link event, at once, so that
     /// the first-hop MTU check (`egress.rs`) sees a smaller MTU before traffic meets it.
