@@ -7,6 +7,9 @@ use tracing::{error, info, warn};
 
 use crate::run_args::RunArgs;
 
+/// The trigger of the periodic resync, which reuses what an event's resync worked out.
+pub(crate) const PERIODIC: &str = "periodic";
+
 /// What a reload needs besides the dataplane and the running configuration.
 pub(crate) struct Reload<'a> {
     pub(crate) args: &'a RunArgs,
@@ -15,6 +18,10 @@ pub(crate) struct Reload<'a> {
     pub(crate) link: Option<nat64_daemon::link::TranslatorLink>,
     /// Configured interfaces found gone, waiting to come back (said once).
     pub(crate) gone: std::collections::BTreeSet<String>,
+    /// The MTU the link's IPv4 routes carry (`translator_link::ipv4_route_mtu`), as last
+    /// worked out: that walks the IPv6 routing table, so the periodic resync reuses it, and a
+    /// resync that follows an event, or a reload, works it out again.
+    pub(crate) route_mtu4: std::cell::Cell<Option<u32>>,
 }
 
 impl Reload<'_> {
@@ -95,6 +102,7 @@ impl Reload<'_> {
         let (old6, old4) = old;
         let (new6, new4) = cfg.link_routes();
         let mtu4 = crate::translator_link::ipv4_route_mtu(self.nl, l, cfg).await;
+        self.route_mtu4.set(Some(mtu4));
         if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
             warn!(error = %e, "adding the new routes failed");
         }
@@ -162,9 +170,14 @@ impl Reload<'_> {
         }
         if let Some(l) = &self.link {
             let (v6, v4) = cfg.link_routes();
-            // Asked again each time: a resync follows every link and route event, so an IPv6
-            // route or interface whose MTU changed moves these routes' MTU with it.
-            let mtu4 = crate::translator_link::ipv4_route_mtu(self.nl, l, cfg).await;
+            // Asked again after an event (a resync follows every link event and every IPv6
+            // route someone adds), so an IPv6 route or interface whose MTU changed moves these
+            // routes' MTU with it; the periodic resync reuses the last answer.
+            let mtu4 = match self.route_mtu4.get() {
+                Some(m) if trigger == PERIODIC => m,
+                _ => crate::translator_link::ipv4_route_mtu(self.nl, l, cfg).await,
+            };
+            self.route_mtu4.set(Some(mtu4));
             if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &v6, &v4, mtu4).await {
                 warn!(trigger, error = %e, "re-syncing the translator link's routes failed");
             }

@@ -129,7 +129,7 @@ pub(crate) async fn wait_for_shutdown(
                 r.event_counts = ready.get_inner().counts;
             }
             _ = sighup.recv() => r.reload("SIGHUP").await,
-            _ = resync.tick() => r.reload.resync(r.dp, r.cfg, "periodic").await,
+            _ = resync.tick() => r.reload.resync(r.dp, r.cfg, crate::reload::PERIODIC).await,
             Some(()) = next_event(&mut events) => r.netlink_event(),
             _ = sleep_until_some(r.resync_at) => {
                 r.resync_at = None;
