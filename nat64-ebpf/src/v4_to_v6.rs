@@ -59,6 +59,21 @@ pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
 /// RFC 8200 section 5: every IPv6 link carries 1280 bytes.
 const IPV6_MIN_MTU: usize = 1280;
 
+/// At TC: whether a packet with DF that the hook leaves to the translator link (a fragment,
+/// options), of `payload_len` bytes after its IPv4 header, is too big for its IPv6 route once
+/// translated (the FIB lookup of the full path, for packets larger than the narrowest
+/// interface). Such a packet goes into the link directly (`link::redirect`), whose program
+/// answers Fragmentation Needed with the route's MTU, as for any other: through the kernel, the
+/// link's IPv4 routes would answer with their own MTU, kept within the narrowest IPv6 route
+/// for what has no DF (`link::ipv6_route_floor`), not this route's.
+#[inline(always)]
+fn df_too_big(ctx: &impl Frame, cfg: &Config, payload_len: usize, fragmented: bool) -> bool {
+    let v6_len = payload_len + IPV6_LEN + if fragmented { FRAG_LEN } else { 0 };
+    v6_len > IPV6_MIN_MTU
+        && v6_len > cfg.mtu_floor6 as usize
+        && crate::egress::mtu6_if_too_big(ctx, v6_len as u32) != 0
+}
+
 #[inline(always)]
 fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason> {
     let Some(ip4) = view::<Ipv4Hdr>(ctx, ETH_LEN) else {
@@ -147,7 +162,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // So does one to a pool4 address the node shares, which the kernel would deliver locally.
     let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
     if !C::FULL && (fragmented || ihl > IPV4_LEN) {
-        if shared || (!fragmented && has_source_route(ctx, ihl)) {
+        if shared
+            || (!fragmented && has_source_route(ctx, ihl))
+            || (frag & IPV4_DF != 0 && df_too_big(ctx, cfg, tot_len - ihl, fragmented))
+        {
             return link::redirect(cfg, Dir::V4ToV6);
         }
         return link::slow_path(cfg, Dir::V4ToV6);

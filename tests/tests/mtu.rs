@@ -313,6 +313,53 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
     });
 }
 
+/// At TC, an IPv4 fragment is left to the translator link. With DF and too big for its IPv6
+/// route, it goes into the link directly (`TC_ACT_REDIRECT`), whose program answers
+/// Fragmentation Needed with that route's MTU (through the kernel, the link's IPv4 routes
+/// would answer with theirs); without DF it goes through the kernel, which fragments it to
+/// fit on the way in (`TC_ACT_OK`, untouched).
+#[test]
+fn at_tc_a_df_fragment_too_big_for_its_route_goes_into_the_link_directly() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("tc-df-frag");
+    ns.veth("r0", "r1", Some(1280), &["2001:db8:6::1/64"]);
+    // The translator link's kernel side, by the default name, for the configuration's
+    // `link_ifindex` (the far end's program is not needed here).
+    ns.veth("nat64", "nat64-dp", None, &[]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ns.run(|| {
+        let mut x = load(1500, false, true, true);
+        x.dp.apply(&x.cfg).expect("apply with the link");
+        // A first fragment (MF) of 1290 bytes, UDP (a fragmented ICMP message is refused):
+        // 1318 once translated, over r0's 1280.
+        let fragment = |df: bool| {
+            let mut f = echo4(1290, df);
+            f[14 + 6] |= 0x20; // MF
+            f[14 + 9] = 17; // UDP: only the first fragment's first 8 bytes would be its header
+            let h: [u8; 20] = f[14..34].try_into().unwrap();
+            let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
+            ip.header_checksum = ip.calc_header_checksum();
+            f[14..34].copy_from_slice(&ip.to_bytes());
+            f
+        };
+        let before = x.stats();
+        let (action, out) = x.run_tc(&fragment(true), 0);
+        assert_eq!(action, XDP_TX, "with DF: redirected into the link");
+        assert_eq!(&out[12..14], &[0x08, 0x00], "untouched: still IPv4");
+        assert_eq!(
+            counter_delta(&before, &x.stats()),
+            vec![(Counter::Handoff(Dir::V4ToV6, Handoff::SlowPath), 1)]
+        );
+        let input = fragment(false);
+        let (action, out) = x.run_tc(&input, 0);
+        assert_eq!(
+            (action, &out),
+            (XDP_PASS, &input),
+            "without DF: through the kernel"
+        );
+    });
+}
+
 /// The errors the dataplane originates are rate-limited (RFC 4443 section 2.4(f), RFC 1812
 /// section 4.3.2.8): a burst of 50 per CPU, then 1000 a second. A flood of packets to answer
 /// gets the burst answered and the rest dropped unanswered, each counted once as dropped and

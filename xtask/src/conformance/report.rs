@@ -282,13 +282,10 @@ const ROOT_CAUSES: &[(&str, &str)] = &[
     ),
     (
         "siit/rfc7915/cat2",
-        "at TC only: an IPv4 fragment with DF (and MF) too big for the IPv6 route out. The TC \
-         hook leaves IPv4 fragments to the translator link, through the kernel, and the link's \
-         IPv4 routes are kept within the narrowest IPv6 route (here the 1280-byte route \
-         itself, so that the kernel fragments what has no DF to fit it, as `cct1` wants): the \
-         kernel answers Fragmentation Needed with that route's MTU, 1252, where Jool answers \
-         1260 from its own route lookup (20 less than 1280). Both fit the path; the XDP hook \
-         answers 1260 itself.",
+        "an IPv4 fragment with DF (and MF) too big for the IPv6 route out, which Jool answers \
+         with Fragmentation Needed from its own route lookup (1260). At TC the fragment must \
+         go into the translator link directly (`df_too_big` in v4_to_v6.rs): through the \
+         kernel, the link's IPv4 routes answer with their own MTU.",
     ),
     (
         "siit/rfc7915/cgt2",
