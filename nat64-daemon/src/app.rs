@@ -256,7 +256,7 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         nl: &nl,
         link,
         gone: Default::default(),
-        route_mtu4: Default::default(),
+        ipv4_routes: Default::default(),
     };
     let waited = crate::running::wait_for_shutdown(&mut dp, &mut cfg, admin, &mut reload).await;
     let link = reload.link.take();

@@ -275,14 +275,13 @@ fn route4(link: &TranslatorLink, p: &Ipv4Net) -> rtnetlink::packet_route::route:
         .build()
 }
 
-/// Routes `pool6` (IPv6) and the `v4` prefixes (IPv4, with a route MTU of `mtu4`) into the
-/// link, replacing any route to the same prefixes: the translator answers for them.
+/// Routes `pool6` (IPv6) and the `v4` prefixes (IPv4, each with its route MTU) into the link,
+/// replacing any route to the same prefixes: the translator answers for them.
 pub async fn add_routes(
     handle: &Handle,
     link: &TranslatorLink,
     v6: &[Ipv6Net],
-    v4: &[Ipv4Net],
-    mtu4: u32,
+    v4: &[(Ipv4Net, u32)],
 ) -> Result<(), LinkError> {
     for p in v6 {
         handle
@@ -298,7 +297,7 @@ pub async fn add_routes(
     // it and cut the node off its neighbours). The dataplane keeps those addresses the
     // node's (`EAM_F_LOCAL`), and translates what arrives for the rest before routing.
     let own = crate::sys::ipv4_addrs();
-    for p in v4 {
+    for &(ref p, mtu4) in v4 {
         let mut msg = route4(link, p);
         msg.attributes
             .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu4)]));
@@ -388,6 +387,54 @@ pub async fn ipv6_route_floor(handle: &Handle, link: &TranslatorLink) -> Result<
         0
     } else {
         floor.min(u32::from(u16::MAX)) as u16
+    })
+}
+
+/// The MTU of the IPv6 route to `dst` (`ip -6 route get`): the route's own MTU where it has
+/// one, else its interface's; `None` when the route leads into the translator link (or
+/// nowhere, or to loopback).
+pub async fn ipv6_route_mtu_to(
+    handle: &Handle,
+    link: &TranslatorLink,
+    dst: Ipv6Addr,
+) -> Result<Option<u32>, LinkError> {
+    let mut answer = handle
+        .route()
+        .get(
+            RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(dst, 128)
+                .build(),
+        )
+        .execute();
+    let Some(r) = answer
+        .try_next()
+        .await
+        .map_err(nl(format!("looking up the IPv6 route to {dst}")))?
+    else {
+        return Ok(None);
+    };
+    let Some(oif) = r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Oif(i) => Some(*i),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    if oif == link.index || oif == link.peer_index {
+        return Ok(None);
+    }
+    let route_mtu = r.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
+            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+            _ => None,
+        }),
+        _ => None,
+    });
+    Ok(match route_mtu {
+        Some(m) => Some(m),
+        None => match crate::sys::interface_name(oif) {
+            Some(name) if name != "lo" => crate::sys::mtu(&name).ok(),
+            _ => None,
+        },
     })
 }
 

@@ -18,10 +18,10 @@ pub(crate) struct Reload<'a> {
     pub(crate) link: Option<nat64_daemon::link::TranslatorLink>,
     /// Configured interfaces found gone, waiting to come back (said once).
     pub(crate) gone: std::collections::BTreeSet<String>,
-    /// The MTU the link's IPv4 routes carry (`translator_link::ipv4_route_mtu`), as last
-    /// worked out: that walks the IPv6 routing table, so the periodic resync reuses it, and a
-    /// resync that follows an event, or a reload, works it out again.
-    pub(crate) route_mtu4: std::cell::Cell<Option<u32>>,
+    /// The link's IPv4 routes with their MTUs (`translator_link::ipv4_routes`), as last
+    /// worked out: that asks the IPv6 routing table, so the periodic resync reuses them, and a
+    /// resync that follows an event, or a reload, works them out again.
+    pub(crate) ipv4_routes: std::cell::RefCell<Option<Vec<(ipnet::Ipv4Net, u32)>>>,
 }
 
 impl Reload<'_> {
@@ -101,9 +101,9 @@ impl Reload<'_> {
         let Some(l) = &self.link else { return };
         let (old6, old4) = old;
         let (new6, new4) = cfg.link_routes();
-        let mtu4 = crate::translator_link::ipv4_route_mtu(self.nl, l, cfg).await;
-        self.route_mtu4.set(Some(mtu4));
-        if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &new4, mtu4).await {
+        let routes4 = crate::translator_link::ipv4_routes(self.nl, l, cfg).await;
+        *self.ipv4_routes.borrow_mut() = Some(routes4.clone());
+        if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &new6, &routes4).await {
             warn!(error = %e, "adding the new routes failed");
         }
         let gone6: Vec<_> = old6.into_iter().filter(|p| !new6.contains(p)).collect();
@@ -172,13 +172,17 @@ impl Reload<'_> {
             let (v6, v4) = cfg.link_routes();
             // Asked again after an event (a resync follows every link event and every IPv6
             // route someone adds), so an IPv6 route or interface whose MTU changed moves these
-            // routes' MTU with it; the periodic resync reuses the last answer.
-            let mtu4 = match self.route_mtu4.get() {
-                Some(m) if trigger == PERIODIC => m,
-                _ => crate::translator_link::ipv4_route_mtu(self.nl, l, cfg).await,
+            // routes' MTU with it; the periodic resync reuses the last answer for the same
+            // prefixes.
+            let cached = self.ipv4_routes.borrow().clone().filter(|r| {
+                trigger == PERIODIC && r.iter().map(|(p, _)| *p).eq(v4.iter().copied())
+            });
+            let routes4 = match cached {
+                Some(r) => r,
+                None => crate::translator_link::ipv4_routes(self.nl, l, cfg).await,
             };
-            self.route_mtu4.set(Some(mtu4));
-            if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &v6, &v4, mtu4).await {
+            *self.ipv4_routes.borrow_mut() = Some(routes4.clone());
+            if let Err(e) = nat64_daemon::link::add_routes(self.nl, l, &v6, &routes4).await {
                 warn!(trigger, error = %e, "re-syncing the translator link's routes failed");
             }
         }

@@ -19,10 +19,15 @@ pub(crate) async fn set_up_link(
     let l = link::create(nl, name, peer, mtu)
         .await
         .context("creating the translator link")?;
-    let (v6, v4) = cfg.link_routes();
-    let mtu4 = ipv4_route_mtu(nl, &l, cfg).await;
+    let (v6, _) = cfg.link_routes();
+    let v4 = ipv4_routes(nl, &l, cfg).await;
+    let mtu4 = v4
+        .iter()
+        .map(|(_, m)| *m)
+        .min()
+        .unwrap_or(cfg.ipv4_route_mtu());
     let r = match dp.attach_link(&l) {
-        Ok(_) => link::add_routes(nl, &l, &v6, &v4, mtu4)
+        Ok(_) => link::add_routes(nl, &l, &v6, &v4)
             .await
             .context("routing into the translator link"),
         Err(e) => Err(anyhow::Error::from(e).context("attaching to the translator link")),
@@ -41,28 +46,67 @@ pub(crate) async fn set_up_link(
         link = %l.name,
         far_end = %l.peer,
         mtu,
-        ipv4_route_mtu = mtu4,
+        ipv4_route_mtu_min = mtu4,
         routes = v6.len() + v4.len(),
         "translator link up"
     );
     Ok(l)
 }
 
-/// The MTU of the translator link's IPv4 routes for `cfg` on this node as it is now: within
-/// `ipv6_mtu` and the narrowest IPv6 route out (`Config::ipv4_route_mtu_under`,
-/// `link::ipv6_route_floor`), so that what the kernel fragments on its way into the link fits
-/// the IPv6 route it takes once translated. Asked again at every resync, which follows every
-/// link and route event.
-pub(crate) async fn ipv4_route_mtu(
+/// The translator link's IPv4 routes for `cfg` on this node as it is now, each with its MTU:
+/// within `ipv6_mtu` and the IPv6 route its packets take once translated
+/// (`Config::ipv4_route_mtu_under`), so that what the kernel fragments on its way into the
+/// link fits that route (RFC 7915 section 4.1). An EAM prefix and a `pool6_ipv4` prefix have
+/// one IPv6 counterpart, whose route is looked up (`link::ipv6_route_mtu_to`); pool4 stands
+/// for every client, so it takes the narrowest IPv6 route (`link::ipv6_route_floor`), as does
+/// a counterpart whose route leads back into the link (under pool6, the stateless IVI case).
+/// Asked again at every resync that follows an event.
+pub(crate) async fn ipv4_routes(
     nl: &rtnetlink::Handle,
     l: &nat64_daemon::link::TranslatorLink,
     cfg: &Config,
-) -> u32 {
-    match nat64_daemon::link::ipv6_route_floor(nl, l).await {
-        Ok(floor) => cfg.ipv4_route_mtu_under(floor),
-        Err(e) => {
-            warn!(error = %e, "cannot list the IPv6 routes: the translator link's IPv4 routes take ipv6_mtu's MTU");
-            cfg.ipv4_route_mtu()
-        }
+) -> Vec<(ipnet::Ipv4Net, u32)> {
+    use nat64_daemon::link::{ipv6_route_floor, ipv6_route_mtu_to};
+    let mut floor = None;
+    let mut out = Vec::new();
+    for p in cfg.link_routes().1 {
+        let counterpart = match cfg.eam.iter().find(|e| e.ipv4 == p) {
+            Some(e) => Some(e.ipv6.network()),
+            None if cfg.pool6_ipv4.contains(&p) => cfg.pool6.0.and_then(|p6| {
+                nat64_common::addr::embed(
+                    &p6.network().octets(),
+                    p6.prefix_len(),
+                    p.network().octets(),
+                )
+                .map(std::net::Ipv6Addr::from)
+            }),
+            None => None,
+        };
+        // The counterpart's route; where it has none of its own (it leads into the link, as
+        // pool6 does, or nowhere), or for pool4, the narrowest IPv6 route.
+        let own = match counterpart {
+            Some(a) => match ipv6_route_mtu_to(nl, l, a).await {
+                Ok(m) => m.map(|m| m.min(u32::from(u16::MAX)) as u16),
+                Err(e) => {
+                    warn!(error = %e, prefix = %p, "cannot look up the IPv6 route of an IPv4 prefix: the narrowest IPv6 route stands in");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mtu6 = match (own, floor) {
+            (Some(m), _) => m,
+            (None, Some(f)) => f,
+            (None, None) => {
+                let f = ipv6_route_floor(nl, l).await.unwrap_or_else(|e| {
+                    warn!(error = %e, "cannot list the IPv6 routes: the translator link's IPv4 routes take ipv6_mtu's MTU");
+                    0
+                });
+                floor = Some(f);
+                f
+            }
+        };
+        out.push((p, cfg.ipv4_route_mtu_under(mtu6)));
     }
+    out
 }

@@ -420,45 +420,63 @@ fn fragments_too_big_for_a_narrower_ipv6_route_are_refragmented_through_the_link
     );
 }
 
-/// The MTU of the translator link's IPv4 routes follows the narrowest IPv6 route out, not
-/// every interface: a narrow interface without an IPv6 route (an IPv4-only tunnel or overlay)
-/// leaves it at `ipv6_mtu` less 28; an IPv6 route through it lowers it once the route appears
-/// (a route event, then the daemon's resync).
+/// The MTU of each of the translator link's IPv4 routes follows the IPv6 route its packets
+/// take once translated: an EAM prefix its IPv6 prefix's route, pool4 (every client) the
+/// narrowest IPv6 route out, not every interface. A narrow interface without an IPv6 route
+/// (an IPv4-only tunnel or overlay) changes nothing; an IPv6 route through it lowers pool4's
+/// once the route appears (a route event, then the daemon's resync), and leaves the EAM
+/// prefix's, whose IPv6 side is elsewhere.
 #[test]
-fn the_links_ipv4_route_mtu_follows_the_narrowest_ipv6_route() {
+fn the_links_ipv4_route_mtus_follow_the_ipv6_routes() {
     nat64_tests::require_root();
-    let mut lab = Lab::new(LabOptions::default());
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
     lab.xlat.ip(&[
         "link", "add", "d0", "mtu", "1300", "type", "veth", "peer", "name", "d1", "mtu", "1300",
     ]);
     lab.xlat.ip(&["link", "set", "d0", "up"]);
     lab.xlat.ip(&["link", "set", "d1", "up"]);
     lab.start_daemon();
-    let route_mtu = |lab: &Lab| {
+    let mtu_of = |lab: &Lab, prefix: &str| {
         let out = lab.xlat.output(
             "ip",
             &["-4", "route", "show", "dev", nat64_tests::lab::LINK],
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no route for {prefix}:\n{text}"));
+        let mtu = line.split_whitespace().skip_while(|w| *w != "mtu").nth(1);
+        (mtu.map(str::to_string), text)
     };
-    let routes = route_mtu(&lab);
-    assert!(routes.contains("mtu 1472"), "{routes}");
+    let eam = nat64_tests::lab::EAM_V4;
+    let pool4 = nat64_tests::lab::POOL4;
+    for prefix in [eam, pool4] {
+        let (mtu, text) = mtu_of(&lab, prefix);
+        assert_eq!(mtu.as_deref(), Some("1472"), "{prefix}: {text}");
+    }
     lab.xlat
         .ip(&["-6", "route", "add", "2001:db8:99::/64", "dev", "d0"]);
-    let mut routes = String::new();
+    let mut seen = (None, String::new());
     for _ in 0..50 {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        routes = route_mtu(&lab);
-        if routes.contains("mtu 1272") {
+        seen = mtu_of(&lab, pool4);
+        if seen.0.as_deref() == Some("1272") {
             break;
         }
     }
-    assert!(
-        routes.contains("mtu 1272"),
-        "{routes}\n{}",
+    assert_eq!(
+        seen.0.as_deref(),
+        Some("1272"),
+        "{}\n{}",
+        seen.1,
         lab.daemon_log()
     );
-    assert!(!routes.contains("mtu 1472"), "{routes}");
+    let (mtu, text) = mtu_of(&lab, eam);
+    assert_eq!(mtu.as_deref(), Some("1472"), "the EAM prefix's: {text}");
 }
 
 /// Traffic the translator host originates itself never crosses an XDP hook on its way out: the
