@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use nat64_daemon::{Config, Dataplane};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Creates the translator link, attaches its programs and routes pool6 and the EAM IPv4
 /// prefixes into it. On failure nothing of it is left behind.
@@ -87,8 +87,10 @@ pub(crate) async fn ipv4_routes(
         let own = match counterpart {
             Some(a) => match ipv6_route_mtu_to(nl, l, a).await {
                 Ok(m) => m.map(|m| m.min(u32::from(u16::MAX)) as u16),
+                // No route to it (yet): not worth a warning at every resync, and the narrowest
+                // IPv6 route is a safe stand-in.
                 Err(e) => {
-                    warn!(error = %e, prefix = %p, "cannot look up the IPv6 route of an IPv4 prefix: the narrowest IPv6 route stands in");
+                    debug!(error = %e, prefix = %p, "cannot look up the IPv6 route of an IPv4 prefix: the narrowest IPv6 route stands in");
                     None
                 }
             },
