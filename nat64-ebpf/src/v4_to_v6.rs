@@ -59,19 +59,16 @@ pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
 /// RFC 8200 section 5: every IPv6 link carries 1280 bytes.
 const IPV6_MIN_MTU: usize = 1280;
 
-/// At TC: whether a packet with DF that the hook leaves to the translator link (a fragment,
-/// options), of `payload_len` bytes after its IPv4 header, is too big for its IPv6 route once
-/// translated (the FIB lookup of the full path, for packets larger than the narrowest
-/// interface). Such a packet goes into the link directly (`link::redirect`), whose program
-/// answers Fragmentation Needed with the route's MTU, as for any other: through the kernel, the
-/// link's IPv4 routes would answer with their own MTU, kept within the narrowest IPv6 route
-/// for what has no DF (`link::ipv6_route_floor`), not this route's.
+/// The MTU of the IPv6 route out when a translated packet of `v6_len` bytes does not fit it,
+/// else 0: one FIB lookup (`egress`), made only for packets over the IPv6 minimum MTU and the
+/// narrowest interface (`Config::mtu_floor6`), which every route carries.
 #[inline(always)]
-fn df_too_big(ctx: &impl Frame, cfg: &Config, payload_len: usize, fragmented: bool) -> bool {
-    let v6_len = payload_len + IPV6_LEN + if fragmented { FRAG_LEN } else { 0 };
-    v6_len > IPV6_MIN_MTU
-        && v6_len > cfg.mtu_floor6 as usize
-        && crate::egress::mtu6_if_too_big(ctx, v6_len as u32) != 0
+fn route_mtu_if_too_big(ctx: &impl Frame, cfg: &Config, v6_len: usize) -> u32 {
+    if v6_len > IPV6_MIN_MTU && v6_len > cfg.mtu_floor6 as usize {
+        crate::egress::mtu6_if_too_big(ctx, v6_len as u32)
+    } else {
+        0
+    }
 }
 
 #[inline(always)]
@@ -161,10 +158,15 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // the kernel would drop on its way there, goes into it directly.
     // So does one to a pool4 address the node shares, which the kernel would deliver locally.
     let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
+    // A packet with DF too big for its IPv6 route goes into the link directly too, whose
+    // program answers Fragmentation Needed with the route's MTU, as for any other: through the
+    // kernel, the link's IPv4 routes would answer with their own MTU (kept for what has no DF:
+    // `translator_link::ipv4_routes` in the daemon), not this route's.
     if !C::FULL && (fragmented || ihl > IPV4_LEN) {
+        let v6_len = tot_len - ihl + IPV6_LEN + if fragmented { FRAG_LEN } else { 0 };
         if shared
             || (!fragmented && has_source_route(ctx, ihl))
-            || (frag & IPV4_DF != 0 && df_too_big(ctx, cfg, tot_len - ihl, fragmented))
+            || (frag & IPV4_DF != 0 && route_mtu_if_too_big(ctx, cfg, v6_len) != 0)
         {
             return link::redirect(cfg, Dir::V4ToV6);
         }
@@ -288,34 +290,29 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // RFC 1191's MTU: the route's, 20 bytes less), quoting the packet as sent, as Jool does
     // from its own route lookup. The kernel's Packet Too Big would come back through the link
     // with a quote rebuilt from the IPv6 packet, in which a fragment's DF does not survive.
-    if frag & IPV4_DF != 0 && v6_len > IPV6_MIN_MTU && v6_len > cfg.mtu_floor6 as usize {
-        let mtu = crate::egress::mtu6_if_too_big(ctx, v6_len as u32);
-        if mtu != 0 {
-            s.ptb_mtu = mtu.saturating_sub(20).to_be_bytes();
-            return Ok(Step::FragNeeded);
-        }
-    }
+    //
     // Without DF, within ipv6_mtu but too big for an IPv6 route narrower than it (an
     // interface below ipv6_mtu: a tunnel, say): RFC 7915 section 4.1 wants it fragmented so
     // that each piece fits, as Jool does to its route's MTU. The kernel does it on the way
-    // into the translator link, whose IPv4 routes the daemon keeps within the narrowest IPv6
-    // route as well as ipv6_mtu (`link::ipv6_route_floor`). Not on the link itself
-    // (the kernel's Packet Too Big answers there), nor to a pool4 address the node shares
-    // (see above).
-    if frag & IPV4_DF == 0
-        && cfg.flags & CONFIG_F_LINK != 0
-        && !link::on_link(cfg)
-        && !shared
-        && v6_len > IPV6_MIN_MTU
-        && v6_len > cfg.mtu_floor6 as usize
-        && crate::egress::mtu6_if_too_big(ctx, v6_len as u32) != 0
-    {
-        return link::hand_off(
-            cfg,
-            Dir::V4ToV6,
-            Handoff::NeedsFragmentation,
-            DropReason::PacketTooBig,
-        );
+    // into the translator link, whose IPv4 routes the daemon keeps within the IPv6 route
+    // their packets take as well as ipv6_mtu (`translator_link::ipv4_routes`). Not on the
+    // link itself (the kernel's Packet Too Big answers there), nor to a pool4 address the
+    // node shares (see above).
+    let df = frag & IPV4_DF != 0;
+    if df || (cfg.flags & CONFIG_F_LINK != 0 && !link::on_link(cfg) && !shared) {
+        let mtu = route_mtu_if_too_big(ctx, cfg, v6_len);
+        if mtu != 0 && df {
+            s.ptb_mtu = mtu.saturating_sub(20).to_be_bytes();
+            return Ok(Step::FragNeeded);
+        }
+        if mtu != 0 {
+            return link::hand_off(
+                cfg,
+                Dir::V4ToV6,
+                Handoff::NeedsFragmentation,
+                DropReason::PacketTooBig,
+            );
+        }
     }
     // The binding's IPv6 port replaces the destination port (TCP, UDP) or the echo identifier
     // (ICMP); written only now that nothing above can hand the packet on untouched.
