@@ -356,30 +356,9 @@ pub async fn ipv6_route_floor(handle: &Handle, link: &TranslatorLink) -> Result<
         if dst.segments()[0] & 0xffc0 == 0xfe80 || dst.is_multicast() || dst.is_loopback() {
             continue;
         }
-        let Some(oif) = r.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Oif(i) => Some(*i),
-            _ => None,
-        }) else {
-            continue;
-        };
-        if oif == link.index || oif == link.peer_index {
-            continue;
-        }
-        let route_mtu = r.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
-                RouteMetric::Mtu(v) if *v > 0 => Some(*v),
-                _ => None,
-            }),
-            _ => None,
-        });
-        let mtu = match route_mtu {
-            Some(m) => m,
-            None => match crate::sys::interface_name(oif) {
-                Some(name) if name != "lo" => crate::sys::mtu(&name).unwrap_or(u32::MAX),
-                _ => continue,
-            },
-        };
-        if mtu >= 1280 {
+        if let Some(mtu) = route_mtu(&r, link)
+            && mtu >= 1280
+        {
             floor = floor.min(mtu);
         }
     }
@@ -406,36 +385,40 @@ pub async fn ipv6_route_mtu_to(
                 .build(),
         )
         .execute();
-    let Some(r) = answer
+    let r = answer
         .try_next()
         .await
-        .map_err(nl(format!("looking up the IPv6 route to {dst}")))?
-    else {
-        return Ok(None);
-    };
-    let Some(oif) = r.attributes.iter().find_map(|a| match a {
+        .map_err(nl(format!("looking up the IPv6 route to {dst}")))?;
+    Ok(r.and_then(|r| route_mtu(&r, link)))
+}
+
+/// The MTU a route carries packets at: its own where it has one, else its interface's;
+/// `None` for a route without one interface (multipath, a nexthop object, unreachable), into
+/// the translator link, or to loopback.
+fn route_mtu(
+    r: &rtnetlink::packet_route::route::RouteMessage,
+    link: &TranslatorLink,
+) -> Option<u32> {
+    let oif = r.attributes.iter().find_map(|a| match a {
         RouteAttribute::Oif(i) => Some(*i),
         _ => None,
-    }) else {
-        return Ok(None);
-    };
+    })?;
     if oif == link.index || oif == link.peer_index {
-        return Ok(None);
+        return None;
     }
-    let route_mtu = r.attributes.iter().find_map(|a| match a {
+    let own = r.attributes.iter().find_map(|a| match a {
         RouteAttribute::Metrics(m) => m.iter().find_map(|m| match m {
             RouteMetric::Mtu(v) if *v > 0 => Some(*v),
             _ => None,
         }),
         _ => None,
     });
-    Ok(match route_mtu {
+    match own {
         Some(m) => Some(m),
-        None => match crate::sys::interface_name(oif) {
-            Some(name) if name != "lo" => crate::sys::mtu(&name).ok(),
-            _ => None,
-        },
-    })
+        None => crate::sys::interface_name(oif)
+            .filter(|name| name != "lo")
+            .and_then(|name| crate::sys::mtu(&name).ok()),
+    }
 }
 
 /// Deletes the translator link `name` if it is one of ours (by [`ALIAS`]), with its routes;
