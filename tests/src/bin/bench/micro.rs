@@ -164,35 +164,46 @@ fn measure_case(x: &Loaded, frame: &[u8], translated: bool, runs: usize) -> Summ
     measure(x, XDP_PROGRAM, frame, XDP_PASS, runs)
 }
 
-/// `runs` runs of `frame` through `nat64_tc` (the socket buffer `BPF_PROG_TEST_RUN` builds),
-/// each checked to end in TC_ACT_OK, the frame checked once to come out translated.
-fn measure_tc(x: &Loaded, frame: &[u8], runs: usize) -> Summary {
+/// Runs `nat64_tc` once on `frame` (the socket buffer `BPF_PROG_TEST_RUN` builds): the kernel's
+/// duration of the run (ns) and the TC verdict.
+pub fn once_tc(x: &Loaded, frame: &[u8]) -> (u64, u32) {
     use aya::programs::{TestRun, TestRunOptions};
     let prog = x.dp.tc().expect("nat64_tc");
     let mut out = vec![0u8; frame.len() + 256];
-    let run = |out: &mut Vec<u8>| {
-        let r = prog
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        assert_eq!(r.return_value, 0, "nat64_tc: expected TC_ACT_OK");
-        (r.duration.as_nanos() as f64, r.data_size_out as usize)
-    };
-    let (_, len) = run(&mut out);
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN");
+    (r.duration.as_nanos() as u64, r.return_value)
+}
+
+/// `runs` timed calls of `run` (each returning its ns), after a quarter as many to warm up.
+fn timed(runs: usize, mut run: impl FnMut() -> u64) -> Summary {
+    for _ in 0..runs / 4 {
+        run();
+    }
+    let mut ns: Vec<f64> = (0..runs).map(|_| run() as f64).collect();
+    summarize(&mut ns)
+}
+
+/// `runs` runs of `frame` through `nat64_tc`, each checked to end in TC_ACT_OK, the frame
+/// checked once to come out translated.
+fn measure_tc(x: &Loaded, frame: &[u8], runs: usize) -> Summary {
+    let (action, out) = x.run_tc(frame, 0);
+    assert_eq!(action, XDP_PASS, "nat64_tc: expected TC_ACT_OK");
     assert_ne!(
         out.get(12..14),
         frame.get(12..14),
-        "not translated at TC: {:02x?}",
-        &out[..len]
+        "not translated at TC: {out:02x?}"
     );
-    for _ in 0..runs / 4 {
-        run(&mut out);
-    }
-    let mut ns: Vec<f64> = (0..runs).map(|_| run(&mut out).0).collect();
-    summarize(&mut ns)
+    timed(runs, || {
+        let (d, verdict) = once_tc(x, frame);
+        assert_eq!(verdict, 0, "nat64_tc: expected TC_ACT_OK");
+        d
+    })
 }
 
 /// One row: the case, its cost, and the ratio to the floor.
@@ -389,35 +400,9 @@ pub fn ipv4_source(frame: &[u8]) -> ([u8; 4], u16) {
 /// whatever path that leaves).
 pub fn stages(runs: usize) -> Vec<(&'static str, f64)> {
     let x = Loaded::load("bench-stages", CONFIG);
-    let time = |program: &'static str, frame: &[u8]| {
-        for _ in 0..runs / 4 {
-            once(&x, program, frame);
-        }
-        let mut ns: Vec<f64> = (0..runs)
-            .map(|_| once(&x, program, frame).0 as f64)
-            .collect();
-        summarize(&mut ns).median
-    };
-    let tc = |frame: &[u8]| {
-        use aya::programs::{TestRun, TestRunOptions};
-        let prog = x.dp.tc().expect("nat64_tc");
-        let mut out = vec![0u8; frame.len() + 256];
-        let mut run = || {
-            prog.test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN")
-            .duration
-            .as_nanos() as f64
-        };
-        for _ in 0..runs / 4 {
-            run();
-        }
-        let mut ns: Vec<f64> = (0..runs).map(|_| run()).collect();
-        summarize(&mut ns).median
-    };
+    let time =
+        |program: &'static str, frame: &[u8]| timed(runs, || once(&x, program, frame).0).median;
+    let tc = |frame: &[u8]| timed(runs, || once_tc(&x, frame).0).median;
     let stateful6 = udp6(STATEFUL6, 40000, 64);
     let (_, out) = x.run(&stateful6);
     let (pool_addr, pool_port) = ipv4_source(&out);
