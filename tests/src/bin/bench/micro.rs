@@ -121,11 +121,26 @@ fn error4() -> Vec<u8> {
 
 /// Runs `program` once on `frame`: the kernel's duration of the run (ns) and the action.
 pub fn once(x: &Loaded, program: &'static str, frame: &[u8]) -> (u64, u32) {
-    use aya::programs::{TestRun, TestRunOptions};
-    let prog = x.dp.program(program).expect("program");
+    run_once(x.dp.program(program).expect("program"), frame)
+}
+
+/// Runs `nat64_tc` once on `frame` (the socket buffer `BPF_PROG_TEST_RUN` builds): the kernel's
+/// duration of the run (ns) and the TC verdict.
+pub fn once_tc(x: &Loaded, frame: &[u8]) -> (u64, u32) {
+    run_once(x.dp.tc().expect("nat64_tc"), frame)
+}
+
+/// One `BPF_PROG_TEST_RUN` of `prog` (XDP or TC) on `frame`: its duration (ns) and verdict.
+fn run_once<P>(prog: &P, frame: &[u8]) -> (u64, u32)
+where
+    P: for<'a> aya::programs::TestRun<
+            Opts<'a> = aya::programs::TestRunOptions<'a>,
+            Result = aya::programs::TestRunResult,
+        >,
+{
     let mut out = vec![0u8; frame.len() + 256];
     let r = prog
-        .test_run(TestRunOptions {
+        .test_run(aya::programs::TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
             ..Default::default()
@@ -162,22 +177,6 @@ fn measure_case(x: &Loaded, frame: &[u8], translated: bool, runs: usize) -> Summ
     }
     measure(x, XDP_PROGRAM, frame, XDP_PASS, runs / 4);
     measure(x, XDP_PROGRAM, frame, XDP_PASS, runs)
-}
-
-/// Runs `nat64_tc` once on `frame` (the socket buffer `BPF_PROG_TEST_RUN` builds): the kernel's
-/// duration of the run (ns) and the TC verdict.
-pub fn once_tc(x: &Loaded, frame: &[u8]) -> (u64, u32) {
-    use aya::programs::{TestRun, TestRunOptions};
-    let prog = x.dp.tc().expect("nat64_tc");
-    let mut out = vec![0u8; frame.len() + 256];
-    let r = prog
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..Default::default()
-        })
-        .expect("BPF_PROG_TEST_RUN");
-    (r.duration.as_nanos() as u64, r.return_value)
 }
 
 /// `runs` timed calls of `run` (each returning its ns), after a quarter as many to warm up.
