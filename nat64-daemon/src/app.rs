@@ -169,10 +169,17 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
                 "port blocks kept from the last run were laid out for another port_block_size or port range: released, and the dynamic bindings flushed"
             );
         }
-        for (i, b) in st.static_bindings.iter().enumerate() {
-            tables
-                .add_static(&st.pool4, b.protocol, b.ipv6, b.ipv4)
-                .with_context(|| format!("stateful.static[{i}]"))?;
+        // Pinned tables hold the last run's static bindings: those still listed stay as they
+        // are (with their sessions), those no longer listed go.
+        let (removed, failed) = tables.sync_static(st);
+        if removed > 0 {
+            info!(
+                removed,
+                "static bindings of the last run no longer configured: removed"
+            );
+        }
+        if let Some((i, e)) = failed.into_iter().next() {
+            return Err(anyhow::Error::new(e).context(format!("stateful.static[{i}]")));
         }
     }
     // The admin socket and the metrics listener hand their requests to the main loop, which

@@ -304,6 +304,48 @@ impl Tables<'_> {
         Ok(())
     }
 
+    /// Makes the static bindings in the tables those of `st` (`[[stateful.static]]`): a static
+    /// binding no longer listed goes (with its sessions), one listed and already there stays
+    /// untouched (its sessions with it: a restart that adopts pinned tables finds last run's),
+    /// and the others are added. Removals come first, so that an entry moved to another pool4
+    /// address or port takes its new place. Returns how many went, and each listed binding that
+    /// could not be added, by its index in the list.
+    pub fn sync_static(&mut self, st: &Stateful) -> (usize, Vec<(usize, BindingError)>) {
+        let same = |s: &crate::config::StaticBinding, b: &Binding| {
+            s.protocol.number() == b.key6.proto
+                && s.ipv6.ip().octets() == b.key6.addr6
+                && s.ipv6.port().to_be_bytes() == b.key6.port6
+                && s.ipv4.ip().octets() == b.v6.addr4
+                && s.ipv4.port().to_be_bytes() == b.v6.port4
+        };
+        let present: Vec<Binding> = self
+            .list(usize::MAX)
+            .into_iter()
+            .filter(|b| b.v6.flags & BIB_F_STATIC != 0)
+            .collect();
+        let mut removed = 0;
+        for b in present
+            .iter()
+            .filter(|b| !st.static_bindings.iter().any(|s| same(s, b)))
+        {
+            let Some(proto) = Protocol::from_number(b.key6.proto) else {
+                continue;
+            };
+            let v6 = SocketAddrV6::new(b.key6.addr6.into(), u16::from_be_bytes(b.key6.port6), 0, 0);
+            if self.remove(proto, v6).is_ok() {
+                removed += 1;
+            }
+        }
+        let mut failed = Vec::new();
+        for (i, s) in st.static_bindings.iter().enumerate() {
+            let kept = present.iter().any(|b| same(s, b));
+            if !kept && let Err(e) = self.add_static(&st.pool4, s.protocol, s.ipv6, s.ipv4) {
+                failed.push((i, e));
+            }
+        }
+        (removed, failed)
+    }
+
     /// Removes every dynamic binding (static ones stay), both halves at once (no hold-down: an
     /// operator's flush); returns how many went.
     pub fn flush(&mut self) -> Result<u64, MapError> {

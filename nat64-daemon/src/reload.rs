@@ -61,21 +61,9 @@ impl Reload<'_> {
         {
             match dp.bindings() {
                 Ok(mut t) => {
-                    for b in old
-                        .static_bindings
-                        .iter()
-                        .filter(|b| !st.static_bindings.contains(b))
-                    {
-                        let _ = t.remove(b.protocol, b.ipv6);
-                    }
-                    for b in st
-                        .static_bindings
-                        .iter()
-                        .filter(|b| !old.static_bindings.contains(b))
-                    {
-                        if let Err(e) = t.add_static(&st.pool4, b.protocol, b.ipv6, b.ipv4) {
-                            warn!(error = %e, binding = %b.ipv6, "static binding not added");
-                        }
+                    let (_, failed) = t.sync_static(st);
+                    for (i, e) in failed {
+                        warn!(error = %e, binding = %st.static_bindings[i].ipv6, "static binding not added");
                     }
                 }
                 Err(e) => warn!(error = %e, "binding tables unavailable"),

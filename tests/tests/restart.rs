@@ -295,3 +295,89 @@ fn tc_attachments_are_pinned_and_taken_over() {
         );
     }
 }
+
+/// `[[stateful.static]]` across restarts with pinned tables: the adopted tables already hold
+/// the static bindings of the last run. The restart keeps them (and the connection made
+/// through one), and a start whose file no longer lists one, or moves it, follows the file.
+#[test]
+fn static_bindings_survive_a_restart_and_follow_the_file() {
+    nat64_tests::require_root();
+    let client = STATEFUL_CLIENTS[1];
+    let listed = |port4: u16| {
+        format!(
+            "\n[[stateful.static]]\nprotocol = \"tcp\"\nipv6 = \"[{client}]:8080\"\nipv4 = \"203.0.113.201:{port4}\"\n"
+        )
+    };
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        pinned_state: true,
+        stateful_extra: listed(80),
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    let service = lab
+        .client6
+        .run(|| std::net::TcpListener::bind((client, 8080)))
+        .expect("bind service");
+    let accept = std::thread::spawn(move || {
+        let (mut s, _) = service.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 6];
+        for _ in 0..2 {
+            s.read_exact(&mut buf).expect("message");
+            s.write_all(&buf).expect("echo");
+        }
+        service
+    });
+    let mut tcp = lab
+        .server4
+        .run(|| {
+            std::net::TcpStream::connect_timeout(
+                &(std::net::Ipv4Addr::new(203, 0, 113, 201), 80).into(),
+                Duration::from_secs(5),
+            )
+        })
+        .expect("connect through the static binding");
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    echo(&mut tcp, b"before", "before the restart");
+    let static_line = format!("tcp [{client}]:8080 203.0.113.201:80");
+    assert!(
+        bindings(&lab).contains(&static_line),
+        "{:?}",
+        bindings(&lab)
+    );
+
+    // The same file: the restart adopts the binding as it is, and the connection goes on.
+    let first = lab.restart_daemon();
+    assert!(first.status.success(), "{}", first.stderr);
+    assert!(
+        bindings(&lab).contains(&static_line),
+        "{:?}",
+        bindings(&lab)
+    );
+    echo(&mut tcp, b"after!", "after the restart");
+    let service = accept.join().expect("service");
+    drop(service);
+
+    // Moved to another port: the old binding goes, the new one is there.
+    lab.stop_daemon();
+    let moved = lab.config_toml().replace(&listed(80), &listed(81));
+    assert_ne!(moved, lab.config_toml());
+    lab.start_daemon_with(&moved);
+    let now = bindings(&lab);
+    assert!(!now.contains(&static_line), "{now:?}");
+    assert!(
+        now.contains(&format!("tcp [{client}]:8080 203.0.113.201:81")),
+        "{now:?}"
+    );
+
+    // No longer listed: gone.
+    lab.stop_daemon();
+    lab.start_daemon_with(&lab.config_toml().replace(&listed(80), ""));
+    let now = bindings(&lab);
+    assert!(
+        !now.iter().any(|l| l.contains(&format!("[{client}]:8080"))),
+        "{now:?}"
+    );
+    assert!(lab.daemon_log().contains("no longer configured: removed"));
+}
