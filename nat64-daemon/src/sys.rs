@@ -446,3 +446,58 @@ pub fn mtu_floors(skip: &[String]) -> (u16, u16) {
     };
     (floor(v4), floor(v6))
 }
+
+/// Copies every entry of hash map `from` into `to` (same key and value sizes, `to` possibly of
+/// another size) with `BPF_MAP_GET_NEXT_KEY`, `LOOKUP_ELEM` and `UPDATE_ELEM`: the kernel
+/// cannot resize a map. At most `limit` steps: a key deleted under the walk sends the kernel's
+/// iteration back to the first key. Returns how many entries were copied and how many `to`
+/// refused (full).
+pub fn copy_map_entries(
+    from: std::os::fd::RawFd,
+    to: std::os::fd::RawFd,
+    key_size: usize,
+    value_size: usize,
+    limit: u64,
+) -> (u64, u64) {
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+    const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+    let elem = |cmd: libc::c_long, fd: i32, key: *const u8, value: *mut u8| -> bool {
+        // union bpf_attr for the element commands: map_fd (u32, then 4 bytes of padding), key,
+        // value or next_key (pointers), flags; the rest stays zero.
+        let mut attr = [0u64; 8];
+        attr[0] = fd as u32 as u64;
+        attr[1] = key as u64;
+        attr[2] = value as u64;
+        // SAFETY: the key and value buffers have the map's sizes and outlive the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                attr.as_mut_ptr(),
+                std::mem::size_of_val(&attr) as u32,
+            ) == 0
+        }
+    };
+    let mut key = vec![0u8; key_size];
+    let mut next = vec![0u8; key_size];
+    let mut value = vec![0u8; value_size];
+    let (mut copied, mut refused) = (0, 0);
+    // A null key asks for the first one.
+    let mut at: *const u8 = std::ptr::null();
+    let mut steps = 0;
+    while steps < limit && elem(BPF_MAP_GET_NEXT_KEY, from, at, next.as_mut_ptr()) {
+        steps += 1;
+        std::mem::swap(&mut key, &mut next);
+        at = key.as_ptr();
+        if !elem(BPF_MAP_LOOKUP_ELEM, from, key.as_ptr(), value.as_mut_ptr()) {
+            continue;
+        }
+        if elem(BPF_MAP_UPDATE_ELEM, to, key.as_ptr(), value.as_mut_ptr()) {
+            copied += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    (copied, refused)
+}

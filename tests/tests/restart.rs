@@ -381,3 +381,71 @@ fn static_bindings_survive_a_restart_and_follow_the_file() {
     );
     assert!(lab.daemon_log().contains("no longer configured: removed"));
 }
+
+/// The size of a pinned state table, as the kernel has it.
+fn pinned_size(lab: &Lab, map: &str) -> u32 {
+    let path = lab
+        .dir()
+        .join("bpf/nat64d")
+        .join(format!("v{}", nat64_common::maps::LAYOUT_VERSION))
+        .join(map);
+    aya::maps::MapData::from_pin(&path)
+        .and_then(|m| m.info())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .max_entries()
+}
+
+/// The kernel cannot resize a map, and a pinned one is adopted whatever its size: a restart
+/// that turns stateful NAT64 on after a run without it (one-entry tables), or changes
+/// `max_bindings`, gets tables of the configured size, with what the old ones held.
+#[test]
+fn a_restart_resizes_pinned_tables_to_the_configuration() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        pinned_state: true,
+        ..LabOptions::default()
+    });
+    let toml = lab.config_toml();
+    let stateless = toml[..toml.find("\n[stateful]").expect("stateful section")].to_string();
+    let sized = |n: u32| format!("{toml}\nmax_bindings = {n}\n");
+    lab.start_daemon_with(&stateless);
+    lab.stop_daemon();
+    assert_eq!(pinned_size(&lab, "BIB6"), 1, "stateless: one-entry tables");
+
+    lab.start_daemon_with(&sized(64));
+    let log = lab.daemon_log();
+    assert!(
+        log.contains("table resized") && log.contains("map=\"BIB6\""),
+        "{log}"
+    );
+    assert_eq!(pinned_size(&lab, "BIB6"), 64);
+    assert_eq!(pinned_size(&lab, "SESSIONS"), 128);
+    // Three flows, three bindings: a one-entry table would have refused two.
+    let echo = lab
+        .server4
+        .run(|| std::net::UdpSocket::bind((SERVER4, 7011)))
+        .expect("bind");
+    let echo = std::thread::spawn(move || peers::udp_echo(echo, 3));
+    for port in [41001, 41002, 41003] {
+        let sock = lab
+            .client6
+            .run(|| std::net::UdpSocket::bind((STATEFUL_CLIENTS[0], port)))
+            .expect("bind client");
+        assert_eq!(
+            peers::udp_exchange(&sock, (SERVER4_AS_V6, 7011).into(), &[64], port.into()),
+            1,
+            "flow from port {port}"
+        );
+    }
+    assert_eq!(echo.join().expect("echo").len(), 3);
+    let before = bindings(&lab);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // A bigger table: the bindings are carried over.
+    lab.stop_daemon();
+    lab.start_daemon_with(&sized(128));
+    assert_eq!(pinned_size(&lab, "BIB6"), 128);
+    assert_eq!(pinned_size(&lab, "BIB4"), 128);
+    assert_eq!(bindings(&lab), before);
+}

@@ -23,6 +23,7 @@ use nat64_common::{
 };
 
 use crate::config::{self, Config};
+use tracing::{info, warn};
 
 mod attach;
 mod config_maps;
@@ -296,22 +297,47 @@ impl Dataplane {
         } else {
             1
         };
-        loader
-            .map_max_entries("BIB6", bindings)
-            .map_max_entries("BIB4", bindings)
-            .map_max_entries("CLIENTS", bindings)
-            .map_max_entries("CLIENT_BLOCKS", bindings)
-            .map_max_entries("BLOCKS", bindings)
-            .map_max_entries("SESSIONS", sessions)
-            .map_max_entries("PEERS", sessions)
-            .map_max_entries("HELD_SYNS", held);
-        if let Some(dir) = state {
-            for name in STATE_MAPS {
-                loader.map_pin_path(name, dir.join(name));
-            }
+        let sized = [
+            ("BIB6", bindings),
+            ("BIB4", bindings),
+            ("CLIENTS", bindings),
+            ("CLIENT_BLOCKS", bindings),
+            ("BLOCKS", bindings),
+            ("SESSIONS", sessions),
+            ("PEERS", sessions),
+            ("HELD_SYNS", held),
+        ];
+        for (name, size) in sized {
+            loader.map_max_entries(name, size);
         }
-        let mut ebpf = loader.load(EBPF_OBJECT)?;
-        verify_in_parallel(&mut ebpf)?;
+        let resized = match state {
+            Some(dir) => {
+                for name in STATE_MAPS {
+                    loader.map_pin_path(name, dir.join(name));
+                }
+                unpin_resized(dir, &sized)
+            }
+            None => Vec::new(),
+        };
+        let loaded = loader
+            .load(EBPF_OBJECT)
+            .map_err(DataplaneError::from)
+            .and_then(|mut ebpf| verify_in_parallel(&mut ebpf).map(|()| ebpf));
+        let mut ebpf = match loaded {
+            Ok(ebpf) => ebpf,
+            Err(e) => {
+                // Nothing was swapped in: the old tables go back where they were.
+                for r in resized {
+                    if let Err(err) = r.map.pin(&r.path) {
+                        warn!(map = r.name, error = %err, "cannot pin a resized table back");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        for r in resized {
+            refill(&mut ebpf, r);
+        }
         Ok(ebpf)
     }
 
@@ -506,6 +532,91 @@ pub fn own_rfc6791_source(cfg: &Config) -> bool {
     match cfg.pool6791 {
         None => true,
         Some(a) => crate::sys::ipv4_addrs().iter().any(|(_, b)| *b == a),
+    }
+}
+
+/// A pinned state table of another size than the configuration's, unpinned before the load
+/// ([`unpin_resized`]) and held open here until its entries are copied into the new one.
+struct Resized {
+    name: &'static str,
+    path: std::path::PathBuf,
+    map: aya::maps::MapData,
+    was: u32,
+    now: u32,
+}
+
+/// The pinned tables in `dir` whose size is not the one in `sized`: the kernel cannot resize a
+/// map, and a pin is adopted whatever its size, so a changed `max_bindings` or `max_sessions`,
+/// or stateful NAT64 turned on after a run without it (one-entry tables), would otherwise keep
+/// the old size, and every flow past it be refused as a full table. Each is unpinned (the load
+/// then makes it anew at its size) and kept open for [`refill`].
+fn unpin_resized(dir: &std::path::Path, sized: &[(&'static str, u32)]) -> Vec<Resized> {
+    let mut out = Vec::new();
+    for &(name, size) in sized {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let map = match aya::maps::MapData::from_pin(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(map = name, error = %e, "cannot open a pinned table to check its size");
+                continue;
+            }
+        };
+        let was = match map.info() {
+            Ok(i) => i.max_entries(),
+            Err(e) => {
+                warn!(map = name, error = %e, "cannot read a pinned table's size");
+                continue;
+            }
+        };
+        if was == size {
+            continue;
+        }
+        if let Err(e) = std::fs::remove_file(&path) {
+            warn!(map = name, error = %e, "cannot unpin a table to resize it; it keeps its size");
+            continue;
+        }
+        out.push(Resized {
+            name,
+            path,
+            map,
+            was,
+            now: size,
+        });
+    }
+    out
+}
+
+/// Copies a resized table's entries into the new one the load made.
+fn refill(ebpf: &mut Ebpf, r: Resized) {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let (Some(new), Ok(old)) = (ebpf.map(r.name).and_then(raw_fd), r.map.info()) else {
+        return;
+    };
+    let (copied, refused) = crate::sys::copy_map_entries(
+        r.map.fd().as_fd().as_raw_fd(),
+        new,
+        old.key_size() as usize,
+        old.value_size() as usize,
+        u64::from(r.was) * 2 + 16,
+    );
+    let (map, from, to) = (r.name, r.was, r.now);
+    if refused > 0 {
+        warn!(
+            map,
+            from,
+            to,
+            copied,
+            refused,
+            "table resized to the configuration's size: it is smaller than what it held, and the entries that did not fit were dropped"
+        );
+    } else {
+        info!(
+            map,
+            from, to, copied, "table resized to the configuration's size, its entries carried over"
+        );
     }
 }
 
