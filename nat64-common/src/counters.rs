@@ -60,7 +60,9 @@ pub enum DropReason {
     Truncated = 1,
     /// An IP header field is inconsistent (IHL below 5, total length below the header).
     BadHeader = 2,
-    /// The destination is ours but the source has no mapping (neither EAM nor pool6).
+    /// The destination is ours but the source has no mapping (neither EAM nor pool6), or, with
+    /// stateful NAT64, a source under pool6 that is not a `pool6_ipv4` host's (RFC 6146
+    /// section 3.5).
     SourceUntranslatable = 3,
     /// Destination or source maps to an IPv4 address that must never be translated
     /// (0/8, 127/8, multicast, class E, limited broadcast).
@@ -108,7 +110,8 @@ pub enum DropReason {
     PoolExhausted = 14,
     /// Stateful NAT64: an IPv4 packet to a pool4 address and port with no binding, or one the
     /// stateful path cannot translate yet (fragments, ICMP errors): RFC 6146 section 3.5 says
-    /// to drop what matches no binding.
+    /// to drop what matches no binding. Also an IPv6 TCP segment other than a SYN with no
+    /// binding (section 3.5.2.2: it makes none, and is silently discarded).
     NoBinding = 15,
     /// Stateful NAT64: the IPv6 client's /64 holds as many bindings as it may (RFC 6888
     /// REQ-4); its new flows are refused, its existing ones and everyone else's go on.

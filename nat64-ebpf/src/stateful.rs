@@ -97,7 +97,11 @@ pub extern "C" fn nat64_outbound(
         Ok(true) if cfg.block_size == 0 || cfg.det.enabled() => push_event(EVENT_CREATED, 0),
         Ok(_) => {}
         Err(r) => {
-            push_event(EVENT_REFUSED, r as u8);
+            // A flow refused for want of room is the operator's business; a stray TCP segment
+            // with no binding is not (it would flood the binding log).
+            if r != DropReason::NoBinding {
+                push_event(EVENT_REFUSED, r as u8);
+            }
             return OUTBOUND_ERR | r as u64;
         }
     }
@@ -519,6 +523,11 @@ fn bind(
         v.last_ns = now;
         s.bib6_val = *v;
         return Ok(false);
+    }
+    // RFC 6146 section 3.5.2.2, CLOSED state: a TCP segment other than a SYN "is silently
+    // discarded" when it has no binding (a stray ACK or RST must not take a pool4 port).
+    if proto == BIB_TCP && !is_opening(tcp_flags) {
+        return Err(DropReason::NoBinding);
     }
     // From here on the address is read back from the slot, not kept in registers: across the
     // helper calls below they would be spilled to the stack, which has no room left.

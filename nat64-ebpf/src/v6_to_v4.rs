@@ -6,7 +6,7 @@ use nat64_common::{
     addr::is_translatable_v4,
     checksum::{self, sum4, sum16},
     icmp::{Translation, icmp6_to_icmp4, is_icmpv6_error},
-    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_STATEFUL, Config},
+    maps::{CONFIG_F_COPY_TOS, CONFIG_F_EAM, CONFIG_F_STATEFUL, Config, EAM_F_POOL6},
     state,
 };
 
@@ -174,8 +174,34 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     s.hairpin_error = 0;
     // The destination address, for a TCP simultaneous open (`stateful::bind`).
     s.remote4 = dst4;
-    let src4 = match addrmap::v6_to_v4(cfg, &ip6.src) {
-        Some(a) => a,
+    // What the destination alone rules out, before a binding is made for the source.
+    if !is_translatable_v4(dst4) {
+        return Err(DropReason::MartianAddress);
+    }
+    // RFC 6052 section 3.1: translators "MUST drop" packets with an address made of the
+    // Well-Known Prefix and a non-global IPv4 address.
+    if via_pool6 && !addrmap::wkp_allows(cfg, dst4) {
+        return Err(DropReason::MartianAddress);
+    }
+    let stateful = cfg.flags & CONFIG_F_STATEFUL != 0;
+    // RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6
+    // (as DNS64 would name it) is sent straight back to IPv6 (`hairpin`, below). Only an EAM
+    // source can be: a client without one gets no binding for it.
+    let hairpin = via_pool6
+        && cfg.flags & CONFIG_F_EAM != 0
+        && addrmap::v4_dst(cfg, dst4).is_some_and(addrmap::To6::is_eam);
+    let src4 = match addrmap::v6_to_v4_via(cfg, &ip6.src) {
+        // RFC 6146 section 3.5: a NAT64 "MUST silently discard all incoming IPv6 packets
+        // containing a source address that contains the Pref64::/n" (a hairpinning loop, or
+        // an IPv4 source of the sender's choosing, another client's binding included). Only
+        // a `pool6_ipv4` host's IPv4-translatable address is a source under pool6.
+        Some((a, true))
+            if stateful
+                && !addrmap::v4_dst_entry(cfg, a).is_some_and(|e| e.flags & EAM_F_POOL6 != 0) =>
+        {
+            return Err(DropReason::SourceUntranslatable);
+        }
+        Some((a, _)) => a,
         // An error from a source with no mapping: `icmp_error` settles its source, from the
         // binding of the packet it quotes (stateful, RFC 6146 section 3.5) or by RFC 6791 (a
         // router's error about a stateless flow); a placeholder stands in until then (it only
@@ -183,10 +209,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         None if is_error => [192, 0, 2, 1],
         // A later fragment has no port, and needs none: a host's bindings all have the pool
         // address of its /64.
-        None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 && !first => {
-            stateful::pool_address(cfg, &ip6.src)
-        }
-        None if cfg.flags & CONFIG_F_STATEFUL != 0 && via_pool6 => {
+        None if stateful && via_pool6 && !first => stateful::pool_address(cfg, &ip6.src),
+        None if stateful && via_pool6 && !hairpin => {
             let r = stateful_source(ctx, cfg, nh, l4_off, echo.is_some());
             if r & stateful::OUTBOUND_ERR != 0 {
                 let reason = crate::packet::drop_reason((r & 0xff) as u32);
@@ -210,20 +234,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         }
         None => return Err(DropReason::SourceUntranslatable),
     };
-    if !is_translatable_v4(dst4) || !is_translatable_v4(src4) {
+    if !is_translatable_v4(src4) || addrmap::wkp_refuses(cfg, &ip6.src, src4) {
         return Err(DropReason::MartianAddress);
     }
-    // RFC 6052 section 3.1: translators "MUST drop" packets with an address made of the
-    // Well-Known Prefix and a non-global IPv4 address.
-    if (via_pool6 && !addrmap::wkp_allows(cfg, dst4)) || addrmap::wkp_refuses(cfg, &ip6.src, src4) {
-        return Err(DropReason::MartianAddress);
-    }
-    // RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6
-    // (as DNS64 would name it) is sent straight back to IPv6 (`hairpin`).
-    if via_pool6
-        && cfg.flags & CONFIG_F_EAM != 0
-        && addrmap::v4_dst(cfg, dst4).is_some_and(addrmap::To6::is_eam)
-    {
+    if hairpin {
         // Not yet for fragments (only the first has the transport header).
         if frag.is_some() {
             return Err(DropReason::Fragment);

@@ -1722,3 +1722,64 @@ fn a_port_block_in_use_or_held_down_is_kept() {
     assert_eq!(action, XDP_PASS);
     assert!((2000..2064).contains(&src_of(&out).1), "{port}");
 }
+
+/// What a hostile or stray IPv6 packet may not do: take a pool4 port. A TCP segment other than
+/// a SYN with no binding (RFC 6146 section 3.5.2.2, CLOSED: "silently discarded"), a source
+/// under pool6 (section 3.5: a hairpinning loop, or a forged IPv4 source: here another
+/// client's pool4 address), a destination that no translation may reach (RFC 6052 section
+/// 3.1, RFC 7915 section 5.1): each is dropped, counted, and leaves the tables empty.
+#[test]
+fn stray_and_forged_ipv6_packets_make_no_binding() {
+    let x = load("2000-2999");
+    let under_pool6 = |a: [u8; 4]| {
+        let mut v = SERVER6;
+        v[12..].copy_from_slice(&a);
+        v
+    };
+    let cases: [(&str, Vec<u8>, DropReason); 5] = [
+        (
+            "an ACK with no binding",
+            tcp6(A, 41000, SERVER6, 443, ACK),
+            DropReason::NoBinding,
+        ),
+        (
+            "an RST with no binding",
+            tcp6(A, 41001, SERVER6, 443, RST),
+            DropReason::NoBinding,
+        ),
+        (
+            "a source under pool6 (a pool4 address)",
+            udp6(under_pool6([198, 51, 100, 201]), 2000, SERVER6, 53, b"x"),
+            DropReason::SourceUntranslatable,
+        ),
+        (
+            "to loopback under pool6",
+            udp6(A, 41002, under_pool6([127, 0, 0, 1]), 53, b"x"),
+            DropReason::MartianAddress,
+        ),
+        (
+            "to multicast under pool6",
+            udp6(A, 41003, under_pool6([224, 0, 0, 1]), 53, b"x"),
+            DropReason::MartianAddress,
+        ),
+    ];
+    for (what, frame, reason) in cases {
+        let (action, _, moved) = x.run_counted(&frame);
+        assert_eq!(action, XDP_DROP, "{what}");
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V6ToV4, reason), 1)],
+            "{what}"
+        );
+    }
+    let mut x = x;
+    {
+        let tables = x.dp.bindings().unwrap();
+        assert!(tables.list(10).is_empty(), "{:?}", tables.list(10));
+        assert!(tables.list_sessions(10).is_empty());
+    }
+    // A SYN still makes one.
+    let (action, _, _) = x.run_counted(&tcp6(A, 41000, SERVER6, 443, SYN));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(x.dp.bindings().unwrap().list(10).len(), 1);
+}
