@@ -87,6 +87,31 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if eam_dst.is_none() && !to_pool4 {
         return Ok(Step::Done(xdp_action::XDP_PASS));
     }
+    // The header is checked before anything else, before a binding or session is touched:
+    // RFC 6146 section 3.5 keeps state for what RFC 7915 translates, and a corrupt header is
+    // not a packet (the kernel would drop it in ip_rcv(); we run before it). A total length
+    // of 0 is a BIG TCP aggregate, handed off whole below (`exceeds_mtu`).
+    let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
+    if tot_len != 0 {
+        let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
+        if ihl < IPV4_LEN || tot_len < ihl {
+            return Err(DropReason::BadHeader);
+        }
+        if ETH_LEN + tot_len > frame_len(ctx) {
+            return Err(DropReason::Truncated);
+        }
+        // The common header, without options, is summed from the view already
+        // bounds-checked: five word loads instead of the general loop.
+        let sum = if ihl == IPV4_LEN {
+            Some(crate::packet::ipv4_header_sum(ip4))
+        } else {
+            sum_words(ctx, ETH_LEN, ihl)
+        };
+        match sum {
+            Some(s) if checksum::fold(s) == 0xffff => {}
+            _ => return Err(DropReason::BadHeader),
+        }
+    }
     // The IPv6 destination: from the EAM entry, or from the binding of the pool4 transport
     // address (`stateful_destination`). Either way it goes to the scratch slot, and the
     // binding is resolved here, before the checks below branch: no path-dependent value
@@ -101,6 +126,18 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             addrmap::to6_halves(cfg, addrmap::To6::Eam(e), ip4.dst),
         ),
         None => {
+            // RFC 1812 section 5.3.7 and RFC 7915 section 4.1: a martian source is dropped
+            // (after translation anyway, below), and must not make or refresh a session, nor
+            // be answered (address-dependent filtering answers what it refuses). An ICMP
+            // error is the exception, as below: a router may send one from anywhere (one
+            // with IP options from such a source is not worth a variable offset here).
+            if !is_translatable_v4(ip4.src)
+                && !(ip4.proto == IPPROTO_ICMP
+                    && ip4.ver_ihl == 0x45
+                    && read::<u8>(ctx, ETH_LEN + IPV4_LEN).is_some_and(is_icmpv4_error))
+            {
+                return Err(DropReason::MartianAddress);
+            }
             let r = stateful_destination(ctx, cfg);
             // The node's own traffic on a pool4 address it shares: up the stack untouched
             // (on the translator link, where it cannot come from the node, refused).
@@ -129,20 +166,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if ihl < IPV4_LEN || tot_len < ihl {
         return Err(DropReason::BadHeader);
     }
+    // Checked above; again, for the verifier's bounds and for an aggregate of length 0.
     if ETH_LEN + tot_len > frame_len(ctx) {
         return Err(DropReason::Truncated);
-    }
-    // The kernel would drop a corrupt header in ip_rcv(); we run before it, so check here.
-    // The common header, without options, is summed from the view already bounds-checked:
-    // five word loads instead of the general loop.
-    let sum = if ihl == IPV4_LEN {
-        Some(crate::packet::ipv4_header_sum(ip4))
-    } else {
-        sum_words(ctx, ETH_LEN, ihl)
-    };
-    match sum {
-        Some(s) if checksum::fold(s) == 0xffff => {}
-        _ => return Err(DropReason::BadHeader),
     }
     // RFC 7915 section 4.1: a fragment gets a Fragment header carrying its offset, MF flag and
     // identification. Only the first fragment has the transport header.

@@ -1783,3 +1783,76 @@ fn stray_and_forged_ipv6_packets_make_no_binding() {
     assert_eq!(action, XDP_PASS);
     assert_eq!(x.dp.bindings().unwrap().list(10).len(), 1);
 }
+
+/// What a corrupt or forged IPv4 packet to a binding may not do: make or refresh a session.
+/// RFC 6146 section 3.5 keeps state for what RFC 7915 translates, and these are dropped
+/// (header checksum, IHL, total length: what ip_rcv() would drop; a martian source, RFC 1812
+/// section 5.3.7), before the binding is looked at.
+#[test]
+fn corrupt_or_martian_ipv4_packets_touch_no_session() {
+    let mut x = load("2000-2999");
+    let (action, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"open"));
+    assert_eq!(action, XDP_PASS);
+    let (addr4, port4, _) = src_of(&out);
+    let sessions = |x: &mut Loaded| {
+        x.dp.bindings()
+            .unwrap()
+            .list_sessions(10)
+            .into_iter()
+            .map(|s| (s.key.remote4, s.value.last_ns))
+            .collect::<Vec<_>>()
+    };
+    let before = sessions(&mut x);
+    assert_eq!(before.len(), 1);
+    let from = |src: [u8; 4]| {
+        let mut f = udp4((src, 5000), (addr4, port4), 64, 1, b"hostile");
+        fix_ipv4_checksum(&mut f);
+        f
+    };
+    let mut bad_sum = from(OTHER4);
+    bad_sum[24] ^= 0x55;
+    let mut bad_ihl = from(OTHER4);
+    bad_ihl[14] = 0x44;
+    fix_ipv4_checksum(&mut bad_ihl);
+    let mut long = from(OTHER4);
+    long[17] += 40;
+    fix_ipv4_checksum(&mut long);
+    let mut known_bad_sum = from(SERVER4);
+    known_bad_sum[24] ^= 0x55;
+    let cases: [(&str, Vec<u8>, DropReason); 7] = [
+        ("a wrong header checksum", bad_sum, DropReason::BadHeader),
+        (
+            "a wrong header checksum, from the session's own remote",
+            known_bad_sum,
+            DropReason::BadHeader,
+        ),
+        ("IHL 4", bad_ihl, DropReason::BadHeader),
+        ("a total length past the frame", long, DropReason::Truncated),
+        (
+            "from loopback",
+            from([127, 0, 0, 1]),
+            DropReason::MartianAddress,
+        ),
+        (
+            "from multicast",
+            from([224, 0, 0, 9]),
+            DropReason::MartianAddress,
+        ),
+        (
+            "from the limited broadcast address",
+            from([255; 4]),
+            DropReason::MartianAddress,
+        ),
+    ];
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for (what, frame, reason) in cases {
+        let (action, _, moved) = x.run_counted(&frame);
+        assert_eq!(action, XDP_DROP, "{what}");
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V4ToV6, reason), 1)],
+            "{what}"
+        );
+    }
+    assert_eq!(sessions(&mut x), before, "no session made, none refreshed");
+}
