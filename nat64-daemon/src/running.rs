@@ -195,8 +195,10 @@ struct Running<'a, 'r> {
 
 impl Running<'_, '_> {
     async fn reload(&mut self, trigger: &str) {
-        self.reload.run(self.dp, self.cfg, trigger).await;
+        // The stamp before the file is read: a change that lands while the reload runs (it
+        // verifies programs for most of a second) is then seen as a change, and reloaded.
         self.stamp = self.reload.file_stamp();
+        self.reload.run(self.dp, self.cfg, trigger).await;
         self.sync_binding_sinks();
     }
 
@@ -289,8 +291,16 @@ impl Running<'_, '_> {
         if !missing.is_empty() {
             return Reply::Failed(format!("not attached to {}", missing.join(", ")));
         }
-        if self.cfg.translator_link.0.is_some() && self.reload.link.is_none() {
-            return Reply::Failed("the translator link is down".into());
+        if self.cfg.translator_link.0.is_some() {
+            // The link as last set up, and still there: one deleted under the daemon, whose
+            // re-creation failed, stays recorded (the re-sync retries it) but is not up.
+            let up = self.reload.link.as_ref().is_some_and(|l| {
+                nat64_daemon::sys::if_index(&l.name) == Some(l.index)
+                    && nat64_daemon::sys::if_index(&l.peer) == Some(l.peer_index)
+            });
+            if !up {
+                return Reply::Failed("the translator link is down".into());
+            }
         }
         Reply::Done(String::new())
     }

@@ -6,9 +6,24 @@ use std::ffi::CString;
 /// otherwise. A container's `/proc/sys` is read-only; a DaemonSet mounts the host's
 /// `/proc/sys/net` elsewhere (it shows the host's values: the pod shares the host's network
 /// namespace) and points `NAT64D_PROC_SYS` at its parent.
+///
+/// The dots of a key are its path's slashes, but for an interface name's own dots (a VLAN,
+/// `eth0.100`): in `net.ipv4.conf.IFACE.KEY` the interface is everything between the prefix
+/// and the last dot.
 pub fn sysctl_path(key: &str) -> std::path::PathBuf {
     let root = std::env::var_os("NAT64D_PROC_SYS").unwrap_or_else(|| "/proc/sys".into());
-    std::path::Path::new(&root).join(key.replace('.', "/"))
+    std::path::Path::new(&root).join(sysctl_relative(key))
+}
+
+fn sysctl_relative(key: &str) -> std::path::PathBuf {
+    for prefix in ["net.ipv4.conf.", "net.ipv6.conf."] {
+        if let Some((iface, leaf)) = key.strip_prefix(prefix).and_then(|r| r.rsplit_once('.')) {
+            return std::path::Path::new(&prefix.replace('.', "/"))
+                .join(iface)
+                .join(leaf);
+        }
+    }
+    key.replace('.', "/").into()
 }
 
 /// The index of interface `name` in the current network namespace, if it exists.
@@ -500,4 +515,29 @@ pub fn copy_map_entries(
         }
     }
     (copied, refused)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sysctl_keys_keep_the_dots_of_interface_names() {
+        let rel = |k: &str| super::sysctl_relative(k).display().to_string();
+        assert_eq!(
+            rel("net.ipv4.conf.eth0.100.rp_filter"),
+            "net/ipv4/conf/eth0.100/rp_filter"
+        );
+        assert_eq!(
+            rel("net.ipv6.conf.nat64.v6.disable_ipv6"),
+            "net/ipv6/conf/nat64.v6/disable_ipv6"
+        );
+        assert_eq!(
+            rel("net.ipv4.conf.all.rp_filter"),
+            "net/ipv4/conf/all/rp_filter"
+        );
+        assert_eq!(rel("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
+        assert_eq!(
+            rel("net.ipv6.conf.all.forwarding"),
+            "net/ipv6/conf/all/forwarding"
+        );
+    }
 }
