@@ -603,8 +603,15 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
     let frag = u16::from_be_bytes(ip4.frag);
     // A later fragment has no port: it follows the binding its first fragment found.
     if frag & IPV4_OFFSET_MASK != 0 {
-        let b = stateful::fragment_binding(ip4.src, ip4.dst, ip4.id, ip4.proto)
-            .ok_or(DropReason::Fragment)?;
+        let Some(b) = stateful::fragment_binding(ip4.src, ip4.dst, ip4.id, ip4.proto) else {
+            // The node's own datagram to an address it shares (a large DNS answer to its
+            // resolver, say): its first fragment went up untouched (no binding), and so do
+            // the later ones, for the kernel to reassemble.
+            if cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4 {
+                return Ok(false);
+            }
+            return Err(DropReason::Fragment);
+        };
         crate::packet::copy_addr6(&mut s.addr6[1], &b.addr6);
         return Ok(true);
     }

@@ -1246,6 +1246,19 @@ fn a_pool4_address_shared_with_the_node_leaves_the_nodes_traffic_alone() {
         .write(&mut err, quoted)
         .unwrap();
     unchanged("port unreachable about the node's datagram", err);
+    // A datagram to the node in fragments (a large DNS answer to its resolver): the first
+    // and the later ones alike, for the kernel to reassemble.
+    let mut first = udp4((SERVER4, 53), (node, 40000), 60, 7, &[0x5a; 64]);
+    first[20] = 0x20; // MF
+    fix_ipv4_checksum(&mut first);
+    unchanged("the first fragment of the node's datagram", first);
+    let mut later = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    later.extend(ip4(SERVER4, node, 60, 7, 17, 32).to_bytes());
+    later.extend([0x5a; 32]);
+    later[20] = 0x00;
+    later[21] = 9; // offset 72 bytes, the last fragment
+    fix_ipv4_checksum(&mut later);
+    unchanged("a later fragment of the node's datagram", later);
     // Inside pool4's ports with no binding: refused, as before.
     let (action, _, moved) = x.run_counted(&udp4((SERVER4, 53), (node, 61005), 60, 4, b"x"));
     assert_eq!(action, XDP_DROP);
