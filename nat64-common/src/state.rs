@@ -57,6 +57,22 @@ pub struct FragKey {
 }
 const _: () = assert!(core::mem::size_of::<FragKey>() == 12);
 
+/// Key of the outbound fragment table: an IPv6 datagram in fragments, by its source, the
+/// IPv4 destination it translates to, the low half of its identification (the half its
+/// IPv4 fragments carry) and its protocol. Its value is the pool4 address its first
+/// fragment's binding has, for the later fragments, which carry no port (a static binding's
+/// address need not be the one the client's /64 gets, nor a deterministic one).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Frag6Key {
+    pub src6: [u8; 16],
+    pub dst4: [u8; 4],
+    pub id: [u8; 2],
+    pub proto: u8,
+    pub _pad: u8,
+}
+const _: () = assert!(core::mem::size_of::<Frag6Key>() == 24);
+
 /// Entries of the fragment table: datagrams whose later fragments may still come. An LRU
 /// map: forgetting an old datagram costs only its late fragments.
 pub const FRAG_MAX_ENTRIES: u32 = 16_384;

@@ -14,7 +14,7 @@ use nat64_common::{
     state::{
         BIB_DEFAULT_MAX_ENTRIES, BLOCK_MAX_ENTRIES, Bib4Key, Bib4Value, Bib6Key, Bib6Value,
         BindingEvent, BlockKey, BlockOwner, ClientBlocks, ClientBlocksKey, EVENTS_BYTES,
-        FRAG_MAX_ENTRIES, FragKey, HELD_SYN_MAX_ENTRIES, HeldSyn, PeerKey,
+        FRAG_MAX_ENTRIES, Frag6Key, FragKey, HELD_SYN_MAX_ENTRIES, HeldSyn, PeerKey,
         SESSION_DEFAULT_MAX_ENTRIES, SessionKey, SessionValue, SynKey,
     },
 };
@@ -85,6 +85,13 @@ pub static PEERS: HashMap<PeerKey, u64> = HashMap::with_max_entries(
 /// from its first fragment (the only one with the port) for the fragments that follow.
 #[map]
 pub static FRAGS: LruHashMap<FragKey, Bib4Value> =
+    LruHashMap::with_max_entries(FRAG_MAX_ENTRIES, 0);
+
+/// Stateful NAT64, IPv6 to IPv4: the pool4 address of each fragmented datagram's binding,
+/// recorded from its first fragment for the fragments that follow. Not pinned: a restart
+/// costs only the late fragments of datagrams in flight.
+#[map]
+pub static FRAGS6: LruHashMap<Frag6Key, [u8; 4]> =
     LruHashMap::with_max_entries(FRAG_MAX_ENTRIES, 0);
 
 /// Stateful NAT64: unsolicited TCP SYNs held for 6 seconds (RFC 6146 section 3.5.2.2),

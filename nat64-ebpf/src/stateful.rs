@@ -17,7 +17,7 @@ use nat64_common::{
     maps::{CONFIG_F2_ADF, Config, POOL4_MAX_PREFIXES},
     state::{
         BIB_F_HELD, BIB_ICMP, BIB_TCP, BIB_UDP, Bib4Key, Bib4Value, BindingEvent, BlockKey,
-        BlockOwner, EVENT_BLOCK, EVENT_CREATED, EVENT_REFUSED, FragKey, HELD_SYN_BYTES,
+        BlockOwner, EVENT_BLOCK, EVENT_CREATED, EVENT_REFUSED, Frag6Key, FragKey, HELD_SYN_BYTES,
         MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST,
         TCP_FLAG_SYN, TCP_SYN, candidate_port, client_key, next_candidate, pool4_index, tcp_next,
     },
@@ -26,7 +26,7 @@ use nat64_common::{
 use crate::{
     frame::Frame,
     maps::{
-        BIB4, BIB6, BLOCKS, CLIENT_BLOCKS, CLIENTS, EVENTS, FRAGS, HELD_SYNS, PEERS, POOL4,
+        BIB4, BIB6, BLOCKS, CLIENT_BLOCKS, CLIENTS, EVENTS, FRAGS, FRAGS6, HELD_SYNS, PEERS, POOL4,
         POOL4_LPM, SESSIONS,
     },
     packet::ETH_LEN,
@@ -439,6 +439,49 @@ pub fn fragment_binding(
     };
     // SAFETY: read-only lookup; the value lives in map memory for this program run.
     unsafe { FRAGS.get(&k) }
+}
+
+/// Records the pool4 address of an IPv6 datagram's binding from its first fragment, for the
+/// later fragments (see [`fragment_source6`]).
+#[inline(always)]
+pub fn remember_fragments6(src6: &[u8; 16], dst4: [u8; 4], id: [u8; 2], proto: u8, a: [u8; 4]) {
+    let mut k = Frag6Key {
+        src6: [0; 16],
+        dst4,
+        id,
+        proto,
+        _pad: 0,
+    };
+    crate::packet::copy_addr6(&mut k.src6, src6);
+    let _ = FRAGS6.insert(&k, &a, 0);
+}
+
+/// The IPv4 source of a later IPv6 fragment, which has no port: its first fragment's binding
+/// address, recorded by [`remember_fragments6`]; for one that overtook its first fragment, the
+/// address every dynamic binding of its /64 has (RFC 6888 REQ-4's paired pooling), which is
+/// right unless the binding is static or deterministic (the datagram is then lost, as one
+/// whose IPv4 fragment overtakes its first is).
+#[inline(always)]
+pub fn fragment_source6(
+    cfg: &Config,
+    src6: &[u8; 16],
+    dst4: [u8; 4],
+    id: [u8; 2],
+    proto: u8,
+) -> [u8; 4] {
+    let mut k = Frag6Key {
+        src6: [0; 16],
+        dst4,
+        id,
+        proto,
+        _pad: 0,
+    };
+    crate::packet::copy_addr6(&mut k.src6, src6);
+    // SAFETY: read-only lookup of a plain value, copied out.
+    match unsafe { FRAGS6.get(&k) } {
+        Some(a) => *a,
+        None => pool_address(cfg, src6),
+    }
 }
 
 /// Marks an error in [`outbound`]'s result; the low bits hold the `DropReason`.

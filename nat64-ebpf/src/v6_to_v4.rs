@@ -209,7 +209,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         None if is_error => [192, 0, 2, 1],
         // A later fragment has no port, and needs none: a host's bindings all have the pool
         // address of its /64.
-        None if stateful && via_pool6 && !first => stateful::pool_address(cfg, &ip6.src),
+        None if stateful && via_pool6 && !first => {
+            stateful::fragment_source6(cfg, &ip6.src, dst4, frag.map_or([0; 2], |(id, _)| id), nh)
+        }
         None if stateful && via_pool6 && !hairpin => {
             let r = stateful_source(ctx, cfg, nh, l4_off, echo.is_some());
             if r & stateful::OUTBOUND_ERR != 0 {
@@ -230,7 +232,15 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                 }
                 return Err(reason);
             }
-            ((r >> 16) as u32).to_be_bytes()
+            let a = ((r >> 16) as u32).to_be_bytes();
+            // A first fragment (MF, in the IPv4 form `frag` keeps): its later fragments, which
+            // carry no port, follow its binding.
+            if let Some((id, w)) = frag
+                && w[0] & 0x20 != 0
+            {
+                stateful::remember_fragments6(&ip6.src, dst4, id, nh, a);
+            }
+            a
         }
         None => return Err(DropReason::SourceUntranslatable),
     };

@@ -1869,3 +1869,49 @@ fn corrupt_or_martian_ipv4_packets_touch_no_session() {
     }
     assert_eq!(sessions(&mut x), before, "no session made, none refreshed");
 }
+
+/// The later IPv6 fragments of a datagram leave from its first fragment's binding address:
+/// for a static binding, the operator's address, which need not be the one the client's /64
+/// gets for its dynamic bindings (nor is a deterministic one).
+#[test]
+fn later_ipv6_fragments_follow_a_static_binding() {
+    let mut x = load("2000-2999");
+    // The address A's dynamic bindings get; the static binding takes another.
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (dynamic, _, _) = src_of(&out);
+    let other = [198, 51, 100, if dynamic[3] == 203 { 202 } else { 203 }];
+    add_static(
+        &mut x,
+        nat64_daemon::bindings::Protocol::Udp,
+        std::net::SocketAddrV6::new(A.into(), 53, 0, 0),
+        std::net::SocketAddrV4::new(other.into(), 53),
+    );
+    // A 24-byte datagram from [A]:53 in two fragments: UDP header and 8 bytes, then 8 more.
+    let fragment = |offset_m: [u8; 2], body: &[u8]| {
+        let mut f = Vec::new();
+        let mut ext = vec![17, 0, offset_m[0], offset_m[1], 0, 0, 0x43, 0x21];
+        ext.extend_from_slice(body);
+        PacketBuilder::ethernet2(MACS.0, MACS.1)
+            .ipv6(A, SERVER6, 64)
+            .write(&mut f, IpNumber(44), &ext)
+            .unwrap();
+        f
+    };
+    let mut first_body = vec![0, 53, 0, 53, 0, 24, 0, 0];
+    first_body.extend([0xab; 8]);
+    let (action, out, moved) = x.run_counted(&fragment([0, 1], &first_body));
+    assert_eq!(action, XDP_PASS, "moved {moved:?}");
+    assert_eq!(
+        &out[26..30],
+        &other,
+        "the first fragment, from the static binding"
+    );
+    let (action, out, moved) = x.run_counted(&fragment([0, 16], &[0xcd; 8]));
+    assert_eq!(action, XDP_PASS, "moved {moved:?}");
+    assert_eq!(
+        &out[26..30],
+        &other,
+        "the later fragment, from the same address"
+    );
+    assert_eq!(&out[18..20], &[0x43, 0x21], "the same identification");
+}
