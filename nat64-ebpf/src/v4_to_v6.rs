@@ -380,7 +380,19 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                     len: payload_len as usize,
                 }
             };
-            l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, zero_udp)?;
+            if let Err(e) = l4::fix_checksum(ctx, ip4.proto, l4_off, &delta, zero_udp) {
+                // Refused (a zero UDP checksum), and answered with an error that quotes the
+                // datagram: as its sender sent it, with the pool4 port, not the client's own
+                // port the binding wrote above.
+                if s.bound_port_at != 0 {
+                    write_bytes(
+                        ctx,
+                        s.bound_port_at as usize & 0x3ff,
+                        (s.port_old as u16).to_be_bytes(),
+                    )?;
+                }
+                return Err(e);
+            }
             (
                 ip4.proto,
                 if ip4.proto == IPPROTO_TCP {

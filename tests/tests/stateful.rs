@@ -1915,3 +1915,39 @@ fn later_ipv6_fragments_follow_a_static_binding() {
     );
     assert_eq!(&out[18..20], &[0x43, 0x21], "the same identification");
 }
+
+/// A zero-checksum UDP datagram to a binding, refused (`udp_zero_checksum = "drop"`, RFC 7915
+/// section 4.5), is answered with ICMPv4 Communication Administratively Prohibited quoting it
+/// as its sender sent it: to the pool4 port, never the client's own.
+#[test]
+fn a_refused_zero_checksum_datagram_is_quoted_with_the_pool4_port() {
+    let mut x = Loaded::load(
+        "stateful zero checksum",
+        "pool6 = \"64:ff9b::/96\"\nudp_zero_checksum = \"drop\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"2000-2999\"\n",
+    );
+    // An address to answer from.
+    let settings = nat64_daemon::InterfaceSettings {
+        addr4: Some([192, 0, 2, 1].into()),
+        ..Default::default()
+    };
+    x.dp.set_interface(1, &settings)
+        .expect("interface settings");
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    let mut input = udp4((SERVER4, 53), (addr4, port4), 60, 9, b"no checksum");
+    input[40] = 0;
+    input[41] = 0;
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_TX, "answered; moved {moved:?}");
+    assert_eq!(
+        (out[34], out[35]),
+        (3, 13),
+        "Communication Administratively Prohibited"
+    );
+    assert_eq!(&out[42..62], &input[14..34], "the quoted header, as sent");
+    assert_eq!(
+        u16::from_be_bytes([out[64], out[65]]),
+        port4,
+        "the quoted destination port is the pool4 port"
+    );
+}
