@@ -93,6 +93,11 @@ fn reply(ctx: &impl Frame, cfg: &Config, a: &Answer) -> Result<u32, DropReason> 
     }
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
     let dst = ip4.src;
+    // RFC 1812 section 4.3.2.7: no error to a source that does not name one host (0/8,
+    // 127/8, multicast, the limited broadcast, class E).
+    if !nat64_common::addr::is_translatable_v4(dst) {
+        return Err(a.reason);
+    }
     // The error comes from this interface's own address; on the translator link (which has
     // none) from the node's own address toward the sender, as the kernel's would; else from
     // the RFC 6791 address; with none of them there is nothing to send it from.

@@ -52,6 +52,12 @@ pub fn answer(ctx: &impl Frame, cfg: &Config) -> Packed {
 fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     // The packet is counted already (dropped, under its reason); over the rate limit it goes
     // without an answer.
+    // RFC 4443 section 2.4 (e): no error about a packet whose source does not identify one
+    // node (the unspecified address, a multicast one): it would go to nobody, or to many.
+    let sender = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    if sender.src[0] == 0xff || sender.src == [0; 16] {
+        return Ok(aya_ebpf::bindings::xdp_action::XDP_DROP);
+    }
     if !crate::ratelimit::allow() {
         return Ok(aya_ebpf::bindings::xdp_action::XDP_DROP);
     }

@@ -782,3 +782,28 @@ fn an_error_quoting_a_fragment_quotes_the_ipv4_fragment() {
     );
     assert_frame("error quoting a hop-by-hop header", &out, &expected);
 }
+
+/// RFC 4443 section 2.4 (e): the same malformed packets from a source that names no single
+/// node (multicast, the unspecified address) are dropped and counted, never answered: an
+/// error would go to many, or to nobody.
+#[test]
+fn malformed_fragments_from_multicast_or_unspecified_sources_are_not_answered() {
+    let dp = dataplane();
+    let datagram = udp6(CLIENT6, SERVER6, &pattern(40));
+    let f = frag_header(IpNumber(60), 0, true, 0x0102_0304).to_vec();
+    let mut ff02 = [0u8; 16];
+    ff02[0] = 0xff;
+    ff02[1] = 0x02;
+    ff02[15] = 1;
+    for (name, src) in [("from ff02::1", ff02), ("from ::", [0u8; 16])] {
+        let mut input = with_exts(44, &[f.clone(), options(17, 0)], &datagram);
+        input[22..38].copy_from_slice(&src);
+        let (action, _, moved) = run(&dp, &input);
+        assert_eq!(action, nat64_tests::xdp::XDP_DROP, "{name}");
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V6ToV4, DropReason::BadFragment), 1)],
+            "{name}"
+        );
+    }
+}
