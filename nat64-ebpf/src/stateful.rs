@@ -900,10 +900,12 @@ fn count_client(client: &[u8; 8]) {
 }
 
 /// The binding of an inbound packet to pool4 address `dst4`, port (or ICMP identifier)
-/// `port4`, refreshed, or `None`: RFC 6146 sections 3.5.1 to 3.5.3 drop what matches no
-/// binding. Whether the sender may use it is the session's question ([`session`]).
+/// `port4`, or `None`: RFC 6146 sections 3.5.1 to 3.5.3 drop what matches no binding.
+/// Whether the sender may use it is the session's question ([`session`]); the caller
+/// refreshes it ([`Bib4Value::last_ns`], from `Scratch::now_ns`, set here) once the session
+/// lets the packet through: a sender the filtering refuses must not keep it alive.
 #[inline(always)]
-pub fn inbound(dst4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static Bib4Value> {
+pub fn inbound(dst4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static mut Bib4Value> {
     let k4 = Bib4Key {
         addr4: dst4,
         port4,
@@ -919,8 +921,8 @@ pub fn inbound(dst4: [u8; 4], port4: [u8; 2], proto: u8) -> Option<&'static Bib4
     }
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    v.last_ns = now;
-    // For the session (`session_in_step`): one read of the clock per packet.
+    // For the session (`session_in_step`) and the binding's refresh: one read of the clock
+    // per packet.
     if let Ok(s) = crate::scratch::get() {
         s.now_ns = now;
     }

@@ -59,6 +59,17 @@ pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
 /// RFC 8200 section 5: every IPv6 link carries 1280 bytes.
 const IPV6_MIN_MTU: usize = 1280;
 
+/// The shortest transport header of protocol `proto` (TCP 20 bytes, UDP and ICMP 8), that a
+/// whole packet or a first fragment must hold; 0 for the others.
+#[inline(always)]
+pub fn l4_min(proto: u8) -> usize {
+    match proto {
+        IPPROTO_TCP => 20,
+        IPPROTO_UDP | IPPROTO_ICMP | IPPROTO_ICMPV6 => 8,
+        _ => 0,
+    }
+}
+
 /// The MTU of the IPv6 route out when a translated packet of `v6_len` bytes does not fit it,
 /// else 0: one FIB lookup (`egress`), made only for packets over the IPv6 minimum MTU and the
 /// narrowest interface (`Config::mtu_floor6`), which every route carries.
@@ -98,6 +109,14 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             return Err(DropReason::BadHeader);
         }
         if ETH_LEN + tot_len > frame_len(ctx) {
+            return Err(DropReason::Truncated);
+        }
+        // The transport header lies within the packet, not in what follows it in the frame
+        // (an Ethernet frame is padded to 60 bytes): a whole packet or first fragment too
+        // short for it is malformed (a tiny first fragment, RFC 1858), and its "ports" would
+        // be padding.
+        if u16::from_be_bytes(ip4.frag) & IPV4_OFFSET_MASK == 0 && tot_len - ihl < l4_min(ip4.proto)
+        {
             return Err(DropReason::Truncated);
         }
         // The common header, without options, is summed from the view already
@@ -687,7 +706,8 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
         args |= stateful::SESSION_STATIC;
     }
     match stateful::session(args) {
-        stateful::SESS_OK => {}
+        // Let through: the binding is refreshed from the IPv4 side.
+        stateful::SESS_OK => b.last_ns = s.now_ns,
         stateful::SESS_HOLD => return Err(stateful::hold_syn(ctx, l4_off, port4)),
         stateful::SESS_FILTERED => return Err(DropReason::Filtered),
         _ => return Err(DropReason::TableFull),

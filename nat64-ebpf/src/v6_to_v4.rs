@@ -145,6 +145,12 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         .checked_sub((l4_off - ETH_LEN - IPV6_LEN) as u16)
         .ok_or(DropReason::Truncated)?;
     let first = frag.is_none_or(|(_, f)| u16::from_be_bytes(f) & IPV4_OFFSET_MASK == 0);
+    // The transport header lies within the packet, not in the frame's padding after it: a
+    // whole packet or first fragment too short for it is malformed (RFC 8200 section 4.5
+    // wants the first fragment to hold the upper-layer header).
+    if first && (l4_len as usize) < crate::v4_to_v6::l4_min(nh) {
+        return Err(DropReason::Truncated);
+    }
     // A fragmented ICMPv6 message cannot be translated piecewise: its checksum covers a
     // pseudo-header with the reassembled length, which no single fragment knows. (An atomic
     // fragment is a whole message: its offset and MF word is zero.)

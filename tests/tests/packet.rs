@@ -1166,6 +1166,17 @@ fn drops_6to4() {
             raw(58, vec![128, 0]).v6(CLIENT6, SERVER6),
             DropReason::Truncated,
         ),
+        // The same in a frame padded past the packet: the padding is not the header.
+        d(
+            "TCP header cut short (10 bytes), the frame padded",
+            padded(raw(6, pattern(10, 0)).v6(CLIENT6, SERVER6)),
+            DropReason::Truncated,
+        ),
+        d(
+            "ICMPv6 header cut short (2 bytes), the frame padded",
+            padded(raw(58, vec![128, 0]).v6(CLIENT6, SERVER6)),
+            DropReason::Truncated,
+        ),
         // RFC 7915 section 5.2: ND and MLD are single-hop, never translated.
         d(
             "ICMPv6 neighbour solicitation (135)",
@@ -1483,6 +1494,23 @@ fn drops_4to6() {
         d(
             "ICMP header cut short (2 bytes)",
             linux4(raw(1, vec![8, 0])).v4(SERVER4, CLIENT4),
+            DropReason::Truncated,
+        ),
+        // The same in a frame padded past the packet (Ethernet's 60-byte minimum, or more):
+        // the padding is not the transport header.
+        d(
+            "TCP header cut short (10 bytes), the frame padded",
+            padded(linux4(raw(6, pattern(10, 0))).v4(SERVER4, CLIENT4)),
+            DropReason::Truncated,
+        ),
+        d(
+            "UDP header cut short (4 bytes), the frame padded",
+            padded(linux4(raw(17, vec![0, 53, 0, 53])).v4(SERVER4, CLIENT4)),
+            DropReason::Truncated,
+        ),
+        d(
+            "ICMP header cut short (2 bytes), the frame padded",
+            padded(linux4(raw(1, vec![8, 0])).v4(SERVER4, CLIENT4)),
             DropReason::Truncated,
         ),
         // An error must quote the packet it is about (RFC 7915 section 4.3); this one quotes
@@ -1891,4 +1919,11 @@ fn verify_checksums(frame: &[u8]) -> Result<(), String> {
         // Another protocol: nothing of ours to verify.
         (None, _) => Ok(()),
     }
+}
+
+/// `frame` with 40 bytes of padding after its packet, as a link may deliver it (Ethernet pads
+/// to 60 bytes); the packet's own length fields are unchanged.
+fn padded(mut frame: Vec<u8>) -> Vec<u8> {
+    frame.extend([0u8; 40]);
+    frame
 }

@@ -1951,3 +1951,32 @@ fn a_refused_zero_checksum_datagram_is_quoted_with_the_pool4_port() {
         "the quoted destination port is the pool4 port"
     );
 }
+
+/// Under address-dependent filtering, a sender the filter refuses does not keep the binding
+/// alive: only what the session lets through refreshes it from the IPv4 side.
+#[test]
+fn a_filtered_sender_does_not_refresh_the_binding() {
+    let mut x = Loaded::load(
+        "stateful adf refresh",
+        "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"2000-2999\"\nfiltering = \"address-dependent\"\n",
+    );
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    let last4 = |x: &mut Loaded| {
+        let all = x.dp.bindings().unwrap().list(10);
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0].v4.expect("both halves").last_ns
+    };
+    let before = last4(&mut x);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let (action, _, moved) = x.run_counted(&udp4((OTHER4, 53), (addr4, port4), 60, 3, b"no"));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
+    );
+    assert_eq!(last4(&mut x), before, "refreshed by a refused sender");
+    let (action, _, _) = x.run_counted(&udp4((SERVER4, 53), (addr4, port4), 60, 4, b"ok"));
+    assert_eq!(action, XDP_PASS);
+    assert!(last4(&mut x) > before, "refreshed by the server's answer");
+}
