@@ -14,6 +14,14 @@ use crate::{
 };
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<()> {
+    // A SIGHUP before the main loop listens for it (a configuration reloader that fires as
+    // the pod starts) would end the process half set up, by the signal's default action. The
+    // main loop reloads a file changed since the start anyway, so nothing is
+    // lost by ignoring it until then: its stamp is taken before the file is read.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let _ =
+        crate::reload::STARTUP_STAMP.set(args.config.as_deref().and_then(crate::reload::stamp_of));
     let cfg = effective_config(&args)?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Builder::new_current_thread()

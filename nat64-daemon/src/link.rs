@@ -297,6 +297,9 @@ pub async fn add_routes(
     // it and cut the node off its neighbours). The dataplane keeps those addresses the
     // node's (`EAM_F_LOCAL`), and translates what arrives for the rest before routing.
     let own = crate::sys::ipv4_addrs();
+    // Every IPv4 prefix is tried, whatever happened to the one before; the first failure is
+    // reported.
+    let mut first = Ok(());
     for &(ref p, mtu4) in v4 {
         let mut msg = route4(link, p);
         msg.attributes
@@ -304,15 +307,18 @@ pub async fn add_routes(
         if own.iter().any(|(_, a)| p.contains(a)) {
             msg.attributes.push(RouteAttribute::Priority(YIELD_METRIC));
         }
-        handle
+        let r = handle
             .route()
             .add(msg)
             .replace()
             .execute()
             .await
-            .map_err(nl(format!("adding route {p} dev {} mtu {mtu4}", link.name)))?;
+            .map_err(nl(format!("adding route {p} dev {} mtu {mtu4}", link.name)));
+        if first.is_ok() {
+            first = r;
+        }
     }
-    Ok(())
+    first
 }
 
 /// The narrowest IPv6 route out of this node (`Config::ipv4_route_mtu_under`): over the main
@@ -454,15 +460,22 @@ pub async fn remove_routes(
         .iter()
         .map(|p| (p.to_string(), route6(link, p)))
         .chain(v4.iter().map(|p| (p.to_string(), route4(link, p))));
+    // Every route is tried, whatever happened to the one before (a route someone else
+    // deleted already is no failure): one stale route left routed into the link is traffic
+    // that nothing translates.
+    let mut first = Ok(());
     for (p, msg) in msgs {
-        handle
-            .route()
-            .del(msg)
-            .execute()
-            .await
-            .map_err(nl(format!("deleting route {p} dev {}", link.name)))?;
+        let r = handle.route().del(msg).execute().await;
+        if let Err(rtnetlink::Error::NetlinkError(e)) = &r
+            && e.raw_code() == -libc::ESRCH
+        {
+            continue;
+        }
+        if first.is_ok() {
+            first = r.map_err(nl(format!("deleting route {p} dev {}", link.name)));
+        }
     }
-    Ok(())
+    first
 }
 
 /// Sets `net.ipv4.conf.IFACE.accept_local` to 1 on each of `interfaces` where it is not, and

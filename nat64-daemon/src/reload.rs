@@ -179,7 +179,18 @@ impl Reload<'_> {
     /// The configuration file's modification time and size, to notice a change (a Kubernetes
     /// ConfigMap update swaps the file under a symlink).
     pub(crate) fn file_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
-        let m = std::fs::metadata(self.args.config.as_ref()?).ok()?;
-        Some((m.modified().ok()?, m.len()))
+        stamp_of(self.args.config.as_ref()?)
     }
 }
+
+/// A configuration file's stamp: when it was last modified, and its length.
+pub(crate) fn stamp_of(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// The configuration file's stamp as the daemon started, taken before it read the file: a
+/// change made while it starts (about 0.3 s of loading and verifying) is then a change to the
+/// main loop's first look, and is applied.
+pub(crate) static STARTUP_STAMP: std::sync::OnceLock<Option<(std::time::SystemTime, u64)>> =
+    std::sync::OnceLock::new();

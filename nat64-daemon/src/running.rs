@@ -106,7 +106,10 @@ pub(crate) async fn wait_for_shutdown(
         None => None,
     };
     let mut r = Running {
-        stamp: reload.file_stamp(),
+        stamp: crate::reload::STARTUP_STAMP
+            .get()
+            .copied()
+            .unwrap_or_else(|| reload.file_stamp()),
         dp,
         cfg,
         reload,

@@ -38,7 +38,9 @@ pub(crate) async fn set_up_link(
             .map_err(|e| anyhow::Error::from(e).context("writing the translator link's settings"))
     });
     if let Err(e) = r {
-        dp.detach_all();
+        // The link's own attachments only: at a re-sync the interfaces go on translating.
+        dp.forget(&l.name);
+        dp.forget(&l.peer);
         let _ = link::remove(nl, l.index).await;
         return Err(e);
     }

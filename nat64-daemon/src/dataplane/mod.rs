@@ -361,8 +361,10 @@ impl Dataplane {
             mtu_floors: (0, 0),
             link_names: Vec::new(),
         };
-        next.apply(cfg)?;
-        // Interface settings are per interface, not per configuration: carry them over.
+        // Interface settings are per interface, not per configuration: carried over before
+        // `apply` points the shared program array at the new programs, which the attached
+        // dispatchers tail-call from then on (with them missing, partial checksums would be
+        // taken as full, and errors would have no address to leave from).
         let settings: Vec<(u32, IfaceConfig)> =
             self.ifaces()?.iter().filter_map(Result::ok).collect();
         {
@@ -371,6 +373,7 @@ impl Dataplane {
                 ifaces.insert(k, v, 0).map_err(map_err("IFACES"))?;
             }
         }
+        next.apply(cfg)?;
         for a in std::mem::take(&mut self.links) {
             let Attachment {
                 iface,
