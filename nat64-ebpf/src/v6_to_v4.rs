@@ -47,6 +47,14 @@ pub fn id_and_flags(tot_len: u16) -> ([u8; 2], [u8; 2]) {
     }
 }
 
+/// RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6 (as
+/// DNS64 would name it) is sent straight back to IPv6 (`hairpin`): whether IPv4 destination
+/// `dst4` is such an alias (a real EAM entry, not a `pool6_ipv4` prefix).
+#[inline(always)]
+fn hairpinned(cfg: &Config, dst4: [u8; 4]) -> bool {
+    cfg.flags & CONFIG_F_EAM != 0 && addrmap::v4_dst(cfg, dst4).is_some_and(addrmap::To6::is_eam)
+}
+
 /// RFC 7915 section 5.1: TOS from the traffic class, or the configured value. Not inlined:
 /// inlined, reading the configured value kept one more value on the stack of the deepest
 /// call chain, past the 512 bytes BPF allows.
@@ -190,12 +198,6 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         return Err(DropReason::MartianAddress);
     }
     let stateful = cfg.flags & CONFIG_F_STATEFUL != 0;
-    // RFC 7757 section 4: an IPv6 host reaching another through its IPv4 alias under pool6
-    // (as DNS64 would name it) is sent straight back to IPv6 (`hairpin`, below). Only an EAM
-    // source can be: a client without one gets no binding for it.
-    let hairpin = via_pool6
-        && cfg.flags & CONFIG_F_EAM != 0
-        && addrmap::v4_dst(cfg, dst4).is_some_and(addrmap::To6::is_eam);
     let src4 = match addrmap::v6_to_v4_via(cfg, &ip6.src) {
         // RFC 6146 section 3.5: a NAT64 "MUST silently discard all incoming IPv6 packets
         // containing a source address that contains the Pref64::/n" (a hairpinning loop, or
@@ -218,7 +220,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         None if stateful && via_pool6 && !first => {
             stateful::fragment_source6(cfg, &ip6.src, dst4, frag.map_or([0; 2], |(id, _)| id), nh)
         }
-        None if stateful && via_pool6 && !hairpin => {
+        // Only an EAM source can be hairpinned (below): a client without one gets no binding
+        // for it. (Decided here, not before the mapping: a flag kept live across it cost the
+        // stateless path 5 ns.)
+        None if stateful && via_pool6 && !hairpinned(cfg, dst4) => {
             let r = stateful_source(ctx, cfg, nh, l4_off, echo.is_some());
             if r & stateful::OUTBOUND_ERR != 0 {
                 let reason = crate::packet::drop_reason((r & 0xff) as u32);
@@ -253,7 +258,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if !is_translatable_v4(src4) || addrmap::wkp_refuses(cfg, &ip6.src, src4) {
         return Err(DropReason::MartianAddress);
     }
-    if hairpin {
+    // RFC 7757 section 4: hairpinning through an EAM alias under pool6.
+    if via_pool6 && hairpinned(cfg, dst4) {
         // Not yet for fragments (only the first has the transport header).
         if frag.is_some() {
             return Err(DropReason::Fragment);
