@@ -164,6 +164,10 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         _ => None,
     };
     if let Some(st) = &cfg.stateful {
+        // The binding log is on before anything below removes bindings or releases blocks,
+        // so that those are logged too (RFC 6888 REQ-12's record; the IPFIX export starts
+        // with the main loop).
+        nat64_daemon::binding_log::configure(st.log_bindings, st.port_block_size != 0, None);
         let mut tables = dp.bindings()?;
         // Port blocks kept from a run with another block size or port range would not describe
         // the ports their clients hold, and new blocks could overlap them: they go, with the

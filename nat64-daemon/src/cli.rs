@@ -243,6 +243,16 @@ pub(crate) fn cleanup(config: Option<&std::path::Path>) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    // A running daemon would re-create the link at once and lose its pins: the next start
+    // would find the dataplane half there. Its admin socket answering says it runs.
+    if let Some(path) = cfg.admin_socket.get()
+        && std::os::unix::net::UnixStream::connect(path).is_ok()
+    {
+        anyhow::bail!(
+            "a daemon is running (its admin socket {} answers): stop it first (in Kubernetes, delete the DaemonSet), then clean up",
+            path.display()
+        );
+    }
     if let Some(name) = &cfg.translator_link.0 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

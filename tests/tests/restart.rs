@@ -91,6 +91,9 @@ fn bindings_and_counters_survive_a_daemon_restart() {
         "the server saw {peer} all along: {before:?}"
     );
 
+    // `nat64d cleanup` refuses while the daemon runs (it would re-create what is removed).
+    let (ok, _, err) = lab.cleanup_cli();
+    assert!(!ok && err.contains("a daemon is running"), "{err}");
     // The counters went on from where they were.
     let second = lab.stop_daemon();
     // `nat64d cleanup` removes the pinned state: the next start adopts nothing.
