@@ -129,15 +129,28 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
             }
         }
     }
+    // One daemon per configuration: a second one would take the first's pins and
+    // attachments over and remove its admin socket. The socket answering says one runs.
+    if let Some(path) = cfg.admin_socket.get()
+        && std::os::unix::net::UnixStream::connect(path).is_ok()
+    {
+        anyhow::bail!(
+            "a daemon is already running with this configuration (its admin socket {} answers)",
+            path.display()
+        );
+    }
     // Where the time to ready goes (`nat64d ready` reports each phase).
     let started = std::time::Instant::now();
     let state = state_dir(&cfg)?;
-    let mut dp = Dataplane::load_with_state(&cfg, state.as_ref().map(|(maps, _)| maps.as_path()))
-        .context("loading the dataplane")?;
-    // The node's own addresses inside EAM and pool6_ipv4 prefixes stay its own.
-    dp.keep_own_addresses(nat64_daemon::sys::ipv4_addrs());
-    dp.apply(&cfg)
-        .context("keeping the node's own addresses its own")?;
+    // The node's own addresses inside EAM and pool6_ipv4 prefixes stay its own, from the
+    // first configuration written: the dispatchers an earlier run left attached tail-call
+    // into these programs as soon as they are in place.
+    let mut dp = Dataplane::load_keeping(
+        &cfg,
+        state.as_ref().map(|(maps, _)| maps.as_path()),
+        nat64_daemon::sys::ipv4_addrs(),
+    )
+    .context("loading the dataplane")?;
     let pinned = match &state {
         Some((_, links)) => match dp.pin_attachments(links) {
             Ok(true) => true,

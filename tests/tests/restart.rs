@@ -91,9 +91,29 @@ fn bindings_and_counters_survive_a_daemon_restart() {
         "the server saw {peer} all along: {before:?}"
     );
 
-    // `nat64d cleanup` refuses while the daemon runs (it would re-create what is removed).
+    // `nat64d cleanup` refuses while the daemon runs (it would re-create what is removed),
+    // and so does a second daemon with the same configuration (it would take the first's
+    // pins and attachments over), leaving the first one untouched.
     let (ok, _, err) = lab.cleanup_cli();
     assert!(!ok && err.contains("a daemon is running"), "{err}");
+    let nat64d = nat64_tests::nat64d_path();
+    let second = lab
+        .xlat
+        .command(nat64d.to_str().expect("utf-8 path"))
+        .args(["run", "--config"])
+        .arg(lab.config_path())
+        .output()
+        .expect("run a second nat64d");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && err.contains("already running"),
+        "{err}"
+    );
+    assert_eq!(
+        bindings(&lab),
+        before,
+        "the first daemon still answers, its binding in place"
+    );
     // The counters went on from where they were.
     let second = lab.stop_daemon();
     // `nat64d cleanup` removes the pinned state: the next start adopts nothing.

@@ -261,6 +261,16 @@ impl Dataplane {
         cfg: &Config,
         state: Option<&std::path::Path>,
     ) -> Result<Self, DataplaneError> {
+        Self::load_keeping(cfg, state, Vec::new())
+    }
+
+    /// [`Dataplane::load_with_state`], keeping the node's own addresses `own4` its own from
+    /// the first configuration written ([`Dataplane::keep_own_addresses`]).
+    pub fn load_keeping(
+        cfg: &Config,
+        state: Option<&std::path::Path>,
+        own4: Vec<(String, std::net::Ipv4Addr)>,
+    ) -> Result<Self, DataplaneError> {
         // The binding tables are sized from config (preallocated: a full table refuses new
         // flows rather than evicting); without stateful NAT64 they stay a single entry.
         let sizes = TableSizes {
@@ -274,7 +284,7 @@ impl Dataplane {
             state: state.map(std::path::Path::to_path_buf),
             link_pins: None,
             sizes,
-            own4: Vec::new(),
+            own4,
             link_side: None,
             mtu_floors: (0, 0),
             link_names: Vec::new(),
