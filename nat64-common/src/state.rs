@@ -234,6 +234,11 @@ const _: () = assert!(core::mem::size_of::<Bib4Value>() == 32);
 /// connections inward (RFC 6146 section 3.5.2.2).
 pub const BIB_F_STATIC: u8 = 1 << 0;
 
+/// A static binding from the configuration file (`[[stateful.static]]`), as opposed to one an
+/// operator added at run time (`nat64d bindings add`): a restart or reload reconciles only
+/// these with the file. The daemon's alone; the dataplane reads [`BIB_F_STATIC`].
+pub const BIB_F_FILE: u8 = 1 << 2;
+
 /// On an IPv4-side entry only: the binding has expired and its port is held down (RFC 6888
 /// REQ-8): nothing is translated through it and no new binding can take the port until the
 /// daemon removes the entry after the hold-down time.

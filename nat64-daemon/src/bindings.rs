@@ -11,10 +11,10 @@ use std::{
 
 use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
-    BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, BLOCK_F_RELEASING, Bib4Key, Bib4Value,
-    Bib6Key, Bib6Value, BlockKey, BlockOwner, ClientBlocks, ClientBlocksKey, MAX_CLIENT_BLOCKS,
-    PeerKey, SessionKey, SessionValue, TcpLifetime, block_of_port, block_ports, client_key,
-    tcp_established, tcp_lifetime,
+    BIB_F_FILE, BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, BLOCK_F_RELEASING, Bib4Key,
+    Bib4Value, Bib6Key, Bib6Value, BlockKey, BlockOwner, ClientBlocks, ClientBlocksKey,
+    MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TcpLifetime, block_of_port, block_ports,
+    client_key, tcp_established, tcp_lifetime,
 };
 
 use crate::config::Stateful;
@@ -262,6 +262,18 @@ impl Tables<'_> {
         v6: SocketAddrV6,
         v4: SocketAddrV4,
     ) -> Result<(), BindingError> {
+        self.insert_static(pool4, proto, v6, v4, BIB_F_STATIC)
+    }
+
+    /// [`Tables::add_static`] with `flags` (`BIB_F_STATIC`, and `BIB_F_FILE` for the file's).
+    fn insert_static(
+        &mut self,
+        pool4: &[ipnet::Ipv4Net],
+        proto: Protocol,
+        v6: SocketAddrV6,
+        v4: SocketAddrV4,
+        flags: u8,
+    ) -> Result<(), BindingError> {
         if !pool4.iter().any(|p| p.contains(v4.ip())) {
             return Err(BindingError::OutsidePool(*v4.ip()));
         }
@@ -282,7 +294,7 @@ impl Tables<'_> {
             addr6: key6.addr6,
             port6: key6.port6,
             tcp: 0,
-            flags: BIB_F_STATIC,
+            flags,
             _pad: [0; 4],
             last_ns: now,
         };
@@ -290,7 +302,7 @@ impl Tables<'_> {
             addr4: key4.addr4,
             port4: key4.port4,
             tcp: 0,
-            flags: BIB_F_STATIC,
+            flags,
             last_ns: now,
         };
         const BPF_NOEXIST: u64 = 1;
@@ -304,10 +316,12 @@ impl Tables<'_> {
         Ok(())
     }
 
-    /// Makes the static bindings in the tables those of `st` (`[[stateful.static]]`): a static
-    /// binding no longer listed goes (with its sessions), one listed and already there stays
-    /// untouched (its sessions with it: a restart that adopts pinned tables finds last run's),
-    /// and the others are added. Removals come first, so that an entry moved to another pool4
+    /// Makes the file's static bindings in the tables those of `st` (`[[stateful.static]]`): one
+    /// from the file no longer listed goes (with its sessions), one listed and already there,
+    /// both halves whole, stays untouched (its sessions with it: a restart that adopts pinned
+    /// tables finds last run's), and the others are added, in place of whatever static binding
+    /// holds their IPv6 transport address. Those an operator added at run time (`nat64d
+    /// bindings add`) stay. Removals come first, so that an entry moved to another pool4
     /// address or port takes its new place. Returns how many went, and each listed binding that
     /// could not be added, by its index in the list.
     pub fn sync_static(&mut self, st: &Stateful) -> (usize, Vec<(usize, BindingError)>) {
@@ -318,28 +332,51 @@ impl Tables<'_> {
                 && s.ipv4.ip().octets() == b.v6.addr4
                 && s.ipv4.port().to_be_bytes() == b.v6.port4
         };
+        let whole = |b: &Binding| {
+            b.v4.is_some_and(|v| {
+                v.addr6 == b.key6.addr6 && v.port6 == b.key6.port6 && v.flags & BIB_F_HELD == 0
+            })
+        };
+        let v6_of = |b: &Binding| {
+            SocketAddrV6::new(b.key6.addr6.into(), u16::from_be_bytes(b.key6.port6), 0, 0)
+        };
         let present: Vec<Binding> = self
             .list(usize::MAX)
             .into_iter()
             .filter(|b| b.v6.flags & BIB_F_STATIC != 0)
             .collect();
         let mut removed = 0;
-        for b in present
-            .iter()
-            .filter(|b| !st.static_bindings.iter().any(|s| same(s, b)))
-        {
-            let Some(proto) = Protocol::from_number(b.key6.proto) else {
-                continue;
-            };
-            let v6 = SocketAddrV6::new(b.key6.addr6.into(), u16::from_be_bytes(b.key6.port6), 0, 0);
-            if self.remove(proto, v6).is_ok() {
+        for b in present.iter().filter(|b| {
+            b.v6.flags & BIB_F_FILE != 0
+                && !(whole(b) && st.static_bindings.iter().any(|s| same(s, b)))
+        }) {
+            if let Some(proto) = Protocol::from_number(b.key6.proto)
+                && self.remove(proto, v6_of(b)).is_ok()
+            {
                 removed += 1;
             }
         }
         let mut failed = Vec::new();
         for (i, s) in st.static_bindings.iter().enumerate() {
-            let kept = present.iter().any(|b| same(s, b));
-            if !kept && let Err(e) = self.add_static(&st.pool4, s.protocol, s.ipv6, s.ipv4) {
+            if present.iter().any(|b| same(s, b) && whole(b)) {
+                continue;
+            }
+            // Another static binding of the same IPv6 transport address (an operator's, or a
+            // half-broken one): the file's takes its place.
+            if let Some(b) = present.iter().find(|b| {
+                b.v6.flags & BIB_F_FILE == 0
+                    && b.key6.proto == s.protocol.number()
+                    && v6_of(b) == SocketAddrV6::new(*s.ipv6.ip(), s.ipv6.port(), 0, 0)
+            }) {
+                let _ = self.remove(s.protocol, v6_of(b));
+            }
+            if let Err(e) = self.insert_static(
+                &st.pool4,
+                s.protocol,
+                s.ipv6,
+                s.ipv4,
+                BIB_F_STATIC | BIB_F_FILE,
+            ) {
                 failed.push((i, e));
             }
         }
@@ -440,6 +477,47 @@ impl Tables<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Removes the halves of bindings whose other half is missing or names another binding:
+    /// tables carried over into new ones of another size are copied one by one while the last
+    /// run's programs still make bindings, and a smaller table keeps only some of each. An
+    /// IPv4 half alone would hold its pool4 port for ever (the sweeper walks the IPv6 side) and
+    /// let IPv4 hosts through to the client; an IPv6 half alone would lose every reply. Ports
+    /// held down (`BIB_F_HELD`) have no IPv6 half by design and stay. Returns how many went.
+    pub fn remove_orphans(&mut self) -> usize {
+        let four: Vec<(Bib4Key, Bib4Value)> = match self.batch_fds {
+            Some((_, fd4)) => crate::sys::lookup_batch(fd4).unwrap_or_default(),
+            None => self.bib4.iter().filter_map(Result::ok).collect(),
+        };
+        let mut n = 0;
+        for b in self.list(usize::MAX) {
+            let paired = b.v4.is_some_and(|v| {
+                v.addr6 == b.key6.addr6 && v.port6 == b.key6.port6 && v.flags & BIB_F_HELD == 0
+            });
+            if !paired && self.bib6.remove(&b.key6).is_ok() {
+                n += 1;
+            }
+        }
+        for (k4, v4) in four {
+            if v4.flags & BIB_F_HELD != 0 {
+                continue;
+            }
+            let key6 = Bib6Key {
+                addr6: v4.addr6,
+                port6: v4.port6,
+                proto: k4.proto,
+                _pad: 0,
+            };
+            let paired = self
+                .bib6
+                .get(&key6, 0)
+                .is_ok_and(|v6| v6.addr4 == k4.addr4 && v6.port4 == k4.port4);
+            if !paired && self.bib4.remove(&k4).is_ok() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Every binding, at most `limit` of them. Both tables are read with batch lookups (a few

@@ -283,23 +283,26 @@ pub async fn add_routes(
     v6: &[Ipv6Net],
     v4: &[(Ipv4Net, u32)],
 ) -> Result<(), LinkError> {
+    // Every prefix is tried, whatever happened to the one before; the first failure is
+    // reported.
+    let mut first = Ok(());
     for p in v6 {
-        handle
+        let r = handle
             .route()
             .add(route6(link, p))
             .replace()
             .execute()
             .await
-            .map_err(nl(format!("adding route {p} dev {}", link.name)))?;
+            .map_err(nl(format!("adding route {p} dev {}", link.name)));
+        if first.is_ok() {
+            first = r;
+        }
     }
     // A prefix holding one of the node's own addresses is a subnet the node is on: its
     // connected route stays first (ours, behind it at YIELD_METRIC, would otherwise replace
     // it and cut the node off its neighbours). The dataplane keeps those addresses the
     // node's (`EAM_F_LOCAL`), and translates what arrives for the rest before routing.
     let own = crate::sys::ipv4_addrs();
-    // Every IPv4 prefix is tried, whatever happened to the one before; the first failure is
-    // reported.
-    let mut first = Ok(());
     for &(ref p, mtu4) in v4 {
         let mut msg = route4(link, p);
         msg.attributes

@@ -382,6 +382,19 @@ fn static_bindings_survive_a_restart_and_follow_the_file() {
     let service = accept.join().expect("service");
     drop(service);
 
+    // One an operator adds at run time is not the file's: restarts leave it alone.
+    let (ok, _, err) = lab.bindings_cli(&[
+        "add",
+        "--protocol",
+        "udp",
+        "--ipv6",
+        &format!("[{client}]:5353"),
+        "--ipv4",
+        "203.0.113.202:5353",
+    ]);
+    assert!(ok, "{err}");
+    let operators = format!("udp [{client}]:5353 203.0.113.202:5353");
+
     // Moved to another port: the old binding goes, the new one is there.
     lab.stop_daemon();
     let moved = lab.config_toml().replace(&listed(80), &listed(81));
@@ -393,6 +406,7 @@ fn static_bindings_survive_a_restart_and_follow_the_file() {
         now.contains(&format!("tcp [{client}]:8080 203.0.113.201:81")),
         "{now:?}"
     );
+    assert!(now.contains(&operators), "{now:?}");
 
     // No longer listed: gone.
     lab.stop_daemon();
@@ -402,6 +416,7 @@ fn static_bindings_survive_a_restart_and_follow_the_file() {
         !now.iter().any(|l| l.contains(&format!("[{client}]:8080"))),
         "{now:?}"
     );
+    assert!(now.contains(&operators), "{now:?}");
     assert!(lab.daemon_log().contains("no longer configured: removed"));
 }
 

@@ -1980,3 +1980,33 @@ fn a_filtered_sender_does_not_refresh_the_binding() {
     assert_eq!(action, XDP_PASS);
     assert!(last4(&mut x) > before, "refreshed by the server's answer");
 }
+
+/// After tables are carried into new ones of another size (a restart with other sizes), a
+/// binding half whose other half is missing goes (`Tables::remove_orphans`): an IPv4 half
+/// alone would hold its port for ever and let IPv4 hosts through to the client.
+#[test]
+fn binding_halves_without_their_other_half_are_removed() {
+    let mut x = load("2000-2999");
+    for port in [40000, 40002, 40004] {
+        let (action, _, _) = x.run_counted(&udp6(A, port, SERVER6, 53, b"q"));
+        assert_eq!(action, XDP_PASS);
+    }
+    let mut t = x.dp.bindings().unwrap();
+    let all = t.list(10);
+    assert_eq!(all.len(), 3);
+    // One loses its IPv6 half, another its IPv4 half.
+    t.bib6.remove(&all[0].key6).unwrap();
+    let k4 = nat64_common::state::Bib4Key {
+        addr4: all[1].v6.addr4,
+        port4: all[1].v6.port4,
+        proto: all[1].key6.proto,
+        _pad: 0,
+    };
+    t.bib4.remove(&k4).unwrap();
+    assert_eq!(t.remove_orphans(), 2);
+    let left = t.list(10);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].key6, all[2].key6);
+    assert!(left[0].v4.is_some());
+    assert_eq!(t.bib4.iter().count(), 1, "no IPv4 half left alone");
+}

@@ -277,7 +277,7 @@ impl Dataplane {
             bindings: cfg.stateful.as_ref().map_or(1, |s| s.max_bindings),
             sessions: cfg.stateful.as_ref().map_or(1, |s| s.session_capacity()),
         };
-        let ebpf = Self::load_object(sizes, state)?;
+        let (ebpf, resized) = Self::load_object(sizes, state)?;
         let mut dp = Self {
             ebpf,
             links: Vec::new(),
@@ -290,6 +290,15 @@ impl Dataplane {
             link_names: Vec::new(),
         };
         dp.apply(cfg)?;
+        if resized && cfg.stateful.is_some() {
+            let gone = dp.bindings()?.remove_orphans();
+            if gone > 0 {
+                warn!(
+                    halves = gone,
+                    "binding halves left without their other half by the resize: removed"
+                );
+            }
+        }
         Ok(dp)
     }
 
@@ -298,7 +307,7 @@ impl Dataplane {
     fn load_object(
         sizes: TableSizes,
         state: Option<&std::path::Path>,
-    ) -> Result<Ebpf, DataplaneError> {
+    ) -> Result<(Ebpf, bool), DataplaneError> {
         let TableSizes { bindings, sessions } = sizes;
         let mut loader = EbpfLoader::new();
         // Without stateful NAT64 (one-entry binding tables) no SYN is ever held.
@@ -336,8 +345,10 @@ impl Dataplane {
         let mut ebpf = match loaded {
             Ok(ebpf) => ebpf,
             Err(e) => {
-                // Nothing was swapped in: the old tables go back where they were.
+                // Nothing was swapped in: the old tables go back where they were (the loader
+                // pins each new map as it makes it, before the verifier runs).
                 for r in resized {
+                    let _ = std::fs::remove_file(&r.path);
                     if let Err(err) = r.map.pin(&r.path) {
                         warn!(map = r.name, error = %err, "cannot pin a resized table back");
                     }
@@ -345,10 +356,11 @@ impl Dataplane {
                 return Err(e);
             }
         };
+        let any = !resized.is_empty();
         for r in resized {
             refill(&mut ebpf, r);
         }
-        Ok(ebpf)
+        Ok((ebpf, any))
     }
 
     /// Replaces the whole dataplane configuration at once: a new copy of the programs, with
@@ -361,7 +373,7 @@ impl Dataplane {
             return self.apply(cfg);
         };
         let mut next = Self {
-            ebpf: Self::load_object(self.sizes, Some(&state))?,
+            ebpf: Self::load_object(self.sizes, Some(&state))?.0,
             links: Vec::new(),
             state: Some(state),
             link_pins: self.link_pins.clone(),
