@@ -445,6 +445,13 @@ pub fn fragment_binding(
 /// later fragments (see [`fragment_source6`]).
 #[inline(always)]
 pub fn remember_fragments6(src6: &[u8; 16], dst4: [u8; 4], id: [u8; 2], proto: u8, a: [u8; 4]) {
+    let _ = FRAGS6.insert(&frag6_key(src6, dst4, id, proto), &a, 0);
+}
+
+/// The `FRAGS6` key of an IPv6 datagram (its source, the IPv4 destination it translates to,
+/// the low half of its identification, its protocol).
+#[inline(always)]
+fn frag6_key(src6: &[u8; 16], dst4: [u8; 4], id: [u8; 2], proto: u8) -> Frag6Key {
     let mut k = Frag6Key {
         src6: [0; 16],
         dst4,
@@ -453,7 +460,7 @@ pub fn remember_fragments6(src6: &[u8; 16], dst4: [u8; 4], id: [u8; 2], proto: u
         _pad: 0,
     };
     crate::packet::copy_addr6(&mut k.src6, src6);
-    let _ = FRAGS6.insert(&k, &a, 0);
+    k
 }
 
 /// The IPv4 source of a later IPv6 fragment, which has no port: its first fragment's binding
@@ -469,14 +476,7 @@ pub fn fragment_source6(
     id: [u8; 2],
     proto: u8,
 ) -> [u8; 4] {
-    let mut k = Frag6Key {
-        src6: [0; 16],
-        dst4,
-        id,
-        proto,
-        _pad: 0,
-    };
-    crate::packet::copy_addr6(&mut k.src6, src6);
+    let k = frag6_key(src6, dst4, id, proto);
     // SAFETY: read-only lookup of a plain value, copied out.
     match unsafe { FRAGS6.get(&k) } {
         Some(a) => *a,
