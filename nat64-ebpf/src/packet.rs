@@ -323,6 +323,17 @@ pub fn shrink_head(ctx: &impl Frame, delta: i32, proto: u16) -> bool {
     ctx.move_head(delta, proto) && write_bytes(ctx, 12, proto.to_be_bytes()).is_ok()
 }
 
+/// The shortest transport header of protocol `proto` (TCP 20 bytes, UDP and ICMP 8), that a
+/// whole packet or a first fragment must hold; 0 for the others.
+#[inline(always)]
+pub fn l4_min(proto: u8) -> usize {
+    match proto {
+        IPPROTO_TCP => 20,
+        IPPROTO_UDP | IPPROTO_ICMP | IPPROTO_ICMPV6 => 8,
+        _ => 0,
+    }
+}
+
 /// Two bytes as a 16-bit word for checksum sums.
 #[inline(always)]
 pub fn word(a: u8, b: u8) -> u32 {

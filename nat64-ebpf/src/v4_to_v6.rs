@@ -59,17 +59,6 @@ pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
 /// RFC 8200 section 5: every IPv6 link carries 1280 bytes.
 const IPV6_MIN_MTU: usize = 1280;
 
-/// The shortest transport header of protocol `proto` (TCP 20 bytes, UDP and ICMP 8), that a
-/// whole packet or a first fragment must hold; 0 for the others.
-#[inline(always)]
-pub fn l4_min(proto: u8) -> usize {
-    match proto {
-        IPPROTO_TCP => 20,
-        IPPROTO_UDP | IPPROTO_ICMP | IPPROTO_ICMPV6 => 8,
-        _ => 0,
-    }
-}
-
 /// The MTU of the IPv6 route out when a translated packet of `v6_len` bytes does not fit it,
 /// else 0: one FIB lookup (`egress`), made only for packets over the IPv6 minimum MTU and the
 /// narrowest interface (`Config::mtu_floor6`), which every route carries.
@@ -115,7 +104,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         // (an Ethernet frame is padded to 60 bytes): a whole packet or first fragment too
         // short for it is malformed (a tiny first fragment, RFC 1858), and its "ports" would
         // be padding.
-        if u16::from_be_bytes(ip4.frag) & IPV4_OFFSET_MASK == 0 && tot_len - ihl < l4_min(ip4.proto)
+        if u16::from_be_bytes(ip4.frag) & IPV4_OFFSET_MASK == 0
+            && tot_len - ihl < crate::packet::l4_min(ip4.proto)
         {
             return Err(DropReason::Truncated);
         }

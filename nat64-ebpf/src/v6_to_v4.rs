@@ -156,7 +156,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // The transport header lies within the packet, not in the frame's padding after it: a
     // whole packet or first fragment too short for it is malformed (RFC 8200 section 4.5
     // wants the first fragment to hold the upper-layer header).
-    if first && (l4_len as usize) < crate::v4_to_v6::l4_min(nh) {
+    if first && (l4_len as usize) < crate::packet::l4_min(nh) {
         return Err(DropReason::Truncated);
     }
     // A fragmented ICMPv6 message cannot be translated piecewise: its checksum covers a
