@@ -289,6 +289,7 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         link,
         gone: Default::default(),
         ipv4_routes: Default::default(),
+        waiting: Default::default(),
     };
     let waited = crate::running::wait_for_shutdown(&mut dp, &mut cfg, admin, &mut reload).await;
     let link = reload.link.take();

@@ -22,6 +22,9 @@ pub(crate) struct Reload<'a> {
     /// worked out: that asks the IPv6 routing table, so the periodic resync reuses them, and a
     /// resync that follows an event, or a reload, works them out again.
     pub(crate) ipv4_routes: std::cell::RefCell<Option<Vec<(ipnet::Ipv4Net, u32)>>>,
+    /// The last reload found a configured interface missing: it is tried again when a link
+    /// event settles (an interface that flapped as a ConfigMap changed), not dropped.
+    pub(crate) waiting: std::cell::Cell<bool>,
 }
 
 impl Reload<'_> {
@@ -29,13 +32,23 @@ impl Reload<'_> {
     /// and says why. Established sessions live in the binding tables, which a reload does not
     /// touch.
     pub(crate) async fn run(&self, dp: &mut Dataplane, cur: &mut Config, trigger: &str) {
-        let new = match crate::run_args::effective_config(self.args) {
+        self.waiting.set(false);
+        let new = match crate::run_args::configured(self.args) {
             Ok(c) => c,
             Err(e) => {
                 error!(trigger, error = %format!("{e:#}"), "reload refused; the running configuration is kept");
                 return;
             }
         };
+        if let Err(e) = new.check_interfaces_exist() {
+            warn!(trigger, error = %e, "reload waits for the interface: the running configuration is kept, and the reload tried again when links change");
+            self.waiting.set(true);
+            return;
+        }
+        if let Err(e) = new.check_own_addresses() {
+            error!(trigger, error = %e, "reload refused; the running configuration is kept");
+            return;
+        }
         if new == *cur {
             info!(trigger, "configuration unchanged");
             return;

@@ -30,6 +30,16 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
+    let cfg = configured(args)?;
+    cfg.check_interfaces_exist()?;
+    cfg.check_own_addresses()?;
+    Ok(cfg)
+}
+
+/// [`effective_config`] without the checks against the host as it is now (the interfaces,
+/// the node's own addresses), which a reload makes on its own: an interface that is absent
+/// for a moment is worth waiting for, a malformed file is not.
+pub(crate) fn configured(args: &RunArgs) -> anyhow::Result<Config> {
     let mut cfg = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -54,7 +64,5 @@ pub(crate) fn effective_config(args: &RunArgs) -> anyhow::Result<Config> {
             "interfaces: no interface configured and translator_link is off, so nothing would be translated; give an interface with --interface or in the file"
         );
     }
-    cfg.check_interfaces_exist()?;
-    cfg.check_own_addresses()?;
     Ok(cfg)
 }

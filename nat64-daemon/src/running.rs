@@ -137,6 +137,10 @@ pub(crate) async fn wait_for_shutdown(
             _ = sleep_until_some(r.resync_at) => {
                 r.resync_at = None;
                 r.reload.resync(r.dp, r.cfg, "netlink event").await;
+                // A reload that waited for a missing interface: again, now that links changed.
+                if r.reload.waiting.get() {
+                    r.reload("links changed, after a reload that waited for an interface").await;
+                }
             }
             _ = watch.tick(), if watching => r.reload_if_changed().await,
             Some(req) = next_request(&mut admin) => r.answer(req).await,

@@ -292,3 +292,34 @@ fn an_eam_prefix_on_the_nodes_subnet_leaves_its_connected_route_alone() {
     let (ok, text) = ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
     assert!(ok, "{text}");
 }
+
+/// A reload that finds a configured interface missing for the moment (a link that flaps as
+/// a ConfigMap changes) keeps the running configuration, and goes through by itself once the
+/// interface is back: no second signal, no second change to the file.
+#[test]
+fn a_reload_waits_for_a_missing_interface_and_goes_through_when_it_is_back() {
+    let lab = lab();
+    lab.xlat.ip(&["link", "set", "xs", "down"]);
+    lab.xlat.ip(&["link", "set", "xs", "name", "xs-away"]);
+    std::fs::write(lab.config_path(), with_extra_mapping(&lab)).unwrap();
+    lab.daemon().signal(libc::SIGHUP);
+    let log = lab
+        .daemon()
+        .wait_log("reload waits for the interface", 1, Duration::from_secs(10))
+        .unwrap_or_else(|log| panic!("the reload did not wait:\n{log}"));
+    assert!(!log.contains("configuration reloaded"), "{log}");
+    lab.xlat.ip(&["link", "set", "xs-away", "name", "xs"]);
+    lab.xlat.ip(&["link", "set", "xs", "up"]);
+    lab.daemon()
+        .wait_log("configuration reloaded", 1, Duration::from_secs(10))
+        .unwrap_or_else(|log| panic!("no reload once the interface was back:\n{log}"));
+    let out = std::process::Command::new(nat64_tests::nat64d_path())
+        .arg("config")
+        .arg("--socket")
+        .arg(lab.admin_socket())
+        .output()
+        .expect("nat64d config");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let running = nat64_daemon::Config::parse(&shown, "nat64d config").expect("parses");
+    assert_eq!(running.eam.len(), 2, "the new mapping runs: {shown}");
+}
