@@ -185,6 +185,15 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
         // Port blocks kept from a run with another block size or port range would not describe
         // the ports their clients hold, and new blocks could overlap them: they go, with the
         // dynamic bindings (the log then holds no record that two clients could share).
+        // Dynamic bindings of a run with another deterministic mapping (RFC 7422) lie in the
+        // blocks of other clients now: they go.
+        if !tables.follow_deterministic(st) {
+            let flushed = tables.flush()?;
+            warn!(
+                flushed,
+                "dynamic bindings kept from the last run lie outside the blocks [stateful.deterministic] gives their clients now: flushed"
+            );
+        }
         if !tables.blocks_match(st) {
             let flushed = tables.flush()?;
             let released = tables.release_all_blocks();

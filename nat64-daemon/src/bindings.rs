@@ -383,6 +383,31 @@ impl Tables<'_> {
         (removed, failed)
     }
 
+    /// Whether every dynamic binding lies in the block RFC 7422's mapping (`st.deterministic`)
+    /// gives its client; true without one. Bindings kept from a run with another mapping sit
+    /// in other clients' blocks, and `nat64d map`, which answers from the configuration,
+    /// would name the wrong client for them.
+    pub fn follow_deterministic(&self, st: &Stateful) -> bool {
+        if st.deterministic.is_none() {
+            return true;
+        }
+        self.list(usize::MAX)
+            .iter()
+            .filter(|b| b.v6.flags & BIB_F_STATIC == 0)
+            .all(|b| {
+                let Some(proto) = Protocol::from_number(b.key6.proto) else {
+                    return true;
+                };
+                let port = u16::from_be_bytes(b.v6.port4);
+                crate::map::client_of(st, b.v6.addr4.into(), port, proto).is_ok_and(
+                    |(prefix, len, _)| {
+                        ipnet::Ipv6Net::new(prefix, len)
+                            .is_ok_and(|n| n.contains(&std::net::Ipv6Addr::from(b.key6.addr6)))
+                    },
+                )
+            })
+    }
+
     /// Removes every dynamic binding (static ones stay), both halves at once (no hold-down: an
     /// operator's flush); returns how many went.
     pub fn flush(&mut self) -> Result<u64, MapError> {

@@ -84,3 +84,64 @@ fn every_flow_leads_back_to_its_client_offline() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Another mapping (more clients, smaller blocks) over pinned tables: a reload refuses it (it
+/// needs a restart), and the restart flushes the bindings made under the old one, which now
+/// lie in other clients' blocks, so that `nat64d map` never names the wrong client.
+#[test]
+fn a_new_mapping_needs_a_restart_which_flushes_the_old_bindings() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        pinned_state: true,
+        ..LabOptions::default()
+    });
+    let base = lab.config_toml().replace(
+        "pool4 = \"203.0.113.200/30\"",
+        "pool4 = \"203.0.113.200/32\"",
+    );
+    let mapping = |clients: &str| {
+        format!(
+            "{base}\n[stateful.deterministic]\nclients = \"{clients}\"\nclient_prefix_len = 128\n"
+        )
+    };
+    let four = mapping("2001:db8:6::200/126");
+    let eight = mapping("2001:db8:6::200/125");
+    std::fs::write(lab.config_path(), &four).unwrap();
+    lab.start_daemon_with(&four);
+    let server = lab.udp_server(5303);
+    let flows = nat64_tests::peers::short_udp_flows(&lab, &server, 5303);
+    assert!(!flows.is_empty());
+    let (ok, listed, err) = lab.bindings_cli(&["list"]);
+    assert!(ok && !listed.trim().is_empty(), "{listed}{err}");
+
+    std::fs::write(lab.config_path(), &eight).unwrap();
+    lab.daemon().signal(libc::SIGHUP);
+    lab.daemon()
+        .wait_log(
+            "stateful.deterministic: changes only with a restart",
+            1,
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap_or_else(|log| panic!("the new mapping was not refused:\n{log}"));
+
+    lab.stop_daemon();
+    lab.start_daemon_with(&eight);
+    assert!(
+        lab.daemon_log()
+            .contains("[stateful.deterministic] gives their clients now: flushed"),
+        "{}",
+        lab.daemon_log()
+    );
+    let (ok, listed, err) = lab.bindings_cli(&["list"]);
+    assert!(ok && listed.trim().is_empty(), "{listed}{err}");
+
+    // The same mapping again: nothing to flush.
+    lab.stop_daemon();
+    lab.start_daemon_with(&eight);
+    assert!(
+        !lab.daemon_log().contains("flushed"),
+        "{}",
+        lab.daemon_log()
+    );
+}

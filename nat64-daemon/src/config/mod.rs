@@ -250,6 +250,11 @@ impl Config {
                 if a.pool4 != b.pool4 {
                     return restart("stateful.pool4");
                 }
+                // RFC 7422: the bindings made under one mapping lie in the blocks it gave;
+                // under another they would sit in other clients' (the start flushes them).
+                if a.deterministic != b.deterministic {
+                    return restart("stateful.deterministic");
+                }
                 if a.max_bindings != b.max_bindings {
                     return restart("stateful.max_bindings");
                 }
