@@ -18,6 +18,24 @@ fn with_extra_mapping(lab: &Lab) -> String {
     format!("{}{}", lab.config_toml(), nat64_tests::lab::SPARE_EAM)
 }
 
+/// What `nat64d config` says runs now: its text, and that text parsed.
+fn running_config(lab: &Lab) -> (String, nat64_daemon::Config) {
+    let out = std::process::Command::new(nat64_tests::nat64d_path())
+        .arg("config")
+        .arg("--socket")
+        .arg(lab.admin_socket())
+        .output()
+        .expect("nat64d config");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{shown}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let running = nat64_daemon::Config::parse(&shown, "nat64d config").expect("parses");
+    (shown, running)
+}
+
 fn lab() -> Lab {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
@@ -104,20 +122,8 @@ fn a_reload_applies_new_mappings_and_keeps_established_sessions() {
     assert!(ok, "the new mapping does not work: {text}");
 
     // `nat64d config` shows what runs now, the new mapping included, as TOML that parses.
-    let out = std::process::Command::new(nat64_tests::nat64d_path())
-        .arg("config")
-        .arg("--socket")
-        .arg(lab.admin_socket())
-        .output()
-        .expect("nat64d config");
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{shown}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (shown, running) = running_config(&lab);
     assert!(shown.contains("ipv4 = \"203.0.113.99/32\""), "{shown}");
-    let running = nat64_daemon::Config::parse(&shown, "nat64d config").expect("parses");
     assert_eq!(running.eam.len(), 2, "{shown}");
 
     // The session established before the reload carries on.
@@ -313,13 +319,6 @@ fn a_reload_waits_for_a_missing_interface_and_goes_through_when_it_is_back() {
     lab.daemon()
         .wait_log("configuration reloaded", 1, Duration::from_secs(10))
         .unwrap_or_else(|log| panic!("no reload once the interface was back:\n{log}"));
-    let out = std::process::Command::new(nat64_tests::nat64d_path())
-        .arg("config")
-        .arg("--socket")
-        .arg(lab.admin_socket())
-        .output()
-        .expect("nat64d config");
-    let shown = String::from_utf8_lossy(&out.stdout);
-    let running = nat64_daemon::Config::parse(&shown, "nat64d config").expect("parses");
+    let (shown, running) = running_config(&lab);
     assert_eq!(running.eam.len(), 2, "the new mapping runs: {shown}");
 }
