@@ -111,6 +111,17 @@ pub fn emit(ctx: &impl Frame, cfg: &Config, dir: Dir) -> u32 {
     let Some(eth) = read::<EthHdr>(ctx, 0) else {
         return xdp_action::XDP_DROP;
     };
+    if routed_back(ctx, cfg) {
+        // Not for somewhere else: the hop given back (`hops`) is taken again, so that a
+        // packet going round through the link loses one on every turn (the kernel answers
+        // Time Exceeded when it has none left) instead of circling for ever.
+        let Some(h) = read::<[u8; 1]>(ctx, crate::packet::ETH_LEN + 7) else {
+            return xdp_action::XDP_DROP;
+        };
+        if write_bytes(ctx, crate::packet::ETH_LEN + 7, [h[0].saturating_sub(1)]).is_err() {
+            return xdp_action::XDP_DROP;
+        }
+    }
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(&eth.src);
     macs[6..].copy_from_slice(&eth.dst);
@@ -118,6 +129,51 @@ pub fn emit(ctx: &impl Frame, cfg: &Config, dir: Dir) -> u32 {
         Ok(()) => xdp_action::XDP_TX,
         Err(_) => xdp_action::XDP_DROP,
     }
+}
+
+/// Whether the kernel will route the IPv6 packet the link is about to send back straight into
+/// the link again. RFC 7757 lets an EAM entry's IPv6 side lie under pool6, which is routed
+/// into the link: IPv4 to the entry's prefix becomes IPv6 to pool6, which the link translates
+/// back to the same IPv4 prefix, and so round. Every such turn has an IPv6 leg under pool6
+/// (the link's only IPv6 route), so only those legs are looked up: one FIB lookup from the
+/// link's kernel side, where the kernel's own will start.
+#[inline(never)]
+fn routed_back(ctx: &impl Frame, cfg: &Config) -> bool {
+    use crate::packet::{ETH_LEN, ETH_P_IPV6};
+    use aya_ebpf::bindings::{BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH, bpf_fib_lookup};
+    if cfg.link_ifindex == 0 || crate::packet::ethertype(ctx) != Some(ETH_P_IPV6) {
+        return false;
+    }
+    let Some(dst) = read::<[u8; 16]>(ctx, ETH_LEN + 24) else {
+        return false;
+    };
+    if !nat64_common::addr::prefix_matches(&dst, &cfg.pool6, cfg.pool6_len) {
+        return false;
+    }
+    let Some(p) = crate::maps::FIB.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: the per-CPU slot, private to this packet while the program runs.
+    let p: &mut bpf_fib_lookup = unsafe { &mut *p };
+    p.family = crate::proto::AF_INET6;
+    p.l4_protocol = 0;
+    p.sport = 0;
+    p.dport = 0;
+    p.__bindgen_anon_1.tot_len = 0;
+    p.__bindgen_anon_2.flowinfo = 0;
+    p.ifindex = cfg.link_ifindex;
+    p.__bindgen_anon_3.ipv6_src = [0; 4];
+    p.__bindgen_anon_4.ipv6_dst = crate::packet::addr_words(&dst);
+    // SAFETY: helper call with the context and a map value of the size given.
+    let rc = unsafe {
+        aya_ebpf::helpers::generated::bpf_fib_lookup(
+            ctx.raw(),
+            p as *mut bpf_fib_lookup,
+            core::mem::size_of::<bpf_fib_lookup>() as i32,
+            BPF_FIB_LOOKUP_SKIP_NEIGH,
+        )
+    };
+    rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && p.ifindex == cfg.link_ifindex
 }
 
 /// Readies an IPv4 packet to be redirected into the link: both MAC addresses the link's

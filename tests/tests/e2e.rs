@@ -522,6 +522,45 @@ fn traffic_from_the_translator_host_is_translated_through_the_link() {
     }
 }
 
+/// An EAM entry whose IPv6 side lies under pool6 (RFC 7757 allows it, and gives the EAM
+/// precedence) sends what is translated to it back into the translator link: IPv4 to its
+/// prefix becomes IPv6 under pool6, which the kernel routes into the link, which translates
+/// it back to the same IPv4 prefix. The link gives back the hop the kernel's forwarding took
+/// only for a packet that leaves it for somewhere else, so such a packet loses a hop on every
+/// pass and dies of old age (the kernel's Time Exceeded) instead of circling for ever.
+#[test]
+fn a_packet_translated_back_into_the_link_runs_out_of_hops() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        extra_config: "[[eam]]\nipv6 = \"64:ff9b::cb00:714d/128\"\nipv4 = \"203.0.113.77/32\"\n"
+            .into(),
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    // Both directions' ICMP translations, from `nat64d stats`' table.
+    let icmp = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("translated packets, icmp"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let out = lab.xlat.output(
+        "ping",
+        &["-n", "-c", "1", "-t", "16", "-W", "1", "203.0.113.77"],
+    );
+    // Whatever ping saw, the circling must have stopped: no translation between two reads.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let first = icmp(&lab.stats_cli(false).1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = icmp(&lab.stats_cli(false).1);
+    assert!(
+        first > 0 && first <= 40 && second == first,
+        "ICMP translations: {first} then {second}; ping: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    lab.stop_daemon();
+}
+
 /// Two IPv6 hosts reach each other through their IPv4 aliases under pool6, as DNS64 would
 /// name them (RFC 7757 section 4, hairpinning): each sees the other at the alias it wrote to.
 /// The client socket is connected, so a reply from any other address would not be accepted.
