@@ -487,3 +487,86 @@ fn a_restart_resizes_pinned_tables_to_the_configuration() {
     assert_eq!(pinned_size(&lab, "BIB4"), 128);
     assert_eq!(bindings(&lab), before);
 }
+
+/// Counters pinned by a daemon of another version, with another number of slots (a new
+/// counter came), are not adopted: a pin is adopted whatever its size, so the counters past
+/// its end would never count, and carried over slot by slot they would land on other
+/// counters. The table is made anew at this version's size (the counters start from zero,
+/// which Prometheus takes as a reset) and everything counts.
+#[test]
+fn counters_pinned_in_another_layout_are_made_anew() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        pinned_state: true,
+        ..LabOptions::default()
+    });
+    // The state directory as the daemon makes it, with a ten-slot STATS in it.
+    let dir = lab
+        .dir()
+        .join("bpf/nat64d")
+        .join(format!("v{}", nat64_common::maps::LAYOUT_VERSION));
+    lab.start_daemon();
+    lab.stop_daemon();
+    std::fs::remove_file(dir.join("STATS")).expect("unpin STATS");
+    pin_percpu_array(&dir.join("STATS"), 10);
+    assert_eq!(pinned_size(&lab, "STATS"), 10);
+
+    lab.start_daemon();
+    let log = lab.daemon_log();
+    assert!(log.contains("counters start again from zero"), "{log}");
+    assert_eq!(
+        pinned_size(&lab, "STATS"),
+        nat64_common::counters::STATS_LEN
+    );
+    let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "{text}");
+    let exit = lab.stop_daemon();
+    assert!(
+        parse_value(&exit.stdout, Counter::Packets(Dir::V6ToV4, L4Proto::Icmp)).unwrap_or(0) >= 2,
+        "{}",
+        exit.stdout
+    );
+}
+
+/// Creates a per-CPU array of `n` u64 slots with u32 keys and pins it at `path` (raw
+/// `bpf(2)`: BPF_MAP_CREATE, then BPF_OBJ_PIN).
+fn pin_percpu_array(path: &std::path::Path, n: u32) {
+    use std::os::unix::ffi::OsStrExt as _;
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
+    // union bpf_attr for BPF_MAP_CREATE: map_type, key_size, value_size, max_entries.
+    let mut attr = [0u32; 32];
+    attr[..4].copy_from_slice(&[BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, n]);
+    // SAFETY: `attr` outlives the call and is larger than the kernel reads for this command.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_CREATE,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr) as u32,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "BPF_MAP_CREATE: {}",
+        std::io::Error::last_os_error()
+    );
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // For BPF_OBJ_PIN: pathname (u64), bpf_fd (u32).
+    let mut attr = [0u64; 16];
+    attr[0] = c.as_ptr() as u64;
+    attr[1] = fd as u64;
+    // SAFETY: as above; `c` stays alive until after the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_PIN,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr) as u32,
+        )
+    };
+    assert_eq!(rc, 0, "BPF_OBJ_PIN: {}", std::io::Error::last_os_error());
+    // SAFETY: closing the descriptor made above; the pin keeps the map.
+    unsafe { libc::close(fd as libc::c_int) };
+}

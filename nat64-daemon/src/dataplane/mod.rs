@@ -325,6 +325,8 @@ impl Dataplane {
             ("SESSIONS", sessions),
             ("PEERS", sessions),
             ("HELD_SYNS", held),
+            // Another version's counters, laid out otherwise (`refill` does not carry them).
+            ("STATS", STATS_LEN),
         ];
         for (name, size) in sized {
             loader.map_max_entries(name, size);
@@ -617,6 +619,16 @@ fn unpin_resized(dir: &std::path::Path, sized: &[(&'static str, u32)]) -> Vec<Re
 /// Copies a resized table's entries into the new one the load made.
 fn refill(ebpf: &mut Ebpf, r: Resized) {
     use std::os::fd::{AsFd as _, AsRawFd as _};
+    if r.name == "STATS" {
+        // A counter's slot depends on the layout of the version that counted it: carried
+        // over, the counts would land on other counters. Prometheus takes the reset.
+        info!(
+            from = r.was,
+            to = r.now,
+            "counters start again from zero: the last run counted in another layout"
+        );
+        return;
+    }
     let (Some(new), Ok(old)) = (ebpf.map(r.name).and_then(raw_fd), r.map.info()) else {
         return;
     };
