@@ -291,16 +291,26 @@ pub enum Generated {
     /// pool4 address the node shares, is too big for the route out (the kernel's own
     /// Fragmentation Needed would go to the node itself; `DropReason::PacketTooBig`).
     PacketTooBig = 4,
+    /// ICMPv4 Destination Unreachable, Source Route Failed (code 5) to an IPv4 sender whose
+    /// packet carries an unexpired source route (RFC 7915 section 4.1,
+    /// [`DropReason::SourceRoute`]).
+    SourceRouteFailed = 5,
+    /// ICMPv6 Parameter Problem, Erroneous Header Field (type 4, code 0) to an IPv6 sender whose
+    /// packet has a Routing header with Segments Left (RFC 7915 section 5.1, pointing at that
+    /// field; [`DropReason::SourceRoute`]).
+    ParameterProblem = 6,
 }
 
 impl Generated {
-    pub const COUNT: u32 = 5;
-    pub const ALL: [Generated; 5] = [
+    pub const COUNT: u32 = 7;
+    pub const ALL: [Generated; 7] = [
         Generated::FragmentationNeeded,
         Generated::AddressUnreachable,
         Generated::AdminProhibited,
         Generated::PortUnreachable,
         Generated::PacketTooBig,
+        Generated::SourceRouteFailed,
+        Generated::ParameterProblem,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -310,6 +320,8 @@ impl Generated {
             Generated::AdminProhibited => "admin_prohibited",
             Generated::PortUnreachable => "port_unreachable",
             Generated::PacketTooBig => "packet_too_big",
+            Generated::SourceRouteFailed => "source_route_failed",
+            Generated::ParameterProblem => "parameter_problem",
         }
     }
 }

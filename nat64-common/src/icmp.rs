@@ -13,6 +13,8 @@ pub const ICMP_FRAG_NEEDED: u8 = 4;
 /// RFC 1812 section 5.2.7.1: Destination Unreachable, Communication Administratively
 /// Prohibited.
 pub const ICMP_ADMIN_PROHIBITED: u8 = 13;
+/// Destination Unreachable code: Source Route Failed (RFC 792).
+pub const ICMP_SOURCE_ROUTE_FAILED: u8 = 5;
 /// RFC 1812 section 4.3.2.3: the most bytes an ICMPv4 error may take.
 pub const ICMP4_ERROR_MAX: usize = 576;
 

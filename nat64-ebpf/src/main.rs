@@ -354,6 +354,9 @@ fn run4<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
         Err(DropReason::UdpZeroChecksum) => {
             too_big::prohibited(ctx, cfg, DropReason::UdpZeroChecksum).unpack()
         }
+        // RFC 7915 section 4.1: an unexpired source route is answered (only seen here with
+        // the whole core: at TC such a packet goes into the translator link).
+        Err(DropReason::SourceRoute) => too_big::source_route_failed(ctx, cfg).unpack(),
         // Refused by address-dependent filtering (not a TCP SYN refused by
         // `drop_external_tcp`, which RFC 6146 section 3.5.2.2 drops silently): answered.
         Err(DropReason::Filtered) if !packet::is_tcp4(ctx) => {

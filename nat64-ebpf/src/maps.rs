@@ -257,7 +257,8 @@ pub struct Scratch {
     pub syn_key: SynKey,
     pub held: HeldSyn,
     /// 6 to 4: the MTU a Packet Too Big that `unreachable` answers with carries (network
-    /// order), when `answer6` is `unreachable::PACKET_TOO_BIG`.
+    /// order), when `answer6` is `unreachable::PACKET_TOO_BIG`; the pointer of a Parameter
+    /// Problem, when it is `unreachable::PARAMETER_PROBLEM`.
     pub ptb_mtu: [u8; 4],
     /// Stateful NAT64: the session being looked up or made (`stateful::session_out`,
     /// `stateful::session_in`), its value, and the TCP flags of its packet.

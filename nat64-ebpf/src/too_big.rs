@@ -9,11 +9,15 @@
 //!   packet is translated and that Packet Too Big comes back through it.
 //! - Communication Administratively Prohibited for UDP datagrams without a checksum that are
 //!   not translated (RFC 7915 section 4.5).
+//! - Source Route Failed for packets with an unexpired source route (RFC 7915 section 4.1).
 
 use crate::frame::Frame;
 use nat64_common::{
     Counter, Dir, DropReason, Generated, checksum,
-    icmp::{ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP4_ERROR_MAX},
+    icmp::{
+        ICMP_ADMIN_PROHIBITED, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_SOURCE_ROUTE_FAILED,
+        ICMP4_ERROR_MAX,
+    },
     maps::{CONFIG_F_POOL6791, Config},
 };
 
@@ -68,6 +72,23 @@ pub fn prohibited(ctx: &impl Frame, cfg: &Config, reason: DropReason) -> Packed 
         max_quote: ICMP4_ERROR_MAX - ICMP_LEN - IPV4_LEN,
         reason,
         kind: Generated::AdminProhibited,
+    };
+    Packed::pack(reply(ctx, cfg, &answer).map(Step::Done))
+}
+
+/// RFC 7915 section 4.1: "If the IPv4 packet contains an unexpired source route option, the
+/// packet SHOULD be dropped and an ICMPv4 Destination Unreachable, Source Route Failed (Type
+/// 3, Code 5) error message SHOULD be returned to the sender" (as Jool does), quoting as much
+/// as an ICMPv4 error may carry; counted as `DropReason::SourceRoute`.
+#[inline(never)]
+pub fn source_route_failed(ctx: &impl Frame, cfg: &Config) -> Packed {
+    let answer = Answer {
+        code: ICMP_SOURCE_ROUTE_FAILED,
+        rest: [0; 4],
+        quoted_data: ICMP4_ERROR_MAX,
+        max_quote: ICMP4_ERROR_MAX - ICMP_LEN - IPV4_LEN,
+        reason: DropReason::SourceRoute,
+        kind: Generated::SourceRouteFailed,
     };
     Packed::pack(reply(ctx, cfg, &answer).map(Step::Done))
 }

@@ -9,6 +9,12 @@
 //!   section 5.4): a malformed fragment (`DropReason::BadFragment`). It comes from this node,
 //!   the address its kernel would send its own packet to the sender from (as Jool's does).
 //!
+//! - Parameter Problem, Erroneous Header Field (RFC 4443 section 3.4, type 4 code 0) for a
+//!   packet with a Routing header whose Segments Left is not zero (RFC 7915 section 5.1: "the
+//!   packet MUST NOT be translated, and an ICMPv6 'parameter problem/erroneous header field
+//!   encountered' (Type 4, Code 0) error message, with the Pointer field indicating the first
+//!   byte of the Segments Left field, SHOULD be returned to the sender"), from this node.
+//!
 //! - Packet Too Big (RFC 4443 section 3.2) for a packet from a pool4 address the node shares
 //!   that is too big for the route out (`egress`), from this node, like the previous one.
 //!
@@ -36,6 +42,10 @@ pub const ADDRESS_UNREACHABLE: u8 = 3;
 /// `Scratch::answer6`, outside the range of codes.
 const ICMPV6_PACKET_TOO_BIG: u8 = 2;
 pub const PACKET_TOO_BIG: u8 = 0x80;
+/// RFC 4443 section 3.4: Parameter Problem (type 4), Erroneous Header Field (code 0), with its
+/// pointer in `Scratch::ptb_mtu`; in `Scratch::answer6`, outside the range of codes.
+const ICMPV6_PARAM_PROBLEM: u8 = 4;
+pub const PARAMETER_PROBLEM: u8 = 0x81;
 /// The hop limit of errors this node originates (the kernel's default).
 const HOP_LIMIT: u8 = 64;
 /// The most of the offending packet an error may quote: 1280 - 40 - 8.
@@ -68,6 +78,7 @@ fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     s.icmp = match s.answer6 {
         ADMIN_PROHIBITED => [ICMPV6_DEST_UNREACH, ADMIN_PROHIBITED, 0, 0, 0, 0, 0, 0],
         PACKET_TOO_BIG => [ICMPV6_PACKET_TOO_BIG, 0, 0, 0, m0, m1, m2, m3],
+        PARAMETER_PROBLEM => [ICMPV6_PARAM_PROBLEM, 0, 0, 0, m0, m1, m2, m3],
         _ => [ICMPV6_DEST_UNREACH, ADDRESS_UNREACHABLE, 0, 0, 0, 0, 0, 0],
     };
     let (ty, code) = (s.icmp[0], s.icmp[1]);
@@ -82,7 +93,7 @@ fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     // own toward it (that address when the node has no route back).
     s.addr6[0] = ip6.dst;
     s.addr6[1] = ip6.src;
-    if (ty == ICMPV6_PACKET_TOO_BIG || code == ADMIN_PROHIBITED) && !rfc6791::own6(ctx) {
+    if (ty != ICMPV6_DEST_UNREACH || code == ADMIN_PROHIBITED) && !rfc6791::own6(ctx) {
         s.addr6[0] = ip6.dst;
     }
     let packet_len = IPV6_LEN + u16::from_be_bytes(ip6.payload_len) as usize;
@@ -128,6 +139,8 @@ fn reply(ctx: &impl Frame, cfg: &Config) -> Result<u32, DropReason> {
     crate::stats::add(
         Counter::Generated(if s.icmp[0] == ICMPV6_PACKET_TOO_BIG {
             Generated::PacketTooBig
+        } else if s.icmp[0] == ICMPV6_PARAM_PROBLEM {
+            Generated::ParameterProblem
         } else if s.icmp[1] == ADMIN_PROHIBITED {
             Generated::AdminProhibited
         } else {

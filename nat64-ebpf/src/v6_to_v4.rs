@@ -133,6 +133,14 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                 crate::scratch::get()?.answer6 = unreachable::ADMIN_PROHIBITED;
                 return Ok(Step::Unreachable);
             }
+            // Section 5.1: a Routing header with Segments Left is not translated, and is
+            // answered with Parameter Problem pointing at that field (the walk left the
+            // pointer in the scratch slot).
+            Err(DropReason::SourceRoute) => {
+                stats::add(Counter::Dropped(Dir::V6ToV4, DropReason::SourceRoute), 1);
+                crate::scratch::get()?.answer6 = unreachable::PARAMETER_PROBLEM;
+                return Ok(Step::Unreachable);
+            }
             Err(e) => return Err(e),
         };
         nh = w.nh as u8;
@@ -485,7 +493,12 @@ fn walk_extension_headers<C: Frame>(ctx: &C, nh: u8) -> Result<ExtWalk, DropReas
     match w.err {
         0 => Ok(w),
         EXT_TRUNCATED => Err(DropReason::Truncated),
-        EXT_SOURCE_ROUTE => Err(DropReason::SourceRoute),
+        EXT_SOURCE_ROUTE => {
+            // The Segments Left field of the Routing header the walk stopped at, counted from
+            // the start of the IPv6 header (RFC 4443 section 3.4's pointer).
+            crate::scratch::get()?.ptb_mtu = (w.off - ETH_LEN as u32 + 3).to_be_bytes();
+            Err(DropReason::SourceRoute)
+        }
         EXT_AFTER_FRAGMENT => Err(DropReason::BadFragment),
         _ => Err(DropReason::ExtensionHeader),
     }

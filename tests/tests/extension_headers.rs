@@ -424,14 +424,7 @@ fn skipped_extension_headers_leave_a_plain_ipv4_packet() {
 fn extension_headers_that_cannot_be_skipped_are_refused() {
     let dp = dataplane();
     let datagram = udp6(CLIENT6, SERVER6, &pattern(40));
-    let cases: [(&str, u8, Vec<Vec<u8>>, DropReason); 3] = [
-        // RFC 7915 section 5.1: segments left means the packet is on a source route.
-        (
-            "routing header with segments left",
-            43,
-            vec![routing(17, 1)],
-            DropReason::SourceRoute,
-        ),
+    let cases: [(&str, u8, Vec<Vec<u8>>, DropReason); 2] = [
         // Five headers: more than the dataplane walks.
         (
             "a chain of five",
@@ -539,6 +532,80 @@ fn headers_after_the_fragment_header_are_answered_with_admin_prohibited() {
                 (Counter::Dropped(Dir::V6ToV4, DropReason::BadFragment), 1),
                 (
                     Counter::Generated(nat64_common::Generated::AdminProhibited),
+                    1
+                )
+            ],
+            "{name}"
+        );
+    }
+}
+
+/// RFC 7915 section 5.1: a packet with a Routing header whose Segments Left is not zero "MUST
+/// NOT be translated, and an ICMPv6 'parameter problem/erroneous header field encountered'
+/// (Type 4, Code 0) error message, with the Pointer field indicating the first byte of the
+/// Segments Left field, SHOULD be returned to the sender" (Jool does). It quotes the packet
+/// and comes from the node's own address toward the sender.
+#[test]
+fn a_routing_header_with_segments_left_is_answered_with_parameter_problem() {
+    let dp = dataplane();
+    let ns = nat64_tests::netns::Netns::new("segments-left");
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let node6: [u8; 16] = "2001:db8:6::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let datagram = udp6(CLIENT6, SERVER6, &pattern(40));
+    // The pointer: Segments Left is the fourth byte of the Routing header.
+    let cases: [(&str, u8, Vec<Vec<u8>>, u32); 2] = [
+        ("routing header first", 43, vec![routing(17, 1)], 40 + 3),
+        (
+            "after hop-by-hop options",
+            0,
+            vec![options(43, 0), routing(17, 2)],
+            48 + 3,
+        ),
+    ];
+    for (name, first, exts, pointer) in cases {
+        let input = with_exts(first, &exts, &datagram);
+        let (action, out, moved) = ns.run(|| run(&dp, &input));
+        assert_eq!(action, nat64_tests::xdp::XDP_TX, "{name}");
+        let quote = &input[14..];
+        let icmp = etherparse::Icmpv6Header::with_checksum(
+            etherparse::Icmpv6Type::ParameterProblem(etherparse::icmpv6::ParameterProblemHeader {
+                code: etherparse::icmpv6::ParameterProblemCode::ErroneousHeaderField,
+                pointer,
+            }),
+            node6,
+            CLIENT6,
+            quote,
+        )
+        .unwrap();
+        let ip = ipv6(
+            node6,
+            CLIENT6,
+            (8 + quote.len()) as u16,
+            IpNumber::IPV6_ICMP,
+            64,
+        );
+        let eth = [&ETH6[6..12], &ETH6[0..6], &ETH6[12..]].concat();
+        let expected = [
+            eth,
+            ip.to_bytes().to_vec(),
+            icmp.to_bytes().to_vec(),
+            quote.to_vec(),
+        ]
+        .concat();
+        assert_frame(name, &out, &expected);
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Dropped(Dir::V6ToV4, DropReason::SourceRoute), 1),
+                (
+                    Counter::Generated(nat64_common::Generated::ParameterProblem),
                     1
                 )
             ],

@@ -259,6 +259,91 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
     }
 }
 
+/// RFC 7915 section 4.1: "If the IPv4 packet contains an unexpired source route option, the
+/// packet SHOULD be dropped and an ICMPv4 Destination Unreachable, Source Route Failed (Type
+/// 3, Code 5) error message SHOULD be returned to the sender" (Jool does): from the
+/// interface's address, quoting the packet, options and all. A source route already
+/// traversed (its pointer past its length) is ignored like any other option.
+#[test]
+fn an_unexpired_source_route_is_answered_with_source_route_failed() {
+    let x = load(1500, false, true, true);
+    let payload: Vec<u8> = (0..24u8).collect();
+    let frame = |option: [u8; 8]| {
+        let mut ip = Ipv4Header::new(
+            (8 + payload.len()) as u16,
+            64,
+            IpNumber::UDP,
+            SERVER4,
+            CLIENT4,
+        )
+        .unwrap();
+        ip.options = option[..].try_into().unwrap();
+        ip.total_len = (28 + 8 + payload.len()) as u16;
+        ip.identification = 0x78;
+        ip.header_checksum = ip.calc_header_checksum();
+        let mut udp = vec![0x0f, 0xa0, 0x07, 0xd0];
+        udp.extend(((8 + payload.len()) as u16).to_be_bytes());
+        udp.extend([0, 0]);
+        udp.extend(&payload);
+        let sum = !folded_sum(
+            &[
+                &SERVER4[..],
+                &CLIENT4[..],
+                &[0, 17],
+                &((udp.len()) as u16).to_be_bytes(),
+                &udp,
+            ]
+            .concat(),
+        );
+        udp[6..8].copy_from_slice(&sum.to_be_bytes());
+        let mut input = [MAC_X, MAC_S].concat();
+        input.extend([0x08, 0x00]);
+        input.extend(ip.to_bytes());
+        input.extend(udp);
+        input
+    };
+    for (label, strict) in [("loose", 131u8), ("strict", 137)] {
+        // Pointer 4: the first address is still ahead.
+        let input = frame([strict, 7, 4, 192, 0, 2, 9, 0]);
+        let (action, out, moved) = x.run_counted(&input);
+        assert_eq!(action, XDP_TX, "{label}");
+        let mut expected = [MAC_S, MAC_X].concat();
+        expected.extend([0x08, 0x00]);
+        let mut icmp = vec![3u8, 5, 0, 0, 0, 0, 0, 0];
+        icmp.extend(&input[14..]);
+        let sum = !folded_sum(&icmp);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut h = Ipv4Header::new(icmp.len() as u16, 64, IpNumber::ICMP, XLAT4, SERVER4).unwrap();
+        h.dont_fragment = false;
+        h.identification = u16::from_be_bytes([out[18], out[19]]);
+        h.header_checksum = h.calc_header_checksum();
+        expected.extend(h.to_bytes());
+        expected.extend(&icmp);
+        assert_eq!(
+            out, expected,
+            "{label}\n got {out:02x?}\nwant {expected:02x?}"
+        );
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Dropped(Dir::V4ToV6, DropReason::SourceRoute), 1),
+                (
+                    Counter::Generated(nat64_common::Generated::SourceRouteFailed),
+                    1
+                ),
+            ],
+            "{label}"
+        );
+    }
+    // Traversed (pointer 8, past the length of 7): translated.
+    let (action, _, moved) = x.run_counted(&frame([131, 7, 8, 192, 0, 2, 9, 0]));
+    assert_eq!(action, XDP_PASS, "traversed");
+    assert!(
+        moved.contains(&(Counter::Packets(Dir::V4ToV6, L4Proto::Udp), 1)),
+        "traversed: {moved:?}"
+    );
+}
+
 /// With DF, too big for the IPv6 route out though within `ipv6_mtu`: the dataplane asks the
 /// FIB and answers Fragmentation Needed itself with the route's MTU less 20, quoting the packet
 /// as sent (before, the kernel's Packet Too Big came back through the translator link with a
