@@ -180,6 +180,13 @@ pub(crate) fn check_config(
             anyhow::bail!("{problem}\nfix: {fix}");
         }
     }
+    // Not an error in the file: `nat64d run --interface` may name them. But run as it is,
+    // it would refuse to start, and the operator should know now.
+    if cfg.interfaces.is_empty() && cfg.translator_link.0.is_none() {
+        eprintln!(
+            "note: no [[interfaces]] and translator_link is off, so nothing would be translated: `nat64d run` with this file needs --interface"
+        );
+    }
     println!("{}: OK", file.display());
     Ok(())
 }

@@ -29,6 +29,30 @@ fn check_config_accepts_the_example_config() {
     assert!(out.contains("OK"), "{out}");
 }
 
+/// A file that would translate nothing (no interface, no translator link) passes, since
+/// `nat64d run --interface` may name the interfaces, but says so; one with either does not.
+#[test]
+fn check_config_notes_a_file_that_would_translate_nothing() {
+    let nothing = write_config("nothing", "translator_link = \"off\"\n");
+    let (ok, out, err) = nat64d(&[
+        "check-config",
+        "--skip-interface-check",
+        nothing.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("OK"), "{out}{err}");
+    assert!(
+        err.contains("nothing would be translated") && err.contains("--interface"),
+        "{err}"
+    );
+    let link = write_config("link", "pool6 = \"64:ff9b::/96\"\n");
+    let (ok, out, err) = nat64d(&[
+        "check-config",
+        "--skip-interface-check",
+        link.to_str().unwrap(),
+    ]);
+    assert!(ok && out.contains("OK") && err.is_empty(), "{out}{err}");
+}
+
 #[test]
 fn check_config_names_field_and_reason() {
     let cases = [
