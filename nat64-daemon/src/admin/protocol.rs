@@ -169,11 +169,20 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// The reply as sent on the socket: the text, then `ok`; or `error: REASON`.
+    /// The reply as sent on the socket: the text, then `ok`; or `error: REASON`, each line
+    /// of a reason of several lines (a configuration error and its causes) so prefixed.
     pub fn to_wire(&self) -> String {
         match self {
             Reply::Done(text) => format!("{text}ok\n"),
-            Reply::Failed(reason) => format!("error: {reason}\n"),
+            Reply::Failed(reason) => {
+                let mut out = String::new();
+                for line in reason.trim_end_matches('\n').split('\n') {
+                    out.push_str("error: ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                out
+            }
         }
     }
 
@@ -185,11 +194,18 @@ impl Reply {
             Some((b, l)) => (format!("{b}\n"), l),
             None => (String::new(), trimmed),
         };
-        match last.strip_prefix("error: ") {
-            Some(reason) => Some(Reply::Failed(reason.to_string())),
-            None if last == "ok" => Some(Reply::Done(body)),
-            None => None,
+        if last == "ok" {
+            return Some(Reply::Done(body));
         }
+        last.strip_prefix("error: ")?;
+        // The reason: the trailing lines that all carry the prefix.
+        let mut lines: Vec<&str> = trimmed
+            .split('\n')
+            .rev()
+            .map_while(|l| l.strip_prefix("error: "))
+            .collect();
+        lines.reverse();
+        Some(Reply::Failed(lines.join("\n")))
     }
 }
 
@@ -272,6 +288,8 @@ mod tests {
             Reply::Done(String::new()),
             Reply::Done("a\nb\n".into()),
             Reply::Failed("no EAM entry for 2001:db8::/120".into()),
+            // A reload refused: the error and its cause, on lines of their own.
+            Reply::Failed("configuration rejected\neam[0].ipv4: not a prefix".into()),
         ] {
             assert_eq!(Reply::from_wire(&r.to_wire()), Some(r.clone()));
         }
