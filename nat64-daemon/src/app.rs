@@ -87,6 +87,19 @@ pub(crate) fn state_dir(cfg: &Config) -> anyhow::Result<Option<(PathBuf, PathBuf
     Ok(Some((dir, base.join("links"))))
 }
 
+/// The lock of the state directory `dir`: a second daemon on the same state would take the
+/// first's pins over (see `nat64_daemon::sys::lock_dir`).
+pub(crate) fn lock_state(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    match nat64_daemon::sys::lock_dir(dir) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => anyhow::bail!(
+            "state_dir: another nat64d holds {} (a daemon is already running with this state directory); stop it first",
+            dir.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("state_dir: cannot lock {}", dir.display())),
+    }
+}
+
 /// Where bpf filesystems live by convention (what the daemon mounts if it must).
 const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
@@ -142,6 +155,12 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
     // Where the time to ready goes (`nat64d ready` reports each phase).
     let started = std::time::Instant::now();
     let state = state_dir(&cfg)?;
+    // The same guard without an admin socket: the state directory's lock, held until this
+    // function returns.
+    let _state_lock = match &state {
+        Some((maps, _)) => Some(lock_state(maps.parent().unwrap_or(maps))?),
+        None => None,
+    };
     // The node's own addresses inside EAM and pool6_ipv4 prefixes stay its own, from the
     // first configuration written: the dispatchers an earlier run left attached tail-call
     // into these programs as soon as they are in place.

@@ -260,6 +260,11 @@ pub(crate) fn cleanup(config: Option<&std::path::Path>) -> anyhow::Result<()> {
             path.display()
         );
     }
+    // Without an admin socket, the state directory's lock says so (`app::lock_state`).
+    let _state_lock = match cfg.state_dir.get() {
+        Some(dir) if dir.exists() => Some(crate::app::lock_state(dir)?),
+        _ => None,
+    };
     if let Some(name) = &cfg.translator_link.0 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

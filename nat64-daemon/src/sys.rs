@@ -517,6 +517,26 @@ pub fn copy_map_entries(
     (copied, refused)
 }
 
+/// Takes the exclusive lock of a directory (`flock(2)` on it, which a bpf filesystem supports)
+/// for as long as the returned file stays open: `Ok(None)` when another process holds it.
+/// The state directory's lock says which daemon owns the pins, whether or not it serves an
+/// admin socket; the kernel drops it when that process ends, however it ends.
+pub fn lock_dir(dir: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd as _;
+    let f = std::fs::File::open(dir)?;
+    // SAFETY: a plain call on a descriptor this function owns.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

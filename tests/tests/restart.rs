@@ -570,3 +570,45 @@ fn pin_percpu_array(path: &std::path::Path, n: u32) {
     // SAFETY: closing the descriptor made above; the pin keeps the map.
     unsafe { libc::close(fd as libc::c_int) };
 }
+
+/// Without an admin socket a second daemon on the same state is refused all the same: the
+/// first holds the state directory's lock. So is `nat64d cleanup`. The first goes on
+/// translating, and once it has stopped a new one starts.
+#[test]
+fn a_second_daemon_on_the_same_state_is_refused_without_an_admin_socket() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        pinned_state: true,
+        ..LabOptions::default()
+    });
+    let admin = format!("admin_socket = \"{}\"", lab.admin_socket().display());
+    let toml = lab.config_toml().replace(&admin, "admin_socket = \"off\"");
+    assert!(toml.contains("admin_socket = \"off\""), "{toml}");
+    lab.start_daemon_with(&toml);
+    let nat64d = nat64_tests::nat64d_path();
+    let run = |args: &[&str]| {
+        lab.xlat
+            .command(nat64d.to_str().expect("utf-8 path"))
+            .args(args)
+            .arg(lab.config_path())
+            .output()
+            .expect("run nat64d")
+    };
+    let second = run(&["run", "--config"]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success() && err.contains("another nat64d holds"),
+        "{err}"
+    );
+    let cleanup = run(&["cleanup", "--config"]);
+    let err = String::from_utf8_lossy(&cleanup.stderr);
+    assert!(
+        !cleanup.status.success() && err.contains("another nat64d holds"),
+        "{err}"
+    );
+    let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "the first daemon still translates: {text}");
+    lab.stop_daemon();
+    lab.start_daemon_with(&toml);
+    lab.stop_daemon();
+}
