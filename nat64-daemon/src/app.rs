@@ -298,6 +298,11 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
     }
     if pinned {
         remove_other_layouts(&cfg);
+        if let Some((maps, _)) = &state {
+            for gone in nat64_daemon::dataplane::remove_other_scratch(maps) {
+                info!(pin = %gone, "the scratch slot of another build removed: nothing uses it now");
+            }
+        }
     }
     info!(
         version = nat64_daemon::VERSION,

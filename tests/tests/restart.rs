@@ -612,3 +612,74 @@ fn a_second_daemon_on_the_same_state_is_refused_without_an_admin_socket() {
     lab.start_daemon_with(&toml);
     lab.stop_daemon();
 }
+
+/// A start that fails half way (here: its metrics port is taken) has already put its programs
+/// into the program array that the dispatchers an earlier run left attached (`on_stop =
+/// "keep"`) call into, and they go on running them once it has exited. They must find what
+/// those dispatchers' programs knew: the interfaces' settings (pinned with the state), without
+/// which a partial checksum from a veth sender is taken for a full one and every translated
+/// datagram arrives with a wrong checksum; and the dispatchers' word that a frame is the
+/// translator link's (the per-CPU scratch slot, shared by programs of the same build).
+#[test]
+fn programs_swapped_in_by_a_failed_start_run_with_the_interfaces_settings() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        pinned_state: true,
+        extra_config: "on_stop = \"keep\"\n".to_string(),
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    let exchange = |lab: &Lab, port: u16| {
+        let server = lab
+            .server4
+            .run(|| std::net::UdpSocket::bind((SERVER4, port)))
+            .expect("bind server");
+        let echo = std::thread::spawn(move || peers::udp_echo(server, 3));
+        let client = lab
+            .client6
+            .run(|| std::net::UdpSocket::bind((nat64_tests::lab::CLIENT6, 0)))
+            .expect("bind client");
+        let n = peers::udp_exchange(&client, (SERVER4_AS_V6, port).into(), &[100, 200, 300], 7);
+        let _ = echo.join();
+        n
+    };
+    assert_eq!(exchange(&lab, 7301), 3, "with the daemon");
+    let exit = lab.stop_daemon();
+    assert!(exit.stderr.contains("left translating"), "{}", exit.stderr);
+    assert_eq!(exchange(&lab, 7302), 3, "with no daemon");
+
+    let taken = lab
+        .xlat
+        .run(|| std::net::TcpListener::bind("127.0.0.1:9464"))
+        .expect("take the metrics port");
+    let nat64d = nat64_tests::nat64d_path();
+    let failed = lab
+        .xlat
+        .command(nat64d.to_str().expect("utf-8 path"))
+        .args(["run", "--config"])
+        .arg(lab.config_path())
+        .output()
+        .expect("run nat64d");
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success() && err.contains("metrics_listen"),
+        "{err}"
+    );
+    drop(taken);
+    assert_eq!(exchange(&lab, 7303), 3, "after a failed start");
+    // And a start that goes through takes over from there; another build's scratch slot
+    // goes once its dispatchers are attached everywhere.
+    let dir = lab
+        .dir()
+        .join("bpf/nat64d")
+        .join(format!("v{}", nat64_common::maps::LAYOUT_VERSION));
+    let other = dir.join("SCRATCH_00000000deadbeef");
+    pin_percpu_array(&other, 1);
+    lab.start_daemon();
+    assert_eq!(exchange(&lab, 7304), 3, "after a new start");
+    assert!(!other.exists(), "another build's scratch slot left");
+    assert!(
+        dir.join(nat64_daemon::dataplane::scratch_pin()).exists(),
+        "this build's scratch slot is pinned"
+    );
+}
