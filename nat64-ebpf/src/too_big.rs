@@ -82,6 +82,19 @@ pub fn prohibited(ctx: &impl Frame, cfg: &Config, reason: DropReason) -> Packed 
 /// as an ICMPv4 error may carry; counted as `DropReason::SourceRoute`.
 #[inline(never)]
 pub fn source_route_failed(ctx: &impl Frame, cfg: &Config) -> Packed {
+    // RFC 1812 section 4.3.2.7 (and RFC 792): no error about a fragment other than the first
+    // (a source route is copied into every fragment), nor about an ICMP error.
+    let Some(ip4) = view::<Ipv4Hdr>(ctx, ETH_LEN) else {
+        return Packed::pack(Err(DropReason::Truncated));
+    };
+    let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
+    let later_fragment = u16::from_be_bytes(ip4.frag) & 0x1fff != 0;
+    let error = ip4.proto == IPPROTO_ICMP
+        && crate::packet::read::<u8>(ctx, (ETH_LEN + ihl) & 0x7f)
+            .is_none_or(nat64_common::icmp::is_icmpv4_error);
+    if later_fragment || error {
+        return Packed::pack(Err(DropReason::SourceRoute));
+    }
     let answer = Answer {
         code: ICMP_SOURCE_ROUTE_FAILED,
         rest: [0; 4],

@@ -136,7 +136,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             // Section 5.1: a Routing header with Segments Left is not translated, and is
             // answered with Parameter Problem pointing at that field (the walk left the
             // pointer in the scratch slot).
-            Err(DropReason::SourceRoute) => {
+            Err(DropReason::SourceRoute) if crate::scratch::get()?.ptb_mtu != [0; 4] => {
                 stats::add(Counter::Dropped(Dir::V6ToV4, DropReason::SourceRoute), 1);
                 crate::scratch::get()?.answer6 = unreachable::PARAMETER_PROBLEM;
                 return Ok(Step::Unreachable);
@@ -447,6 +447,9 @@ const EXT_TRUNCATED: u32 = 1;
 const EXT_SOURCE_ROUTE: u32 = 2;
 const EXT_TOO_LONG: u32 = 3;
 const EXT_AFTER_FRAGMENT: u32 = 4;
+/// A source route in an ICMPv6 error: dropped like any, never answered (RFC 4443 section
+/// 2.4(e.1)).
+const EXT_SOURCE_ROUTE_ERROR: u32 = 5;
 
 /// State of the extension-header walk, shared with its `bpf_loop` callback.
 #[repr(C)]
@@ -499,6 +502,11 @@ fn walk_extension_headers<C: Frame>(ctx: &C, nh: u8) -> Result<ExtWalk, DropReas
             crate::scratch::get()?.ptb_mtu = (w.off - ETH_LEN as u32 + 3).to_be_bytes();
             Err(DropReason::SourceRoute)
         }
+        EXT_SOURCE_ROUTE_ERROR => {
+            // No pointer: not answered (see the caller).
+            crate::scratch::get()?.ptb_mtu = [0; 4];
+            Err(DropReason::SourceRoute)
+        }
         EXT_AFTER_FRAGMENT => Err(DropReason::BadFragment),
         _ => Err(DropReason::ExtensionHeader),
     }
@@ -540,6 +548,16 @@ extern "C" fn ext_step<C: Frame>(_i: u64, c: *mut core::ffi::c_void) -> i64 {
                 return fail(w, EXT_TRUNCATED);
             };
             if w.nh as u8 == IPPROTO_ROUTING && h[3] != 0 {
+                // The ICMPv6 type right after it, when that is what follows: an error about
+                // an error is not sent.
+                // (Two bytes read, not one: a one-byte read's bounds check compiles to a form
+                // the verifier cannot follow at a variable offset.)
+                let next = off + (h[1] as usize + 1) * 8;
+                if h[0] == IPPROTO_ICMPV6
+                    && read::<[u8; 2]>(&ctx, next & 0x7ff).is_none_or(|t| t[0] < 128)
+                {
+                    return fail(w, EXT_SOURCE_ROUTE_ERROR);
+                }
                 return fail(w, EXT_SOURCE_ROUTE);
             }
             w.nh = h[0] as u32;

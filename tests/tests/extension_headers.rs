@@ -612,6 +612,18 @@ fn a_routing_header_with_segments_left_is_answered_with_parameter_problem() {
             "{name}"
         );
     }
+    // RFC 4443 section 2.4(e.1): an ICMPv6 error behind the Routing header is not answered,
+    // only dropped and counted.
+    let mut error = vec![1u8, 4, 0, 0, 0, 0, 0, 0];
+    error.extend(&datagram);
+    let input = with_exts(43, &[routing(58, 1)], &error);
+    let (action, _, moved) = ns.run(|| run(&dp, &input));
+    assert_eq!(action, XDP_DROP, "an ICMPv6 error");
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::SourceRoute), 1)],
+        "an ICMPv6 error"
+    );
 }
 
 /// A fragment with more to come whose length is not a multiple of 8 is translated as it is, as

@@ -335,6 +335,37 @@ fn an_unexpired_source_route_is_answered_with_source_route_failed() {
             "{label}"
         );
     }
+    // RFC 1812 section 4.3.2.7: not answered for a fragment other than the first (the option
+    // is copied into every fragment), nor for an ICMP error; dropped and counted all the same.
+    let patched = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut input = frame([131, 7, 4, 192, 0, 2, 9, 0]);
+        f(&mut input);
+        input[24..26].copy_from_slice(&[0, 0]);
+        let c = !folded_sum(&input[14..14 + 28]);
+        input[24..26].copy_from_slice(&c.to_be_bytes());
+        input
+    };
+    for (label, input) in [
+        (
+            "a later fragment",
+            patched(&|f: &mut Vec<u8>| f[20..22].copy_from_slice(&[0x00, 0x10])),
+        ),
+        (
+            "an ICMP error",
+            patched(&|f: &mut Vec<u8>| {
+                f[23] = 1;
+                f[14 + 28] = 3;
+            }),
+        ),
+    ] {
+        let (action, _, moved) = x.run_counted(&input);
+        assert_eq!(action, XDP_DROP, "{label}");
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V4ToV6, DropReason::SourceRoute), 1)],
+            "{label}"
+        );
+    }
     // Traversed (pointer 8, past the length of 7): translated.
     let (action, _, moved) = x.run_counted(&frame([131, 7, 8, 192, 0, 2, 9, 0]));
     assert_eq!(action, XDP_PASS, "traversed");
