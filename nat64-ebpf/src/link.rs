@@ -140,7 +140,7 @@ pub fn emit(ctx: &impl Frame, cfg: &Config, dir: Dir) -> u32 {
 #[inline(never)]
 fn routed_back(ctx: &impl Frame, cfg: &Config) -> bool {
     use crate::packet::{ETH_LEN, ETH_P_IPV6};
-    use aya_ebpf::bindings::{BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH, bpf_fib_lookup};
+    use aya_ebpf::bindings::{BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, bpf_fib_lookup};
     if cfg.link_ifindex == 0 || crate::packet::ethertype(ctx) != Some(ETH_P_IPV6) {
         return false;
     }
@@ -170,10 +170,14 @@ fn routed_back(ctx: &impl Frame, cfg: &Config) -> bool {
             ctx.raw(),
             p as *mut bpf_fib_lookup,
             core::mem::size_of::<bpf_fib_lookup>() as i32,
-            BPF_FIB_LOOKUP_SKIP_NEIGH,
+            0,
         )
     };
-    rc == BPF_FIB_LKUP_RET_SUCCESS as i64 && p.ifindex == cfg.link_ifindex
+    // The route is known either way; the neighbour (none on the link, which has no ARP or ND)
+    // does not matter. (`BPF_FIB_LOOKUP_SKIP_NEIGH` would say so, from Linux 6.3 only; the
+    // kernel sets the egress interface before it looks the neighbour up.)
+    (rc == BPF_FIB_LKUP_RET_SUCCESS as i64 || rc == BPF_FIB_LKUP_RET_NO_NEIGH as i64)
+        && p.ifindex == cfg.link_ifindex
 }
 
 /// Readies an IPv4 packet to be redirected into the link: both MAC addresses the link's
