@@ -296,13 +296,15 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
     for gone in dp.unpin_unclaimed() {
         info!(attachment = %gone, "detached: pinned by an earlier run, no longer configured");
     }
+    let pruned = dp.prune_interface_settings();
+    if pruned > 0 {
+        info!(
+            pruned,
+            "settings of interfaces no longer attached removed (kept by an earlier run)"
+        );
+    }
     if pinned {
         remove_other_layouts(&cfg);
-        if let Some((maps, _)) = &state {
-            for gone in nat64_daemon::dataplane::remove_other_scratch(maps) {
-                info!(pin = %gone, "the scratch slot of another build removed: nothing uses it now");
-            }
-        }
     }
     info!(
         version = nat64_daemon::VERSION,

@@ -179,6 +179,15 @@ pub static EXTENSION: PerCpuArray<
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// What a dispatcher tells the direction program it tail-calls, one word per CPU, set right
+/// before the call and cleared by the program (`main.rs`: `MARK_LINK`, the frame is the
+/// translator link's; `MARK_AGAIN`, the second half of a hairpinned error). Pinned with the
+/// state (`STATE_MAPS` in the daemon), unlike `SCRATCH`: the dispatchers a last run left
+/// attached call the programs a new start puts in `PROGS`, and both must read the one word.
+/// Its layout, a `u32`, does not change.
+#[map]
+pub static LINKMARK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
 /// See `SCRATCH`. Only the dataplane uses it.
 #[repr(C)]
 pub struct Scratch {
@@ -279,16 +288,10 @@ pub struct Scratch {
     pub blocks: ClientBlocks,
     pub block_key: BlockKey,
     pub block_owner: BlockOwner,
-    /// Set by `nat64_link` before it tail-calls a direction program, which clears it: the
-    /// frame came through the translator link (its configuration applies).
-    pub on_link: u8,
     /// 6 to 4: the ICMPv6 error at hand is about a hairpinned flow (its destination is an EAM
     /// host's IPv4 alias under pool6): once translated to IPv4, it goes through the 4-to-6
     /// program as well (`again_4to6` in main.rs).
     pub hairpin_error: u8,
-    /// Set by `again_4to6` right before it tail-calls 4-to-6 with such an error; the direction
-    /// program's `config` moves it to `hairpin_in` and clears it, as it does `on_link`.
-    pub again: u8,
     /// 4 to 6: this run translates the IPv4 half of a hairpinned error (`icmp_error`): the
     /// addresses that were pool6 addresses on the way in go back under pool6.
     pub hairpin_in: u8,

@@ -792,6 +792,68 @@ fn translates_both_ways_on_the_translator_link() {
     finish(cases.len(), x.check_all(&cases));
 }
 
+/// The link's dispatcher tells the direction programs a frame is the link's through a word
+/// pinned with the state (`LINKMARK`), not through a map of its own copy: a dispatcher left
+/// attached by the last run (or by another build) and the programs a new start put into the
+/// shared program array agree on it. Two copies of the dataplane over one pinned state: the
+/// first copy's link dispatcher, calling the second copy's programs, has its translated frame
+/// sent back into the link (XDP_TX); its fast path does not.
+#[test]
+fn a_link_dispatcher_of_another_copy_hands_its_frames_over_as_the_links() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("nat64-link-mark-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    nat64_tests::netns::run_ok(
+        std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir),
+    );
+    let result = std::panic::catch_unwind(|| {
+        let state = dir.join("state");
+        std::fs::create_dir_all(&state).expect("state dir");
+        let cfg = nat64_daemon::Config::parse(&base_config(), "two copies").expect("config");
+        let first = nat64_daemon::Dataplane::load_keeping(&cfg, Some(&state), Vec::new())
+            .expect("first copy");
+        let second = nat64_daemon::Dataplane::load_keeping(&cfg, Some(&state), Vec::new())
+            .expect("second copy");
+        let input = udp(5353, 53, 20).v6(CLIENT6, SERVER6);
+        use aya::programs::TestRun as _;
+        let run = |dp: &nat64_daemon::Dataplane, name: &'static str| {
+            let mut out = vec![0u8; input.len() + 256];
+            dp.program(name)
+                .expect("program")
+                .test_run(aya::programs::TestRunOptions {
+                    data_in: Some(&input),
+                    data_out: Some(&mut out),
+                    ..Default::default()
+                })
+                .expect("BPF_PROG_TEST_RUN")
+                .return_value
+        };
+        use nat64_daemon::dataplane::{LINK_PROGRAM, XDP_PROGRAM};
+        assert_eq!(
+            run(&second, LINK_PROGRAM),
+            XDP_TX,
+            "its own link dispatcher"
+        );
+        assert_eq!(
+            run(&first, LINK_PROGRAM),
+            XDP_TX,
+            "the other copy's link dispatcher"
+        );
+        assert_eq!(
+            run(&first, XDP_PROGRAM),
+            XDP_PASS,
+            "the other copy's fast path"
+        );
+    });
+    let _ = std::process::Command::new("umount").arg(&dir).output();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // copy_tos = false (RFC 7915 sections 4.1 and 5.1: the configurable "ignore TOS" option)
 // ---------------------------------------------------------------------------------------------

@@ -618,8 +618,9 @@ fn a_second_daemon_on_the_same_state_is_refused_without_an_admin_socket() {
 /// "keep"`) call into, and they go on running them once it has exited. They must find what
 /// those dispatchers' programs knew: the interfaces' settings (pinned with the state), without
 /// which a partial checksum from a veth sender is taken for a full one and every translated
-/// datagram arrives with a wrong checksum; and the dispatchers' word that a frame is the
-/// translator link's (the per-CPU scratch slot, shared by programs of the same build).
+/// datagram arrives with a wrong checksum (and the dispatchers' word that a frame is the
+/// translator link's, `LINKMARK`: see packet.rs
+/// `a_link_dispatcher_of_another_copy_hands_its_frames_over_as_the_links`).
 #[test]
 fn programs_swapped_in_by_a_failed_start_run_with_the_interfaces_settings() {
     nat64_tests::require_root();
@@ -667,19 +668,63 @@ fn programs_swapped_in_by_a_failed_start_run_with_the_interfaces_settings() {
     );
     drop(taken);
     assert_eq!(exchange(&lab, 7303), 3, "after a failed start");
-    // And a start that goes through takes over from there; another build's scratch slot
-    // goes once its dispatchers are attached everywhere.
-    let dir = lab
-        .dir()
-        .join("bpf/nat64d")
-        .join(format!("v{}", nat64_common::maps::LAYOUT_VERSION));
-    let other = dir.join("SCRATCH_00000000deadbeef");
-    pin_percpu_array(&other, 1);
+    // And a start that goes through takes over from there.
     lab.start_daemon();
     assert_eq!(exchange(&lab, 7304), 3, "after a new start");
-    assert!(!other.exists(), "another build's scratch slot left");
+}
+
+/// Interface settings are pinned with the state (the dispatchers a last run left attached read
+/// them): those of an interface no daemon attaches any more (gone while none ran, or no longer
+/// configured) are removed once a start has attached everything, so the table does not fill
+/// up with them. The attached interfaces' stay.
+#[test]
+fn settings_of_interfaces_no_longer_attached_are_removed_at_start() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        pinned_state: true,
+        ..LabOptions::default()
+    });
+    let path = lab
+        .dir()
+        .join("bpf/nat64d")
+        .join(format!("v{}", nat64_common::maps::LAYOUT_VERSION))
+        .join("IFACES");
+    let table = || {
+        let map = aya::maps::Map::HashMap(aya::maps::MapData::from_pin(&path).expect("IFACES pin"));
+        aya::maps::HashMap::<_, u32, nat64_common::maps::IfaceConfig>::try_from(map)
+            .expect("IFACES")
+    };
+    lab.start_daemon();
+    lab.stop_daemon();
+    let stale = 0x7fff_0001_u32;
+    table()
+        .insert(
+            stale,
+            nat64_common::maps::IfaceConfig {
+                flags: 0,
+                mtu: 1500,
+                addr4: [0; 4],
+                _pad: [0; 4],
+            },
+            0,
+        )
+        .expect("insert");
+    lab.start_daemon();
+    let log = lab.daemon_log();
     assert!(
-        dir.join(nat64_daemon::dataplane::scratch_pin()).exists(),
-        "this build's scratch slot is pinned"
+        log.contains("settings of interfaces no longer attached removed"),
+        "{log}"
     );
+    let keys: Vec<u32> = table().keys().filter_map(Result::ok).collect();
+    assert!(!keys.contains(&stale), "{keys:?}");
+    let xc = lab
+        .xlat
+        .run(|| nat64_daemon::sys::if_index("xc"))
+        .expect("xc");
+    assert!(
+        keys.contains(&xc),
+        "the attached interface's settings: {keys:?}"
+    );
+    let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "{text}");
 }

@@ -481,6 +481,22 @@ impl Dataplane {
             .map(|a| a.ifindex)
     }
 
+    /// Removes the interface settings (`IFACES`, pinned with the state) of every interface
+    /// this daemon has not attached: those of interfaces that went while no daemon ran, or that
+    /// the configuration no longer lists. Returns how many. Called once everything is attached.
+    pub fn prune_interface_settings(&mut self) -> usize {
+        let attached: Vec<u32> = self.links.iter().map(|a| a.ifindex).collect();
+        let Ok(mut m) = self.ifaces() else {
+            return 0;
+        };
+        let stale: Vec<u32> = m
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !attached.contains(k))
+            .collect();
+        stale.iter().filter(|k| m.remove(k).is_ok()).count()
+    }
+
     /// Drops the attachment to `iface` (whose interface is gone or was replaced): its pin is
     /// removed, its settings forgotten.
     pub fn forget(&mut self, iface: &str) {

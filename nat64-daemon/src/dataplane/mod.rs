@@ -75,9 +75,11 @@ const XDP_PROGRAMS: [&str; 6] = [
 /// kernel empties a program array that nothing in user space holds). `IFACES` too: once a
 /// new daemon's programs are in `PROGS`, the dispatchers still attached call them with frames
 /// of interfaces it has not attached yet (or never will, when its start fails), and without
-/// their settings a veth's partial checksums would be taken for full ones.
-pub const STATE_MAPS: [&str; 13] = [
+/// their settings a veth's partial checksums would be taken for full ones; and `LINKMARK`,
+/// through which those dispatchers tell them a frame is the translator link's.
+pub const STATE_MAPS: [&str; 14] = [
     "IFACES",
+    "LINKMARK",
     "BIB6",
     "BIB4",
     "SESSIONS",
@@ -340,7 +342,6 @@ impl Dataplane {
                 for name in STATE_MAPS {
                     loader.map_pin_path(name, dir.join(name));
                 }
-                loader.map_pin_path("SCRATCH", dir.join(scratch_pin()));
                 unpin_resized(dir, &sized)
             }
             None => Vec::new(),
@@ -556,39 +557,6 @@ pub fn own_rfc6791_source(cfg: &Config) -> bool {
         None => true,
         Some(a) => crate::sys::ipv4_addrs().iter().any(|(_, b)| *b == a),
     }
-}
-
-/// The pin name of this build's per-CPU scratch slot (`SCRATCH`): the attached dispatchers
-/// tell the direction programs they call that a frame is the translator link's through it,
-/// so a dispatcher of the last run and the programs of this one must share it. Its layout is
-/// the build's own, so it is shared between runs of the same build only (the name carries a
-/// hash of the object); another build's is removed once this one runs everywhere
-/// ([`remove_other_scratch`]).
-pub fn scratch_pin() -> String {
-    static HASH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let h = HASH.get_or_init(|| {
-        // FNV-1a: stable across builds of the daemon, unlike the standard library's hasher.
-        EBPF_OBJECT.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
-    });
-    format!("SCRATCH_{h:016x}")
-}
-
-/// Removes the scratch slots pinned in `dir` by other builds ([`scratch_pin`]): called once
-/// this daemon's dispatchers are attached everywhere, so that nothing calls into a program
-/// that uses one. Returns the names removed.
-pub fn remove_other_scratch(dir: &std::path::Path) -> Vec<String> {
-    let ours = scratch_pin();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("SCRATCH_") && *n != ours)
-        .filter(|n| std::fs::remove_file(dir.join(n)).is_ok())
-        .collect()
 }
 
 /// A pinned state table of another size than the configuration's, unpinned before the load
