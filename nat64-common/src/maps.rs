@@ -46,9 +46,15 @@ pub const PROG_LINK_6TO4: u32 = 2;
 pub const PROG_LINK_4TO6: u32 = 3;
 pub const PROGS_LEN: u32 = 4;
 
-/// Slots of the `CONFIG` array map: the fast path's configuration, and the translator link's.
+/// Slots of the `CONFIG` array map: the fast path's configuration, and the translator link's;
+/// then the same two with `CONFIG_F_HAIRPIN_IN`, for the second half of a hairpinned error.
+/// A direction program takes the slot its dispatcher's mark names (`LINKMARK`: bit 0 the
+/// link, bit 1 the hairpin).
 pub const CONFIG_SLOT_FAST_PATH: u32 = 0;
 pub const CONFIG_SLOT_LINK: u32 = 1;
+pub const CONFIG_SLOT_FAST_PATH_HAIRPIN: u32 = 2;
+pub const CONFIG_SLOT_LINK_HAIRPIN: u32 = 3;
+pub const CONFIG_SLOTS: u32 = 4;
 
 /// The translator's run-time configuration, in the `CONFIG` array map.
 ///
@@ -158,6 +164,10 @@ pub const CONFIG_F_ON_LINK: u8 = 1 << 7;
 /// taken taken here. What the lookup cannot finish (no neighbour entry yet, a packet too big
 /// for the route, a local destination) goes up the stack as usual.
 pub const CONFIG_F_FIB: u8 = 1 << 5;
+/// Set only in the `*_HAIRPIN` slots: this run translates the IPv4 half of a hairpinned error
+/// (RFC 7757 section 4; `again_4to6` in the dataplane), whose addresses that were pool6
+/// addresses on the way in go back under pool6.
+pub const CONFIG_F_HAIRPIN_IN: u8 = 1 << 6;
 
 /// `Config::pool6791v6` holds an address.
 pub const CONFIG_F2_POOL6791_V6: u8 = 1 << 0;

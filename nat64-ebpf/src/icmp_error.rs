@@ -500,7 +500,7 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     // source, and the quoted destination, were pool6 addresses on the way in (the sender
     // wrote to the other host's alias under pool6), and go back under pool6, as the source of
     // a hairpinned packet does (`hairpin`).
-    let hairpin = s.hairpin_in != 0;
+    let hairpin = cfg.flags & nat64_common::maps::CONFIG_F_HAIRPIN_IN != 0;
     let v4_src = |a| {
         if hairpin {
             Some(addrmap::To6::Pool6)

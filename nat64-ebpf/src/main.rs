@@ -121,7 +121,7 @@ const AGAIN_4TO6: u32 = 0x4000;
 #[inline(always)]
 fn again_4to6(ctx: &XdpContext, cfg: &Config) -> u32 {
     let on_link = link::on_link(cfg);
-    set_mark(MARK_AGAIN | u32::from(on_link));
+    maps::set_mark(maps::MARK_AGAIN | u32::from(on_link));
     // One call site per slot, constant indices (see `dispatch`).
     if on_link {
         // SAFETY: the context is this program's; on success control does not come back.
@@ -132,7 +132,7 @@ fn again_4to6(ctx: &XdpContext, cfg: &Config) -> u32 {
         unsafe { maps::PROGS.tail_call(ctx, maps::PROG_XDP_4TO6) };
     }
     // Only here when the slot is empty, which the daemon never leaves it.
-    set_mark(0);
+    maps::set_mark(0);
     stats::add(Counter::Dropped(Dir::V6ToV4, DropReason::Internal), 1);
     xdp_action::XDP_DROP
 }
@@ -148,12 +148,13 @@ pub fn nat64_xdp_4to6(ctx: XdpContext) -> u32 {
 }
 
 /// The configuration a direction program runs with: the fast path's, or for a frame that
-/// `nat64_link` dispatched (it sets [`MARK_LINK`] in `maps::LINKMARK`, cleared here) the
-/// link's (`CONFIG_F_ON_LINK` set). One program serves both dispatchers, so the kernel
-/// verifies each direction once: both configurations are values of one map, and the verifier's
-/// states after the choice are the same. Used in place in the map: a copy would take 120 bytes
-/// of the 512-byte stack. Until the daemon has written it nothing is ours (the fast path
-/// passes, the link drops).
+/// `nat64_link` dispatched (it sets `maps::MARK_LINK` in `maps::LINKMARK`, cleared here) the
+/// link's (`CONFIG_F_ON_LINK` set); for the second half of a hairpinned error (`again_4to6`
+/// adds `maps::MARK_AGAIN`) the same with `CONFIG_F_HAIRPIN_IN`. The mark names the slot. One
+/// program serves both dispatchers, so the kernel verifies each direction once: the
+/// configurations are values of one map, and the verifier's states after the choice are the
+/// same. Used in place in the map: a copy would take 120 bytes of the 512-byte stack. Until
+/// the daemon has written it nothing is ours (the fast path passes, the link drops).
 #[cfg(target_arch = "bpf")]
 #[inline(always)]
 fn config() -> Result<&'static Config, u32> {
@@ -169,47 +170,33 @@ fn config() -> Result<&'static Config, u32> {
         },
         None => 0,
     };
-    if let Some(s) = maps::SCRATCH.get_ptr_mut(0) {
-        // SAFETY: as above.
-        unsafe { (*s).hairpin_in = ((mark & MARK_AGAIN) != 0) as u8 };
-    }
-    let slot = mark & MARK_LINK;
-    // `CONFIG_LINK` is 1, `CONFIG_FAST_PATH` 0.
-    const _: () = assert!(maps::CONFIG_LINK == 1 && maps::CONFIG_FAST_PATH == 0 && MARK_LINK == 1);
-    maps::CONFIG.get(slot).ok_or(if slot != 0 {
-        xdp_action::XDP_DROP
-    } else {
-        xdp_action::XDP_PASS
-    })
-}
-
-/// `maps::LINKMARK`: the frame came through the translator link (its configuration applies).
-#[cfg(target_arch = "bpf")]
-const MARK_LINK: u32 = 1;
-/// `maps::LINKMARK`: the 4-to-6 half of a hairpinned error (`again_4to6`).
-#[cfg(target_arch = "bpf")]
-const MARK_AGAIN: u32 = 2;
-
-/// Sets this CPU's `maps::LINKMARK` for the program about to be tail-called.
-#[cfg(target_arch = "bpf")]
-#[inline(always)]
-fn set_mark(v: u32) {
-    if let Some(m) = maps::LINKMARK.get_ptr_mut(0) {
-        // SAFETY: this CPU's slot, for this run only.
-        unsafe { *m = v };
-    }
+    let slot = mark & (maps::MARK_LINK | maps::MARK_AGAIN);
+    use nat64_common::maps::{CONFIG_SLOT_FAST_PATH_HAIRPIN, CONFIG_SLOT_LINK_HAIRPIN};
+    const _: () = assert!(
+        maps::CONFIG_FAST_PATH == 0
+            && maps::CONFIG_LINK == maps::MARK_LINK
+            && CONFIG_SLOT_FAST_PATH_HAIRPIN == maps::MARK_AGAIN
+            && CONFIG_SLOT_LINK_HAIRPIN == maps::MARK_LINK | maps::MARK_AGAIN
+    );
+    maps::CONFIG
+        .get(slot)
+        .ok_or(if slot & maps::MARK_LINK != 0 {
+            xdp_action::XDP_DROP
+        } else {
+            xdp_action::XDP_PASS
+        })
 }
 
 /// The far end of the translator link: a dispatcher, as `nat64_xdp`, into the same direction
 /// programs (the daemon fills the link's slots with them), telling them the frame is the
-/// link's ([`MARK_LINK`]).
+/// link's (`maps::MARK_LINK`).
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_link(ctx: XdpContext) -> u32 {
-    set_mark(MARK_LINK);
+    maps::set_mark(maps::MARK_LINK);
     let ip = dispatch(&ctx, maps::PROG_LINK_6TO4, maps::PROG_LINK_4TO6);
     // Only here when no program ran: the next frame on this CPU is not the link's.
-    set_mark(0);
+    maps::set_mark(0);
     if ip {
         // IP with no program in the slot: the daemon has not set the link up yet.
         return xdp_action::XDP_DROP;

@@ -21,9 +21,9 @@ use nat64_common::{
 
 /// Run-time configuration; written by the daemon at start and on reload: slot
 /// `CONFIG_FAST_PATH` for `nat64_xdp`, slot `CONFIG_LINK` (the same with `CONFIG_F_ON_LINK`)
-/// for `nat64_link`.
+/// for `nat64_link`, and both again with `CONFIG_F_HAIRPIN_IN` (slots 2 and 3).
 #[map]
-pub static CONFIG: Array<Config> = Array::with_max_entries(2, 0);
+pub static CONFIG: Array<Config> = Array::with_max_entries(nat64_common::maps::CONFIG_SLOTS, 0);
 pub const CONFIG_FAST_PATH: u32 = nat64_common::maps::CONFIG_SLOT_FAST_PATH;
 pub const CONFIG_LINK: u32 = nat64_common::maps::CONFIG_SLOT_LINK;
 
@@ -180,13 +180,27 @@ pub static EXTENSION: PerCpuArray<
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// What a dispatcher tells the direction program it tail-calls, one word per CPU, set right
-/// before the call and cleared by the program (`main.rs`: `MARK_LINK`, the frame is the
-/// translator link's; `MARK_AGAIN`, the second half of a hairpinned error). Pinned with the
-/// state (`STATE_MAPS` in the daemon), unlike `SCRATCH`: the dispatchers a last run left
-/// attached call the programs a new start puts in `PROGS`, and both must read the one word.
-/// Its layout, a `u32`, does not change.
+/// before the call ([`MARK_LINK`], [`MARK_AGAIN`]) and cleared by the program, which takes the
+/// `CONFIG` slot it names. Pinned with the state (`STATE_MAPS` in the daemon), unlike
+/// `SCRATCH`: the dispatchers a last run left attached call the programs a new start puts in
+/// `PROGS`, and both must read the one word. Its layout, a `u32`, does not change.
 #[map]
 pub static LINKMARK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// [`LINKMARK`]: the frame came through the translator link (its configuration applies).
+pub const MARK_LINK: u32 = 1;
+/// [`LINKMARK`]: the IPv4 half of a hairpinned error (`again_4to6` in main.rs;
+/// `CONFIG_F_HAIRPIN_IN`).
+pub const MARK_AGAIN: u32 = 2;
+
+/// Sets this CPU's [`LINKMARK`] word for the program about to be tail-called.
+#[inline(always)]
+pub fn set_mark(v: u32) {
+    if let Some(m) = LINKMARK.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot, for this run only.
+        unsafe { *m = v };
+    }
+}
 
 /// See `SCRATCH`. Only the dataplane uses it.
 #[repr(C)]
@@ -292,9 +306,6 @@ pub struct Scratch {
     /// host's IPv4 alias under pool6): once translated to IPv4, it goes through the 4-to-6
     /// program as well (`again_4to6` in main.rs).
     pub hairpin_error: u8,
-    /// 4 to 6: this run translates the IPv4 half of a hairpinned error (`icmp_error`): the
-    /// addresses that were pool6 addresses on the way in go back under pool6.
-    pub hairpin_in: u8,
     /// Always zero: nothing writes it. Added to a packet offset, it makes the pointer one of
     /// variable offset to the verifier, whose bounds checks then stay with that pointer
     /// (`packet::sum_words`); checks on constant offsets widen every packet pointer the

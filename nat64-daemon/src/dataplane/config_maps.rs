@@ -50,6 +50,15 @@ impl Dataplane {
         (fast.mtu_floor4, fast.mtu_floor6) = self.mtu_floors;
         let mut link = fast;
         link.flags |= CONFIG_F_ON_LINK;
+        // The second halves of hairpinned errors (`CONFIG_F_HAIRPIN_IN`) first: nothing takes
+        // those slots before a fast path or link slot has sent a frame there.
+        for (slot, mut c) in [
+            (CONFIG_SLOT_FAST_PATH_HAIRPIN, fast),
+            (CONFIG_SLOT_LINK_HAIRPIN, link),
+        ] {
+            c.flags |= CONFIG_F_HAIRPIN_IN;
+            array.set(slot, c, 0).map_err(map_err("CONFIG"))?;
+        }
         array
             .set(CONFIG_SLOT_LINK, link, 0)
             .map_err(map_err("CONFIG"))?;
@@ -74,7 +83,7 @@ impl Dataplane {
                 .ok_or(DataplaneError::Missing("map CONFIG"))?,
         )
         .map_err(map_err("CONFIG"))?;
-        for slot in [CONFIG_SLOT_LINK, CONFIG_SLOT_FAST_PATH] {
+        for slot in 0..nat64_common::maps::CONFIG_SLOTS {
             let mut c = array.get(&slot, 0).map_err(map_err("CONFIG"))?;
             (c.mtu_floor4, c.mtu_floor6) = floors;
             array.set(slot, c, 0).map_err(map_err("CONFIG"))?;

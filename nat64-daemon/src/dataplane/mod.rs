@@ -16,8 +16,9 @@ use aya::{
 use nat64_common::{
     counters::STATS_LEN,
     maps::{
-        CONFIG_F_ON_LINK, CONFIG_SLOT_FAST_PATH, CONFIG_SLOT_LINK, EamToV4, IFACE_F_PARTIAL_CSUM,
-        IfaceConfig, Pool4Prefix,
+        CONFIG_F_HAIRPIN_IN, CONFIG_F_ON_LINK, CONFIG_SLOT_FAST_PATH,
+        CONFIG_SLOT_FAST_PATH_HAIRPIN, CONFIG_SLOT_LINK, CONFIG_SLOT_LINK_HAIRPIN, EamToV4,
+        IFACE_F_PARTIAL_CSUM, IfaceConfig, Pool4Prefix,
     },
     state::{HeldSyn, SynKey},
 };
