@@ -56,6 +56,19 @@ pub const CONFIG_SLOT_FAST_PATH_HAIRPIN: u32 = 2;
 pub const CONFIG_SLOT_LINK_HAIRPIN: u32 = 3;
 pub const CONFIG_SLOTS: u32 = 4;
 
+/// The bits of the `LINKMARK` word a dispatcher sets for the direction program it
+/// tail-calls: the frame came through the translator link; it is the IPv4 half of a
+/// hairpinned error. Together they name the `CONFIG` slot. Frozen: programs of other builds
+/// read them (the word is pinned with the state so that a dispatcher left attached by one
+/// build and the programs of the next agree on it); a change needs a new `LAYOUT_VERSION`.
+pub const MARK_LINK: u32 = 1;
+pub const MARK_AGAIN: u32 = 2;
+const _: () = assert!(
+    CONFIG_SLOT_LINK == MARK_LINK
+        && CONFIG_SLOT_FAST_PATH_HAIRPIN == MARK_AGAIN
+        && CONFIG_SLOT_LINK_HAIRPIN == MARK_LINK | MARK_AGAIN
+);
+
 /// The translator's run-time configuration, in the `CONFIG` array map.
 ///
 /// It lives in a map rather than a load-time global so that one object serves every
@@ -154,7 +167,8 @@ pub const CONFIG_F_LINK: u8 = 1 << 3;
 /// address and port (`nat64_common::state`), and IPv4 packets to pool4 are translated through
 /// the bindings.
 pub const CONFIG_F_STATEFUL: u8 = 1 << 4;
-/// Set only in the `CONFIG_SLOT_LINK` copy of the configuration, the one `nat64_link` reads,
+/// Set only in the link's copies of the configuration (`CONFIG_SLOT_LINK`,
+/// `CONFIG_SLOT_LINK_HAIRPIN`), the ones frames `nat64_link` dispatched read,
 /// so that the shared translation code knows it runs on the far end of the translator link. There a translated packet goes back into the link (`XDP_TX`) rather
 /// than up the stack, the hop limit is left alone (the kernel decremented it on the way in
 /// and checks it on the way out), and nothing is handed off again.

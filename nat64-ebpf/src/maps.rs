@@ -180,18 +180,15 @@ pub static EXTENSION: PerCpuArray<
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// What a dispatcher tells the direction program it tail-calls, one word per CPU, set right
-/// before the call ([`MARK_LINK`], [`MARK_AGAIN`]) and cleared by the program, which takes the
-/// `CONFIG` slot it names. Pinned with the state (`STATE_MAPS` in the daemon), unlike
-/// `SCRATCH`: the dispatchers a last run left attached call the programs a new start puts in
-/// `PROGS`, and both must read the one word. Its layout, a `u32`, does not change.
+/// before the call (`nat64_link`: `MARK_LINK`; `again_4to6`: `MARK_AGAIN` as well) and read
+/// and cleared by the program, which takes the `CONFIG` slot it names. Pinned with the state
+/// (`STATE_MAPS` in the daemon), unlike `SCRATCH`: the dispatchers a last run left attached
+/// call the programs a new start puts in `PROGS`, and both must read the one word. Its layout,
+/// a `u32` of frozen bits (`nat64_common::maps::MARK_*`), does not change.
 #[map]
 pub static LINKMARK: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-/// [`LINKMARK`]: the frame came through the translator link (its configuration applies).
-pub const MARK_LINK: u32 = 1;
-/// [`LINKMARK`]: the IPv4 half of a hairpinned error (`again_4to6` in main.rs;
-/// `CONFIG_F_HAIRPIN_IN`).
-pub const MARK_AGAIN: u32 = 2;
+pub use nat64_common::maps::{MARK_AGAIN, MARK_LINK};
 
 /// Sets this CPU's [`LINKMARK`] word for the program about to be tail-called.
 #[inline(always)]

@@ -8,7 +8,7 @@ use etherparse::PacketBuilder;
 use nat64_common::{Counter, Dir, DropReason, L4Proto};
 use nat64_tests::{
     fixtures::{MAC_DST, MAC_SRC, base_config},
-    xdp::{Loaded, XDP_DROP, XDP_PASS},
+    xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX},
 };
 
 const A: [u8; 16] = [
@@ -125,6 +125,17 @@ fn an_error_about_a_hairpinned_flow_hairpins_too() {
             (Counter::Bytes(Dir::V4ToV6), len6),
         ]
     );
+    // The same through the translator link (`nat64_link`): translated the same way, both
+    // halves with the link's configuration (the second half's slot is the link's hairpin
+    // slot), and sent back into the link (MAC addresses swapped) with the hop the kernel took
+    // on the way in given back.
+    let (action, out) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &sent);
+    assert_eq!(action, XDP_TX, "through the link");
+    let mut on_link = expected.clone();
+    on_link[..6].copy_from_slice(&MACS.0);
+    on_link[6..12].copy_from_slice(&MACS.1);
+    on_link[14 + 7] = 64;
+    assert_eq!(out, on_link, "\n got {out:02x?}\nwant {on_link:02x?}");
     // An error from the IPv4 side right after is translated as one from IPv4: the hairpin
     // mark did not outlive the packet. From a router at 203.0.113.1 to B's IPv4 address,
     // quoting B's packet to A's IPv4 address: the quoted destination maps through EAM (A),

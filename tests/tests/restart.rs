@@ -725,6 +725,15 @@ fn settings_of_interfaces_no_longer_attached_are_removed_at_start() {
         keys.contains(&xc),
         "the attached interface's settings: {keys:?}"
     );
+    // The translator link's far end is attached too (its MTU feeds the errors it answers).
+    let far = lab
+        .xlat
+        .run(|| nat64_daemon::sys::if_index("nat64-dp"))
+        .expect("nat64-dp");
+    assert!(
+        keys.contains(&far),
+        "the link's far end's settings: {keys:?}"
+    );
     let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
     assert!(ok, "{text}");
 }

@@ -68,7 +68,7 @@ impl Dataplane {
         self.fill_progs()
     }
 
-    /// Writes the interfaces' MTU floors into both configuration slots if they changed (an
+    /// Writes the interfaces' MTU floors into every configuration slot if they changed (an
     /// interface came, went or changed its MTU): called on every link event, at once, so that
     /// the first-hop MTU check (`egress.rs`) sees a smaller MTU before traffic meets it.
     /// Returns the floors when they changed.
@@ -98,7 +98,17 @@ impl Dataplane {
     /// program of one object.
     pub(super) fn fill_progs(&mut self) -> Result<(), DataplaneError> {
         let mut fds = Vec::with_capacity(TAIL_PROGRAMS.len());
-        for (slot, name) in TAIL_PROGRAMS {
+        // The 4-to-6 slots first: a 6-to-4 program hands the second half of a hairpinned error
+        // to the 4-to-6 slot of its dispatcher (`again_4to6`), which then already holds a
+        // program of its own build.
+        let mut order = TAIL_PROGRAMS;
+        order.sort_by_key(|(slot, _)| {
+            !matches!(
+                *slot,
+                nat64_common::maps::PROG_XDP_4TO6 | nat64_common::maps::PROG_LINK_4TO6
+            )
+        });
+        for (slot, name) in order {
             let fd = typed::<Xdp>(&self.ebpf, name)?
                 .fd()
                 .and_then(|fd| fd.try_clone().map_err(Into::into))
