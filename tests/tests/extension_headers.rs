@@ -457,6 +457,45 @@ fn extension_headers_that_cannot_be_skipped_are_refused() {
     }
 }
 
+/// A namespace where the node holds 2001:db8:6::1 on the interface its route toward the client
+/// leaves by (the source of the errors it answers itself), with IPv6 forwarding on (the
+/// kernel's FIB lookup for a received packet needs it, as on a node); and that address.
+fn node_ns(name: &str) -> (nat64_tests::netns::Netns, [u8; 16]) {
+    let ns = nat64_tests::netns::Netns::new(name);
+    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
+    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
+    ns.ip(&["link", "set", "r0", "up"]);
+    ns.ip(&["link", "set", "r1", "up"]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let node6 = "2001:db8:6::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    (ns, node6)
+}
+
+/// The ICMPv6 error of type `ty` the node (`node6`) sends back to the client for the frame
+/// `input`, quoting all of it (it is short), out of the interface it came in on.
+fn node_error(node6: [u8; 16], ty: etherparse::Icmpv6Type, input: &[u8]) -> Vec<u8> {
+    let quote = &input[14..];
+    let icmp = etherparse::Icmpv6Header::with_checksum(ty, node6, CLIENT6, quote).unwrap();
+    let ip = ipv6(
+        node6,
+        CLIENT6,
+        (8 + quote.len()) as u16,
+        IpNumber::IPV6_ICMP,
+        64,
+    );
+    let eth = [&ETH6[6..12], &ETH6[0..6], &ETH6[12..]].concat();
+    [
+        eth,
+        ip.to_bytes().to_vec(),
+        icmp.to_bytes().to_vec(),
+        quote.to_vec(),
+    ]
+    .concat()
+}
+
 /// RFC 8200 section 4.1: only the upper-layer header follows a Fragment header, and there is
 /// at most one. A packet with an extension header after it, or a second one, is not translated
 /// (RFC 7915 section 5.1 has no rule for it) and is answered as section 5.4 says: ICMPv6
@@ -465,18 +504,7 @@ fn extension_headers_that_cannot_be_skipped_are_refused() {
 #[test]
 fn headers_after_the_fragment_header_are_answered_with_admin_prohibited() {
     let dp = dataplane();
-    // The node holds 2001:db8:6::1 on the interface its route toward the client leaves by.
-    let ns = nat64_tests::netns::Netns::new("after-fragment");
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
-    ns.ip(&["link", "set", "r0", "up"]);
-    ns.ip(&["link", "set", "r1", "up"]);
-    // The kernel's IPv6 FIB lookup for a received packet needs forwarding on, as on a node.
-    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-    let node6: [u8; 16] = "2001:db8:6::1"
-        .parse::<std::net::Ipv6Addr>()
-        .unwrap()
-        .octets();
+    let (ns, node6) = node_ns("after-fragment");
     let datagram = udp6(CLIENT6, SERVER6, &pattern(40));
     let (hop, dst, rt, frag) = (0u8, 60u8, 43u8, 44u8);
     let f = |next: u8| frag_header(IpNumber(next), 0, true, 0x0102_0304).to_vec();
@@ -500,31 +528,13 @@ fn headers_after_the_fragment_header_are_answered_with_admin_prohibited() {
         let (action, out, moved) = ns.run(|| run(&dp, &input));
         assert_eq!(action, nat64_tests::xdp::XDP_TX, "{name}");
         // RFC 4443 section 3.1, the whole packet quoted (it is short), back where it came from.
-        let quote = &input[14..];
-        let icmp = etherparse::Icmpv6Header::with_checksum(
+        let expected = node_error(
+            node6,
             etherparse::Icmpv6Type::DestinationUnreachable(
                 etherparse::icmpv6::DestUnreachableCode::Prohibited,
             ),
-            node6,
-            CLIENT6,
-            quote,
-        )
-        .unwrap();
-        let ip = ipv6(
-            node6,
-            CLIENT6,
-            (8 + quote.len()) as u16,
-            IpNumber::IPV6_ICMP,
-            64,
+            &input,
         );
-        let eth = [&ETH6[6..12], &ETH6[0..6], &ETH6[12..]].concat();
-        let expected = [
-            eth,
-            ip.to_bytes().to_vec(),
-            icmp.to_bytes().to_vec(),
-            quote.to_vec(),
-        ]
-        .concat();
         assert_frame(name, &out, &expected);
         assert_eq!(
             moved,
@@ -548,16 +558,7 @@ fn headers_after_the_fragment_header_are_answered_with_admin_prohibited() {
 #[test]
 fn a_routing_header_with_segments_left_is_answered_with_parameter_problem() {
     let dp = dataplane();
-    let ns = nat64_tests::netns::Netns::new("segments-left");
-    ns.ip(&["link", "add", "r0", "type", "veth", "peer", "name", "r1"]);
-    ns.ip(&["addr", "add", "2001:db8:6::1/64", "dev", "r0", "nodad"]);
-    ns.ip(&["link", "set", "r0", "up"]);
-    ns.ip(&["link", "set", "r1", "up"]);
-    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-    let node6: [u8; 16] = "2001:db8:6::1"
-        .parse::<std::net::Ipv6Addr>()
-        .unwrap()
-        .octets();
+    let (ns, node6) = node_ns("segments-left");
     let datagram = udp6(CLIENT6, SERVER6, &pattern(40));
     // The pointer: Segments Left is the fourth byte of the Routing header.
     let cases: [(&str, u8, Vec<Vec<u8>>, u32); 2] = [
@@ -573,32 +574,14 @@ fn a_routing_header_with_segments_left_is_answered_with_parameter_problem() {
         let input = with_exts(first, &exts, &datagram);
         let (action, out, moved) = ns.run(|| run(&dp, &input));
         assert_eq!(action, nat64_tests::xdp::XDP_TX, "{name}");
-        let quote = &input[14..];
-        let icmp = etherparse::Icmpv6Header::with_checksum(
+        let expected = node_error(
+            node6,
             etherparse::Icmpv6Type::ParameterProblem(etherparse::icmpv6::ParameterProblemHeader {
                 code: etherparse::icmpv6::ParameterProblemCode::ErroneousHeaderField,
                 pointer,
             }),
-            node6,
-            CLIENT6,
-            quote,
-        )
-        .unwrap();
-        let ip = ipv6(
-            node6,
-            CLIENT6,
-            (8 + quote.len()) as u16,
-            IpNumber::IPV6_ICMP,
-            64,
+            &input,
         );
-        let eth = [&ETH6[6..12], &ETH6[0..6], &ETH6[12..]].concat();
-        let expected = [
-            eth,
-            ip.to_bytes().to_vec(),
-            icmp.to_bytes().to_vec(),
-            quote.to_vec(),
-        ]
-        .concat();
         assert_frame(name, &out, &expected);
         assert_eq!(
             moved,

@@ -226,18 +226,7 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
         let (action, out, moved) = x.run_counted(&input);
         assert_eq!(action, XDP_TX, "{label}");
         let quote = &input[14..(14 + 20 + 8 + payload).min(14 + 548)];
-        let mut expected = [MAC_S, MAC_X].concat();
-        expected.extend([0x08, 0x00]);
-        let mut icmp = vec![3u8, 13, 0, 0, 0, 0, 0, 0];
-        icmp.extend(quote);
-        let sum = !folded_sum(&icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut h = Ipv4Header::new(icmp.len() as u16, 64, IpNumber::ICMP, XLAT4, SERVER4).unwrap();
-        h.dont_fragment = false;
-        h.identification = u16::from_be_bytes([out[18], out[19]]);
-        h.header_checksum = h.calc_header_checksum();
-        expected.extend(h.to_bytes());
-        expected.extend(&icmp);
+        let expected = unreachable4(13, quote, &out);
         assert_eq!(
             out, expected,
             "{label}\n got {out:02x?}\nwant {expected:02x?}"
@@ -257,6 +246,25 @@ fn udp_without_checksum_not_translated_is_answered_prohibited() {
             "{label}"
         );
     }
+}
+
+/// The ICMPv4 Destination Unreachable of `code` the translator (`XLAT4`) sends back to the
+/// server quoting `quote`, out of the interface it came in on; its identification taken from
+/// `out`, the frame it is compared with (the dataplane's own counter).
+fn unreachable4(code: u8, quote: &[u8], out: &[u8]) -> Vec<u8> {
+    let mut expected = [MAC_S, MAC_X].concat();
+    expected.extend([0x08, 0x00]);
+    let mut icmp = vec![3u8, code, 0, 0, 0, 0, 0, 0];
+    icmp.extend(quote);
+    let sum = !folded_sum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut h = Ipv4Header::new(icmp.len() as u16, 64, IpNumber::ICMP, XLAT4, SERVER4).unwrap();
+    h.dont_fragment = false;
+    h.identification = u16::from_be_bytes([out[18], out[19]]);
+    h.header_checksum = h.calc_header_checksum();
+    expected.extend(h.to_bytes());
+    expected.extend(&icmp);
+    expected
 }
 
 /// RFC 7915 section 4.1: "If the IPv4 packet contains an unexpired source route option, the
@@ -307,18 +315,7 @@ fn an_unexpired_source_route_is_answered_with_source_route_failed() {
         let input = frame([strict, 7, 4, 192, 0, 2, 9, 0]);
         let (action, out, moved) = x.run_counted(&input);
         assert_eq!(action, XDP_TX, "{label}");
-        let mut expected = [MAC_S, MAC_X].concat();
-        expected.extend([0x08, 0x00]);
-        let mut icmp = vec![3u8, 5, 0, 0, 0, 0, 0, 0];
-        icmp.extend(&input[14..]);
-        let sum = !folded_sum(&icmp);
-        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut h = Ipv4Header::new(icmp.len() as u16, 64, IpNumber::ICMP, XLAT4, SERVER4).unwrap();
-        h.dont_fragment = false;
-        h.identification = u16::from_be_bytes([out[18], out[19]]);
-        h.header_checksum = h.calc_header_checksum();
-        expected.extend(h.to_bytes());
-        expected.extend(&icmp);
+        let expected = unreachable4(5, &input[14..], &out);
         assert_eq!(
             out, expected,
             "{label}\n got {out:02x?}\nwant {expected:02x?}"
