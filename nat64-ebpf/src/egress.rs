@@ -106,13 +106,7 @@ extern "C" fn step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     };
     // SAFETY: this CPU's slot, private to this packet while the program runs.
     let p: &mut bpf_fib_lookup = unsafe { &mut *p };
-    p.family = l.family as u8;
-    p.l4_protocol = 0;
-    p.sport = 0;
-    p.dport = 0;
-    p.__bindgen_anon_1.tot_len = l.tot_len as u16;
-    p.__bindgen_anon_2.flowinfo = 0;
-    p.ifindex = l.ifindex;
+    query(p, l.family as u8, l.ifindex, l.tot_len as u16);
     if l.family as u8 == AF_INET {
         p.__bindgen_anon_3.ipv4_src = l.src;
         p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(s.remote4);
@@ -134,4 +128,19 @@ extern "C" fn step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         l.mtu = unsafe { p.__bindgen_anon_1.mtu_result } as u32;
     }
     1
+}
+
+/// Readies the per-CPU `bpf_fib_lookup` parameters for a route lookup of `family` from
+/// `ifindex` (the interface the kernel's own lookup would start from) for a packet of
+/// `tot_len` bytes (0: no MTU check), with no transport ports or flow label; the caller sets
+/// the addresses. Shared by every lookup but `forward`'s, which fills in the packet's own.
+#[inline(always)]
+pub fn query(p: &mut bpf_fib_lookup, family: u8, ifindex: u32, tot_len: u16) {
+    p.family = family;
+    p.l4_protocol = 0;
+    p.sport = 0;
+    p.dport = 0;
+    p.__bindgen_anon_1.tot_len = tot_len;
+    p.__bindgen_anon_2.flowinfo = 0;
+    p.ifindex = ifindex;
 }

@@ -155,13 +155,7 @@ fn routed_back(ctx: &impl Frame, cfg: &Config) -> bool {
     };
     // SAFETY: the per-CPU slot, private to this packet while the program runs.
     let p: &mut bpf_fib_lookup = unsafe { &mut *p };
-    p.family = crate::proto::AF_INET6;
-    p.l4_protocol = 0;
-    p.sport = 0;
-    p.dport = 0;
-    p.__bindgen_anon_1.tot_len = 0;
-    p.__bindgen_anon_2.flowinfo = 0;
-    p.ifindex = cfg.link_ifindex;
+    crate::egress::query(p, crate::proto::AF_INET6, cfg.link_ifindex, 0);
     p.__bindgen_anon_3.ipv6_src = [0; 4];
     p.__bindgen_anon_4.ipv6_dst = crate::packet::addr_words(&dst);
     // SAFETY: helper call with the context and a map value of the size given.

@@ -160,14 +160,8 @@ extern "C" fn lookup_step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     };
     // SAFETY: this CPU's slots, private to this packet while the program runs.
     let (p, s): (&mut bpf_fib_lookup, &mut Scratch) = unsafe { (&mut *p, &mut *s) };
-    p.family = l.family as u8;
-    p.l4_protocol = 0;
-    p.sport = 0;
-    p.dport = 0;
     // No MTU check: the lookup is for the source only.
-    p.__bindgen_anon_1.tot_len = 0;
-    p.__bindgen_anon_2.flowinfo = 0;
-    p.ifindex = l.ifindex;
+    crate::egress::query(p, l.family as u8, l.ifindex, 0);
     if l.family as u8 == AF_INET {
         p.__bindgen_anon_3.ipv4_src = 0;
         p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(s.addr4[1]);
