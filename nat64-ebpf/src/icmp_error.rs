@@ -43,6 +43,7 @@ use crate::{
         sum_words, view, word, write_bytes, write_u16,
     },
     packet::{MAX_HEADERS_LEN, sum_range},
+    proto::{FRAG_LEN, IPPROTO_FRAGMENT},
     rfc6791::{self, Source4},
     stats, v4_to_v6, v6_to_v4,
 };
@@ -532,11 +533,19 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     if inner.ver_ihl >> 4 != 4 || ihl_in < IPV4_LEN || tot_len < ihl + ICMP_LEN + ihl_in {
         return Err(DropReason::InnerUntranslatable);
     }
-    // A quoted fragment other than the first has no transport header, and a first fragment
-    // would need a Fragment Header inside the error: not translated yet.
-    if u16::from_be_bytes(inner.frag) & 0x3fff != 0 {
+    // RFC 7915 section 4.3 translates the quoted header as section 4.1 does a packet, so a
+    // quoted first fragment gains a Fragment Header (its Identification in the low 16 bits,
+    // M set). A later fragment has no transport header to find the flow by (Jool drops it
+    // too), and a fragmented ICMP message is not translated, as in `v4_to_v6`: its ICMPv6
+    // checksum would need the length of the whole message.
+    let frag = u16::from_be_bytes(inner.frag);
+    if frag & 0x1fff != 0 || (frag & 0x2000 != 0 && inner.proto == IPPROTO_ICMP) {
         return Err(DropReason::InnerUntranslatable);
     }
+    s.inner_fragmented = (frag >> 13) as u8 & 1;
+    s.inner_id = inner.id;
+    // The bytes the quoted header grows by beyond the IPv6 header: 8, or none.
+    let fh = s.inner_fragmented as usize * FRAG_LEN;
     s.removed += sum_words(ctx, inner_off, ihl_in).ok_or(DropReason::InnerUntranslatable)?;
     if s.bound_port_at == 0 {
         let isrc_map = addrmap::v4_src(cfg, inner.src).ok_or(DropReason::InnerUntranslatable)?;
@@ -578,7 +587,7 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
         icmp.rest[1] as usize * 4,
         tot_len - ihl - ICMP_LEN,
         ihl_in,
-        ihl_in as isize - IPV6_LEN as isize,
+        ihl_in as isize - (IPV6_LEN + fh) as isize,
         !has_length6(ty),
     )
     .ok_or(DropReason::InnerUntranslatable)?;
@@ -587,7 +596,7 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     // (the quote kept is a whole number of 64-bit words, or all of it: 1240 bytes at most).
     let gap = (l.gap_end - l.keep) & 0xfff;
     if gap > 0 {
-        let at = (ETH_LEN + ihl + ICMP_LEN + l.keep + ihl_in - IPV6_LEN) & 0xffff;
+        let at = (ETH_LEN + ihl + ICMP_LEN + l.keep + ihl_in - IPV6_LEN - fh) & 0xffff;
         s.removed += sum_range(ctx, at, gap).ok_or(DropReason::Truncated)?;
     }
     extension::record(s, &l);
@@ -629,19 +638,30 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     s.inner_proto = l4.proto;
     s.removed += l4.removed;
     let iw = v4_to_v6::first_word(cfg, s.inner_tos);
+    // The quoted IPv6 header, and the Fragment Header after it (next header, reserved, offset
+    // 0 with M set, the Identification zero-extended: RFC 7915 section 4.1).
+    let (inner_nh, inner_plen6) = if fh != 0 {
+        (IPPROTO_FRAGMENT, s.inner_plen + FRAG_LEN as u16)
+    } else {
+        (s.inner_proto, s.inner_plen)
+    };
+    let frag8 = [s.inner_proto, 0, 0, 1, 0, 0, s.inner_id[0], s.inner_id[1]];
     s.added += l4.added
         + word(iw[0], iw[1])
         + word(iw[2], iw[3])
-        + s.inner_plen as u32
-        + word(s.inner_proto, s.inner_ttl)
+        + inner_plen6 as u32
+        + word(inner_nh, s.inner_ttl)
         + new_inner_addrs;
+    if fh != 0 {
+        s.added += word(frag8[0], 0) + 1 + word(frag8[6], frag8[7]);
+    }
     let [c0, c1] = checksum::update(s.check_in, s.removed, s.added).to_be_bytes();
     s.icmp[2] = c0;
     s.icmp[3] = c1;
 
     let macs = crate::packet::Macs::read(ctx).ok_or(DropReason::Truncated)?;
     // Both headers grow to 40 bytes; options disappear.
-    let grow = (IPV6_LEN as i32 - ihl as i32) + (IPV6_LEN as i32 - ihl_in as i32);
+    let grow = (IPV6_LEN as i32 - ihl as i32) + ((IPV6_LEN + fh) as i32 - ihl_in as i32);
     if !resize_head(ctx, -grow, &macs, ETH_P_IPV6) {
         return Err(DropReason::HeadroomExhausted);
     }
@@ -665,23 +685,17 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
     write_bytes(ctx, ETH_LEN + 24, s.addr6[1])?;
     write_bytes(ctx, ETH_LEN + IPV6_LEN, s.icmp)?;
     let at = ETH_LEN + IPV6_LEN + ICMP_LEN;
-    let [p0, p1] = s.inner_plen.to_be_bytes();
+    let [p0, p1] = inner_plen6.to_be_bytes();
     write_bytes(
         ctx,
         at,
-        [
-            iw[0],
-            iw[1],
-            iw[2],
-            iw[3],
-            p0,
-            p1,
-            s.inner_proto,
-            s.inner_ttl,
-        ],
+        [iw[0], iw[1], iw[2], iw[3], p0, p1, inner_nh, s.inner_ttl],
     )?;
     write_bytes(ctx, at + 8, s.addr6[2])?;
     write_bytes(ctx, at + 24, s.addr6[3])?;
+    if fh != 0 {
+        write_bytes(ctx, at + IPV6_LEN, frag8)?;
+    }
 
     let body = ETH_LEN + IPV6_LEN + ICMP_LEN;
     extension::finish(ctx, s, body, ETH_LEN + IPV6_LEN + s.tot_len as usize)?;

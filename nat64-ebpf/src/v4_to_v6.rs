@@ -18,7 +18,7 @@ use nat64_common::{
     state,
 };
 
-use crate::proto::{IPPROTO_FRAGMENT, IPV4_DF, IPV4_MF, IPV4_OFFSET_MASK};
+use crate::proto::{FRAG_LEN, IPPROTO_FRAGMENT, IPV4_DF, IPV4_MF, IPV4_OFFSET_MASK};
 use crate::{
     Packed, Step, addrmap, l4, link,
     packet::{
@@ -29,7 +29,6 @@ use crate::{
     stateful, stats,
 };
 
-const FRAG_LEN: usize = 8;
 /// Longest IPv4 options area: IHL 15 words minus the fixed 5.
 const MAX_OPTIONS: usize = 40;
 const IPOPT_EOL: u8 = 0;

@@ -354,12 +354,21 @@ impl Pkt {
         u16::from_be_bytes([bytes[off], bytes[off + 1]])
     }
 
-    /// This packet as an IPv6 packet, without Ethernet header or trailer.
+    /// This packet as an IPv6 packet, without Ethernet header or trailer. A fragment (MF set
+    /// or an offset) carries a Fragment header, as RFC 7915 section 4.1 makes of an IPv4
+    /// fragment: the offset and M flag, the Identification zero-extended to 32 bits.
     pub fn ip6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
         let (nh, l4) = self.transport(&Pseudo::V6 {
             src: src.octets(),
             dst: dst.octets(),
         });
+        let (nh, l4) = if self.mf || self.frag_off != 0 {
+            let [o0, o1] = ((self.frag_off << 3) | u16::from(self.mf)).to_be_bytes();
+            let [i0, i1] = self.id.to_be_bytes();
+            (44, [&[nh, 0, o0, o1, 0, 0, i0, i1][..], &l4].concat())
+        } else {
+            (nh, l4)
+        };
         let ip = Ipv6Header {
             traffic_class: self.tos,
             flow_label: Ipv6FlowLabel::try_new(self.flow).expect("flow label"),

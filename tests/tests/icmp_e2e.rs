@@ -8,7 +8,10 @@ use std::net::{SocketAddr, TcpListener};
 use nat64_common::{Counter, Dir, L4Proto};
 use nat64_daemon::stats::parse_value;
 use nat64_tests::{
-    lab::{CLIENT6_AS_V4, Lab, LabOptions, ROUTER4_AS_V6, SERVER4, SERVER4_AS_V6, XLAT4, XLAT6},
+    lab::{
+        CLIENT6, CLIENT6_AS_V4, Lab, LabOptions, ROUTER4_AS_V6, SERVER4, SERVER4_AS_V6, XLAT4,
+        XLAT6,
+    },
     peers,
 };
 
@@ -238,4 +241,135 @@ fn path_mtu_discovery_works_across_the_translator() {
         "{}",
         exit.stdout
     );
+}
+
+/// An IPv6 first fragment whose other fragments never come: the IPv4 server's kernel gives up
+/// reassembling it and answers Time Exceeded, fragment reassembly time exceeded (RFC 792),
+/// quoting the first fragment it holds, MF set. The translator turns the error into ICMPv6
+/// Time Exceeded code 1 whose quote carries a Fragment Header again (RFC 7915 sections 4.2 and
+/// 4.3: the quoted header is translated as a packet is, section 4.1), so the IPv6 host's kernel
+/// can match it to the datagram. Sent from a raw socket, since a UDP socket sends every
+/// fragment; the Identification's high 16 bits do not survive IPv4 (section 5.1.1), so the
+/// quote's is the low half, zero-extended.
+fn reassembly_timeout_reaches_the_ipv6_host(xdp_mode: &str) {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        xdp_mode: xdp_mode.into(),
+        ..LabOptions::default()
+    });
+    lab.server4.sysctl("net.ipv4.ipfrag_time", "1");
+    lab.start_daemon();
+    const ID: u32 = 0x1234_5a17;
+    let (sport, dport) = (40123u16, 9999u16);
+    let quote = lab.client6.run(move || {
+        // SAFETY: plain socket calls on buffers this closure owns; every result is checked.
+        unsafe {
+            let icmp = libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6);
+            assert!(
+                icmp >= 0,
+                "raw ICMPv6 socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let tv = libc::timeval {
+                tv_sec: 1,
+                tv_usec: 0,
+            };
+            let r = libc::setsockopt(
+                icmp,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+            assert_eq!(r, 0, "SO_RCVTIMEO");
+            // IPPROTO_RAW: the IPv6 header is ours (IPV6_HDRINCL).
+            let raw = libc::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW);
+            assert!(
+                raw >= 0,
+                "raw IPv6 socket: {}",
+                std::io::Error::last_os_error()
+            );
+            // 1000 bytes of a 2000-byte datagram: IPv6 header, Fragment header (offset 0, M),
+            // the UDP header and 992 bytes of payload.
+            let mut pkt = vec![0x60, 0, 0, 0];
+            pkt.extend(1008u16.to_be_bytes());
+            pkt.extend([44, 64]);
+            pkt.extend(CLIENT6.octets());
+            pkt.extend(SERVER4_AS_V6.octets());
+            pkt.extend([17, 0, 0, 1]);
+            pkt.extend(ID.to_be_bytes());
+            pkt.extend(sport.to_be_bytes());
+            pkt.extend(dport.to_be_bytes());
+            pkt.extend(2000u16.to_be_bytes());
+            pkt.extend([0x5c, 0x2e]);
+            pkt.extend(peers::pattern(992, 7));
+            let mut to: libc::sockaddr_in6 = std::mem::zeroed();
+            to.sin6_family = libc::AF_INET6 as u16;
+            to.sin6_addr.s6_addr = SERVER4_AS_V6.octets();
+            let sent = libc::sendto(
+                raw,
+                pkt.as_ptr().cast(),
+                pkt.len(),
+                0,
+                (&to as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as u32,
+            );
+            assert_eq!(
+                sent,
+                pkt.len() as isize,
+                "sendto: {}",
+                std::io::Error::last_os_error()
+            );
+            // The server waits a second (ipfrag_time); other ICMPv6 (neighbour discovery)
+            // may come first.
+            let mut buf = [0u8; 1500];
+            let mut found = None;
+            for _ in 0..8 {
+                let n = libc::recv(icmp, buf.as_mut_ptr().cast(), buf.len(), 0);
+                if n >= 8 && buf[0] == 3 {
+                    found = Some(buf[..n as usize].to_vec());
+                    break;
+                }
+            }
+            libc::close(raw);
+            libc::close(icmp);
+            found
+        }
+    });
+    let exit = lab.stop_daemon();
+    let msg = quote.unwrap_or_else(|| {
+        panic!(
+            "no ICMPv6 Time Exceeded reached the client within 8 s\n{}",
+            exit.stdout
+        )
+    });
+    assert_eq!(msg[1], 1, "code: fragment reassembly time exceeded");
+    let q = &msg[8..];
+    assert!(q.len() >= 56, "quote of {} bytes", q.len());
+    assert_eq!(
+        q[6], 44,
+        "the quoted IPv6 header's next header: a Fragment header"
+    );
+    assert_eq!(&q[8..24], &CLIENT6.octets(), "quoted source");
+    assert_eq!(&q[24..40], &SERVER4_AS_V6.octets(), "quoted destination");
+    assert_eq!(
+        &q[40..48],
+        &[17, 0, 0, 1, 0, 0, 0x5a, 0x17],
+        "the quoted Fragment header: UDP, offset 0 with M, the ID's low half"
+    );
+    assert_eq!(
+        &q[48..52],
+        &[&sport.to_be_bytes()[..], &dport.to_be_bytes()].concat()[..],
+        "quoted ports"
+    );
+}
+
+#[test]
+fn reassembly_timeout_reaches_the_ipv6_host_tc() {
+    reassembly_timeout_reaches_the_ipv6_host("tc");
+}
+
+#[test]
+fn reassembly_timeout_reaches_the_ipv6_host_xdp() {
+    reassembly_timeout_reaches_the_ipv6_host("native");
 }

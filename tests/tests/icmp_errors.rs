@@ -388,10 +388,16 @@ impl Report {
     /// `m`.
     fn expected6(&self, m: Msg, copy_tos: bool) -> Vec<u8> {
         let inner = as_v6(&self.quote, copy_tos);
+        // A quoted fragment becomes an IPv6 header and a Fragment header (`Pkt::ip6`).
+        let frag = if inner.mf || inner.frag_off != 0 {
+            8
+        } else {
+            0
+        };
         let q = self.cut_output(
             inner.ip6(self.q6.0, self.q6.1),
             20 + self.quote.options.len(),
-            40,
+            40 + frag,
         );
         let q = self.extended_output(&q).unwrap_or(q);
         let outer = as_v6(
@@ -1709,7 +1715,41 @@ fn errors_4to6_quoted_packets() {
     max_rr.extend([0; 36]);
     max_rr.push(0); // end of options list: 40 bytes, IHL 15
     let router_alert = vec![148, 4, 0, 0];
+    // The server reports on a first fragment, as the client's IPv6 fragments became IPv4
+    // ones (RFC 7915 section 5.1.1: DF clear, the Identification's low 16 bits).
+    let on_first_fragment = |p: Pkt| {
+        let mut r = server_reports(p);
+        r.quote.mf = true;
+        r.quote.df = false;
+        r.quote.id = 0x7e55;
+        r
+    };
     let cases = vec![
+        // RFC 7915 section 4.3: the quoted header is translated as section 4.1 translates a
+        // packet, so a quoted first fragment gets a Fragment Header (M set, the ID
+        // zero-extended), and the quote grows by 28 bytes, not 20.
+        t46(
+            "port unreachable quoting a first fragment of UDP: a Fragment Header in the quote",
+            on_first_fragment(udp(40001, 9999, 100)),
+            port,
+            port6,
+        ),
+        t46(
+            "reassembly time exceeded quoting a first fragment of TCP, cut to 8 bytes",
+            on_first_fragment(tcp_data(40000, 443, 100)).cut(Cut::L4(8)),
+            msg(11, 1),
+            msg(3, 1),
+        ),
+        // A 1500-byte first fragment quoted whole: 1280 bytes, 48 of them the quoted headers.
+        Case {
+            expect_as: Some(on_first_fragment(udp(40001, 9999, 1472)).cut(Cut::L4(1184))),
+            ..t46(
+                "a whole 1500-byte first fragment quoted: cut to 1280",
+                on_first_fragment(udp(40001, 9999, 1472)),
+                port,
+                port6,
+            )
+        },
         // The scenario of the brief: traceroute from the client through an IPv4 router.
         t46(
             "time exceeded quoting UDP (32 bytes), whole",
@@ -1976,9 +2016,13 @@ fn errors_4to6_inner_untranslatable() {
             port,
             iu,
         ),
+        // A fragmented ICMP message is not translated, in a quote either (`v4_to_v6`).
         d46(
-            "quoted first fragment (MF)",
-            server_reports(Pkt { mf: true, ..u() }),
+            "quoted first fragment (MF) of an echo request",
+            server_reports(Pkt {
+                mf: true,
+                ..echo(false, 100)
+            }),
             port,
             iu,
         ),

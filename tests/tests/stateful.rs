@@ -104,6 +104,13 @@ fn udp4(
     f
 }
 
+/// An IPv4 header given as bytes, with its checksum computed by etherparse.
+fn ip4_header_with_checksum(hdr: &[u8]) -> Vec<u8> {
+    let (mut ip, _) = Ipv4Header::from_slice(hdr).unwrap();
+    ip.header_checksum = ip.calc_header_checksum();
+    ip.to_bytes().to_vec()
+}
+
 fn ip4(src: [u8; 4], dst: [u8; 4], ttl: u8, id: u16, proto: u8, len: usize) -> Ipv4Header {
     let mut ip = Ipv4Header::new(len as u16, ttl, IpNumber(proto), src, dst).unwrap();
     ip.dont_fragment = false;
@@ -680,6 +687,32 @@ fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
             (Counter::Bytes(Dir::V4ToV6), expected.len() as u64 - 14)
         ]
     );
+
+    // A quote of a first fragment (the server's reassembly timed out) goes through the same
+    // binding, and gains a Fragment Header (RFC 7915 sections 4.1 and 4.3): M set, the
+    // Identification zero-extended.
+    let mut frag4 = quoted4.clone();
+    frag4[6] |= 0x20;
+    let frag4 = [&ip4_header_with_checksum(&frag4[..20])[..], &frag4[20..]].concat();
+    let input = unreachable4(SERVER4, addr4, 0x4323, Unreach4::Port, &frag4);
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS, "moved: {moved:?}");
+    let plain = unreachable6_to_a(SERVER6, Unreach6::Port, 62, payload);
+    let mut quoted6 = plain[14 + 48..].to_vec();
+    let plen = quoted6.len() as u16 - 40 + 8;
+    quoted6[4..6].copy_from_slice(&plen.to_be_bytes());
+    quoted6[6] = 44;
+    let [i0, i1] = id.to_be_bytes();
+    quoted6.splice(40..40, [17, 0, 0, 1, 0, 0, i0, i1]);
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(SERVER6, A, 64)
+        .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+            Unreach6::Port,
+        ))
+        .write(&mut expected, &quoted6)
+        .unwrap();
+    assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
 
     // Quoting a pool4 port with no binding: dropped and counted.
     let stray4 = udp4((addr4, port4 ^ 2), (SERVER4, 53), 62, id, payload)[14..].to_vec();
