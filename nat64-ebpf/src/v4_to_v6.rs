@@ -89,8 +89,13 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // The header is checked before anything else, before a binding or session is touched:
     // RFC 6146 section 3.5 keeps state for what RFC 7915 translates, and a corrupt header is
     // not a packet (the kernel would drop it in ip_rcv(); we run before it). A total length
-    // of 0 is a BIG TCP aggregate, handed off whole below (`exceeds_mtu`).
+    // of 0 is a BIG TCP aggregate, handed off whole below (`exceeds_mtu`), and only in a
+    // buffer longer than any total length could say; in anything shorter (every XDP frame)
+    // it is a corrupt header, which must not reach a binding or session either.
     let tot_len = u16::from_be_bytes(ip4.tot_len) as usize;
+    if tot_len == 0 && frame_len(ctx) <= ETH_LEN + 0xffff {
+        return Err(DropReason::BadHeader);
+    }
     if tot_len != 0 {
         let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
         if ihl < IPV4_LEN || tot_len < ihl {

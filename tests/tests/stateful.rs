@@ -1865,7 +1865,24 @@ fn corrupt_or_martian_ipv4_packets_touch_no_session() {
     fix_ipv4_checksum(&mut long);
     let mut known_bad_sum = from(SERVER4);
     known_bad_sum[24] ^= 0x55;
-    let cases: [(&str, Vec<u8>, DropReason); 7] = [
+    // A total length of 0 means a BIG TCP aggregate longer than 64 KB, never a frame.
+    let zero_len = |src| {
+        let mut f = from(src);
+        f[16..18].copy_from_slice(&[0, 0]);
+        fix_ipv4_checksum(&mut f);
+        f
+    };
+    let cases: [(&str, Vec<u8>, DropReason); 9] = [
+        (
+            "a total length of 0",
+            zero_len(OTHER4),
+            DropReason::BadHeader,
+        ),
+        (
+            "a total length of 0, from the session's own remote",
+            zero_len(SERVER4),
+            DropReason::BadHeader,
+        ),
         ("a wrong header checksum", bad_sum, DropReason::BadHeader),
         (
             "a wrong header checksum, from the session's own remote",
