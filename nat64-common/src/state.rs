@@ -271,6 +271,9 @@ pub const TCP_FLAG_RST: u8 = 0x04;
 pub const TCP_FLAG_ACK: u8 = 0x10;
 
 /// The TCP state a side moves to on a segment with `flags` (the TCP header's flag byte).
+/// After a RST, an ACK of the same side establishes again: RFC 6146 section 3.5.2.2 moves
+/// TRANS back to ESTABLISHED on any packet that is not a RST, so that a spurious or forged RST
+/// does not leave a live connection with the transitory timeout.
 pub const fn tcp_next(state: u8, flags: u8) -> u8 {
     if flags & TCP_FLAG_RST != 0 {
         TCP_RST
@@ -283,10 +286,22 @@ pub const fn tcp_next(state: u8, flags: u8) -> u8 {
         }
     } else if flags & TCP_FLAG_FIN != 0 {
         TCP_FIN
-    } else if flags & TCP_FLAG_ACK != 0 && state != TCP_FIN && state != TCP_RST {
+    } else if flags & TCP_FLAG_ACK != 0 && state != TCP_FIN {
         TCP_ESTABLISHED
     } else {
         state
+    }
+}
+
+/// The state of the *other* side when a segment with `flags` passes: a side that sent a RST
+/// counts as established again once anything but a RST follows (RFC 6146 section 3.5.2.2,
+/// TRANS: "If a packet other than a RST packet is received, the lifetime of the state is set
+/// to TCP_EST and the state is moved to ESTABLISHED").
+pub const fn tcp_other(other: u8, flags: u8) -> u8 {
+    if other == TCP_RST && flags & TCP_FLAG_RST == 0 {
+        TCP_ESTABLISHED
+    } else {
+        other
     }
 }
 
@@ -494,6 +509,34 @@ mod tests {
             "V4 FIN + V6 FIN RCV"
         );
         assert_eq!(tcp_lifetime(TCP_ESTABLISHED, TCP_RST), Transitory, "TRANS");
+    }
+
+    /// RFC 6146 section 3.5.2.2: TRANS goes back to ESTABLISHED on any packet but a RST, from
+    /// either side.
+    #[test]
+    fn a_packet_after_a_rst_establishes_again() {
+        const ACK: u8 = TCP_FLAG_ACK;
+        const RST: u8 = TCP_FLAG_RST;
+        use TcpLifetime::*;
+        // The IPv6 side sent a RST: TRANS.
+        let (s6, s4) = (tcp_next(TCP_ESTABLISHED, RST | ACK), TCP_ESTABLISHED);
+        assert_eq!(tcp_lifetime(s6, s4), Transitory);
+        // More RSTs keep it there, from either side.
+        assert_eq!(tcp_next(s6, RST), TCP_RST);
+        assert_eq!(tcp_other(s6, RST), TCP_RST);
+        // An ACK from the side that sent the RST...
+        let a = (tcp_next(s6, ACK), tcp_other(s4, ACK));
+        assert_eq!(tcp_lifetime(a.0, a.1), Established);
+        // ...or from the other side: ESTABLISHED again.
+        let b = (tcp_other(s6, ACK), tcp_next(s4, ACK));
+        assert_eq!(tcp_lifetime(b.0, b.1), Established);
+        // A FIN after the RST closes that half, as it would have without it.
+        assert_eq!(tcp_next(s6, ACK | TCP_FLAG_FIN), TCP_FIN);
+        // The other side's state is only changed when it is a RST.
+        for st in [TCP_NONE, TCP_SYN, TCP_ESTABLISHED, TCP_FIN] {
+            assert_eq!(tcp_other(st, ACK), st);
+            assert_eq!(tcp_other(st, RST), st);
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use etherparse::{
 };
 use nat64_common::{
     Counter, Dir, DropReason, Generated, L4Proto,
-    state::{BIB_TCP, TCP_ESTABLISHED, TCP_NONE, TCP_SYN},
+    state::{BIB_TCP, TCP_ESTABLISHED, TCP_NONE, TCP_RST, TCP_SYN},
 };
 use nat64_daemon::bindings::now_ns;
 use nat64_tests::{
@@ -384,6 +384,51 @@ fn each_remote_endpoint_has_a_session_with_its_own_tcp_state() {
         (1, 1, 0)
     );
     assert!(x.dp.bindings().unwrap().list(10).is_empty());
+}
+
+/// RFC 6146 section 3.5.2.2: a RST moves an established session to TRANS (4 minutes), and
+/// anything but a RST that follows, from either side, moves it back to ESTABLISHED: a
+/// spurious or forged RST does not cut a live connection that then idles past 4 minutes.
+#[test]
+fn traffic_after_a_rst_keeps_the_session_established() {
+    let mut x = load("2000-2999");
+    let (_, out, _) = x.run_counted(&syn6());
+    let (addr4, port4, _) = src_of(&out);
+    let from4 = |flags| tcp4(SERVER4, 443, addr4, port4, flags);
+    let from6 = |flags| tcp6(A, 41000, SERVER6, 443, flags);
+    for frame in [from4(SYN | ACK), from6(ACK), from4(ACK)] {
+        assert_eq!(x.run_counted(&frame).0, XDP_PASS);
+    }
+    let state = |x: &mut Loaded| {
+        let s = x.dp.bindings().unwrap().list_sessions(10);
+        assert_eq!(s.len(), 1, "{s:?}");
+        (s[0].value.tcp6, s[0].value.tcp4)
+    };
+    // (the RST's sender, the frame that follows it, the states after the RST)
+    let rounds = [
+        (from4(RST), from6(ACK), (TCP_ESTABLISHED, TCP_RST)),
+        (from6(RST | ACK), from4(ACK), (TCP_RST, TCP_ESTABLISHED)),
+        (from4(RST), from4(ACK), (TCP_ESTABLISHED, TCP_RST)),
+    ];
+    for (rst, next, trans) in rounds {
+        assert_eq!(x.run_counted(&rst).0, XDP_PASS);
+        assert_eq!(state(&mut x), trans, "TRANS after the RST");
+        assert_eq!(x.run_counted(&next).0, XDP_PASS);
+        assert_eq!(
+            state(&mut x),
+            (TCP_ESTABLISHED, TCP_ESTABLISHED),
+            "ESTABLISHED again after a packet other than a RST"
+        );
+    }
+    // Five minutes on, past the transitory timeout: the session stays.
+    let cfg = x.cfg.stateful.clone().unwrap();
+    let later = now_ns() + 300 * 1_000_000_000;
+    let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 100).unwrap();
+    assert_eq!((swept.sessions_expired, swept.live.tcp), (0, 1));
+    // A RST that nothing follows still ends it after the transitory timeout.
+    assert_eq!(x.run_counted(&from6(RST)).0, XDP_PASS);
+    let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 100).unwrap();
+    assert_eq!((swept.sessions_expired, swept.live.tcp), (1, 0));
 }
 
 /// TCP flag bits for [`tcp4`] and [`tcp6`].
