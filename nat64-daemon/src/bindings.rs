@@ -13,8 +13,8 @@ use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
     BIB_F_FILE, BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, BLOCK_F_RELEASING, Bib4Key,
     Bib4Value, Bib6Key, Bib6Value, BlockKey, BlockOwner, ClientBlocks, ClientBlocksKey,
-    MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TcpLifetime, block_of_port, block_ports,
-    client_key, tcp_established, tcp_lifetime,
+    MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TCP_RST, TcpLifetime, block_of_port,
+    block_ports, client_key, tcp_established, tcp_lifetime,
 };
 
 use crate::config::Stateful;
@@ -185,6 +185,20 @@ pub struct Sweep {
     /// Port blocks allocated, by protocol (after the sweep), and those released in this pass.
     pub blocks: Usage,
     pub blocks_released: u64,
+    /// Established TCP sessions whose timer ran out in this pass, moved to TRANS for a probe
+    /// ([`Probe`]).
+    pub probed: u64,
+}
+
+/// An established TCP session whose timer ran out (RFC 6146 section 3.5.2.2): "the NAT64
+/// SHOULD send a probe packet ... to at least one of the endpoints of the TCP connection" and
+/// moves it to TRANS. The IPv6 host is the endpoint probed, as Jool does: `session` and the
+/// binding's IPv6 side, `addr6` and `port6`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub session: Session,
+    pub addr6: [u8; 16],
+    pub port6: u16,
 }
 
 /// The index of a protocol in [`Sweep::ports_used`].
@@ -574,6 +588,11 @@ impl Tables<'_> {
         out
     }
 
+    /// [`Tables::sweep_probing`], its probes not sent (as if every one were lost).
+    pub fn sweep(&mut self, st: &Stateful, now_ns: u64, budget: usize) -> Result<Sweep, MapError> {
+        self.sweep_probing(st, now_ns, budget, &mut Vec::new())
+    }
+
     /// Expires the sessions idle for longer than their lifetime at `now_ns` (RFC 6146
     /// section 3.5 timers, per session), then the bindings with no session left (static ones
     /// never expire), looking at no more than `budget` bindings (bounded work per pass) and
@@ -591,7 +610,19 @@ impl Tables<'_> {
     /// (RFC 6888 REQ-8: a freed port is not reused at once, so a new flow does not receive
     /// the old one's late packets); the dataplane translates nothing through it and cannot
     /// allocate the port until it goes.
-    pub fn sweep(&mut self, st: &Stateful, now_ns: u64, budget: usize) -> Result<Sweep, MapError> {
+    ///
+    /// An established TCP session whose timer ran out is not removed but moved to TRANS (one
+    /// side marked as if it had sent a RST, its time restarted: the transitory timer now
+    /// runs), and listed in `probes`, for the caller to send each its probe (RFC 6146 section
+    /// 3.5.2.2). The answer of a live host, any segment but a RST, makes it established again
+    /// (`tcp_other`); without one it goes when the transitory timer runs out.
+    pub fn sweep_probing(
+        &mut self,
+        st: &Stateful,
+        now_ns: u64,
+        budget: usize,
+        probes: &mut Vec<Probe>,
+    ) -> Result<Sweep, MapError> {
         let hold_down = Duration::from_secs(st.port_hold_down_secs).as_nanos() as u64;
         let mut out = Sweep::default();
         let mut per_client: std::collections::HashMap<[u8; 8], u64> = Default::default();
@@ -609,6 +640,30 @@ impl Tables<'_> {
                     _ => out.sessions.icmp += 1,
                 }
                 continue;
+            }
+            if sess.key.proto == BIB_TCP && tcp_established(sess.value.tcp6, sess.value.tcp4) {
+                let v = SessionValue {
+                    tcp4: TCP_RST,
+                    last_ns: now_ns,
+                    ..sess.value
+                };
+                // BPF_EXIST: only if the dataplane has not removed or replaced it meanwhile.
+                let to_trans = self.sessions.insert(sess.key, v, 2);
+                let binding = self.bib4.get(&sess.key.bib4(), 0);
+                if let (Ok(()), Ok(b)) = (&to_trans, binding) {
+                    probes.push(Probe {
+                        session: sess,
+                        addr6: b.addr6,
+                        port6: u16::from_be_bytes(b.port6),
+                    });
+                }
+                if to_trans.is_ok() {
+                    out.probed += 1;
+                    live_bindings.insert(sess.key.bib4());
+                    live_peers.insert(sess.peer());
+                    out.sessions.tcp += 1;
+                    continue;
+                }
             }
             match self.sessions.remove(&sess.key) {
                 Ok(()) | Err(MapError::KeyNotFound) => out.sessions_expired += 1,

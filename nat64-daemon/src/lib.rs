@@ -22,6 +22,7 @@ pub mod map;
 pub mod metrics;
 pub mod stats;
 pub mod sys;
+pub mod tcp_probe;
 
 pub use config::Config;
 pub use dataplane::{Dataplane, DataplaneError, InterfaceSettings};

@@ -118,6 +118,21 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
             .with_label_values(&["block_released"])
             .inc_by(crate::binding_log::BLOCKS_RELEASED.load(std::sync::atomic::Ordering::Relaxed));
         r.register(Box::new(events))?;
+        let probes = IntCounterVec::new(
+            Opts::new(
+                "nat64_tcp_probes_total",
+                "TCP probes since the daemon started (RFC 6146 section 3.5.2.2: an empty ACK to the IPv6 host of an established session whose timer ran out, which a live connection answers), by outcome: sent, or failed (no IPv6 address for the IPv4 endpoint, or the kernel refused it).",
+            ),
+            &["outcome"],
+        )?;
+        use std::sync::atomic::Ordering::Relaxed;
+        probes
+            .with_label_values(&["sent"])
+            .inc_by(crate::tcp_probe::SENT.load(Relaxed));
+        probes
+            .with_label_values(&["failed"])
+            .inc_by(crate::tcp_probe::FAILED.load(Relaxed));
+        r.register(Box::new(probes))?;
         let ipfix = IntCounterVec::new(
             Opts::new(
                 "nat64_ipfix_records_total",
@@ -125,7 +140,6 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
             ),
             &["outcome"],
         )?;
-        use std::sync::atomic::Ordering::Relaxed;
         ipfix
             .with_label_values(&["queued"])
             .inc_by(crate::binding_log::IPFIX_QUEUED.load(Relaxed));

@@ -337,18 +337,21 @@ impl Running<'_, '_> {
     fn sweep(&mut self) {
         let Some(st) = &self.cfg.stateful else { return };
         let started = std::time::Instant::now();
+        let mut probes = Vec::new();
         let r = self
             .dp
             .bindings()
             .map_err(anyhow::Error::from)
             .and_then(|mut t| {
-                t.sweep(
+                t.sweep_probing(
                     st,
                     nat64_daemon::bindings::now_ns(),
                     st.max_bindings as usize,
+                    &mut probes,
                 )
                 .map_err(anyhow::Error::from)
             });
+        nat64_daemon::tcp_probe::send(self.dp, self.cfg, &probes);
         match r {
             Ok(s) => {
                 self.usage = s;

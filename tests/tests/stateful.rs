@@ -376,12 +376,45 @@ fn each_remote_endpoint_has_a_session_with_its_own_tcp_state() {
         sessions(&mut x),
         vec![(SERVER4, TCP_ESTABLISHED, TCP_ESTABLISHED)]
     );
-    // Three hours on: the last session and then its binding.
+    // Three hours on, past the established timer: RFC 6146 section 3.5.2.2 probes the IPv6
+    // host (an empty ACK from the server's side of the connection) and moves the session to
+    // TRANS, its transitory timer starting then.
     let later = now_ns() + 3 * 3600 * 1_000_000_000;
-    let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 100).unwrap();
+    let mut probes = Vec::new();
+    let swept =
+        x.dp.bindings()
+            .unwrap()
+            .sweep_probing(&cfg, later, 100, &mut probes)
+            .unwrap();
     assert_eq!(
-        (swept.sessions_expired, swept.expired, swept.live.tcp),
-        (1, 1, 0)
+        (swept.probed, swept.sessions_expired, swept.live.tcp),
+        (1, 0, 1)
+    );
+    assert_eq!(probes.len(), 1);
+    assert_eq!(
+        (
+            probes[0].addr6,
+            probes[0].port6,
+            probes[0].session.key.remote4
+        ),
+        (A, 41000, SERVER4),
+        "the probe goes to the IPv6 host, about the session with the server"
+    );
+    assert_eq!(sessions(&mut x), vec![(SERVER4, TCP_ESTABLISHED, TCP_RST)]);
+    // No answer within the transitory timer: the session and then its binding go.
+    let swept =
+        x.dp.bindings()
+            .unwrap()
+            .sweep(&cfg, later + 300 * 1_000_000_000, 100)
+            .unwrap();
+    assert_eq!(
+        (
+            swept.probed,
+            swept.sessions_expired,
+            swept.expired,
+            swept.live.tcp
+        ),
+        (0, 1, 1, 0)
     );
     assert!(x.dp.bindings().unwrap().list(10).is_empty());
 }

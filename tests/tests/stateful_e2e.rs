@@ -128,6 +128,65 @@ fn several_ipv6_clients_share_pool4_over_tcp_udp_and_ping() {
     }
 }
 
+/// RFC 6146 section 3.5.2.2: when an established session's timer runs out, the daemon probes
+/// the IPv6 host with an empty ACK (sequence and acknowledgment zero) and moves the session to
+/// TRANS; the host's kernel answers the out-of-window segment with an ACK, which makes the
+/// session established again. So an idle connection outlives the established timer (3 s here,
+/// `rfc_minimum_timeouts = false`) as often as it runs out, and the server can still write
+/// first after the wait. Without the probe the session, then the binding, went after 3 s, and
+/// the server's segment met no binding.
+#[test]
+fn an_idle_connection_is_probed_and_survives_the_established_timer() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        stateful_extra: "tcp_established_timeout_secs = 3\n".into(),
+        ..LabOptions::default()
+    });
+    lab.start_daemon();
+    let listener = lab
+        .server4
+        .run(|| TcpListener::bind((SERVER4, 5006)))
+        .expect("bind tcp");
+    let (go, wait) = mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).expect("first message");
+        wait.recv().expect("go");
+        // The server speaks first after the idle time: its segment needs the binding.
+        s.write_all(b"first").expect("write after the idle time");
+        s.read_exact(&mut buf).expect("answer after the idle time");
+        buf
+    });
+    let src = STATEFUL_CLIENTS[0];
+    let mut tcp = lab
+        .client6
+        .run(|| peers::tcp_connect_from(src, (SERVER4_AS_V6, 5006).into()));
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    tcp.write_all(b"hello").unwrap();
+    // Idle for three established timers and the sweeper's periods.
+    std::thread::sleep(Duration::from_secs(11));
+    let (ok, sessions, err) = lab.bindings_cli(&["sessions"]);
+    assert!(ok, "{err}");
+    go.send(()).unwrap();
+    let mut buf = [0u8; 5];
+    tcp.read_exact(&mut buf).unwrap_or_else(|e| {
+        panic!(
+            "the server's segment after the idle time did not arrive ({e}); sessions then:\n{sessions}\n{}",
+            lab.daemon_log()
+        )
+    });
+    assert_eq!(&buf, b"first");
+    tcp.write_all(b"reply").unwrap();
+    assert_eq!(&server.join().expect("server thread"), b"reply");
+    assert!(
+        sessions.contains(&format!("{SERVER4}:5006 idle ")),
+        "the session was gone after the idle time:\n{sessions}"
+    );
+}
+
 /// A binding outlives its idle timeout only by the sweeper's period: an idle UDP binding
 /// expires (3 s in the lab), after which the server's datagram to it finds nothing and is
 /// dropped; until then any IPv4 host may use it (endpoint-independent filtering). An idle,

@@ -275,6 +275,29 @@ impl Config {
         Ok(())
     }
 
+    /// The IPv6 address the dataplane gives the IPv4 address `a` as a source: through the EAM
+    /// entry of longest IPv4 prefix that holds it (RFC 7757 section 3.3), else under pool6
+    /// (RFC 6052); `None` when neither maps it.
+    pub fn ipv6_of(&self, a: std::net::Ipv4Addr) -> Option<std::net::Ipv6Addr> {
+        if let Some(e) = self
+            .eam
+            .iter()
+            .filter(|e| e.ipv4.contains(&a))
+            .max_by_key(|e| e.ipv4.prefix_len())
+        {
+            let v6 = nat64_common::addr::eam_place(
+                &e.ipv6.network().octets(),
+                e.ipv4.prefix_len(),
+                e.shift(),
+                a.octets(),
+            );
+            return Some(v6.into());
+        }
+        let p6 = self.pool6.0?;
+        nat64_common::addr::embed(&p6.network().octets(), p6.prefix_len(), a.octets())
+            .map(Into::into)
+    }
+
     /// The EAM4 trie entries of the EAM table: one per entry whose suffixes have the same
     /// length; one /32 per address for an entry whose IPv6 suffix is the longer, its whole IPv6
     /// address computed here (RFC 7757 section 3.2; see `nat64_common::addr::eam_to_v6`).
