@@ -4,9 +4,8 @@
 //! is translated like an outer one, its addresses mapped the same way, its transport checksum
 //! updated where it was quoted, and the outer ICMP checksum, which covers all of it, updated
 //! incrementally: the words that left are subtracted and the ones that came are added. So an
-//! ICMPv6 error's checksum is checked first (RFC 7915 section 5.2) and a wrong one dropped; an
-//! ICMPv4 error with a wrong checksum stays wrong after translation (nothing corrupt is
-//! repaired), and the IPv6 host drops it.
+//! error's checksum is checked first (RFC 7915 section 5.2 for ICMPv6; ICMPv4 likewise, as
+//! Jool does) and a wrong one dropped, so that nothing corrupt leaves looking translated.
 //!
 //! Layout, 6 to 4 (the frame shrinks by 40 bytes; the quoted data does not move):
 //! `eth | IPv6 40 | ICMPv6 8 | IPv6 40 | data` -> `eth | IPv4 20 | ICMP 8 | IPv4 20 | data`.
@@ -525,6 +524,13 @@ fn error_4to6(ctx: &impl Frame, cfg: &Config) -> Result<Step, DropReason> {
 
     let icmp_off = ETH_LEN + ihl;
     let icmp = read::<IcmpFull>(ctx, icmp_off).ok_or(DropReason::Truncated)?;
+    // The checksum is checked before translation, as for an ICMPv6 error (section 5.2, and
+    // Jool both ways): the incremental update below would carry a corrupt message into an
+    // ICMPv6 error that looks translated. ICMPv4's covers the message alone (RFC 792).
+    let whole = sum_range(ctx, icmp_off, tot_len - ihl).ok_or(DropReason::Truncated)?;
+    if checksum::fold(whole) != 0xffff {
+        return Err(DropReason::BadChecksum);
+    }
     s.check_in = u16::from_be_bytes(icmp.check);
     s.removed = word(icmp.ty, icmp.code) + rest_sum(&icmp.rest);
 

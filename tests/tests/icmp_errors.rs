@@ -1130,21 +1130,29 @@ fn errors_6to4_without_pool6791() {
 }
 
 /// RFC 7915 section 5.2: an ICMPv6 error's checksum is checked before translation; one with a
-/// wrong checksum is dropped and counted, not translated into a corrupt ICMPv4 error.
+/// wrong checksum is dropped and counted, not translated into a corrupt ICMPv4 error. The
+/// same for an ICMPv4 error (as Jool does), whose incremental update would otherwise carry
+/// the wrong sum into an ICMPv6 error that looks translated.
 #[test]
-fn an_icmpv6_error_with_a_wrong_checksum_is_dropped() {
+fn an_icmp_error_with_a_wrong_checksum_is_dropped() {
     require_root();
     let x = Xlat::load("bad checksum", &config_6791());
-    let mut input = client_reports(udp(40001, 9999, 100)).input(Dir::V6ToV4, msg(1, 4));
+    let mut error6 = client_reports(udp(40001, 9999, 100)).input(Dir::V6ToV4, msg(1, 4));
     // The ICMPv6 checksum: after the Ethernet and IPv6 headers, at offset 2.
-    input[14 + 40 + 2] ^= 0x5a;
-    let before = x.stats();
-    let (action, _) = x.run(&input);
-    assert_eq!(action, XDP_DROP, "{}", action_name(action));
-    assert_eq!(
-        counter_delta(&before, &x.stats()),
-        vec![(Counter::Dropped(Dir::V6ToV4, DropReason::BadChecksum), 1)]
-    );
+    error6[14 + 40 + 2] ^= 0x5a;
+    let mut error4 = server_reports(udp(40001, 9999, 100)).input(Dir::V4ToV6, msg(3, 3));
+    // A byte of the quote: the message no longer sums to its checksum.
+    error4[14 + 20 + 8 + 30] ^= 0x5a;
+    for (dir, input) in [(Dir::V6ToV4, error6), (Dir::V4ToV6, error4)] {
+        let before = x.stats();
+        let (action, _) = x.run(&input);
+        assert_eq!(action, XDP_DROP, "{dir:?}: {}", action_name(action));
+        assert_eq!(
+            counter_delta(&before, &x.stats()),
+            vec![(Counter::Dropped(dir, DropReason::BadChecksum), 1)],
+            "{dir:?}"
+        );
+    }
 }
 
 /// An ICMPv4 error is translated whatever its source (Jool's graybox `ha`: a router may answer
