@@ -100,6 +100,40 @@ pub(crate) fn lock_state(dir: &std::path::Path) -> anyhow::Result<std::fs::File>
     }
 }
 
+/// Without a state directory, the single-instance guard is a name in the network namespace:
+/// an abstract Unix socket named after the translator link (or, without one, the interfaces),
+/// bound for the daemon's life. The kernel frees it when the process ends, killed or not, and
+/// abstract names are per network namespace, as links and attachments are. Two daemons with
+/// the same link or interfaces there would take each other's over.
+pub(crate) fn lock_namespace(cfg: &Config) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    use std::os::linux::net::SocketAddrExt as _;
+    let what = match &cfg.translator_link.0 {
+        Some(link) => format!("translator link {link}"),
+        None => {
+            let mut names: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
+            names.sort_unstable();
+            format!("interfaces {}", names.join(","))
+        }
+    };
+    // An abstract name holds at most 107 bytes; a long interface list is named by its hash.
+    let mut name = format!("nat64d {what}");
+    if name.len() > 100 {
+        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        name = format!("nat64d interfaces #{h:016x}");
+    }
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .context("naming the single-instance lock")?;
+    match std::os::unix::net::UnixListener::bind_addr(&addr) {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "another nat64d runs in this network namespace with the same {what} (it holds the abstract socket @{name}); stop it first"
+        ),
+        Err(e) => Err(e).context("taking the single-instance lock"),
+    }
+}
+
 /// Where bpf filesystems live by convention (what the daemon mounts if it must).
 const BPFFS_ROOT: &str = "/sys/fs/bpf";
 
@@ -156,10 +190,14 @@ pub(crate) async fn serve(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> 
     let started = std::time::Instant::now();
     let state = state_dir(&cfg)?;
     // The same guard without an admin socket: the state directory's lock, held until this
-    // function returns.
+    // function returns; without a state directory, a name in the network namespace.
     let _state_lock = match &state {
         Some((maps, _)) => Some(lock_state(maps.parent().unwrap_or(maps))?),
         None => None,
+    };
+    let _namespace_lock = match &state {
+        Some(_) => None,
+        None => Some(lock_namespace(&cfg)?),
     };
     // The node's own addresses inside EAM and pool6_ipv4 prefixes stay its own, from the
     // first configuration written: the dispatchers an earlier run left attached tail-call

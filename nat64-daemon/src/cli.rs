@@ -260,10 +260,15 @@ pub(crate) fn cleanup(config: Option<&std::path::Path>) -> anyhow::Result<()> {
             path.display()
         );
     }
-    // Without an admin socket, the state directory's lock says so (`app::lock_state`).
+    // Without an admin socket, the state directory's lock says so (`app::lock_state`), or
+    // without a state directory the namespace's (`app::lock_namespace`).
     let _state_lock = match cfg.state_dir.get() {
         Some(dir) if dir.exists() => Some(crate::app::lock_state(dir)?),
         _ => None,
+    };
+    let _namespace_lock = match cfg.state_dir.get() {
+        Some(_) => None,
+        None => Some(crate::app::lock_namespace(&cfg)?),
     };
     if let Some(name) = &cfg.translator_link.0 {
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -613,6 +613,48 @@ fn a_second_daemon_on_the_same_state_is_refused_without_an_admin_socket() {
     lab.stop_daemon();
 }
 
+/// Without a state directory and without an admin socket, a second daemon for the same
+/// translator link in the namespace is refused too: the first holds an abstract socket named
+/// after it. So is `nat64d cleanup`, which would take the link from under it. Once the first
+/// has stopped (killed here: the kernel frees the name with the process) a new one starts.
+#[test]
+fn a_second_daemon_in_the_namespace_is_refused_without_state_or_admin_socket() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions::default());
+    let admin = format!("admin_socket = \"{}\"", lab.admin_socket().display());
+    let toml = lab.config_toml().replace(&admin, "admin_socket = \"off\"");
+    assert!(
+        toml.contains("admin_socket = \"off\"") && toml.contains("state_dir = \"off\""),
+        "{toml}"
+    );
+    lab.start_daemon_with(&toml);
+    let nat64d = nat64_tests::nat64d_path();
+    let run = |args: &[&str]| {
+        lab.xlat
+            .command(nat64d.to_str().expect("utf-8 path"))
+            .args(args)
+            .arg(lab.config_path())
+            .output()
+            .expect("run nat64d")
+    };
+    for args in [["run", "--config"], ["cleanup", "--config"]] {
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("another nat64d runs in this network namespace"),
+            "nat64d {}: {err}",
+            args[0]
+        );
+    }
+    let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "the first daemon still translates: {text}");
+    lab.kill_daemon();
+    lab.start_daemon_with(&toml);
+    let (ok, text) = nat64_tests::lab::ping(&lab.client6, &SERVER4_AS_V6.to_string(), 2);
+    assert!(ok, "the daemon started after the kill translates: {text}");
+    lab.stop_daemon();
+}
+
 /// A start that fails half way (here: its metrics port is taken) has already put its programs
 /// into the program array that the dispatchers an earlier run left attached (`on_stop =
 /// "keep"`) call into, and they go on running them once it has exited. They must find what
