@@ -98,55 +98,42 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
     r.register(Box::new(info))?;
 
     if let Some(b) = s.bindings {
-        let events = IntCounterVec::new(
-            Opts::new(
-                "nat64_binding_events_total",
-                "Binding events since the daemon started, by event: each binding made (created) and each refused (refused), read from the dataplane; with port blocks, each block allocated (block_allocated, from the dataplane; its bindings are not counted one by one) and released (block_released, by the sweeper). With log_bindings each is a log line.",
-            ),
-            &["event"],
-        )?;
-        events
-            .with_label_values(&["created"])
-            .inc_by(s.binding_events.created);
-        events
-            .with_label_values(&["refused"])
-            .inc_by(s.binding_events.refused);
-        events
-            .with_label_values(&["block_allocated"])
-            .inc_by(s.binding_events.block_allocated);
-        events
-            .with_label_values(&["block_released"])
-            .inc_by(crate::binding_log::BLOCKS_RELEASED.load(std::sync::atomic::Ordering::Relaxed));
-        r.register(Box::new(events))?;
-        let probes = IntCounterVec::new(
-            Opts::new(
-                "nat64_tcp_probes_total",
-                "TCP probes since the daemon started (RFC 6146 section 3.5.2.2: an empty ACK to the IPv6 host of an established session whose timer ran out, which a live connection answers), by outcome: sent, or failed (no IPv6 address for the IPv4 endpoint, or the kernel refused it).",
-            ),
-            &["outcome"],
-        )?;
         use std::sync::atomic::Ordering::Relaxed;
-        probes
-            .with_label_values(&["sent"])
-            .inc_by(crate::tcp_probe::SENT.load(Relaxed));
-        probes
-            .with_label_values(&["failed"])
-            .inc_by(crate::tcp_probe::FAILED.load(Relaxed));
-        r.register(Box::new(probes))?;
-        let ipfix = IntCounterVec::new(
-            Opts::new(
-                "nat64_ipfix_records_total",
-                "IPFIX records of binding events (stateful.ipfix_collector), by outcome: queued for the exporter, or dropped because its queue was full.",
-            ),
-            &["outcome"],
+        register_counters(
+            &r,
+            "nat64_binding_events_total",
+            "Binding events since the daemon started, by event: each binding made (created) and each refused (refused), read from the dataplane; with port blocks, each block allocated (block_allocated, from the dataplane; its bindings are not counted one by one) and released (block_released, by the sweeper). With log_bindings each is a log line.",
+            "event",
+            &[
+                ("created", s.binding_events.created),
+                ("refused", s.binding_events.refused),
+                ("block_allocated", s.binding_events.block_allocated),
+                (
+                    "block_released",
+                    crate::binding_log::BLOCKS_RELEASED.load(Relaxed),
+                ),
+            ],
         )?;
-        ipfix
-            .with_label_values(&["queued"])
-            .inc_by(crate::binding_log::IPFIX_QUEUED.load(Relaxed));
-        ipfix
-            .with_label_values(&["dropped"])
-            .inc_by(crate::binding_log::IPFIX_DROPPED.load(Relaxed));
-        r.register(Box::new(ipfix))?;
+        register_counters(
+            &r,
+            "nat64_tcp_probes_total",
+            "TCP probes since the daemon started (RFC 6146 section 3.5.2.2: an empty ACK to the IPv6 host of an established session whose timer ran out, which a live connection answers), by outcome: sent, or failed (no IPv6 address for the IPv4 endpoint, or the kernel refused it).",
+            "outcome",
+            &[
+                ("sent", crate::tcp_probe::SENT.load(Relaxed)),
+                ("failed", crate::tcp_probe::FAILED.load(Relaxed)),
+            ],
+        )?;
+        register_counters(
+            &r,
+            "nat64_ipfix_records_total",
+            "IPFIX records of binding events (stateful.ipfix_collector), by outcome: queued for the exporter, or dropped because its queue was full.",
+            "outcome",
+            &[
+                ("queued", crate::binding_log::IPFIX_QUEUED.load(Relaxed)),
+                ("dropped", crate::binding_log::IPFIX_DROPPED.load(Relaxed)),
+            ],
+        )?;
         let in_use = IntGaugeVec::new(
             Opts::new(
                 "nat64_bindings",
@@ -249,6 +236,21 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
     let mut out = Vec::new();
     TextEncoder::new().encode(&r.gather(), &mut out)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Registers the counter `name` with one series per `(value of label, count)`.
+fn register_counters(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: &[(&str, u64)],
+) -> prometheus::Result<()> {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+    for (value, n) in series {
+        c.with_label_values(&[*value]).inc_by(*n);
+    }
+    r.register(Box::new(c))
 }
 
 /// Serves the endpoints on `addr` in the background; requests go to the main loop on `tx`.

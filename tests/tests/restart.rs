@@ -571,6 +571,25 @@ fn pin_percpu_array(path: &std::path::Path, n: u32) {
     unsafe { libc::close(fd as libc::c_int) };
 }
 
+/// The lab's configuration with its admin socket off.
+fn without_admin_socket(lab: &Lab) -> String {
+    let admin = format!("admin_socket = \"{}\"", lab.admin_socket().display());
+    let toml = lab.config_toml().replace(&admin, "admin_socket = \"off\"");
+    assert!(toml.contains("admin_socket = \"off\""), "{toml}");
+    toml
+}
+
+/// `nat64d <args> <the lab's configuration file>` in the translator's namespace.
+fn nat64d_on_lab_config(lab: &Lab, args: &[&str]) -> std::process::Output {
+    let nat64d = nat64_tests::nat64d_path();
+    lab.xlat
+        .command(nat64d.to_str().expect("utf-8 path"))
+        .args(args)
+        .arg(lab.config_path())
+        .output()
+        .expect("run nat64d")
+}
+
 /// Without an admin socket a second daemon on the same state is refused all the same: the
 /// first holds the state directory's lock. So is `nat64d cleanup`. The first goes on
 /// translating, and once it has stopped a new one starts.
@@ -581,19 +600,9 @@ fn a_second_daemon_on_the_same_state_is_refused_without_an_admin_socket() {
         pinned_state: true,
         ..LabOptions::default()
     });
-    let admin = format!("admin_socket = \"{}\"", lab.admin_socket().display());
-    let toml = lab.config_toml().replace(&admin, "admin_socket = \"off\"");
-    assert!(toml.contains("admin_socket = \"off\""), "{toml}");
+    let toml = without_admin_socket(&lab);
     lab.start_daemon_with(&toml);
-    let nat64d = nat64_tests::nat64d_path();
-    let run = |args: &[&str]| {
-        lab.xlat
-            .command(nat64d.to_str().expect("utf-8 path"))
-            .args(args)
-            .arg(lab.config_path())
-            .output()
-            .expect("run nat64d")
-    };
+    let run = |args: &[&str]| nat64d_on_lab_config(&lab, args);
     let second = run(&["run", "--config"]);
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -621,24 +630,12 @@ fn a_second_daemon_on_the_same_state_is_refused_without_an_admin_socket() {
 fn a_second_daemon_in_the_namespace_is_refused_without_state_or_admin_socket() {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions::default());
-    let admin = format!("admin_socket = \"{}\"", lab.admin_socket().display());
-    let toml = lab.config_toml().replace(&admin, "admin_socket = \"off\"");
-    assert!(
-        toml.contains("admin_socket = \"off\"") && toml.contains("state_dir = \"off\""),
-        "{toml}"
-    );
+    let toml = without_admin_socket(&lab);
+    assert!(toml.contains("state_dir = \"off\""), "{toml}");
     lab.start_daemon_with(&toml);
-    let nat64d = nat64_tests::nat64d_path();
-    let run = |args: &[&str]| {
-        lab.xlat
-            .command(nat64d.to_str().expect("utf-8 path"))
-            .args(args)
-            .arg(lab.config_path())
-            .output()
-            .expect("run nat64d")
-    };
+    let run = |args: &[&str]| nat64d_on_lab_config(&lab, args);
     for args in [["run", "--config"], ["cleanup", "--config"]] {
-        let out = run(&args);
+        let out = run(&args[..]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && err.contains("another nat64d runs in this network namespace"),
