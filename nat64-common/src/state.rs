@@ -263,6 +263,10 @@ pub const TCP_SYN: u8 = 1;
 pub const TCP_ESTABLISHED: u8 = 2;
 pub const TCP_FIN: u8 = 3;
 pub const TCP_RST: u8 = 4;
+/// A side that sent a RST while the session was established: the session is in the RFC's
+/// TRANS state until something other than a RST passes ([`tcp_step`]). The daemon also puts a
+/// session there when it probes it (RFC 6146 section 3.5.2.2).
+pub const TCP_TRANS: u8 = 5;
 
 /// TCP flag bits of the header's flag byte.
 pub const TCP_FLAG_FIN: u8 = 0x01;
@@ -270,10 +274,9 @@ pub const TCP_FLAG_SYN: u8 = 0x02;
 pub const TCP_FLAG_RST: u8 = 0x04;
 pub const TCP_FLAG_ACK: u8 = 0x10;
 
-/// The TCP state a side moves to on a segment with `flags` (the TCP header's flag byte).
-/// After a RST, an ACK of the same side establishes again: RFC 6146 section 3.5.2.2 moves
-/// TRANS back to ESTABLISHED on any packet that is not a RST, so that a spurious or forged RST
-/// does not leave a live connection with the transitory timeout.
+/// The TCP state a side moves to on a segment with `flags` (the TCP header's flag byte), the
+/// other side not considered: what a session's first segment makes of it. Later segments go
+/// through [`tcp_step`].
 pub const fn tcp_next(state: u8, flags: u8) -> u8 {
     if flags & TCP_FLAG_RST != 0 {
         TCP_RST
@@ -286,23 +289,45 @@ pub const fn tcp_next(state: u8, flags: u8) -> u8 {
         }
     } else if flags & TCP_FLAG_FIN != 0 {
         TCP_FIN
-    } else if flags & TCP_FLAG_ACK != 0 && state != TCP_FIN {
+    } else if flags & TCP_FLAG_ACK != 0 && state != TCP_FIN && state != TCP_RST {
         TCP_ESTABLISHED
     } else {
         state
     }
 }
 
-/// The state of the *other* side when a segment with `flags` passes: a side that sent a RST
-/// counts as established again once anything but a RST follows (RFC 6146 section 3.5.2.2,
-/// TRANS: "If a packet other than a RST packet is received, the lifetime of the state is set
-/// to TCP_EST and the state is moved to ESTABLISHED").
-pub const fn tcp_other(other: u8, flags: u8) -> u8 {
-    if other == TCP_RST && flags & TCP_FLAG_RST == 0 {
-        TCP_ESTABLISHED
-    } else {
-        other
+/// Both sides of a session after a segment with `flags` from the side in `own`, the other
+/// being in `other`: `(own, other)` after it.
+///
+/// RFC 6146 section 3.5.2.2: a RST moves an ESTABLISHED session to TRANS, and TRANS goes back
+/// to ESTABLISHED on any packet that is not a RST (from either side), so that a spurious or
+/// forged RST does not leave a live connection with the transitory timer. The side that sent
+/// that RST is then in [`TCP_TRANS`], not [`TCP_RST`]: a RST while the connection was opening
+/// (the RFC's V4 INIT and V6 INIT, which leave only on a SYN) stays a RST whatever follows,
+/// or a remote could make an established session out of a refused SYN with one bare ACK.
+pub const fn tcp_step(own: u8, other: u8, flags: u8) -> (u8, u8) {
+    let was_established = (own == TCP_ESTABLISHED || own == TCP_TRANS)
+        && (other == TCP_ESTABLISHED || other == TCP_TRANS);
+    if flags & TCP_FLAG_RST != 0 {
+        let own = if was_established { TCP_TRANS } else { TCP_RST };
+        return (own, other);
     }
+    if own == TCP_TRANS || other == TCP_TRANS {
+        // TRANS -> ESTABLISHED, then this segment as from an established side (a FIN closes
+        // its half).
+        let own = if own == TCP_TRANS {
+            TCP_ESTABLISHED
+        } else {
+            own
+        };
+        let other = if other == TCP_TRANS {
+            TCP_ESTABLISHED
+        } else {
+            other
+        };
+        return (tcp_next(own, flags), other);
+    }
+    (tcp_next(own, flags), other)
 }
 
 /// Which timeout applies to a TCP binding whose sides are in `side6` and `side4`.
@@ -316,7 +341,13 @@ pub enum TcpLifetime {
 pub const fn tcp_lifetime(side6: u8, side4: u8) -> TcpLifetime {
     let opened = (side6 == TCP_ESTABLISHED || side6 == TCP_FIN)
         && (side4 == TCP_ESTABLISHED || side4 == TCP_FIN);
-    if side6 == TCP_RST || side4 == TCP_RST || (side6 == TCP_FIN && side4 == TCP_FIN) || !opened {
+    if side6 == TCP_RST
+        || side4 == TCP_RST
+        || side6 == TCP_TRANS
+        || side4 == TCP_TRANS
+        || (side6 == TCP_FIN && side4 == TCP_FIN)
+        || !opened
+    {
         TcpLifetime::Transitory
     } else {
         TcpLifetime::Established
@@ -512,31 +543,38 @@ mod tests {
     }
 
     /// RFC 6146 section 3.5.2.2: TRANS goes back to ESTABLISHED on any packet but a RST, from
-    /// either side.
+    /// either side; a RST while opening stays one.
     #[test]
-    fn a_packet_after_a_rst_establishes_again() {
+    fn a_packet_after_a_rst_establishes_again_only_if_it_was_established() {
+        const SYN: u8 = TCP_FLAG_SYN;
         const ACK: u8 = TCP_FLAG_ACK;
         const RST: u8 = TCP_FLAG_RST;
+        const FIN: u8 = TCP_FLAG_FIN;
         use TcpLifetime::*;
-        // The IPv6 side sent a RST: TRANS.
-        let (s6, s4) = (tcp_next(TCP_ESTABLISHED, RST | ACK), TCP_ESTABLISHED);
+        const EST: u8 = TCP_ESTABLISHED;
+        // The IPv6 side (own) sends a RST in an established session: TRANS.
+        let (s6, s4) = tcp_step(EST, EST, RST | ACK);
+        assert_eq!((s6, s4), (TCP_TRANS, EST));
         assert_eq!(tcp_lifetime(s6, s4), Transitory);
         // More RSTs keep it there, from either side.
-        assert_eq!(tcp_next(s6, RST), TCP_RST);
-        assert_eq!(tcp_other(s6, RST), TCP_RST);
-        // An ACK from the side that sent the RST...
-        let a = (tcp_next(s6, ACK), tcp_other(s4, ACK));
-        assert_eq!(tcp_lifetime(a.0, a.1), Established);
-        // ...or from the other side: ESTABLISHED again.
-        let b = (tcp_other(s6, ACK), tcp_next(s4, ACK));
-        assert_eq!(tcp_lifetime(b.0, b.1), Established);
-        // A FIN after the RST closes that half, as it would have without it.
-        assert_eq!(tcp_next(s6, ACK | TCP_FLAG_FIN), TCP_FIN);
-        // The other side's state is only changed when it is a RST.
-        for st in [TCP_NONE, TCP_SYN, TCP_ESTABLISHED, TCP_FIN] {
-            assert_eq!(tcp_other(st, ACK), st);
-            assert_eq!(tcp_other(st, RST), st);
-        }
+        assert_eq!(tcp_step(s6, s4, RST), (TCP_TRANS, EST));
+        assert_eq!(tcp_step(s4, s6, RST), (TCP_TRANS, TCP_TRANS));
+        // An ACK from the side that sent the RST, or from the other: ESTABLISHED again.
+        assert_eq!(tcp_step(s6, s4, ACK), (EST, EST));
+        assert_eq!(tcp_step(s4, s6, ACK), (EST, EST));
+        // A FIN after it closes the sender's half, as it would have without the RST.
+        assert_eq!(tcp_step(s6, s4, ACK | FIN), (TCP_FIN, EST));
+        // Opening: a remote's SYN (V4 INIT), refused by the host with a RST. Bare ACKs from
+        // the remote then do not make it established (the RFC leaves V4 INIT on a SYN only).
+        let s4 = tcp_next(TCP_NONE, SYN);
+        let (s6, s4) = (tcp_step(TCP_NONE, s4, RST | ACK).0, s4);
+        assert_eq!(s6, TCP_RST);
+        let (s4, s6) = tcp_step(s4, s6, ACK);
+        let (s4, s6) = tcp_step(s4, s6, ACK);
+        assert_eq!(s6, TCP_RST);
+        assert_eq!(tcp_lifetime(s6, s4), Transitory);
+        // A half-closed side's RST is not TRANS either (the RFC's FIN states have their own).
+        assert_eq!(tcp_step(TCP_FIN, EST, RST), (TCP_RST, EST));
     }
 }
 

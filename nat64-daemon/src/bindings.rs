@@ -13,7 +13,7 @@ use aya::maps::{HashMap, MapData, MapError};
 use nat64_common::state::{
     BIB_F_FILE, BIB_F_HELD, BIB_F_STATIC, BIB_ICMP, BIB_TCP, BIB_UDP, BLOCK_F_RELEASING, Bib4Key,
     Bib4Value, Bib6Key, Bib6Value, BlockKey, BlockOwner, ClientBlocks, ClientBlocksKey,
-    MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TCP_RST, TcpLifetime, block_of_port,
+    MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TCP_TRANS, TcpLifetime, block_of_port,
     block_ports, client_key, tcp_established, tcp_lifetime,
 };
 
@@ -192,13 +192,12 @@ pub struct Sweep {
 
 /// An established TCP session whose timer ran out (RFC 6146 section 3.5.2.2): "the NAT64
 /// SHOULD send a probe packet ... to at least one of the endpoints of the TCP connection" and
-/// moves it to TRANS. The IPv6 host is the endpoint probed, as Jool does: `session` and the
-/// binding's IPv6 side, `addr6` and `port6`.
+/// moves it to TRANS. The IPv6 host is the endpoint probed, as Jool does: `session`, and `to`
+/// the binding's IPv6 transport address (`None`: the binding was gone, no probe possible).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Probe {
     pub session: Session,
-    pub addr6: [u8; 16],
-    pub port6: u16,
+    pub to: Option<([u8; 16], u16)>,
 }
 
 /// The index of a protocol in [`Sweep::ports_used`].
@@ -611,11 +610,11 @@ impl Tables<'_> {
     /// the old one's late packets); the dataplane translates nothing through it and cannot
     /// allocate the port until it goes.
     ///
-    /// An established TCP session whose timer ran out is not removed but moved to TRANS (one
-    /// side marked as if it had sent a RST, its time restarted: the transitory timer now
-    /// runs), and listed in `probes`, for the caller to send each its probe (RFC 6146 section
+    /// An established TCP session whose timer ran out is not removed but moved to TRANS (its
+    /// IPv4 side marked `TCP_TRANS`, its time restarted: the transitory timer now runs), and
+    /// listed in `probes`, for the caller to send each its probe (RFC 6146 section
     /// 3.5.2.2). The answer of a live host, any segment but a RST, makes it established again
-    /// (`tcp_other`); without one it goes when the transitory timer runs out.
+    /// (`tcp_step`); without one it goes when the transitory timer runs out.
     pub fn sweep_probing(
         &mut self,
         st: &Stateful,
@@ -642,22 +641,28 @@ impl Tables<'_> {
                 continue;
             }
             if sess.key.proto == BIB_TCP && tcp_established(sess.value.tcp6, sess.value.tcp4) {
+                // What the dataplane holds now: a segment since the listing (a refresh, a FIN,
+                // a RST) leaves the session to the next pass, rather than being overwritten.
+                let now = self.sessions.get(&sess.key, 0).ok();
+                if now.is_some_and(|v| v != sess.value) {
+                    live_bindings.insert(sess.key.bib4());
+                    live_peers.insert(sess.peer());
+                    out.sessions.tcp += 1;
+                    continue;
+                }
                 let v = SessionValue {
-                    tcp4: TCP_RST,
+                    tcp4: TCP_TRANS,
                     last_ns: now_ns,
                     ..sess.value
                 };
-                // BPF_EXIST: only if the dataplane has not removed or replaced it meanwhile.
-                let to_trans = self.sessions.insert(sess.key, v, 2);
-                let binding = self.bib4.get(&sess.key.bib4(), 0);
-                if let (Ok(()), Ok(b)) = (&to_trans, binding) {
-                    probes.push(Probe {
-                        session: sess,
-                        addr6: b.addr6,
-                        port6: u16::from_be_bytes(b.port6),
-                    });
-                }
-                if to_trans.is_ok() {
+                // BPF_EXIST: only if the dataplane has not removed it meanwhile.
+                if now.is_some() && self.sessions.insert(sess.key, v, 2).is_ok() {
+                    let to = self
+                        .bib4
+                        .get(&sess.key.bib4(), 0)
+                        .ok()
+                        .map(|b| (b.addr6, u16::from_be_bytes(b.port6)));
+                    probes.push(Probe { session: sess, to });
                     out.probed += 1;
                     live_bindings.insert(sess.key.bib4());
                     live_peers.insert(sess.peer());

@@ -25,7 +25,8 @@ use nat64_common::checksum;
 use crate::bindings::Probe;
 
 /// Probes handed to the kernel, and probes that could not be sent (no IPv6 address for the
-/// IPv4 endpoint, or the kernel refused the injection), since the daemon started.
+/// IPv4 endpoint, the binding gone, or the kernel refused the injection), since the daemon
+/// started.
 pub static SENT: AtomicU64 = AtomicU64::new(0);
 pub static FAILED: AtomicU64 = AtomicU64::new(0);
 
@@ -72,7 +73,12 @@ pub fn send(dp: &crate::Dataplane, cfg: &crate::Config, probes: &[Probe]) {
             tracing::debug!(%remote, "TCP probe not sent: no IPv6 address for the remote");
             continue;
         };
-        let to = (Ipv6Addr::from(pr.addr6), pr.port6);
+        let Some((addr6, port6)) = pr.to else {
+            FAILED.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%remote, "TCP probe not sent: the binding is gone");
+            continue;
+        };
+        let to = (Ipv6Addr::from(addr6), port6);
         let p = packet((from, u16::from_be_bytes(k.remote_port)), to);
         match dp.inject(&p) {
             Ok(()) => {

@@ -20,7 +20,7 @@ use nat64_common::{
         BlockOwner, EVENT_BLOCK, EVENT_CREATED, EVENT_REFUSED, Frag6Key, FragKey, HELD_SYN_BYTES,
         MAX_CLIENT_BLOCKS, PeerKey, SessionKey, SessionValue, TCP_FLAG_ACK, TCP_FLAG_RST,
         TCP_FLAG_SYN, TCP_SYN, candidate_port, client_key, next_candidate, pool4_index, tcp_next,
-        tcp_other,
+        tcp_step,
     },
 };
 
@@ -229,14 +229,11 @@ fn refresh(s: &mut crate::maps::Scratch, out: bool) -> bool {
     // CPUs may write the same fields; each is a single store of a plain value.
     let v = unsafe { &mut *v };
     v.last_ns = s.now_ns;
-    // The sender's side follows the segment; the other side leaves a RST behind on anything
-    // else (RFC 6146 section 3.5.2.2, TRANS to ESTABLISHED).
+    // RFC 6146 section 3.5.2.2, both sides at once (a RST's TRANS ends on the other's ACK).
     if out {
-        v.tcp6 = tcp_next(v.tcp6, s.sess_flags);
-        v.tcp4 = tcp_other(v.tcp4, s.sess_flags);
+        (v.tcp6, v.tcp4) = tcp_step(v.tcp6, v.tcp4, s.sess_flags);
     } else {
-        v.tcp4 = tcp_next(v.tcp4, s.sess_flags);
-        v.tcp6 = tcp_other(v.tcp6, s.sess_flags);
+        (v.tcp4, v.tcp6) = tcp_step(v.tcp4, v.tcp6, s.sess_flags);
     }
     true
 }

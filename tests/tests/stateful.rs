@@ -17,7 +17,7 @@ use etherparse::{
 };
 use nat64_common::{
     Counter, Dir, DropReason, Generated, L4Proto,
-    state::{BIB_TCP, TCP_ESTABLISHED, TCP_NONE, TCP_RST, TCP_SYN},
+    state::{BIB_TCP, TCP_ESTABLISHED, TCP_NONE, TCP_RST, TCP_SYN, TCP_TRANS},
 };
 use nat64_daemon::bindings::now_ns;
 use nat64_tests::{
@@ -392,15 +392,14 @@ fn each_remote_endpoint_has_a_session_with_its_own_tcp_state() {
     );
     assert_eq!(probes.len(), 1);
     assert_eq!(
-        (
-            probes[0].addr6,
-            probes[0].port6,
-            probes[0].session.key.remote4
-        ),
-        (A, 41000, SERVER4),
+        (probes[0].to, probes[0].session.key.remote4),
+        (Some((A, 41000)), SERVER4),
         "the probe goes to the IPv6 host, about the session with the server"
     );
-    assert_eq!(sessions(&mut x), vec![(SERVER4, TCP_ESTABLISHED, TCP_RST)]);
+    assert_eq!(
+        sessions(&mut x),
+        vec![(SERVER4, TCP_ESTABLISHED, TCP_TRANS)]
+    );
     // No answer within the transitory timer: the session and then its binding go.
     let swept =
         x.dp.bindings()
@@ -439,9 +438,9 @@ fn traffic_after_a_rst_keeps_the_session_established() {
     };
     // (the RST's sender, the frame that follows it, the states after the RST)
     let rounds = [
-        (from4(RST), from6(ACK), (TCP_ESTABLISHED, TCP_RST)),
-        (from6(RST | ACK), from4(ACK), (TCP_RST, TCP_ESTABLISHED)),
-        (from4(RST), from4(ACK), (TCP_ESTABLISHED, TCP_RST)),
+        (from4(RST), from6(ACK), (TCP_ESTABLISHED, TCP_TRANS)),
+        (from6(RST | ACK), from4(ACK), (TCP_TRANS, TCP_ESTABLISHED)),
+        (from4(RST), from4(ACK), (TCP_ESTABLISHED, TCP_TRANS)),
     ];
     for (rst, next, trans) in rounds {
         assert_eq!(x.run_counted(&rst).0, XDP_PASS);
@@ -462,6 +461,40 @@ fn traffic_after_a_rst_keeps_the_session_established() {
     assert_eq!(x.run_counted(&from6(RST)).0, XDP_PASS);
     let swept = x.dp.bindings().unwrap().sweep(&cfg, later, 100).unwrap();
     assert_eq!((swept.sessions_expired, swept.live.tcp), (1, 0));
+}
+
+/// A RST while a connection opens is no TRANS (RFC 6146 section 3.5.2.2: V4 INIT leaves only
+/// on a SYN from the IPv6 side): another IPv4 host's SYN to a binding (endpoint-independent
+/// filtering), refused by the client with a RST, then bare ACKs from that host, spoofable
+/// since it need not see the RST, leave the session on the transitory timer. Were they to
+/// establish it, three packets per forged source would fill the session table for hours.
+#[test]
+fn acks_after_a_refused_inbound_syn_do_not_establish_the_session() {
+    let mut x = load("2000-2999");
+    let (_, out, _) = x.run_counted(&syn6());
+    let (addr4, port4, _) = src_of(&out);
+    let other = |flags| tcp4(OTHER4, 5555, addr4, port4, flags);
+    assert_eq!(x.run_counted(&other(SYN)).0, XDP_PASS);
+    // The client's RST back to the other host (no listener on its ephemeral port).
+    assert_eq!(
+        x.run_counted(&tcp6(A, 41000, OTHER6, 5555, RST | ACK)).0,
+        XDP_PASS
+    );
+    for _ in 0..3 {
+        assert_eq!(x.run_counted(&other(ACK)).0, XDP_PASS);
+    }
+    let s = x.dp.bindings().unwrap().list_sessions(10);
+    let s = s
+        .iter()
+        .find(|s| s.key.remote4 == OTHER4)
+        .expect("the other host's session");
+    assert_eq!(s.value.tcp6, TCP_RST, "{s:?}");
+    let cfg = x.cfg.stateful.clone().unwrap();
+    assert_eq!(
+        s.lifetime(&cfg).as_secs(),
+        cfg.tcp_transitory_timeout_secs,
+        "transitory, not established"
+    );
 }
 
 /// TCP flag bits for [`tcp4`] and [`tcp6`].
