@@ -151,6 +151,26 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             {
                 return Err(DropReason::MartianAddress);
             }
+            // What is refused, or handed on, whatever a binding says is settled before one
+            // is looked at, so that it makes or refreshes no state either: a fragmented ICMP
+            // message (see below), and options, malformed or an unexpired source route
+            // (section 4.1), judged here in XDP; at TC a packet with options goes on into the
+            // translator link untouched (`tc_hand_off`). Not for an address the node shares,
+            // whose own traffic (its large pings' fragments, say) only the binding lookup
+            // tells apart: those checks come after it, below.
+            let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
+            let frag = u16::from_be_bytes(ip4.frag);
+            if !shared && frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 && ip4.proto == IPPROTO_ICMP {
+                return Err(DropReason::Fragment);
+            }
+            let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
+            if !shared && ihl > IPV4_LEN && tot_len != 0 {
+                if C::FULL {
+                    check_options(ctx, ihl)?;
+                } else {
+                    return tc_hand_off(ctx, cfg, ip4, ihl, tot_len, false);
+                }
+            }
             let r = stateful_destination(ctx, cfg);
             // The node's own traffic on a pool4 address it shares: up the stack untouched
             // (on the translator link, where it cannot come from the node, refused).
@@ -202,14 +222,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // kernel, the link's IPv4 routes would answer with their own MTU (kept for what has no DF:
     // `translator_link::ipv4_routes` in the daemon), not this route's.
     if !C::FULL && (fragmented || ihl > IPV4_LEN) {
-        let v6_len = tot_len - ihl + IPV6_LEN + if fragmented { FRAG_LEN } else { 0 };
-        if shared
-            || (!fragmented && has_source_route(ctx, ihl))
-            || (frag & IPV4_DF != 0 && route_mtu_if_too_big(ctx, cfg, v6_len) != 0)
-        {
-            return link::redirect(cfg, Dir::V4ToV6);
-        }
-        return link::slow_path(cfg, Dir::V4ToV6);
+        return tc_hand_off(ctx, cfg, ip4, ihl, tot_len, shared);
     }
     // So is a UDP datagram without a checksum, which needs one computed over all of it.
     if !C::FULL && ip4.proto == IPPROTO_UDP {
@@ -474,6 +487,34 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     Ok(Step::Translated)
 }
 
+/// At TC, a fragment or a packet with options goes into the translator link, whose program
+/// translates it (the kernel fragments it on the way in when it is too big): through the
+/// kernel's routing (`link::slow_path`), or directly (`link::redirect`) when the kernel would
+/// not route it there: addressed to a pool4 address the node `shared`, or with a source route
+/// (which the kernel drops on arrival), or with DF and too big for its IPv6 route (the link's
+/// program answers Fragmentation Needed with that route's MTU; the link's IPv4 routes would
+/// answer with their own). `tot_len` is at least `ihl` (checked by the caller).
+#[inline(always)]
+fn tc_hand_off<C: Frame>(
+    ctx: &C,
+    cfg: &Config,
+    ip4: &Ipv4Hdr,
+    ihl: usize,
+    tot_len: usize,
+    shared: bool,
+) -> Result<Step, DropReason> {
+    let frag = u16::from_be_bytes(ip4.frag);
+    let fragmented = frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0;
+    let v6_len = tot_len - ihl + IPV6_LEN + if fragmented { FRAG_LEN } else { 0 };
+    if shared
+        || (!fragmented && has_source_route(ctx, ihl))
+        || (frag & IPV4_DF != 0 && route_mtu_if_too_big(ctx, cfg, v6_len) != 0)
+    {
+        return link::redirect(cfg, Dir::V4ToV6);
+    }
+    link::slow_path(cfg, Dir::V4ToV6)
+}
+
 /// RFC 7915 section 4.1: options are ignored, except that an unexpired source route (LSRR or
 /// SSRR whose pointer has not run past its length) means the packet must be discarded.
 ///
@@ -555,7 +596,9 @@ extern "C" fn option_step<C: Frame>(_n: u64, c: *mut core::ffi::c_void) -> i64 {
                 c.verdict = 2;
                 return 1;
             };
-            if len < 2 {
+            // A length below 2, or running past the header, is malformed (the kernel's
+            // ip_options_compile drops it too).
+            if len < 2 || i + len as usize > c.end as usize {
                 c.verdict = 2;
                 return 1;
             }
@@ -706,7 +749,13 @@ fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReaso
         stateful::SESS_FILTERED => return Err(DropReason::Filtered),
         _ => return Err(DropReason::TableFull),
     }
-    if frag & IPV4_MF != 0 {
+    // A first fragment's binding is remembered for the later ones, unless the datagram is
+    // UDP without a checksum: it is not translated (RFC 7915 section 4.5: the checksum would
+    // need all of it; RFC 6146 section 3.4), so neither are the rest of it.
+    if frag & IPV4_MF != 0
+        && !(bib_proto == state::BIB_UDP
+            && read::<[u8; 2]>(ctx, l4_off + 6).is_some_and(|c| c == [0, 0]))
+    {
         stateful::remember_fragments(ip4.src, ip4.dst, ip4.id, ip4.proto, b);
     }
     crate::packet::copy_addr6(&mut s.addr6[1], &b.addr6);

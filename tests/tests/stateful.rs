@@ -285,6 +285,103 @@ fn echo_identifiers_are_bound_like_ports() {
     assert_eq!(out, expected, "\n got {out:02x?}\nwant {expected:02x?}");
 }
 
+/// A fragmented ICMP message is not translated (its ICMPv6 checksum would need all of it), and
+/// it is refused before its binding is looked at: it makes no session (from a new remote),
+/// refreshes none, and leaves no entry for its later fragments to follow.
+#[test]
+fn a_fragmented_echo_reply_touches_no_session() {
+    let mut x = load("2000-2999");
+    let mut input = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(B, SERVER6, 64)
+        .icmpv6_echo_request(0x0777, 3)
+        .write(&mut input, b"ping")
+        .unwrap();
+    let (_, out, _) = x.run_counted(&input);
+    let addr4: [u8; 4] = out[26..30].try_into().unwrap();
+    let id4 = u16::from_be_bytes([out[38], out[39]]);
+    let sessions = |x: &mut Loaded| {
+        x.dp.bindings()
+            .unwrap()
+            .list_sessions(10)
+            .into_iter()
+            .map(|s| (s.key.remote4, s.value.last_ns))
+            .collect::<Vec<_>>()
+    };
+    let before = sessions(&mut x);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // First fragments of echo replies (MF), from the pinged server and from another host.
+    for src in [SERVER4, OTHER4] {
+        let reply = Icmpv4Header::with_checksum(
+            Icmpv4Type::EchoReply(IcmpEchoHeader { id: id4, seq: 3 }),
+            b"pingpong",
+        );
+        let mut ip = ip4(src, addr4, 61, 0x4444, 1, 16);
+        ip.more_fragments = true;
+        ip.header_checksum = ip.calc_header_checksum();
+        let mut frame = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+        frame.extend(ip.to_bytes());
+        frame.extend(reply.to_bytes());
+        frame.extend(b"pingpong");
+        let (action, _, moved) = x.run_counted(&frame);
+        assert_eq!(action, XDP_DROP);
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+        );
+        // Its last fragment finds nothing to follow.
+        let (action, _, moved) = x.run_counted(&later_fragment4(src, addr4, 0x4444, 1, 2));
+        assert_eq!(action, XDP_DROP);
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+        );
+    }
+    assert_eq!(sessions(&mut x), before, "no session made, none refreshed");
+}
+
+/// The last fragment (8 bytes of payload at `offset` eight-byte units) of an IPv4 datagram of
+/// protocol `proto` and identification `id`, as a frame.
+fn later_fragment4(src: [u8; 4], dst: [u8; 4], id: u16, proto: u8, offset: u16) -> Vec<u8> {
+    let mut f = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
+    let mut ip = ip4(src, dst, 60, id, proto, 8);
+    ip.fragment_offset = etherparse::IpFragOffset::try_new(offset).unwrap();
+    ip.header_checksum = ip.calc_header_checksum();
+    f.extend(ip.to_bytes());
+    f.extend([0xcd; 8]);
+    f
+}
+
+/// RFC 7915 section 4.5 (and RFC 6146 section 3.4): a fragmented UDP datagram without a
+/// checksum is not translated, since the checksum would need all of it; its first fragment is
+/// refused (and answered), and so are the later ones, which find no binding to follow.
+#[test]
+fn a_fragmented_udp_datagram_without_checksum_is_refused_whole() {
+    let x = load("2000-2999");
+    let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
+    let (addr4, port4, _) = src_of(&out);
+    let mut first = udp4((SERVER4, 53), (addr4, port4), 60, 0x7778, &[0xab; 8]);
+    first[20] = 0x20;
+    first[40..42].copy_from_slice(&[0, 0]);
+    fix_ipv4_checksum(&mut first);
+    let (action, _, moved) = x.run_counted(&first);
+    assert_ne!(action, XDP_PASS, "{moved:?}");
+    assert_eq!(
+        moved.first(),
+        Some(&(
+            Counter::Dropped(Dir::V4ToV6, DropReason::UdpZeroChecksum),
+            1
+        )),
+        "{moved:?}"
+    );
+    let (action, _, moved) = x.run_counted(&later_fragment4(SERVER4, addr4, 0x7778, 17, 2));
+    assert_eq!(action, XDP_DROP, "the rest of it is not translated either");
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+    );
+}
+
 /// RFC 6146 section 3.5: a binding has one session per remote endpoint, each with its own TCP
 /// state machine (section 3.5.2.2) and timer; the binding lives while one of them does.
 #[test]
@@ -705,12 +802,14 @@ fn fragments_and_unsupported_protocols_are_refused_and_counted() {
     );
 }
 
-/// Recomputes the IPv4 header checksum of an Ethernet frame after a field changed.
+/// Recomputes the IPv4 header checksum of an Ethernet frame after a field changed (over the
+/// header's IHL, options included).
 fn fix_ipv4_checksum(frame: &mut [u8]) {
     frame[24] = 0;
     frame[25] = 0;
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
     let mut s = 0u32;
-    for c in frame[14..34].chunks(2) {
+    for c in frame[14..14 + ihl].chunks(2) {
         s += u16::from_be_bytes([c[0], c[1]]) as u32;
     }
     while s > 0xffff {
@@ -740,12 +839,7 @@ fn fragments_follow_the_binding_of_their_first_fragment() {
         40000,
         "port from the binding"
     );
-    let mut last = [MACS.1.as_slice(), MACS.0.as_slice(), &[0x08, 0x00]].concat();
-    let mut ip = ip4(SERVER4, addr4, 60, 0x7777, 17, 8);
-    ip.fragment_offset = etherparse::IpFragOffset::try_new(2).unwrap();
-    ip.header_checksum = ip.calc_header_checksum();
-    last.extend(ip.to_bytes());
-    last.extend([0xcd; 8]);
+    let last = later_fragment4(SERVER4, addr4, 0x7777, 17, 2);
     let (action, out, moved) = x.run_counted(&last);
     assert_eq!(action, XDP_PASS, "moved {moved:?}");
     assert_eq!(&out[38..54], &A, "later fragment to the same client");
@@ -1976,6 +2070,16 @@ fn corrupt_or_martian_ipv4_packets_touch_no_session() {
     fix_ipv4_checksum(&mut long);
     let mut known_bad_sum = from(SERVER4);
     known_bad_sum[24] ^= 0x55;
+    // Four bytes of options: IHL 6, the total length and header checksum following.
+    let with_options = |src, opts: [u8; 4]| {
+        let f = from(src);
+        let mut g = [&f[..34], &opts[..], &f[34..]].concat();
+        g[14] = 0x46;
+        let tot = u16::from_be_bytes([g[16], g[17]]) + 4;
+        g[16..18].copy_from_slice(&tot.to_be_bytes());
+        fix_ipv4_checksum(&mut g);
+        g
+    };
     // A total length of 0 means a BIG TCP aggregate longer than 64 KB, never a frame.
     let zero_len = |src| {
         let mut f = from(src);
@@ -1983,7 +2087,17 @@ fn corrupt_or_martian_ipv4_packets_touch_no_session() {
         fix_ipv4_checksum(&mut f);
         f
     };
-    let cases: [(&str, Vec<u8>, DropReason); 9] = [
+    let cases: [(&str, Vec<u8>, DropReason); 11] = [
+        (
+            "an option running past the header (timestamp, length 40 in 4 bytes)",
+            with_options(SERVER4, [0x44, 40, 5, 0]),
+            DropReason::BadHeader,
+        ),
+        (
+            "an option of length 1",
+            with_options(SERVER4, [0x07, 1, 0, 0]),
+            DropReason::BadHeader,
+        ),
         (
             "a total length of 0",
             zero_len(OTHER4),
