@@ -219,6 +219,20 @@ pub const fn is_translatable_v4(a: [u8; 4]) -> bool {
     !(a[0] == 0 || a[0] == 127 || a[0] >= 224)
 }
 
+/// Whether an IPv6 address may be the source of a packet a router forwards: not multicast
+/// (RFC 4291 section 2.7: never a source), not the unspecified or loopback address (sections
+/// 2.5.2 and 2.5.3), not link-local (section 2.5.6: not forwarded off its link). The kernel's
+/// receive and forwarding paths drop these; the dataplane runs before them.
+pub const fn is_forwardable_source_v6(a: &[u8; 16]) -> bool {
+    let mut rest = 0u8;
+    let mut i = 0;
+    while i < 15 {
+        rest |= a[i];
+        i += 1;
+    }
+    !(a[0] == 0xff || (a[0] == 0xfe && a[1] & 0xc0 == 0x80) || (rest == 0 && a[15] <= 1))
+}
+
 /// The Well-Known Prefix, 64:ff9b::/96 (RFC 6052 section 2.1).
 pub const WKP: [u8; 16] = [0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
@@ -606,6 +620,24 @@ mod tests {
                 let listed = NON_GLOBAL_V4.iter().any(|&(p, l)| in_prefix4(a, p, l));
                 assert_eq!(wkp_may_embed(a), !listed, "{a:?}");
             }
+        }
+    }
+
+    #[test]
+    fn sources_a_router_may_forward() {
+        let a = |t: &str| t.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        for bad in ["ff02::1", "ff0e::5", "::", "::1", "fe80::1", "febf::1"] {
+            assert!(!is_forwardable_source_v6(&a(bad)), "{bad}");
+        }
+        for good in [
+            "2001:db8::1",
+            "fec0::1",
+            "fc00::1",
+            "::2",
+            "::ffff:192.0.2.1",
+            "64:ff9b::1",
+        ] {
+            assert!(is_forwardable_source_v6(&a(good)), "{good}");
         }
     }
 }

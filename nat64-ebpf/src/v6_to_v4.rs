@@ -200,6 +200,12 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if !is_translatable_v4(dst4) {
         return Err(DropReason::MartianAddress);
     }
+    // And a source no router forwards (multicast, unspecified, loopback, link-local), which
+    // would otherwise get a binding and have replies translated back to it. An error is the
+    // exception, as in the other direction: it is translated whatever its source (RFC 6791).
+    if !is_error && !nat64_common::addr::is_forwardable_source_v6(&ip6.src) {
+        return Err(DropReason::MartianAddress);
+    }
     // RFC 6052 section 3.1: translators "MUST drop" packets with an address made of the
     // Well-Known Prefix and a non-global IPv4 address.
     if via_pool6 && !addrmap::wkp_allows(cfg, dst4) {

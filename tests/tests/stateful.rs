@@ -1987,7 +1987,28 @@ fn stray_and_forged_ipv6_packets_make_no_binding() {
         v[12..].copy_from_slice(&a);
         v
     };
-    let cases: [(&str, Vec<u8>, DropReason); 5] = [
+    let from = |src: &str| {
+        let src: std::net::Ipv6Addr = src.parse().unwrap();
+        udp6(src.octets(), 41004, SERVER6, 53, b"x")
+    };
+    let cases: [(&str, Vec<u8>, DropReason); 9] = [
+        // RFC 4291: sources no router forwards.
+        (
+            "from multicast",
+            from("ff02::1"),
+            DropReason::MartianAddress,
+        ),
+        (
+            "from the unspecified address",
+            from("::"),
+            DropReason::MartianAddress,
+        ),
+        ("from loopback", from("::1"), DropReason::MartianAddress),
+        (
+            "from link-local",
+            from("fe80::1"),
+            DropReason::MartianAddress,
+        ),
         (
             "an ACK with no binding",
             tcp6(A, 41000, SERVER6, 443, ACK),
