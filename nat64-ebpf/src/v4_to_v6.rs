@@ -124,6 +124,11 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             Some(s) if checksum::fold(s) == 0xffff => {}
             _ => return Err(DropReason::BadHeader),
         }
+        // RFC 7915 section 4.1: options, malformed or an unexpired source route, are judged
+        // with the header too, before any binding (at TC they go into the translator link).
+        if C::FULL && ihl > IPV4_LEN {
+            check_options(ctx, ihl)?;
+        }
     }
     // The IPv6 destination: from the EAM entry, or from the binding of the pool4 transport
     // address (`stateful_destination`). Either way it goes to the scratch slot, and the
@@ -151,26 +156,6 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             {
                 return Err(DropReason::MartianAddress);
             }
-            // What is refused, or handed on, whatever a binding says is settled before one
-            // is looked at, so that it makes or refreshes no state either: a fragmented ICMP
-            // message (see below), and options, malformed or an unexpired source route
-            // (section 4.1), judged here in XDP; at TC a packet with options goes on into the
-            // translator link untouched (`tc_hand_off`). Not for an address the node shares,
-            // whose own traffic (its large pings' fragments, say) only the binding lookup
-            // tells apart: those checks come after it, below.
-            let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
-            let frag = u16::from_be_bytes(ip4.frag);
-            if !shared && frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 && ip4.proto == IPPROTO_ICMP {
-                return Err(DropReason::Fragment);
-            }
-            let ihl = ((ip4.ver_ihl & 0x0f) as usize) * 4;
-            if !shared && ihl > IPV4_LEN && tot_len != 0 {
-                if C::FULL {
-                    check_options(ctx, ihl)?;
-                } else {
-                    return tc_hand_off(ctx, cfg, ip4, ihl, tot_len, false);
-                }
-            }
             let r = stateful_destination(ctx, cfg);
             // The node's own traffic on a pool4 address it shares: up the stack untouched
             // (on the translator link, where it cannot come from the node, refused).
@@ -180,7 +165,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
                 }
                 return Ok(Step::Done(xdp_action::XDP_PASS));
             }
-            if r != 0 {
+            // At TC a packet with options was not looked up (`refused_before_binding`): it
+            // goes on to the hand-off into the translator link below (`tc_hand_off`).
+            if r != 0 && r != HAND_OFF {
                 return Err(crate::packet::drop_reason(r & 0xff));
             }
         }
@@ -247,11 +234,6 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             1,
         );
         return Ok(Step::Done(xdp_action::XDP_PASS));
-    }
-    if ihl > IPV4_LEN {
-        if C::FULL {
-            check_options(ctx, ihl)?;
-        }
     }
     if !is_translatable_v4(ip4.dst) {
         return Err(DropReason::MartianAddress);
@@ -652,7 +634,12 @@ fn echo4_to_echo6(
 ///
 /// Not inlined, and called before the translation branches: it is verified for few paths.
 #[inline(never)]
-fn stateful_destination(ctx: &impl Frame, cfg: &Config) -> u32 {
+fn stateful_destination<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
+    match refused_before_binding(ctx, cfg) {
+        Ok(false) => {}
+        Ok(true) => return HAND_OFF,
+        Err(r) => return r as u32 | 0x100,
+    }
     match resolve_destination(ctx, cfg) {
         Ok(true) => 0,
         Ok(false) => NOT_OURS,
@@ -662,6 +649,31 @@ fn stateful_destination(ctx: &impl Frame, cfg: &Config) -> u32 {
 
 /// [`stateful_destination`]: not a translated flow, but the node's own.
 const NOT_OURS: u32 = 0x200;
+/// [`stateful_destination`], at TC: a packet for the translator link, not looked up here.
+const HAND_OFF: u32 = 0x400;
+
+/// What is refused, or handed on, whatever a binding says is settled before one is looked
+/// at, so that it makes or refreshes no state either (RFC 6146 section 3.5 keeps state for
+/// what RFC 7915 translates): a fragmented ICMP message (see `translate_packet`), and options,
+/// malformed or an unexpired source route (section 4.1), judged in XDP with the header (in
+/// `translate_packet`); at TC a packet with options goes on into the translator link
+/// untouched (`Ok(true)`). Not for an address
+/// the node shares, whose own traffic (its large pings' fragments, say) only the lookup tells
+/// apart: those checks come after it. Inside the non-inlined lookup, so that its branches do
+/// not multiply the paths the verifier walks through the translation after it.
+#[inline(always)]
+fn refused_before_binding<C: Frame>(ctx: &C, cfg: &Config) -> Result<bool, DropReason> {
+    let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    if cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4 {
+        return Ok(false);
+    }
+    let frag = u16::from_be_bytes(ip4.frag);
+    if frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 && ip4.proto == IPPROTO_ICMP {
+        return Err(DropReason::Fragment);
+    }
+    // (In XDP the options were judged with the header, before this lookup.)
+    Ok(!C::FULL && ip4.ver_ihl & 0x0f > 5 && ip4.tot_len != [0; 2])
+}
 
 #[inline(always)]
 fn resolve_destination(ctx: &impl Frame, cfg: &Config) -> Result<bool, DropReason> {

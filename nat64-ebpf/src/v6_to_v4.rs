@@ -631,6 +631,7 @@ fn bind_source(
     let ports = read::<[u8; 4]>(ctx, port_at).ok_or(DropReason::Truncated)?;
     let old = [ports[0], ports[1]];
     let ip6 = view::<Ipv6Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+
     let r = stateful::outbound(cfg, &ip6.src, u32::from_be_bytes(ports), proto, flags);
     if r & stateful::OUTBOUND_ERR != 0 {
         return Ok(r);
