@@ -100,39 +100,66 @@ pub(crate) fn lock_state(dir: &std::path::Path) -> anyhow::Result<std::fs::File>
     }
 }
 
-/// Without a state directory, the single-instance guard is a name in the network namespace:
-/// an abstract Unix socket named after the translator link (or, without one, the interfaces),
-/// bound for the daemon's life. The kernel frees it when the process ends, killed or not, and
-/// abstract names are per network namespace, as links and attachments are. Two daemons with
-/// the same link or interfaces there would take each other's over.
-pub(crate) fn lock_namespace(cfg: &Config) -> anyhow::Result<std::os::unix::net::UnixListener> {
-    use std::os::linux::net::SocketAddrExt as _;
-    let what = match &cfg.translator_link.0 {
-        Some(link) => format!("translator link {link}"),
-        None => {
-            let mut names: Vec<&str> = cfg.interfaces.iter().map(|i| i.name.as_str()).collect();
-            names.sort_unstable();
-            format!("interfaces {}", names.join(","))
+/// Without a state directory, the single-instance guard is a set of lock files, one for the
+/// translator link and one per interface, each named after the network namespace (its inode)
+/// and held with `flock(2)` for the daemon's life: a second daemon with the same link or any
+/// of the same interfaces in that namespace would take the first's over. The kernel drops the
+/// locks when the process ends, killed or not. The directory is root's, so no other user can
+/// take a name first (an abstract socket, per namespace by itself, could be squatted by
+/// anyone). Where it cannot be written (a read-only /run), the daemon runs unguarded and says
+/// so.
+pub(crate) fn lock_namespace(cfg: &Config) -> anyhow::Result<Vec<std::fs::File>> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let ns = std::fs::read_link("/proc/self/ns/net").context("reading the network namespace")?;
+    let ns: String = ns
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let dir = std::path::Path::new(NAMESPACE_LOCKS);
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        warn!(dir = %dir.display(), error = %e, "no single-instance lock (state_dir and its lock are off): cannot create the lock directory");
+        return Ok(Vec::new());
+    }
+    let mut names: Vec<(&str, &str)> = cfg
+        .interfaces
+        .iter()
+        .map(|i| ("interface", i.name.as_str()))
+        .collect();
+    if let Some(link) = &cfg.translator_link.0 {
+        names.push(("translator link", link.as_str()));
+    }
+    let mut held = Vec::new();
+    for (kind, name) in names {
+        let path = dir.join(format!("net{ns}.{}.{name}", kind.replace(' ', "-")));
+        if let Err(e) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
+            warn!(file = %path.display(), error = %e, "no single-instance lock for this name: cannot create its lock file");
+            continue;
         }
-    };
-    // An abstract name holds at most 107 bytes; a long interface list is named by its hash.
-    let mut name = format!("nat64d {what}");
-    if name.len() > 100 {
-        let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
-        name = format!("nat64d interfaces #{h:016x}");
+        match nat64_daemon::sys::lock_dir(&path) {
+            Ok(Some(f)) => held.push(f),
+            Ok(None) => anyhow::bail!(
+                "another nat64d runs in this network namespace with the {kind} {name} (it holds {}); stop it first",
+                path.display()
+            ),
+            Err(e) => {
+                warn!(file = %path.display(), error = %e, "no single-instance lock for this name");
+            }
+        }
     }
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-        .context("naming the single-instance lock")?;
-    match std::os::unix::net::UnixListener::bind_addr(&addr) {
-        Ok(l) => Ok(l),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
-            "another nat64d runs in this network namespace with the same {what} (it holds the abstract socket @{name}); stop it first"
-        ),
-        Err(e) => Err(e).context("taking the single-instance lock"),
-    }
+    Ok(held)
 }
+
+/// Where the lock files of daemons without a state directory live (`lock_namespace`).
+const NAMESPACE_LOCKS: &str = "/run/nat64d/locks";
 
 /// Where bpf filesystems live by convention (what the daemon mounts if it must).
 const BPFFS_ROOT: &str = "/sys/fs/bpf";

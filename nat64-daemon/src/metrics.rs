@@ -117,7 +117,7 @@ pub fn render(s: &Snapshot<'_>) -> Result<String, prometheus::Error> {
         register_counters(
             &r,
             "nat64_tcp_probes_total",
-            "TCP probes since the daemon started (RFC 6146 section 3.5.2.2: an empty ACK to the IPv6 host of an established session whose timer ran out, which a live connection answers), by outcome: sent, or failed (no IPv6 address for the IPv4 endpoint, or the kernel refused it).",
+            "TCP probes since the daemon started (RFC 6146 section 3.5.2.2: an empty ACK to the IPv6 host of an established session whose timer ran out, which a live connection answers), by outcome: sent, or failed (no IPv6 address for the IPv4 endpoint, the binding gone, or the kernel refused it).",
             "outcome",
             &[
                 ("sent", crate::tcp_probe::SENT.load(Relaxed)),

@@ -230,10 +230,20 @@ fn refresh(s: &mut crate::maps::Scratch, out: bool) -> bool {
     let v = unsafe { &mut *v };
     v.last_ns = s.now_ns;
     // RFC 6146 section 3.5.2.2, both sides at once (a RST's TRANS ends on the other's ACK).
+    // The other side is written only when it changes: another CPU may be writing it for a
+    // segment of its own (a FIN), which a copy of the old value would undo.
     if out {
-        (v.tcp6, v.tcp4) = tcp_step(v.tcp6, v.tcp4, s.sess_flags);
+        let (own, other) = tcp_step(v.tcp6, v.tcp4, s.sess_flags);
+        v.tcp6 = own;
+        if other != v.tcp4 {
+            v.tcp4 = other;
+        }
     } else {
-        (v.tcp4, v.tcp6) = tcp_step(v.tcp4, v.tcp6, s.sess_flags);
+        let (own, other) = tcp_step(v.tcp4, v.tcp6, s.sess_flags);
+        v.tcp4 = own;
+        if other != v.tcp6 {
+            v.tcp6 = other;
+        }
     }
     true
 }

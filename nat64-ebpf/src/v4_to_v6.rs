@@ -654,13 +654,15 @@ const HAND_OFF: u32 = 0x400;
 
 /// What is refused, or handed on, whatever a binding says is settled before one is looked
 /// at, so that it makes or refreshes no state either (RFC 6146 section 3.5 keeps state for
-/// what RFC 7915 translates): a fragmented ICMP message (see `translate_packet`), and options,
-/// malformed or an unexpired source route (section 4.1), judged in XDP with the header (in
-/// `translate_packet`); at TC a packet with options goes on into the translator link
-/// untouched (`Ok(true)`). Not for an address
-/// the node shares, whose own traffic (its large pings' fragments, say) only the lookup tells
-/// apart: those checks come after it. Inside the non-inlined lookup, so that its branches do
-/// not multiply the paths the verifier walks through the translation after it.
+/// what RFC 7915 translates): a fragmented ICMP message (see `translate_packet`), a UDP
+/// datagram without a checksum that will not be translated (section 4.5: fragmented, or so
+/// configured), and at TC a packet with options, which goes on into the translator link
+/// untouched (`Ok(true)`). (Options themselves, malformed or an unexpired source route, are
+/// judged in XDP with the header, in `translate_packet`, for every destination: the kernel
+/// would drop such a packet of the node's own too.) Not for an address the node shares,
+/// whose own traffic (its large pings' fragments, say) only the lookup tells apart: those
+/// checks come after it. Inside the non-inlined lookup, so that its branches do not multiply
+/// the paths the verifier walks through the translation after it.
 #[inline(always)]
 fn refused_before_binding<C: Frame>(ctx: &C, cfg: &Config) -> Result<bool, DropReason> {
     let ip4 = view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
@@ -671,8 +673,17 @@ fn refused_before_binding<C: Frame>(ctx: &C, cfg: &Config) -> Result<bool, DropR
     if frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 && ip4.proto == IPPROTO_ICMP {
         return Err(DropReason::Fragment);
     }
+    let ihl = ((ip4.ver_ihl & 0x0f) as usize * 4) & 0x3c;
+    if C::FULL
+        && ip4.proto == IPPROTO_UDP
+        && (frag & (IPV4_MF | IPV4_OFFSET_MASK) == IPV4_MF
+            || (frag & IPV4_OFFSET_MASK == 0 && cfg.flags2 & CONFIG_F2_UDP_ZERO_DROP != 0))
+        && read::<[u8; 2]>(ctx, ETH_LEN + ihl + 6).is_some_and(|c| c == [0, 0])
+    {
+        return Err(DropReason::UdpZeroChecksum);
+    }
     // (In XDP the options were judged with the header, before this lookup.)
-    Ok(!C::FULL && ip4.ver_ihl & 0x0f > 5 && ip4.tot_len != [0; 2])
+    Ok(!C::FULL && ihl > IPV4_LEN && ip4.tot_len != [0; 2])
 }
 
 #[inline(always)]

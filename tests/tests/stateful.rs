@@ -357,29 +357,43 @@ fn later_fragment4(src: [u8; 4], dst: [u8; 4], id: u16, proto: u8, offset: u16) 
 /// refused (and answered), and so are the later ones, which find no binding to follow.
 #[test]
 fn a_fragmented_udp_datagram_without_checksum_is_refused_whole() {
-    let x = load("2000-2999");
+    let mut x = load("2000-2999");
     let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
     let (addr4, port4, _) = src_of(&out);
-    let mut first = udp4((SERVER4, 53), (addr4, port4), 60, 0x7778, &[0xab; 8]);
-    first[20] = 0x20;
-    first[40..42].copy_from_slice(&[0, 0]);
-    fix_ipv4_checksum(&mut first);
-    let (action, _, moved) = x.run_counted(&first);
-    assert_ne!(action, XDP_PASS, "{moved:?}");
-    assert_eq!(
-        moved.first(),
-        Some(&(
-            Counter::Dropped(Dir::V4ToV6, DropReason::UdpZeroChecksum),
-            1
-        )),
-        "{moved:?}"
-    );
-    let (action, _, moved) = x.run_counted(&later_fragment4(SERVER4, addr4, 0x7778, 17, 2));
-    assert_eq!(action, XDP_DROP, "the rest of it is not translated either");
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
-    );
+    let sessions = |x: &mut Loaded| {
+        x.dp.bindings()
+            .unwrap()
+            .list_sessions(10)
+            .into_iter()
+            .map(|s| (s.key.remote4, s.value.last_ns))
+            .collect::<Vec<_>>()
+    };
+    let before = sessions(&mut x);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // From the server (its session not refreshed) and from another host (none made).
+    for (src, id) in [(SERVER4, 0x7778), (OTHER4, 0x7779)] {
+        let mut first = udp4((src, 53), (addr4, port4), 60, id, &[0xab; 8]);
+        first[20] = 0x20;
+        first[40..42].copy_from_slice(&[0, 0]);
+        fix_ipv4_checksum(&mut first);
+        let (action, _, moved) = x.run_counted(&first);
+        assert_ne!(action, XDP_PASS, "{moved:?}");
+        assert_eq!(
+            moved.first(),
+            Some(&(
+                Counter::Dropped(Dir::V4ToV6, DropReason::UdpZeroChecksum),
+                1
+            )),
+            "{moved:?}"
+        );
+        let (action, _, moved) = x.run_counted(&later_fragment4(src, addr4, id, 17, 2));
+        assert_eq!(action, XDP_DROP, "the rest of it is not translated either");
+        assert_eq!(
+            moved,
+            vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+        );
+    }
+    assert_eq!(sessions(&mut x), before, "no session made, none refreshed");
 }
 
 /// RFC 6146 section 3.5: a binding has one session per remote endpoint, each with its own TCP
