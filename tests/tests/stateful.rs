@@ -300,15 +300,7 @@ fn a_fragmented_echo_reply_touches_no_session() {
     let (_, out, _) = x.run_counted(&input);
     let addr4: [u8; 4] = out[26..30].try_into().unwrap();
     let id4 = u16::from_be_bytes([out[38], out[39]]);
-    let sessions = |x: &mut Loaded| {
-        x.dp.bindings()
-            .unwrap()
-            .list_sessions(10)
-            .into_iter()
-            .map(|s| (s.key.remote4, s.value.last_ns))
-            .collect::<Vec<_>>()
-    };
-    let before = sessions(&mut x);
+    let before = session_times(&mut x);
     std::thread::sleep(std::time::Duration::from_millis(20));
     // First fragments of echo replies (MF), from the pinged server and from another host.
     for src in [SERVER4, OTHER4] {
@@ -337,7 +329,22 @@ fn a_fragmented_echo_reply_touches_no_session() {
             vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
         );
     }
-    assert_eq!(sessions(&mut x), before, "no session made, none refreshed");
+    assert_eq!(
+        session_times(&mut x),
+        before,
+        "no session made, none refreshed"
+    );
+}
+
+/// Each session's remote IPv4 address and last use: what a packet that must touch no state
+/// leaves as it was.
+fn session_times(x: &mut Loaded) -> Vec<([u8; 4], u64)> {
+    x.dp.bindings()
+        .unwrap()
+        .list_sessions(10)
+        .into_iter()
+        .map(|s| (s.key.remote4, s.value.last_ns))
+        .collect()
 }
 
 /// The last fragment (8 bytes of payload at `offset` eight-byte units) of an IPv4 datagram of
@@ -360,15 +367,7 @@ fn a_fragmented_udp_datagram_without_checksum_is_refused_whole() {
     let mut x = load("2000-2999");
     let (_, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"q"));
     let (addr4, port4, _) = src_of(&out);
-    let sessions = |x: &mut Loaded| {
-        x.dp.bindings()
-            .unwrap()
-            .list_sessions(10)
-            .into_iter()
-            .map(|s| (s.key.remote4, s.value.last_ns))
-            .collect::<Vec<_>>()
-    };
-    let before = sessions(&mut x);
+    let before = session_times(&mut x);
     std::thread::sleep(std::time::Duration::from_millis(20));
     // From the server (its session not refreshed) and from another host (none made).
     for (src, id) in [(SERVER4, 0x7778), (OTHER4, 0x7779)] {
@@ -393,7 +392,11 @@ fn a_fragmented_udp_datagram_without_checksum_is_refused_whole() {
             vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
         );
     }
-    assert_eq!(sessions(&mut x), before, "no session made, none refreshed");
+    assert_eq!(
+        session_times(&mut x),
+        before,
+        "no session made, none refreshed"
+    );
 }
 
 /// RFC 6146 section 3.5: a binding has one session per remote endpoint, each with its own TCP
@@ -2080,15 +2083,7 @@ fn corrupt_or_martian_ipv4_packets_touch_no_session() {
     let (action, out, _) = x.run_counted(&udp6(A, 40000, SERVER6, 53, b"open"));
     assert_eq!(action, XDP_PASS);
     let (addr4, port4, _) = src_of(&out);
-    let sessions = |x: &mut Loaded| {
-        x.dp.bindings()
-            .unwrap()
-            .list_sessions(10)
-            .into_iter()
-            .map(|s| (s.key.remote4, s.value.last_ns))
-            .collect::<Vec<_>>()
-    };
-    let before = sessions(&mut x);
+    let before = session_times(&mut x);
     assert_eq!(before.len(), 1);
     let from = |src: [u8; 4]| {
         let mut f = udp4((src, 5000), (addr4, port4), 64, 1, b"hostile");
@@ -2177,7 +2172,11 @@ fn corrupt_or_martian_ipv4_packets_touch_no_session() {
             "{what}"
         );
     }
-    assert_eq!(sessions(&mut x), before, "no session made, none refreshed");
+    assert_eq!(
+        session_times(&mut x),
+        before,
+        "no session made, none refreshed"
+    );
 }
 
 /// The later IPv6 fragments of a datagram leave from its first fragment's binding address:
