@@ -322,17 +322,28 @@ fn a_fragmented_echo_reply_touches_no_session() {
             vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
         );
         // Its last fragment finds nothing to follow.
-        let (action, _, moved) = x.run_counted(&later_fragment4(src, addr4, 0x4444, 1, 2));
-        assert_eq!(action, XDP_DROP);
-        assert_eq!(
-            moved,
-            vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+        assert_dropped4(
+            &x,
+            &later_fragment4(src, addr4, 0x4444, 1, 2),
+            DropReason::Fragment,
+            "its last fragment",
         );
     }
     assert_eq!(
         session_times(&mut x),
         before,
         "no session made, none refreshed"
+    );
+}
+
+/// Runs `frame` and checks it was dropped and counted as `reason` (4to6), and nothing else.
+fn assert_dropped4(x: &Loaded, frame: &[u8], reason: DropReason, what: &str) {
+    let (action, _, moved) = x.run_counted(frame);
+    assert_eq!(action, XDP_DROP, "{what}");
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, reason), 1)],
+        "{what}"
     );
 }
 
@@ -385,11 +396,11 @@ fn a_fragmented_udp_datagram_without_checksum_is_refused_whole() {
             )),
             "{moved:?}"
         );
-        let (action, _, moved) = x.run_counted(&later_fragment4(src, addr4, id, 17, 2));
-        assert_eq!(action, XDP_DROP, "the rest of it is not translated either");
-        assert_eq!(
-            moved,
-            vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
+        assert_dropped4(
+            &x,
+            &later_fragment4(src, addr4, id, 17, 2),
+            DropReason::Fragment,
+            "the rest of it is not translated either",
         );
     }
     assert_eq!(
