@@ -223,11 +223,11 @@ fn a_udp_flow_gets_a_binding_that_is_reused_and_answered() {
 
     // Nothing bound to this port: dropped and counted (RFC 6146 section 3.5.1).
     let free = if port4 == 2998 { 2996 } else { 2998 };
-    let (action, _, moved) = x.run_counted(&udp4((SERVER4, 53), (addr4, free), 60, 1, reply));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    assert_dropped4(
+        &x,
+        &udp4((SERVER4, 53), (addr4, free), 60, 1, reply),
+        DropReason::NoBinding,
+        "dropped",
     );
     // Outside pool4 and EAM: not ours at all.
     let (action, _, moved) = x.run_counted(&udp4(
@@ -315,12 +315,7 @@ fn a_fragmented_echo_reply_touches_no_session() {
         frame.extend(ip.to_bytes());
         frame.extend(reply.to_bytes());
         frame.extend(b"pingpong");
-        let (action, _, moved) = x.run_counted(&frame);
-        assert_eq!(action, XDP_DROP);
-        assert_eq!(
-            moved,
-            vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
-        );
+        assert_dropped4(&x, &frame, DropReason::Fragment, "dropped");
         // Its last fragment finds nothing to follow.
         assert_dropped4(
             &x,
@@ -812,22 +807,12 @@ fn fragments_and_unsupported_protocols_are_refused_and_counted() {
     let mut frag = udp4((SERVER4, 53), ([198, 51, 100, 200], 2000), 60, 7, b"frag");
     frag[20] = 0x20; // MF
     fix_ipv4_checksum(&mut frag);
-    let (action, _, moved) = x.run_counted(&frag);
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
-    );
+    assert_dropped4(&x, &frag, DropReason::NoBinding, "dropped");
     // A later fragment whose first never came through: nothing to follow.
     frag[20] = 0x00;
     frag[21] = 0x03; // offset 24 bytes, last fragment
     fix_ipv4_checksum(&mut frag);
-    let (action, _, moved) = x.run_counted(&frag);
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Fragment), 1)]
-    );
+    assert_dropped4(&x, &frag, DropReason::Fragment, "dropped");
 }
 
 /// Recomputes the IPv4 header checksum of an Ethernet frame after a field changed (over the
@@ -950,12 +935,7 @@ fn icmp_errors_to_pool4_go_through_the_binding_of_the_quoted_packet() {
     // Quoting a pool4 port with no binding: dropped and counted.
     let stray4 = udp4((addr4, port4 ^ 2), (SERVER4, 53), 62, id, payload)[14..].to_vec();
     let input = unreachable4(SERVER4, addr4, 0x4322, Unreach4::Port, &stray4);
-    let (action, _, moved) = x.run_counted(&input);
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
-    );
+    assert_dropped4(&x, &input, DropReason::NoBinding, "dropped");
 }
 
 /// A router's error about a client's flow (a Host Unreachable from 192.0.2.5, Jool's issue
@@ -1049,11 +1029,11 @@ fn the_port_of_an_expired_binding_is_held_down() {
             .unwrap();
     assert_eq!((swept.expired, swept.held), (1, 1));
     // Held: a late answer does not cross, and a new even-port flow finds no free port.
-    let (action, _, moved) = x.run_counted(&udp4((SERVER4, 53), (addr4, 2000), 60, 1, b"late"));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    assert_dropped4(
+        &x,
+        &udp4((SERVER4, 53), (addr4, 2000), 60, 1, b"late"),
+        DropReason::NoBinding,
+        "dropped",
     );
     assert_refused(
         &x,
@@ -1199,11 +1179,11 @@ fn endpoint_independent_filtering_and_external_tcp_connections() {
         XDP_PASS
     );
     // Someone else's SYN to the same binding: refused and counted.
-    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, addr4, port4, SYN));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
+    assert_dropped4(
+        &x,
+        &tcp4(OTHER4, 5555, addr4, port4, SYN),
+        DropReason::Filtered,
+        "dropped",
     );
     // Through a static binding a SYN is welcome.
     add_static(
@@ -1284,18 +1264,18 @@ fn address_dependent_filtering_admits_only_addresses_the_client_sent_to() {
     // TCP: a SYN from another host on the client's binding is held, not translated.
     let (_, out, _) = x.run_counted(&syn6());
     let (taddr, tport, _) = src_of(&out);
-    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, taddr, tport, SYN));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::UnsolicitedSyn), 1)]
+    assert_dropped4(
+        &x,
+        &tcp4(OTHER4, 5555, taddr, tport, SYN),
+        DropReason::UnsolicitedSyn,
+        "dropped",
     );
     // Nor does any other segment of its get through (no session, no peer).
-    let (action, _, moved) = x.run_counted(&tcp4(OTHER4, 5555, taddr, tport, ACK));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
+    assert_dropped4(
+        &x,
+        &tcp4(OTHER4, 5555, taddr, tport, ACK),
+        DropReason::Filtered,
+        "dropped",
     );
     // The client's SYN to that host from the same port: the simultaneous open.
     let (action, out, _) = x.run_counted(&tcp6(A, 41000, OTHER6, 5555, SYN));
@@ -1358,11 +1338,11 @@ fn an_unsolicited_syn_is_held_and_a_simultaneous_open_takes_its_port() {
         assert_eq!(action, XDP_DROP);
         assert_eq!(moved, held);
     }
-    let (action, _, moved) = x.run_counted(&tcp4(5557, 2472, true));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    assert_dropped4(
+        &x,
+        &tcp4(5557, 2472, true),
+        DropReason::NoBinding,
+        "dropped",
     );
     // The IPv6 side opens the same connection: its binding takes port 2468.
     let mut syn = Vec::new();
@@ -1526,11 +1506,11 @@ fn a_pool4_address_shared_with_the_node_leaves_the_nodes_traffic_alone() {
     fix_ipv4_checksum(&mut later);
     unchanged("a later fragment of the node's datagram", later);
     // Inside pool4's ports with no binding: refused, as before.
-    let (action, _, moved) = x.run_counted(&udp4((SERVER4, 53), (node, 61005), 60, 4, b"x"));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::NoBinding), 1)]
+    assert_dropped4(
+        &x,
+        &udp4((SERVER4, 53), (node, 61005), 60, 4, b"x"),
+        DropReason::NoBinding,
+        "dropped",
     );
     // A static binding on port 53, outside pool4's ports: translated.
     let (action, out, _) = x.run_counted(&udp4(
@@ -2289,11 +2269,11 @@ fn a_filtered_sender_does_not_refresh_the_binding() {
     };
     let before = last4(&mut x);
     std::thread::sleep(std::time::Duration::from_millis(30));
-    let (action, _, moved) = x.run_counted(&udp4((OTHER4, 53), (addr4, port4), 60, 3, b"no"));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::Filtered), 1)]
+    assert_dropped4(
+        &x,
+        &udp4((OTHER4, 53), (addr4, port4), 60, 3, b"no"),
+        DropReason::Filtered,
+        "dropped",
     );
     assert_eq!(last4(&mut x), before, "refreshed by a refused sender");
     let (action, _, _) = x.run_counted(&udp4((SERVER4, 53), (addr4, port4), 60, 4, b"ok"));
