@@ -191,6 +191,49 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
 /// is answered with Destination Unreachable, Communication Administratively Prohibited (code
 /// 13), from the interface's address, quoting as much as an ICMPv4 error may carry (RFC 1812
 /// section 4.3.2.3: 576 bytes in all), as Jool does.
+/// The default: packets without DF are fragmented to fit 1280-byte IPv6 packets (RFC 7915
+/// section 4: the minimum IPv6 MTU, unless the operator raises it), and a packet with DF is
+/// left to the IPv6 route's own MTU, whatever its size.
+#[test]
+fn by_default_packets_without_df_are_fragmented_to_the_minimum_ipv6_mtu() {
+    let x = Loaded::load("mtu-default", EAM_CLIENT);
+    // 1260 bytes of IPv4: exactly 1280 of IPv6, translated whole.
+    let (action, out, moved) = x.run_counted(&echo4(1260, false));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V4ToV6), 1280)
+        ]
+    );
+    // 1261: one byte too many, handed to the kernel untouched to be fragmented on its way
+    // into the translator link.
+    let input = echo4(1261, false);
+    let (action, out, moved) = x.run_counted(&input);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(out, input, "handed off untouched");
+    assert_eq!(
+        moved,
+        vec![(
+            Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation),
+            1
+        )]
+    );
+    // With DF, 1480 bytes: translated (1500 bytes of IPv6, for the route to judge).
+    let (action, out, moved) = x.run_counted(&echo4(1480, true));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
+            (Counter::Bytes(Dir::V4ToV6), 1500)
+        ]
+    );
+}
+
 #[test]
 fn udp_without_checksum_not_translated_is_answered_prohibited() {
     for (label, drop_mode, more_fragments, df, payload) in [

@@ -171,8 +171,11 @@ fn default_admin_socket() -> OrOff<PathBuf> {
     OrOff(Some(DEFAULT_ADMIN_SOCKET.into()))
 }
 
+/// RFC 7915 section 4: an IPv4 packet without DF is fragmented to fit 1280-byte IPv6 packets,
+/// the minimum IPv6 MTU, unless the operator knows the IPv6 network's real minimum and raises
+/// it (Jool's `lowest-ipv6-mtu`, default 1280 too).
 fn default_ipv6_mtu() -> u16 {
-    1500
+    1280
 }
 
 impl Default for Config {

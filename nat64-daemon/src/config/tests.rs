@@ -322,7 +322,7 @@ fn the_eam_spans_cover_the_entries_and_pool6_ipv4_and_are_empty_without_them() {
 
 #[test]
 fn ipv6_mtu_default_and_limits() {
-    assert_eq!(Config::parse("", "x").unwrap().dataplane().ipv6_mtu, 1500);
+    assert_eq!(Config::parse("", "x").unwrap().dataplane().ipv6_mtu, 1280);
     assert_eq!(
         Config::parse("ipv6_mtu = 0", "x")
             .unwrap()
