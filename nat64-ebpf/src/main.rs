@@ -88,6 +88,11 @@ fn main() {
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_xdp(ctx: XdpContext) -> u32 {
+    // Not addressed to this node as a router (see `packet::to_group_address`). XDP sees no
+    // `pkt_type`; a unicast frame for another host arrives only in promiscuous mode.
+    if packet::to_group_address(&ctx) {
+        return xdp_action::XDP_PASS;
+    }
     dispatch(&ctx, maps::PROG_XDP_6TO4, maps::PROG_XDP_4TO6);
     // Neither IPv4 nor IPv6; or no program in the slot (the daemon fills them before it
     // attaches anything): nothing is ours yet.
@@ -254,7 +259,7 @@ pub fn nat64_tc(ctx: TcContext) -> i32 {
     let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
         return tc::PASS;
     };
-    if !tc::pull_headers(&ctx) {
+    if !tc::addressed_here(&ctx) || !tc::pull_headers(&ctx) {
         return tc::PASS;
     }
     tc::complete_sum_before(&ctx);

@@ -420,6 +420,17 @@ pub fn addr_words(a: &[u8; 16]) -> [u32; 4] {
     [w(0), w(4), w(8), w(12)]
 }
 
+/// Whether the frame was sent to a link-layer broadcast or multicast address (the I/G bit of
+/// the destination MAC). Such a frame carrying a unicast IP packet is not for a router to
+/// forward (RFC 1812 section 5.3.4, RFC 1122 section 3.3.6; the kernel's `ip_forward` and
+/// `ip6_forward` drop it), so the translator leaves it to the kernel: translated, it would
+/// make state for a flow not addressed to this node, and every node on the segment that runs
+/// the translator would send its own copy on.
+#[inline(always)]
+pub fn to_group_address(ctx: &impl Frame) -> bool {
+    read::<EthHdr>(ctx, 0).is_some_and(|e| e.dst[0] & 1 != 0)
+}
+
 #[inline(always)]
 pub fn ethertype(ctx: &impl Frame) -> Option<u16> {
     read::<EthHdr>(ctx, 0).map(|e| u16::from_be_bytes(e.proto))

@@ -25,8 +25,9 @@ const CLIENT6: [u8; 16] = fixtures::CLIENT6.octets();
 const CLIENT4: [u8; 4] = fixtures::CLIENT4.octets();
 const SERVER6: [u8; 16] = fixtures::SERVER6.octets();
 const SERVER4: [u8; 4] = fixtures::SERVER4.octets();
-const ETH6: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
-const ETH4: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+/// To the translator (`fixtures::MAC_DST`, all zeros) from `fixtures::MAC_SRC`.
+const ETH6: [u8; 14] = [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
+const ETH4: [u8; 14] = [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
 
 fn dataplane() -> Loaded {
     Loaded::load("extension headers", &base_config())
@@ -147,8 +148,8 @@ fn ipv4_fragments_gain_a_fragment_header() {
     let payload = pattern(2000);
     let whole4 = udp4(SERVER4, CLIENT4, &payload);
     let whole6 = udp6(SERVER6, CLIENT6, &payload);
-    // First fragment: 1280 bytes of the datagram (UDP header included), MF set. (A 1480-byte
-    // fragment would not fit the default IPv6 MTU of 1500 after gaining 48 bytes.)
+    // First fragment: 1232 bytes of the datagram (UDP header included), MF set: 1280 bytes of
+    // IPv6 with its 48 bytes of headers, the default IPv6 MTU (RFC 7915 section 4).
     let (action, out, moved) = run(
         &dp,
         &frag4(
@@ -158,14 +159,14 @@ fn ipv4_fragments_gain_a_fragment_header() {
             0,
             true,
             IpNumber::UDP,
-            &whole4[..1280],
+            &whole4[..1232],
         ),
     );
     let f = frag_header(IpNumber::UDP, 0, true, 0x1234);
     let ip = ipv6(
         SERVER6,
         CLIENT6,
-        8 + 1280,
+        8 + 1232,
         IpNumber::IPV6_FRAGMENTATION_HEADER,
         64,
     );
@@ -174,7 +175,7 @@ fn ipv4_fragments_gain_a_fragment_header() {
         ETH6.to_vec(),
         ip.to_bytes().to_vec(),
         f.to_vec(),
-        whole6[..1280].to_vec(),
+        whole6[..1232].to_vec(),
     ]
     .concat();
     assert_eq!(action, XDP_PASS);
@@ -183,17 +184,17 @@ fn ipv4_fragments_gain_a_fragment_header() {
         moved,
         vec![
             (Counter::Packets(Dir::V4ToV6, L4Proto::Udp), 1),
-            (Counter::Bytes(Dir::V4ToV6), 40 + 8 + 1280)
+            (Counter::Bytes(Dir::V4ToV6), 40 + 8 + 1232)
         ]
     );
 
-    // Last fragment: offset 160 (1280 bytes), no transport header, MF clear.
-    let rest = &whole4[1280..];
+    // Last fragment: offset 154 (1232 bytes), no transport header, MF clear.
+    let rest = &whole4[1232..];
     let (action, out, moved) = run(
         &dp,
-        &frag4(SERVER4, CLIENT4, 0x1234, 160, false, IpNumber::UDP, rest),
+        &frag4(SERVER4, CLIENT4, 0x1234, 154, false, IpNumber::UDP, rest),
     );
-    let f = frag_header(IpNumber::UDP, 160, false, 0x1234);
+    let f = frag_header(IpNumber::UDP, 154, false, 0x1234);
     let ip = ipv6(
         SERVER6,
         CLIENT6,

@@ -2310,3 +2310,75 @@ fn binding_halves_without_their_other_half_are_removed() {
     assert!(left[0].v4.is_some());
     assert_eq!(t.bib4.iter().count(), 1, "no IPv4 half left alone");
 }
+
+/// Frames not addressed to the translator as a router are left to the kernel untouched, touch
+/// no state and move no counter: to a link-layer broadcast or multicast address (at both
+/// hooks), and at TC one for another host's address (an interface in promiscuous mode: a
+/// bridge port, a capture), which the kernel marks `PACKET_OTHERHOST`. A router forwards
+/// neither (RFC 1812 section 5.3.4; the kernel's `ip_forward` drops them), and translated they
+/// would make bindings for flows addressed elsewhere, one copy per node of the segment.
+#[test]
+fn frames_not_addressed_to_the_translator_make_no_state() {
+    let mut x = load("2000-2999");
+    let payload = b"not for this router";
+    let query = udp6(A, 40000, SERVER6, 53, payload);
+    let group_addresses: [[u8; 6]; 3] = [
+        [0xff; 6],                   // broadcast
+        [0x33, 0x33, 0, 0, 0, 1],    // IPv6 multicast (all nodes)
+        [0x01, 0x00, 0x5e, 0, 0, 1], // IPv4 multicast (all hosts)
+    ];
+    let readdressed = |frame: &[u8], to: [u8; 6]| {
+        let mut f = frame.to_vec();
+        f[..6].copy_from_slice(&to);
+        f
+    };
+    let untouched = |x: &Loaded, f: &[u8], at_tc: bool, what: &str| {
+        let before = x.stats();
+        let (action, out) = if at_tc { x.run_tc(f, 0) } else { x.run(f) };
+        assert_eq!(action, XDP_PASS, "{what}");
+        assert_eq!(out, f, "{what}: untouched");
+        assert_eq!(counter_delta(&before, &x.stats()), vec![], "{what}");
+    };
+    for to in group_addresses {
+        let f = readdressed(&query, to);
+        untouched(&x, &f, false, &format!("XDP, a query to {to:02x?}"));
+        untouched(&x, &f, true, &format!("TC, a query to {to:02x?}"));
+    }
+    let other_host = [0x02, 0, 0, 0, 0, 0x99];
+    untouched(
+        &x,
+        &readdressed(&query, other_host),
+        true,
+        "TC, to another host",
+    );
+    assert!(session_times(&mut x).is_empty(), "no binding made");
+
+    // Addressed to the translator, the same query makes its binding; the answer, sent to a
+    // group address, still touches nothing.
+    let (action, out) = x.run(&query);
+    assert_eq!(action, XDP_PASS);
+    let (addr4, port4, _) = src_of(&out);
+    assert!(in_pool4(addr4), "translated: {out:02x?}");
+    let sessions = session_times(&mut x);
+    assert_eq!(sessions.len(), 1);
+    let answer = udp4((SERVER4, 53), (addr4, port4), 60, 7, b"answer");
+    for to in group_addresses {
+        let f = readdressed(&answer, to);
+        untouched(&x, &f, false, &format!("XDP, the answer to {to:02x?}"));
+        untouched(&x, &f, true, &format!("TC, the answer to {to:02x?}"));
+    }
+    untouched(
+        &x,
+        &readdressed(&answer, other_host),
+        true,
+        "TC, the answer to another host",
+    );
+    assert_eq!(
+        session_times(&mut x),
+        sessions,
+        "the session was not refreshed"
+    );
+    let (action, out) = x.run_tc(&answer, 0);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd, "translated");
+}
