@@ -326,6 +326,9 @@ fn datagrams_cross_as_fragments_with(v4_link_mtu: u32, v6_link_mtu: Option<u32>)
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
         v4_link_mtu,
+        // The lab's IPv6 side is 1500 bytes throughout, and its operator says so (the default
+        // is the minimum IPv6 MTU, 1280, to which every full-size fragment would be cut).
+        extra_config: "ipv6_mtu = 1500\n".into(),
         ..LabOptions::default()
     });
     if let Some(mtu) = v6_link_mtu {
@@ -431,6 +434,9 @@ fn the_links_ipv4_route_mtus_follow_the_ipv6_routes() {
     nat64_tests::require_root();
     let mut lab = Lab::new(LabOptions {
         stateful: true,
+        // An operator who knows the IPv6 side's MTU (the default, 1280, would be the routes'
+        // limit whatever the IPv6 routes allow).
+        extra_config: "ipv6_mtu = 1500\n".into(),
         ..LabOptions::default()
     });
     lab.xlat.ip(&[
