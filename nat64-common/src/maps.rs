@@ -84,9 +84,10 @@ pub struct Config {
     pub pool6_len: u8,
     /// Bit flags, see `CONFIG_F_*`.
     pub flags: u8,
-    /// The IPv6 MTU that translated packets must fit (host order); 0 means no limit. An IPv4
-    /// packet that would grow past it is answered with Fragmentation Needed (DF set) or
-    /// dropped (DF clear).
+    /// The IPv6 size IPv4 packets without DF are fragmented to (host order; RFC 7915 section
+    /// 4); 0 means no limit. One that would grow past it is handed to the kernel to fragment
+    /// on its way into the translator link, or without a link dropped. Packets with DF are
+    /// judged by their IPv6 route instead.
     pub ipv6_mtu: u16,
     /// RFC 6791: the IPv4 source for translated ICMPv6 errors whose source (a router) has no
     /// IPv4 mapping; valid when `CONFIG_F_POOL6791` is set. Without it the node's own address

@@ -293,19 +293,13 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             (seg & 0xffff) + l4_hdr + IPV6_LEN
         }
     };
-    if cfg.ipv6_mtu != 0 && v6_len > cfg.ipv6_mtu as usize {
-        // With DF (RFC 7915 section 4.1 leaves the IPv6 MTU to the IPv6 side): ipv6_mtu is
-        // what packets without DF are fragmented to (Jool's lowest-ipv6-mtu), not a bound on
-        // these. With a translator link the translated packet goes on and the kernel judges
-        // it against the real route; its Packet Too Big comes back through the link as
-        // Fragmentation Needed from this node (`rfc6791::from_this_node`). Without a link
-        // nothing would bring that error back, so the dataplane answers from here.
-        if frag & IPV4_DF != 0 {
-            if cfg.flags & CONFIG_F_LINK == 0 {
-                s.ptb_mtu = (cfg.ipv6_mtu.saturating_sub(20) as u32).to_be_bytes();
-                return Ok(Step::FragNeeded);
-            }
-        } else if cfg.shared4 == [0; 4] || ip4.dst != cfg.shared4 {
+    // ipv6_mtu is what packets without DF are fragmented to (RFC 7915 section 4: by default
+    // 1280, the minimum IPv6 MTU; Jool's lowest-ipv6-mtu), not a bound on packets with DF,
+    // which the real IPv6 path judges (section 4.1 leaves their MTU to the IPv6 side): the
+    // route out below (a FIB lookup), and beyond it a router's Packet Too Big, translated
+    // back to the sender.
+    if cfg.ipv6_mtu != 0 && v6_len > cfg.ipv6_mtu as usize && frag & IPV4_DF == 0 {
+        if cfg.shared4 == [0; 4] || ip4.dst != cfg.shared4 {
             // To a pool4 address the node shares, the kernel would not fragment the packet
             // on its way into the link but deliver it to itself: it is translated whole
             // instead, and the IPv6 route judges it (its Packet Too Big comes back to the

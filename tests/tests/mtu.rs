@@ -69,9 +69,27 @@ fn echo4(total: usize, df: bool) -> Vec<u8> {
     f
 }
 
+/// Runs `f` in a namespace of its own whose IPv6 route to the client (`2001:db8:6::/64`) has
+/// MTU `mtu`, with IPv6 forwarding on (the kernel's FIB lookup for a received packet needs it,
+/// as on a node).
+fn with_ipv6_route_mtu(name: &str, mtu: u32, f: impl FnOnce() + Send) {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new(name);
+    ns.veth("r0", "r1", Some(mtu), &["2001:db8:6::1/64"]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ns.run(f);
+}
+
+/// Without the translator link (the interfaces-only deployment): a packet with DF too big for
+/// its IPv6 route (1300 bytes here) is answered Fragmentation Needed by the dataplane, from
+/// the interface's address, quoting the packet as sent.
 #[test]
 fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
-    let x = load(1300, false, true, false);
+    with_ipv6_route_mtu("df-no-link", 1300, too_big_with_df_without_link);
+}
+
+fn too_big_with_df_without_link() {
+    let x = load(1280, false, true, false);
     // 1290 bytes of IPv4 become 1310 of IPv6: 10 too many for 1300.
     let input = echo4(1290, true);
     let (action, out, moved) = x.run_counted(&input);
@@ -110,6 +128,24 @@ fn too_big_with_df_gets_fragmentation_needed_from_the_interface_address() {
             (Counter::Generated(Generated::FragmentationNeeded), 1)
         ]
     );
+    // No address to send the error from: dropped and counted.
+    let x = load(1280, false, false, false);
+    let (action, _, moved) = x.run_counted(&echo4(1290, true));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        moved,
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
+    );
+    // ...unless there is an RFC 6791 address.
+    let x = load(1280, true, false, false);
+    let (action, out, _) = x.run_counted(&echo4(1290, true));
+    assert_eq!(action, XDP_TX);
+    assert_eq!(&out[26..30], &[203, 0, 113, 9]);
+    // Within the route, DF packets are never held to ipv6_mtu (1280 here), which is what
+    // packets without DF are fragmented to: 1300 bytes of IPv6 are translated.
+    let (action, out, _) = x.run_counted(&echo4(1280, true));
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
 }
 
 #[test]
@@ -167,23 +203,15 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
         moved,
         vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
     );
-    // No address to send the error from: dropped and counted.
-    let x = load(1300, false, false, false);
-    let (action, _, moved) = x.run_counted(&echo4(1290, true));
-    assert_eq!(action, XDP_DROP);
-    assert_eq!(
-        moved,
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1)]
-    );
-    // ...unless there is an RFC 6791 address.
-    let x = load(1300, true, false, false);
+    // With DF, though, translated: the IPv6 route judges it (none here is narrower).
     let (action, out, _) = x.run_counted(&echo4(1290, true));
-    assert_eq!(action, XDP_TX);
-    assert_eq!(&out[26..30], &[203, 0, 113, 9]);
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
     // ipv6_mtu = 0: no limit.
     let x = load(0, false, true, false);
-    let (action, _, _) = x.run_counted(&echo4(1290, true));
+    let (action, out, _) = x.run_counted(&echo4(1290, false));
     assert_eq!(action, XDP_PASS);
+    assert_eq!(&out[12..14], &[0x86, 0xdd]);
 }
 
 /// RFC 7915 section 4.5: an IPv4 UDP datagram without a checksum that is not translated (a
@@ -422,12 +450,7 @@ fn an_unexpired_source_route_is_answered_with_source_route_failed() {
 /// fits the route is translated.
 #[test]
 fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
-    nat64_tests::require_root();
-    let ns = nat64_tests::netns::Netns::new("route-mtu");
-    ns.veth("r0", "r1", Some(1280), &["2001:db8:6::1/64"]);
-    // The kernel's IPv6 FIB lookup for a received packet needs forwarding on, as on a node.
-    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-    ns.run(|| {
+    with_ipv6_route_mtu("route-mtu", 1280, || {
         let x = load(1500, false, true, true);
         // 1290 bytes of IPv4 become 1310 of IPv6: too big for r0's 1280.
         let input = echo4(1290, true);
@@ -522,7 +545,11 @@ fn at_tc_a_df_fragment_too_big_for_its_route_goes_into_the_link_directly() {
 /// the unanswered ones as rate-limited.
 #[test]
 fn the_errors_the_dataplane_sends_are_rate_limited() {
-    let x = load(1300, false, true, false);
+    with_ipv6_route_mtu("rate-limit", 1300, errors_are_rate_limited);
+}
+
+fn errors_are_rate_limited() {
+    let x = load(1280, false, true, false);
     let input = echo4(1290, true);
     let before = x.stats();
     let (mut answered, mut unanswered) = (0u64, 0u64);

@@ -83,8 +83,9 @@ pub struct Config {
     /// toward the error's destination.
     #[serde(default)]
     pub pool6791v6: Option<std::net::Ipv6Addr>,
-    /// The IPv6 MTU translated packets must fit; an IPv4 packet that would grow past it gets
-    /// ICMP Fragmentation Needed (DF set) or is dropped (DF clear). 0 disables the check.
+    /// The IPv6 size IPv4 packets without DF are fragmented to (RFC 7915 section 4; Jool's
+    /// lowest-ipv6-mtu), through the translator link; without a link they are dropped. Packets
+    /// with DF are judged by their IPv6 route instead. 0 disables the check.
     #[serde(default = "default_ipv6_mtu")]
     pub ipv6_mtu: u16,
     /// Interfaces the dataplane attaches to.
