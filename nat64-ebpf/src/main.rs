@@ -88,8 +88,7 @@ fn main() {
 #[cfg(target_arch = "bpf")]
 #[xdp]
 pub fn nat64_xdp(ctx: XdpContext) -> u32 {
-    // Not addressed to this node as a router (see `packet::to_group_address`). XDP sees no
-    // `pkt_type`; a unicast frame for another host arrives only in promiscuous mode.
+    // Not addressed to this node as a router (see `packet::to_group_address`).
     if packet::to_group_address(&ctx) {
         return xdp_action::XDP_PASS;
     }
@@ -259,7 +258,8 @@ pub fn nat64_tc(ctx: TcContext) -> i32 {
     let Some(cfg) = maps::CONFIG.get(maps::CONFIG_FAST_PATH) else {
         return tc::PASS;
     };
-    if !tc::addressed_here(&ctx) || !tc::pull_headers(&ctx) {
+    // Not addressed to this node as a router (see `packet::to_group_address`).
+    if packet::to_group_address(&ctx) || !tc::pull_headers(&ctx) {
         return tc::PASS;
     }
     tc::complete_sum_before(&ctx);

@@ -425,7 +425,9 @@ pub fn addr_words(a: &[u8; 16]) -> [u32; 4] {
 /// forward (RFC 1812 section 5.3.4, RFC 1122 section 3.3.6; the kernel's `ip_forward` and
 /// `ip6_forward` drop it), so the translator leaves it to the kernel: translated, it would
 /// make state for a flow not addressed to this node, and every node on the segment that runs
-/// the translator would send its own copy on.
+/// the translator would send its own copy on. A unicast frame to another MAC address is not
+/// refused (the kernel's `PACKET_OTHERHOST`): on a bridge port, frames for the bridge, this
+/// node, carry the bridge's address, not the port's.
 #[inline(always)]
 pub fn to_group_address(ctx: &impl Frame) -> bool {
     read::<EthHdr>(ctx, 0).is_some_and(|e| e.dst[0] & 1 != 0)

@@ -24,21 +24,6 @@ use crate::{
 
 pub const PASS: i32 = TC_ACT_OK as i32;
 
-/// Whether the frame was addressed to this node's interface (`PACKET_HOST`, which the kernel
-/// set from the destination MAC before the hook): not a link-layer broadcast or multicast,
-/// nor (an interface in promiscuous mode: a bridge port, a capture) a frame for another host.
-/// A router forwards neither (RFC 1812 section 5.3.4; the kernel's `ip_forward` and
-/// `ip6_forward` drop them), so the translator leaves them to the kernel untouched (see
-/// `packet::to_group_address`).
-#[inline(always)]
-pub fn addressed_here(ctx: &TcContext) -> bool {
-    // SAFETY: a field of this program's own context, read-only.
-    unsafe { (*ctx.skb.skb).pkt_type == PACKET_HOST }
-}
-
-/// `PACKET_HOST` of `linux/if_packet.h`.
-const PACKET_HOST: u32 = 0;
-
 /// Longest run of headers the TC program reads: Ethernet, an IPv4 header with options or an
 /// IPv6 header, and a TCP header with options.
 const HEADERS: usize = ETH_LEN + 60 + 60;

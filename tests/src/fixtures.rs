@@ -27,12 +27,8 @@ use nat64_common::L4Proto;
 // Addresses and configuration
 // ---------------------------------------------------------------------------------------------
 
-/// The translator's interface: loopback's address (all zeros). `BPF_PROG_TEST_RUN` runs a TC
-/// program on a socket buffer received on loopback and classifies it by its destination MAC
-/// as the kernel does any frame (`eth_type_trans`), and the TC program translates only frames
-/// addressed to its interface (`PACKET_HOST`); XDP needs only a unicast address.
-pub const MAC_DST: [u8; 6] = [0; 6];
-/// The neighbour that sent the frame (locally administered). The translator must keep both.
+/// Locally administered MAC addresses; the translator must keep both.
+pub const MAC_DST: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 pub const MAC_SRC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 
 pub const ETH_P_IP: u16 = 0x0800;

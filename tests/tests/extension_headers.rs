@@ -25,9 +25,8 @@ const CLIENT6: [u8; 16] = fixtures::CLIENT6.octets();
 const CLIENT4: [u8; 4] = fixtures::CLIENT4.octets();
 const SERVER6: [u8; 16] = fixtures::SERVER6.octets();
 const SERVER4: [u8; 4] = fixtures::SERVER4.octets();
-/// To the translator (`fixtures::MAC_DST`, all zeros) from `fixtures::MAC_SRC`.
-const ETH6: [u8; 14] = [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
-const ETH4: [u8; 14] = [0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+const ETH6: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
+const ETH4: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
 
 fn dataplane() -> Loaded {
     Loaded::load("extension headers", &base_config())

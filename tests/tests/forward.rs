@@ -7,7 +7,6 @@ use etherparse::PacketBuilder;
 use nat64_common::{Counter, Dir, L4Proto};
 use nat64_daemon::stats::parse_value;
 use nat64_tests::{
-    fixtures::{MAC_DST, MAC_SRC},
     lab::{CLIENT6_AS_V4, Lab, LabOptions, SERVER4, SERVER4_AS_V6, ping},
     netns::Netns,
     peers,
@@ -24,7 +23,7 @@ const FORWARDING_CONFIG: &str = "pool6 = \"64:ff9b::/96\"\nforward_in_xdp = true
 
 fn udp6(dst: [u8; 16], hop: u8) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC_SRC, MAC_DST)
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv6(CLIENT6, dst, hop)
         .udp(40000, 53)
         .write(&mut v, b"forward me")
@@ -34,7 +33,7 @@ fn udp6(dst: [u8; 16], hop: u8) -> Vec<u8> {
 
 fn udp4(src: [u8; 4], dst: [u8; 4], ttl: u8) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC_SRC, MAC_DST)
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4(src, dst, ttl)
         .udp(53, 40000)
         .write(&mut v, b"forward me")
@@ -132,7 +131,7 @@ fn translated_packets_are_routed_and_redirected_from_tc() {
         // 2800 bytes of TCP for f0's 1500: as a GSO aggregate of 1400-byte segments it is
         // forwarded whole; as one packet it goes up the stack (too big for the route).
         let mut big = Vec::new();
-        PacketBuilder::ethernet2(MAC_SRC, MAC_DST)
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
             .ipv6(CLIENT6, SERVER6, 64)
             .tcp(40000, 80, 1, 65535)
             .ack(1)

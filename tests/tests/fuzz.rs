@@ -117,7 +117,7 @@ fn seg(proto: u8, len: usize, rng: &mut Rng) -> (Vec<u8>, usize) {
 
 fn frame6(src: [u8; 16], dst: [u8; 16], nh: u8, hop: u8, l4: &[u8]) -> Vec<u8> {
     let mut f = vec![
-        0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0x86, 0xdd, 0x60, 0, 0, 0,
+        2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd, 0x60, 0, 0, 0,
     ];
     f.extend((l4.len() as u16).to_be_bytes());
     f.extend([nh, hop]);
@@ -135,7 +135,7 @@ fn frame4(src: [u8; 4], dst: [u8; 4], proto: u8, ttl: u8, df: bool, l4: &[u8]) -
     h.extend(dst);
     let c = compute(0, &h);
     h[10..12].copy_from_slice(&c.to_be_bytes());
-    let mut f = vec![0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
     f.extend(h);
     f.extend(l4);
     f

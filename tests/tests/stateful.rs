@@ -2311,12 +2311,10 @@ fn binding_halves_without_their_other_half_are_removed() {
     assert_eq!(t.bib4.iter().count(), 1, "no IPv4 half left alone");
 }
 
-/// Frames not addressed to the translator as a router are left to the kernel untouched, touch
-/// no state and move no counter: to a link-layer broadcast or multicast address (at both
-/// hooks), and at TC one for another host's address (an interface in promiscuous mode: a
-/// bridge port, a capture), which the kernel marks `PACKET_OTHERHOST`. A router forwards
-/// neither (RFC 1812 section 5.3.4; the kernel's `ip_forward` drops them), and translated they
-/// would make bindings for flows addressed elsewhere, one copy per node of the segment.
+/// Frames to a link-layer broadcast or multicast address are not for a router to forward
+/// (RFC 1812 section 5.3.4; the kernel's `ip_forward` drops them): left to the kernel
+/// untouched at both hooks, they touch no state and move no counter. Translated, they would
+/// make bindings for flows addressed elsewhere, one copy per node of the segment.
 #[test]
 fn frames_not_addressed_to_the_translator_make_no_state() {
     let mut x = load("2000-2999");
@@ -2344,13 +2342,6 @@ fn frames_not_addressed_to_the_translator_make_no_state() {
         untouched(&x, &f, false, &format!("XDP, a query to {to:02x?}"));
         untouched(&x, &f, true, &format!("TC, a query to {to:02x?}"));
     }
-    let other_host = [0x02, 0, 0, 0, 0, 0x99];
-    untouched(
-        &x,
-        &readdressed(&query, other_host),
-        true,
-        "TC, to another host",
-    );
     assert!(session_times(&mut x).is_empty(), "no binding made");
 
     // Addressed to the translator, the same query makes its binding; the answer, sent to a
@@ -2367,17 +2358,14 @@ fn frames_not_addressed_to_the_translator_make_no_state() {
         untouched(&x, &f, false, &format!("XDP, the answer to {to:02x?}"));
         untouched(&x, &f, true, &format!("TC, the answer to {to:02x?}"));
     }
-    untouched(
-        &x,
-        &readdressed(&answer, other_host),
-        true,
-        "TC, the answer to another host",
-    );
     assert_eq!(
         session_times(&mut x),
         sessions,
         "the session was not refreshed"
     );
+    // A unicast frame is translated whatever its MAC address: under BPF_PROG_TEST_RUN the
+    // kernel classifies this one against loopback's address (all zeros) as another host's
+    // (`PACKET_OTHERHOST`), as it does at a bridge port for frames to the bridge, this node.
     let (action, out) = x.run_tc(&answer, 0);
     assert_eq!(action, XDP_PASS);
     assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd, "translated");

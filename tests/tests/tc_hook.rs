@@ -5,10 +5,7 @@
 
 use etherparse::{Icmpv6Type, PacketBuilder, icmpv6::DestUnreachableCode};
 use nat64_common::{Counter, Dir, DropReason, Handoff};
-use nat64_tests::{
-    fixtures::{MAC_DST, MAC_SRC},
-    xdp::{Loaded, XDP_DROP, XDP_PASS, counter_delta},
-};
+use nat64_tests::xdp::{Loaded, XDP_DROP, XDP_PASS, counter_delta};
 
 /// An EAM client (2001:db8:6::102 <-> 198.51.100.2) and an IPv4 server under pool6.
 const CLIENT6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2];
@@ -23,7 +20,7 @@ fn port_unreachable() -> Vec<u8> {
         .write(&mut quoted, b"answer")
         .unwrap();
     let mut v = Vec::new();
-    PacketBuilder::ethernet2(MAC_SRC, MAC_DST)
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
         .ipv6(CLIENT6, SERVER6, 64)
         .icmpv6(Icmpv6Type::DestinationUnreachable(
             DestUnreachableCode::Port,

@@ -8,9 +8,7 @@ use nat64_tests::xdp::{Loaded, XDP_PASS, action_name};
 
 use crate::stats::{Summary, summarize};
 
-/// From a neighbour to the translator: loopback's address (all zeros), which the TC program
-/// needs under `BPF_PROG_TEST_RUN` to take the frame as its own (see `fixtures::MAC_DST`).
-const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], nat64_tests::fixtures::MAC_DST);
+const MACS: ([u8; 6], [u8; 6]) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]);
 /// The lab's IPv6 client (inside the EAM prefix): stateless.
 pub const CLIENT6: [u8; 16] = [0x20, 1, 0xd, 0xb8, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2];
 /// A stateful client: no stateless mapping.
