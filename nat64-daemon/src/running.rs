@@ -132,7 +132,10 @@ pub(crate) async fn wait_for_shutdown(
                 r.event_counts = ready.get_inner().counts;
             }
             _ = sighup.recv() => r.reload("SIGHUP").await,
-            _ = resync.tick() => r.reload.resync(r.dp, r.cfg, crate::reload::PERIODIC).await,
+            _ = resync.tick() => {
+                r.refresh_mtu_floors();
+                r.reload.resync(r.dp, r.cfg, crate::reload::PERIODIC).await
+            }
             Some(()) = next_event(&mut events) => r.netlink_event(),
             _ = sleep_until_some(r.resync_at) => {
                 r.resync_at = None;
@@ -249,6 +252,13 @@ impl Running<'_, '_> {
     /// packets no larger than the smallest); the rest waits for the burst to settle (a link
     /// going away takes its routes with it) and is answered once.
     fn netlink_event(&mut self) {
+        self.refresh_mtu_floors();
+        self.resync_at = Some(tokio::time::Instant::now() + EVENT_SETTLE);
+    }
+
+    /// The interfaces' MTU floors again: on a link event, and at every periodic resync, since
+    /// an interface's IPv6 MTU set by a router advertisement changes with no link event.
+    fn refresh_mtu_floors(&mut self) {
         match self.dp.refresh_mtu_floors() {
             Ok(Some((v4, v6))) => {
                 debug!(
@@ -260,7 +270,6 @@ impl Running<'_, '_> {
             Ok(None) => {}
             Err(e) => warn!(error = %e, "cannot update the interface MTU floors"),
         }
-        self.resync_at = Some(tokio::time::Instant::now() + EVENT_SETTLE);
     }
 
     /// An admin socket or metrics request.

@@ -448,8 +448,13 @@ pub fn mtu_floors(skip: &[String]) -> (u16, u16) {
         }
         let Ok(m) = mtu(&name) else { continue };
         v4 = v4.min(m);
-        if m >= 1280 {
-            v6 = v6.min(m);
+        // The interface's IPv6 MTU, which a router advertisement's MTU option lowers below the
+        // device's (RFC 4861 section 6.3.4), and which the kernel's route lookups use: a floor
+        // from the device MTU alone let the dataplane skip its route check for packets that
+        // fit the device but not the IPv6 link.
+        let m6 = ipv6_mtu_of(&name).map_or(m, |m6| m6.min(m));
+        if m6 >= 1280 {
+            v6 = v6.min(m6);
         }
     }
     let floor = |m: u32| {
@@ -460,6 +465,15 @@ pub fn mtu_floors(skip: &[String]) -> (u16, u16) {
         }
     };
     (floor(v4), floor(v6))
+}
+
+/// The IPv6 MTU of interface `name` (`net.ipv6.conf.NAME.mtu`), if IPv6 is on there.
+fn ipv6_mtu_of(name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{name}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Copies every entry of hash map `from` into `to` (same key and value sizes, `to` possibly of

@@ -37,7 +37,7 @@ const TTL: u8 = 64;
 #[inline(never)]
 pub fn frag_needed(ctx: &impl Frame, cfg: &Config) -> Packed {
     // RFC 1191: the next-hop MTU, the IPv4 size that fits once the header grows by 20, as
-    // `translate` worked it out (from ipv6_mtu or the route's MTU) in the scratch slot.
+    // `translate` worked it out (from the route's MTU) in the scratch slot.
     let [_, _, m0, m1] = match crate::scratch::get() {
         Ok(s) => s.ptb_mtu,
         Err(r) => return Packed::pack(Err(r)),

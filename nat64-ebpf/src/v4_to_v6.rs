@@ -273,12 +273,13 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     } else {
         None
     };
-    // The translated packet must fit the IPv6 MTU. Too big with DF set: the sender runs path
-    // MTU discovery (RFC 1191), so it gets Fragmentation Needed from here (`too_big`). Too big
-    // without DF, or a fragment: RFC 7915 section 4.1 wants it fragmented so that each piece
-    // fits, which XDP cannot do (one packet in, one out); the kernel does it on the way into
-    // the translator link, whose IPv4 routes carry an MTU of ipv6_mtu - 28 (20 bytes of header
-    // growth and 8 of Fragment header), and the pieces are translated there.
+    // The translated packet must fit the IPv6 MTU. Too big for its route with DF set: the
+    // sender runs path MTU discovery (RFC 1191), so it gets Fragmentation Needed from here
+    // (`too_big`). Larger than ipv6_mtu without DF, or a fragment: RFC 7915 section 4.1 wants
+    // it fragmented so that each piece fits, which XDP cannot do (one packet in, one out); the
+    // kernel does it on the way into the translator link, whose IPv4 routes carry an MTU of
+    // ipv6_mtu - 28 (20 bytes of header growth and 8 of Fragment header), and the pieces are
+    // translated there.
     let v6_len = match ctx.gso_size() as usize {
         0 => payload_len as usize + IPV6_LEN + frag_hdr_len,
         // A GSO aggregate (TC): what counts is the segments the kernel will cut it into, each
@@ -469,7 +470,10 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
 /// not route it there: addressed to a pool4 address the node `shared`, or with a source route
 /// (which the kernel drops on arrival), or with DF and too big for its IPv6 route (the link's
 /// program answers Fragmentation Needed with that route's MTU; the link's IPv4 routes would
-/// answer with their own). `tot_len` is at least `ihl` (checked by the caller).
+/// answer with their own), or with DF and larger than the link's IPv4 routes let in
+/// (`ipv6_mtu` - 28: they are sized for packets without DF, which the kernel fragments to
+/// them; one with DF would get Fragmentation Needed with that MTU, which RFC 7915 section 4
+/// does not hold it to). `tot_len` is at least `ihl` (checked by the caller).
 #[inline(always)]
 fn tc_hand_off<C: Frame>(
     ctx: &C,
@@ -482,9 +486,11 @@ fn tc_hand_off<C: Frame>(
     let frag = u16::from_be_bytes(ip4.frag);
     let fragmented = frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0;
     let v6_len = tot_len - ihl + IPV6_LEN + if fragmented { FRAG_LEN } else { 0 };
+    let df = frag & IPV4_DF != 0;
     if shared
         || (!fragmented && has_source_route(ctx, ihl))
-        || (frag & IPV4_DF != 0 && route_mtu_if_too_big(ctx, cfg, v6_len) != 0)
+        || (df && cfg.ipv6_mtu != 0 && tot_len + 28 > cfg.ipv6_mtu as usize)
+        || (df && route_mtu_if_too_big(ctx, cfg, v6_len) != 0)
     {
         return link::redirect(cfg, Dir::V4ToV6);
     }

@@ -23,7 +23,8 @@ const MAC_X: [u8; 6] = MAC_DST;
 const MAC_S: [u8; 6] = MAC_SRC;
 
 /// `link`: with the translator link (the default), or without (the interfaces-only
-/// deployment, where the dataplane answers DF packets that outgrow `ipv6_mtu` itself).
+/// deployment, where the dataplane's answer to a DF packet too big for its route is the only
+/// one the sender gets).
 fn load(ipv6_mtu: u16, pool6791: bool, addr4: bool, link: bool) -> Loaded {
     let mut toml = format!("ipv6_mtu = {ipv6_mtu}\n{EAM_CLIENT}");
     if !link {
@@ -148,8 +149,14 @@ fn too_big_with_df_without_link() {
     assert_eq!(&out[12..14], &[0x86, 0xdd]);
 }
 
+/// In a namespace of its own (as every case here that translates a DF packet: the route
+/// check asks the FIB), whose IPv6 route to the client carries 1500 bytes.
 #[test]
 fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
+    with_ipv6_route_mtu("what-fits", 1500, what_fits);
+}
+
+fn what_fits() {
     let x = load(1300, false, true, true);
     let translated = |ipv4_len: usize| {
         let (action, out, moved) = x.run_counted(&echo4(ipv4_len, true));
@@ -224,6 +231,10 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
 /// left to the IPv6 route's own MTU, whatever its size.
 #[test]
 fn by_default_packets_without_df_are_fragmented_to_the_minimum_ipv6_mtu() {
+    with_ipv6_route_mtu("mtu-default", 1500, default_ipv6_mtu);
+}
+
+fn default_ipv6_mtu() {
     let x = Loaded::load("mtu-default", EAM_CLIENT);
     // 1260 bytes of IPv4: exactly 1280 of IPv6, translated whole.
     let (action, out, moved) = x.run_counted(&echo4(1260, false));
@@ -535,6 +546,75 @@ fn at_tc_a_df_fragment_too_big_for_its_route_goes_into_the_link_directly() {
             (action, &out),
             (XDP_PASS, &input),
             "without DF: through the kernel"
+        );
+    });
+}
+
+/// At TC, a packet with DF that is left to the translator link (a fragment, options) and is
+/// larger than the link's IPv4 routes let in (`ipv6_mtu` - 28, sized for what has no DF)
+/// goes into the link directly, though its IPv6 route (1500 here) carries it: through the
+/// kernel it would get Fragmentation Needed with the link's MTU, and RFC 7915 section 4 does
+/// not hold a DF packet to `ipv6_mtu`.
+#[test]
+fn at_tc_a_df_packet_above_the_links_routes_goes_into_the_link_directly() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("tc-df-link");
+    ns.veth("r0", "r1", Some(1500), &["2001:db8:6::1/64"]);
+    ns.veth("nat64", "nat64-dp", None, &[]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ns.run(|| {
+        let mut x = load(1280, false, true, true);
+        x.dp.apply(&x.cfg).expect("apply with the link");
+        // A first fragment (MF, UDP) of `len` bytes with DF.
+        let fragment = |len: usize| {
+            let mut f = echo4(len, true);
+            f[14 + 6] |= 0x20; // MF
+            f[14 + 9] = 17;
+            let h: [u8; 20] = f[14..34].try_into().unwrap();
+            let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
+            ip.header_checksum = ip.calc_header_checksum();
+            f[14..34].copy_from_slice(&ip.to_bytes());
+            f
+        };
+        // 1253 bytes: one more than the link's routes (1280 - 28).
+        let (action, out) = x.run_tc(&fragment(1253), 0);
+        assert_eq!(action, XDP_TX, "redirected into the link");
+        assert_eq!(&out[12..14], &[0x08, 0x00], "untouched: still IPv4");
+        // 1252: within them, through the kernel.
+        let input = fragment(1252);
+        let (action, out) = x.run_tc(&input, 0);
+        assert_eq!((action, &out), (XDP_PASS, &input), "through the kernel");
+    });
+}
+
+/// An interface whose IPv6 MTU is below its device MTU (a router advertisement's MTU option
+/// sets `net.ipv6.conf.IF.mtu`, RFC 4861 section 6.3.4): the dataplane's route check must not
+/// skip packets that fit the device. Without a translator link nothing else would answer them.
+#[test]
+fn an_ipv6_mtu_below_the_device_mtu_is_checked() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("ra-mtu");
+    ns.veth("r0", "r1", Some(1500), &["2001:db8:6::1/64"]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ns.sysctl("net.ipv6.conf.r0.mtu", "1300");
+    ns.run(|| {
+        let x = load(1280, false, true, false);
+        // 1290 bytes of IPv4 become 1310 of IPv6: within r0's 1500, over its IPv6 MTU.
+        let (action, out, moved) = x.run_counted(&echo4(1290, true));
+        assert_eq!(action, XDP_TX, "answered");
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1),
+                (Counter::Generated(Generated::FragmentationNeeded), 1)
+            ]
+        );
+        let icmp = Icmpv4Header::from_slice(&out[14 + 20..]).unwrap().0;
+        assert_eq!(
+            icmp.icmp_type,
+            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+                next_hop_mtu: 1280
+            })
         );
     });
 }
