@@ -158,18 +158,7 @@ fn what_fits_is_translated_and_what_cannot_be_answered_is_counted() {
 
 fn what_fits() {
     let x = load(1300, false, true, true);
-    let translated = |ipv4_len: usize| {
-        let (action, out, moved) = x.run_counted(&echo4(ipv4_len, true));
-        assert_eq!(action, XDP_PASS, "{ipv4_len} bytes");
-        assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
-        assert_eq!(
-            moved,
-            vec![
-                (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
-                (Counter::Bytes(Dir::V4ToV6), ipv4_len as u64 + 20)
-            ]
-        );
-    };
+    let translated = |ipv4_len: usize| assert_translated(&x, ipv4_len, true);
     // Exactly 1300 bytes of IPv6: translated.
     translated(1280);
     // Too big with DF, with the translator link: translated all the same. ipv6_mtu is what
@@ -180,16 +169,7 @@ fn what_fits() {
     // Too big without DF: it must be fragmented (RFC 7915 section 4.1). Handed to the kernel
     // untouched, which fragments it on its way into the translator link.
     let input = echo4(1290, false);
-    let (action, out, moved) = x.run_counted(&input);
-    assert_eq!(action, XDP_PASS);
-    assert_eq!(out, input, "handed off untouched");
-    assert_eq!(
-        moved,
-        vec![(
-            Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation),
-            1
-        )]
-    );
+    assert_handed_off_to_fragment(&x, &input);
     // On the link itself, where the kernel has already fragmented to the route MTU, anything
     // still too big has nowhere else to go: dropped and counted.
     let before = x.stats();
@@ -237,20 +217,18 @@ fn by_default_packets_without_df_are_fragmented_to_the_minimum_ipv6_mtu() {
 fn default_ipv6_mtu() {
     let x = Loaded::load("mtu-default", EAM_CLIENT);
     // 1260 bytes of IPv4: exactly 1280 of IPv6, translated whole.
-    let (action, out, moved) = x.run_counted(&echo4(1260, false));
-    assert_eq!(action, XDP_PASS);
-    assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
-    assert_eq!(
-        moved,
-        vec![
-            (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
-            (Counter::Bytes(Dir::V4ToV6), 1280)
-        ]
-    );
+    assert_translated(&x, 1260, false);
     // 1261: one byte too many, handed to the kernel untouched to be fragmented on its way
     // into the translator link.
-    let input = echo4(1261, false);
-    let (action, out, moved) = x.run_counted(&input);
+    assert_handed_off_to_fragment(&x, &echo4(1261, false));
+    // With DF, 1480 bytes: translated (1500 bytes of IPv6, for the route to judge).
+    assert_translated(&x, 1480, true);
+}
+
+/// Runs `input` and checks that it was handed to the kernel untouched, to be fragmented on its
+/// way into the translator link, and counted so.
+fn assert_handed_off_to_fragment(x: &Loaded, input: &[u8]) {
+    let (action, out, moved) = x.run_counted(input);
     assert_eq!(action, XDP_PASS);
     assert_eq!(out, input, "handed off untouched");
     assert_eq!(
@@ -260,15 +238,19 @@ fn default_ipv6_mtu() {
             1
         )]
     );
-    // With DF, 1480 bytes: translated (1500 bytes of IPv6, for the route to judge).
-    let (action, out, moved) = x.run_counted(&echo4(1480, true));
-    assert_eq!(action, XDP_PASS);
+}
+
+/// Runs an echo request of `ipv4_len` bytes and checks that it was translated, 20 bytes
+/// longer, and counted.
+fn assert_translated(x: &Loaded, ipv4_len: usize, df: bool) {
+    let (action, out, moved) = x.run_counted(&echo4(ipv4_len, df));
+    assert_eq!(action, XDP_PASS, "{ipv4_len} bytes");
     assert_eq!(u16::from_be_bytes([out[12], out[13]]), 0x86dd);
     assert_eq!(
         moved,
         vec![
             (Counter::Packets(Dir::V4ToV6, L4Proto::Icmp), 1),
-            (Counter::Bytes(Dir::V4ToV6), 1500)
+            (Counter::Bytes(Dir::V4ToV6), ipv4_len as u64 + 20)
         ]
     );
 }
@@ -454,6 +436,28 @@ fn an_unexpired_source_route_is_answered_with_source_route_failed() {
     );
 }
 
+/// Runs `input` and checks that the dataplane answered it with Fragmentation Needed carrying
+/// `mtu` (sent back out, counted as a drop and an error sent); returns the answer.
+fn assert_fragmentation_needed(x: &Loaded, input: &[u8], mtu: u16) -> Vec<u8> {
+    let (action, out, moved) = x.run_counted(input);
+    assert_eq!(action, XDP_TX, "answered");
+    assert_eq!(
+        moved,
+        vec![
+            (Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1),
+            (Counter::Generated(Generated::FragmentationNeeded), 1)
+        ]
+    );
+    let icmp = Icmpv4Header::from_slice(&out[14 + 20..]).unwrap().0;
+    assert_eq!(
+        icmp.icmp_type,
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: mtu
+        })
+    );
+    out
+}
+
 /// With DF, too big for the IPv6 route out though within `ipv6_mtu`: the dataplane asks the
 /// FIB and answers Fragmentation Needed itself with the route's MTU less 20, quoting the packet
 /// as sent (before, the kernel's Packet Too Big came back through the translator link with a
@@ -465,22 +469,7 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
         let x = load(1500, false, true, true);
         // 1290 bytes of IPv4 become 1310 of IPv6: too big for r0's 1280.
         let input = echo4(1290, true);
-        let (action, out, moved) = x.run_counted(&input);
-        assert_eq!(action, XDP_TX);
-        assert_eq!(
-            moved,
-            vec![
-                (Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1),
-                (Counter::Generated(Generated::FragmentationNeeded), 1)
-            ]
-        );
-        let icmp = Icmpv4Header::from_slice(&out[14 + 20..]).unwrap().0;
-        assert_eq!(
-            icmp.icmp_type,
-            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-                next_hop_mtu: 1260
-            })
-        );
+        let out = assert_fragmentation_needed(&x, &input, 1260);
         assert_eq!(&out[14 + 12..14 + 20], &[XLAT4, SERVER4].concat()[..]);
         assert_eq!(&out[14 + 28..], &input[14..14 + 548], "the packet as sent");
         // Without DF: handed to the kernel untouched, which fragments it on its way into
@@ -503,6 +492,35 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
     });
 }
 
+/// Runs `f` on a dataplane with the translator link (`ipv6_mtu`) in a namespace whose IPv6
+/// route to the client has MTU `route_mtu`: the link's kernel side exists by its default
+/// name, for the configuration's `link_ifindex` (the far end's program is not needed).
+fn at_tc_with_the_link(name: &str, route_mtu: u32, ipv6_mtu: u16, f: impl FnOnce(&Loaded) + Send) {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new(name);
+    ns.veth("r0", "r1", Some(route_mtu), &["2001:db8:6::1/64"]);
+    ns.veth("nat64", "nat64-dp", None, &[]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ns.run(|| {
+        let mut x = load(ipv6_mtu, false, true, true);
+        x.dp.apply(&x.cfg).expect("apply with the link");
+        f(&x);
+    });
+}
+
+/// A first fragment (MF) of `len` bytes, UDP (a fragmented ICMP message is refused; only its
+/// first 8 bytes would be the UDP header), from the server to the client's alias.
+fn first_fragment4(len: usize, df: bool) -> Vec<u8> {
+    let mut f = echo4(len, df);
+    f[14 + 6] |= 0x20; // MF
+    f[14 + 9] = 17;
+    let h: [u8; 20] = f[14..34].try_into().unwrap();
+    let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
+    ip.header_checksum = ip.calc_header_checksum();
+    f[14..34].copy_from_slice(&ip.to_bytes());
+    f
+}
+
 /// At TC, an IPv4 fragment is left to the translator link. With DF and too big for its IPv6
 /// route, it goes into the link directly (`TC_ACT_REDIRECT`), whose program answers
 /// Fragmentation Needed with that route's MTU (through the kernel, the link's IPv4 routes
@@ -510,28 +528,9 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
 /// fit on the way in (`TC_ACT_OK`, untouched).
 #[test]
 fn at_tc_a_df_fragment_too_big_for_its_route_goes_into_the_link_directly() {
-    nat64_tests::require_root();
-    let ns = nat64_tests::netns::Netns::new("tc-df-frag");
-    ns.veth("r0", "r1", Some(1280), &["2001:db8:6::1/64"]);
-    // The translator link's kernel side, by the default name, for the configuration's
-    // `link_ifindex` (the far end's program is not needed here).
-    ns.veth("nat64", "nat64-dp", None, &[]);
-    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-    ns.run(|| {
-        let mut x = load(1500, false, true, true);
-        x.dp.apply(&x.cfg).expect("apply with the link");
-        // A first fragment (MF) of 1290 bytes, UDP (a fragmented ICMP message is refused):
-        // 1318 once translated, over r0's 1280.
-        let fragment = |df: bool| {
-            let mut f = echo4(1290, df);
-            f[14 + 6] |= 0x20; // MF
-            f[14 + 9] = 17; // UDP: only the first fragment's first 8 bytes would be its header
-            let h: [u8; 20] = f[14..34].try_into().unwrap();
-            let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
-            ip.header_checksum = ip.calc_header_checksum();
-            f[14..34].copy_from_slice(&ip.to_bytes());
-            f
-        };
+    at_tc_with_the_link("tc-df-frag", 1280, 1500, |x| {
+        // A first fragment of 1290 bytes: 1318 once translated, over r0's 1280.
+        let fragment = |df: bool| first_fragment4(1290, df);
         let before = x.stats();
         let (action, out) = x.run_tc(&fragment(true), 0);
         assert_eq!(action, XDP_TX, "with DF: redirected into the link");
@@ -557,25 +556,8 @@ fn at_tc_a_df_fragment_too_big_for_its_route_goes_into_the_link_directly() {
 /// not hold a DF packet to `ipv6_mtu`.
 #[test]
 fn at_tc_a_df_packet_above_the_links_routes_goes_into_the_link_directly() {
-    nat64_tests::require_root();
-    let ns = nat64_tests::netns::Netns::new("tc-df-link");
-    ns.veth("r0", "r1", Some(1500), &["2001:db8:6::1/64"]);
-    ns.veth("nat64", "nat64-dp", None, &[]);
-    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-    ns.run(|| {
-        let mut x = load(1280, false, true, true);
-        x.dp.apply(&x.cfg).expect("apply with the link");
-        // A first fragment (MF, UDP) of `len` bytes with DF.
-        let fragment = |len: usize| {
-            let mut f = echo4(len, true);
-            f[14 + 6] |= 0x20; // MF
-            f[14 + 9] = 17;
-            let h: [u8; 20] = f[14..34].try_into().unwrap();
-            let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
-            ip.header_checksum = ip.calc_header_checksum();
-            f[14..34].copy_from_slice(&ip.to_bytes());
-            f
-        };
+    at_tc_with_the_link("tc-df-link", 1500, 1280, |x| {
+        let fragment = |len: usize| first_fragment4(len, true);
         // 1253 bytes: one more than the link's routes (1280 - 28).
         let (action, out) = x.run_tc(&fragment(1253), 0);
         assert_eq!(action, XDP_TX, "redirected into the link");
@@ -600,22 +582,7 @@ fn an_ipv6_mtu_below_the_device_mtu_is_checked() {
     ns.run(|| {
         let x = load(1280, false, true, false);
         // 1290 bytes of IPv4 become 1310 of IPv6: within r0's 1500, over its IPv6 MTU.
-        let (action, out, moved) = x.run_counted(&echo4(1290, true));
-        assert_eq!(action, XDP_TX, "answered");
-        assert_eq!(
-            moved,
-            vec![
-                (Counter::Dropped(Dir::V4ToV6, DropReason::PacketTooBig), 1),
-                (Counter::Generated(Generated::FragmentationNeeded), 1)
-            ]
-        );
-        let icmp = Icmpv4Header::from_slice(&out[14 + 20..]).unwrap().0;
-        assert_eq!(
-            icmp.icmp_type,
-            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
-                next_hop_mtu: 1280
-            })
-        );
+        assert_fragmentation_needed(&x, &echo4(1290, true), 1280);
     });
 }
 
