@@ -208,18 +208,14 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // program answers Fragmentation Needed with the route's MTU, as for any other: through the
     // kernel, the link's IPv4 routes would answer with their own MTU (kept for what has no DF:
     // `translator_link::ipv4_routes` in the daemon), not this route's.
-    if !C::FULL && (fragmented || ihl > IPV4_LEN) {
-        return tc_hand_off(ctx, cfg, ip4, ihl, tot_len, shared);
-    }
     // So is a UDP datagram without a checksum, which needs one computed over all of it.
-    if !C::FULL && ip4.proto == IPPROTO_UDP {
-        let c = read::<[u8; 2]>(ctx, ETH_LEN + IPV4_LEN + 6).ok_or(DropReason::Truncated)?;
-        if c == [0, 0] {
-            if shared {
-                return link::redirect(cfg, Dir::V4ToV6);
-            }
-            return link::slow_path(cfg, Dir::V4ToV6);
-        }
+    let zero_udp = !C::FULL
+        && !fragmented
+        && ihl == IPV4_LEN
+        && ip4.proto == IPPROTO_UDP
+        && read::<[u8; 2]>(ctx, ETH_LEN + IPV4_LEN + 6).ok_or(DropReason::Truncated)? == [0, 0];
+    if !C::FULL && (fragmented || ihl > IPV4_LEN || zero_udp) {
+        return tc_hand_off(ctx, cfg, ip4, ihl, tot_len, shared);
     }
     let frag_hdr_len = if fragmented { FRAG_LEN } else { 0 };
     // RFC 7915 section 4.1: the translated packet must leave with a hop limit of at least one;
@@ -464,8 +460,9 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     Ok(Step::Translated)
 }
 
-/// At TC, a fragment or a packet with options goes into the translator link, whose program
-/// translates it (the kernel fragments it on the way in when it is too big): through the
+/// At TC, a fragment, a packet with options or a UDP datagram without a checksum goes into
+/// the translator link, whose program translates it (the kernel fragments it on the way in
+/// when it is too big): through the
 /// kernel's routing (`link::slow_path`), or directly (`link::redirect`) when the kernel would
 /// not route it there: addressed to a pool4 address the node `shared`, or with a source route
 /// (which the kernel drops on arrival), or with DF and too big for its IPv6 route (the link's
@@ -488,7 +485,7 @@ fn tc_hand_off<C: Frame>(
     let v6_len = tot_len - ihl + IPV6_LEN + if fragmented { FRAG_LEN } else { 0 };
     let df = frag & IPV4_DF != 0;
     if shared
-        || (!fragmented && has_source_route(ctx, ihl))
+        || (!fragmented && ihl > IPV4_LEN && has_source_route(ctx, ihl))
         || (df && cfg.ipv6_mtu != 0 && tot_len + 28 > cfg.ipv6_mtu as usize)
         || (df && route_mtu_if_too_big(ctx, cfg, v6_len) != 0)
     {

@@ -569,6 +569,31 @@ fn at_tc_a_df_packet_above_the_links_routes_goes_into_the_link_directly() {
     });
 }
 
+/// The same for a UDP datagram without a checksum, which TC leaves to the link too (its
+/// checksum is computed over the whole datagram there).
+#[test]
+fn at_tc_a_df_udp_datagram_without_checksum_above_the_links_routes_goes_into_the_link() {
+    at_tc_with_the_link("tc-df-udp0", 1500, 1280, |x| {
+        // An IPv4 UDP datagram of `len` bytes with DF and a zero checksum.
+        let datagram = |len: usize| {
+            let mut f = echo4(len, true);
+            f[14 + 9] = 17;
+            f[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+            let h: [u8; 20] = f[14..34].try_into().unwrap();
+            let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
+            ip.header_checksum = ip.calc_header_checksum();
+            f[14..34].copy_from_slice(&ip.to_bytes());
+            f
+        };
+        let (action, out) = x.run_tc(&datagram(1253), 0);
+        assert_eq!(action, XDP_TX, "redirected into the link");
+        assert_eq!(&out[12..14], &[0x08, 0x00], "untouched: still IPv4");
+        let input = datagram(1252);
+        let (action, out) = x.run_tc(&input, 0);
+        assert_eq!((action, &out), (XDP_PASS, &input), "through the kernel");
+    });
+}
+
 /// An interface whose IPv6 MTU is below its device MTU (a router advertisement's MTU option
 /// sets `net.ipv6.conf.IF.mtu`, RFC 4861 section 6.3.4): the dataplane's route check must not
 /// skip packets that fit the device. Without a translator link nothing else would answer them.
