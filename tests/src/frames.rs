@@ -179,6 +179,15 @@ fn transport_field(proto: u8, o: usize) -> String {
     name.into()
 }
 
+/// Recomputes the IPv4 header checksum of an Ethernet frame after a field changed (over the
+/// header's IHL, options included).
+pub fn fix_ipv4_checksum(frame: &mut [u8]) {
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let sum = !folded_sum(&frame[14..14 + ihl]);
+    frame[24..26].copy_from_slice(&sum.to_be_bytes());
+}
+
 /// The one's complement sum of `bytes` as 16-bit words (an odd last byte padded), folded:
 /// 0xffff over a header or message whose checksum is right.
 pub fn folded_sum(bytes: &[u8]) -> u16 {

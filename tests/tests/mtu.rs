@@ -11,7 +11,7 @@ use nat64_common::{Counter, Dir, DropReason, Generated, Handoff, L4Proto};
 use nat64_daemon::{InterfaceSettings, dataplane::LINK_PROGRAM};
 use nat64_tests::{
     fixtures::{self, EAM_CLIENT, MAC_DST, MAC_SRC},
-    frames::folded_sum,
+    frames::{fix_ipv4_checksum, folded_sum},
     xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta},
 };
 
@@ -514,10 +514,7 @@ fn first_fragment4(len: usize, df: bool) -> Vec<u8> {
     let mut f = echo4(len, df);
     f[14 + 6] |= 0x20; // MF
     f[14 + 9] = 17;
-    let h: [u8; 20] = f[14..34].try_into().unwrap();
-    let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
-    ip.header_checksum = ip.calc_header_checksum();
-    f[14..34].copy_from_slice(&ip.to_bytes());
+    fix_ipv4_checksum(&mut f);
     f
 }
 
@@ -579,10 +576,7 @@ fn at_tc_a_df_udp_datagram_without_checksum_above_the_links_routes_goes_into_the
             let mut f = echo4(len, true);
             f[14 + 9] = 17;
             f[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
-            let h: [u8; 20] = f[14..34].try_into().unwrap();
-            let mut ip = Ipv4Header::from_slice(&h).unwrap().0;
-            ip.header_checksum = ip.calc_header_checksum();
-            f[14..34].copy_from_slice(&ip.to_bytes());
+            fix_ipv4_checksum(&mut f);
             f
         };
         let (action, out) = x.run_tc(&datagram(1253), 0);

@@ -22,6 +22,7 @@ use nat64_common::{
 use nat64_daemon::bindings::now_ns;
 use nat64_tests::{
     fixtures::{self, MAC_DST, MAC_SRC},
+    frames::fix_ipv4_checksum,
     xdp::{Loaded, XDP_DROP, XDP_PASS, XDP_TX, counter_delta},
 };
 
@@ -813,22 +814,6 @@ fn fragments_and_unsupported_protocols_are_refused_and_counted() {
     frag[21] = 0x03; // offset 24 bytes, last fragment
     fix_ipv4_checksum(&mut frag);
     assert_dropped4(&x, &frag, DropReason::Fragment, "dropped");
-}
-
-/// Recomputes the IPv4 header checksum of an Ethernet frame after a field changed (over the
-/// header's IHL, options included).
-fn fix_ipv4_checksum(frame: &mut [u8]) {
-    frame[24] = 0;
-    frame[25] = 0;
-    let ihl = usize::from(frame[14] & 0x0f) * 4;
-    let mut s = 0u32;
-    for c in frame[14..14 + ihl].chunks(2) {
-        s += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    frame[24..26].copy_from_slice(&(!(s as u16)).to_be_bytes());
 }
 
 /// Fragments of a datagram through a binding: the first (with the port) finds the binding,
