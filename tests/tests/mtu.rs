@@ -554,16 +554,20 @@ fn at_tc_a_df_fragment_too_big_for_its_route_goes_into_the_link_directly() {
 #[test]
 fn at_tc_a_df_packet_above_the_links_routes_goes_into_the_link_directly() {
     at_tc_with_the_link("tc-df-link", 1500, 1280, |x| {
-        let fragment = |len: usize| first_fragment4(len, true);
-        // 1253 bytes: one more than the link's routes (1280 - 28).
-        let (action, out) = x.run_tc(&fragment(1253), 0);
-        assert_eq!(action, XDP_TX, "redirected into the link");
-        assert_eq!(&out[12..14], &[0x08, 0x00], "untouched: still IPv4");
-        // 1252: within them, through the kernel.
-        let input = fragment(1252);
-        let (action, out) = x.run_tc(&input, 0);
-        assert_eq!((action, &out), (XDP_PASS, &input), "through the kernel");
+        assert_into_the_link_above_its_routes(x, |len| first_fragment4(len, true));
     });
+}
+
+/// With `ipv6_mtu` 1280, a packet `frame(len)` of 1253 bytes (one more than the link's routes
+/// let in, 1280 - 28) goes into the link directly (untouched: still IPv4); one of 1252 goes
+/// through the kernel.
+fn assert_into_the_link_above_its_routes(x: &Loaded, frame: impl Fn(usize) -> Vec<u8>) {
+    let (action, out) = x.run_tc(&frame(1253), 0);
+    assert_eq!(action, XDP_TX, "redirected into the link");
+    assert_eq!(&out[12..14], &[0x08, 0x00], "untouched: still IPv4");
+    let input = frame(1252);
+    let (action, out) = x.run_tc(&input, 0);
+    assert_eq!((action, &out), (XDP_PASS, &input), "through the kernel");
 }
 
 /// The same for a UDP datagram without a checksum, which TC leaves to the link too (its
@@ -579,12 +583,7 @@ fn at_tc_a_df_udp_datagram_without_checksum_above_the_links_routes_goes_into_the
             fix_ipv4_checksum(&mut f);
             f
         };
-        let (action, out) = x.run_tc(&datagram(1253), 0);
-        assert_eq!(action, XDP_TX, "redirected into the link");
-        assert_eq!(&out[12..14], &[0x08, 0x00], "untouched: still IPv4");
-        let input = datagram(1252);
-        let (action, out) = x.run_tc(&input, 0);
-        assert_eq!((action, &out), (XDP_PASS, &input), "through the kernel");
+        assert_into_the_link_above_its_routes(x, datagram);
     });
 }
 

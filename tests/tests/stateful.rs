@@ -241,15 +241,21 @@ fn a_udp_flow_gets_a_binding_that_is_reused_and_answered() {
     assert_eq!((action, moved), (XDP_PASS, vec![]));
 }
 
-#[test]
-fn echo_identifiers_are_bound_like_ports() {
-    let x = load("2000-2999");
+/// An ICMPv6 echo request from B (identifier 0x0777) to the server.
+fn echo6_from_b() -> Vec<u8> {
     let mut input = Vec::new();
     PacketBuilder::ethernet2(MACS.0, MACS.1)
         .ipv6(B, SERVER6, 64)
         .icmpv6_echo_request(0x0777, 3)
         .write(&mut input, b"ping")
         .unwrap();
+    input
+}
+
+#[test]
+fn echo_identifiers_are_bound_like_ports() {
+    let x = load("2000-2999");
+    let input = echo6_from_b();
     let (action, out, _) = x.run_counted(&input);
     assert_eq!(action, XDP_PASS);
     let addr4: [u8; 4] = out[26..30].try_into().unwrap();
@@ -292,12 +298,7 @@ fn echo_identifiers_are_bound_like_ports() {
 #[test]
 fn a_fragmented_echo_reply_touches_no_session() {
     let mut x = load("2000-2999");
-    let mut input = Vec::new();
-    PacketBuilder::ethernet2(MACS.0, MACS.1)
-        .ipv6(B, SERVER6, 64)
-        .icmpv6_echo_request(0x0777, 3)
-        .write(&mut input, b"ping")
-        .unwrap();
+    let input = echo6_from_b();
     let (_, out, _) = x.run_counted(&input);
     let addr4: [u8; 4] = out[26..30].try_into().unwrap();
     let id4 = u16::from_be_bytes([out[38], out[39]]);
