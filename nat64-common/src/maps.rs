@@ -147,8 +147,18 @@ pub struct Config {
     /// (the usual case) one inside it is: the `POOL4_LPM` lookup is only needed between the
     /// prefixes of a pool4 of several.
     pub pool4_span: [u32; 2],
+    /// Stands in for `shared4` while the kernel fragments a packet to it (zero: none; set only
+    /// with a translator link). RFC 7915 section 4.1 wants an IPv4 packet without DF that
+    /// would grow past `ipv6_mtu` fragmented, which the kernel does on its way into the link,
+    /// but it delivers what is addressed to the node itself rather than route it there. So
+    /// the fast path readdresses such a packet (and every fragment to `shared4`, so that all
+    /// of a datagram takes one way) to this address, which the daemon routes into the link
+    /// with pool4's MTU, and the link's far end (`nat64_link`) puts `shared4` back before it
+    /// translates the kernel's pieces.
+    pub shared4_alias: [u8; 4],
+    pub _pad2: [u8; 4],
 }
-const _: () = assert!(core::mem::size_of::<Config>() == 152);
+const _: () = assert!(core::mem::size_of::<Config>() == 160);
 
 /// RFC 7915 section 5.1: copy the IPv6 traffic class to the IPv4 TOS. When clear, the
 /// translator writes `Config::tos` instead (Jool's override-tos).
@@ -253,6 +263,8 @@ impl Config {
             eam6_span: crate::addr::EMPTY_SPAN6,
             eam4_span: crate::addr::EMPTY_SPAN4,
             pool4_span: crate::addr::EMPTY_SPAN4,
+            shared4_alias: [0; 4],
+            _pad2: [0; 4],
         }
     }
 }

@@ -62,6 +62,9 @@ pub trait Frame {
     fn store_from(&self, at: u32, from: *const u8, len: u32) -> i64;
     /// This is the XDP context, for what only XDP does (forwarding from the hook).
     fn as_xdp(&self) -> Option<&XdpContext>;
+    /// A 16-bit word of the packet went from `old` to `new` by a direct write: a receive
+    /// checksum over the packet (TC's `CHECKSUM_COMPLETE`) is moved with it; XDP has none.
+    fn word_changed(&self, old: u16, new: u16);
 }
 
 impl Frame for XdpContext {
@@ -130,6 +133,8 @@ impl Frame for XdpContext {
     fn as_xdp(&self) -> Option<&XdpContext> {
         Some(self)
     }
+    #[inline(always)]
+    fn word_changed(&self, _old: u16, _new: u16) {}
 }
 
 /// The socket buffer behind a TC context.
@@ -233,5 +238,13 @@ impl Frame for TcContext {
     #[inline(always)]
     fn as_xdp(&self) -> Option<&XdpContext> {
         None
+    }
+    #[inline(always)]
+    fn word_changed(&self, old: u16, new: u16) {
+        // `bpf_csum_update` does nothing unless the checksum is CHECKSUM_COMPLETE.
+        // SAFETY: plain helper call on the program's own context.
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_csum_update(sk(self), new as u32 + (!old) as u32)
+        };
     }
 }

@@ -16,7 +16,7 @@
 use crate::frame::Frame;
 use aya_ebpf::bindings::xdp_action;
 use nat64_common::{
-    Counter, Dir, DropReason, Handoff,
+    Counter, Dir, DropReason, Handoff, checksum,
     maps::{CONFIG_F_LINK, CONFIG_F_ON_LINK, Config},
 };
 
@@ -229,4 +229,92 @@ fn take_hop(ctx: &impl Frame) -> bool {
     );
     let [c0, c1] = check.to_be_bytes();
     write_bytes(ctx, crate::packet::ETH_LEN + 8, [ttl - 1, proto, c0, c1]).is_ok()
+}
+
+/// Whether `dst` is the pool4 address the node shares and has an alias for ([`to_alias`]),
+/// on the fast path. Asked where it is needed rather than kept: a flag live across the
+/// translation would have the verifier walk it once for each value.
+#[inline(always)]
+pub fn aliased(cfg: &Config, dst: [u8; 4]) -> bool {
+    cfg.shared4_alias != [0; 4] && dst == cfg.shared4 && !on_link(cfg)
+}
+
+/// RFC 7915 section 4.1 for a pool4 address the node shares (`Config::shared4_alias`): an
+/// IPv4 packet without DF too big for `ipv6_mtu` once translated, or a fragment, goes to the
+/// kernel readdressed to the alias, which the daemon routes into the link with pool4's MTU.
+/// The kernel fragments it on the way there (what is addressed to the node itself it would
+/// deliver instead), and the far end puts the address back ([`from_alias`]) and translates
+/// the pieces. Every fragment of a datagram takes this way, so that a kernel that reassembles
+/// what it forwards (connection tracking) gets all of them. Counted as a hand-off.
+#[inline(always)]
+pub fn to_alias(ctx: &impl Frame, cfg: &Config, ihl: usize) -> Result<Step, DropReason> {
+    readdress(ctx, ihl, cfg.shared4, cfg.shared4_alias)?;
+    stats::add(
+        Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation),
+        1,
+    );
+    Ok(Step::Done(xdp_action::XDP_PASS))
+}
+
+/// On the link's far end, before the translation: an IPv4 packet to the alias of the pool4
+/// address the node shares ([`to_alias`]) gets that address back. Anything else is left as
+/// it is.
+#[inline(always)]
+pub fn from_alias(ctx: &impl Frame) {
+    let Some(cfg) = crate::maps::CONFIG.get(crate::maps::CONFIG_LINK) else {
+        return;
+    };
+    if cfg.shared4_alias == [0; 4]
+        || crate::packet::ethertype(ctx) != Some(crate::packet::ETH_P_IP)
+        || read::<[u8; 4]>(ctx, crate::packet::ETH_LEN + 16) != Some(cfg.shared4_alias)
+    {
+        return;
+    }
+    let Some(v) = read::<u8>(ctx, crate::packet::ETH_LEN) else {
+        return;
+    };
+    let ihl = (v & 0x0f) as usize * 4;
+    // A malformed one goes on as it is, for the translation to refuse.
+    let _ = readdress(ctx, ihl, cfg.shared4_alias, cfg.shared4);
+}
+
+/// Rewrites the IPv4 destination `from` to `to` (RFC 1624 for the header checksum, and for a
+/// whole packet's or first fragment's TCP or UDP checksum, whose pseudo-header holds it; a
+/// UDP datagram without one keeps none). Not inlined: verified once, whatever the caller.
+#[inline(never)]
+fn readdress(ctx: &impl Frame, ihl: usize, from: [u8; 4], to: [u8; 4]) -> Result<(), DropReason> {
+    use crate::packet::{ETH_LEN, IPV4_LEN, Ipv4Hdr, view};
+    let ihl = ihl & 0x3c;
+    if ihl < IPV4_LEN {
+        return Err(DropReason::BadHeader);
+    }
+    let ip4 = *view::<Ipv4Hdr>(ctx, ETH_LEN).ok_or(DropReason::Truncated)?;
+    let (old, new) = (checksum::sum4(&from), checksum::sum4(&to));
+    let check = checksum::update(u16::from_be_bytes(ip4.check), old, new);
+    write_bytes(ctx, ETH_LEN + 10, check.to_be_bytes())?;
+    write_bytes(ctx, ETH_LEN + 16, to)?;
+    let frag = u16::from_be_bytes(ip4.frag);
+    if frag & crate::proto::IPV4_OFFSET_MASK == 0 {
+        let src = checksum::sum4(&ip4.src);
+        let d = crate::l4::PseudoDelta {
+            old_addrs: src + old,
+            new_addrs: src + new,
+            len_proto: (u16::from_be_bytes(ip4.tot_len) as u32).saturating_sub(ihl as u32)
+                + ip4.proto as u32,
+            old_port: 0,
+            new_port: 0,
+        };
+        let at = match ip4.proto {
+            crate::packet::IPPROTO_TCP => ETH_LEN + ihl + 16,
+            crate::packet::IPPROTO_UDP => ETH_LEN + ihl + 6,
+            _ => return Ok(()),
+        };
+        let before = u16::from_be_bytes(read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?);
+        crate::l4::fix_checksum(ctx, ip4.proto, ETH_LEN + ihl, &d, crate::l4::ZeroUdp::Keep)?;
+        let after = u16::from_be_bytes(read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?);
+        // The header's own sum is unchanged (its checksum moved with the address); the
+        // transport checksum word is what a receive checksum over the packet must follow.
+        ctx.word_changed(before, after);
+    }
+    Ok(())
 }

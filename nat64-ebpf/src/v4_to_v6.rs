@@ -200,10 +200,17 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     if fragmented && ip4.proto == IPPROTO_ICMP {
         return Err(DropReason::Fragment);
     }
+    // To a pool4 address the node shares, the kernel fragments nothing (it is the node's
+    // own): every fragment goes into the link under the address's alias, so that all of a
+    // datagram takes one way, and is translated there, fragmented again by the kernel to
+    // fit (`link::to_alias`).
+    let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
+    if fragmented && link::aliased(cfg, ip4.dst) {
+        return link::to_alias(ctx, cfg, ihl);
+    }
     // At TC, options and fragments are left to the translator link; a source route, which
     // the kernel would drop on its way there, goes into it directly.
     // So does one to a pool4 address the node shares, which the kernel would deliver locally.
-    let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
     // A packet with DF too big for its IPv6 route goes into the link directly too, whose
     // program answers Fragmentation Needed with the route's MTU, as for any other: through the
     // kernel, the link's IPv4 routes would answer with their own MTU (kept for what has no DF:
@@ -296,12 +303,16 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // route out below (a FIB lookup), and beyond it a router's Packet Too Big, translated
     // back to the sender.
     if cfg.ipv6_mtu != 0 && v6_len > cfg.ipv6_mtu as usize && frag & IPV4_DF == 0 {
-        if cfg.shared4 == [0; 4] || ip4.dst != cfg.shared4 {
-            // To a pool4 address the node shares, the kernel would not fragment the packet
-            // on its way into the link but deliver it to itself: it is translated whole
-            // instead, and the IPv6 route judges it (its Packet Too Big comes back to the
-            // sender as Fragmentation Needed). A deviation from RFC 7915 section 4.1 where
-            // ipv6_mtu is below the path's MTU, documented in docs/conformance.md.
+        // To a pool4 address the node shares, the kernel would not fragment the packet on
+        // its way into the link but deliver it to itself: it goes there under the address's
+        // alias (see above). Without one (`shared_address_alias = "off"`) it is translated
+        // whole, and the IPv6 route judges it (its Packet Too Big comes back to the sender as
+        // Fragmentation Needed): a deviation from RFC 7915 section 4.1 where ipv6_mtu is
+        // below the path's MTU.
+        if link::aliased(cfg, ip4.dst) {
+            return link::to_alias(ctx, cfg, ihl);
+        }
+        if !shared {
             return link::hand_off(
                 cfg,
                 Dir::V4ToV6,
@@ -321,14 +332,21 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // that each piece fits, as Jool does to its route's MTU. The kernel does it on the way
     // into the translator link, whose IPv4 routes the daemon keeps within the IPv6 route
     // their packets take as well as ipv6_mtu (`translator_link::ipv4_routes`). Not on the
-    // link itself (the kernel's Packet Too Big answers there), nor to a pool4 address the
-    // node shares (see above).
+    // link itself (the kernel's Packet Too Big answers there); to a pool4 address the node
+    // shares, under its alias (see above), or without one not at all.
     let df = frag & IPV4_DF != 0;
-    if df || (cfg.flags & CONFIG_F_LINK != 0 && !link::on_link(cfg) && !shared) {
+    if df
+        || (cfg.flags & CONFIG_F_LINK != 0
+            && !link::on_link(cfg)
+            && (!shared || link::aliased(cfg, ip4.dst)))
+    {
         let mtu = route_mtu_if_too_big(ctx, cfg, v6_len);
         if mtu != 0 && df {
             s.ptb_mtu = mtu.saturating_sub(20).to_be_bytes();
             return Ok(Step::FragNeeded);
+        }
+        if mtu != 0 && link::aliased(cfg, ip4.dst) {
+            return link::to_alias(ctx, cfg, ihl);
         }
         if mtu != 0 {
             return link::hand_off(

@@ -1547,24 +1547,17 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         // The header checksum still verifies after the TTL change.
         let h = Ipv4Header::from_slice(&out[14..]).unwrap().0;
         assert_eq!(h.header_checksum, h.calc_header_checksum());
-        // At TC, an IPv4 fragment for that address (a static binding's port), which TC leaves
-        // to the link, goes into the link directly too: the kernel would reassemble it for
-        // itself.
+        // At TC, an IPv4 packet with DF for that address (a static binding's port) too big
+        // for the IPv6 route, which the link answers with Fragmentation Needed, goes into the
+        // link directly too: handed to the kernel, it would be delivered to the node.
+        // (Fragments go to the kernel under the address's alias: see
+        // `datagrams_to_fragment_for_a_shared_address_go_to_the_kernel_under_its_alias`.)
         add_static(
             &mut x,
             nat64_daemon::bindings::Protocol::Udp,
             "[2001:db8:6::201]:53".parse().unwrap(),
             "198.51.100.200:61010".parse().unwrap(),
         );
-        let mut frag = udp4((SERVER4, 53), ([198, 51, 100, 200], 61010), 60, 7, b"frag");
-        frag[20] = 0x20; // MF
-        fix_ipv4_checksum(&mut frag);
-        let (action, out) = x.run_tc(&frag, 0);
-        assert_eq!(action, XDP_TX, "redirected (TC_ACT_REDIRECT)");
-        assert_eq!(&out[..6], &mac[..], "to the link's kernel side");
-        assert_eq!(out[14 + 8], 59, "one hop taken");
-        // So does one with DF too big for the IPv6 route, which the link answers with
-        // Fragmentation Needed: handed to the kernel, it would be delivered to the node.
         let mut big = udp4(
             (SERVER4, 53),
             ([198, 51, 100, 200], 61010),
@@ -1577,6 +1570,7 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
         let (action, out) = x.run_tc(&big, 0);
         assert_eq!(action, XDP_TX, "redirected (TC_ACT_REDIRECT)");
         assert_eq!(&out[..6], &mac[..], "to the link's kernel side");
+        assert_eq!(out[14 + 8], 59, "one hop taken");
     });
 }
 
@@ -1645,12 +1639,16 @@ fn a_packet_too_big_for_the_way_out_from_a_shared_address_is_answered_with_packe
     });
 }
 
-/// An IPv4 datagram without DF to a pool4 address the node shares, too big for `ipv6_mtu`
-/// once translated: the kernel would deliver it to the node rather than fragment it into the
-/// translator link, so it is translated whole (and the IPv6 route judges it); to another
-/// pool4 address it goes to the kernel untouched, to be fragmented into the link.
+/// RFC 7915 section 4.1 for a pool4 address the node shares: an IPv4 datagram without DF
+/// too big for `ipv6_mtu` once translated, and every fragment, goes to the kernel readdressed
+/// to the alias (`stateful.shared_address_alias`), its header and UDP checksums moved with
+/// the address, at both hooks: the kernel fragments it on its way into the translator link
+/// (it would deliver it to the node under its own address). On the link's far end the
+/// address comes back and the piece is translated through the binding. To another pool4
+/// address the datagram goes to the kernel untouched, routed there already. Without an alias
+/// the datagram is translated whole.
 #[test]
-fn a_datagram_to_fragment_for_a_shared_address_is_translated_whole() {
+fn datagrams_to_fragment_for_a_shared_address_go_to_the_kernel_under_its_alias() {
     let mut x = shared_pool4_with("shared fragment", "ipv6_mtu = 1280\n");
     for (v4, v6) in [
         ("198.51.100.200:61010", 2000),
@@ -1663,14 +1661,104 @@ fn a_datagram_to_fragment_for_a_shared_address_is_translated_whole() {
             v4.parse().unwrap(),
         );
     }
+    let shared = ([198, 51, 100, 200], 61010);
+    let handed = vec![(
+        Counter::Handoff(Dir::V4ToV6, nat64_common::Handoff::NeedsFragmentation),
+        1,
+    )];
     // 1428 bytes of IPv4 without DF: 1448 of IPv6, over the 1280 of ipv6_mtu.
     let payload = [0x33; 1400];
-    let to_shared = udp4(
+    let to_shared = udp4((SERVER4, 4000), shared, 64, 0x1234, &payload);
+    let aliased = udp4((SERVER4, 4000), (SHARED_ALIAS, 61010), 64, 0x1234, &payload);
+    let (action, out, moved) = x.run_counted(&to_shared);
+    assert_eq!((action, &moved), (XDP_PASS, &handed));
+    assert!(out == aliased, "under the alias: {:02x?}", &out[..50]);
+    let (action, out) = x.run_tc(&to_shared, 0);
+    assert_eq!(action, XDP_PASS, "TC: up the stack");
+    assert!(out == aliased, "TC: under the alias: {:02x?}", &out[..50]);
+    // A first fragment, however small (its UDP checksum moved with the address), and a later
+    // one (whose bytes past the header are data: only the header changes).
+    let mf = |mut f: Vec<u8>, off8: u16| {
+        let w = 0x2000 | off8;
+        f[20..22].copy_from_slice(&w.to_be_bytes());
+        fix_ipv4_checksum(&mut f);
+        f
+    };
+    let later = mf(udp4((SERVER4, 4000), shared, 64, 0x77, b"a later one"), 4);
+    let mut later_aliased = later.clone();
+    later_aliased[30..34].copy_from_slice(&SHARED_ALIAS);
+    fix_ipv4_checksum(&mut later_aliased);
+    for (frame, want) in [
+        (
+            mf(udp4((SERVER4, 4000), shared, 64, 0x77, b"first piece"), 0),
+            mf(
+                udp4(
+                    (SERVER4, 4000),
+                    (SHARED_ALIAS, 61010),
+                    64,
+                    0x77,
+                    b"first piece",
+                ),
+                0,
+            ),
+        ),
+        (later, later_aliased),
+    ] {
+        let (action, out, moved) = x.run_counted(&frame);
+        assert_eq!((action, &moved), (XDP_PASS, &handed));
+        assert!(out == want, "fragment under the alias: {:02x?}", &out[..50]);
+        let (action, out) = x.run_tc(&frame, 0);
+        assert_eq!(action, XDP_PASS);
+        assert!(
+            out == want,
+            "TC: fragment under the alias: {:02x?}",
+            &out[..50]
+        );
+    }
+    // The far end: a piece the kernel cut (here one that fits) gets the shared address back
+    // and is translated through its binding (the hop the kernel took given back).
+    let piece = udp4(
         (SERVER4, 4000),
-        ([198, 51, 100, 200], 61010),
+        (SHARED_ALIAS, 61010),
+        63,
+        0x99,
+        &[0x44; 600],
+    );
+    let (action, out) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &piece);
+    assert_eq!(action, XDP_TX, "translated back into the link");
+    let mut expected = Vec::new();
+    PacketBuilder::ethernet2(MACS.0, MACS.1)
+        .ipv6(SERVER6, A, 64)
+        .udp(4000, 2000)
+        .write(&mut expected, &[0x44; 600])
+        .unwrap();
+    assert!(
+        out[12..] == expected[12..],
+        "translated: {:02x?}",
+        &out[..70]
+    );
+    // To another pool4 address: to the kernel untouched.
+    let to_other = udp4(
+        (SERVER4, 4000),
+        ([198, 51, 100, 201], 61010),
         64,
-        0x1234,
+        0x1235,
         &payload,
+    );
+    let (action, out, moved) = x.run_counted(&to_other);
+    assert_eq!((action, &moved), (XDP_PASS, &handed));
+    assert!(
+        out == to_other,
+        "to the kernel untouched: {:02x?}",
+        &out[..40]
+    );
+    // No alias: translated whole.
+    let mut x = shared_pool4_aliased("shared fragment, no alias", "ipv6_mtu = 1280\n", "off");
+    add_static(
+        &mut x,
+        nat64_daemon::bindings::Protocol::Udp,
+        std::net::SocketAddrV6::new(A.into(), 2000, 0, 0),
+        "198.51.100.200:61010".parse().unwrap(),
     );
     let (action, out, moved) = x.run_counted(&to_shared);
     assert_eq!(action, XDP_PASS);
@@ -1688,27 +1776,6 @@ fn a_datagram_to_fragment_for_a_shared_address_is_translated_whole() {
         .write(&mut expected, &payload)
         .unwrap();
     assert!(out == expected, "translated whole: {:02x?}", &out[..70]);
-    let to_other = udp4(
-        (SERVER4, 4000),
-        ([198, 51, 100, 201], 61010),
-        64,
-        0x1235,
-        &payload,
-    );
-    let (action, out, moved) = x.run_counted(&to_other);
-    assert_eq!(action, XDP_PASS);
-    assert!(
-        out == to_other,
-        "to the kernel untouched: {:02x?}",
-        &out[..40]
-    );
-    assert_eq!(
-        moved,
-        vec![(
-            Counter::Handoff(Dir::V4ToV6, nat64_common::Handoff::NeedsFragmentation),
-            1
-        )]
-    );
 }
 
 /// The link's kernel side (`nat64_return`): what the far end translated toward a pool4 address
@@ -1749,6 +1816,10 @@ fn the_links_kernel_side_returns_hairpinned_packets_to_a_shared_address() {
     }
 }
 
+/// The alias of the shared pool4 address in these tests (`stateful.shared_address_alias`; a
+/// documentation address rather than the default 240.0.0.64).
+const SHARED_ALIAS: [u8; 4] = [203, 0, 113, 64];
+
 /// A dataplane with pool4 198.51.100.200/30 (ports 61001-65535) whose first address is the
 /// node's own, as the daemon hands it over (`Dataplane::keep_own_addresses`).
 fn shared_pool4(label: &str) -> Loaded {
@@ -1757,10 +1828,20 @@ fn shared_pool4(label: &str) -> Loaded {
 
 /// [`shared_pool4`] with more top-level settings (`extra`, TOML lines).
 fn shared_pool4_with(label: &str, extra: &str) -> Loaded {
+    shared_pool4_aliased(
+        label,
+        extra,
+        &std::net::Ipv4Addr::from(SHARED_ALIAS).to_string(),
+    )
+}
+
+/// [`shared_pool4_with`] with `alias` for `stateful.shared_address_alias`.
+fn shared_pool4_aliased(label: &str, extra: &str, alias: &str) -> Loaded {
     let mut x = Loaded::load(
         label,
         &format!(
-            "pool6 = \"64:ff9b::/96\"\n{extra}[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n"
+            "pool6 = \"64:ff9b::/96\"\n{extra}[stateful]\npool4 = \"198.51.100.200/30\"\nports = \"61001-65535\"\n\
+             shared_address_alias = \"{alias}\"\n"
         ),
     );
     x.dp.keep_own_addresses(vec![("d0".into(), [198, 51, 100, 200].into())]);

@@ -706,6 +706,79 @@ fn pool4_on_the_translators_own_address_is_shared_by_port() {
     assert!(ok, "the client's ping:\n{text}");
 }
 
+/// RFC 7915 section 4.1 through pool4 on the translator's own address: an IPv4 datagram
+/// without DF is fragmented so that each piece fits `ipv6_mtu` (1280, as is the client's
+/// link). The server's 3000-byte echo leaves its kernel as fragments of up to 1500 bytes,
+/// 1528 once translated. The kernel would deliver them to the node rather than fragment them
+/// into the translator link (as it does for another pool4 address), so the dataplane sends
+/// them there under `stateful.shared_address_alias`, and the link translates the kernel's
+/// pieces. The 1400-byte echo leaves with DF, is answered with Fragmentation Needed, and is
+/// sent again in fragments after the client's retry. At both hooks; the node's own datagram,
+/// as large, still reaches its own socket.
+#[test]
+fn large_datagrams_through_a_shared_pool4_address_are_fragmented_to_fit() {
+    nat64_tests::require_root();
+    for mode in ["native", "tc"] {
+        let mut lab = Lab::new(LabOptions {
+            stateful: true,
+            xdp_mode: mode.into(),
+            ..LabOptions::default()
+        });
+        // The client's link at the IPv6 minimum: only pieces that fit `ipv6_mtu` reach it.
+        lab.client6.ip(&["link", "set", "dev", "c0", "mtu", "1280"]);
+        lab.xlat.ip(&["link", "set", "dev", "xc", "mtu", "1280"]);
+        let toml = lab.config_toml().replace(
+            "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
+            // A documentation address for the alias, as tests use (the default is 240.0.0.64).
+            "pool4 = \"192.0.2.1/32\"\nports = \"61001-65535\"\n\
+             shared_address_alias = \"203.0.113.64\"",
+        );
+        assert!(
+            toml.contains("pool4 = \"192.0.2.1/32\""),
+            "test setup:\n{toml}"
+        );
+        lab.start_daemon_with(&toml);
+        let echo = lab
+            .server4
+            .run(|| UdpSocket::bind((SERVER4, 7007)))
+            .expect("bind udp");
+        // Detached: the 1400-byte echo may be asked for more than once (the client retries
+        // until the server has learnt the path's MTU), so how many datagrams come is not known.
+        std::thread::spawn(move || peers::udp_echo(echo, 16));
+        let client = lab
+            .client6
+            .run(|| UdpSocket::bind((STATEFUL_CLIENTS[0], 0)))
+            .expect("bind client udp");
+        assert_eq!(
+            peers::udp_exchange(&client, (SERVER4_AS_V6, 7007).into(), &[3000, 1400], 1),
+            2,
+            "{mode}: the server's large echoes through pool4 on 192.0.2.1\n{}",
+            lab.daemon_log()
+        );
+        let own = lab
+            .xlat
+            .run(|| UdpSocket::bind(("192.0.2.1", 0)))
+            .expect("bind node udp");
+        assert_eq!(
+            peers::udp_exchange(&own, (SERVER4, 7007).into(), &[3000], 9),
+            1,
+            "{mode}: the node's own large datagram and its echo\n{}",
+            lab.daemon_log()
+        );
+        let exit = lab.stop_daemon();
+        assert!(
+            parse_value(
+                &exit.stdout,
+                Counter::Handoff(Dir::V4ToV6, nat64_common::Handoff::NeedsFragmentation)
+            )
+            .unwrap_or(0)
+                >= 1,
+            "{mode}: handed to the kernel to fragment\n{}",
+            exit.stdout
+        );
+    }
+}
+
 /// RFC 6146 section 3.5.2.2, with the real daemon: an IPv4 host's SYN to a pool4 port with no
 /// binding is held 6 seconds and then refused with ICMP Port Unreachable, so the host's
 /// connect fails with "connection refused" after those seconds rather than timing out; and an

@@ -262,6 +262,10 @@ impl Config {
                 if a.max_bindings != b.max_bindings {
                     return restart("stateful.max_bindings");
                 }
+                // Its route into the link is made with the link.
+                if a.shared_address_alias != b.shared_address_alias {
+                    return restart("stateful.shared_address_alias");
+                }
                 if a.session_capacity() != b.session_capacity() {
                     return restart("stateful.max_sessions");
                 }
@@ -375,8 +379,15 @@ impl Config {
         })
     }
 
+    /// `stateful.shared_address_alias`, where stateful NAT64 and the translator link are on
+    /// (without a link there is nowhere to route it).
+    pub fn shared_alias(&self) -> Option<std::net::Ipv4Addr> {
+        self.translator_link.0.as_ref()?;
+        self.stateful.as_ref()?.shared_address_alias.get().copied()
+    }
+
     /// The prefixes the daemon routes into the translator link: pool6, and the EAM IPv4
-    /// prefixes with pool4.
+    /// prefixes with pool4 (and the alias of a pool4 address the node shares).
     pub fn link_routes(&self) -> (Vec<Ipv6Net>, Vec<Ipv4Net>) {
         let v6 = self.pool6.0.into_iter().collect();
         let v4 = self
@@ -385,6 +396,7 @@ impl Config {
             .map(|e| e.ipv4)
             .chain(self.pool6_ipv4.iter().copied())
             .chain(self.stateful.iter().flat_map(|s| s.pool4.iter().copied()))
+            .chain(self.shared_alias().map(Ipv4Net::from))
             .collect();
         (v6, v4)
     }

@@ -109,6 +109,14 @@ pub struct Stateful {
     /// binding is left in it and its ports' hold-down is over. 0 (the default): no blocks.
     #[serde(default)]
     pub port_block_size: u16,
+    /// Where pool4 holds the node's own address (shared by port): an address, routed into the
+    /// translator link, that stands in for it while the kernel fragments an IPv4 packet
+    /// without DF (or a fragment) bound for a client (RFC 7915 section 4.1: it must fit
+    /// `ipv6_mtu` once translated). The kernel delivers what is addressed to the node itself
+    /// instead of fragmenting it into the link; the link puts the address back. Nothing
+    /// else may use it on this node; "off": such packets are translated whole.
+    #[serde(default = "default_shared_alias")]
+    pub shared_address_alias: super::OrOff<std::net::Ipv4Addr>,
 }
 
 /// `[stateful.deterministic]`: the clients, as sub-prefixes of one prefix.
@@ -150,6 +158,15 @@ pub enum Filtering {
 
 fn off<T>() -> super::OrOff<T> {
     super::OrOff(None)
+}
+
+/// `shared_address_alias`'s default: from 240.0.0.0/4, reserved (RFC 1112 section 4, RFC 6890)
+/// and not routed anywhere, so that no real destination is shadowed. Linux forwards it like
+/// any unicast address; the packets never leave the node with it.
+pub const DEFAULT_SHARED_ALIAS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(240, 0, 0, 64);
+
+fn default_shared_alias() -> super::OrOff<std::net::Ipv4Addr> {
+    super::OrOff(Some(DEFAULT_SHARED_ALIAS))
 }
 
 fn default_observation_domain() -> u32 {
@@ -436,6 +453,35 @@ pub(super) fn validate_stateful(
                 "{c} is not a collector's address: give its ADDRESS:PORT (4739 is IPFIX's port)"
             ),
         ));
+    }
+    if let Some(a) = st.shared_address_alias.get() {
+        let o = a.octets();
+        if a.is_unspecified()
+            || a.is_loopback()
+            || a.is_multicast()
+            || a.is_broadcast()
+            || o[0] == 0
+        {
+            return Err(invalid(
+                "stateful.shared_address_alias",
+                format!("{a} is not a unicast address the kernel forwards"),
+            ));
+        }
+        if let Some(p) = st.pool4.iter().find(|p| p.contains(a)) {
+            return Err(invalid(
+                "stateful.shared_address_alias",
+                format!("{a} lies in pool4 ({p}): it must be an address nothing else uses"),
+            ));
+        }
+        if let Some((j, e)) = eam.iter().enumerate().find(|(_, e)| e.ipv4.contains(a)) {
+            return Err(invalid(
+                "stateful.shared_address_alias",
+                format!(
+                    "{a} lies in eam[{j}].ipv4 ({}): it must be an address nothing else uses",
+                    e.ipv4
+                ),
+            ));
+        }
     }
     if st.max_sessions == Some(0) {
         return Err(invalid("stateful.max_sessions", "must be at least 1"));

@@ -213,7 +213,11 @@ fn reload_changes_what_the_maps_hold_and_refuses_the_rest() {
     assert!(e.starts_with("stateful.pool4: "), "{e}");
     let (v6, v4) = b.link_routes();
     assert_eq!(v6.len(), 1);
-    assert_eq!(v4.len(), 2, "the EAM prefix and pool4");
+    assert_eq!(
+        v4.len(),
+        3,
+        "the EAM prefix, pool4 and the shared address's alias"
+    );
 }
 
 #[test]
@@ -639,4 +643,50 @@ fn forwarding_from_the_hook_under_either_name() {
         c.to_toml().contains("forward_in_dataplane = true"),
         "shown under its name"
     );
+}
+
+#[test]
+fn the_shared_address_alias_is_checked_routed_and_may_be_off() {
+    let base = "[stateful]\npool4 = \"203.0.113.0/30\"\n";
+    let c = Config::parse(base, "x").unwrap();
+    let alias = crate::config::stateful::DEFAULT_SHARED_ALIAS;
+    assert_eq!(c.shared_alias(), Some(alias), "on by default");
+    assert!(
+        c.link_routes().1.contains(&ipnet::Ipv4Net::from(alias)),
+        "routed into the link: {:?}",
+        c.link_routes().1
+    );
+    let off = Config::parse(&format!("{base}shared_address_alias = \"off\"\n"), "x").unwrap();
+    assert_eq!(off.shared_alias(), None);
+    assert_eq!(off.link_routes().1.len(), 1, "{:?}", off.link_routes().1);
+    // Without a translator link there is nowhere to route it.
+    let no_link = Config::parse(&format!("translator_link = \"off\"\n{base}"), "x").unwrap();
+    assert_eq!(no_link.shared_alias(), None);
+    for (value, says) in [
+        ("203.0.113.2", "pool4"),
+        ("127.0.0.9", "unicast"),
+        ("224.0.0.9", "unicast"),
+        ("0.0.0.0", "unicast"),
+        ("255.255.255.255", "unicast"),
+    ] {
+        let e = err(&format!("{base}shared_address_alias = \"{value}\"\n"));
+        assert!(
+            e.contains("stateful.shared_address_alias") && e.contains(says),
+            "{value}: {e}"
+        );
+    }
+    let e = err(&format!(
+        "[[eam]]\nipv6 = \"2001:db8:9::/120\"\nipv4 = \"198.51.100.0/24\"\n{base}shared_address_alias = \"198.51.100.7\"\n"
+    ));
+    assert!(e.contains("eam[0].ipv4"), "{e}");
+    let e = err(&format!("{base}shared_address_alias = \"nowhere\"\n"));
+    assert!(e.contains("shared_address_alias"), "{e}");
+    // Changed by a reload: its route is made with the link.
+    let other = Config::parse(
+        &format!("{base}shared_address_alias = \"203.0.113.64\"\n"),
+        "x",
+    )
+    .unwrap();
+    let e = c.check_reload(&other).unwrap_err().to_string();
+    assert!(e.contains("stateful.shared_address_alias"), "{e}");
 }

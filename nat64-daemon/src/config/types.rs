@@ -380,6 +380,16 @@ impl OffValue for std::net::SocketAddr {
     }
 }
 
+impl OffValue for std::net::Ipv4Addr {
+    const EXPECTED: &'static str = "an IPv4 address";
+    fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl<'de, T: OffValue> Deserialize<'de> for OrOff<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
