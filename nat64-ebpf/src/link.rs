@@ -236,7 +236,21 @@ fn take_hop(ctx: &impl Frame) -> bool {
 /// translation would have the verifier walk it once for each value.
 #[inline(always)]
 pub fn aliased(cfg: &Config, dst: [u8; 4]) -> bool {
-    cfg.shared4_alias != [0; 4] && dst == cfg.shared4 && !on_link(cfg)
+    cfg.shared4_alias != [0; 4] && cfg.shared4 != [0; 4] && dst == cfg.shared4 && !on_link(cfg)
+}
+
+/// [`aliased`], for a whole packet (not a fragment) at `l4`: TCP, or UDP with a checksum. An
+/// ICMP message, or a UDP datagram without a checksum, would reach the link in pieces it
+/// cannot translate (their checksums need all of the message: RFC 7915 sections 4.2 and 4.5),
+/// so those are translated whole, as without an alias (a large ping's reply, say).
+#[inline(always)]
+pub fn aliased_whole(ctx: &impl Frame, cfg: &Config, dst: [u8; 4], proto: u8, l4: usize) -> bool {
+    aliased(cfg, dst)
+        && match proto {
+            crate::packet::IPPROTO_TCP => true,
+            crate::packet::IPPROTO_UDP => read::<[u8; 2]>(ctx, l4 + 6).is_some_and(|c| c != [0; 2]),
+            _ => false,
+        }
 }
 
 /// RFC 7915 section 4.1 for a pool4 address the node shares (`Config::shared4_alias`): an
@@ -258,24 +272,32 @@ pub fn to_alias(ctx: &impl Frame, cfg: &Config, ihl: usize) -> Result<Step, Drop
 
 /// On the link's far end, before the translation: an IPv4 packet to the alias of the pool4
 /// address the node shares ([`to_alias`]) gets that address back. Anything else is left as
-/// it is.
+/// it is. `false`: one to the alias that cannot have it (no address is shared, or a malformed
+/// header), to drop (counted): passed up the far end, it would be routed back into the link,
+/// round and round until its TTL ran out.
 #[inline(always)]
-pub fn from_alias(ctx: &impl Frame) {
+pub fn from_alias(ctx: &impl Frame) -> bool {
     let Some(cfg) = crate::maps::CONFIG.get(crate::maps::CONFIG_LINK) else {
-        return;
+        return true;
     };
     if cfg.shared4_alias == [0; 4]
         || crate::packet::ethertype(ctx) != Some(crate::packet::ETH_P_IP)
         || read::<[u8; 4]>(ctx, crate::packet::ETH_LEN + 16) != Some(cfg.shared4_alias)
     {
-        return;
+        return true;
     }
-    let Some(v) = read::<u8>(ctx, crate::packet::ETH_LEN) else {
-        return;
+    let r = match read::<u8>(ctx, crate::packet::ETH_LEN) {
+        _ if cfg.shared4 == [0; 4] => Err(DropReason::MartianAddress),
+        Some(v) => readdress(ctx, (v & 0x0f) as usize * 4, cfg.shared4_alias, cfg.shared4),
+        None => Err(DropReason::Truncated),
     };
-    let ihl = (v & 0x0f) as usize * 4;
-    // A malformed one goes on as it is, for the translation to refuse.
-    let _ = readdress(ctx, ihl, cfg.shared4_alias, cfg.shared4);
+    match r {
+        Ok(()) => true,
+        Err(reason) => {
+            stats::add(Counter::Dropped(Dir::V4ToV6, reason), 1);
+            false
+        }
+    }
 }
 
 /// Rewrites the IPv4 destination `from` to `to` (RFC 1624 for the header checksum, and for a

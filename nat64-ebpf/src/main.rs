@@ -198,7 +198,9 @@ fn config() -> Result<&'static Config, u32> {
 #[xdp]
 pub fn nat64_link(ctx: XdpContext) -> u32 {
     // What the fast path sent under the alias of a shared pool4 address gets it back.
-    link::from_alias(&ctx);
+    if !link::from_alias(&ctx) {
+        return xdp_action::XDP_DROP;
+    }
     maps::set_mark(maps::MARK_LINK);
     let ip = dispatch(&ctx, maps::PROG_LINK_6TO4, maps::PROG_LINK_4TO6);
     // Only here when no program ran: the next frame on this CPU is not the link's.

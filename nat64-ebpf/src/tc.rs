@@ -156,8 +156,9 @@ pub fn complete_sum_before(ctx: &TcContext) {
 }
 
 /// After the core: when the packet was translated (its family changed; what stays in its
-/// family at TC is handed on untouched or answered) and carries a complete checksum, adds
-/// the new window's sum minus the old one to `skb->csum`.
+/// family at TC is handed on untouched, answered, or readdressed by `link::to_alias`, which
+/// moves the receive checksum itself) and carries a complete checksum, adds the new window's
+/// sum minus the old one to `skb->csum`.
 #[inline(always)]
 pub fn complete_sum_after(ctx: &TcContext) {
     let Ok(s) = crate::scratch::get() else { return };

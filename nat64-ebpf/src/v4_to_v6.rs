@@ -205,7 +205,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // datagram takes one way, and is translated there, fragmented again by the kernel to
     // fit (`link::to_alias`).
     let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
-    if fragmented && link::aliased(cfg, ip4.dst) {
+    // (Not one whose TTL runs out here: the kernel's Time Exceeded would quote the alias.)
+    if fragmented && ip4.ttl > 1 && link::aliased(cfg, ip4.dst) {
         return link::to_alias(ctx, cfg, ihl);
     }
     // At TC, options and fragments are left to the translator link; a source route, which
@@ -309,7 +310,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         // whole, and the IPv6 route judges it (its Packet Too Big comes back to the sender as
         // Fragmentation Needed): a deviation from RFC 7915 section 4.1 where ipv6_mtu is
         // below the path's MTU.
-        if link::aliased(cfg, ip4.dst) {
+        if link::aliased_whole(ctx, cfg, ip4.dst, ip4.proto, l4_off) {
             return link::to_alias(ctx, cfg, ihl);
         }
         if !shared {
@@ -332,21 +333,15 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     // that each piece fits, as Jool does to its route's MTU. The kernel does it on the way
     // into the translator link, whose IPv4 routes the daemon keeps within the IPv6 route
     // their packets take as well as ipv6_mtu (`translator_link::ipv4_routes`). Not on the
-    // link itself (the kernel's Packet Too Big answers there); to a pool4 address the node
-    // shares, under its alias (see above), or without one not at all.
+    // link itself (the kernel's Packet Too Big answers there), nor to a pool4 address the
+    // node shares (only a raised ipv6_mtu leaves room for a narrower IPv6 route: the default
+    // is the IPv6 minimum; such a packet is translated whole).
     let df = frag & IPV4_DF != 0;
-    if df
-        || (cfg.flags & CONFIG_F_LINK != 0
-            && !link::on_link(cfg)
-            && (!shared || link::aliased(cfg, ip4.dst)))
-    {
+    if df || (cfg.flags & CONFIG_F_LINK != 0 && !link::on_link(cfg) && !shared) {
         let mtu = route_mtu_if_too_big(ctx, cfg, v6_len);
         if mtu != 0 && df {
             s.ptb_mtu = mtu.saturating_sub(20).to_be_bytes();
             return Ok(Step::FragNeeded);
-        }
-        if mtu != 0 && link::aliased(cfg, ip4.dst) {
-            return link::to_alias(ctx, cfg, ihl);
         }
         if mtu != 0 {
             return link::hand_off(

@@ -1715,6 +1715,52 @@ fn datagrams_to_fragment_for_a_shared_address_go_to_the_kernel_under_its_alias()
             &out[..50]
         );
     }
+    // Not under the alias: an ICMP message or a UDP datagram without a checksum as large
+    // (translated whole: in pieces the link could not translate them), and a fragment whose
+    // TTL runs out here (the kernel's Time Exceeded would quote the alias).
+    add_static(
+        &mut x,
+        nat64_daemon::bindings::Protocol::Icmp,
+        std::net::SocketAddrV6::new(A.into(), 3000, 0, 0),
+        "198.51.100.200:61030".parse().unwrap(),
+    );
+    let mut echo = Vec::new();
+    PacketBuilder::ethernet2(MACS.1, MACS.0)
+        .ipv4(SERVER4, shared.0, 64)
+        .icmpv4_echo_reply(61030, 1)
+        .write(&mut echo, &payload)
+        .unwrap();
+    echo[20] &= !0x40; // no DF: as Linux answers a large ping
+    fix_ipv4_checksum(&mut echo);
+    let mut no_checksum = to_shared.clone();
+    no_checksum[14 + 20 + 6..14 + 20 + 8].fill(0);
+    for (what, frame, proto) in [
+        ("echo reply", echo, L4Proto::Icmp),
+        ("UDP without a checksum", no_checksum, L4Proto::Udp),
+    ] {
+        let (action, out, moved) = x.run_counted(&frame);
+        assert_eq!(action, XDP_PASS, "{what}");
+        assert_eq!(&out[12..14], &[0x86, 0xdd], "{what}: translated whole");
+        assert_eq!(
+            moved,
+            vec![
+                (Counter::Packets(Dir::V4ToV6, proto), 1),
+                (Counter::Bytes(Dir::V4ToV6), 1448),
+            ],
+            "{what}"
+        );
+    }
+    let last_hop = mf(udp4((SERVER4, 4000), shared, 1, 0x78, b"last hop"), 0);
+    let (action, out, moved) = x.run_counted(&last_hop);
+    assert_eq!(action, XDP_PASS);
+    assert!(out == last_hop, "untouched: {:02x?}", &out[..40]);
+    assert_eq!(
+        moved,
+        vec![(
+            Counter::Dropped(Dir::V4ToV6, DropReason::HopLimitExceeded),
+            1
+        )]
+    );
     // The far end: a piece the kernel cut (here one that fits) gets the shared address back
     // and is translated through its binding (the hop the kernel took given back).
     let piece = udp4(
@@ -1776,6 +1822,30 @@ fn datagrams_to_fragment_for_a_shared_address_go_to_the_kernel_under_its_alias()
         .write(&mut expected, &payload)
         .unwrap();
     assert!(out == expected, "translated whole: {:02x?}", &out[..70]);
+}
+
+/// The alias is routed into the translator link whenever stateful NAT64 and the link are on;
+/// with no pool4 address shared there is nothing to give it back, and the link drops what
+/// comes to it (passed up its far end, it would be routed back into the link until its TTL
+/// ran out).
+#[test]
+fn the_link_drops_what_comes_to_the_alias_when_no_address_is_shared() {
+    let x = Loaded::load(
+        "alias, nothing shared",
+        &format!(
+            "pool6 = \"64:ff9b::/96\"\n[stateful]\npool4 = \"198.51.100.200/30\"\n\
+             ports = \"61001-65535\"\nshared_address_alias = \"{}\"\n",
+            std::net::Ipv4Addr::from(SHARED_ALIAS)
+        ),
+    );
+    let before = x.stats();
+    let to_alias = udp4((SERVER4, 4000), (SHARED_ALIAS, 61010), 63, 5, b"nobody");
+    let (action, _) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &to_alias);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(
+        counter_delta(&before, &x.stats()),
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::MartianAddress), 1)]
+    );
 }
 
 /// The link's kernel side (`nat64_return`): what the far end translated toward a pool4 address

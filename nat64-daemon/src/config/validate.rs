@@ -89,6 +89,20 @@ impl Config {
         }
         if let Some(st) = &self.stateful {
             validate_stateful(st, &self.eam, self.pool6.0.is_some())?;
+            if let Some(a) = st.shared_address_alias.get()
+                && let Some((i, p)) = self
+                    .pool6_ipv4
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| p.contains(a))
+            {
+                return Err(invalid(
+                    "stateful.shared_address_alias",
+                    format!(
+                        "{a} lies in pool6_ipv4[{i}] ({p}): it must be an address nothing else uses"
+                    ),
+                ));
+            }
         }
         for (i, p) in self.pool6_ipv4.iter().enumerate() {
             let field = format!("pool6_ipv4[{i}]");

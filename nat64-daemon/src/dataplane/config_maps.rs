@@ -27,14 +27,16 @@ impl Dataplane {
                 .find(|(_, a)| st.pool4.iter().any(|p| p.contains(a)))
         {
             fast.shared4 = a.octets();
-            // What must be fragmented on its way to a client goes into the link under the
-            // alias (`Config::shared4_alias`), routed there with the link (`link_routes`).
-            if let Some(alias) = cfg.shared_alias() {
-                if self.own4.iter().any(|(_, o)| *o == alias) {
-                    tracing::warn!(%alias, "stateful.shared_address_alias is one of this node's own addresses: packets to fragment for the shared pool4 address are translated whole");
-                } else {
-                    fast.shared4_alias = alias.octets();
-                }
+        }
+        // What must be fragmented on its way to a client of the shared address goes into the
+        // link under the alias (`Config::shared4_alias`), routed there with the link
+        // (`link_routes`). Set with no address shared too: the link then drops what comes to
+        // the alias, which would otherwise go round through it.
+        if let Some(alias) = cfg.shared_alias() {
+            if self.own4.iter().any(|(_, o)| *o == alias) {
+                tracing::warn!(%alias, "stateful.shared_address_alias is one of this node's own addresses: packets to fragment for a shared pool4 address are translated whole");
+            } else {
+                fast.shared4_alias = alias.octets();
             }
         }
         // The link's kernel side, for what TC redirects into it (`Config::link_ifindex`).

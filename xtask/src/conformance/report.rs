@@ -273,14 +273,6 @@ const ROOT_CAUSES: &[(&str, &str)] = &[
          error comes to translate. With the patched runner it passes on both hooks.",
     ),
     (
-        "nat64/frag/minmtu6-big-test",
-        "an IPv4 datagram without DF to the node's own address shared as pool4, too big for \
-         ipv6_mtu once translated. nat64d leaves fragmentation to the kernel, on the way into \
-         the translator link, and the kernel does not route what is addressed to the node \
-         itself: the datagram is translated whole (one 1448-byte packet) and the IPv6 route \
-         judges it. Jool fragments it itself. To another pool4 address it is fragmented.",
-    ),
-    (
         "siit/rfc7915/cat2",
         "an IPv4 fragment with DF (and MF) too big for the IPv6 route out, which Jool answers \
          with Fragmentation Needed from its own route lookup (1260). At TC the fragment must \
