@@ -71,7 +71,16 @@ pub(crate) async fn ipv4_routes(
     use nat64_daemon::link::{ipv6_route_floor, ipv6_route_mtu_to};
     let mut floor = None;
     let mut out = Vec::new();
+    let df_alias = cfg
+        .shared_alias()
+        .map(|a| ipnet::Ipv4Net::from(Config::df_alias(a)));
     for p in cfg.link_routes().1 {
+        // What goes under the second alias has DF: the link's own MTU, the kernel only
+        // segments it (the dataplane's `link::to_alias`).
+        if Some(p) == df_alias {
+            out.push((p, cfg.link_mtu()));
+            continue;
+        }
         let counterpart = match cfg.eam.iter().find(|e| e.ipv4 == p) {
             Some(e) => Some(e.ipv6.network()),
             None if cfg.pool6_ipv4.contains(&p) => cfg.pool6.0.and_then(|p6| {

@@ -260,14 +260,42 @@ pub fn aliased_whole(ctx: &impl Frame, cfg: &Config, dst: [u8; 4], proto: u8, l4
 /// deliver instead), and the far end puts the address back ([`from_alias`]) and translates
 /// the pieces. Every fragment of a datagram takes this way, so that a kernel that reassembles
 /// what it forwards (connection tracking) gets all of them. Counted as a hand-off.
+///
+/// `aggregate`: a GSO aggregate too big to translate in place (generic XDP receives them
+/// whole), which the kernel cuts on its way into the link: to the shared address it would
+/// deliver the aggregate to the node instead (which answers a TCP one with a reset). Its
+/// transport checksum field holds the pseudo-header seed the segments' checksums are finished
+/// from, whatever the interface. One with DF (TCP's) goes to the address after the alias
+/// ([`df_alias`]), routed at the link's own MTU: the kernel only cuts it into segments, and
+/// the link answers one too big for its IPv6 route with Fragmentation Needed quoting the
+/// shared address, which the sender's TCP heeds. Under the alias, routed at pool4's MTU, the
+/// kernel would answer it itself, quoting the alias, which no sender's socket matches: a black
+/// hole. Counted as a `gso_aggregate` hand-off.
+///
+/// Reached through `Step::Alias`, from one call site.
 #[inline(always)]
-pub fn to_alias(ctx: &impl Frame, cfg: &Config, ihl: usize) -> Result<Step, DropReason> {
-    readdress(ctx, ihl, cfg.shared4, cfg.shared4_alias)?;
-    stats::add(
-        Counter::Handoff(Dir::V4ToV6, Handoff::NeedsFragmentation),
-        1,
-    );
+pub fn to_alias(ctx: &impl Frame, cfg: &Config, aggregate: bool) -> Result<Step, DropReason> {
+    let h = read::<[u8; 8]>(ctx, crate::packet::ETH_LEN).ok_or(DropReason::Truncated)?;
+    let ihl = (h[0] & 0x0f) as usize * 4;
+    let (to, why) = if !aggregate {
+        (cfg.shared4_alias, Handoff::NeedsFragmentation)
+    } else if h[6] & 0x40 != 0 {
+        (df_alias(cfg), Handoff::GsoAggregate)
+    } else {
+        (cfg.shared4_alias, Handoff::GsoAggregate)
+    };
+    readdress(ctx, ihl, cfg.shared4, to, aggregate as u32)?;
+    stats::add(Counter::Handoff(Dir::V4ToV6, why), 1);
     Ok(Step::Done(xdp_action::XDP_PASS))
+}
+
+/// The address after the alias (`Config::shared4_alias`), which the daemon routes into the
+/// link at the link's MTU, for aggregates with DF ([`to_alias`]).
+#[inline(always)]
+fn df_alias(cfg: &Config) -> [u8; 4] {
+    u32::from_be_bytes(cfg.shared4_alias)
+        .wrapping_add(1)
+        .to_be_bytes()
 }
 
 /// On the link's far end, before the translation: an IPv4 packet to the alias of the pool4
@@ -280,15 +308,19 @@ pub fn from_alias(ctx: &impl Frame) -> bool {
     let Some(cfg) = crate::maps::CONFIG.get(crate::maps::CONFIG_LINK) else {
         return true;
     };
-    if cfg.shared4_alias == [0; 4]
-        || crate::packet::ethertype(ctx) != Some(crate::packet::ETH_P_IP)
-        || read::<[u8; 4]>(ctx, crate::packet::ETH_LEN + 16) != Some(cfg.shared4_alias)
+    if cfg.shared4_alias == [0; 4] || crate::packet::ethertype(ctx) != Some(crate::packet::ETH_P_IP)
     {
+        return true;
+    }
+    let Some(dst) = read::<[u8; 4]>(ctx, crate::packet::ETH_LEN + 16) else {
+        return true;
+    };
+    if dst != cfg.shared4_alias && dst != df_alias(cfg) {
         return true;
     }
     let r = match read::<u8>(ctx, crate::packet::ETH_LEN) {
         _ if cfg.shared4 == [0; 4] => Err(DropReason::MartianAddress),
-        Some(v) => readdress(ctx, (v & 0x0f) as usize * 4, cfg.shared4_alias, cfg.shared4),
+        Some(v) => readdress(ctx, (v & 0x0f) as usize * 4, dst, cfg.shared4, 0),
         None => Err(DropReason::Truncated),
     };
     match r {
@@ -302,10 +334,18 @@ pub fn from_alias(ctx: &impl Frame) -> bool {
 
 /// Rewrites the IPv4 destination `from` to `to` (RFC 1624 for the header checksum, and for a
 /// whole packet's or first fragment's TCP or UDP checksum, whose pseudo-header holds it; a
-/// UDP datagram without one keeps none). Not inlined: verified once, whatever the caller.
+/// UDP datagram without one keeps none). A field holding the pseudo-header's own sum (a
+/// partial checksum, `l4::fix_checksum`) moves the other way; `aggregate` 1 says it is one
+/// whatever the interface. Not inlined: verified once, whatever the caller.
 #[inline(never)]
-fn readdress(ctx: &impl Frame, ihl: usize, from: [u8; 4], to: [u8; 4]) -> Result<(), DropReason> {
-    use crate::packet::{ETH_LEN, IPV4_LEN, Ipv4Hdr, view};
+fn readdress(
+    ctx: &impl Frame,
+    ihl: usize,
+    from: [u8; 4],
+    to: [u8; 4],
+    aggregate: u32,
+) -> Result<(), DropReason> {
+    use crate::packet::{ETH_LEN, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN, Ipv4Hdr, view, write_u16};
     let ihl = ihl & 0x3c;
     if ihl < IPV4_LEN {
         return Err(DropReason::BadHeader);
@@ -315,28 +355,36 @@ fn readdress(ctx: &impl Frame, ihl: usize, from: [u8; 4], to: [u8; 4]) -> Result
     let check = checksum::update(u16::from_be_bytes(ip4.check), old, new);
     write_bytes(ctx, ETH_LEN + 10, check.to_be_bytes())?;
     write_bytes(ctx, ETH_LEN + 16, to)?;
-    let frag = u16::from_be_bytes(ip4.frag);
-    if frag & crate::proto::IPV4_OFFSET_MASK == 0 {
-        let src = checksum::sum4(&ip4.src);
-        let d = crate::l4::PseudoDelta {
-            old_addrs: src + old,
-            new_addrs: src + new,
-            len_proto: (u16::from_be_bytes(ip4.tot_len) as u32).saturating_sub(ihl as u32)
-                + ip4.proto as u32,
-            old_port: 0,
-            new_port: 0,
-        };
-        let at = match ip4.proto {
-            crate::packet::IPPROTO_TCP => ETH_LEN + ihl + 16,
-            crate::packet::IPPROTO_UDP => ETH_LEN + ihl + 6,
-            _ => return Ok(()),
-        };
-        let before = u16::from_be_bytes(read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?);
-        crate::l4::fix_checksum(ctx, ip4.proto, ETH_LEN + ihl, &d, crate::l4::ZeroUdp::Keep)?;
-        let after = u16::from_be_bytes(read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?);
-        // The header's own sum is unchanged (its checksum moved with the address); the
-        // transport checksum word is what a receive checksum over the packet must follow.
-        ctx.word_changed(before, after);
+    if u16::from_be_bytes(ip4.frag) & crate::proto::IPV4_OFFSET_MASK != 0 {
+        return Ok(());
     }
+    let at = match ip4.proto {
+        IPPROTO_TCP => ETH_LEN + ihl + 16,
+        IPPROTO_UDP => ETH_LEN + ihl + 6,
+        _ => return Ok(()),
+    };
+    let c = u16::from_be_bytes(read::<[u8; 2]>(ctx, at).ok_or(DropReason::Truncated)?);
+    if ip4.proto == IPPROTO_UDP && c == 0 {
+        return Ok(());
+    }
+    let pseudo = checksum::sum4(&ip4.src)
+        + old
+        + (u16::from_be_bytes(ip4.tot_len) as u32).saturating_sub(ihl as u32)
+        + ip4.proto as u32;
+    let mut n = if checksum::is_partial(c, pseudo)
+        && (aggregate != 0 || crate::iface::partial_checksums(ctx))
+    {
+        checksum::update_partial(c, old, new)
+    } else {
+        checksum::update(c, old, new)
+    };
+    // RFC 768: a computed UDP checksum of zero is transmitted as all ones.
+    if ip4.proto == IPPROTO_UDP && n == 0 {
+        n = 0xffff;
+    }
+    write_u16(ctx, at, n).ok_or(DropReason::Truncated)?;
+    // The header's own sum is unchanged (its checksum moved with the address); the
+    // transport checksum word is what a receive checksum over the packet must follow.
+    ctx.word_changed(c, n);
     Ok(())
 }

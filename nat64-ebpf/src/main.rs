@@ -347,6 +347,9 @@ fn run4<C: Frame>(ctx: &C, cfg: &Config) -> u32 {
         Ok(Step::FragNeeded) if !C::FULL => link::redirect(cfg, Dir::V4ToV6),
         Ok(Step::IcmpError) => icmp_error::v4_to_v6(ctx, cfg).unpack(),
         Ok(Step::FragNeeded) => too_big::frag_needed(ctx, cfg).unpack(),
+        // One call for every way there (a fragment, a packet to fragment, an aggregate): the
+        // verifier walks the rewrite once, from the one scalar `translate` returns.
+        Ok(Step::Alias { aggregate }) => link::to_alias(ctx, cfg, aggregate),
         // RFC 7915 section 4.5: a UDP datagram without a checksum that is not to get one
         // (`l4::ZeroUdp::Drop`, decided before anything is written) is answered.
         Err(DropReason::UdpZeroChecksum) => {
@@ -399,6 +402,9 @@ pub enum Step {
     /// Not translated, and counted already: `unreachable` answers with the ICMPv6 Destination
     /// Unreachable code in the scratch slot (`Scratch::answer6`).
     Unreachable,
+    /// IPv4 to a pool4 address the node shares, for the kernel to fragment (or, `aggregate`,
+    /// segment) on its way into the translator link: `link::to_alias` readdresses it.
+    Alias { aggregate: bool },
 }
 
 /// The outcome of a non-inlined function, as one scalar: a result larger than a register is
@@ -418,6 +424,8 @@ impl Packed {
     const HAIRPIN: u32 = 0x202;
     const TRANSLATED: u32 = 0x203;
     const UNREACHABLE: u32 = 0x204;
+    const ALIAS: u32 = 0x205;
+    const ALIAS_AGGREGATE: u32 = 0x206;
 
     #[inline(always)]
     pub fn pack(r: Result<Step, DropReason>) -> Self {
@@ -428,6 +436,8 @@ impl Packed {
             Ok(Step::Hairpin) => Packed(Self::HAIRPIN),
             Ok(Step::Translated) => Packed(Self::TRANSLATED),
             Ok(Step::Unreachable) => Packed(Self::UNREACHABLE),
+            Ok(Step::Alias { aggregate: false }) => Packed(Self::ALIAS),
+            Ok(Step::Alias { aggregate: true }) => Packed(Self::ALIAS_AGGREGATE),
             Err(reason) => Packed(Self::DROP + reason as u32),
         }
     }
@@ -440,6 +450,8 @@ impl Packed {
             Self::HAIRPIN => Ok(Step::Hairpin),
             Self::TRANSLATED => Ok(Step::Translated),
             Self::UNREACHABLE => Ok(Step::Unreachable),
+            Self::ALIAS => Ok(Step::Alias { aggregate: false }),
+            Self::ALIAS_AGGREGATE => Ok(Step::Alias { aggregate: true }),
             v if v >= Self::DROP => Err(crate::packet::drop_reason(v - Self::DROP)),
             a => Ok(Step::Done(a)),
         }
@@ -455,7 +467,13 @@ fn verdict(dir: Dir, r: Result<Step, DropReason>) -> u32 {
         // Handled by `run`.
         Ok(Step::Translated) => xdp_action::XDP_PASS,
         // None of `icmp_error`, `too_big` and `hairpin` hands a packet on again.
-        Ok(Step::IcmpError | Step::FragNeeded | Step::Hairpin | Step::Unreachable) => {
+        Ok(
+            Step::IcmpError
+            | Step::FragNeeded
+            | Step::Hairpin
+            | Step::Unreachable
+            | Step::Alias { .. },
+        ) => {
             stats::add(Counter::Dropped(dir, DropReason::Internal), 1);
             xdp_action::XDP_DROP
         }

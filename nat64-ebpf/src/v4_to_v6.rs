@@ -173,6 +173,13 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         }
     }
     if exceeds_mtu(ctx) {
+        // To a pool4 address the node shares, under its alias (`link::to_alias`;
+        // a BIG TCP aggregate, whose header gives no length, goes as it is).
+        let ihl = ((ip4.ver_ihl & 0x0f) as usize * 4) & 0x3c;
+        if ip4.tot_len != [0; 2] && link::aliased_whole(ctx, cfg, ip4.dst, ip4.proto, ETH_LEN + ihl)
+        {
+            return Ok(Step::Alias { aggregate: true });
+        }
         return link::hand_off(
             cfg,
             Dir::V4ToV6,
@@ -207,7 +214,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
     let shared = cfg.shared4 != [0; 4] && ip4.dst == cfg.shared4;
     // (Not one whose TTL runs out here: the kernel's Time Exceeded would quote the alias.)
     if fragmented && ip4.ttl > 1 && link::aliased(cfg, ip4.dst) {
-        return link::to_alias(ctx, cfg, ihl);
+        return Ok(Step::Alias { aggregate: false });
     }
     // At TC, options and fragments are left to the translator link; a source route, which
     // the kernel would drop on its way there, goes into it directly.
@@ -311,7 +318,7 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         // Fragmentation Needed): a deviation from RFC 7915 section 4.1 where ipv6_mtu is
         // below the path's MTU.
         if link::aliased_whole(ctx, cfg, ip4.dst, ip4.proto, l4_off) {
-            return link::to_alias(ctx, cfg, ihl);
+            return Ok(Step::Alias { aggregate: false });
         }
         if !shared {
             return link::hand_off(

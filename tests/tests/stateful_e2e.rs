@@ -779,6 +779,66 @@ fn large_datagrams_through_a_shared_pool4_address_are_fragmented_to_fit() {
     }
 }
 
+/// Bulk TCP both ways through pool4 on the translator's own address, with the senders' GSO
+/// on: in generic XDP the fast path receives the server's aggregates whole, too big to
+/// translate in place, and hands them to the kernel to cut on their way into the translator
+/// link; to the shared address the kernel would deliver them to the node (and answer them
+/// with a reset), so they go there under the address's alias.
+#[test]
+fn bulk_tcp_through_a_shared_pool4_address_in_generic_xdp() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        xdp_mode: "generic".into(),
+        sender_gso: true,
+        ..LabOptions::default()
+    });
+    let toml = lab.config_toml().replace(
+        "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
+        "pool4 = \"192.0.2.1/32\"\nports = \"61001-65535\"\n\
+         shared_address_alias = \"203.0.113.64\"",
+    );
+    assert!(
+        toml.contains("pool4 = \"192.0.2.1/32\""),
+        "test setup:\n{toml}"
+    );
+    lab.start_daemon_with(&toml);
+    let listener = lab
+        .server4
+        .run(|| TcpListener::bind((SERVER4, 8090)))
+        .expect("bind");
+    let server = std::thread::spawn(move || peers::tcp_serve_once(listener, 1 << 20, 1 << 20, 21));
+    let stream = lab
+        .client6
+        .run(|| peers::tcp_connect_from(STATEFUL_CLIENTS[0], (SERVER4_AS_V6, 8090).into()));
+    let started = std::time::Instant::now();
+    let (intact, got) = peers::tcp_transfer(stream, 1 << 20, 1 << 20, 21);
+    let report = server.join().expect("server");
+    let took = started.elapsed();
+    assert!(
+        report.upload_intact && intact && got == 1 << 20,
+        "upload intact {}, download intact {intact} ({got} bytes)\n{}",
+        report.upload_intact,
+        lab.daemon_log()
+    );
+    assert_eq!(report.peer.ip(), IpAddr::from([192, 0, 2, 1]));
+    // Aggregates sent where the kernel answers them with a Fragmentation Needed the sender
+    // cannot match (under the alias routed at pool4's MTU) stall the transfer: it took 55 s
+    // that way, 55 ms under the second alias.
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    let exit = lab.stop_daemon();
+    assert!(
+        parse_value(
+            &exit.stdout,
+            Counter::Handoff(Dir::V4ToV6, nat64_common::Handoff::GsoAggregate)
+        )
+        .unwrap_or(0)
+            >= 1,
+        "the server's aggregates handed to the kernel\n{}",
+        exit.stdout
+    );
+}
+
 /// RFC 6146 section 3.5.2.2, with the real daemon: an IPv4 host's SYN to a pool4 port with no
 /// binding is held 6 seconds and then refused with ICMP Port Unreachable, so the host's
 /// connect fails with "connection refused" after those seconds rather than timing out; and an

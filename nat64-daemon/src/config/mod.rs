@@ -386,8 +386,15 @@ impl Config {
         self.stateful.as_ref()?.shared_address_alias.get().copied()
     }
 
+    /// The address after the alias `a`, routed into the link at the link's own MTU: GSO
+    /// aggregates with DF to the shared address go under it, for the kernel to cut into
+    /// segments without holding them to pool4's MTU (the dataplane's `link::df_alias`).
+    pub fn df_alias(a: std::net::Ipv4Addr) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from(a).wrapping_add(1))
+    }
+
     /// The prefixes the daemon routes into the translator link: pool6, and the EAM IPv4
-    /// prefixes with pool4 (and the alias of a pool4 address the node shares).
+    /// prefixes with pool4 (and the two alias addresses of a pool4 address the node shares).
     pub fn link_routes(&self) -> (Vec<Ipv6Net>, Vec<Ipv4Net>) {
         let v6 = self.pool6.0.into_iter().collect();
         let v4 = self
@@ -396,7 +403,11 @@ impl Config {
             .map(|e| e.ipv4)
             .chain(self.pool6_ipv4.iter().copied())
             .chain(self.stateful.iter().flat_map(|s| s.pool4.iter().copied()))
-            .chain(self.shared_alias().map(Ipv4Net::from))
+            .chain(
+                self.shared_alias()
+                    .into_iter()
+                    .flat_map(|a| [a, Self::df_alias(a)].map(Ipv4Net::from)),
+            )
             .collect();
         (v6, v4)
     }

@@ -454,7 +454,14 @@ pub(super) fn validate_stateful(
             ),
         ));
     }
-    if let Some(a) = st.shared_address_alias.get() {
+    // The alias and the address after it, both routed into the link (`Config::df_alias`).
+    for a in st
+        .shared_address_alias
+        .get()
+        .into_iter()
+        .flat_map(|&a| [a, super::Config::df_alias(a)])
+    {
+        let a = &a;
         let o = a.octets();
         if a.is_unspecified()
             || a.is_loopback()
@@ -464,20 +471,24 @@ pub(super) fn validate_stateful(
         {
             return Err(invalid(
                 "stateful.shared_address_alias",
-                format!("{a} is not a unicast address the kernel forwards"),
+                format!(
+                    "{a} is not a unicast address the kernel forwards (the alias and the address after it are both used)"
+                ),
             ));
         }
         if let Some(p) = st.pool4.iter().find(|p| p.contains(a)) {
             return Err(invalid(
                 "stateful.shared_address_alias",
-                format!("{a} lies in pool4 ({p}): it must be an address nothing else uses"),
+                format!(
+                    "{a} lies in pool4 ({p}): the alias and the address after it must be addresses nothing else uses"
+                ),
             ));
         }
         if let Some((j, e)) = eam.iter().enumerate().find(|(_, e)| e.ipv4.contains(a)) {
             return Err(invalid(
                 "stateful.shared_address_alias",
                 format!(
-                    "{a} lies in eam[{j}].ipv4 ({}): it must be an address nothing else uses",
+                    "{a} lies in eam[{j}].ipv4 ({}): the alias and the address after it must be addresses nothing else uses",
                     e.ipv4
                 ),
             ));

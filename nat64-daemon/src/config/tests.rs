@@ -215,8 +215,8 @@ fn reload_changes_what_the_maps_hold_and_refuses_the_rest() {
     assert_eq!(v6.len(), 1);
     assert_eq!(
         v4.len(),
-        3,
-        "the EAM prefix, pool4 and the shared address's alias"
+        4,
+        "the EAM prefix, pool4 and the shared address's two aliases"
     );
 }
 
@@ -651,11 +651,13 @@ fn the_shared_address_alias_is_checked_routed_and_may_be_off() {
     let c = Config::parse(base, "x").unwrap();
     let alias = crate::config::stateful::DEFAULT_SHARED_ALIAS;
     assert_eq!(c.shared_alias(), Some(alias), "on by default");
-    assert!(
-        c.link_routes().1.contains(&ipnet::Ipv4Net::from(alias)),
-        "routed into the link: {:?}",
-        c.link_routes().1
-    );
+    for a in [alias, std::net::Ipv4Addr::new(240, 0, 0, 65)] {
+        assert!(
+            c.link_routes().1.contains(&ipnet::Ipv4Net::from(a)),
+            "{a} routed into the link: {:?}",
+            c.link_routes().1
+        );
+    }
     let off = Config::parse(&format!("{base}shared_address_alias = \"off\"\n"), "x").unwrap();
     assert_eq!(off.shared_alias(), None);
     assert_eq!(off.link_routes().1.len(), 1, "{:?}", off.link_routes().1);
@@ -668,6 +670,10 @@ fn the_shared_address_alias_is_checked_routed_and_may_be_off() {
         ("224.0.0.9", "unicast"),
         ("0.0.0.0", "unicast"),
         ("255.255.255.255", "unicast"),
+        // The address after it would be the broadcast address.
+        ("255.255.255.254", "unicast"),
+        // The address after it lies in pool4.
+        ("203.0.112.255", "pool4"),
     ] {
         let e = err(&format!("{base}shared_address_alias = \"{value}\"\n"));
         assert!(

@@ -94,7 +94,7 @@ impl Config {
                     .pool6_ipv4
                     .iter()
                     .enumerate()
-                    .find(|(_, p)| p.contains(a))
+                    .find(|(_, p)| p.contains(a) || p.contains(&Config::df_alias(*a)))
             {
                 return Err(invalid(
                     "stateful.shared_address_alias",
