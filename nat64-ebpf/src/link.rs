@@ -275,8 +275,14 @@ pub fn aliased_whole(ctx: &impl Frame, cfg: &Config, dst: [u8; 4], proto: u8, l4
 /// Reached through `Step::Alias`, from one call site.
 #[inline(always)]
 pub fn to_alias(ctx: &impl Frame, cfg: &Config, aggregate: bool) -> Result<Step, DropReason> {
-    let h = read::<[u8; 8]>(ctx, crate::packet::ETH_LEN).ok_or(DropReason::Truncated)?;
+    let h = read::<[u8; 9]>(ctx, crate::packet::ETH_LEN).ok_or(DropReason::Truncated)?;
     let ihl = (h[0] & 0x0f) as usize * 4;
+    // An aggregate whose TTL runs out here goes as it is: under the alias, the kernel's Time
+    // Exceeded would quote the alias. (Fragments are settled before: `translate_packet`.)
+    if aggregate && h[8] <= 1 {
+        stats::add(Counter::Handoff(Dir::V4ToV6, Handoff::GsoAggregate), 1);
+        return Ok(Step::Done(xdp_action::XDP_PASS));
+    }
     let (to, why) = if !aggregate {
         (cfg.shared4_alias, Handoff::NeedsFragmentation)
     } else if h[6] & 0x40 != 0 {

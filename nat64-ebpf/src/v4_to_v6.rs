@@ -173,8 +173,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
         }
     }
     if exceeds_mtu(ctx) {
-        // To a pool4 address the node shares, under its alias (`link::to_alias`;
-        // a BIG TCP aggregate, whose header gives no length, goes as it is).
+        // To a pool4 address the node shares, under its alias (`link::to_alias`; a BIG TCP
+        // aggregate, whose header gives no length, goes as it is).
         let ihl = ((ip4.ver_ihl & 0x0f) as usize * 4) & 0x3c;
         if ip4.tot_len != [0; 2] && link::aliased_whole(ctx, cfg, ip4.dst, ip4.proto, ETH_LEN + ihl)
         {

@@ -1783,6 +1783,24 @@ fn datagrams_to_fragment_for_a_shared_address_go_to_the_kernel_under_its_alias()
         "translated: {:02x?}",
         &out[..70]
     );
+    // So does one under the address after it (a GSO aggregate with DF went there, which the
+    // kernel cut into segments).
+    let df_alias = [
+        SHARED_ALIAS[0],
+        SHARED_ALIAS[1],
+        SHARED_ALIAS[2],
+        SHARED_ALIAS[3] + 1,
+    ];
+    let mut segment = udp4((SERVER4, 4000), (df_alias, 61010), 63, 0x9a, &[0x44; 600]);
+    segment[20] = 0x40; // DF
+    fix_ipv4_checksum(&mut segment);
+    let (action, out) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &segment);
+    assert_eq!(action, XDP_TX, "translated back into the link");
+    assert!(
+        out[12..] == expected[12..],
+        "translated: {:02x?}",
+        &out[..70]
+    );
     // To another pool4 address: to the kernel untouched.
     let to_other = udp4(
         (SERVER4, 4000),
@@ -1839,12 +1857,20 @@ fn the_link_drops_what_comes_to_the_alias_when_no_address_is_shared() {
         ),
     );
     let before = x.stats();
-    let to_alias = udp4((SERVER4, 4000), (SHARED_ALIAS, 61010), 63, 5, b"nobody");
-    let (action, _) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &to_alias);
-    assert_eq!(action, XDP_DROP);
+    let df_alias = [
+        SHARED_ALIAS[0],
+        SHARED_ALIAS[1],
+        SHARED_ALIAS[2],
+        SHARED_ALIAS[3] + 1,
+    ];
+    for alias in [SHARED_ALIAS, df_alias] {
+        let to_alias = udp4((SERVER4, 4000), (alias, 61010), 63, 5, b"nobody");
+        let (action, _) = x.run_program(nat64_daemon::dataplane::LINK_PROGRAM, &to_alias);
+        assert_eq!(action, XDP_DROP, "{alias:?}");
+    }
     assert_eq!(
         counter_delta(&before, &x.stats()),
-        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::MartianAddress), 1)]
+        vec![(Counter::Dropped(Dir::V4ToV6, DropReason::MartianAddress), 2)]
     );
 }
 

@@ -689,6 +689,15 @@ fn the_shared_address_alias_is_checked_routed_and_may_be_off() {
         "pool6_ipv4 = [\"198.51.100.0/24\"]\n{base}shared_address_alias = \"198.51.100.7\"\n"
     ));
     assert!(e.contains("pool6_ipv4[0]"), "{e}");
+    // The address after the alias counts too, and the message names it.
+    let e = err(&format!(
+        "pool6_ipv4 = [\"198.51.100.0/24\"]\n{base}shared_address_alias = \"198.51.99.255\"\n"
+    ));
+    assert!(e.contains("198.51.100.0 lies in pool6_ipv4[0]"), "{e}");
+    let e = err(&format!(
+        "[[eam]]\nipv6 = \"2001:db8:9::/120\"\nipv4 = \"198.51.100.0/24\"\n{base}shared_address_alias = \"198.51.99.255\"\n"
+    ));
+    assert!(e.contains("198.51.100.0 lies in eam[0].ipv4"), "{e}");
     let e = err(&format!("{base}shared_address_alias = \"nowhere\"\n"));
     assert!(e.contains("shared_address_alias"), "{e}");
     // Changed by a reload: its route is made with the link.

@@ -89,19 +89,25 @@ impl Config {
         }
         if let Some(st) = &self.stateful {
             validate_stateful(st, &self.eam, self.pool6.0.is_some())?;
-            if let Some(a) = st.shared_address_alias.get()
-                && let Some((i, p)) = self
+            for a in st
+                .shared_address_alias
+                .get()
+                .into_iter()
+                .flat_map(|&a| [a, Config::df_alias(a)])
+            {
+                if let Some((i, p)) = self
                     .pool6_ipv4
                     .iter()
                     .enumerate()
-                    .find(|(_, p)| p.contains(a) || p.contains(&Config::df_alias(*a)))
-            {
-                return Err(invalid(
-                    "stateful.shared_address_alias",
-                    format!(
-                        "{a} lies in pool6_ipv4[{i}] ({p}): it must be an address nothing else uses"
-                    ),
-                ));
+                    .find(|(_, p)| p.contains(&a))
+                {
+                    return Err(invalid(
+                        "stateful.shared_address_alias",
+                        format!(
+                            "{a} lies in pool6_ipv4[{i}] ({p}): the alias and the address after it must be addresses nothing else uses"
+                        ),
+                    ));
+                }
             }
         }
         for (i, p) in self.pool6_ipv4.iter().enumerate() {

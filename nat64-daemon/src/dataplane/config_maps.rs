@@ -33,8 +33,9 @@ impl Dataplane {
         // (`link_routes`). Set with no address shared too: the link then drops what comes to
         // the alias, which would otherwise go round through it.
         if let Some(alias) = cfg.shared_alias() {
-            if self.own4.iter().any(|(_, o)| *o == alias) {
-                tracing::warn!(%alias, "stateful.shared_address_alias is one of this node's own addresses: packets to fragment for a shared pool4 address are translated whole");
+            let second = Config::df_alias(alias);
+            if let Some((_, own)) = self.own4.iter().find(|(_, o)| *o == alias || *o == second) {
+                tracing::warn!(%alias, address = %own, "stateful.shared_address_alias or the address after it is one of this node's own addresses: packets to fragment for a shared pool4 address are translated as they come");
             } else {
                 fast.shared4_alias = alias.octets();
             }
