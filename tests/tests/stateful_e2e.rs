@@ -639,6 +639,22 @@ fn stateful_clients_reach_each_other_through_their_pool4_addresses() {
     );
 }
 
+/// The lab's configuration with pool4 on the translator's own address 192.0.2.1, shared by
+/// port (ports 61001-65535, beside the kernel's ephemeral ones), and a documentation address
+/// for that address's alias (`stateful.shared_address_alias`, whose default is 240.0.0.64).
+fn shared_pool4_toml(lab: &Lab) -> String {
+    let toml = lab.config_toml().replace(
+        "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
+        "pool4 = \"192.0.2.1/32\"\nports = \"61001-65535\"\n\
+         shared_address_alias = \"203.0.113.64\"",
+    );
+    assert!(
+        toml.contains("pool4 = \"192.0.2.1/32\""),
+        "test setup:\n{toml}"
+    );
+    toml
+}
+
 /// pool4 on the translator's own address, shared by port (Jool's default pool4): the node's
 /// 192.0.2.1 serves as pool4 with ports 61001-65535, beside the kernel's ephemeral ports. A
 /// stateful client's flows leave from it with a pool4 port, while the node's own traffic on
@@ -651,15 +667,7 @@ fn pool4_on_the_translators_own_address_is_shared_by_port() {
         stateful: true,
         ..LabOptions::default()
     });
-    let toml = lab.config_toml().replace(
-        "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
-        "pool4 = \"192.0.2.1/32\"\nports = \"61001-65535\"",
-    );
-    assert!(
-        toml.contains("pool4 = \"192.0.2.1/32\""),
-        "test setup:\n{toml}"
-    );
-    lab.start_daemon_with(&toml);
+    lab.start_daemon_with(&shared_pool4_toml(&lab));
     let echo = lab
         .server4
         .run(|| UdpSocket::bind((SERVER4, 7007)))
@@ -727,17 +735,7 @@ fn large_datagrams_through_a_shared_pool4_address_are_fragmented_to_fit() {
         // The client's link at the IPv6 minimum: only pieces that fit `ipv6_mtu` reach it.
         lab.client6.ip(&["link", "set", "dev", "c0", "mtu", "1280"]);
         lab.xlat.ip(&["link", "set", "dev", "xc", "mtu", "1280"]);
-        let toml = lab.config_toml().replace(
-            "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
-            // A documentation address for the alias, as tests use (the default is 240.0.0.64).
-            "pool4 = \"192.0.2.1/32\"\nports = \"61001-65535\"\n\
-             shared_address_alias = \"203.0.113.64\"",
-        );
-        assert!(
-            toml.contains("pool4 = \"192.0.2.1/32\""),
-            "test setup:\n{toml}"
-        );
-        lab.start_daemon_with(&toml);
+        lab.start_daemon_with(&shared_pool4_toml(&lab));
         let echo = lab
             .server4
             .run(|| UdpSocket::bind((SERVER4, 7007)))
@@ -793,16 +791,7 @@ fn bulk_tcp_through_a_shared_pool4_address_in_generic_xdp() {
         sender_gso: true,
         ..LabOptions::default()
     });
-    let toml = lab.config_toml().replace(
-        "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
-        "pool4 = \"192.0.2.1/32\"\nports = \"61001-65535\"\n\
-         shared_address_alias = \"203.0.113.64\"",
-    );
-    assert!(
-        toml.contains("pool4 = \"192.0.2.1/32\""),
-        "test setup:\n{toml}"
-    );
-    lab.start_daemon_with(&toml);
+    lab.start_daemon_with(&shared_pool4_toml(&lab));
     let listener = lab
         .server4
         .run(|| TcpListener::bind((SERVER4, 8090)))
