@@ -71,9 +71,18 @@ pub fn fix_checksum(
             }
         };
     }
-    // A partial checksum covers only the pseudo-header (the port is summed later, by whoever
-    // completes it); a full one covers the port too.
-    let mut n = if is_partial(c, d.old_addrs + d.len_proto) && crate::iface::partial_checksums(ctx)
+    write_u16(ctx, off, updated(ctx, proto, c, d, false)).ok_or(DropReason::Truncated)
+}
+
+/// The new value of the TCP or UDP checksum field `c` (not a UDP zero) for the pseudo-header
+/// change `d`. A partial checksum covers only the pseudo-header (the port is summed later, by
+/// whoever completes it); a full one covers the port too. A field that looks partial is taken
+/// for one where the interface may deliver them, or where `partial` says it is one (a GSO
+/// aggregate's seed).
+#[inline(always)]
+pub fn updated(ctx: &impl Frame, proto: u8, c: u16, d: &PseudoDelta, partial: bool) -> u16 {
+    let mut n = if is_partial(c, d.old_addrs + d.len_proto)
+        && (partial || crate::iface::partial_checksums(ctx))
     {
         update_partial(c, d.old_addrs, d.new_addrs)
     } else {
@@ -83,5 +92,5 @@ pub fn fix_checksum(
     if proto == IPPROTO_UDP && n == 0 {
         n = 0xffff;
     }
-    write_u16(ctx, off, n).ok_or(DropReason::Truncated)
+    n
 }

@@ -340,9 +340,9 @@ pub fn from_alias(ctx: &impl Frame) -> bool {
 
 /// Rewrites the IPv4 destination `from` to `to` (RFC 1624 for the header checksum, and for a
 /// whole packet's or first fragment's TCP or UDP checksum, whose pseudo-header holds it; a
-/// UDP datagram without one keeps none). A field holding the pseudo-header's own sum (a
-/// partial checksum, `l4::fix_checksum`) moves the other way; `aggregate` 1 says it is one
-/// whatever the interface. Not inlined: verified once, whatever the caller.
+/// UDP datagram without one keeps none), as `l4::updated` has it; `aggregate` 1 says the
+/// field is a partial checksum (a GSO aggregate's seed) whatever the interface. Not inlined:
+/// verified once, whatever the caller.
 #[inline(never)]
 fn readdress(
     ctx: &impl Frame,
@@ -373,21 +373,16 @@ fn readdress(
     if ip4.proto == IPPROTO_UDP && c == 0 {
         return Ok(());
     }
-    let pseudo = checksum::sum4(&ip4.src)
-        + old
-        + (u16::from_be_bytes(ip4.tot_len) as u32).saturating_sub(ihl as u32)
-        + ip4.proto as u32;
-    let mut n = if checksum::is_partial(c, pseudo)
-        && (aggregate != 0 || crate::iface::partial_checksums(ctx))
-    {
-        checksum::update_partial(c, old, new)
-    } else {
-        checksum::update(c, old, new)
+    let src = checksum::sum4(&ip4.src);
+    let d = crate::l4::PseudoDelta {
+        old_addrs: src + old,
+        new_addrs: src + new,
+        len_proto: (u16::from_be_bytes(ip4.tot_len) as u32).saturating_sub(ihl as u32)
+            + ip4.proto as u32,
+        old_port: 0,
+        new_port: 0,
     };
-    // RFC 768: a computed UDP checksum of zero is transmitted as all ones.
-    if ip4.proto == IPPROTO_UDP && n == 0 {
-        n = 0xffff;
-    }
+    let n = crate::l4::updated(ctx, ip4.proto, c, &d, aggregate != 0);
     write_u16(ctx, at, n).ok_or(DropReason::Truncated)?;
     // The header's own sum is unchanged (its checksum moved with the address); the
     // transport checksum word is what a receive checksum over the packet must follow.
