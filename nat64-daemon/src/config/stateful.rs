@@ -113,8 +113,9 @@ pub struct Stateful {
     /// translator link, that stands in for it while the kernel fragments an IPv4 packet
     /// without DF (or a fragment) bound for a client (RFC 7915 section 4.1: it must fit
     /// `ipv6_mtu` once translated). The kernel delivers what is addressed to the node itself
-    /// instead of fragmenting it into the link; the link puts the address back. Nothing
-    /// else may use it on this node; "off": such packets are translated whole.
+    /// instead of fragmenting it into the link; the link puts the address back. The address
+    /// after it is routed there too, for GSO aggregates with DF. Nothing else may use either
+    /// on this node; "off": such packets are translated as they come.
     #[serde(default = "default_shared_alias")]
     pub shared_address_alias: super::OrOff<std::net::Ipv4Addr>,
 }
@@ -204,6 +205,14 @@ impl Stateful {
             block: [block(0), block(1), block(2)],
             _pad2: [0; 1],
         })
+    }
+
+    /// `shared_address_alias` and the address after it (`Config::df_alias`), both routed into
+    /// the translator link; none when it is off.
+    pub fn alias_addresses(&self) -> Vec<std::net::Ipv4Addr> {
+        self.shared_address_alias
+            .get()
+            .map_or(Vec::new(), |&a| vec![a, super::Config::df_alias(a)])
     }
 
     /// Where binding events are exported (IPFIX), if anywhere.
@@ -454,14 +463,7 @@ pub(super) fn validate_stateful(
             ),
         ));
     }
-    // The alias and the address after it, both routed into the link (`Config::df_alias`).
-    for a in st
-        .shared_address_alias
-        .get()
-        .into_iter()
-        .flat_map(|&a| [a, super::Config::df_alias(a)])
-    {
-        let a = &a;
+    for a in &st.alias_addresses() {
         let o = a.octets();
         if a.is_unspecified()
             || a.is_loopback()

@@ -89,12 +89,7 @@ impl Config {
         }
         if let Some(st) = &self.stateful {
             validate_stateful(st, &self.eam, self.pool6.0.is_some())?;
-            for a in st
-                .shared_address_alias
-                .get()
-                .into_iter()
-                .flat_map(|&a| [a, Config::df_alias(a)])
-            {
+            for a in st.alias_addresses() {
                 if let Some((i, p)) = self
                     .pool6_ipv4
                     .iter()
