@@ -19,15 +19,33 @@
 //! ([`mtu6_if_too_big`], for translations over 1280 bytes and `Config::mtu_floor6`) is answered
 //! with Fragmentation Needed from this node (`too_big`), quoting the packet as sent, where the
 //! kernel's Packet Too Big would come back through the link with a quote rebuilt from the
-//! IPv6 packet.
+//! IPv6 packet. Its route's MTU is remembered for a second (`ROUTE_MTU`): the kernel's IPv6
+//! lookup takes 130 ns here, more than the rest of the translation, and on a node with one
+//! narrower interface (a tunnel's, say) every full-size packet with DF to an IPv6 client
+//! would ask it.
 
 use aya_ebpf::{
-    bindings::{BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LOOKUP_SKIP_NEIGH, bpf_fib_lookup},
-    helpers::generated::bpf_fib_lookup as fib_lookup,
+    bindings::{
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SKIP_NEIGH,
+        bpf_fib_lookup,
+    },
+    helpers::{bpf_ktime_get_coarse_ns, generated::bpf_fib_lookup as fib_lookup},
 };
 
 use crate::proto::{AF_INET, AF_INET6};
-use crate::{frame::Frame, maps::FIB};
+use crate::{
+    frame::Frame,
+    maps::{FIB, ROUTE_MTU, RouteKey, RouteMtu},
+};
+
+/// How long an IPv6 route's MTU is taken from `ROUTE_MTU` before the FIB is asked again: a
+/// route the operator changed is seen within this.
+pub const ROUTE_MTU_TTL_NS: u64 = 1_000_000_000;
+
+/// Asked of the FIB instead of the packet's length, so that its answer carries the route's
+/// MTU (`BPF_FIB_LKUP_RET_FRAG_NEEDED`) whatever the packet: a number to remember for every
+/// packet to that destination.
+const LONGEST: u32 = 0xffff;
 
 /// The MTU of the route out for the translated IPv4 packet of `tot_len` bytes from `src`
 /// (network order) to the scratch slot's `remote4` when it does not fit, else 0. A GSO
@@ -48,7 +66,7 @@ pub fn mtu_if_too_big(ctx: &impl Frame, src: u32, tot_len: u16, l4_off: usize, n
         };
         gso + l4_hdr + crate::packet::IPV4_LEN as u32
     };
-    lookup(ctx, AF_INET, src, len)
+    lookup(ctx, step4, src, len)
 }
 
 /// The MTU of the IPv6 route out for the translated packet of `len` bytes to the scratch
@@ -56,23 +74,28 @@ pub fn mtu_if_too_big(ctx: &impl Frame, src: u32, tot_len: u16, l4_off: usize, n
 /// packets with DF). Not inlined.
 #[inline(never)]
 pub fn mtu6_if_too_big(ctx: &impl Frame, len: u32) -> u32 {
-    lookup(ctx, AF_INET6, 0, len)
+    lookup(ctx, step6, 0, len)
 }
 
-/// Runs [`step`] as the one turn of a `bpf_loop`: verified once, not once per path of
-/// `translate` that reaches it.
+/// Runs `step` as the one turn of a `bpf_loop`: verified once, not once per path of
+/// `translate` that reaches it. One callback per family, each with one call site per
+/// program: the kernel inlines the loop then, and verifies each callback for its own family.
 #[inline(always)]
-fn lookup(ctx: &impl Frame, family: u8, src: u32, len: u32) -> u32 {
+fn lookup(
+    ctx: &impl Frame,
+    step: extern "C" fn(u64, *mut core::ffi::c_void) -> i64,
+    src: u32,
+    len: u32,
+) -> u32 {
     let mut l = Lookup {
         ctx: ctx.raw(),
         ifindex: ctx.ifindex(),
-        family: family as u32,
         src,
         tot_len: len,
         mtu: 0,
     };
-    // SAFETY: `step` reads and writes only `l`, which outlives the call, and the per-CPU FIB
-    // and scratch slots.
+    // SAFETY: `step` reads and writes only `l`, which outlives the call, the per-CPU FIB and
+    // scratch slots and `ROUTE_MTU`.
     unsafe {
         aya_ebpf::helpers::generated::bpf_loop(
             1,
@@ -88,31 +111,85 @@ fn lookup(ctx: &impl Frame, family: u8, src: u32, len: u32) -> u32 {
 struct Lookup {
     ctx: *mut core::ffi::c_void,
     ifindex: u32,
-    family: u32,
     /// IPv4: the source, network order (IPv6 looks up without one).
     src: u32,
     tot_len: u32,
     mtu: u32,
 }
 
-/// One forwarding lookup from the receiving interface with the packet's length, as the
-/// kernel's will be, to the scratch slot's destination (`remote4` for IPv4, `addr6[1]` for
-/// IPv6): `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries the MTU that refused it.
-extern "C" fn step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+/// IPv4: one forwarding lookup from the receiving interface with the packet's length, as the
+/// kernel's will be, to the scratch slot's `remote4`: `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries
+/// the MTU that refused it. (45 ns here: not worth remembering.)
+extern "C" fn step4(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `c` is the `Lookup` that `lookup` passed to `bpf_loop`.
     let l = unsafe { &mut *(c as *mut Lookup) };
-    let (Some(p), Ok(s)) = (FIB.get_ptr_mut(0), crate::scratch::get()) else {
+    let Ok(s) = crate::scratch::get() else {
         return 1;
     };
+    let dst = [u32::from_ne_bytes(s.remote4), 0, 0, 0];
+    if let Some(mtu) = fib_mtu(l, AF_INET, dst, l.tot_len)
+        && l.tot_len > mtu
+    {
+        l.mtu = mtu;
+    }
+    1
+}
+
+/// IPv6: the route's MTU from the receiving interface to the scratch slot's `addr6[1]`,
+/// remembered for [`ROUTE_MTU_TTL_NS`] in `ROUTE_MTU`, else one FIB lookup for the longest
+/// packet (whose `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries the MTU): the kernel's IPv6 lookup
+/// costs 130 ns here, and on a node with one narrower interface every full-size packet with
+/// DF to a client asks it. The packet does not fit when it is longer.
+extern "C" fn step6(_i: u64, c: *mut core::ffi::c_void) -> i64 {
+    // SAFETY: `c` is the `Lookup` that `lookup` passed to `bpf_loop`.
+    let l = unsafe { &mut *(c as *mut Lookup) };
+    let Ok(s) = crate::scratch::get() else {
+        return 1;
+    };
+    let key = RouteKey {
+        dst: crate::packet::addr_words(&s.addr6[1]),
+        ifindex: l.ifindex,
+    };
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: a plain value, copied out.
+    let mtu = match unsafe { ROUTE_MTU.get(&key) } {
+        Some(e) if now.wrapping_sub(e.at_ns) < ROUTE_MTU_TTL_NS => e.mtu,
+        _ => {
+            // No route, or one the kernel refuses anyway: nothing to answer.
+            let Some(mtu) = fib_mtu(l, AF_INET6, key.dst, LONGEST) else {
+                return 1;
+            };
+            let entry = RouteMtu {
+                mtu,
+                _pad: 0,
+                at_ns: now,
+            };
+            let _ = ROUTE_MTU.insert(&key, &entry, 0);
+            mtu
+        }
+    };
+    if l.tot_len > mtu {
+        l.mtu = mtu;
+    }
+    1
+}
+
+/// One FIB lookup of `family` to `dst` (IPv4 in its first word, from `l.src`) for a packet of
+/// `tot_len` bytes: the MTU that refused it, `u32::MAX` when it fits, `None` when the lookup
+/// fails (no route, a blackhole, forwarding off).
+#[inline(always)]
+fn fib_mtu(l: &Lookup, family: u8, dst: [u32; 4], tot_len: u32) -> Option<u32> {
+    let p = FIB.get_ptr_mut(0)?;
     // SAFETY: this CPU's slot, private to this packet while the program runs.
     let p: &mut bpf_fib_lookup = unsafe { &mut *p };
-    query(p, l.family as u8, l.ifindex, l.tot_len as u16);
-    if l.family as u8 == AF_INET {
+    query(p, family, l.ifindex, tot_len as u16);
+    if family == AF_INET {
         p.__bindgen_anon_3.ipv4_src = l.src;
-        p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(s.remote4);
+        p.__bindgen_anon_4.ipv4_dst = dst[0];
     } else {
         p.__bindgen_anon_3.ipv6_src = [0; 4];
-        p.__bindgen_anon_4.ipv6_dst = crate::packet::addr_words(&s.addr6[1]);
+        p.__bindgen_anon_4.ipv6_dst = dst;
     }
     // SAFETY: helper call with the context and a map value of the size given.
     let rc = unsafe {
@@ -123,11 +200,12 @@ extern "C" fn step(_i: u64, c: *mut core::ffi::c_void) -> i64 {
             BPF_FIB_LOOKUP_SKIP_NEIGH,
         )
     } as u32;
-    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED {
+    match rc {
         // SAFETY: the union holds the MTU after a FRAG_NEEDED answer.
-        l.mtu = unsafe { p.__bindgen_anon_1.mtu_result } as u32;
+        BPF_FIB_LKUP_RET_FRAG_NEEDED => Some(unsafe { p.__bindgen_anon_1.mtu_result } as u32),
+        BPF_FIB_LKUP_RET_SUCCESS => Some(u32::MAX),
+        _ => None,
     }
-    1
 }
 
 /// Readies the per-CPU `bpf_fib_lookup` parameters for a route lookup of `family` from

@@ -156,6 +156,32 @@ pub static IFACES: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_M
 pub static FIB: PerCpuArray<aya_ebpf::bindings::bpf_fib_lookup> =
     PerCpuArray::with_max_entries(1, 0);
 
+/// The IPv6 route MTUs `egress` looked up, for a second (`egress::ROUTE_MTU_TTL_NS`). Shared
+/// by all CPUs: written once a second per destination, read by every packet. Not pinned: a
+/// new start asks the FIB again.
+#[map]
+pub static ROUTE_MTU: LruHashMap<RouteKey, RouteMtu> =
+    LruHashMap::with_max_entries(ROUTE_MTU_ENTRIES, 0);
+
+/// Destinations whose route MTU `ROUTE_MTU` remembers (least recently used forgotten first).
+pub const ROUTE_MTU_ENTRIES: u32 = 4096;
+
+/// An IPv6 route lookup as `egress` makes it: the destination and the interface it starts
+/// from (the receiving one, as the kernel's lookup for a forwarded packet).
+#[repr(C)]
+pub struct RouteKey {
+    pub dst: [u32; 4],
+    pub ifindex: u32,
+}
+
+/// The MTU of a route and when it was looked up (`bpf_ktime_get_coarse_ns`).
+#[repr(C)]
+pub struct RouteMtu {
+    pub mtu: u32,
+    pub _pad: u32,
+    pub at_ns: u64,
+}
+
 /// The longest RFC 4884 extension a translated ICMP error keeps: an ICMPv6 error of 1280
 /// bytes with the least quote (`nat64_common::rfc4884`).
 pub const EXTENSION_MAX: usize =

@@ -492,6 +492,53 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
     });
 }
 
+/// The IPv6 route's MTU is remembered (`ROUTE_MTU`: the kernel's IPv6 lookup is the dearest
+/// step of a translation that needs it), for a second and no longer: once the operator raises
+/// the route's MTU, packets it now carries are translated within that second, and answered
+/// with the new MTU once it is lowered again.
+#[test]
+fn a_changed_ipv6_route_mtu_is_seen_within_a_second() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("route-mtu-ttl");
+    ns.veth("r0", "r1", Some(1400), &["2001:db8:6::1/64"]);
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let ns = &ns;
+    ns.run(|| {
+        let x = load(1500, false, true, true);
+        // 1390 bytes of IPv4 become 1410 of IPv6: too big for r0's 1400.
+        let input = echo4(1390, true);
+        assert_fragmentation_needed(&x, &input, 1380);
+        let until = |want: u32| {
+            let start = std::time::Instant::now();
+            // Bounded: 30 tries, 100 ms apart.
+            for _ in 0..30 {
+                let (action, out) = x.run(&input);
+                let seen = match want {
+                    0 => action == XDP_PASS && out[12..14] == [0x86, 0xdd],
+                    mtu => {
+                        action == XDP_TX
+                            && u16::from_be_bytes([out[14 + 26], out[14 + 27]]) as u32 == mtu
+                    }
+                };
+                if seen {
+                    return start.elapsed();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!("the route's new MTU was not seen in 3 s (want {want})");
+        };
+        ns.ip(&["link", "set", "r0", "mtu", "1500"]);
+        let took = until(0);
+        assert!(took.as_millis() <= 1500, "translated after {took:?}");
+        ns.ip(&["link", "set", "r0", "mtu", "1300"]);
+        let took = until(1280);
+        assert!(
+            took.as_millis() <= 1500,
+            "answered with 1280 after {took:?}"
+        );
+    });
+}
+
 /// Runs `f` on a dataplane with the translator link (`ipv6_mtu`) in a namespace whose IPv6
 /// route to the client has MTU `route_mtu`: the link's kernel side exists by its default
 /// name, for the configuration's `link_ifindex` (the far end's program is not needed).
