@@ -655,6 +655,35 @@ fn shared_pool4_toml(lab: &Lab) -> String {
     toml
 }
 
+/// The dataplane shares one of the node's addresses in pool4; with two, the daemon says which
+/// and what the other loses (hairpinning and fragmentation through the node), rather than
+/// leaving the operator to find out from lost packets.
+#[test]
+fn a_second_node_address_in_pool4_is_named_at_start() {
+    nat64_tests::require_root();
+    let mut lab = Lab::new(LabOptions {
+        stateful: true,
+        ..LabOptions::default()
+    });
+    lab.xlat.ip(&["addr", "add", "192.0.2.9/32", "dev", "lo"]);
+    let toml = shared_pool4_toml(&lab).replace(
+        "pool4 = \"192.0.2.1/32\"",
+        "pool4 = [\"192.0.2.1/32\", \"192.0.2.9/32\"]",
+    );
+    lab.start_daemon_with(&toml);
+    let log = lab.daemon_log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("only the first is shared"))
+        .unwrap_or_else(|| panic!("no warning about the second address:\n{log}"));
+    // Whichever the node lists first is shared (here the loopback's), the other named.
+    assert!(
+        (warning.contains("shared=192.0.2.1") && warning.contains("others=[192.0.2.9]"))
+            || (warning.contains("shared=192.0.2.9") && warning.contains("others=[192.0.2.1]")),
+        "{warning}"
+    );
+}
+
 /// pool4 on the translator's own address, shared by port (Jool's default pool4): the node's
 /// 192.0.2.1 serves as pool4 with ports 61001-65535, beside the kernel's ephemeral ports. A
 /// stateful client's flows leave from it with a pool4 port, while the node's own traffic on

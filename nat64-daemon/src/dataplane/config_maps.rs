@@ -19,14 +19,20 @@ impl Dataplane {
         if own_rfc6791_source(cfg) {
             fast.flags2 |= nat64_common::maps::CONFIG_F2_POOL6791_LOCAL;
         }
-        // A pool4 address shared with the node (`Config::shared4`).
-        if let Some(st) = &cfg.stateful
-            && let Some((_, a)) = self
+        // A pool4 address shared with the node (`Config::shared4`): the dataplane knows one.
+        if let Some(st) = &cfg.stateful {
+            let mut shared = self
                 .own4
                 .iter()
-                .find(|(_, a)| st.pool4.iter().any(|p| p.contains(a)))
-        {
-            fast.shared4 = a.octets();
+                .map(|(_, a)| *a)
+                .filter(|a| st.pool4.iter().any(|p| p.contains(a)));
+            if let Some(a) = shared.next() {
+                fast.shared4 = a.octets();
+                let others: Vec<_> = shared.filter(|o| *o != a).collect();
+                if !others.is_empty() {
+                    tracing::warn!(shared = %a, others = ?others, "stateful.pool4 holds more than one of this node's addresses, and only the first is shared: to the others, flows hairpinned through this node and datagrams it must fragment for a client are lost (the kernel keeps them); give pool4 one of the node's addresses, or addresses the node does not hold");
+                }
+            }
         }
         // What must be fragmented on its way to a client of the shared address goes into the
         // link under the alias (`Config::shared4_alias`), routed there with the link
