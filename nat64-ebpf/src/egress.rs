@@ -19,10 +19,12 @@
 //! ([`mtu6_if_too_big`], for translations over 1280 bytes and `Config::mtu_floor6`) is answered
 //! with Fragmentation Needed from this node (`too_big`), quoting the packet as sent, where the
 //! kernel's Packet Too Big would come back through the link with a quote rebuilt from the
-//! IPv6 packet. Its route's MTU is remembered for a second (`ROUTE_MTU`): the kernel's IPv6
-//! lookup takes 130 ns here, more than the rest of the translation, and on a node with one
-//! narrower interface (a tunnel's, say) every full-size packet with DF to an IPv6 client
-//! would ask it.
+//! IPv6 packet.
+//!
+//! Both ways a route's MTU is remembered for a second (`ROUTE_MTU`): the kernel's lookup takes
+//! 50 ns (IPv4) to 130 ns (IPv6, more than the rest of the translation) here, and on a node
+//! with one narrower interface (a tunnel's, say) every full-size packet would ask it (with DF;
+//! 4 to 6 also without, to keep what the link must fragment within the route).
 
 use aya_ebpf::{
     bindings::{
@@ -38,8 +40,9 @@ use crate::{
     maps::{FIB, ROUTE_MTU, RouteKey, RouteMtu},
 };
 
-/// How long an IPv6 route's MTU is taken from `ROUTE_MTU` before the FIB is asked again: a
-/// route the operator changed is seen within this.
+/// How long a route's MTU is taken from `ROUTE_MTU` before the FIB is asked again: a route
+/// the operator changed, or a path MTU the kernel learned for the node's own address (a
+/// shared pool4 address), is seen within this.
 pub const ROUTE_MTU_TTL_NS: u64 = 1_000_000_000;
 
 /// Asked of the FIB instead of the packet's length, so that its answer carries the route's
@@ -117,9 +120,8 @@ struct Lookup {
     mtu: u32,
 }
 
-/// IPv4: one forwarding lookup from the receiving interface with the packet's length, as the
-/// kernel's will be, to the scratch slot's `remote4`: `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries
-/// the MTU that refused it. (45 ns here: not worth remembering.)
+/// IPv4: whether the translated packet fits the route out to the scratch slot's `remote4`
+/// (from `l.src`), by the route's MTU ([`remembered_mtu`]).
 extern "C" fn step4(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `c` is the `Lookup` that `lookup` passed to `bpf_loop`.
     let l = unsafe { &mut *(c as *mut Lookup) };
@@ -127,7 +129,7 @@ extern "C" fn step4(_i: u64, c: *mut core::ffi::c_void) -> i64 {
         return 1;
     };
     let dst = [u32::from_ne_bytes(s.remote4), 0, 0, 0];
-    if let Some(mtu) = fib_mtu(l, AF_INET, dst, l.tot_len)
+    if let Some(mtu) = remembered_mtu(l, AF_INET, dst)
         && l.tot_len > mtu
     {
         l.mtu = mtu;
@@ -135,44 +137,53 @@ extern "C" fn step4(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     1
 }
 
-/// IPv6: the route's MTU from the receiving interface to the scratch slot's `addr6[1]`,
-/// remembered for [`ROUTE_MTU_TTL_NS`] in `ROUTE_MTU`, else one FIB lookup for the longest
-/// packet (whose `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries the MTU): the kernel's IPv6 lookup
-/// costs 130 ns here, and on a node with one narrower interface every full-size packet with
-/// DF to a client asks it. The packet does not fit when it is longer.
+/// IPv6: the same to the scratch slot's `addr6[1]`.
 extern "C" fn step6(_i: u64, c: *mut core::ffi::c_void) -> i64 {
     // SAFETY: `c` is the `Lookup` that `lookup` passed to `bpf_loop`.
     let l = unsafe { &mut *(c as *mut Lookup) };
     let Ok(s) = crate::scratch::get() else {
         return 1;
     };
-    let key = RouteKey {
-        dst: crate::packet::addr_words(&s.addr6[1]),
-        ifindex: l.ifindex,
-    };
-    // SAFETY: plain helper call.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
-    // SAFETY: a plain value, copied out.
-    let mtu = match unsafe { ROUTE_MTU.get(&key) } {
-        Some(e) if now.wrapping_sub(e.at_ns) < ROUTE_MTU_TTL_NS => e.mtu,
-        _ => {
-            // No route, or one the kernel refuses anyway: nothing to answer.
-            let Some(mtu) = fib_mtu(l, AF_INET6, key.dst, LONGEST) else {
-                return 1;
-            };
-            let entry = RouteMtu {
-                mtu,
-                _pad: 0,
-                at_ns: now,
-            };
-            let _ = ROUTE_MTU.insert(&key, &entry, 0);
-            mtu
-        }
-    };
-    if l.tot_len > mtu {
+    let dst = crate::packet::addr_words(&s.addr6[1]);
+    if let Some(mtu) = remembered_mtu(l, AF_INET6, dst)
+        && l.tot_len > mtu
+    {
         l.mtu = mtu;
     }
     1
+}
+
+/// The MTU of the route of `family` to `dst` from the receiving interface (and `l.src` for
+/// IPv4), as the kernel's own lookup will find it: remembered for [`ROUTE_MTU_TTL_NS`] in
+/// `ROUTE_MTU`, else one FIB lookup for the longest packet (whose
+/// `BPF_FIB_LKUP_RET_FRAG_NEEDED` carries the MTU). `None` when there is no route (or one
+/// the kernel refuses anyway): nothing to answer.
+#[inline(always)]
+fn remembered_mtu(l: &Lookup, family: u8, dst: [u32; 4]) -> Option<u32> {
+    let key = RouteKey {
+        dst,
+        src: l.src,
+        ifindex: l.ifindex,
+        family: family as u32,
+    };
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: a plain value, copied out. (An LRU element is reused at once when it is
+    // evicted: a lookup racing that on another CPU may read the new destination's MTU, for
+    // one packet.)
+    if let Some(e) = unsafe { ROUTE_MTU.get(&key) }
+        && now.wrapping_sub(e.at_ns) < ROUTE_MTU_TTL_NS
+    {
+        return Some(e.mtu);
+    }
+    let mtu = fib_mtu(l, family, dst, LONGEST)?;
+    let entry = RouteMtu {
+        mtu,
+        _pad: 0,
+        at_ns: now,
+    };
+    let _ = ROUTE_MTU.insert(&key, &entry, 0);
+    Some(mtu)
 }
 
 /// One FIB lookup of `family` to `dst` (IPv4 in its first word, from `l.src`) for a packet of

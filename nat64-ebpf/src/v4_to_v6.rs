@@ -59,8 +59,9 @@ pub fn translate<C: Frame>(ctx: &C, cfg: &Config) -> Packed {
 const IPV6_MIN_MTU: usize = 1280;
 
 /// The MTU of the IPv6 route out when a translated packet of `v6_len` bytes does not fit it,
-/// else 0: one FIB lookup (`egress`), made only for packets over the IPv6 minimum MTU and the
-/// narrowest interface (`Config::mtu_floor6`), which every route carries.
+/// else 0 (`egress`: the FIB's answer, remembered for a second per destination), asked only
+/// for packets over the IPv6 minimum MTU and the narrowest interface (`Config::mtu_floor6`),
+/// which every route carries.
 #[inline(always)]
 fn route_mtu_if_too_big(ctx: &impl Frame, cfg: &Config, v6_len: usize) -> u32 {
     if v6_len > IPV6_MIN_MTU && v6_len > cfg.mtu_floor6 as usize {
@@ -329,8 +330,8 @@ fn translate_packet<C: Frame>(ctx: &C, cfg: &Config) -> Result<Step, DropReason>
             );
         }
     }
-    // With DF, too big for the IPv6 route out (one FIB lookup, for packets over the IPv6
-    // minimum MTU only): answered here with Fragmentation Needed from this node (`too_big`,
+    // With DF, too big for the IPv6 route out (the route's MTU from `egress`, asked for
+    // packets over the IPv6 minimum MTU and the narrowest interface only): answered here with Fragmentation Needed from this node (`too_big`,
     // RFC 1191's MTU: the route's, 20 bytes less), quoting the packet as sent, as Jool does
     // from its own route lookup. The kernel's Packet Too Big would come back through the link
     // with a quote rebuilt from the IPv6 packet, in which a fragment's DF does not survive.

@@ -493,7 +493,7 @@ fn too_big_with_df_for_the_ipv6_route_gets_fragmentation_needed_with_its_mtu() {
 }
 
 /// The IPv6 route's MTU is remembered (`ROUTE_MTU`: the kernel's IPv6 lookup is the dearest
-/// step of a translation that needs it), for a second and no longer: once the operator raises
+/// step of a translation that needs it; the entry is read back), for a second and no longer: once the operator raises
 /// the route's MTU, packets it now carries are translated within that second, and answered
 /// with the new MTU once it is lowered again.
 #[test]
@@ -508,6 +508,12 @@ fn a_changed_ipv6_route_mtu_is_seen_within_a_second() {
         // 1390 bytes of IPv4 become 1410 of IPv6: too big for r0's 1400.
         let input = echo4(1390, true);
         assert_fragmentation_needed(&x, &input, 1380);
+        // Remembered: the client's address, from the receiving interface (lo here).
+        let client6 = std::net::IpAddr::from(fixtures::CLIENT6);
+        assert_eq!(
+            x.dp.route_mtus().expect("ROUTE_MTU"),
+            vec![(client6, 1, 1400)]
+        );
         let until = |want: u32| {
             let start = std::time::Instant::now();
             // Bounded: 30 tries, 100 ms apart.
@@ -517,7 +523,14 @@ fn a_changed_ipv6_route_mtu_is_seen_within_a_second() {
                     0 => action == XDP_PASS && out[12..14] == [0x86, 0xdd],
                     mtu => {
                         action == XDP_TX
-                            && u16::from_be_bytes([out[14 + 26], out[14 + 27]]) as u32 == mtu
+                            && Icmpv4Header::from_slice(&out[14 + 20..]).is_ok_and(|(h, _)| {
+                                h.icmp_type
+                                    == Icmpv4Type::DestinationUnreachable(
+                                        DestUnreachableHeader::FragmentationNeeded {
+                                            next_hop_mtu: mtu as u16,
+                                        },
+                                    )
+                            })
                     }
                 };
                 if seen {

@@ -1574,6 +1574,71 @@ fn hairpinning_to_a_shared_pool4_address_goes_into_the_link() {
     });
 }
 
+/// The IPv4 route's MTU is remembered too (`ROUTE_MTU`), for a second and no longer: once the
+/// route out is widened, the packet it refused is translated within that second, and once it
+/// is narrowed again, answered with the new MTU (its MTU plus 20, RFC 7915 section 4.2).
+#[test]
+fn a_changed_ipv4_route_mtu_is_seen_within_a_second() {
+    nat64_tests::require_root();
+    let ns = nat64_tests::netns::Netns::new("shared-mtu-ttl");
+    ns.veth("r0", "r1", Some(1400), &["192.0.2.1/24"]);
+    ns.veth("s0", "s1", None, &["2001:db8:6::1/64"]);
+    ns.sysctl("net.ipv4.conf.all.forwarding", "1");
+    ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let ns = &ns;
+    ns.run(|| {
+        let mut x = shared_pool4("shared mtu ttl");
+        add_static(
+            &mut x,
+            nat64_daemon::bindings::Protocol::Udp,
+            std::net::SocketAddrV6::new(A.into(), 2000, 0, 0),
+            "198.51.100.200:61010".parse().unwrap(),
+        );
+        // 1450 bytes of IPv6, 1430 of IPv4 with DF: too big for r0's 1400.
+        let big = udp6(A, 2000, SERVER6, 4000, &[0x5a; 1402]);
+        let verdict = || {
+            let (action, out) = x.run(&big);
+            match action {
+                XDP_PASS if out[12..14] == [0x08, 0x00] => Some(0),
+                // ICMPv6 Packet Too Big: its MTU at the fifth byte of the message.
+                XDP_TX if out[14 + 40] == 2 => Some(u32::from_be_bytes(
+                    out[14 + 44..14 + 48].try_into().unwrap(),
+                )),
+                _ => None,
+            }
+        };
+        assert_eq!(verdict(), Some(1420), "answered with r0's MTU plus 20");
+        // Remembered: the server's address from the receiving interface (lo here).
+        assert_eq!(
+            x.dp.route_mtus().expect("ROUTE_MTU"),
+            vec![(std::net::IpAddr::from(SERVER4), 1, 1400)]
+        );
+        let until = |want: u32| {
+            let start = std::time::Instant::now();
+            // Bounded: 30 tries, 100 ms apart.
+            for _ in 0..30 {
+                if verdict() == Some(want) {
+                    return start.elapsed();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!(
+                "the route's new MTU was not seen in 3 s (want {want}, got {:?})",
+                verdict()
+            );
+        };
+        ns.ip(&["link", "set", "r0", "mtu", "1500"]);
+        let took = until(0);
+        assert!(took.as_millis() <= 1500, "translated after {took:?}");
+        ns.ip(&["link", "set", "r0", "mtu", "1300"]);
+        let took = until(1320);
+        assert!(
+            took.as_millis() <= 1500,
+            "answered with 1320 after {took:?}"
+        );
+    });
+}
+
 /// From a pool4 address the node shares, a packet with DF too big for the route out is
 /// answered with ICMPv6 Packet Too Big from the node (the kernel's Fragmentation Needed would
 /// go to that address, the node itself): MTU 1000 on the way out, so 1280 for the IPv6 side

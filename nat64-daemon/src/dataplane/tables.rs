@@ -188,6 +188,35 @@ impl Dataplane {
         }
         Ok(Stats::from_values(values))
     }
+
+    /// The route MTUs the dataplane remembers (`ROUTE_MTU`: see `nat64-ebpf/src/egress.rs`),
+    /// each as its destination, the receiving interface it was looked up from, and the MTU
+    /// (`u32::MAX`: none that limits).
+    pub fn route_mtus(&self) -> Result<Vec<(std::net::IpAddr, u32, u32)>, DataplaneError> {
+        // The key: the destination (4 words; IPv4 in the first), the source, the interface,
+        // the family; the value: the MTU, padding, the time. Native byte order, but for the
+        // addresses.
+        let map: aya::maps::HashMap<_, [u8; 28], [u8; 16]> = aya::maps::HashMap::try_from(
+            self.ebpf
+                .map("ROUTE_MTU")
+                .ok_or(DataplaneError::Missing("map ROUTE_MTU"))?,
+        )
+        .map_err(map_err("ROUTE_MTU"))?;
+        let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let mut out = Vec::new();
+        for entry in map.iter() {
+            let (k, v) = entry.map_err(map_err("ROUTE_MTU"))?;
+            let dst = if word(&k[24..]) == libc::AF_INET as u32 {
+                std::net::IpAddr::from([k[0], k[1], k[2], k[3]])
+            } else {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&k[..16]);
+                std::net::IpAddr::from(a)
+            };
+            out.push((dst, word(&k[20..]), word(&v[..])));
+        }
+        Ok(out)
+    }
 }
 
 /// An error and its sources, for a log line: aya's syscall errors keep the errno in the source.
