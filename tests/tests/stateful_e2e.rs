@@ -670,6 +670,10 @@ fn a_second_node_address_in_pool4_is_named_at_start() {
         "pool4 = \"192.0.2.1/32\"",
         "pool4 = [\"192.0.2.1/32\", \"192.0.2.9/32\"]",
     );
+    assert!(
+        toml.contains("pool4 = [\"192.0.2.1/32\", \"192.0.2.9/32\"]"),
+        "test setup:\n{toml}"
+    );
     lab.start_daemon_with(&toml);
     let log = lab.daemon_log();
     let warning = log

@@ -28,10 +28,13 @@ impl Dataplane {
                 .filter(|a| st.pool4.iter().any(|p| p.contains(a)));
             if let Some(a) = shared.next() {
                 fast.shared4 = a.octets();
-                let others: Vec<_> = shared.filter(|o| *o != a).collect();
-                if !others.is_empty() {
+                let mut others: Vec<_> = shared.filter(|o| *o != a).collect();
+                others.sort();
+                others.dedup();
+                if !others.is_empty() && others != self.unshared4 {
                     tracing::warn!(shared = %a, others = ?others, "stateful.pool4 holds more than one of this node's addresses, and only the first is shared: to the others, flows hairpinned through this node and datagrams it must fragment for a client are lost (the kernel keeps them); give pool4 one of the node's addresses, or addresses the node does not hold");
                 }
+                self.unshared4 = others;
             }
         }
         // What must be fragmented on its way to a client of the shared address goes into the

@@ -192,6 +192,9 @@ pub struct Dataplane {
     /// the translator link's two ends, which do not count.
     mtu_floors: (u16, u16),
     link_names: Vec<String>,
+    /// The node's addresses in pool4 beside the one shared that the daemon last warned about
+    /// (`apply` runs at start, again with the link, and on every re-sync): said once.
+    unshared4: Vec<std::net::Ipv4Addr>,
 }
 
 /// Where a program is attached: XDP in a mode, or TC ingress.
@@ -293,6 +296,7 @@ impl Dataplane {
             sizes,
             own4,
             link_side: None,
+            unshared4: Vec::new(),
             mtu_floors: (0, 0),
             link_names: Vec::new(),
         };
@@ -389,6 +393,7 @@ impl Dataplane {
             sizes: self.sizes,
             own4: self.own4.clone(),
             link_side: None,
+            unshared4: self.unshared4.clone(),
             mtu_floors: (0, 0),
             link_names: Vec::new(),
         };
