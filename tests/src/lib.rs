@@ -25,6 +25,40 @@ pub fn require_root() {
     );
 }
 
+/// How long until `seen()` holds, asked at once and then every 100 ms, at most `tries` times
+/// (a bounded wait); `None` if it never did.
+pub fn time_until(tries: u32, mut seen: impl FnMut() -> bool) -> Option<std::time::Duration> {
+    let start = std::time::Instant::now();
+    for _ in 0..tries {
+        if seen() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+/// For the tests of remembered route MTUs: raises `dev`'s MTU in `ns` to 1500, then lowers it
+/// to 1300, and asserts that each change is seen within 1.5 s (the dataplane keeps a route's
+/// MTU for a second): `seen(0)` once the packet is translated, `seen(answer)` once it is
+/// answered with the MTU `answer`.
+pub fn assert_route_mtu_changes_seen(
+    ns: &netns::Netns,
+    dev: &str,
+    answer: u32,
+    seen: impl Fn(u32) -> bool,
+) {
+    for (mtu, want) in [("1500", 0), ("1300", answer)] {
+        ns.ip(&["link", "set", dev, "mtu", mtu]);
+        let took = time_until(30, || seen(want))
+            .unwrap_or_else(|| panic!("{dev} at MTU {mtu} not seen in 3 s (want {want})"));
+        assert!(
+            took.as_millis() <= 1500,
+            "{dev} at MTU {mtu} seen after {took:?}"
+        );
+    }
+}
+
 /// Path of the `nat64d` binary built in the same target directory as the running test or lab.
 ///
 /// `NAT64D_BIN` overrides it. Panics with the fix when it is missing.
