@@ -48,7 +48,7 @@ pub const ROUTE_MTU_TTL_NS: u64 = 1_000_000_000;
 /// Asked of the FIB instead of the packet's length, so that its answer carries the route's
 /// MTU (`BPF_FIB_LKUP_RET_FRAG_NEEDED`) whatever the packet: a number to remember for every
 /// packet to that destination.
-const LONGEST: u32 = 0xffff;
+const LONGEST: u16 = 0xffff;
 
 /// The MTU of the route out for the translated IPv4 packet of `tot_len` bytes from `src`
 /// (network order) to the scratch slot's `remote4` when it does not fit, else 0. A GSO
@@ -176,7 +176,7 @@ fn remembered_mtu(l: &Lookup, family: u8, dst: [u32; 4]) -> Option<u32> {
     {
         return Some(e.mtu);
     }
-    let mtu = fib_mtu(l, family, dst, LONGEST)?;
+    let mtu = fib_mtu(l, family, dst)?;
     let entry = RouteMtu {
         mtu,
         _pad: 0,
@@ -186,15 +186,15 @@ fn remembered_mtu(l: &Lookup, family: u8, dst: [u32; 4]) -> Option<u32> {
     Some(mtu)
 }
 
-/// One FIB lookup of `family` to `dst` (IPv4 in its first word, from `l.src`) for a packet of
-/// `tot_len` bytes: the MTU that refused it, `u32::MAX` when it fits, `None` when the lookup
-/// fails (no route, a blackhole, forwarding off).
+/// One FIB lookup of `family` to `dst` (IPv4 in its first word, from `l.src`) for the
+/// [`LONGEST`] packet: the route's MTU (`u32::MAX` when it carries that), `None` when the
+/// lookup fails (no route, a blackhole, forwarding off).
 #[inline(always)]
-fn fib_mtu(l: &Lookup, family: u8, dst: [u32; 4], tot_len: u32) -> Option<u32> {
+fn fib_mtu(l: &Lookup, family: u8, dst: [u32; 4]) -> Option<u32> {
     let p = FIB.get_ptr_mut(0)?;
     // SAFETY: this CPU's slot, private to this packet while the program runs.
     let p: &mut bpf_fib_lookup = unsafe { &mut *p };
-    query(p, family, l.ifindex, tot_len as u16);
+    query(p, family, l.ifindex, LONGEST);
     if family == AF_INET {
         p.__bindgen_anon_3.ipv4_src = l.src;
         p.__bindgen_anon_4.ipv4_dst = dst[0];
