@@ -642,6 +642,14 @@ fn stateful_clients_reach_each_other_through_their_pool4_addresses() {
 /// The lab's configuration with pool4 on the translator's own address 192.0.2.1, shared by
 /// port (ports 61001-65535, beside the kernel's ephemeral ones), and a documentation address
 /// for that address's alias (`stateful.shared_address_alias`, whose default is 240.0.0.64).
+/// A UDP socket of the node itself on its shared pool4 address (192.0.2.1), from an ephemeral
+/// port: the node's own traffic, which the translator must leave to the kernel.
+fn node_socket(lab: &Lab) -> UdpSocket {
+    lab.xlat
+        .run(|| UdpSocket::bind(("192.0.2.1", 0)))
+        .expect("bind node udp")
+}
+
 fn shared_pool4_toml(lab: &Lab) -> String {
     let toml = lab.config_toml().replace(
         "pool4 = \"203.0.113.200/30\"\nports = \"20000-29999\"",
@@ -717,10 +725,7 @@ fn pool4_on_the_translators_own_address_is_shared_by_port() {
         "the client's datagram through pool4 on 192.0.2.1"
     );
     // The node's own datagram, from its own ephemeral port on the same address.
-    let own = lab
-        .xlat
-        .run(|| UdpSocket::bind(("192.0.2.1", 0)))
-        .expect("bind node udp");
+    let own = node_socket(&lab);
     assert_eq!(
         peers::udp_exchange(&own, (SERVER4, 7007).into(), &[32], 2),
         1,
@@ -786,10 +791,7 @@ fn large_datagrams_through_a_shared_pool4_address_are_fragmented_to_fit() {
             "{mode}: the server's large echoes through pool4 on 192.0.2.1\n{}",
             lab.daemon_log()
         );
-        let own = lab
-            .xlat
-            .run(|| UdpSocket::bind(("192.0.2.1", 0)))
-            .expect("bind node udp");
+        let own = node_socket(&lab);
         assert_eq!(
             peers::udp_exchange(&own, (SERVER4, 7007).into(), &[3000], 9),
             1,

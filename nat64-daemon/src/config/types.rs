@@ -370,25 +370,26 @@ impl OffValue for PathBuf {
     }
 }
 
-impl OffValue for std::net::SocketAddr {
-    const EXPECTED: &'static str = "ADDRESS:PORT (\"127.0.0.1:9464\", \"[::1]:9464\")";
-    fn parse(s: &str) -> Option<Self> {
-        s.parse().ok()
-    }
-    fn text(&self) -> String {
-        self.to_string()
-    }
+/// [`OffValue`] for a type that parses from and displays as its text (`FromStr`, `Display`).
+macro_rules! off_value_by_text {
+    ($t:ty, $expected:expr) => {
+        impl OffValue for $t {
+            const EXPECTED: &'static str = $expected;
+            fn parse(s: &str) -> Option<Self> {
+                s.parse().ok()
+            }
+            fn text(&self) -> String {
+                self.to_string()
+            }
+        }
+    };
 }
 
-impl OffValue for std::net::Ipv4Addr {
-    const EXPECTED: &'static str = "an IPv4 address";
-    fn parse(s: &str) -> Option<Self> {
-        s.parse().ok()
-    }
-    fn text(&self) -> String {
-        self.to_string()
-    }
-}
+off_value_by_text!(
+    std::net::SocketAddr,
+    "ADDRESS:PORT (\"127.0.0.1:9464\", \"[::1]:9464\")"
+);
+off_value_by_text!(std::net::Ipv4Addr, "an IPv4 address");
 
 impl<'de, T: OffValue> Deserialize<'de> for OrOff<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
